@@ -1,0 +1,43 @@
+# Everything a newcomer needs: `make run` and `make test`. Each target sets itself up first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint typecheck pytest bench bench-city clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+instance/app.db: $(STAMP)
+	$(PY) -m flask --app webapp init-db
+	$(PY) -m flask --app webapp seed-demo
+
+run: setup instance/app.db
+	$(PY) -m flask --app webapp demo-logins
+	$(PY) -m flask --app webapp run --host 127.0.0.1 --port 5000
+
+lint: setup
+	$(PY) -m ruff check scheduler webapp tests
+
+typecheck: setup
+	$(PY) -m mypy scheduler
+
+pytest: setup
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+bench: setup
+	$(PY) -m scheduler bench
+
+bench-city: setup
+	$(PY) -m flask --app webapp bench-city
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
