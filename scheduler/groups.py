@@ -1,0 +1,114 @@
+"""Pupils who are interchangeable for the solver, grouped per day.
+
+On one day, two pupils of the same grade who request the same periods, share the same pinned and previous
+sessions that day and score the day's activities alike are interchangeable for every objective level. The model
+counts pupils per group instead of deciding for each pupil: a 3,000-pupil school becomes a few hundred integers
+per day. Groups nest: a `DayClass` (grade, periods, pins, previous) owns the seat variables, its
+`PreferenceGroup`s (same scores) only split those seats by liked activity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from scheduler.domain import Instance, Pupil, Request, Session
+
+
+def lottery_key(seed: int, pupil_id: str) -> bytes:
+    """A pupil's place in the lottery: uniform, reproducible for a seed, independent of input order."""
+    return hashlib.blake2b(f"{seed}:{pupil_id}".encode(), digest_size=8).digest()
+
+
+@dataclass
+class PreferenceGroup:
+    """Pupils of one `DayClass` who score every activity of the day alike (coverage splits by priority)."""
+
+    scores: tuple[tuple[str, int], ...]
+    pupils_by_priority: dict[int, list[str]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return sum(len(ids) for ids in self.pupils_by_priority.values())
+
+
+@dataclass
+class DayClass:
+    """Pupils of one grade who on `day` need the same periods and share pins and previous sessions."""
+
+    day: int
+    grade: int
+    periods: tuple[str, ...]
+    fixed: tuple[str, ...]
+    previous: tuple[str, ...]
+    eligible: dict[str, list[Session]]
+    """Per requested period, the sessions these pupils may sit in (only the pinned one where a pin exists)."""
+    groups: dict[tuple[tuple[str, int], ...], PreferenceGroup]
+    """Preference groups keyed by their scores."""
+
+    @property
+    def name(self) -> str:
+        return f"d{self.day}_g{self.grade}_{'-'.join(self.periods)}"
+
+    @property
+    def size(self) -> int:
+        return sum(group.size for group in self.groups.values())
+
+    def sessions(self) -> Iterable[Session]:
+        for sessions in self.eligible.values():
+            yield from sessions
+
+
+def _sessions_for(instance: Instance, pupil: Pupil, day: int, period: str, pinned: str | None) -> list[Session]:
+    if pinned is not None:
+        return [instance.session_by_id[pinned]]
+    return [s for s in instance.sessions_by_slot.get((day, period), []) if s.admits_grade(pupil.grade)]
+
+
+def build_day_classes(instance: Instance, *, by_preference: bool, seed: int) -> list[DayClass]:
+    """Group every requested pupil-day; `by_preference=False` merges preference groups (enough for coverage)."""
+    fixed_by_pupil_day: dict[tuple[str, int], dict[str, str]] = defaultdict(dict)
+    for pair in instance.fixed:
+        session = instance.session_by_id[pair.session]
+        fixed_by_pupil_day[(pair.pupil, session.day)][session.period] = session.id
+    previous_by_pupil_day: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for pair in instance.previous:
+        session = instance.session_by_id[pair.session]
+        previous_by_pupil_day[(pair.pupil, session.day)].append(session.id)
+
+    classes: dict[tuple[object, ...], DayClass] = {}
+    order = sorted(instance.requests, key=lambda r: lottery_key(seed, r.pupil))
+    for request in order:
+        if not request.periods:
+            continue
+        pupil = instance.pupil_by_id[request.pupil]
+        periods = tuple(sorted(request.periods, key=instance.period_index.__getitem__))
+        for day in sorted(request.days):
+            pins = fixed_by_pupil_day.get((pupil.id, day), {})
+            fixed = tuple(sorted(pins.values()))
+            previous = tuple(sorted(previous_by_pupil_day.get((pupil.id, day), [])))
+            key = (day, pupil.grade, periods, fixed, previous)
+            day_class = classes.get(key)
+            if day_class is None:
+                eligible = {q: _sessions_for(instance, pupil, day, q, pins.get(q)) for q in periods}
+                day_class = DayClass(day, pupil.grade, periods, fixed, previous, eligible, {})
+                classes[key] = day_class
+            scores = _scores(instance, request, day_class) if by_preference else ()
+            _add_to_group(day_class, scores, pupil)
+    return sorted(classes.values(), key=lambda c: (c.day, c.grade, c.periods, c.fixed, c.previous))
+
+
+def _scores(instance: Instance, request: Request, day_class: DayClass) -> tuple[tuple[str, int], ...]:
+    offered = {s.activity for s in day_class.sessions()}
+    return tuple(
+        (activity, request.preference_score(activity)) for activity in request.preferences if activity in offered
+    )
+
+
+def _add_to_group(day_class: DayClass, scores: tuple[tuple[str, int], ...], pupil: Pupil) -> None:
+    group = day_class.groups.get(scores)
+    if group is None:
+        group = day_class.groups[scores] = PreferenceGroup(scores)
+    group.pupils_by_priority.setdefault(pupil.priority, []).append(pupil.id)

@@ -1,0 +1,185 @@
+"""The solver: correct on crafted cases, equal to an independent optimum on random ones, honest about status."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scheduler import io, validation
+from scheduler.domain import Assignment, Instance, Session, Status, Teacher
+from scheduler.solve import SolveCancelled, SolverConfig, solve
+from tests.scheduler.random_instances import random_instance
+from tests.scheduler.reference import reference_optimum
+
+SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec"
+if not SPEC.exists():  # CI lays shared/ beside the clone
+    SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec"
+
+FAST = SolverConfig(time_limit=20, workers=1)
+
+
+@pytest.fixture
+def example() -> Instance:
+    return io.load_instance(SPEC / "example-instance.json")
+
+
+def solve_checked(instance: Instance, config: SolverConfig = FAST):
+    solution = solve(instance, config)
+    if solution.has_allocation:
+        report = validation.validate(instance, solution)
+        assert report.violations == ()
+        assert report.objective.coverage == solution.objective.coverage
+        assert report.objective.preference == solution.objective.preference
+        assert report.objective.stability == solution.objective.stability
+        assert report.objective.max_teacher_load == solution.objective.max_teacher_load
+    return solution
+
+
+def replace_session(instance: Instance, session_id: str, **changes: object) -> Instance:
+    sessions = tuple(dataclasses.replace(s, **changes) if s.id == session_id else s for s in instance.sessions)
+    return dataclasses.replace(instance, sessions=sessions)
+
+
+def test_worked_example_is_optimal(example: Instance) -> None:
+    solution = solve_checked(example)
+    assert solution.status == Status.OPTIMAL
+    assert solution.objective.coverage == solution.objective.coverage_bound == 9
+    assert solution.objective.preference == 3
+    assert solution.objective.max_teacher_load == 2
+    # art needs two pupils: P001 gives up football so P003 is covered
+    assert Assignment("P001", "S3") in solution.assignments
+    assert Assignment("P003", "S3") in solution.assignments
+    assert solution.unserved == ()
+
+
+def test_capacity_limits_coverage(example: Instance) -> None:
+    tight = replace_session(example, "S1", capacity=3)
+    solution = solve_checked(tight)
+    assert solution.status == Status.OPTIMAL
+    enrolled = sum(1 for a in solution.assignments if a.session == "S1")
+    assert enrolled == 3
+    # the priority-2 pupil (weight 4) keeps the seat; two priority-1 pupils keep theirs
+    assert Assignment("P004", "S1") in solution.assignments
+    assert len(solution.unserved) == 1
+
+
+def test_grade_range_excludes_pupils(example: Instance) -> None:
+    solution = solve_checked(replace_session(example, "S1", grades=(4, 6)))
+    assert not any(a.session == "S1" for a in solution.assignments)
+    assert solution.objective.coverage == 0  # every request needs P1, only S1 offers it
+
+
+def test_min_pupils_closes_session_or_fills_it(example: Instance) -> None:
+    solution = solve_checked(replace_session(example, "S3", min_pupils=3))
+    assert solution.status == Status.OPTIMAL
+    art = [a for a in solution.assignments if a.session == "S3"]
+    assert len(art) in (0, 3)
+    assert solution.objective.coverage == 9  # P001, P002 and P003 all take art; football stays empty
+
+
+def test_no_qualified_teacher_means_no_session(example: Instance) -> None:
+    teachers = tuple(dataclasses.replace(t, qualifications=frozenset()) if t.id == "T1" else t
+                     for t in example.teachers)
+    solution = solve_checked(dataclasses.replace(example, teachers=teachers))
+    assert not any(a.session == "S2" for a in solution.assignments)
+    assert not any(s.session == "S2" for s in solution.staffing)
+
+
+def test_teacher_weekly_cap_and_availability(example: Instance) -> None:
+    capped = {"T3": {"max_sessions": 1}, "T1": {"available": frozenset({(1, "P2")})},
+              "T2": {"available": frozenset({(1, "P2")})}}
+    teachers = tuple(dataclasses.replace(t, **capped.get(t.id, {})) for t in example.teachers)  # type: ignore[arg-type]
+    solution = solve_checked(dataclasses.replace(example, teachers=teachers))
+    loads = validation.teacher_loads(example, solution.staffing)
+    assert loads.get("T3", 0) <= 1
+    # S1 (P1) and S4 (P3) both need T3, the only teacher free then: the P3 request of P002 loses its day
+    assert any(s.session == "S1" for s in solution.staffing)
+    assert solution.objective.coverage == 9 - 2
+
+
+def test_teachers_per_ratio(example: Instance) -> None:
+    ratio = replace_session(example, "S1", pupils_per_teacher=2)
+    extra = Teacher("T4", "周老师", frozenset(), frozenset({(1, "P1")}), 5)
+    solution = solve_checked(dataclasses.replace(ratio, teachers=(*ratio.teachers, extra)))
+    staff = [s for s in solution.staffing if s.session == "S1"]
+    enrolled = sum(1 for a in solution.assignments if a.session == "S1")
+    assert len(staff) * 2 >= enrolled
+    assert enrolled == 4
+
+
+def test_fixed_pair_is_honoured(example: Instance) -> None:
+    pinned = dataclasses.replace(example, fixed=(Assignment("P003", "S2"),))
+    solution = solve_checked(pinned)
+    assert Assignment("P003", "S2") in solution.assignments
+    assert solution.objective.coverage == 9  # P001 and P002 fill art instead
+    assert {a.pupil for a in solution.assignments if a.session == "S3"} == {"P001", "P002"}
+
+
+def test_fixed_pair_breaking_a_rule_is_infeasible(example: Instance) -> None:
+    pinned = dataclasses.replace(example, fixed=(Assignment("P004", "S2"),))  # P004 did not request P2
+    solution = solve(pinned, FAST)
+    assert solution.status == Status.INFEASIBLE
+    assert solution.stats["infeasible_fixed"][0]["pupil"] == "P004"
+    assert "rule 2" in solution.stats["infeasible_fixed"][0]["reason"]
+
+
+def test_fixed_pairs_that_cannot_be_staffed_are_infeasible(example: Instance) -> None:
+    sessions = (*example.sessions, Session("S5", "football", 1, "P2", "操场2", 10, (3, 3), 25, 0))
+    pinned = dataclasses.replace(example, sessions=sessions,
+                                 fixed=(Assignment("P001", "S2"), Assignment("P003", "S5")))
+    solution = solve(pinned, FAST)  # one sports teacher cannot lead two P2 sessions
+    assert solution.status == Status.INFEASIBLE
+    assert solution.assignments == ()
+    assert {p["pupil"] for p in solution.stats["infeasible_fixed"]} == {"P001", "P003"}
+
+
+def test_previous_allocation_is_kept_when_nothing_changed(example: Instance) -> None:
+    first = solve_checked(example)
+    rerun = dataclasses.replace(example, previous=first.assignments)
+    second = solve_checked(rerun)
+    assert second.objective.stability == len(first.assignments)
+    assert set(second.assignments) == set(first.assignments)
+
+
+def test_deterministic_for_seed_and_workers() -> None:
+    instance = random_instance(7, pupils=14, days=3)
+    config = SolverConfig(time_limit=20, workers=2, seed=3)
+    a, b = solve(instance, config), solve(instance, config)
+    assert a.assignments == b.assignments
+    assert a.staffing == b.staffing
+
+
+def test_progress_and_cancel(example: Instance) -> None:
+    stages: list[str] = []
+    solve(example, FAST, progress=lambda stage, info: stages.append(stage))
+    assert stages[0] == "coverage" and stages[-1] == "done"
+    with pytest.raises(SolveCancelled):
+        solve(example, dataclasses.replace(FAST, should_stop=lambda: True))
+
+
+def test_infeasible_nothing_requested_is_still_an_answer(example: Instance) -> None:
+    solution = solve_checked(dataclasses.replace(example, requests=()))
+    assert solution.status == Status.OPTIMAL
+    assert solution.objective.coverage == 0
+    assert solution.assignments == ()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), fixed=st.booleans(), previous=st.booleans())
+def test_every_level_equals_an_independent_optimum(seed: int, fixed: bool, previous: bool) -> None:
+    instance = random_instance(seed, with_fixed=fixed, with_previous=previous)
+    solution = solve_checked(instance)
+    expected = reference_optimum(instance)
+    if expected is None:
+        assert solution.status == Status.INFEASIBLE
+        return
+    assert solution.status == Status.OPTIMAL
+    assert solution.objective.coverage == solution.objective.coverage_bound == expected["coverage"]
+    assert solution.objective.stability == expected["stability"]
+    assert solution.objective.preference == expected["preference"]
+    assert solution.objective.max_teacher_load == expected["max_load"]
+    assert len(solution.staffing) == expected["staffing"]
