@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import BooleanField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
+
+from webapp.extensions import db
+from webapp.models import User
+from webapp.security import PASSWORD_MAX, PHONE_RE, normalise_phone, password_problem
+
+
+class LoginForm(FlaskForm):
+    login = StringField(_l("Phone number or username"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=PASSWORD_MAX)])
+    submit = SubmitField(_l("Log in"))
+
+
+class RegisterForm(FlaskForm):
+    phone = StringField(_l("Mobile phone number"), validators=[DataRequired()])
+    display_name = StringField(_l("Your name (optional)"), validators=[Optional(), Length(max=100)])
+    password = PasswordField(_l("Password"), validators=[DataRequired()])
+    confirm = PasswordField(
+        _l("Repeat password"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The two passwords do not match."))],
+    )
+    consent = BooleanField(
+        _l("I agree that the school and the education bureau process my and my child's data "
+           "to arrange after-school care."),
+        validators=[DataRequired(message=_l("Please agree to the data policy to continue."))],
+    )
+    submit = SubmitField(_l("Register"))
+
+    def validate_phone(self, field: StringField) -> None:
+        phone = normalise_phone(field.data or "")
+        if not PHONE_RE.match(phone):
+            raise ValidationError(_l("Enter an 11-digit mainland mobile number starting with 1."))
+        if db.session.scalar(select(User.id).where(User.phone == phone)) is not None:
+            raise ValidationError(_l("This number is already registered. Please log in."))
+        field.data = phone
+
+    def validate_password(self, field: PasswordField) -> None:
+        problem = password_problem(field.data or "")
+        if problem:
+            raise ValidationError(str(problem))
+
+
+class EmptyForm(FlaskForm):
+    """A form with only the CSRF token: for POST buttons such as log out and the language switch."""
+
+    submit = SubmitField(_l("Submit"))

@@ -1,0 +1,119 @@
+"""`flask --app webapp ...` commands: thin click wrappers over plain functions."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.models import ROLES, District, School, User
+
+DEMO_USERNAMES = ("bureau", "bureau-wuhua", "admin", "admin-0001", "admin-0002")
+"""Usernames the demo seed creates; `demo-logins` lists whichever exist (plus demo parents)."""
+DEMO_PASSWORD_HINT = "see `flask --app webapp seed-demo` output"
+
+
+def init_db() -> None:
+    """Bring the schema to the newest migration; running it again changes nothing."""
+    from webapp import MIGRATIONS_DIR
+
+    upgrade(directory=MIGRATIONS_DIR)
+
+
+def create_user(role: str, password: str, *, username: str | None = None, phone: str | None = None,
+                school_code: str | None = None, district_name: str | None = None,
+                display_name: str = "") -> User:
+    from webapp.security import hash_password, password_problem
+
+    if role not in ROLES:
+        raise click.UsageError(f"role must be one of {', '.join(ROLES)}")
+    problem = password_problem(password)
+    if problem:
+        raise click.UsageError(str(problem))
+    user = User(role=role, username=username, phone=phone, password_hash=hash_password(password),
+                display_name=display_name or username or phone or "")
+    if school_code:
+        school = db.session.scalar(select(School).where(School.code == school_code))
+        if school is None:
+            raise click.UsageError(f"no school with code {school_code!r}")
+        user.school_id = school.id
+    elif role == "school_admin":
+        raise click.UsageError("a school_admin needs --school CODE")
+    if district_name:
+        district = db.session.scalar(select(District).where(District.name == district_name))
+        if district is None:
+            raise click.UsageError(f"no district named {district_name!r}")
+        user.district_id = district.id
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def demo_logins() -> list[tuple[str, str, str]]:
+    """(role, login, school or district) for the demo accounts present in the database."""
+    rows: list[tuple[str, str, str]] = []
+    users = db.session.scalars(select(User).where(User.username.in_(DEMO_USERNAMES)).order_by(User.id)).all()
+    for user in users:
+        where = user.school.name if user.school else (user.district.name if user.district else "")
+        rows.append((user.role, user.username or "", where))
+    parents = db.session.scalars(
+        select(User).where(User.role == "parent", User.phone.like("1380000%")).order_by(User.id).limit(5)
+    ).all()
+    rows += [("parent", user.phone or "", "") for user in parents]
+    return rows
+
+
+def register(app: Flask) -> None:
+    @app.cli.command("init-db")
+    def init_db_command() -> None:
+        """Create or upgrade the database schema."""
+        init_db()
+        click.echo("database is up to date")
+
+    @app.cli.command("create-user")
+    @click.option("--role", type=click.Choice(ROLES), required=True)
+    @click.option("--username", default=None)
+    @click.option("--phone", default=None)
+    @click.option("--school", "school_code", default=None, help="school code, for school_admin")
+    @click.option("--district", "district_name", default=None, help="district name, for bureau (omit: city)")
+    @click.option("--name", "display_name", default="")
+    @click.password_option()
+    def create_user_command(role: str, username: str | None, phone: str | None, school_code: str | None,
+                            district_name: str | None, display_name: str, password: str) -> None:
+        """Create a user; the password is prompted twice."""
+        if not username and not phone:
+            raise click.UsageError("give --username or --phone")
+        user = create_user(role, password, username=username, phone=phone, school_code=school_code,
+                           district_name=district_name, display_name=display_name)
+        click.echo(f"created {user.role} {user.username or user.phone}")
+
+    @app.cli.command("demo-logins")
+    def demo_logins_command() -> None:
+        """Print the demo accounts."""
+        rows = demo_logins()
+        if not rows:
+            click.echo("no demo accounts yet: run `flask --app webapp seed-demo`")
+            return
+        for role, login, where in rows:
+            click.echo(f"{role:<13} {login:<16} {where}")
+        click.echo(f"password: {app.config.get('DEMO_PASSWORD', DEMO_PASSWORD_HINT)}")
+
+    try:
+        demo = importlib.import_module("webapp.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "webapp.demo":
+            raise
+    else:
+        register_demo = getattr(demo, "register", None)
+        if callable(register_demo):
+            register_demo(app)
+        else:
+            for name in ("seed_demo_command", "seed_demo", "cli"):
+                command = getattr(demo, name, None)
+                if isinstance(command, click.Command):
+                    app.cli.add_command(command)
+                    break

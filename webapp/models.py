@@ -1,0 +1,388 @@
+"""Typed SQLAlchemy 2 models for the whole system: schools, terms, requests, allocation runs and users.
+
+Conventions:
+- Every datetime is stored *naive UTC* (`utcnow()` below); convert to Asia/Shanghai only for display.
+- Codes that appear in the instance JSON (school code, period/activity/session codes, teacher staff number,
+  pupil number) are the stable external ids; integer primary keys never leave the database.
+- A teacher's availability is per term: one `TeacherAvailability` row per (teacher, term, day, period).
+  Import replaces a teacher's rows for the term; edits add or delete single rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.extensions import db
+
+ROLES = ("parent", "school_admin", "bureau")
+RUN_STATES = ("queued", "running", "done", "failed", "cancelled")
+REQUEST_STATUSES = ("active", "withdrawn")
+
+
+def utcnow() -> datetime:
+    """The current time as naive UTC, the only form datetimes take in the database."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class District(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "districts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    city: Mapped[str] = mapped_column(String(100), default="")
+
+    schools: Mapped[list[School]] = relationship(back_populates="district")
+
+
+class School(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "schools"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id", ondelete="SET NULL"), index=True)
+
+    district: Mapped[District | None] = relationship(back_populates="schools")
+    terms: Mapped[list[Term]] = relationship(back_populates="school", cascade="all, delete-orphan")
+    teachers: Mapped[list[Teacher]] = relationship(back_populates="school", cascade="all, delete-orphan")
+    pupils: Mapped[list[Pupil]] = relationship(back_populates="school", cascade="all, delete-orphan")
+
+
+class Term(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "terms"
+    __table_args__ = (UniqueConstraint("school_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    requests_open_at: Mapped[datetime | None] = mapped_column(DateTime)
+    requests_close_at: Mapped[datetime | None] = mapped_column(DateTime)
+    results_date: Mapped[date | None] = mapped_column(Date)
+    weekdays: Mapped[list[int]] = mapped_column(JSON, default=lambda: [1, 2, 3, 4, 5])
+    priority_weights: Mapped[dict[str, int]] = mapped_column(JSON, default=lambda: {"0": 1})
+    lottery_seed: Mapped[int] = mapped_column(Integer, default=0)
+    published_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("allocation_runs.id", ondelete="SET NULL", use_alter=True), index=True
+    )
+
+    school: Mapped[School] = relationship(back_populates="terms")
+    periods: Mapped[list[Period]] = relationship(
+        back_populates="term", cascade="all, delete-orphan", order_by="Period.position"
+    )
+    activities: Mapped[list[Activity]] = relationship(back_populates="term", cascade="all, delete-orphan")
+    sessions: Mapped[list[Session]] = relationship(back_populates="term", cascade="all, delete-orphan")
+    requests: Mapped[list[CareRequest]] = relationship(back_populates="term", cascade="all, delete-orphan")
+    runs: Mapped[list[AllocationRun]] = relationship(
+        back_populates="term", cascade="all, delete-orphan", foreign_keys="AllocationRun.term_id"
+    )
+    pins: Mapped[list[Pin]] = relationship(back_populates="term", cascade="all, delete-orphan")
+    availability: Mapped[list[TeacherAvailability]] = relationship(
+        back_populates="term", cascade="all, delete-orphan"
+    )
+    published_run: Mapped[AllocationRun | None] = relationship(foreign_keys=[published_run_id], post_update=True)
+
+    def requests_open(self, now: datetime | None = None) -> bool:
+        """Whether parents may submit or change requests at `now` (naive UTC)."""
+        now = now or utcnow()
+        if self.requests_open_at is not None and now < self.requests_open_at:
+            return False
+        return self.requests_close_at is None or now < self.requests_close_at
+
+
+class Period(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "periods"
+    __table_args__ = (UniqueConstraint("term_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    start: Mapped[str] = mapped_column(String(5))
+    end: Mapped[str] = mapped_column(String(5))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    term: Mapped[Term] = relationship(back_populates="periods")
+
+
+class Activity(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "activities"
+    __table_args__ = (UniqueConstraint("term_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str] = mapped_column(String(64), default="")
+    qualification: Mapped[str | None] = mapped_column(String(64))
+
+    term: Mapped[Term] = relationship(back_populates="activities")
+
+
+class Session(db.Model):  # type: ignore[name-defined,misc]
+    """One group meeting once a week at one (day, period). Also importable as `CareSession`."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (UniqueConstraint("term_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), index=True)
+    day: Mapped[int] = mapped_column(Integer)
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"), index=True)
+    room: Mapped[str] = mapped_column(String(100), default="")
+    capacity: Mapped[int] = mapped_column(Integer)
+    grade_lo: Mapped[int] = mapped_column(Integer, default=1)
+    grade_hi: Mapped[int] = mapped_column(Integer, default=6)
+    pupils_per_teacher: Mapped[int] = mapped_column(Integer)
+    min_pupils: Mapped[int] = mapped_column(Integer, default=0)
+
+    term: Mapped[Term] = relationship(back_populates="sessions")
+    activity: Mapped[Activity] = relationship()
+    period: Mapped[Period] = relationship()
+
+
+CareSession = Session
+
+
+class Teacher(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "teachers"
+    __table_args__ = (UniqueConstraint("school_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    qualifications: Mapped[list[str]] = mapped_column(JSON, default=list)
+    max_sessions: Mapped[int] = mapped_column(Integer, default=5)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    school: Mapped[School] = relationship(back_populates="teachers")
+    availability: Mapped[list[TeacherAvailability]] = relationship(
+        back_populates="teacher", cascade="all, delete-orphan"
+    )
+
+
+class TeacherAvailability(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "teacher_availability"
+
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id", ondelete="CASCADE"), primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), primary_key=True, index=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id", ondelete="CASCADE"), primary_key=True,
+                                           index=True)
+
+    teacher: Mapped[Teacher] = relationship(back_populates="availability")
+    term: Mapped[Term] = relationship(back_populates="availability")
+    period: Mapped[Period] = relationship()
+
+
+class Pupil(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "pupils"
+    __table_args__ = (UniqueConstraint("school_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    grade: Mapped[int] = mapped_column(Integer)
+    class_name: Mapped[str] = mapped_column(String(64), default="")
+    family_code: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    enrolment_code_hash: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    school: Mapped[School] = relationship(back_populates="pupils")
+    guardianships: Mapped[list[Guardianship]] = relationship(
+        back_populates="pupil", cascade="all, delete-orphan"
+    )
+
+
+class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    username: Mapped[str | None] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), index=True)
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id", ondelete="SET NULL"), index=True)
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id", ondelete="SET NULL"), index=True)
+    display_name: Mapped[str] = mapped_column(String(100), default="")
+    locale: Mapped[str | None] = mapped_column(String(10))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    consent_policy_version: Mapped[str | None] = mapped_column(String(32))
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    school: Mapped[School | None] = relationship()
+    district: Mapped[District | None] = relationship()
+    guardianships: Mapped[list[Guardianship]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.active)
+
+    @property
+    def pupils(self) -> list[Pupil]:
+        return [g.pupil for g in self.guardianships]
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.role}>"
+
+
+class Guardianship(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "guardianships"
+    __table_args__ = (UniqueConstraint("user_id", "pupil_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    relation: Mapped[str] = mapped_column(String(32), default="")
+    consent_policy_version: Mapped[str | None] = mapped_column(String(32))
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship(back_populates="guardianships")
+    pupil: Mapped[Pupil] = relationship(back_populates="guardianships")
+
+
+class CareRequest(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "care_requests"
+    __table_args__ = (UniqueConstraint("term_id", "pupil_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    days: Mapped[list[int]] = mapped_column(JSON, default=list)
+    pickup_time: Mapped[str] = mapped_column(String(5))
+    periods: Mapped[list[str]] = mapped_column(JSON, default=list)
+    preferences: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    submitted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+
+    term: Mapped[Term] = relationship(back_populates="requests")
+    pupil: Mapped[Pupil] = relationship()
+
+
+class AllocationRun(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "allocation_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    stage: Mapped[str] = mapped_column(String(64), default="")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    best_coverage: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str | None] = mapped_column(String(16))
+    coverage: Mapped[int | None] = mapped_column(Integer)
+    coverage_bound: Mapped[int | None] = mapped_column(Integer)
+    demand: Mapped[int | None] = mapped_column(Integer)
+    objective: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime)
+    version: Mapped[int | None] = mapped_column(Integer)
+    is_published: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    term: Mapped[Term] = relationship(back_populates="runs", foreign_keys=[term_id])
+    assignments: Mapped[list[RunAssignment]] = relationship(back_populates="run", cascade="all, delete-orphan")
+    staffing: Mapped[list[RunStaffing]] = relationship(back_populates="run", cascade="all, delete-orphan")
+    unserved: Mapped[list[RunUnserved]] = relationship(back_populates="run", cascade="all, delete-orphan")
+
+
+class RunAssignment(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "run_assignments"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id", ondelete="CASCADE"), primary_key=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), primary_key=True,
+                                          index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True,
+                                            index=True)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    run: Mapped[AllocationRun] = relationship(back_populates="assignments")
+    pupil: Mapped[Pupil] = relationship()
+    session: Mapped[Session] = relationship()
+
+
+class RunStaffing(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "run_staffing"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id", ondelete="CASCADE"), primary_key=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id", ondelete="CASCADE"), primary_key=True,
+                                            index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True,
+                                            index=True)
+
+    run: Mapped[AllocationRun] = relationship(back_populates="staffing")
+    teacher: Mapped[Teacher] = relationship()
+    session: Mapped[Session] = relationship()
+
+
+class RunUnserved(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "run_unserved"
+    __table_args__ = (Index("ix_run_unserved_run_day", "run_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id", ondelete="CASCADE"), index=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    day: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(32), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    waitlist_position: Mapped[int | None] = mapped_column(Integer)
+
+    run: Mapped[AllocationRun] = relationship(back_populates="unserved")
+    pupil: Mapped[Pupil] = relationship()
+
+
+class Pin(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "pins"
+    __table_args__ = (UniqueConstraint("term_id", "pupil_id", "session_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    term: Mapped[Term] = relationship(back_populates="pins")
+    pupil: Mapped[Pupil] = relationship()
+    session: Mapped[Session] = relationship()
+
+
+class AuditLog(db.Model):  # type: ignore[name-defined,misc]
+    """Who did what. `detail` never holds phone numbers or passwords (see `webapp.audit.record`)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id", ondelete="SET NULL"), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
