@@ -20,12 +20,13 @@ DAY_EN = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
 
 REASON_ZH: dict[str, str] = {
     "no_session": "{day_name} {period}：没有面向{grade}年级的课后服务场次",
-    "no_teacher": "{day_name} {period}：{grade}年级可参加的场次未开班，该时段没有空闲的合格教师",
+    "no_teacher": "{day_name} {period}：{grade}年级可参加的场次未开班，"
+                  "该时段没有空闲的合格教师",
     "no_seat": "{day_name} {period}：{grade}年级可用座位 {seats} 个，需求 {demand} 人",
     "min_pupils": "{day_name} {period}：{activity}至少 {min_pupils} 人才开班，"
                   "该时段符合条件的申请只有 {demand} 人",
-    "lost_to_priority": "{day_name} {period}：座位已全部分给优先级更高的学生（{grade}年级可用座位 {seats} 个，"
-                        "需求 {demand} 人）",
+    "lost_to_priority": "{day_name} {period}：座位已全部分给优先级更高的学生"
+                        "（{grade}年级可用座位 {seats} 个，需求 {demand} 人）",
     "partial_day": "{day_name}：已安排部分时段，{period} 没有安排，当天未能全程托管",
     "not_assigned": "{day_name} {period}：该时段仍可安排，但本次分配没有安排，可手动调整",
 }
@@ -33,12 +34,13 @@ REASON_ZH: dict[str, str] = {
 
 REASON_EN: dict[str, str] = {
     "no_session": "{day_name} {period}: no after-school session for grade {grade}",
-    "no_teacher": "{day_name} {period}: no session for grade {grade} is open and no qualified teacher is free",
+    "no_teacher": "{day_name} {period}: no session for grade {grade} is open and no qualified teacher "
+                  "is free",
     "no_seat": "{day_name} {period}: {seats} seats for grade {grade}, {demand} pupils asked",
     "min_pupils": "{day_name} {period}: {activity} opens only with {min_pupils} pupils, {demand} eligible "
                   "pupils asked",
-    "lost_to_priority": "{day_name} {period}: every seat went to pupils of higher priority ({seats} seats for "
-                        "grade {grade}, {demand} pupils asked)",
+    "lost_to_priority": "{day_name} {period}: every seat went to pupils of higher priority "
+                        "({seats} seats for grade {grade}, {demand} pupils asked)",
     "partial_day": "{day_name}: only part of the afternoon is covered, {period} is missing",
     "not_assigned": "{day_name} {period}: room was left but the allocation did not place the pupil; adjust "
                     "by hand",

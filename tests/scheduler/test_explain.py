@@ -16,15 +16,16 @@ def staff(*items: tuple[str, str]) -> list[Staffing]:
     return [Staffing(t, s) for t, s in items]
 
 
-def only(inst: Instance, assignments: list[Assignment], staffing: list[Staffing], pupil_id: str = "A") -> Unserved:
+def only(inst: Instance, assignments: list[Assignment], staffing: list[Staffing],
+         pupil_id: str = "A") -> Unserved:
     found = [u for u in explain_unserved(inst, assignments, staffing) if u.pupil == pupil_id]
     assert len(found) == 1, found
     return found[0]
 
 
 def test_no_session_for_the_grade() -> None:
-    inst = instance([session("S1", day=3, period="P3", grades=(1, 2))], [teacher("T1")], [pupil("A", grade=3)],
-                    [request("A", days=(3,), periods=("P3",))])
+    inst = instance([session("S1", day=3, period="P3", grades=(1, 2))], [teacher("T1")],
+                    [pupil("A", grade=3)], [request("A", days=(3,), periods=("P3",))])
     u = only(inst, [], [])
     assert (u.code, u.day) == ("no_session", 3)
     assert u.reason == "周三 P3：没有面向3年级的课后服务场次"
@@ -64,16 +65,16 @@ def test_seats_limited_by_staff_when_no_teacher_is_free() -> None:
 
 
 def test_lost_to_priority() -> None:
-    inst = instance([session("S1", capacity=1)], [teacher("T1")], [pupil("A", priority=0), pupil("B", priority=2)],
-                    [request("A"), request("B")])
+    inst = instance([session("S1", capacity=1)], [teacher("T1")],
+                    [pupil("A", priority=0), pupil("B", priority=2)], [request("A"), request("B")])
     u = only(inst, pairs(("B", "S1")), staff(("T1", "S1")))
     assert u.code == "lost_to_priority"
     assert "优先级更高" in u.reason
 
 
 def test_equal_priority_is_no_seat_not_priority() -> None:
-    inst = instance([session("S1", capacity=1)], [teacher("T1")], [pupil("A", priority=1), pupil("B", priority=1)],
-                    [request("A"), request("B")])
+    inst = instance([session("S1", capacity=1)], [teacher("T1")],
+                    [pupil("A", priority=1), pupil("B", priority=1)], [request("A"), request("B")])
     assert only(inst, pairs(("B", "S1")), staff(("T1", "S1"))).code == "no_seat"
 
 
@@ -108,7 +109,7 @@ def test_not_assigned_when_room_was_left() -> None:
 
 
 def test_every_uncovered_pupil_day_is_explained_in_order() -> None:
-    inst = instance([session("S1", day=d) for d in (1,)] + [session("S2", day=2, capacity=1)], [teacher("T1")],
+    inst = instance([session("S1", day=1), session("S2", day=2, capacity=1)], [teacher("T1")],
                     [pupil(p) for p in "CBA"], [request(p, days=(2, 1)) for p in "CBA"])
     assignments, staffing = pairs(("C", "S2")), staff(("T1", "S2"))
     found = explain(inst, assignments, staffing)

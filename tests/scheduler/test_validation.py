@@ -206,8 +206,8 @@ def test_unserved_list_must_match_coverage() -> None:
 
 def one_pupil(max_sessions: int = 10, fixed: tuple[tuple[str, str], ...] = ()) -> Instance:
     """Pupil A asks for Monday P1; session S1 is there; teacher T1 can lead it."""
-    return instance([session("S1", capacity=2, pupils_per_teacher=1)], [teacher("T1", max_sessions=max_sessions)],
-                    [pupil("A")], [request("A")], fixed=fixed)
+    return instance([session("S1", capacity=2, pupils_per_teacher=1)],
+                    [teacher("T1", max_sessions=max_sessions)], [pupil("A")], [request("A")], fixed=fixed)
 
 
 def test_empty_solution_is_trivially_valid_for_every_rule() -> None:
@@ -247,8 +247,8 @@ def test_rule_2_pupil_without_request() -> None:
 
 
 def test_rule_3_feasible_and_violated() -> None:
-    inst = instance([session("S1"), session("S2"), session("S3", period="P2")], [teacher("T1"), teacher("T2")],
-                    [pupil("A")], [request("A", periods=("P1", "P2"))])
+    inst = instance([session("S1"), session("S2"), session("S3", period="P2")],
+                    [teacher("T1"), teacher("T2")], [pupil("A")], [request("A", periods=("P1", "P2"))])
     assert validate(inst, solution([("A", "S1"), ("A", "S3")], [("T1", "S1"), ("T1", "S3")])).ok
     report = validate(inst, solution([("A", "S1"), ("A", "S2")], [("T1", "S1"), ("T2", "S2")]))
     assert rules(report) == {3}
