@@ -114,6 +114,8 @@ def update(area: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         catalog = Catalog(project="afterschool", locale=TARGET_LOCALE)
         catalog.update(template, no_fuzzy_matching=True)
+    catalog.fuzzy = False
+    catalog.header_comment = "# Chinese (Simplified) translations of the afterschool web app."
     with path.open("wb") as handle:
         write_po(handle, catalog, width=110, ignore_obsolete=True, omit_header=False)
     return path
