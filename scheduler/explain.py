@@ -23,8 +23,8 @@ REASON_ZH: dict[str, str] = {
     "no_teacher": "{day_name} {period}：{grade}年级可参加的场次未开班，"
                   "该时段没有空闲的合格教师",
     "no_seat": "{day_name} {period}：{grade}年级可用座位 {seats} 个，需求 {demand} 人",
-    "min_pupils": "{day_name} {period}：{activity}至少 {min_pupils} 人才开班，"
-                  "该时段符合条件的申请只有 {demand} 人",
+    "min_pupils": "{day_name} {period}：{activity}至少 {min_pupils} 人才开班（容量 {capacity} 人），"
+                  "该时段符合条件的申请 {demand} 人",
     "lost_to_priority": "{day_name} {period}：座位已全部分给优先级更高的学生"
                         "（{grade}年级可用座位 {seats} 个，需求 {demand} 人）",
     "partial_day": "{day_name}：已安排部分时段，{period} 没有安排，当天未能全程托管",
@@ -37,8 +37,8 @@ REASON_EN: dict[str, str] = {
     "no_teacher": "{day_name} {period}: no session for grade {grade} is open and no qualified teacher "
                   "is free",
     "no_seat": "{day_name} {period}: {seats} seats for grade {grade}, {demand} pupils asked",
-    "min_pupils": "{day_name} {period}: {activity} opens only with {min_pupils} pupils, {demand} eligible "
-                  "pupils asked",
+    "min_pupils": "{day_name} {period}: {activity} opens only with {min_pupils} pupils (capacity "
+                  "{capacity}), {demand} eligible pupils asked",
     "lost_to_priority": "{day_name} {period}: every seat went to pupils of higher priority "
                         "({seats} seats for grade {grade}, {demand} pupils asked)",
     "partial_day": "{day_name}: only part of the afternoon is covered, {period} is missing",
@@ -158,14 +158,15 @@ class _Analysis:
         # Closed sessions a free qualified teacher could open now, with room.
         openable = [s for s in eligible
                     if self.enrolment[s.id] == 0 and s.capacity > 0 and self._teacher_free_for(s)]
-        if any(s.min_pupils <= max(1, unplaced) for s in openable):
+        if any(s.min_pupils <= min(s.capacity, max(1, unplaced)) for s in openable):
             return _SlotVerdict(None, base)
         if not open_sessions:
             if openable:
                 smallest = min(openable, key=lambda s: (s.min_pupils, s.id))
                 activity = self.instance.activity_by_id[smallest.activity].name
                 return _SlotVerdict("min_pupils", {**base, "activity": activity,
-                                                   "min_pupils": smallest.min_pupils, "demand": demand})
+                                                   "min_pupils": smallest.min_pupils,
+                                                   "capacity": smallest.capacity, "demand": demand})
             if any(s.capacity > 0 for s in eligible):
                 return _SlotVerdict("no_teacher", base)
             return _SlotVerdict("no_seat", {**base, "seats": 0, "demand": demand})

@@ -83,7 +83,13 @@ def test_min_pupils_keeps_the_session_closed() -> None:
                     [pupil("A"), pupil("B")], [request("A"), request("B")])
     found = explain_unserved(inst, [], [])
     assert [u.code for u in found] == ["min_pupils", "min_pupils"]
-    assert found[0].reason == "周一 P1：美术至少 3 人才开班，该时段符合条件的申请只有 2 人"
+    assert found[0].reason == "周一 P1：美术至少 3 人才开班（容量 30 人），该时段符合条件的申请 2 人"
+
+
+def test_session_smaller_than_its_min_pupils_never_opens() -> None:
+    inst = instance([session("S1", capacity=1, min_pupils=3)], [teacher("T1")],
+                    [pupil(p) for p in "ABCD"], [request(p) for p in "ABCD"])
+    assert {u.code for u in explain_unserved(inst, [], [])} == {"min_pupils"}
 
 
 def test_partial_day_names_the_missing_period() -> None:
