@@ -184,6 +184,8 @@ class Unserved:
     reason: str
     code: str = ""
     """Machine-readable kind of reason (`no_session`, `no_seat`, `no_teacher`, `lost_to_priority`, ...)."""
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
+    """What the reason names (period, seats, demand ...), so it can be told again in another language."""
 
 
 class Status:

@@ -71,7 +71,7 @@ class Explanation:
         return reason_text(self.code, self.params, lang)
 
     def unserved(self, lang: str = "zh") -> Unserved:
-        return Unserved(self.pupil, self.day, self.text(lang), self.code)
+        return Unserved(self.pupil, self.day, self.text(lang), self.code, dict(self.params))
 
 
 @dataclass(frozen=True)

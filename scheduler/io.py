@@ -552,9 +552,13 @@ class _SolutionParser(_Reader):
                 day = None
             reason = self.string(obj, "reason", path)
             code = "" if "code" not in obj else self.string(obj, "code", path)
+            params = obj.get("params", {})
+            if not isinstance(params, dict):
+                self.problem(f"{path}.params", "must be an object")
+                params = {}
             if pupil is None or day is None or reason is None or code is None:
                 return None
-            return Unserved(pupil, day, reason, code)
+            return Unserved(pupil, day, reason, code, params)
 
         assignments = self.items(root, "assignments", "", assignment)
         staffings = self.items(root, "staffing", "", staffing)
@@ -601,8 +605,7 @@ def solution_to_json(solution: Solution) -> dict[str, Any]:
         "assignments": [{"pupil": a.pupil, "session": a.session} for a in solution.assignments],
         "staffing": [{"teacher": s.teacher, "session": s.session} for s in solution.staffing],
         "objective": {key: getattr(objective, key) for key in OBJECTIVE_FIELDS},
-        "unserved": [{"pupil": u.pupil, "day": u.day, "reason": u.reason, "code": u.code}
-                     for u in solution.unserved],
+        "unserved": [_unserved_to_json(u) for u in solution.unserved],
         "stats": dict(solution.stats),
     }
 
@@ -657,3 +660,11 @@ def write_json(obj: object, path: str | os.PathLike[str]) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _unserved_to_json(unserved: Unserved) -> dict[str, Any]:
+    row: dict[str, Any] = {"pupil": unserved.pupil, "day": unserved.day, "reason": unserved.reason,
+                           "code": unserved.code}
+    if unserved.params:
+        row["params"] = dict(unserved.params)
+    return row

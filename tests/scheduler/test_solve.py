@@ -15,9 +15,7 @@ from scheduler.solve import SolveCancelled, SolverConfig, solve
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec"
-if not SPEC.exists():  # CI lays shared/ beside the clone
-    SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec"
+SPEC = Path(__file__).resolve().parents[2] / "docs" / "spec"
 
 FAST = SolverConfig(time_limit=20, workers=1)
 
