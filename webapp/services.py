@@ -1,0 +1,361 @@
+"""ORM rows <-> scheduler domain: the only module that knows both.
+
+`term_to_instance` builds the solver's input from a term; `store_solution` writes a solver answer into a run;
+`instance_to_term` creates or replaces a term from an instance file (seed-demo, import). Codes are the shared
+ids: school code, period/activity/session codes, teacher staff numbers and pupil numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+
+from scheduler import domain
+from webapp.extensions import db
+from webapp.models import (
+    Activity,
+    AllocationRun,
+    CareRequest,
+    District,
+    Period,
+    Pin,
+    Pupil,
+    RunAssignment,
+    RunStaffing,
+    RunUnserved,
+    School,
+    Session,
+    Teacher,
+    TeacherAvailability,
+    Term,
+    utcnow,
+)
+
+
+def periods_for_pickup(periods: Sequence[Period], pickup: str) -> list[str]:
+    """The periods a child needs when collected at `pickup` ("HH:MM"): every period that starts before it."""
+    return [p.code for p in sorted(periods, key=lambda p: p.position) if p.start < pickup]
+
+
+def pickup_for_periods(periods: Sequence[Period], codes: Iterable[str]) -> str:
+    """The pickup time implied by a list of requested periods: the end of the latest one."""
+    wanted = set(codes)
+    ends = [p.end for p in periods if p.code in wanted]
+    return max(ends) if ends else ""
+
+
+# ------------------------------------------------------------------------------------------ term -> instance
+
+
+def term_to_instance(term: Term) -> domain.Instance:
+    """The solver's view of `term`: active requests, the pupils who made them, pins and the published run.
+
+    Only pupils with an active request (or a pin) are included, and only active teachers with availability
+    in this term: the solver needs nothing else and an exported file should carry no more personal data.
+    """
+    school = term.school
+    periods = sorted(term.periods, key=lambda p: p.position)
+    period_code = {p.id: p.code for p in periods}
+    activities = sorted(term.activities, key=lambda a: a.id)
+    activity_code = {a.id: a.code for a in activities}
+    sessions = db.session.scalars(select(Session).where(Session.term_id == term.id).order_by(Session.id)).all()
+    session_code = {s.id: s.code for s in sessions}
+
+    available: dict[int, set[domain.Slot]] = {}
+    for row in db.session.execute(
+        select(TeacherAvailability.teacher_id, TeacherAvailability.day, TeacherAvailability.period_id)
+        .where(TeacherAvailability.term_id == term.id)
+    ):
+        available.setdefault(row.teacher_id, set()).add((row.day, period_code[row.period_id]))
+    teachers = db.session.scalars(
+        select(Teacher).where(Teacher.school_id == school.id, Teacher.active, Teacher.id.in_(available))
+        .order_by(Teacher.id)
+    ).all()
+
+    requests = db.session.scalars(
+        select(CareRequest).join(Pupil).where(CareRequest.term_id == term.id, CareRequest.status == "active",
+                                             Pupil.active).order_by(CareRequest.pupil_id)
+    ).all()
+    pins = db.session.scalars(select(Pin).where(Pin.term_id == term.id).order_by(Pin.id)).all()
+    pupil_ids = {r.pupil_id for r in requests} | {p.pupil_id for p in pins}
+    pupils = db.session.scalars(select(Pupil).where(Pupil.id.in_(pupil_ids)).order_by(Pupil.id)).all()
+    pupil_number = {p.id: p.number for p in pupils}
+
+    previous: list[domain.Assignment] = []
+    if term.published_run_id is not None:
+        for pupil, session_id in db.session.execute(
+            select(Pupil.number, RunAssignment.session_id).join(Pupil, Pupil.id == RunAssignment.pupil_id)
+            .where(RunAssignment.run_id == term.published_run_id).order_by(Pupil.id, RunAssignment.session_id)
+        ):
+            if session_id in session_code:
+                previous.append(domain.Assignment(pupil, session_code[session_id]))
+
+    return domain.Instance(
+        school=domain.School(school.code, school.name, school.district.name if school.district else ""),
+        term=term.name,
+        weekdays=tuple(term.weekdays),
+        periods=tuple(domain.Period(p.code, p.start, p.end) for p in periods),
+        priority_weights={int(level): int(weight) for level, weight in term.priority_weights.items()},
+        activities=tuple(domain.Activity(a.code, a.name, a.category, a.qualification) for a in activities),
+        sessions=tuple(
+            domain.Session(s.code, activity_code[s.activity_id], s.day, period_code[s.period_id], s.room,
+                           s.capacity, (s.grade_lo, s.grade_hi), s.pupils_per_teacher, s.min_pupils)
+            for s in sessions
+        ),
+        teachers=tuple(
+            domain.Teacher(t.code, t.name, frozenset(t.qualifications), frozenset(available[t.id]), t.max_sessions)
+            for t in teachers
+        ),
+        pupils=tuple(domain.Pupil(p.number, p.name, p.grade, p.class_name, p.family_code, p.priority)
+                     for p in pupils),
+        requests=tuple(
+            domain.Request(pupil_number[r.pupil_id], tuple(r.days), tuple(r.periods), tuple(r.preferences))
+            for r in requests
+        ),
+        fixed=tuple(domain.Assignment(pupil_number[p.pupil_id], session_code[p.session_id]) for p in pins),
+        previous=tuple(previous),
+    )
+
+
+# ------------------------------------------------------------------------------------------ instance -> term
+
+
+def school_from_instance(instance: domain.Instance, city: str = "") -> School:
+    """The school named by the instance, created (with its district) when new. The caller commits."""
+    school = db.session.scalar(select(School).where(School.code == instance.school.id))
+    if school is None:
+        school = School(code=instance.school.id, name=instance.school.name)
+        db.session.add(school)
+    if instance.school.district and school.district is None:
+        district = db.session.scalar(select(District).where(District.name == instance.school.district))
+        if district is None:
+            district = District(name=instance.school.district, city=city)
+            db.session.add(district)
+        school.district = district
+    return school
+
+
+def instance_to_term(instance: domain.Instance, school: School, *, created_by: int | None = None) -> Term:
+    """Create or replace the term `instance.term` of `school` from an instance, in one transaction.
+
+    The term's periods, activities, sessions, teacher availability, pins and requests become exactly the
+    instance's (requests missing from it are withdrawn, not deleted). Teachers and pupils are school-wide:
+    those in the instance are created or updated, others are left alone. A non-empty `previous` becomes a
+    published run, so a re-run keeps stability against it.
+    """
+    term = db.session.scalar(select(Term).where(Term.school_id == school.id, Term.name == instance.term))
+    if term is None:
+        term = Term(school=school, name=instance.term)
+        db.session.add(term)
+    term.weekdays = list(instance.weekdays)
+    term.priority_weights = {str(level): weight for level, weight in sorted(instance.priority_weights.items())}
+    db.session.flush()
+
+    periods = _replace_by_code(term.periods, Period, term, [
+        {"code": p.id, "start": p.start, "end": p.end, "position": i} for i, p in enumerate(instance.periods)
+    ])
+    activities = _replace_by_code(term.activities, Activity, term, [
+        {"code": a.id, "name": a.name, "category": a.category, "qualification": a.qualification}
+        for a in instance.activities
+    ])
+    sessions = _replace_by_code(term.sessions, Session, term, [
+        {"code": s.id, "activity": activities[s.activity], "day": s.day, "period": periods[s.period],
+         "room": s.room, "capacity": s.capacity, "grade_lo": s.grades[0], "grade_hi": s.grades[1],
+         "pupils_per_teacher": s.pupils_per_teacher, "min_pupils": s.min_pupils}
+        for s in instance.sessions
+    ])
+
+    teachers = _upsert_school_rows(Teacher, school, [
+        {"code": t.id, "name": t.name, "qualifications": sorted(t.qualifications),
+         "max_sessions": t.max_sessions, "active": True} for t in instance.teachers
+    ])
+    pupils = _upsert_school_rows(Pupil, school, [
+        {"code": p.id, "name": p.name, "grade": p.grade, "class_name": p.class_name, "family_code": p.family,
+         "priority": p.priority, "active": True} for p in instance.pupils
+    ], code_field="number")
+    db.session.flush()
+
+    db.session.execute(delete(TeacherAvailability).where(TeacherAvailability.term_id == term.id))
+    availability = [
+        {"teacher_id": teachers[t.id].id, "term_id": term.id, "day": day, "period_id": periods[period].id}
+        for t in instance.teachers for day, period in sorted(t.available)
+    ]
+    if availability:
+        db.session.execute(insert(TeacherAvailability), availability)
+
+    existing = {r.pupil_id: r for r in db.session.scalars(select(CareRequest).where(CareRequest.term_id == term.id))}
+    requested: set[int] = set()
+    for request in instance.requests:
+        pupil_id = pupils[request.pupil].id
+        requested.add(pupil_id)
+        row = existing.get(pupil_id) or CareRequest(term=term, pupil_id=pupil_id)
+        row.days = list(request.days)
+        row.periods = list(request.periods)
+        row.preferences = list(request.preferences)
+        row.pickup_time = pickup_for_periods(list(periods.values()), request.periods)
+        row.status = "active"
+        db.session.add(row)
+    for pupil_id, row in existing.items():
+        if pupil_id not in requested:
+            row.status = "withdrawn"
+
+    db.session.execute(delete(Pin).where(Pin.term_id == term.id))
+    for pair in instance.fixed:
+        db.session.add(Pin(term=term, pupil_id=pupils[pair.pupil].id, session=sessions[pair.session],
+                           created_by=created_by))
+
+    if instance.previous:
+        db.session.flush()
+        run = AllocationRun(term=term, created_by=created_by, state="done", stage="imported", progress=1.0,
+                            status="IMPORTED", is_published=True, published_at=utcnow(),
+                            version=_next_version(term), stats={"source": "instance previous"})
+        db.session.add(run)
+        db.session.flush()
+        db.session.execute(insert(RunAssignment), [
+            {"run_id": run.id, "pupil_id": pupils[a.pupil].id, "session_id": sessions[a.session].id,
+             "pinned": False} for a in instance.previous
+        ])
+        term.published_run_id = run.id
+    db.session.commit()
+    return term
+
+
+def _replace_by_code(current: list[Any], model: Any, term: Term, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Make the term's rows of `model` exactly `rows` (matched by code); return them by code."""
+    by_code = {row.code: row for row in current}
+    wanted = {row["code"] for row in rows}
+    for code, row in by_code.items():
+        if code not in wanted:
+            db.session.delete(row)
+    result: dict[str, Any] = {}
+    for values in rows:
+        row = by_code.get(values["code"])
+        if row is None:
+            row = model(term=term)
+            db.session.add(row)
+        for key, value in values.items():
+            setattr(row, key, value)
+        result[values["code"]] = row
+    return result
+
+
+def _upsert_school_rows(model: Any, school: School, rows: list[dict[str, Any]],
+                        code_field: str = "code") -> dict[str, Any]:
+    column = getattr(model, code_field)
+    codes = [row["code"] for row in rows]
+    found = {getattr(row, code_field): row for row in db.session.scalars(
+        select(model).where(model.school_id == school.id, column.in_(codes)))}
+    result: dict[str, Any] = {}
+    for values in rows:
+        code = values.pop("code")
+        row = found.get(code)
+        if row is None:
+            row = model(school=school, **{code_field: code})
+            db.session.add(row)
+        for key, value in values.items():
+            setattr(row, key, value)
+        result[code] = row
+    return result
+
+
+def _next_version(term: Term) -> int:
+    latest = db.session.scalar(select(func.max(AllocationRun.version)).where(AllocationRun.term_id == term.id))
+    return (latest or 0) + 1
+
+
+# ------------------------------------------------------------------------------------------ solution <-> run
+
+
+def _code_map(query: Any) -> dict[str, int]:
+    return {code: row_id for code, row_id in db.session.execute(query)}
+
+
+def store_solution(term: Term, solution: domain.Solution, run: AllocationRun, *,
+                   instance: domain.Instance | None = None) -> None:
+    """Write the solver's answer into `run` (replacing earlier rows) and mark it done, in one transaction.
+
+    Raises `ValueError` naming the first id the term does not know, and writes nothing then.
+    """
+    pupil_id = _code_map(select(Pupil.number, Pupil.id).where(Pupil.school_id == term.school_id))
+    session_id = _code_map(select(Session.code, Session.id).where(Session.term_id == term.id))
+    teacher_id = _code_map(select(Teacher.code, Teacher.id).where(Teacher.school_id == term.school_id))
+
+    def lookup(table: dict[str, int], code: str, kind: str) -> int:
+        try:
+            return table[code]
+        except KeyError:
+            raise ValueError(f"solution refers to unknown {kind} {code!r} (term {term.name})") from None
+
+    pinned = set(db.session.execute(select(Pin.pupil_id, Pin.session_id).where(Pin.term_id == term.id)).all())
+    assignments = []
+    for a in solution.assignments:
+        pair = (lookup(pupil_id, a.pupil, "pupil"), lookup(session_id, a.session, "session"))
+        assignments.append({"run_id": run.id, "pupil_id": pair[0], "session_id": pair[1],
+                            "pinned": pair in pinned})
+    staffing = [{"run_id": run.id, "teacher_id": lookup(teacher_id, s.teacher, "teacher"),
+                 "session_id": lookup(session_id, s.session, "session")} for s in solution.staffing]
+    unserved = [{"run_id": run.id, "pupil_id": lookup(pupil_id, u.pupil, "pupil"), "day": u.day,
+                 "code": u.code, "reason": u.reason, "waitlist_position": None} for u in solution.unserved]
+
+    try:
+        for model in (RunAssignment, RunStaffing, RunUnserved):
+            db.session.execute(delete(model).where(model.run_id == run.id))
+        for model, rows in ((RunAssignment, assignments), (RunStaffing, staffing), (RunUnserved, unserved)):
+            if rows:
+                db.session.execute(insert(model), rows)
+        objective = solution.objective
+        run.status = solution.status
+        run.coverage = objective.coverage
+        run.coverage_bound = objective.coverage_bound
+        run.best_coverage = objective.coverage
+        run.objective = asdict(objective)
+        run.stats = dict(solution.stats)
+        if instance is not None:
+            run.demand = instance.demand()
+        run.state = "done"
+        run.stage = "done"
+        run.progress = 1.0
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def run_to_solution(run: AllocationRun) -> domain.Solution:
+    """The stored run as a scheduler `Solution` (for export, validation and comparison)."""
+    term = run.term
+    assignments = db.session.execute(
+        select(Pupil.number, Session.code).select_from(RunAssignment)
+        .join(Pupil, Pupil.id == RunAssignment.pupil_id).join(Session, Session.id == RunAssignment.session_id)
+        .where(RunAssignment.run_id == run.id).order_by(Pupil.number, Session.code)
+    ).all()
+    staffing = db.session.execute(
+        select(Teacher.code, Session.code).select_from(RunStaffing)
+        .join(Teacher, Teacher.id == RunStaffing.teacher_id).join(Session, Session.id == RunStaffing.session_id)
+        .where(RunStaffing.run_id == run.id).order_by(Teacher.code, Session.code)
+    ).all()
+    unserved = db.session.execute(
+        select(Pupil.number, RunUnserved.day, RunUnserved.reason, RunUnserved.code).select_from(RunUnserved)
+        .join(Pupil, Pupil.id == RunUnserved.pupil_id)
+        .where(RunUnserved.run_id == run.id).order_by(Pupil.number, RunUnserved.day)
+    ).all()
+    values = run.objective or {}
+    objective = domain.Objective(
+        coverage=int(values.get("coverage", run.coverage or 0)),
+        coverage_bound=int(values.get("coverage_bound", run.coverage_bound or 0)),
+        stability=int(values.get("stability", 0)),
+        preference=int(values.get("preference", 0)),
+        max_teacher_load=int(values.get("max_teacher_load", 0)),
+    )
+    return domain.Solution(
+        school=term.school.code,
+        status=run.status or domain.Status.UNKNOWN,
+        assignments=tuple(domain.Assignment(p, s) for p, s in assignments),
+        staffing=tuple(domain.Staffing(t, s) for t, s in staffing),
+        objective=objective,
+        unserved=tuple(domain.Unserved(p, d, reason, code) for p, d, reason, code in unserved),
+        stats=dict(run.stats or {}),
+    )
