@@ -158,6 +158,8 @@ def _register_blueprints(app: Flask) -> None:
 def _register_errors(app: Flask) -> None:
     def handler(code: int) -> Any:
         def render(error: Exception) -> ResponseReturnValue:
+            if code == 500:
+                db.session.rollback()
             return render_template(f"errors/{code}.html"), code
 
         return render

@@ -25,15 +25,13 @@ from webapp.services import (
     term_to_instance,
 )
 
-EXAMPLE = Path("/work/shared/spec/example-instance.json")
-if not EXAMPLE.exists():
-    EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "example-instance.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "spec" / "example-instance.json"
 
 
 @pytest.fixture
 def example() -> domain.Instance:
     if not EXAMPLE.exists():
-        pytest.skip("example-instance.json not found")
+        pytest.fail(f"{EXAMPLE} is missing")
     return load_instance(EXAMPLE)
 
 
