@@ -20,7 +20,7 @@ from webapp.extensions import babel, csrf, db, login_manager, migrate
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = str(PACKAGE_DIR / "migrations")
-OPTIONAL_BLUEPRINTS = ("parents", "admin", "bureau", "api")
+OPTIONAL_BLUEPRINTS = ("parents", "admin", "runs", "rosters", "bureau", "api")
 HOME_ENDPOINTS = {"parent": "parents.home", "school_admin": "admin.dashboard", "bureau": "bureau.dashboard"}
 
 
