@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from webapp.extensions import db
 
 ROLES = ("parent", "school_admin", "bureau")
-RUN_STATES = ("queued", "running", "done", "failed", "cancelled")
+RUN_STATES = ("queued", "running", "cancelling", "done", "failed", "cancelled")
 REQUEST_STATUSES = ("active", "withdrawn")
 
 
@@ -306,6 +306,10 @@ class AllocationRun(db.Model):  # type: ignore[name-defined,misc]
     published_at: Mapped[datetime | None] = mapped_column(DateTime)
     version: Mapped[int | None] = mapped_column(Integer)
     is_published: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    """Refreshed every few seconds by a running job; a stale heartbeat means the worker died."""
 
     term: Mapped[Term] = relationship(back_populates="runs", foreign_keys=[term_id])
     assignments: Mapped[list[RunAssignment]] = relationship(back_populates="run", cascade="all, delete-orphan")
