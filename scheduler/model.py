@@ -43,9 +43,13 @@ class Levels:
 class AllocationModel:
     """Builds every hard rule of PROBLEM.md over counts of interchangeable pupils."""
 
-    def __init__(self, instance: Instance, classes: list[DayClass]) -> None:
+    def __init__(self, instance: Instance, classes: list[DayClass], *, hire_sessions: int = 0) -> None:
+        """`hire_sessions > 0` lets the model hire teachers (what-if advice), each leading that many a week."""
         self.instance = instance
         self.classes = classes
+        self.hire_sessions = hire_sessions
+        self.hired: dict[str, cp_model.IntVar] = {}
+        self.hired_leads: dict[tuple[StaffingGroup, str], cp_model.IntVar] = {}
         self.model = cp_model.CpModel()
         self.seats: dict[tuple[int, str], cp_model.IntVar] = {}
         self.seated: dict[tuple[int, int, str], cp_model.IntVar] = {}
@@ -168,8 +172,33 @@ class AllocationModel:
             if leads:
                 self.model.add(sum(leads) <= teacher.max_sessions).with_name(f"week_cap_{teacher.id}")
                 self.load[teacher.id] = leads
+        if self.hire_sessions:
+            self._add_hired_teachers(list(demand), supply)
         for group, needed in demand.items():
             self.model.add(sum(needed) == sum(supply.get(group, []))).with_name(f"staff_{group}")
+
+    def _add_hired_teachers(self, groups: list[StaffingGroup],
+                            supply: dict[StaffingGroup, list[cp_model.IntVar]]) -> None:
+        """A hired teacher with qualification X leads X or unqualified sessions, one a slot, `hire_sessions` a week."""
+        tags = sorted({group[2] for group in groups} | {""})
+        sessions = self.instance.session_by_id
+        most = sum(-(-sessions[s].capacity // sessions[s].pupils_per_teacher) for s in self.teachers)
+        by_slot_tag: dict[tuple[int, str, str], list[cp_model.IntVar]] = defaultdict(list)
+        for tag in tags:
+            self.hired[tag] = self.model.new_int_var(0, most, f"hired_{tag or 'any'}")
+        for group in groups:
+            for tag in tags:
+                if group[2] not in ("", tag):
+                    continue
+                var = self.model.new_int_var(0, most, f"hired_leads_{group[0]}_{group[1]}_{group[2] or 'any'}_{tag}")
+                self.hired_leads[(group, tag)] = var
+                supply[group].append(var)
+                by_slot_tag[(group[0], group[1], tag)].append(var)
+        for (_, _, tag), leads in by_slot_tag.items():
+            self.model.add(sum(leads) <= self.hired[tag])
+        for tag, hired in self.hired.items():
+            week = [var for (_, t), var in self.hired_leads.items() if t == tag]
+            self.model.add(sum(week) <= self.hire_sessions * hired)
 
     def levels(self) -> Levels:
         instance = self.instance
@@ -199,4 +228,5 @@ class AllocationModel:
         return [
             *self.seats.values(), *self.seated.values(), *self.covered.values(), *self.liked.values(),
             *self.teachers.values(), *self.leads.values(), self.max_load,
+            *self.hired.values(), *self.hired_leads.values(),
         ]
