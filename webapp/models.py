@@ -356,6 +356,8 @@ class RunUnserved(db.Model):  # type: ignore[name-defined,misc]
     day: Mapped[int] = mapped_column(Integer)
     code: Mapped[str] = mapped_column(String(32), default="")
     reason: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """What the reason names (period, seats, demand ...), so `explain.reason_text` can say it in any language."""
     waitlist_position: Mapped[int | None] = mapped_column(Integer)
 
     run: Mapped[AllocationRun] = relationship(back_populates="unserved")
