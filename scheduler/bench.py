@@ -1,0 +1,241 @@
+"""Benchmark: the solver against today's lottery and first-come-first-served on generated schools.
+
+`python -m scheduler bench [--sizes 1000,2000,3000] [--variants normal,tight] [--time-limit 60] ...`
+Every method runs in a fresh spawned process, so the peak memory reported is that method's own; every result
+is checked by `validation.validate` before it is counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any, NoReturn
+
+from scheduler.domain import Instance, Solution
+from scheduler.generate import generate
+
+METHODS = ("solver", "lottery", "fcfs")
+VARIANTS = ("normal", "tight")
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+@dataclass(frozen=True)
+class Settings:
+    time_limit: float
+    workers: int
+    seed: int
+
+
+def solver_available() -> bool:
+    return importlib.util.find_spec("scheduler.solve") is not None
+
+
+def run_method(method: str, instance: Instance, settings: Settings) -> dict[str, Any]:
+    """Run one method on one instance and validate it; meant to run in its own process."""
+    from scheduler.validation import validate
+
+    started = time.monotonic()
+    solution: Solution
+    if method == "solver":
+        from scheduler.solve import SolverConfig, solve
+
+        solution = solve(instance, SolverConfig(time_limit=settings.time_limit, workers=settings.workers,
+                                                seed=settings.seed))
+    elif method == "lottery":
+        from scheduler.baselines import lottery
+
+        solution = lottery(instance, seed=settings.seed)
+    elif method == "fcfs":
+        from scheduler.baselines import first_come_first_served
+
+        solution = first_come_first_served(instance)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    seconds = time.monotonic() - started
+    report = validate(instance, solution)
+    levels = solution.stats.get("levels") or []
+    first = levels[0] if levels else {}
+    coverage_proven = first.get("name") == "coverage" and first.get("status") == "OPTIMAL"
+    return {
+        "method": method,
+        "status": solution.status,
+        "valid": report.ok and solution.has_allocation,
+        "violations": [v.message for v in report.violations[:5]],
+        "coverage": report.objective.coverage,
+        "coverage_bound": solution.objective.coverage_bound,
+        "covered_pupil_days": len(report.covered),
+        "preference": report.objective.preference,
+        "max_teacher_load": report.objective.max_teacher_load,
+        "staffing_pairs": report.total_staffing,
+        "seconds": round(float(solution.stats.get("seconds", seconds)), 3),
+        "coverage_seconds": solution.stats.get("coverage_seconds"),
+        "coverage_proven": coverage_proven,
+        "peak_mb": round(_peak_rss_mb(), 1),
+    }
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _isolated(method: str, instance: Instance, settings: Settings) -> dict[str, Any]:
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(run_method, method, instance, settings).result()
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = _Parser(prog="python -m scheduler bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,2000,3000", help="pupil counts, comma separated")
+    parser.add_argument("--variants", default="normal,tight", help="normal and/or tight, comma separated")
+    parser.add_argument("--methods", default=",".join(METHODS), help="solver, lottery and/or fcfs")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="solver seconds per instance")
+    parser.add_argument("--workers", type=int, default=2, help="solver threads")
+    parser.add_argument("--seed", type=int, default=1, help="generator, lottery and solver seed")
+    parser.add_argument("--json", metavar="OUT", help="also write every result to this JSON file")
+    args = parser.parse_args(list(argv))
+    try:
+        args.sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    except ValueError:
+        raise _UsageError(f"--sizes must be whole numbers separated by commas, not '{args.sizes}'") from None
+    if not args.sizes or min(args.sizes) < 1:
+        raise _UsageError("--sizes needs at least one pupil count >= 1")
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    choices = (("--variants", args.variants, VARIANTS), ("--methods", args.methods, METHODS))
+    for option, given, known in choices:
+        unknown = [value for value in given if value not in known]
+        if unknown or not given:
+            raise _UsageError(f"{option} takes {', '.join(known)}; got '{','.join(unknown) or 'nothing'}'")
+    if not args.time_limit > 0 or args.workers < 1:
+        raise _UsageError("--time-limit must be > 0 and --workers >= 1")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = _parse(argv)
+    except _UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as done:  # --help
+        return int(done.code or 0)
+    settings = Settings(time_limit=args.time_limit, workers=args.workers, seed=args.seed)
+    methods = list(args.methods)
+    print(f"machine: {os.cpu_count()} cores; solver: {settings.workers} workers, "
+          f"{settings.time_limit:g} s limit; seed {settings.seed}")
+    if "solver" in methods and not solver_available():
+        print("solver skipped: scheduler.solve is not installed in this checkout")
+        methods.remove("solver")
+    runs: list[dict[str, Any]] = []
+    for size in args.sizes:
+        for variant in args.variants:
+            started = time.monotonic()
+            instance = generate(size, args.seed, tight=variant == "tight")
+            generated = time.monotonic() - started
+            name = f"{size}-{variant}"
+            for method in methods:
+                try:
+                    result = _isolated(method, instance, settings)
+                except Exception as error:  # one broken run must not hide the others
+                    result = {"method": method, "valid": False, "error": f"{type(error).__name__}: {error}"}
+                result.update(instance=name, pupils=size, variant=variant, demand=instance.demand(),
+                              generate_seconds=round(generated, 3))
+                runs.append(result)
+                print(f"  {name} {method}: {_progress(result)}", file=sys.stderr, flush=True)
+    comparisons = _comparisons(runs)
+    _print_table(runs, comparisons)
+    if args.json:
+        from scheduler.io import write_json
+
+        write_json({"cpu_count": os.cpu_count(), "time_limit": settings.time_limit,
+                    "workers": settings.workers, "seed": settings.seed, "runs": runs,
+                    "comparisons": comparisons}, args.json)
+    return EXIT_OK if all(run["valid"] for run in runs) else EXIT_INVALID
+
+
+def _progress(result: dict[str, Any]) -> str:
+    if "error" in result:
+        return f"failed ({result['error']})"
+    return f"{result['status']} coverage {result['coverage']} in {result['seconds']:.1f} s"
+
+
+def _comparisons(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Solver coverage against each baseline, per instance, with the extra pupil-days covered."""
+    by_instance: dict[str, dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        if run["valid"]:
+            by_instance.setdefault(run["instance"], {})[run["method"]] = run
+    comparisons = []
+    for name, results in by_instance.items():
+        solver = results.get("solver")
+        if solver is None:
+            continue
+        for baseline in ("lottery", "fcfs"):
+            other = results.get(baseline)
+            if other is None:
+                continue
+            extra_days = solver["covered_pupil_days"] - other["covered_pupil_days"]
+            ratio = round(solver["coverage"] / other["coverage"], 4) if other["coverage"] else None
+            comparisons.append({
+                "instance": name, "baseline": baseline, "coverage_ratio": ratio,
+                "extra_pupil_days": extra_days,
+                "extra_children_per_day": round(extra_days / 5, 1),
+            })
+    return comparisons
+
+
+COLUMNS = (("instance", 14), ("method", 8), ("coverage", 9), ("% demand", 9), ("bound", 8), ("pref", 7),
+           ("max load", 9), ("seconds", 8), ("peak MB", 8))
+
+
+def _row(run: dict[str, Any]) -> list[str]:
+    if "error" in run:
+        return [run["instance"], run["method"], "failed: " + run["error"]]
+    percent = 100 * run["coverage"] / run["demand"] if run["demand"] else 100.0
+    flag = "" if run["valid"] else "  INVALID"
+    return [run["instance"], run["method"], str(run["coverage"]), f"{percent:.1f}%",
+            str(run["coverage_bound"]), str(run["preference"]), str(run["max_teacher_load"]),
+            f"{run['seconds']:.2f}",
+            f"{run['peak_mb']:.0f}{flag}"]
+
+
+def _print_table(runs: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> None:
+    header = "".join(title.rjust(width) if i > 1 else title.ljust(width)
+                     for i, (title, width) in enumerate(COLUMNS))
+    print(header)
+    print("-" * len(header))
+    for run in runs:
+        cells = _row(run)
+        print("".join(cell.rjust(width) if i > 1 else cell.ljust(width)
+                      for i, (cell, (_, width)) in enumerate(zip(cells, COLUMNS, strict=False))))
+    for run in runs:
+        if run.get("method") == "solver" and run.get("coverage_seconds") is not None:
+            verdict = "proven optimal after" if run["coverage_proven"] else "not proven optimal within"
+            print(f"{run['instance']}: coverage {verdict} {run['coverage_seconds']:.1f} s "
+                  f"(bound {run['coverage_bound']}, demand {run['demand']})")
+    for item in comparisons:
+        ratio = "n/a" if item["coverage_ratio"] is None else f"{item['coverage_ratio']:.3f}"
+        print(f"{item['instance']}: solver/{item['baseline']} coverage {ratio}, "
+              f"{item['extra_pupil_days']:+d} pupil-days a week "
+              f"({item['extra_children_per_day']:+.1f} children a day)")
+    invalid = [f"{run['instance']} {run['method']}" for run in runs if not run["valid"]]
+    if invalid:
+        print(f"invalid or failed runs: {', '.join(invalid)}")

@@ -1,0 +1,75 @@
+"""The benchmark CLI: options, the table, the JSON report, and the solver comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scheduler import bench
+
+
+def test_usage_errors_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--sizes", "abc"], ["--variants", "huge"], ["--methods", "magic"], ["--time-limit", "0"],
+                 ["--sizes", "0"], ["--nonsense"]):
+        assert bench.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), (argv, err)
+        assert "Traceback" not in err[0]
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--help"]) == 0
+    assert "--time-limit" in capsys.readouterr().out
+
+
+def test_baselines_only_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.json"
+    code = bench.main(["--sizes", "150", "--variants", "normal,tight", "--methods", "lottery,fcfs",
+                       "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("machine: ") and " cores" in printed[0]
+    header = printed[1]
+    titles = ("instance", "method", "coverage", "% demand", "bound", "pref", "max load", "seconds", "peak MB")
+    assert all(title in header for title in titles)
+    rows = [line for line in printed if line.startswith("150-")]
+    assert [line.split()[:2] for line in rows] == [["150-normal", "lottery"], ["150-normal", "fcfs"],
+                                                   ["150-tight", "lottery"], ["150-tight", "fcfs"]]
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert len(report["runs"]) == 4 and report["comparisons"] == []
+    for run in report["runs"]:
+        assert run["valid"] and run["status"] == "FEASIBLE"
+        assert 0 < run["coverage"] < run["demand"] == run["coverage_bound"]
+        assert run["peak_mb"] > 1
+
+
+def test_solver_is_skipped_with_a_reason_when_missing(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bench, "solver_available", lambda: False)
+    assert bench.main(["--sizes", "60", "--variants", "normal", "--methods", "solver,lottery"]) == 0
+    printed = capsys.readouterr().out
+    assert "solver skipped: scheduler.solve is not installed" in printed
+    assert "60-normal    solver" not in printed
+
+
+def test_comparisons_count_extra_pupil_days() -> None:
+    runs = [
+        {"instance": "x", "method": "solver", "valid": True, "coverage": 120, "covered_pupil_days": 100},
+        {"instance": "x", "method": "lottery", "valid": True, "coverage": 100, "covered_pupil_days": 90},
+        {"instance": "x", "method": "fcfs", "valid": False, "coverage": 0, "covered_pupil_days": 0},
+    ]
+    assert bench._comparisons(runs) == [{"instance": "x", "baseline": "lottery", "coverage_ratio": 1.2,
+                                          "extra_pupil_days": 10, "extra_children_per_day": 2.0}]
+
+
+@pytest.mark.skipif(not bench.solver_available(), reason="scheduler.solve is not in this checkout")
+def test_full_run_with_the_solver(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--sizes", "200", "--variants", "normal", "--time-limit", "10"]) == 0
+    printed = capsys.readouterr().out
+    methods = [line.split()[1] for line in printed.splitlines() if line.startswith("200-normal ")]
+    assert methods == ["solver", "lottery", "fcfs"]
+    assert "200-normal: solver/lottery coverage" in printed
+    assert "200-normal: solver/fcfs coverage" in printed
+    assert "200-normal: coverage proven optimal after" in printed or "not proven optimal within" in printed
