@@ -1,0 +1,247 @@
+"""Edit screens: activities and sessions of the current term, teachers and their weekly availability."""
+
+from __future__ import annotations
+
+import re
+
+from flask import flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from sqlalchemy import delete, func, insert, select
+
+from webapp.admin import bp
+from webapp.admin.forms import ActivityForm, SessionForm, TeacherForm
+from webapp.admin.importer import DAY_NAMES_ZH, offer_freed_seats
+from webapp.admin.scope import (
+    admin_view,
+    in_published_run,
+    own_activity,
+    own_session,
+    own_teacher,
+    term_view,
+)
+from webapp.audit import record
+from webapp.extensions import db
+from webapp.models import Activity, Period, Session, Teacher, TeacherAvailability, Term
+
+# ------------------------------------------------------------------------------------------ activities
+
+
+@bp.route("/activities")
+@term_view
+def activities() -> ResponseReturnValue:
+    term: Term = g.term
+    rows = db.session.scalars(
+        select(Activity).where(Activity.term_id == term.id).order_by(Activity.code)).all()
+    used = dict(db.session.execute(select(Session.activity_id, func.count(Session.id))
+                                   .where(Session.term_id == term.id).group_by(Session.activity_id)).all())
+    return render_template("admin/activities.html", activities=rows, used=used, term=term)
+
+
+@bp.route("/activities/new", methods=["GET", "POST"])
+@bp.route("/activities/<int:activity_id>/edit", methods=["GET", "POST"])
+@term_view
+def activity_form(activity_id: int | None = None) -> ResponseReturnValue:
+    activity = own_activity(activity_id) if activity_id is not None else None
+    term: Term = activity.term if activity else g.term
+    form = ActivityForm(obj=activity)
+    if form.validate_on_submit():
+        clash = db.session.scalar(select(Activity.id).where(Activity.term_id == term.id,
+                                                            Activity.code == form.code.data))
+        if clash is not None and (activity is None or clash != activity.id):
+            form.code.errors.append(_("Another activity of this term already has this code."))
+        else:
+            if activity is None:
+                activity = Activity(term_id=term.id)
+                db.session.add(activity)
+            activity.code = form.code.data.strip()
+            activity.name = form.name.data.strip()
+            activity.category = (form.category.data or "").strip()
+            activity.qualification = (form.qualification.data or "").strip() or None
+            db.session.flush()
+            record("save_activity", f"activity:{activity.id}", {"code": activity.code})
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("admin.activities"))
+    title = _("Edit activity") if activity else _("New activity")
+    return render_template("admin/form.html", form=form, title=title, back=url_for("admin.activities"))
+
+
+@bp.route("/activities/<int:activity_id>/delete", methods=["POST"])
+@admin_view
+def activity_delete(activity_id: int) -> ResponseReturnValue:
+    activity = own_activity(activity_id)
+    sessions = db.session.scalar(
+        select(func.count(Session.id)).where(Session.activity_id == activity.id)) or 0
+    if sessions:
+        flash(_("Activity %(code)s still has %(n)d sessions; delete or move them first.", code=activity.code,
+                n=sessions), "error")
+    else:
+        record("delete_activity", f"activity:{activity.id}", {"code": activity.code})
+        db.session.delete(activity)
+        db.session.commit()
+        flash(_("Deleted."), "success")
+    return redirect(url_for("admin.activities"))
+
+
+# ------------------------------------------------------------------------------------------ sessions
+
+
+@bp.route("/sessions")
+@term_view
+def sessions() -> ResponseReturnValue:
+    term: Term = g.term
+    rows = db.session.scalars(
+        select(Session).join(Period, Period.id == Session.period_id).where(Session.term_id == term.id)
+        .order_by(Session.day, Period.position, Session.code)).all()
+    return render_template("admin/sessions.html", sessions=rows, term=term, day_labels=DAY_NAMES_ZH)
+
+
+def _session_choices(form: SessionForm, term: Term) -> None:
+    form.activity.choices = [(a.id, f"{a.name}（{a.code}）")
+                             for a in sorted(term.activities, key=lambda a: a.code)]
+    form.day.choices = [(day, DAY_NAMES_ZH.get(day, str(day))) for day in term.weekdays]
+    form.period.choices = [(p.id, f"{p.code} {p.start}–{p.end}") for p in term.periods]
+
+
+@bp.route("/sessions/new", methods=["GET", "POST"])
+@bp.route("/sessions/<int:session_id>/edit", methods=["GET", "POST"])
+@term_view
+def session_form(session_id: int | None = None) -> ResponseReturnValue:
+    found = own_session(session_id) if session_id is not None else None
+    term: Term = found.term if found else g.term
+    form = SessionForm(obj=found)
+    _session_choices(form, term)
+    if request.method == "GET":
+        if found is not None:
+            form.activity.data, form.period.data = found.activity_id, found.period_id
+        else:
+            form.grade_lo.data, form.grade_hi.data, form.min_pupils.data = 1, 6, 0
+    if form.validate_on_submit():
+        clash = db.session.scalar(select(Session.id).where(Session.term_id == term.id,
+                                                           Session.code == form.code.data))
+        if clash is not None and (found is None or clash != found.id):
+            form.code.errors.append(_("Another session of this term already has this code."))
+        else:
+            old_capacity = found.capacity if found is not None else None
+            if found is None:
+                found = Session(term_id=term.id)
+                db.session.add(found)
+            found.code = form.code.data.strip()
+            found.activity_id = form.activity.data
+            found.day = form.day.data
+            found.period_id = form.period.data
+            found.room = (form.room.data or "").strip()
+            for name in ("capacity", "grade_lo", "grade_hi", "pupils_per_teacher", "min_pupils"):
+                setattr(found, name, getattr(form, name).data)
+            db.session.flush()
+            record("save_session", f"session:{found.id}", {"code": found.code, "capacity": found.capacity})
+            db.session.commit()
+            if old_capacity is not None and found.capacity > old_capacity:
+                offer_freed_seats(term)
+            flash(_("Saved."), "success")
+            return redirect(url_for("admin.sessions"))
+    title = _("Edit session") if session_id is not None else _("New session")
+    return render_template("admin/form.html", form=form, title=title, back=url_for("admin.sessions"))
+
+
+@bp.route("/sessions/<int:session_id>/delete", methods=["POST"])
+@admin_view
+def session_delete(session_id: int) -> ResponseReturnValue:
+    found = own_session(session_id)
+    if in_published_run(session_id=found.id):
+        flash(_("Session %(code)s has pupils in the published allocation and cannot be deleted. Set its "
+                "capacity to 0 and run the allocation again instead.", code=found.code), "error")
+    else:
+        record("delete_session", f"session:{found.id}", {"code": found.code})
+        db.session.delete(found)
+        db.session.commit()
+        flash(_("Deleted."), "success")
+    return redirect(url_for("admin.sessions"))
+
+
+# ------------------------------------------------------------------------------------------ teachers
+
+
+@bp.route("/teachers")
+@admin_view
+def teachers() -> ResponseReturnValue:
+    rows = db.session.scalars(
+        select(Teacher).where(Teacher.school_id == g.school.id).order_by(Teacher.code)).all()
+    slots: dict[int, int] = {}
+    if g.term is not None:
+        slots = dict(db.session.execute(
+            select(TeacherAvailability.teacher_id, func.count())
+            .where(TeacherAvailability.term_id == g.term.id).group_by(TeacherAvailability.teacher_id)).all())
+    return render_template("admin/teachers.html", teachers=rows, slots=slots, term=g.term)
+
+
+def _split_tags(text: str) -> list[str]:
+    return sorted({tag for tag in re.split(r"[,，、;；\s]+", text or "") if tag})
+
+
+@bp.route("/teachers/new", methods=["GET", "POST"])
+@bp.route("/teachers/<int:teacher_id>/edit", methods=["GET", "POST"])
+@admin_view
+def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
+    teacher = own_teacher(teacher_id) if teacher_id is not None else None
+    term: Term | None = g.term
+    form = TeacherForm(obj=teacher)
+    periods = list(term.periods) if term else []
+    allowed = {f"{day}:{p.id}" for day in (term.weekdays if term else []) for p in periods}
+    current: set[str] = set()
+    if teacher is not None and term is not None:
+        current = {f"{day}:{period_id}" for day, period_id in db.session.execute(
+            select(TeacherAvailability.day, TeacherAvailability.period_id)
+            .where(TeacherAvailability.teacher_id == teacher.id, TeacherAvailability.term_id == term.id))}
+    if request.method == "GET":
+        if teacher is not None:
+            form.qualifications.data = "、".join(teacher.qualifications)
+        else:
+            form.max_sessions.data = 5
+    checked = set(request.form.getlist("available")) & allowed if request.method == "POST" else current
+    if form.validate_on_submit():
+        clash = db.session.scalar(select(Teacher.id).where(Teacher.school_id == g.school.id,
+                                                           Teacher.code == form.code.data))
+        if clash is not None and (teacher is None or clash != teacher.id):
+            form.code.errors.append(_("Another teacher of this school already has this staff number."))
+        else:
+            if teacher is None:
+                teacher = Teacher(school_id=g.school.id)
+                db.session.add(teacher)
+            teacher.code = form.code.data.strip()
+            teacher.name = form.name.data.strip()
+            teacher.qualifications = _split_tags(form.qualifications.data)
+            teacher.max_sessions = form.max_sessions.data
+            teacher.active = bool(form.active.data)
+            db.session.flush()
+            if term is not None and checked != current:
+                db.session.execute(delete(TeacherAvailability).where(
+                    TeacherAvailability.teacher_id == teacher.id, TeacherAvailability.term_id == term.id))
+                rows = [{"teacher_id": teacher.id, "term_id": term.id, "day": int(day),
+                         "period_id": int(period)}
+                        for day, period in (slot.split(":") for slot in sorted(checked))]
+                if rows:
+                    db.session.execute(insert(TeacherAvailability), rows)
+            record("save_teacher", f"teacher:{teacher.id}", {"slots": len(checked)})
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("admin.teachers"))
+    title = _("Edit teacher") if teacher_id is not None else _("New teacher")
+    return render_template("admin/teacher_form.html", form=form, title=title, term=term, periods=periods,
+                           checked=checked, day_labels=DAY_NAMES_ZH)
+
+
+@bp.route("/teachers/<int:teacher_id>/delete", methods=["POST"])
+@admin_view
+def teacher_delete(teacher_id: int) -> ResponseReturnValue:
+    teacher = own_teacher(teacher_id)
+    if in_published_run(teacher_id=teacher.id):
+        flash(_("%(name)s leads sessions in the published allocation and cannot be deleted. Mark the teacher "
+                "inactive instead.", name=teacher.name), "error")
+    else:
+        record("delete_teacher", f"teacher:{teacher.id}")
+        db.session.delete(teacher)
+        db.session.commit()
+        flash(_("Deleted."), "success")
+    return redirect(url_for("admin.teachers"))

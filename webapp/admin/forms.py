@@ -1,0 +1,103 @@
+"""Forms of the school admin's edit screens; checks that need the database live in the views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    IntegerField,
+    SelectField,
+    StringField,
+    SubmitField,
+)
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+
+CODE_PATTERN = Regexp(r"^[A-Za-z0-9_.\-]+$",
+                      message=_l("Use letters, digits, dots, dashes or underscores only."))
+
+
+class ImportForm(FlaskForm):  # type: ignore[misc]
+    file = FileField(_l("Spreadsheet (.xlsx or .csv, at most 5 MB)"),
+                     validators=[FileRequired(_l("Choose a file to upload."))])
+    submit = SubmitField(_l("Check and import"))
+
+
+class ActivityForm(FlaskForm):  # type: ignore[misc]
+    code = StringField(_l("Code"),
+                       validators=[DataRequired(_l("Enter a code.")), Length(max=64), CODE_PATTERN])
+    name = StringField(_l("Activity name"), validators=[DataRequired(_l("Enter a name.")), Length(max=100)])
+    category = StringField(_l("Category"), validators=[Optional(), Length(max=64)])
+    qualification = StringField(_l("Qualification a teacher needs (empty: any teacher)"),
+                                validators=[Optional(), Length(max=64)])
+    submit = SubmitField(_l("Save"))
+
+
+def _int_field(label: Any, low: int, high: int) -> IntegerField:
+    return IntegerField(label, validators=[
+        InputRequired(_l("Enter a whole number.")),
+        NumberRange(min=low, max=high, message=_l("Enter a whole number from %(min)s to %(max)s.")),
+    ])
+
+
+class SessionForm(FlaskForm):  # type: ignore[misc]
+    code = StringField(_l("Code"),
+                       validators=[DataRequired(_l("Enter a code.")), Length(max=64), CODE_PATTERN])
+    activity = SelectField(_l("Activity"), coerce=int, validators=[InputRequired()])
+    day = SelectField(_l("Day"), coerce=int, validators=[InputRequired()])
+    period = SelectField(_l("Period"), coerce=int, validators=[InputRequired()])
+    room = StringField(_l("Room"), validators=[Optional(), Length(max=100)])
+    capacity = _int_field(_l("Capacity"), 0, 2000)
+    grade_lo = _int_field(_l("Lowest grade"), 1, 6)
+    grade_hi = _int_field(_l("Highest grade"), 1, 6)
+    pupils_per_teacher = _int_field(_l("Pupils per teacher"), 1, 2000)
+    min_pupils = _int_field(_l("Minimum pupils to open"), 0, 2000)
+    submit = SubmitField(_l("Save"))
+
+    def validate_grade_hi(self, field: IntegerField) -> None:
+        if self.grade_lo.data is not None and field.data is not None and self.grade_lo.data > field.data:
+            raise ValidationError(_l("The highest grade must not be below the lowest grade."))
+
+
+class TeacherForm(FlaskForm):  # type: ignore[misc]
+    code = StringField(_l("Staff number"),
+                       validators=[DataRequired(_l("Enter a staff number.")), Length(max=64), CODE_PATTERN])
+    name = StringField(_l("Name"), validators=[DataRequired(_l("Enter a name.")), Length(max=100)])
+    qualifications = StringField(_l("Qualifications (separated by commas)"),
+                                 validators=[Optional(), Length(max=500)])
+    max_sessions = _int_field(_l("Most sessions per week"), 0, 50)
+    active = BooleanField(_l("Active"), default=True)
+    submit = SubmitField(_l("Save"))
+
+
+class WindowForm(FlaskForm):  # type: ignore[misc]
+    opens_at = DateTimeLocalField(_l("Requests open (China time)"), format="%Y-%m-%dT%H:%M",
+                                  validators=[Optional()])
+    closes_at = DateTimeLocalField(_l("Requests close (China time)"), format="%Y-%m-%dT%H:%M",
+                                   validators=[Optional()])
+    results_date = DateField(_l("Date parents see the results"), validators=[Optional()])
+    submit = SubmitField(_l("Save"))
+
+    def validate_closes_at(self, field: DateTimeLocalField) -> None:
+        if self.opens_at.data and field.data and field.data <= self.opens_at.data:
+            raise ValidationError(_l("The closing time must be after the opening time."))
+
+
+class CodesForm(FlaskForm):  # type: ignore[misc]
+    class_name = SelectField(_l("Pupils"), validators=[Optional()])
+    confirm = BooleanField(_l("I understand that codes issued before for these pupils stop working."),
+                           validators=[DataRequired(_l("Please confirm first."))])
+    submit = SubmitField(_l("Issue codes and print"))

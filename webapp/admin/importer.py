@@ -1,0 +1,695 @@
+"""Importing pupils, teachers and sessions from a school's spreadsheet, all or nothing.
+
+`import_file(kind, filename, data, school, term)` reads the upload, checks every cell and reports every
+problem at once ("第 5 行，「年级」列：年级必须是 1 到 6 的整数"). Only a file without a single problem is
+written, in one transaction; rows are matched on pupil number / staff number / session code, so importing the
+same file twice changes nothing. Existing rows are loaded once into dicts: a 3,000-pupil file costs a handful
+of queries.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import delete, insert, select
+
+from webapp.admin.spreadsheet import EXCEL_ERRORS, Cell, FileRejected, Table, clean_text, read_table
+from webapp.admin.spreadsheet import write_csv as _write_csv
+from webapp.admin.spreadsheet import write_xlsx as _write_xlsx
+from webapp.audit import record
+from webapp.extensions import db
+from webapp.models import Activity, Period, Pupil, School, Session, Teacher, TeacherAvailability, Term
+
+log = logging.getLogger(__name__)
+
+KINDS = ("pupils", "teachers", "sessions")
+DAY_NAMES_ZH = {1: "周一", 2: "周二", 3: "周三", 4: "周四", 5: "周五", 6: "周六", 7: "周日"}
+_ZH_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "日": 7, "天": 7, "七": 7}
+_EN_DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
+_DAY_RE = re.compile(
+    r"^(?:(?:周|星期|礼拜)([一二三四五六日天])|(mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?|([1-7]))",
+    re.IGNORECASE,
+)
+_LIST_SPLIT = re.compile(r"[,，、;；/\s]+")
+_YES = frozenset({"1", "是", "✓", "√", "✔", "y", "yes", "true", "x", "有", "可", "可以", "○", "o"})
+_NO = frozenset({"", "0", "否", "n", "no", "false", "×", "✗", "-", "无", "不可"})
+MAX_GRADE = 6
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of an import file: its Chinese header (as in the template) and the other names accepted."""
+
+    key: str
+    label: str
+    english: str
+    required: bool
+    help: str
+    aliases: tuple[str, ...] = ()
+
+    def names(self) -> set[str]:
+        return {_header_key(n) for n in (self.label, self.english, self.key, *self.aliases)}
+
+
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    "pupils": (
+        Column("number", "学号", "pupil number", True, "每名学生唯一，家长绑定孩子时使用",
+               ("number", "pupil id", "id")),
+        Column("name", "姓名", "name", True, "学生姓名"),
+        Column("grade", "年级", "grade", True, "1 到 6 的整数"),
+        Column("class_name", "班级", "class", False, "例如 3-1", ("class name",)),
+        Column("family", "家庭编号", "family", False, "兄弟姐妹填同一编号，可留空", ("family code",)),
+        Column("priority", "优先级", "priority", False, "整数，0 为普通；留空按 0"),
+    ),
+    "teachers": (
+        Column("code", "工号", "staff number", True, "每位教师唯一", ("code", "teacher id", "id")),
+        Column("name", "姓名", "name", True, "教师姓名"),
+        Column("qualifications", "资质", "qualifications", False,
+               "资质标签，用逗号或顿号分隔，例如 sports、arts"),
+        Column("max_sessions", "每周上限", "weekly cap", False, "每周最多带几个班次；留空按 5",
+               ("max sessions", "max_sessions")),
+        Column("available", "可用时段", "availability", False,
+               "例如 周一P1,周一P2,周三P3 或 1-P1 1-P2；也可以每个星期×时段一列，填 1、是 或 ✓",
+               ("available",)),
+    ),
+    "sessions": (
+        Column("code", "编号", "session code", True, "每个班次唯一，例如 S11", ("code", "id")),
+        Column("activity", "活动", "activity", True, "活动代码或中文名称"),
+        Column("day", "星期", "day", True, "周一 到 周五，或 1 到 5", ("weekday",)),
+        Column("period", "时段", "period", True, "时段代码，例如 P1", ()),
+        Column("room", "教室", "room", False, "上课地点"),
+        Column("capacity", "容量", "capacity", True, "最多容纳的学生数，0 或以上"),
+        Column("grade_lo", "年级下限", "lowest grade", False, "1 到 6；留空按 1", ("grade lo", "grade_min")),
+        Column("grade_hi", "年级上限", "highest grade", False, "1 到 6；留空按 6", ("grade hi", "grade_max")),
+        Column("pupils_per_teacher", "每位教师学生数", "pupils per teacher", False,
+               "每位教师最多带的学生数，1 或以上；留空按容量", ("ppt",)),
+        Column("min_pupils", "最少人数", "minimum pupils", False, "不足此人数则不开班；留空按 0",
+               ("min pupils",)),
+    ),
+}
+
+
+def _header_key(text: str) -> str:
+    return re.sub(r"[\s_]+", "", clean_text(text)).lower()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the file, located by spreadsheet row and column header when it has a place."""
+
+    message: str
+    row: int | None = None
+    column: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self.row is not None and self.column:
+            return str(_("Row %(row)d, column “%(column)s”: %(message)s", row=self.row, column=self.column,
+                         message=self.message))
+        if self.row is not None:
+            return str(_("Row %(row)d: %(message)s", row=self.row, message=self.message))
+        return self.message
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
+class ImportResult:
+    kind: str
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class ImportRejected(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.text for p in problems))
+        self.problems = problems
+
+
+# ------------------------------------------------------------------------------------------ reading cells
+
+
+class _Row:
+    """A data row read through the column map, collecting problems instead of raising."""
+
+    def __init__(self, number: int, cells: list[Cell], columns: dict[str, int], headers: list[str],
+                 problems: list[Problem]) -> None:
+        self.number = number
+        self.cells = cells
+        self.columns = columns
+        self.headers = headers
+        self.problems = problems
+        self.failed = False
+
+    def header(self, key: str) -> str:
+        return self.headers[self.columns[key]]
+
+    def fail(self, key_or_header: str, message: str) -> None:
+        column = self.header(key_or_header) if key_or_header in self.columns else key_or_header
+        self.problems.append(Problem(message, self.number, column))
+        self.failed = True
+
+    def cell(self, key: str) -> Cell | None:
+        index = self.columns.get(key)
+        if index is None or index >= len(self.cells):
+            return None
+        return self.cells[index]
+
+    def raw(self, key: str) -> Any:
+        """The cell's value, or None after reporting formulas without results and Excel error values."""
+        cell = self.cell(key)
+        if cell is None:
+            return None
+        return self._checked(key, cell)
+
+    def _checked(self, key: str, cell: Cell) -> Any:
+        if cell.formula_without_value:
+            self.fail(key, _("the cell holds a formula without a saved result. Open the file in Excel, save "
+                             "it and upload it again, or paste the values only."))
+            return None
+        if isinstance(cell.value, str) and clean_text(cell.value).upper() in EXCEL_ERRORS:
+            self.fail(key, _("the cell holds the Excel error %(value)s.", value=clean_text(cell.value)))
+            return None
+        return cell.value
+
+    def text(self, key: str, *, required: bool = False, max_length: int = 100) -> str:
+        value = as_text(self.raw(key))
+        if required and not value and not self.failed_on(key):
+            self.fail(key, _("%(column)s must not be empty.", column=self.header(key)))
+        elif len(value) > max_length:
+            self.fail(key, _("%(column)s is longer than %(n)d characters.", column=self.header(key),
+                             n=max_length))
+        return value
+
+    def failed_on(self, key: str) -> bool:
+        column = self.header(key) if key in self.columns else key
+        return any(p.row == self.number and p.column == column for p in self.problems)
+
+    def integer(self, key: str, low: int, high: int, default: int | None) -> int | None:
+        """A whole number within [low, high]; `default` when the column is absent or the cell empty."""
+        raw = self.raw(key)
+        if self.failed_on(key):
+            return None
+        text = as_text(raw)
+        if not text:
+            if default is None:
+                self.fail(key, _("%(column)s must not be empty.", column=self.header(key)))
+            return default
+        number = as_int(raw)
+        if number is None:
+            self.fail(key, _("“%(value)s” is not a whole number.", value=text))
+            return None
+        if not low <= number <= high:
+            self.fail(key, _("%(column)s must be a whole number from %(low)d to %(high)d.",
+                             column=self.header(key), low=low, high=high))
+            return None
+        return number
+
+
+def as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M") if value.time() != time() else value.strftime("%Y-%m-%d")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return clean_text(str(value))
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, bool) or isinstance(value, date | time):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    text = as_text(value)
+    if re.fullmatch(r"[+-]?\d+(\.0+)?", text):
+        return int(float(text)) if "." in text else int(text)
+    return None
+
+
+def parse_day(text: str) -> int | None:
+    """周一 / 星期一 / 一 / Mon / Monday / 1 -> 1; None when it is not a weekday."""
+    text = clean_text(text)
+    if text in _ZH_DIGITS:
+        return _ZH_DIGITS[text]
+    match = _DAY_RE.match(text)
+    if match is None or match.end() != len(text):
+        return None
+    return _day_from_match(match)
+
+
+def _day_from_match(match: re.Match[str]) -> int:
+    zh, en, digit = match.groups()
+    if zh:
+        return _ZH_DIGITS[zh]
+    if en:
+        return _EN_DAYS[en.lower()]
+    return int(digit)
+
+
+def parse_slot(text: str, periods: dict[str, Period]) -> tuple[int, Period] | None:
+    """"周一P1", "1-P1", "Mon P1" -> (1, period P1); None when either half is not recognised."""
+    text = clean_text(text)
+    match = _DAY_RE.match(text)
+    if match is None:
+        return None
+    rest = text[match.end():].lstrip(" -_:：.·")
+    period = periods.get(rest.lower())
+    if period is None:
+        return None
+    return _day_from_match(match), period
+
+
+def day_names(days: Sequence[int]) -> str:
+    return "、".join(DAY_NAMES_ZH.get(d, str(d)) for d in days)
+
+
+# ------------------------------------------------------------------------------------------ the column map
+
+
+def _map_columns(kind: str, table: Table) -> tuple[dict[str, int], list[Problem]]:
+    columns: dict[str, int] = {}
+    problems: list[Problem] = []
+    by_name = {name: column for column in COLUMNS[kind] for name in column.names()}
+    for index, header in enumerate(table.headers):
+        column = by_name.get(_header_key(header)) if header else None
+        if column is None:
+            continue
+        if column.key in columns:
+            problems.append(Problem(_("Column “%(column)s” appears twice.", column=header)))
+            continue
+        columns[column.key] = index
+    for column in COLUMNS[kind]:
+        if column.required and column.key not in columns:
+            problems.append(Problem(_("Required column “%(column)s” is missing (the English header "
+                                      "“%(english)s” is accepted too).",
+                                      column=column.label, english=column.english)))
+    return columns, problems
+
+
+def _duplicate(row: _Row, key: str, value: str, seen: dict[str, int]) -> bool:
+    if not value:
+        return False
+    first = seen.get(value.lower())
+    if first is not None:
+        row.fail(key, _("“%(value)s” already appears in row %(first)d.", value=value, first=first))
+        return True
+    seen[value.lower()] = row.number
+    return False
+
+
+# ------------------------------------------------------------------------------------------ pupils
+
+
+@dataclass(frozen=True)
+class PupilRecord:
+    number: str
+    name: str
+    grade: int
+    class_name: str
+    family_code: str | None
+    priority: int
+
+
+def _read_pupils(table: Table, columns: dict[str, int], term: Term | None,
+                 problems: list[Problem]) -> list[PupilRecord]:
+    levels = list(range(10))
+    if term is not None and term.priority_weights:
+        levels = sorted(int(level) for level in term.priority_weights)
+    seen: dict[str, int] = {}
+    records = []
+    for number, cells in table.rows:
+        row = _Row(number, cells, columns, table.headers, problems)
+        pupil_number = row.text("number", required=True, max_length=64)
+        _duplicate(row, "number", pupil_number, seen)
+        name = row.text("name", required=True)
+        grade = row.integer("grade", 1, MAX_GRADE, None)
+        class_name = row.text("class_name", max_length=64)
+        family = row.text("family", max_length=64)
+        priority = row.integer("priority", 0, 99, 0)
+        if priority is not None and priority not in levels:
+            row.fail("priority", _("%(column)s must be one of %(levels)s.", column=row.header("priority"),
+                                   levels="、".join(str(level) for level in levels)))
+        if not row.failed and grade is not None and priority is not None:
+            records.append(PupilRecord(pupil_number, name, grade, class_name, family or None, priority))
+    return records
+
+
+def _write_pupils(records: list[PupilRecord], school: School, result: ImportResult) -> None:
+    existing = {p.number: p for p in db.session.scalars(select(Pupil).where(Pupil.school_id == school.id))}
+    new_rows = []
+    for rec in records:
+        values = {"name": rec.name, "grade": rec.grade, "class_name": rec.class_name,
+                  "family_code": rec.family_code, "priority": rec.priority, "active": True}
+        pupil = existing.get(rec.number)
+        if pupil is None:
+            new_rows.append({"school_id": school.id, "number": rec.number, **values})
+        elif _update(pupil, values):
+            result.updated += 1
+        else:
+            result.unchanged += 1
+    if new_rows:
+        db.session.execute(insert(Pupil), new_rows)
+    result.created = len(new_rows)
+
+
+def _update(row: Any, values: dict[str, Any]) -> bool:
+    changed = False
+    for key, value in values.items():
+        if getattr(row, key) != value:
+            setattr(row, key, value)
+            changed = True
+    return changed
+
+
+# ------------------------------------------------------------------------------------------ teachers
+
+
+@dataclass(frozen=True)
+class TeacherRecord:
+    code: str
+    name: str
+    qualifications: list[str]
+    max_sessions: int
+    available: frozenset[tuple[int, int]] | None
+    """(day, period id) pairs; None when the file says nothing about availability."""
+
+
+def _grid_columns(table: Table, columns: dict[str, int],
+                  periods: dict[str, Period]) -> dict[int, tuple[int, Period]]:
+    taken = set(columns.values())
+    return {index: slot for index, header in enumerate(table.headers)
+            if index not in taken and header and (slot := parse_slot(header, periods)) is not None}
+
+
+def _read_teachers(table: Table, columns: dict[str, int], term: Term | None,
+                   problems: list[Problem]) -> list[TeacherRecord]:
+    periods = {p.code.lower(): p for p in term.periods} if term else {}
+    weekdays = list(term.weekdays) if term else []
+    grid = _grid_columns(table, columns, periods)
+    if (grid or "available" in columns) and term is None:
+        problems.append(Problem(_("This school has no term yet, so availability cannot be imported. "
+                                  "Create a term first.")))
+        return []
+    seen: dict[str, int] = {}
+    records = []
+    for number, cells in table.rows:
+        row = _Row(number, cells, columns, table.headers, problems)
+        code = row.text("code", required=True, max_length=64)
+        _duplicate(row, "code", code, seen)
+        name = row.text("name", required=True)
+        tags = [t for t in _LIST_SPLIT.split(row.text("qualifications", max_length=500)) if t]
+        if any(len(t) > 64 for t in tags):
+            row.fail("qualifications", _("A qualification tag is longer than 64 characters."))
+        cap = row.integer("max_sessions", 0, 50, 5)
+        available: set[tuple[int, int]] | None = None
+        if "available" in columns:
+            available = set()
+            for token in _LIST_SPLIT.split(row.text("available", max_length=2000)):
+                if token:
+                    _add_slot(row, "available", token, periods, weekdays, available)
+        if grid:
+            available = available or set()
+            for index in grid:
+                cell = cells[index] if index < len(cells) else Cell()
+                value = as_text(row._checked(table.headers[index], cell)).lower()
+                if row.failed_on(table.headers[index]):
+                    continue
+                if value in _YES:
+                    _add_slot(row, table.headers[index], table.headers[index], periods, weekdays, available)
+                elif value not in _NO:
+                    row.fail(table.headers[index], _("“%(value)s” should be 1, 是 or ✓ for available, or "
+                                                     "empty for not available.", value=value))
+        if not row.failed and cap is not None:
+            records.append(TeacherRecord(code, name, sorted(set(tags)), cap,
+                                         frozenset(available) if available is not None else None))
+    return records
+
+
+def _add_slot(row: _Row, key: str, token: str, periods: dict[str, Period], weekdays: list[int],
+              into: set[tuple[int, int]]) -> None:
+    slot = parse_slot(token, periods)
+    if slot is None:
+        row.fail(key, _("“%(value)s” is not a day and period such as 周一P1 or 1-P1 (periods: %(known)s).",
+                        value=token, known="、".join(p.code for p in periods.values())))
+    elif slot[0] not in weekdays:
+        row.fail(key, _("“%(value)s” is not on a service day of this term (%(days)s).", value=token,
+                        days=day_names(weekdays)))
+    else:
+        into.add((slot[0], slot[1].id))
+
+
+def _write_teachers(records: list[TeacherRecord], school: School, term: Term | None,
+                    result: ImportResult) -> None:
+    existing = {t.code: t for t in db.session.scalars(select(Teacher).where(Teacher.school_id == school.id))}
+    current: dict[int, set[tuple[int, int]]] = {}
+    if term is not None:
+        for teacher_id, day, period_id in db.session.execute(
+            select(TeacherAvailability.teacher_id, TeacherAvailability.day, TeacherAvailability.period_id)
+            .where(TeacherAvailability.term_id == term.id)
+        ):
+            current.setdefault(teacher_id, set()).add((day, period_id))
+    new_grids: list[tuple[Teacher, frozenset[tuple[int, int]]]] = []
+    for rec in records:
+        values = {"name": rec.name, "qualifications": rec.qualifications, "max_sessions": rec.max_sessions,
+                  "active": True}
+        teacher = existing.get(rec.code)
+        if teacher is None:
+            teacher = Teacher(school_id=school.id, code=rec.code, **values)
+            db.session.add(teacher)
+            existing[rec.code] = teacher
+            result.created += 1
+            if rec.available:
+                new_grids.append((teacher, rec.available))
+            continue
+        grid_changed = rec.available is not None and current.get(teacher.id, set()) != rec.available
+        if grid_changed and rec.available is not None:
+            new_grids.append((teacher, rec.available))
+        if _update(teacher, values) or grid_changed:
+            result.updated += 1
+        else:
+            result.unchanged += 1
+    if term is None or not new_grids:
+        return
+    db.session.flush()
+    ids = [teacher.id for teacher, _grid in new_grids]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        db.session.execute(delete(TeacherAvailability).where(
+            TeacherAvailability.term_id == term.id, TeacherAvailability.teacher_id.in_(chunk)))
+    rows = [{"teacher_id": teacher.id, "term_id": term.id, "day": day, "period_id": period_id}
+            for teacher, grid in new_grids for day, period_id in sorted(grid)]
+    if rows:
+        db.session.execute(insert(TeacherAvailability), rows)
+
+
+# ------------------------------------------------------------------------------------------ sessions
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    code: str
+    activity: Activity
+    day: int
+    period: Period
+    room: str
+    capacity: int
+    grade_lo: int
+    grade_hi: int
+    pupils_per_teacher: int
+    min_pupils: int
+
+
+def _read_sessions(table: Table, columns: dict[str, int], term: Term,
+                   problems: list[Problem]) -> list[SessionRecord]:
+    periods = {p.code.lower(): p for p in term.periods}
+    activities: dict[str, Activity] = {}
+    activity: Activity | None
+    for activity in term.activities:
+        activities.setdefault(activity.name.lower(), activity)
+    for activity in term.activities:
+        activities[activity.code.lower()] = activity
+    known_activities = "、".join(f"{a.code}（{a.name}）"
+                                for a in sorted(term.activities, key=lambda a: a.code))
+    seen: dict[str, int] = {}
+    records = []
+    for number, cells in table.rows:
+        row = _Row(number, cells, columns, table.headers, problems)
+        code = row.text("code", required=True, max_length=64)
+        _duplicate(row, "code", code, seen)
+        activity_text = row.text("activity", required=True)
+        activity = activities.get(activity_text.lower())
+        if activity_text and activity is None:
+            row.fail("activity", _("“%(value)s” is not an activity of this term. Known activities: "
+                                   "%(known)s.", value=activity_text, known=known_activities or "—"))
+        day_text = row.text("day", required=True)
+        day = parse_day(day_text) if day_text else None
+        if day_text and day is None:
+            row.fail("day", _("“%(value)s” is not a weekday; write 周一 to 周五 or 1 to 5.", value=day_text))
+        elif day is not None and day not in term.weekdays:
+            row.fail("day", _("“%(value)s” is not a service day of this term (%(days)s).", value=day_text,
+                              days=day_names(term.weekdays)))
+        period_text = row.text("period", required=True)
+        period = periods.get(period_text.lower())
+        if period_text and period is None:
+            row.fail("period", _("“%(value)s” is not a period of this term. Known periods: %(known)s.",
+                                 value=period_text, known="、".join(p.code for p in term.periods) or "—"))
+        room = row.text("room")
+        capacity = row.integer("capacity", 0, 2000, None)
+        grade_lo = row.integer("grade_lo", 1, MAX_GRADE, 1)
+        grade_hi = row.integer("grade_hi", 1, MAX_GRADE, MAX_GRADE)
+        if grade_lo is not None and grade_hi is not None and grade_lo > grade_hi:
+            row.fail("grade_lo" if "grade_lo" in columns else "grade_hi",
+                     _("the lowest grade %(low)d is above the highest grade %(high)d.",
+                       low=grade_lo, high=grade_hi))
+        per_teacher = row.integer("pupils_per_teacher", 1, 2000, max(1, capacity or 1))
+        min_pupils = row.integer("min_pupils", 0, 2000, 0)
+        if (row.failed or activity is None or day is None or period is None or capacity is None
+                or grade_lo is None or grade_hi is None or per_teacher is None or min_pupils is None):
+            continue
+        records.append(SessionRecord(code, activity, day, period, room, capacity, grade_lo, grade_hi,
+                                     per_teacher, min_pupils))
+    return records
+
+
+def _write_sessions(records: list[SessionRecord], term: Term, result: ImportResult) -> bool:
+    """Write the sessions; True when some existing session gained seats (the waitlist may move)."""
+    existing = {s.code: s for s in db.session.scalars(select(Session).where(Session.term_id == term.id))}
+    seats_added = False
+    for rec in records:
+        values = {"activity_id": rec.activity.id, "day": rec.day, "period_id": rec.period.id,
+                  "room": rec.room, "capacity": rec.capacity, "grade_lo": rec.grade_lo,
+                  "grade_hi": rec.grade_hi, "pupils_per_teacher": rec.pupils_per_teacher,
+                  "min_pupils": rec.min_pupils}
+        session = existing.get(rec.code)
+        if session is None:
+            db.session.add(Session(term_id=term.id, code=rec.code, **values))
+            result.created += 1
+            continue
+        seats_added = seats_added or rec.capacity > session.capacity
+        if _update(session, values):
+            result.updated += 1
+        else:
+            result.unchanged += 1
+    return seats_added
+
+
+# ------------------------------------------------------------------------------------------ entry points
+
+
+def check_file(kind: str, filename: str, data: bytes, school: School, term: Term | None) -> list[Any]:
+    """The records a file would write; raise ImportRejected listing every problem when there is any."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown import kind {kind!r}")
+    try:
+        table = read_table(filename, data)
+    except FileRejected as exc:
+        raise ImportRejected([Problem(str(exc))]) from None
+    columns, problems = _map_columns(kind, table)
+    if problems:
+        raise ImportRejected(problems)
+    if not table.rows:
+        raise ImportRejected([Problem(_("The file has a header row but no data rows."))])
+    records: list[Any]
+    if kind == "pupils":
+        records = _read_pupils(table, columns, term, problems)
+    elif kind == "teachers":
+        records = _read_teachers(table, columns, term, problems)
+    else:
+        if term is None:
+            raise ImportRejected([Problem(_("This school has no term yet. Create a term before importing "
+                                            "sessions."))])
+        records = _read_sessions(table, columns, term, problems)
+    if problems:
+        raise ImportRejected(problems)
+    return records
+
+
+def import_file(kind: str, filename: str, data: bytes, school: School, term: Term | None) -> ImportResult:
+    """Check the whole file, then write it in one transaction (or nothing, with every problem listed)."""
+    result = ImportResult(kind)
+    try:
+        records = check_file(kind, filename, data, school, term)
+    except ImportRejected as exc:
+        result.problems = exc.problems
+        return result
+    result.rows = len(records)
+    seats_added = False
+    try:
+        if kind == "pupils":
+            _write_pupils(records, school, result)
+        elif kind == "teachers":
+            _write_teachers(records, school, term, result)
+        else:
+            assert term is not None
+            seats_added = _write_sessions(records, term, result)
+        record(f"import_{kind}", f"term:{term.id}" if term else f"school:{school.id}",
+               {"rows": result.rows, "created": result.created, "updated": result.updated,
+                "unchanged": result.unchanged}, school_id=school.id)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("import of %s for school %s failed", kind, school.id)
+        result.problems = [Problem(_("The import could not be saved; nothing was changed. "
+                                     "Please try again."))]
+        result.created = result.updated = result.unchanged = 0
+        return result
+    if seats_added and term is not None:
+        offer_freed_seats(term)
+    return result
+
+
+def offer_freed_seats(term: Term) -> None:
+    """Hand seats that just appeared to the waitlist of the published run, when that module is present."""
+    try:
+        from webapp.rosters.waitlist import fill_freed_seats
+    except ImportError:
+        return
+    hook: Callable[..., Any] = fill_freed_seats
+    hook(term)
+
+
+# ------------------------------------------------------------------------------------------ templates
+
+
+def template_headers(kind: str, term: Term | None = None) -> list[str]:
+    return [column.label for column in COLUMNS[kind]]
+
+
+def template_notes(kind: str) -> list[list[str]]:
+    lines = [["列名", "说明"]]
+    for column in COLUMNS[kind]:
+        required = "（必填）" if column.required else "（选填）"
+        lines.append([column.label, f"{required}{column.help}；英文表头 {column.english} 亦可"])
+    lines.append(["", "第一张工作表第 1 行是表头，从第 2 行起每行一条记录；"
+                      "重复导入时按编号更新，不会重复添加。"])
+    return lines
+
+
+def template_file(kind: str, fmt: str) -> bytes:
+    """The blank template for `kind` as .xlsx (header row plus an explanation sheet) or UTF-8 .csv."""
+    headers = template_headers(kind)
+    if fmt == "csv":
+        return _write_csv(headers)
+    titles = {"pupils": "学生", "teachers": "教师", "sessions": "班次"}
+    return _write_xlsx(headers, template_notes(kind), titles[kind], "填写说明")

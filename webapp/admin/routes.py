@@ -1,0 +1,248 @@
+"""The school admin's dashboard, spreadsheet import, request window, pupil list and enrolment codes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from flask import Response, abort, flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select
+
+from webapp.admin import bp, edit  # noqa: F401  (edit registers the edit screens)
+from webapp.admin.forms import CodesForm, ImportForm, WindowForm
+from webapp.admin.importer import COLUMNS, KINDS, import_file, template_file
+from webapp.admin.scope import (
+    TERM_KEY,
+    admin_view,
+    from_china,
+    mask_phone,
+    own_pupil,
+    school_term,
+    term_view,
+    to_china,
+)
+from webapp.audit import record
+from webapp.extensions import db
+from webapp.family import issue_enrolment_code
+from webapp.models import CareRequest, Pupil, Session, Teacher, Term, utcnow
+
+PAGE_SIZE = 50
+DAY_LABELS = {1: "周一", 2: "周二", 3: "周三", 4: "周四", 5: "周五", 6: "周六", 7: "周日"}
+
+
+def window_state(term: Term, now: datetime | None = None) -> str:
+    """"unset", "scheduled", "open" or "closed": what parents see right now."""
+    now = now or utcnow()
+    if term.requests_open_at is None and term.requests_close_at is None:
+        return "unset"
+    if term.requests_open_at is not None and now < term.requests_open_at:
+        return "scheduled"
+    return "open" if term.requests_open(now) else "closed"
+
+
+@bp.route("/")
+@admin_view
+def dashboard() -> ResponseReturnValue:
+    school = g.school
+    term: Term | None = g.term
+    pupils = db.session.scalar(
+        select(func.count(Pupil.id)).where(Pupil.school_id == school.id, Pupil.active)) or 0
+    teachers = db.session.scalar(
+        select(func.count(Teacher.id)).where(Teacher.school_id == school.id, Teacher.active)) or 0
+    summary: dict[str, object] = {"pupils": pupils, "teachers": teachers}
+    seats: dict[tuple[int, int], int] = defaultdict(int)
+    if term is not None:
+        rows = db.session.execute(
+            select(Session.day, Session.period_id, func.count(Session.id), func.sum(Session.capacity))
+            .where(Session.term_id == term.id).group_by(Session.day, Session.period_id)).all()
+        for day, period_id, _count, capacity in rows:
+            seats[(day, period_id)] = int(capacity or 0)
+        summary["sessions"] = sum(int(count) for _d, _p, count, _c in rows)
+        requests = db.session.scalar(
+            select(func.count(CareRequest.id)).join(Pupil, Pupil.id == CareRequest.pupil_id)
+            .where(CareRequest.term_id == term.id, CareRequest.status == "active", Pupil.active)) or 0
+        summary["requests"] = requests
+        summary["request_share"] = round(100 * requests / pupils) if pupils else 0
+        summary["window"] = window_state(term)
+    terms = db.session.scalars(select(Term).where(Term.school_id == school.id).order_by(Term.id.desc())).all()
+    return render_template("admin/dashboard.html", school=school, term=term, terms=terms, summary=summary,
+                           seats=seats, day_labels=DAY_LABELS, to_china=to_china)
+
+
+@bp.route("/term", methods=["POST"])
+@admin_view
+def choose_term() -> ResponseReturnValue:
+    term = school_term(request.form.get("term_id", type=int) or 0)
+    session[TERM_KEY] = term.id
+    return redirect(url_for("admin.dashboard"))
+
+
+# ------------------------------------------------------------------------------------------ import
+
+
+@bp.route("/import/<kind>", methods=["GET", "POST"])
+@admin_view
+def import_data(kind: str) -> ResponseReturnValue:
+    if kind not in KINDS:
+        abort(404)
+    form = ImportForm()
+    result = None
+    if form.validate_on_submit():
+        upload = form.file.data
+        data = upload.stream.read(5 * 1024 * 1024 + 1)
+        result = import_file(kind, upload.filename or "", data, g.school, g.term)
+        if result.ok:
+            flash(_("Imported %(rows)d rows: %(created)d new, %(updated)d updated, %(unchanged)d unchanged.",
+                    rows=result.rows, created=result.created, updated=result.updated,
+                    unchanged=result.unchanged), "success")
+            return redirect(url_for("admin.import_data", kind=kind))
+    status = 422 if result is not None and not result.ok else 200
+    return render_template("admin/import.html", kind=kind, form=form, result=result, columns=COLUMNS[kind],
+                           term=g.term), status
+
+
+@bp.route("/import/<kind>/template.<fmt>")
+@admin_view
+def import_template(kind: str, fmt: str) -> ResponseReturnValue:
+    if kind not in KINDS or fmt not in ("xlsx", "csv"):
+        abort(404)
+    mimetype = ("text/csv; charset=utf-8" if fmt == "csv"
+                else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response = Response(template_file(kind, fmt), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f"attachment; filename={kind}-template.{fmt}"
+    return response
+
+
+# ------------------------------------------------------------------------------------------ request window
+
+
+@bp.route("/window", methods=["GET", "POST"])
+@term_view
+def window() -> ResponseReturnValue:
+    term: Term = g.term
+    form = WindowForm()
+    if request.method == "GET":
+        form.opens_at.data = to_china(term.requests_open_at)
+        form.closes_at.data = to_china(term.requests_close_at)
+        form.results_date.data = term.results_date
+    if form.validate_on_submit():
+        term.requests_open_at = from_china(form.opens_at.data)
+        term.requests_close_at = from_china(form.closes_at.data)
+        term.results_date = form.results_date.data
+        record("set_request_window", f"term:{term.id}", {
+            "opens_at": term.requests_open_at.isoformat() if term.requests_open_at else None,
+            "closes_at": term.requests_close_at.isoformat() if term.requests_close_at else None,
+            "results_date": term.results_date.isoformat() if term.results_date else None,
+        })
+        db.session.commit()
+        flash(_("The request window was saved."), "success")
+        return redirect(url_for("admin.dashboard"))
+    return render_template("admin/window.html", form=form, term=term, state=window_state(term))
+
+
+@bp.route("/window/<action>", methods=["POST"])
+@term_view
+def window_now(action: str) -> ResponseReturnValue:
+    term: Term = g.term
+    now = utcnow()
+    if action == "open":
+        term.requests_open_at = now
+        if term.requests_close_at is not None and term.requests_close_at <= now:
+            term.requests_close_at = None
+        flash(_("Requests are open now."), "success")
+    elif action == "close":
+        term.requests_close_at = now
+        if term.requests_open_at is not None and term.requests_open_at > now:
+            term.requests_open_at = now
+        flash(_("Requests are closed now."), "success")
+    else:
+        abort(404)
+    record(f"{action}_request_window", f"term:{term.id}")
+    db.session.commit()
+    return redirect(request.referrer if request.referrer and request.referrer.startswith(request.host_url)
+                    else url_for("admin.dashboard"))
+
+
+# ------------------------------------------------------------------------------------------ pupils
+
+
+@bp.route("/pupils")
+@admin_view
+def pupils() -> ResponseReturnValue:
+    query = request.args.get("q", "").strip()[:64]
+    class_name = request.args.get("class", "").strip()[:64]
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    conditions = [Pupil.school_id == g.school.id]
+    if query:
+        pattern = f"%{query}%"
+        conditions.append(or_(Pupil.number.ilike(pattern), Pupil.name.ilike(pattern)))
+    if class_name:
+        conditions.append(Pupil.class_name == class_name)
+    total = db.session.scalar(select(func.count(Pupil.id)).where(*conditions)) or 0
+    rows = db.session.scalars(select(Pupil).where(*conditions)
+                              .order_by(Pupil.grade, Pupil.class_name, Pupil.number)
+                              .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    requested: set[int] = set()
+    if g.term is not None and rows:
+        requested = set(db.session.scalars(select(CareRequest.pupil_id).where(
+            CareRequest.term_id == g.term.id, CareRequest.status == "active",
+            CareRequest.pupil_id.in_([p.id for p in rows]))))
+    classes = school_classes()
+    pages = max(1, -(-total // PAGE_SIZE))
+    return render_template("admin/pupils.html", pupils=rows, total=total, page=page, pages=pages, q=query,
+                           class_name=class_name, classes=classes, requested=requested)
+
+
+@bp.route("/pupils/<int:pupil_id>")
+@admin_view
+def pupil_detail(pupil_id: int) -> ResponseReturnValue:
+    pupil = own_pupil(pupil_id)
+    care_request = None
+    if g.term is not None:
+        care_request = db.session.scalar(select(CareRequest).where(
+            CareRequest.term_id == g.term.id, CareRequest.pupil_id == pupil.id))
+    guardians = [{"name": link.user.display_name, "relation": link.relation,
+                  "phone": mask_phone(link.user.phone)} for link in pupil.guardianships]
+    return render_template("admin/pupil.html", pupil=pupil, guardians=guardians, care_request=care_request,
+                           day_labels=DAY_LABELS)
+
+
+def school_classes() -> list[str]:
+    return [name for name in db.session.scalars(
+        select(Pupil.class_name).where(Pupil.school_id == g.school.id, Pupil.active).distinct()
+        .order_by(Pupil.class_name)) if name]
+
+
+# ------------------------------------------------------------------------------------------ enrolment codes
+
+
+@bp.route("/codes", methods=["GET", "POST"])
+@admin_view
+def codes() -> ResponseReturnValue:
+    form = CodesForm()
+    classes = school_classes()
+    form.class_name.choices = [("", _("Whole school"))] + [(name, name) for name in classes]
+    if form.validate_on_submit():
+        conditions = [Pupil.school_id == g.school.id, Pupil.active]
+        if form.class_name.data:
+            conditions.append(Pupil.class_name == form.class_name.data)
+        chosen = db.session.scalars(select(Pupil).where(*conditions)
+                                    .order_by(Pupil.class_name, Pupil.number)).all()
+        slips = [(pupil, issue_enrolment_code(pupil)) for pupil in chosen]
+        record("issue_enrolment_codes", f"school:{g.school.id}",
+               {"class": form.class_name.data or "*", "count": len(slips)})
+        db.session.commit()
+        by_class: dict[str, list[tuple[Pupil, str]]] = defaultdict(list)
+        for pupil, plain in slips:
+            by_class[pupil.class_name].append((pupil, plain))
+        response = Response(render_template("admin/codes_print.html", school=g.school, by_class=by_class,
+                                            count=len(slips)))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    counts = {name: (total, with_code) for name, total, with_code in db.session.execute(
+        select(Pupil.class_name, func.count(Pupil.id), func.count(Pupil.enrolment_code_hash))
+        .where(Pupil.school_id == g.school.id, Pupil.active).group_by(Pupil.class_name)
+        .order_by(Pupil.class_name))}
+    return render_template("admin/codes.html", form=form, counts=counts)

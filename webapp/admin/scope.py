@@ -1,0 +1,126 @@
+"""What a school admin may touch: their own school (`g.school`) and the term they are working on.
+
+Every lookup by id goes through these helpers, so an id from another school is a 404, never a leak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import abort, flash, g, redirect, session, url_for
+from flask_babel import gettext as _
+from sqlalchemy import exists, select
+
+from webapp.extensions import db
+from webapp.models import Activity, AllocationRun, Pupil, RunAssignment, RunStaffing, Session, Teacher, Term
+from webapp.security import school_admin_required
+
+F = TypeVar("F", bound=Callable[..., Any])
+TERM_KEY = "admin_term_id"
+CHINA_OFFSET = timedelta(hours=8)
+
+
+def current_term() -> Term | None:
+    """The term chosen on the dashboard, else the school's newest term."""
+    chosen = session.get(TERM_KEY)
+    if isinstance(chosen, int):
+        term = db.session.get(Term, chosen)
+        if term is not None and term.school_id == g.school.id:
+            return term
+    return cast(Term | None, db.session.scalar(
+        select(Term).where(Term.school_id == g.school.id).order_by(Term.id.desc()).limit(1)))
+
+
+def admin_view(view: F) -> F:
+    """school_admin_required, plus `g.term` (possibly None)."""
+
+    @wraps(view)
+    @school_admin_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        g.term = current_term()
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def term_view(view: F) -> F:
+    """Like `admin_view`, but a school without a term is sent to the dashboard with an explanation."""
+
+    @wraps(view)
+    @admin_view
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.term is None:
+            flash(_("This school has no term yet."), "warning")
+            return redirect(url_for("admin.dashboard"))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def school_term(term_id: int) -> Term:
+    term = db.session.get(Term, term_id)
+    if term is None or term.school_id != g.school.id:
+        abort(404)
+    return term
+
+
+def own_activity(activity_id: int) -> Activity:
+    activity = db.session.get(Activity, activity_id)
+    if activity is None or activity.term.school_id != g.school.id:
+        abort(404)
+    return activity
+
+
+def own_session(session_id: int) -> Session:
+    found = db.session.get(Session, session_id)
+    if found is None or found.term.school_id != g.school.id:
+        abort(404)
+    return found
+
+
+def own_teacher(teacher_id: int) -> Teacher:
+    teacher = db.session.get(Teacher, teacher_id)
+    if teacher is None or teacher.school_id != g.school.id:
+        abort(404)
+    return teacher
+
+
+def own_pupil(pupil_id: int) -> Pupil:
+    pupil = db.session.get(Pupil, pupil_id)
+    if pupil is None or pupil.school_id != g.school.id:
+        abort(404)
+    return pupil
+
+
+def in_published_run(session_id: int | None = None, teacher_id: int | None = None) -> bool:
+    """Whether a published run seats pupils in this session, or has this teacher on duty."""
+    published = (AllocationRun.is_published.is_(True)) | AllocationRun.id.in_(
+        select(Term.published_run_id).where(Term.published_run_id.is_not(None)))
+    if session_id is not None:
+        query = exists().where(RunAssignment.session_id == session_id,
+                               RunAssignment.run_id == AllocationRun.id, published)
+    else:
+        query = exists().where(RunStaffing.teacher_id == teacher_id,
+                               RunStaffing.run_id == AllocationRun.id, published)
+    return bool(db.session.scalar(select(query)))
+
+
+def to_china(moment: datetime | None) -> datetime | None:
+    """Naive UTC from the database -> naive China time for display and form fields."""
+    return moment + CHINA_OFFSET if moment is not None else None
+
+
+def from_china(moment: datetime | None) -> datetime | None:
+    return moment - CHINA_OFFSET if moment is not None else None
+
+
+def mask_phone(phone: str | None) -> str:
+    """138****1234: enough for a school to recognise a parent, not enough to call a stranger's number."""
+    if not phone:
+        return ""
+    if len(phone) < 7:
+        return "*" * len(phone)
+    return f"{phone[:3]}****{phone[-4:]}"
