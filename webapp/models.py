@@ -380,6 +380,23 @@ class Pin(db.Model):  # type: ignore[name-defined,misc]
     session: Mapped[Session] = relationship()
 
 
+class CapacityAdvice(db.Model):  # type: ignore[name-defined,misc]
+    """What-if capacity advice for one term (`scheduler.whatif.advise`), computed in the background."""
+
+    __tablename__ = "capacity_advice"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    term: Mapped[Term] = relationship()
+
+
 class AuditLog(db.Model):  # type: ignore[name-defined,misc]
     """Who did what. `detail` never holds phone numbers or passwords (see `webapp.audit.record`)."""
 
