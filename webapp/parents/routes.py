@@ -1,0 +1,182 @@
+"""Parent pages: home, link a child, the child's request and result, withdraw. Every child route is 404 to strangers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from webapp.extensions import db
+from webapp.family import link_child
+from webapp.models import CareRequest, Pupil, Term
+from webapp.parents import bp, service
+from webapp.parents.forms import LinkChildForm, RequestForm
+from webapp.security import parent_required
+
+DAY_NAMES = {1: _l("Mon"), 2: _l("Tue"), 3: _l("Wed"), 4: _l("Thu"), 5: _l("Fri"), 6: _l("Sat"), 7: _l("Sun")}
+
+
+def _lang() -> str:
+    return "en" if str(get_locale() or "zh").startswith("en") else "zh"
+
+
+def show_time(value: datetime | None) -> str:
+    """A naive-UTC datetime in China time, e.g. 2026-09-01 08:00."""
+    return format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
+
+
+def show_date(value: date | None) -> str:
+    return format_date(value, "yyyy-MM-dd") if value else ""
+
+
+@bp.app_context_processor
+def _helpers() -> dict[str, object]:
+    return {"day_name": lambda day: DAY_NAMES.get(day, str(day)), "show_time": show_time, "show_date": show_date}
+
+
+def _own_pupil(pupil_id: int) -> Pupil:
+    pupil = db.session.get(Pupil, pupil_id)
+    try:
+        return service.ensure_guardian(current_user, pupil)
+    except service.NotYourChild:
+        abort(404)
+
+
+@dataclass
+class ChildCard:
+    pupil: Pupil
+    term: Term | None
+    request: CareRequest | None
+    window: service.WindowState | None
+    result: service.ChildResult | None
+    state: str
+    """none | submitted | withdrawn | published | no_term"""
+
+
+def _card(pupil: Pupil) -> ChildCard:
+    term = service.current_term(pupil)
+    if term is None:
+        return ChildCard(pupil, None, None, None, None, "no_term")
+    request = service.find_request(pupil, term)
+    result = service.child_result(pupil, term, _lang())
+    if request is None:
+        state = "none"
+    elif request.status == "withdrawn":
+        state = "withdrawn"
+    elif result is not None:
+        state = "published"
+    else:
+        state = "submitted"
+    return ChildCard(pupil, term, request, service.window_state(term), result, state)
+
+
+@bp.route("/")
+@parent_required
+def home() -> ResponseReturnValue:
+    pupils = sorted(current_user.pupils, key=lambda p: (p.school_id, p.grade, p.name))
+    return render_template("parents/home.html", cards=[_card(p) for p in pupils])
+
+
+@bp.route("/link", methods=["GET", "POST"])
+@parent_required
+def link() -> ResponseReturnValue:
+    form = LinkChildForm()
+    if form.validate_on_submit():
+        pupil = link_child(current_user, form.school_code.data or "", form.pupil_number.data or "",
+                           form.enrolment_code.data or "", relation=form.relation.data or "")
+        if pupil is None:
+            flash(_("The details do not match. Please check them and try again."), "error")
+        else:
+            flash(_("%(name)s is now linked to your account.", name=pupil.name), "success")
+            return redirect(url_for("parents.child", pupil_id=pupil.id))
+    return render_template("parents/link.html", form=form)
+
+
+def _fill_choices(form: RequestForm, pupil: Pupil, term: Term) -> dict[str, list[str]]:
+    """Set the form's choices; return, per pickup time, the activity codes a preference may name."""
+    form.days.choices = [(str(d), str(DAY_NAMES.get(d, d))) for d in sorted(term.weekdays)]
+    times = service.pickup_times(term)
+    form.pickup_time.choices = [("", _("Choose…"))] + [(t, t) for t in times]
+    activities = service.offered_activities(term, pupil.grade)
+    options = [("", _("No preference"))] + [(a.code, a.name) for a in activities]
+    for select in form.preference_fields:
+        select.choices = list(options)
+    return {t: [a.code for a in service.offered_activities(term, pupil.grade, service.periods_until(term, t))]
+            for t in times}
+
+
+def _attach_errors(form: RequestForm, error: service.RequestError) -> None:
+    for path, message in error.problems:
+        target = None
+        if path in ("days", "pickup_time"):
+            target = getattr(form, path)
+        elif path.startswith("preferences["):
+            index = int(path[len("preferences["):-1])
+            target = form.preference_fields[index] if index < len(form.preference_fields) else None
+        elif path == "preferences":
+            target = form.pref1
+        if target is not None:
+            target.errors = [*target.errors, str(message)]
+        else:
+            flash(str(message), "error")
+
+
+@bp.route("/child/<int:pupil_id>", methods=["GET", "POST"])
+@parent_required
+def child(pupil_id: int) -> ResponseReturnValue:
+    pupil = _own_pupil(pupil_id)
+    card = _card(pupil)
+    term = card.term
+    form = RequestForm()
+    if term is None:
+        return render_template("parents/child.html", card=card, form=None, pupil=pupil)
+
+    request = card.request
+    if not form.is_submitted() and request is not None and request.status == "active":
+        form.days.data = [str(d) for d in request.days]
+        form.pickup_time.data = request.pickup_time
+        for select, code in zip(form.preference_fields, request.preferences, strict=False):
+            select.data = code
+    offers = _fill_choices(form, pupil, term)
+    if request is not None and request.status == "active":
+        form.submit.label.text = _("Save changes")
+
+    if form.validate_on_submit():
+        try:
+            saved = service.save_request(
+                current_user, pupil, term, form.days.data or [], form.pickup_time.data,
+                [f.data for f in form.preference_fields],
+            )
+        except service.RequestError as error:
+            _attach_errors(form, error)
+        else:
+            updated = request is not None and request.status == "active"
+            flash(_("Your request has been updated.") if updated else _("Your request has been submitted."),
+                  "success")
+            return redirect(url_for("parents.child", pupil_id=saved.pupil_id))
+    names = {a.code: a.name for a in term.activities}
+    return render_template("parents/child.html", card=card, form=form, pupil=pupil, offers=offers,
+                           activity_names=names, editable=card.window is not None and card.window.is_open)
+
+
+@bp.route("/child/<int:pupil_id>/withdraw", methods=["POST"])
+@parent_required
+def withdraw(pupil_id: int) -> ResponseReturnValue:
+    pupil = _own_pupil(pupil_id)
+    term = service.current_term(pupil)
+    if term is None:
+        abort(404)
+    try:
+        service.withdraw_request(current_user, pupil, term)
+    except service.RequestError as error:
+        flash(str(error.message), "error")
+    else:
+        flash(_("Your request has been withdrawn."), "success")
+    return redirect(url_for("parents.child", pupil_id=pupil_id))
+

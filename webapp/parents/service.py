@@ -1,0 +1,394 @@
+"""What a parent may do with a child's care request, as plain functions the web pages and the API share.
+
+Nothing here reads Flask's request or form objects. Bad input raises `RequestError` carrying every problem
+found (field path + message); a child the user is not a guardian of raises `NotYourChild`, which callers turn
+into 404 so the existence of other families' children is never revealed. Times are naive UTC; `now()` honours
+`app.config["NOW"]` so tests can freeze the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from webapp.audit import record
+from webapp.extensions import db
+from webapp.models import (
+    Activity,
+    AllocationRun,
+    CareRequest,
+    Period,
+    Pupil,
+    RunAssignment,
+    RunStaffing,
+    RunUnserved,
+    Session,
+    Teacher,
+    Term,
+    User,
+    utcnow,
+)
+from webapp.security import parent_owns_pupil
+
+MAX_PREFERENCES = 3
+
+
+class RequestError(Exception):
+    """Input a parent must correct. `field` is the first problem's field path (e.g. "preferences[1]")."""
+
+    def __init__(self, field: str, message: str | LazyString,
+                 problems: Sequence[tuple[str, str | LazyString]] | None = None) -> None:
+        super().__init__(str(message))
+        self.field = field
+        self.message = message
+        self.problems: list[tuple[str, str | LazyString]] = list(problems or [(field, message)])
+
+
+class NotYourChild(LookupError):
+    """The user is not a guardian of this pupil (or the pupil does not exist): answer 404."""
+
+
+def now() -> datetime:
+    """The current time as naive UTC, or the frozen `NOW` from the app config (a datetime or a callable)."""
+    frozen: datetime | Callable[[], datetime] | None = current_app.config.get("NOW")
+    if frozen is None:
+        return utcnow()
+    return frozen() if callable(frozen) else frozen
+
+
+# ------------------------------------------------------------------------------------------ terms and window
+
+
+def current_term(pupil: Pupil) -> Term | None:
+    """The term a parent deals with now: the school's term whose request window opened last (newest first)."""
+    terms = db.session.scalars(select(Term).where(Term.school_id == pupil.school_id)).all()
+    if not terms:
+        return None
+    return max(terms, key=lambda t: (t.requests_open_at or datetime.min, t.id))
+
+
+@dataclass(frozen=True)
+class WindowState:
+    """Whether requests may be made: "not_open" (before opens_at), "open", or "closed" (from closes_at on)."""
+
+    state: str
+    opens_at: datetime | None
+    closes_at: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+def window_state(term: Term, at: datetime | None = None) -> WindowState:
+    """Open at exactly `requests_open_at`, closed at exactly `requests_close_at`."""
+    at = at or now()
+    if term.requests_open_at is not None and at < term.requests_open_at:
+        state = "not_open"
+    elif term.requests_close_at is not None and at >= term.requests_close_at:
+        state = "closed"
+    else:
+        state = "open"
+    return WindowState(state, term.requests_open_at, term.requests_close_at)
+
+
+def is_published(term: Term) -> bool:
+    run = term.published_run
+    return run is not None and bool(run.is_published)
+
+
+# ------------------------------------------------------------------------------------------ choices
+
+
+def term_periods(term: Term) -> list[Period]:
+    return sorted(term.periods, key=lambda p: p.position)
+
+
+def pickup_times(term: Term) -> list[str]:
+    """The clock times a child can be collected at: the end of each period, earliest first."""
+    return sorted({p.end for p in term.periods})
+
+
+def offered_activities(term: Term, grade: int, periods: Iterable[str] | None = None) -> list[Activity]:
+    """Activities with a session open to `grade` on a service day in one of `periods` (all periods if None)."""
+    wanted = None if periods is None else set(periods)
+    query = (
+        select(Activity).join(Session, Session.activity_id == Activity.id).join(Period, Period.id == Session.period_id)
+        .where(Session.term_id == term.id, Session.grade_lo <= grade, Session.grade_hi >= grade,
+               Session.day.in_(list(term.weekdays)))
+        .distinct().order_by(Activity.id)
+    )
+    if wanted is not None:
+        query = query.where(Period.code.in_(sorted(wanted)))
+    return list(db.session.scalars(query).all())
+
+
+def find_request(pupil: Pupil, term: Term) -> CareRequest | None:
+    return db.session.scalar(
+        select(CareRequest).where(CareRequest.term_id == term.id, CareRequest.pupil_id == pupil.id)
+    )
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+
+def ensure_guardian(user: User, pupil: Pupil | None) -> Pupil:
+    if pupil is None or not parent_owns_pupil(user, pupil.id):
+        raise NotYourChild()
+    return pupil
+
+
+def _check_term(pupil: Pupil, term: Term) -> None:
+    if term.school_id != pupil.school_id:
+        raise NotYourChild()
+
+
+def _check_open(term: Term, at: datetime) -> None:
+    window = window_state(term, at)
+    if window.state == "not_open":
+        raise RequestError("window", _l("Requests for this term are not open yet."))
+    if window.state == "closed":
+        raise RequestError("window", _l("Requests for this term are closed."))
+
+
+@dataclass
+class CleanRequest:
+    days: list[int]
+    pickup_time: str
+    periods: list[str]
+    preferences: list[str]
+
+
+def clean_request(pupil: Pupil, term: Term, days: Iterable[Any], pickup: str | None,
+                  preferences: Iterable[str | None]) -> CleanRequest:
+    """Check a request against the term; return it normalised or raise `RequestError` listing every problem."""
+    problems: list[tuple[str, str | LazyString]] = []
+
+    chosen_days: list[int] = []
+    for value in days:
+        try:
+            day = int(value)
+        except (TypeError, ValueError):
+            day = -1
+        if day not in term.weekdays:
+            problems.append(("days", _l("Choose only days on which the school offers care.")))
+            break
+        if day not in chosen_days:
+            chosen_days.append(day)
+    if not chosen_days and not problems:
+        problems.append(("days", _l("Choose at least one day.")))
+
+    pickup = (pickup or "").strip()
+    periods: list[str] = []
+    if pickup not in pickup_times(term):
+        problems.append(("pickup_time", _l("Choose a pickup time from the list.")))
+    else:
+        periods = periods_until(term, pickup)
+
+    ranked = [(i, (code or "").strip()) for i, code in enumerate(preferences)]
+    codes = [code for _, code in ranked if code]
+    if len(codes) > MAX_PREFERENCES:
+        problems.append(("preferences", _l("Choose at most %(n)d activities.", n=MAX_PREFERENCES)))
+    else:
+        offered = {a.code for a in offered_activities(term, pupil.grade, periods or None)}
+        seen: set[str] = set()
+        for index, code in ranked:
+            if not code:
+                continue
+            if code in seen:
+                problems.append((f"preferences[{index}]", _l("This activity is already one of your choices.")))
+            elif code not in offered:
+                problems.append((f"preferences[{index}]",
+                                 _l("This activity is not offered to your child's grade at the chosen times.")))
+            seen.add(code)
+
+    if problems:
+        raise RequestError(problems[0][0], problems[0][1], problems)
+    return CleanRequest(sorted(chosen_days), pickup, periods, codes)
+
+
+def periods_until(term: Term, pickup: str) -> list[str]:
+    from webapp.services import periods_for_pickup
+
+    return periods_for_pickup(term_periods(term), pickup)
+
+
+# ------------------------------------------------------------------------------------------ save / withdraw
+
+
+def save_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pickup: str | None,
+                 preferences: Iterable[str | None], *, at: datetime | None = None) -> CareRequest:
+    """Create or update the pupil's one request for `term` while the window is open; commit; return it.
+
+    Updating keeps `submitted_at` and sets `updated_at`. A double submit stores one request: when a
+    concurrent insert wins the unique (term, pupil) race, this one becomes an update of that row.
+    """
+    ensure_guardian(user, pupil)
+    _check_term(pupil, term)
+    at = at or now()
+    _check_open(term, at)
+    clean = clean_request(pupil, term, days, pickup, preferences)
+    pupil_id, term_id, user_id, school_id = pupil.id, term.id, user.id, term.school_id
+
+    existing = find_request(pupil, term)
+    if existing is None:
+        row = CareRequest(term_id=term_id, pupil_id=pupil_id, submitted_at=at, updated_at=at)
+        _fill(row, clean, user_id, at)
+        db.session.add(row)
+        record("care_request_submitted", f"pupil:{pupil_id}", {"term_id": term_id, "days": clean.days},
+               user_id=user_id, school_id=school_id)
+        try:
+            db.session.commit()
+            return row
+        except IntegrityError:
+            db.session.rollback()
+        existing = db.session.scalar(
+            select(CareRequest).where(CareRequest.term_id == term_id, CareRequest.pupil_id == pupil_id)
+        )
+        if existing is None:  # the conflicting row vanished again: nothing sensible left but to retry once
+            raise RequestError("form", _l("Your request could not be saved. Please try again."))
+    _fill(existing, clean, user_id, at)
+    record("care_request_updated", f"pupil:{pupil_id}", {"term_id": term_id, "days": clean.days},
+           user_id=user_id, school_id=school_id)
+    db.session.commit()
+    return existing
+
+
+def _fill(row: CareRequest, clean: CleanRequest, user_id: int, at: datetime) -> None:
+    row.days = clean.days
+    row.pickup_time = clean.pickup_time
+    row.periods = clean.periods
+    row.preferences = clean.preferences
+    row.status = "active"
+    row.submitted_by = user_id
+    row.updated_at = at
+
+
+def withdraw_request(user: User, pupil: Pupil, term: Term, *, at: datetime | None = None) -> CareRequest:
+    """Withdraw the pupil's request; after publication also give up the child's seats (one transaction).
+
+    Freed seats go to the waitlist through `webapp.rosters.waitlist.fill_freed_seats` once committed.
+    Returns the withdrawn request; raises `RequestError` when there is no active request.
+    """
+    ensure_guardian(user, pupil)
+    _check_term(pupil, term)
+    at = at or now()
+    row = find_request(pupil, term)
+    if row is None or row.status != "active":
+        raise RequestError("form", _l("There is no active request to withdraw."))
+    row.status = "withdrawn"
+    row.updated_at = at
+    freed = 0
+    if is_published(term) and term.published_run_id is not None:
+        result = db.session.execute(
+            delete(RunAssignment).where(RunAssignment.run_id == term.published_run_id,
+                                        RunAssignment.pupil_id == pupil.id)
+        )
+        freed = int(getattr(result, "rowcount", 0) or 0)
+    record("care_request_withdrawn", f"pupil:{pupil.id}", {"term_id": term.id, "freed_seats": freed},
+           user_id=user.id, school_id=term.school_id)
+    db.session.commit()
+    if freed:
+        try:
+            from webapp.rosters.waitlist import fill_freed_seats
+        except ImportError:
+            pass
+        else:
+            fill_freed_seats(term, actor=user)
+    return row
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class Slot:
+    day: int
+    start: str
+    end: str
+    activity: str
+    room: str
+    teachers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UncoveredDay:
+    day: int
+    reason: str
+    waitlist_position: int | None
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """The published allocation for one child: weekly timetable and why requested days are not covered."""
+
+    run_id: int
+    published_at: datetime | None
+    timetable: list[Slot]
+    uncovered: list[UncoveredDay]
+    requested_days: list[int]
+    covered_days: list[int] = field(default_factory=list)
+
+
+def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | None:
+    """The child's published result, or None while nothing is published."""
+    if not is_published(term) or term.published_run_id is None:
+        return None
+    run: AllocationRun | None = term.published_run
+    assert run is not None
+    run_id = run.id
+    rows = db.session.execute(
+        select(Session, Activity.name, Period)
+        .select_from(RunAssignment)
+        .join(Session, Session.id == RunAssignment.session_id)
+        .join(Activity, Activity.id == Session.activity_id)
+        .join(Period, Period.id == Session.period_id)
+        .where(RunAssignment.run_id == run_id, RunAssignment.pupil_id == pupil.id)
+        .order_by(Session.day, Period.position)
+    ).all()
+    session_ids = [s.id for s, _, _ in rows]
+    teachers: dict[int, list[str]] = {}
+    if session_ids:
+        for session_id, name in db.session.execute(
+            select(RunStaffing.session_id, Teacher.name).join(Teacher, Teacher.id == RunStaffing.teacher_id)
+            .where(RunStaffing.run_id == run_id, RunStaffing.session_id.in_(session_ids)).order_by(Teacher.name)
+        ):
+            teachers.setdefault(session_id, []).append(name)
+    timetable = [Slot(s.day, p.start, p.end, activity, s.room, tuple(teachers.get(s.id, [])))
+                 for s, activity, p in rows]
+
+    unserved = db.session.scalars(
+        select(RunUnserved).where(RunUnserved.run_id == run_id, RunUnserved.pupil_id == pupil.id)
+        .order_by(RunUnserved.day)
+    ).all()
+    uncovered = [UncoveredDay(u.day, unserved_reason(u, lang), u.waitlist_position) for u in unserved]
+
+    request = find_request(pupil, term)
+    requested = sorted(request.days) if request is not None and request.status == "active" else []
+    needed = set(request.periods) if request is not None else set()
+    seated: dict[int, set[str]] = {}
+    for s, _, p in rows:
+        seated.setdefault(s.day, set()).add(p.code)
+    covered = [d for d in requested if needed and needed <= seated.get(d, set())]
+    return ChildResult(run_id, run.published_at, timetable, uncovered, requested, covered)
+
+
+def unserved_reason(row: RunUnserved, lang: str = "zh") -> str:
+    """The reason in `lang` from the stored code and parameters; the stored sentence when they are missing."""
+    from scheduler.explain import REASON_ZH, reason_text
+
+    params = row.params
+    if row.code in REASON_ZH and params:
+        try:
+            return reason_text(row.code, {**params, "day": params.get("day", row.day)}, lang)
+        except (KeyError, IndexError, ValueError):
+            pass
+    return row.reason
