@@ -397,6 +397,22 @@ class CapacityAdvice(db.Model):  # type: ignore[name-defined,misc]
     term: Mapped[Term] = relationship()
 
 
+class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+    """A bearer token for the JSON API. Only its SHA-256 is stored; the plain token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    user: Mapped[User] = relationship()
+
+
 class AuditLog(db.Model):  # type: ignore[name-defined,misc]
     """Who did what. `detail` never holds phone numbers or passwords (see `webapp.audit.record`)."""
 
