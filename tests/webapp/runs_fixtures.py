@@ -47,8 +47,8 @@ def build_instance(pupils: int = 60, seed: int = 1, *, code: str = "KM-RUNS-0001
                 ("football", "P2", (3, 6), share // 3 + 1, 15), ("art", "P2", (1, 6), share // 3 + 1, 15),
                 ("homework", "P2", (1, 6), share // 3 + 1, 20), ("care", "P3", (1, 6), share // 2 + 1, 25)]
         for activity, period, grades, capacity, ratio in plan:
-            code = f"D{day}-{len(sessions) + 1:03d}"
-            sessions.append(domain.Session(code, activity, day, period, f"R{len(sessions)}", capacity, grades,
+            session_code = f"D{day}-{len(sessions) + 1:03d}"
+            sessions.append(domain.Session(session_code, activity, day, period, f"R{len(sessions)}", capacity, grades,
                                            ratio, 0))
     teachers = []
     n_teachers = max(3, round(len(sessions) / 4 * tight) + 2)

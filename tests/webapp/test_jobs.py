@@ -50,8 +50,30 @@ def _rows(app: Flask, run_id: int) -> int:
                    for model in (RunAssignment, RunStaffing, RunUnserved))
 
 
-def test_full_run_through_the_pages(pool_app: Flask) -> None:
-    term_id, _ = _setup(pool_app)
+def _setup_generated(app: Flask, pupils: int = 60) -> int:
+    """A generated school (scheduler.generate) when that module exists, else the fixture's own builder."""
+    try:
+        from scheduler.generate import generate
+    except ImportError:
+        instance = build_instance(pupils, seed=5, days=3, tight=0.7)
+    else:
+        instance = generate(pupils=pupils, seed=2)
+    with app.app_context():
+        term = import_term(instance)
+        make_admin(term.school, "runs-admin")
+        return term.id
+
+
+def test_full_run_through_the_pages(tmp_path: Any) -> None:
+    pool_app = _app(tmp_path, ALLOCATION_TIME_LIMIT=4.0)
+    try:
+        _full_run(pool_app)
+    finally:
+        jobs.shutdown_pool(wait=True)
+
+
+def _full_run(pool_app: Flask) -> None:
+    term_id = _setup_generated(pool_app)
     client = pool_app.test_client()
     login(client, "runs-admin")
     page = client.get(f"/admin/runs/term/{term_id}")
