@@ -7,14 +7,15 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 RELATIONS = (
-    ("mother", _l("Mother")),
-    ("father", _l("Father")),
-    ("grandparent", _l("Grandparent")),
-    ("other", _l("Other guardian")),
+    SelectChoice("mother", _l("Mother")),
+    SelectChoice("father", _l("Father")),
+    SelectChoice("grandparent", _l("Grandparent")),
+    SelectChoice("other", _l("Other guardian")),
 )
 
 

@@ -11,6 +11,7 @@ from flask_babel import format_date, format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from webapp.extensions import db
 from webapp.family import link_child
@@ -100,11 +101,11 @@ def link() -> ResponseReturnValue:
 
 def _fill_choices(form: RequestForm, pupil: Pupil, term: Term) -> dict[str, list[str]]:
     """Set the form's choices; return, per pickup time, the activity codes a preference may name."""
-    form.days.choices = [(str(d), str(DAY_NAMES.get(d, d))) for d in sorted(term.weekdays)]
+    form.days.choices = [SelectChoice(str(d), str(DAY_NAMES.get(d, d))) for d in sorted(term.weekdays)]
     times = service.pickup_times(term)
-    form.pickup_time.choices = [("", _("Choose…"))] + [(t, t) for t in times]
+    form.pickup_time.choices = [SelectChoice("", _("Choose…"))] + [SelectChoice(t, t) for t in times]
     activities = service.offered_activities(term, pupil.grade)
-    options = [("", _("No preference"))] + [(a.code, a.name) for a in activities]
+    options = [SelectChoice("", _("No preference"))] + [SelectChoice(a.code, a.name) for a in activities]
     for select in form.preference_fields:
         select.choices = list(options)
     return {t: [a.code for a in service.offered_activities(term, pupil.grade, service.periods_until(term, t))]

@@ -46,10 +46,14 @@ class RequestError(Exception):
 
     def __init__(self, field: str, message: str | LazyString,
                  problems: Sequence[tuple[str, str | LazyString]] | None = None) -> None:
-        super().__init__(str(message))
+        super().__init__(field, message)
         self.field = field
         self.message = message
         self.problems: list[tuple[str, str | LazyString]] = list(problems or [(field, message)])
+
+    def __str__(self) -> str:
+        """The message in the current language (translated only now: lazy messages need a locale)."""
+        return f"{self.field}: {self.message}"
 
 
 class NotYourChild(LookupError):
