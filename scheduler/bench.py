@@ -52,22 +52,11 @@ def run_method(method: str, instance: Instance, settings: Settings) -> dict[str,
     from scheduler.validation import validate
 
     started = time.monotonic()
-    solution: Solution
-    if method == "solver":
-        from scheduler.solve import SolverConfig, solve
-
-        solution = solve(instance, SolverConfig(time_limit=settings.time_limit, workers=settings.workers,
-                                                seed=settings.seed))
-    elif method == "lottery":
-        from scheduler.baselines import lottery
-
-        solution = lottery(instance, seed=settings.seed)
-    elif method == "fcfs":
-        from scheduler.baselines import first_come_first_served
-
-        solution = first_come_first_served(instance)
-    else:
-        raise ValueError(f"unknown method {method!r}")
+    try:
+        solution = _solve_with(method, instance, settings)
+    except Exception as error:  # reported as a failed run, with the time and memory it took
+        return {"method": method, "valid": False, "error": f"{type(error).__name__}: {error}",
+                "seconds": round(time.monotonic() - started, 3), "peak_mb": round(_peak_rss_mb(), 1)}
     seconds = time.monotonic() - started
     report = validate(instance, solution)
     levels = solution.stats.get("levels") or []
@@ -89,6 +78,23 @@ def run_method(method: str, instance: Instance, settings: Settings) -> dict[str,
         "coverage_proven": coverage_proven,
         "peak_mb": round(_peak_rss_mb(), 1),
     }
+
+
+def _solve_with(method: str, instance: Instance, settings: Settings) -> Solution:
+    if method == "solver":
+        from scheduler.solve import SolverConfig, solve
+
+        config = SolverConfig(time_limit=settings.time_limit, workers=settings.workers, seed=settings.seed)
+        return solve(instance, config)
+    if method == "lottery":
+        from scheduler.baselines import lottery
+
+        return lottery(instance, seed=settings.seed)
+    if method == "fcfs":
+        from scheduler.baselines import first_come_first_served
+
+        return first_come_first_served(instance)
+    raise ValueError(f"unknown method {method!r}")
 
 
 def _peak_rss_mb() -> float:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from scheduler import bench
+from scheduler.domain import Instance, Solution
+from scheduler.generate import generate
 
 
 def test_usage_errors_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,3 +75,20 @@ def test_full_run_with_the_solver(capsys: pytest.CaptureFixture[str]) -> None:
     assert "200-normal: solver/lottery coverage" in printed
     assert "200-normal: solver/fcfs coverage" in printed
     assert "200-normal: coverage proven optimal after" in printed or "not proven optimal within" in printed
+
+
+def test_a_crashing_method_is_a_failed_row_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(method: str, instance: Instance, settings: bench.Settings) -> Solution:
+        raise RuntimeError("solver fell over")
+
+    monkeypatch.setattr(bench, "_solve_with", broken)
+    result = bench.run_method("solver", generate(30, seed=2), bench.Settings(1.0, 1, 0))
+    assert result["valid"] is False and result["error"] == "RuntimeError: solver fell over"
+    result.update(instance="30-normal", demand=1)
+    assert bench._row(result) == ["30-normal", "solver", "failed: RuntimeError: solver fell over"]
+
+
+def test_run_method_validates_what_it_measures() -> None:
+    result = bench.run_method("lottery", generate(120, seed=4), bench.Settings(1.0, 1, 3))
+    assert result["valid"] and result["status"] == "FEASIBLE" and result["violations"] == []
+    assert result["coverage_proven"] is False and result["coverage_seconds"] is None
