@@ -65,7 +65,7 @@ def make_celery(config: dict[str, Any] | None = None) -> Celery:
 celery = make_celery()
 
 
-@celery.task(name=TASK_NAME)  # type: ignore[misc]
+@celery.task(name=TASK_NAME)  # type: ignore[untyped-decorator,unused-ignore]
 def run_allocation_task(run_id: int, database_url: str, options: dict[str, Any]) -> str:
     from webapp.runs.jobs import run_allocation
 

@@ -380,10 +380,10 @@ def _store(run_id: int, instance: domain.Instance, solution: domain.Solution, *,
     session = db.session
     # The first write takes the row (and on SQLite the database) for this transaction; a cancel that
     # arrives later finds the run done, one that came earlier wins here.
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         update(AllocationRun).where(AllocationRun.id == run_id, AllocationRun.state == "running")
         .values(stage="storing").execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if not claimed:
         session.rollback()
         _finish(db.engine, run_id, "cancelled", None, from_states=("running", "cancelling"))
@@ -412,6 +412,11 @@ def _finish(engine: Engine, run_id: int, state: str, error: str | None, *, from_
         )
     with engine.begin() as conn:
         conn.execute(query.values(state=state, stage=state, error=error, finished_at=utcnow()))
+
+
+def rowcount(result: Any) -> int:
+    """Rows matched by an UPDATE or DELETE (ORM `execute` types its result without `rowcount`)."""
+    return int(result.rowcount)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from webapp import audit
 from webapp.extensions import db
 from webapp.models import AllocationRun, Pupil, RunUnserved, Term, User, utcnow
+from webapp.runs.jobs import rowcount
 
 UNSET: Any = object()
 
@@ -80,10 +81,10 @@ def publish_run(run: AllocationRun, user: User, *, expected: int | None = UNSET)
         if session.get_bind().dialect.name == "postgresql":
             session.execute(select(Term.id).where(Term.id == term.id).with_for_update())
         same = Term.published_run_id.is_(None) if expected is None else Term.published_run_id == expected
-        won = session.execute(
+        won = rowcount(session.execute(
             update(Term).where(Term.id == term.id, same).values(published_run_id=run.id)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if not won:
             raise PublishConflict(N_("Another administrator published a version meanwhile. Please reload and check."))
 

@@ -17,7 +17,7 @@ from webapp.extensions import db
 from webapp.models import AllocationRun, Pin, Pupil, RunAssignment, RunUnserved, Session, Term
 from webapp.runs import bp
 from webapp.runs.forms import PinForm, PublishForm
-from webapp.runs.jobs import ACTIVE_STATES, STALE_ERROR, cancel_run, refresh_stale, start_run
+from webapp.runs.jobs import ACTIVE_STATES, STALE_ERROR, cancel_run, refresh_stale, rowcount, start_run
 from webapp.runs.metrics import compute_metrics, metric_deltas
 from webapp.runs.publish import PublishError, publish_run
 from webapp.security import school_admin_required
@@ -159,8 +159,8 @@ def _error_text(run: AllocationRun) -> str | None:
     if run.state != "failed" or not run.error:
         return None
     if run.error == STALE_ERROR:
-        return _("The allocation stopped unexpectedly (the worker process ended). Please run it again.")
-    return _("The allocation failed: %(error)s", error=run.error)
+        return str(_("The allocation stopped unexpectedly (the worker process ended). Please run it again."))
+    return str(_("The allocation failed: %(error)s", error=run.error))
 
 
 @bp.post("/<int:run_id>/cancel")
@@ -294,9 +294,9 @@ def remove_assignment(run_id: int, pupil_id: int, session_id: int) -> ResponseRe
     if run.state != "done":
         abort(404)
     term = run.term
-    removed = db.session.execute(delete(RunAssignment).where(
+    removed = rowcount(db.session.execute(delete(RunAssignment).where(
         RunAssignment.run_id == run.id, RunAssignment.pupil_id == pupil_id, RunAssignment.session_id == session_id
-    )).rowcount
+    )))
     if not removed:
         db.session.rollback()
         abort(404)
