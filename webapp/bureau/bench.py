@@ -1,0 +1,261 @@
+"""`flask --app webapp bench-city`: a Kunming-scale city generated, allocated school by school, and measured.
+
+The city (default 950 schools, about half a million pupils, 150 to 3,000 pupils a school with a long tail of
+big schools) is written with bulk inserts into a fresh SQLite file, then every school is allocated with the
+local process pool exactly as `flask allocate --all` does. Reported: wall time, schools done, the share whose
+coverage is proven optimal, peak memory of this process and of the largest child, and the median time to
+render the city dashboard.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import resource
+import secrets
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import insert, true
+
+from scheduler import domain
+from scheduler.generate import generate
+from webapp.bureau import bp
+from webapp.extensions import db
+from webapp.models import (
+    Activity,
+    CareRequest,
+    District,
+    Period,
+    Pupil,
+    School,
+    Session,
+    Teacher,
+    TeacherAvailability,
+    Term,
+    User,
+    utcnow,
+)
+
+MIN_PUPILS, MAX_PUPILS = 150, 3000
+MEAN_PUPILS = 526
+"""Kunming: about half a million primary pupils in about 950 schools."""
+CHUNK = 20_000
+
+
+def school_sizes(count: int, seed: int, mean: float = MEAN_PUPILS) -> list[int]:
+    """`count` school sizes between 150 and 3,000, right-skewed (log-normal) with the given mean."""
+    rng = random.Random(seed)
+    raw = [rng.lognormvariate(math.log(380), 0.7) for _ in range(count)]
+    scale = 1.0
+    for _ in range(30):  # rescale until the clipped sizes have the wanted mean
+        sizes = [min(MAX_PUPILS, max(MIN_PUPILS, round(x * scale))) for x in raw]
+        average = sum(sizes) / max(1, count)
+        if abs(average - mean) < 1:
+            break
+        scale *= mean / average
+    return sizes
+
+
+class _Ids:
+    def __init__(self) -> None:
+        self.next: dict[str, int] = {}
+
+    def __call__(self, table: str) -> int:
+        value = self.next.get(table, 0) + 1
+        self.next[table] = value
+        return value
+
+
+@dataclass
+class _Rows:
+    tables: dict[Any, list[dict[str, Any]]]
+
+    def add(self, model: Any, row: dict[str, Any]) -> None:
+        self.tables.setdefault(model, []).append(row)
+
+    def size(self) -> int:
+        return sum(len(rows) for rows in self.tables.values())
+
+
+ORDER = (District, School, Term, Period, Activity, Session, Teacher, TeacherAvailability, Pupil, CareRequest)
+
+
+def _flush(rows: _Rows) -> None:
+    for model in ORDER:
+        batch = rows.tables.get(model)
+        if batch:
+            for start in range(0, len(batch), CHUNK):
+                db.session.execute(insert(model), batch[start:start + CHUNK])
+    db.session.commit()
+    rows.tables.clear()
+
+
+def _instance_rows(instance: domain.Instance, rows: _Rows, ids: _Ids, district_id: int, code: str) -> None:
+    school_id = ids("school")
+    rows.add(School, {"id": school_id, "code": code, "name": instance.school.name, "district_id": district_id})
+    term_id = ids("term")
+    now = utcnow()
+    rows.add(Term, {"id": term_id, "school_id": school_id, "name": instance.term, "requests_open_at": None,
+                    "requests_close_at": None, "weekdays": list(instance.weekdays),
+                    "priority_weights": {str(k): v for k, v in instance.priority_weights.items()},
+                    "lottery_seed": school_id})
+    period_id = {}
+    for position, period in enumerate(instance.periods):
+        period_id[period.id] = ids("period")
+        rows.add(Period, {"id": period_id[period.id], "term_id": term_id, "code": period.id, "start": period.start,
+                          "end": period.end, "position": position})
+    activity_id = {}
+    for activity in instance.activities:
+        activity_id[activity.id] = ids("activity")
+        rows.add(Activity, {"id": activity_id[activity.id], "term_id": term_id, "code": activity.id,
+                            "name": activity.name, "category": activity.category,
+                            "qualification": activity.qualification})
+    for s in instance.sessions:
+        rows.add(Session, {"id": ids("session"), "term_id": term_id, "code": s.id,
+                           "activity_id": activity_id[s.activity], "day": s.day, "period_id": period_id[s.period],
+                           "room": s.room, "capacity": s.capacity, "grade_lo": s.grades[0], "grade_hi": s.grades[1],
+                           "pupils_per_teacher": s.pupils_per_teacher, "min_pupils": s.min_pupils})
+    for t in instance.teachers:
+        teacher_id = ids("teacher")
+        rows.add(Teacher, {"id": teacher_id, "school_id": school_id, "code": t.id, "name": t.name,
+                           "qualifications": sorted(t.qualifications), "max_sessions": t.max_sessions,
+                           "active": True})
+        for day, period in sorted(t.available):
+            rows.add(TeacherAvailability, {"teacher_id": teacher_id, "term_id": term_id, "day": day,
+                                           "period_id": period_id[period]})
+    pupil_id = {}
+    for p in instance.pupils:
+        pupil_id[p.id] = ids("pupil")
+        rows.add(Pupil, {"id": pupil_id[p.id], "school_id": school_id, "number": p.id, "name": p.name,
+                         "grade": p.grade, "class_name": p.class_name, "family_code": p.family,
+                         "priority": p.priority, "enrolment_code_hash": None, "active": True})
+    ends = {p.id: p.end for p in instance.periods}
+    for r in instance.requests:
+        rows.add(CareRequest, {"term_id": term_id, "pupil_id": pupil_id[r.pupil], "days": list(r.days),
+                               "periods": list(r.periods), "preferences": list(r.preferences),
+                               "pickup_time": max((ends[p] for p in r.periods), default=""),
+                               "status": "active", "submitted_at": now, "updated_at": now})
+
+
+def build_city(schools: int, seed: int, *, tight_share: float = 0.2, sizes: list[int] | None = None,
+               echo: Any = click.echo) -> tuple[int, int]:
+    """Generate and insert the city into the current app's (empty) database; returns (schools, pupils)."""
+    from scheduler.generate import DISTRICTS
+
+    ids, rows = _Ids(), _Rows({})
+    district_ids = {}
+    for name in DISTRICTS:
+        district_ids[name] = ids("district")
+        rows.add(District, {"id": district_ids[name], "name": name, "city": "昆明市"})
+    rng = random.Random(seed)
+    sizes = sizes or school_sizes(schools, seed)
+    total = 0
+    with click.progressbar(sizes, label="generating", file=None) as bar:
+        for index, size in enumerate(bar):
+            instance = generate(size, seed * 100_000 + index, tight=rng.random() < tight_share)
+            district = DISTRICTS[index % len(DISTRICTS)] if index < len(DISTRICTS) else rng.choice(DISTRICTS)
+            _instance_rows(instance, rows, ids, district_ids[district], f"KM-{index + 1:04d}")
+            total += size
+            if rows.size() >= 5 * CHUNK:
+                _flush(rows)
+    _flush(rows)
+    echo(f"city: {schools} schools, {total} pupils")
+    return schools, total
+
+
+def _peak_mb() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def dashboard_seconds(app: Any, repeats: int = 5) -> float:
+    """Median wall time of GET /bureau/ for a city-wide bureau user (test client, after one warm-up)."""
+    from webapp.security import hash_password
+
+    password = secrets.token_urlsafe(12)
+    with app.app_context():
+        user = User(role="bureau", username=f"bench-{secrets.token_hex(3)}", password_hash=hash_password(password))
+        db.session.add(user)
+        db.session.commit()
+        username = user.username
+    client = app.test_client()
+    response = client.post("/login", data={"login": username, "password": password})
+    if response.status_code != 302:
+        raise click.ClickException("could not sign in to the dashboard")
+    client.get("/bureau/")
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = client.get("/bureau/")
+        times.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise click.ClickException(f"dashboard answered {response.status_code}")
+    return statistics.median(times)
+
+
+@bp.cli.command("bench-city")
+@click.option("--schools", type=int, default=950, show_default=True)
+@click.option("--time-limit", type=float, default=10.0, show_default=True, help="seconds per school")
+@click.option("--workers", type=int, default=None, help="schools solved side by side (default: cpu count)")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="SQLite file to (re)create (default: instance/bench-city.db)")
+@click.option("--seed", type=int, default=1, show_default=True)
+def bench_city_command(schools: int, time_limit: float, workers: int | None, db_path: str | None,
+                       seed: int) -> None:
+    """Generate a Kunming-scale city, allocate every school with the process pool, and report."""
+    from flask import current_app
+
+    from webapp import create_app
+    from webapp.bureau.city import allocate_batch, new_batch_id, solver_threads
+
+    path = Path(db_path or os.path.join(current_app.instance_path, "bench-city.db")).resolve()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "SECRET_KEY": secrets.token_hex(16),
+                      "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
+    pool_size = max(1, workers or os.cpu_count() or 1)
+    with app.app_context():
+        db.create_all()
+        started = time.monotonic()
+        _, pupils = build_city(schools, seed)
+        generated = time.monotonic() - started
+        click.echo(f"database {path} written in {generated:.1f} s; allocating with {pool_size} processes x "
+                   f"{solver_threads(pool_size)} solver thread(s), {time_limit:g} s per school")
+        started = time.monotonic()
+        results, _ = allocate_batch(true(), batch_id=new_batch_id(), pool_size=pool_size,
+                                    time_limit=time_limit, scope="city")
+        wall = time.monotonic() - started
+    dashboard = dashboard_seconds(app)
+    own, children = _peak_mb()
+    done = [r for r in results if r.state == "done"]
+    proven = sum(1 for r in done if r.proven)
+    solve_times = sorted(r.seconds for r in done) or [0.0]
+    table = [
+        ("schools", f"{schools}"),
+        ("pupils", f"{pupils}"),
+        ("cores", f"{os.cpu_count()}"),
+        ("pool size x solver threads", f"{pool_size} x {solver_threads(pool_size)}"),
+        ("time limit per school", f"{time_limit:g} s"),
+        ("city generated and stored", f"{generated:.1f} s"),
+        ("allocation wall time", f"{wall:.1f} s ({wall / 60:.1f} min)"),
+        ("schools done", f"{len(done)}/{len(results)}"),
+        ("coverage proven optimal", f"{proven}/{len(done)} ({100 * proven / max(1, len(done)):.1f}%)"),
+        ("school time median / max", f"{statistics.median(solve_times):.1f} s / {solve_times[-1]:.1f} s"),
+        ("peak memory, this process", f"{own:.0f} MB"),
+        ("peak memory, largest child", f"{children:.0f} MB"),
+        ("dashboard render (median of 5)", f"{dashboard * 1000:.0f} ms"),
+    ]
+    click.echo("")
+    width = max(len(k) for k, _ in table)
+    for key, value in table:
+        click.echo(f"{key:<{width}}  {value}")
+    failed = [r for r in results if r.state != "done"]
+    for r in failed:
+        click.echo(f"failed: {r.school_code} {r.error}")

@@ -1,0 +1,419 @@
+"""Coverage figures for the education bureau, computed with a handful of aggregate queries.
+
+Every figure is an aggregate: counts of pupils and pupil-days, never a pupil row. One call of `city_stats`
+issues seven queries whatever the number of schools (each GROUP BY term or run); Python only sums the rows.
+
+Source of each term's figures: its published run, else its latest finished draft run (flagged as draft).
+A school's *current* term is its newest term (highest id); older terms feed the trend.
+
+Definitions (per term):
+- offers service: the term has at least one session;
+- enrolled: active pupils of the school; requesting: active requests with at least one day and one period;
+- requested pupil-days: the sum of requested days; unmet: requested pupil-days left unserved by the run;
+- covered pupil-days: requested minus unmet; served: requesting pupils covered on at least one day;
+- participation rate: served / enrolled; coverage: covered / requested pupil-days;
+- slots: per weekday x period, pupils who asked for it and pupils seated in it;
+- teachers: teachers staffing at least one session, their mean and largest number of sessions a week.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, and_, cast, func, select, true
+
+from webapp.extensions import db
+from webapp.models import (
+    AllocationRun,
+    CareRequest,
+    District,
+    Period,
+    Pupil,
+    RunAssignment,
+    RunStaffing,
+    RunUnserved,
+    School,
+    Session,
+    Term,
+)
+
+Slot = tuple[int, str]
+
+
+@dataclass
+class Figures:
+    """Summable coverage figures of one term, school, district or the city."""
+
+    schools: int = 0
+    offering: int = 0
+    enrolled: int = 0
+    requesting: int = 0
+    served: int = 0
+    requested_days: int = 0
+    covered_days: int = 0
+    teachers: int = 0
+    teacher_sessions: int = 0
+    max_load: int = 0
+    slots: dict[Slot, list[int]] = field(default_factory=dict)
+    """(day, period) -> [pupils requesting the slot, pupils seated in it]."""
+
+    @property
+    def unmet_days(self) -> int:
+        return max(0, self.requested_days - self.covered_days)
+
+    @property
+    def participation(self) -> float | None:
+        return self.served / self.enrolled if self.enrolled else None
+
+    @property
+    def coverage(self) -> float | None:
+        return self.covered_days / self.requested_days if self.requested_days else None
+
+    @property
+    def avg_load(self) -> float | None:
+        return self.teacher_sessions / self.teachers if self.teachers else None
+
+    def add(self, other: Figures) -> None:
+        self.schools += other.schools
+        self.offering += other.offering
+        self.enrolled += other.enrolled
+        self.requesting += other.requesting
+        self.served += other.served
+        self.requested_days += other.requested_days
+        self.covered_days += other.covered_days
+        self.teachers += other.teachers
+        self.teacher_sessions += other.teacher_sessions
+        self.max_load = max(self.max_load, other.max_load)
+        for slot, (asked, seated) in other.slots.items():
+            mine = self.slots.setdefault(slot, [0, 0])
+            mine[0] += asked
+            mine[1] += seated
+
+    def slot_coverage(self, slot: Slot) -> float | None:
+        asked, seated = self.slots.get(slot, (0, 0))
+        return min(1.0, seated / asked) if asked else None
+
+    def as_row(self) -> dict[str, Any]:
+        """The summable figures and the rates, for tables and exports."""
+        return {
+            "schools": self.schools, "offering": self.offering, "enrolled": self.enrolled,
+            "requesting": self.requesting, "served": self.served, "participation": self.participation,
+            "requested_days": self.requested_days, "covered_days": self.covered_days, "coverage": self.coverage,
+            "unmet_days": self.unmet_days, "teachers": self.teachers, "avg_load": self.avg_load,
+            "max_load": self.max_load,
+        }
+
+
+@dataclass
+class TermStats:
+    term_id: int
+    term_name: str
+    school_id: int
+    school_code: str
+    school_name: str
+    district_id: int | None
+    district_name: str
+    run_id: int | None
+    source: str
+    """"published", "draft" (latest finished run, not yet published) or "none"."""
+    figures: Figures
+    opens: str = ""
+    """When requests open (ISO text, "" when unset): orders the trend, oldest first."""
+    weekdays: tuple[int, ...] = ()
+
+
+@dataclass
+class DistrictStats:
+    district_id: int | None
+    name: str
+    figures: Figures
+    schools: list[TermStats]
+
+
+@dataclass
+class CityStats:
+    figures: Figures
+    districts: list[DistrictStats]
+    schools: list[TermStats]
+    """Each school's current term, ordered by district then school code."""
+    trend: list[tuple[str, Figures]]
+    """Every term name seen, oldest first, with the figures of all schools in that term."""
+    periods: list[str]
+    weekdays: list[int]
+
+
+def _source_runs(where: ColumnElement[bool]) -> Any:
+    """Subquery: every term in scope with its source run (published, else latest done) and draft flag."""
+    latest = (
+        select(AllocationRun.term_id, func.max(AllocationRun.id).label("run_id"))
+        .where(AllocationRun.state == "done").group_by(AllocationRun.term_id).subquery()
+    )
+    return (
+        select(Term.id.label("term_id"), Term.school_id.label("school_id"),
+               func.coalesce(Term.published_run_id, latest.c.run_id).label("run_id"),
+               Term.published_run_id.label("published_run_id"))
+        .join(School, School.id == Term.school_id)
+        .outerjoin(latest, latest.c.term_id == Term.id)
+        .where(where)
+        .subquery("source")
+    )
+
+
+def _json_list(text: str | None, cache: dict[str | None, list[Any]]) -> list[Any]:
+    if text not in cache:
+        try:
+            value = json.loads(text) if text else []
+        except ValueError:
+            value = []
+        cache[text] = value if isinstance(value, list) else []
+    return cache[text]
+
+
+def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
+    """Figures of every term of every school matching `where` (a filter on School), seven queries in all."""
+    where = true() if where is None else where
+    src = _source_runs(where)
+
+    sessions = (select(Session.term_id, func.count().label("n")).group_by(Session.term_id).subquery())
+    rows = db.session.execute(
+        select(src.c.term_id, src.c.run_id, src.c.published_run_id, Term.name, School.id, School.code,
+               School.name, School.district_id, District.name, func.coalesce(sessions.c.n, 0),
+               Term.requests_open_at, Term.weekdays)
+        .select_from(src)
+        .join(Term, Term.id == src.c.term_id)
+        .join(School, School.id == src.c.school_id)
+        .outerjoin(District, District.id == School.district_id)
+        .outerjoin(sessions, sessions.c.term_id == src.c.term_id)
+    ).all()
+    terms: dict[int, TermStats] = {}
+    for (term_id, run_id, published, term_name, school_id, code, name, district_id, district, n_sessions,
+         opens, weekdays) in rows:
+        source = "none" if run_id is None else ("published" if published == run_id else "draft")
+        figures = Figures(schools=1, offering=int(n_sessions > 0))
+        terms[term_id] = TermStats(term_id, term_name, school_id, code, name, district_id, district or "",
+                                   run_id, source, figures, opens.isoformat() if opens else "",
+                                   tuple(int(d) for d in weekdays or ()))
+    if not terms:
+        return []
+
+    enrolled = dict(db.session.execute(
+        select(Pupil.school_id, func.count()).join(School, School.id == Pupil.school_id)
+        .where(Pupil.active, where).group_by(Pupil.school_id)
+    ).all())
+    for stats in terms.values():
+        stats.figures.enrolled = int(enrolled.get(stats.school_id, 0))
+
+    # Requests: few distinct (days, periods) combinations per term, so group by their JSON text.
+    days_text, periods_text = cast(CareRequest.days, String), cast(CareRequest.periods, String)
+    cache: dict[str | None, list[Any]] = {}
+    for term_id, days_json, periods_json, count in db.session.execute(
+        select(CareRequest.term_id, days_text, periods_text, func.count())
+        .join(src, src.c.term_id == CareRequest.term_id)
+        .join(Pupil, Pupil.id == CareRequest.pupil_id)
+        .where(CareRequest.status == "active", Pupil.active)
+        .group_by(CareRequest.term_id, days_text, periods_text)
+    ):
+        days, periods = _json_list(days_json, cache), _json_list(periods_json, cache)
+        if not days or not periods:
+            continue
+        figures = terms[term_id].figures
+        figures.requesting += count
+        figures.requested_days += count * len(days)
+        for day in days:
+            for period in periods:
+                figures.slots.setdefault((int(day), str(period)), [0, 0])[0] += count
+
+    # Seats: count per session first (one index range per run), then name the sessions' slots.
+    per_session = (
+        select(RunAssignment.session_id, func.count().label("n"))
+        .join(src, src.c.run_id == RunAssignment.run_id).group_by(RunAssignment.session_id).subquery()
+    )
+    for term_id, day, period, seated in db.session.execute(
+        select(Session.term_id, Session.day, Period.code, func.sum(per_session.c.n))
+        .select_from(per_session)
+        .join(Session, Session.id == per_session.c.session_id)
+        .join(Period, Period.id == Session.period_id)
+        .group_by(Session.term_id, Session.day, Period.code)
+    ):
+        if term_id in terms:
+            terms[term_id].figures.slots.setdefault((int(day), str(period)), [0, 0])[1] += int(seated)
+
+    # Unserved pupil-days, and pupils unserved on every day they asked for.
+    unserved = dict(db.session.execute(
+        select(src.c.term_id, func.count()).select_from(RunUnserved)
+        .join(src, src.c.run_id == RunUnserved.run_id).group_by(src.c.term_id)
+    ).all())
+    per_pupil = (
+        select(RunUnserved.run_id, RunUnserved.pupil_id, func.count().label("n"))
+        .join(src, src.c.run_id == RunUnserved.run_id)
+        .group_by(RunUnserved.run_id, RunUnserved.pupil_id).subquery()
+    )
+    never_served = dict(db.session.execute(
+        select(src.c.term_id, func.count()).select_from(per_pupil)
+        .join(src, src.c.run_id == per_pupil.c.run_id)
+        .join(CareRequest, and_(CareRequest.term_id == src.c.term_id, CareRequest.pupil_id == per_pupil.c.pupil_id))
+        .where(CareRequest.status == "active", per_pupil.c.n >= func.json_array_length(CareRequest.days))
+        .group_by(src.c.term_id)
+    ).all())
+    for term_id, stats in terms.items():
+        figures = stats.figures
+        if stats.run_id is None:
+            figures.covered_days = 0
+            figures.served = 0
+            continue
+        figures.covered_days = max(0, figures.requested_days - int(unserved.get(term_id, 0)))
+        figures.served = max(0, figures.requesting - int(never_served.get(term_id, 0)))
+
+    loads = (
+        select(src.c.term_id.label("term_id"), RunStaffing.teacher_id, func.count().label("n"))
+        .select_from(RunStaffing).join(src, src.c.run_id == RunStaffing.run_id)
+        .group_by(src.c.term_id, RunStaffing.teacher_id).subquery()
+    )
+    for term_id, teachers, sessions_total, largest in db.session.execute(
+        select(loads.c.term_id, func.count(), func.sum(loads.c.n), func.max(loads.c.n)).group_by(loads.c.term_id)
+    ):
+        figures = terms[term_id].figures
+        figures.teachers, figures.teacher_sessions, figures.max_load = int(teachers), int(sessions_total), int(largest)
+    return list(terms.values())
+
+
+def city_stats(where: ColumnElement[bool] | None = None) -> CityStats:
+    """Current-term figures per school, rolled up by district and for everything in `where`, plus the trend."""
+    all_terms = term_stats(where)
+    current: dict[int, TermStats] = {}
+    for stats in all_terms:
+        if stats.school_id not in current or stats.term_id > current[stats.school_id].term_id:
+            current[stats.school_id] = stats
+    schools = sorted(current.values(), key=lambda s: (s.district_name, s.school_code))
+
+    city = Figures()
+    districts: dict[int | None, DistrictStats] = {}
+    for stats in schools:
+        district = districts.get(stats.district_id)
+        if district is None:
+            district = districts[stats.district_id] = DistrictStats(stats.district_id, stats.district_name,
+                                                                      Figures(), [])
+        district.figures.add(stats.figures)
+        district.schools.append(stats)
+        city.add(stats.figures)
+
+    trend_by_name: dict[str, Figures] = {}
+    order: dict[str, tuple[int, str, int]] = {}
+    for stats in all_terms:
+        trend_by_name.setdefault(stats.term_name, Figures()).add(stats.figures)
+        key = (0 if stats.opens else 1, stats.opens, stats.term_id)
+        order[stats.term_name] = min(order.get(stats.term_name, key), key)
+    trend = [(name, trend_by_name[name]) for name in sorted(trend_by_name, key=lambda n: order[n])]
+
+    return CityStats(
+        figures=city,
+        districts=sorted(districts.values(), key=lambda d: d.name),
+        schools=schools,
+        trend=trend,
+        periods=_period_order(city.slots),
+        weekdays=sorted({day for day, _ in city.slots} | {d for s in schools for d in s.weekdays}) or [1, 2, 3, 4, 5],
+    )
+
+
+def _period_order(slots: Iterable[Slot]) -> list[str]:
+    return sorted({period for _, period in slots}, key=lambda p: (len(p), p))
+
+
+
+# ------------------------------------------------------------------------------------------ capacity advice rollup
+
+
+@dataclass
+class HiringPlan:
+    """What-if advice summed over schools: teachers to hire by qualification, seats to add by slot."""
+
+    schools: int = 0
+    teachers: dict[str, int] = field(default_factory=dict)
+    """Qualification tag ("" = any teacher) -> teachers to hire."""
+    seats: dict[Slot, int] = field(default_factory=dict)
+    teachers_by_slot: dict[Slot, dict[str, int]] = field(default_factory=dict)
+    pupils_covered: int = 0
+    demand: int = 0
+    coverage_now: int = 0
+    coverage_after: int = 0
+
+    @property
+    def total_teachers(self) -> int:
+        return sum(self.teachers.values())
+
+    @property
+    def total_seats(self) -> int:
+        return sum(self.seats.values())
+
+    def add(self, advice: dict[str, Any]) -> None:
+        """Add one school's advice (the JSON of `scheduler.whatif.advice_to_json`)."""
+        self.schools += 1
+        items = list(advice.get("items") or [])
+        hired = advice.get("hired")
+        if hired is None:  # without a week total, a teacher seen at several slots is counted once per tag
+            hired = {}
+            for item in items:
+                for tag, count in (item.get("extra_teachers") or {}).items():
+                    hired[tag] = max(hired.get(tag, 0), int(count))
+        for tag, count in hired.items():
+            self.teachers[str(tag)] = self.teachers.get(str(tag), 0) + int(count)
+        for item in items:
+            slot = (int(item["day"]), str(item["period"]))
+            self.seats[slot] = self.seats.get(slot, 0) + int(item.get("extra_seats") or 0)
+            by_tag = self.teachers_by_slot.setdefault(slot, {})
+            for tag, count in (item.get("extra_teachers") or {}).items():
+                by_tag[str(tag)] = by_tag.get(str(tag), 0) + int(count)
+            self.pupils_covered += int(item.get("pupils_covered") or 0)
+        self.demand += int(advice.get("demand") or 0)
+        self.coverage_now += int(advice.get("coverage_now") or 0)
+        self.coverage_after += int(advice.get("coverage_after") or 0)
+
+    def merge(self, other: HiringPlan) -> None:
+        self.schools += other.schools
+        for tag, count in other.teachers.items():
+            self.teachers[tag] = self.teachers.get(tag, 0) + count
+        for slot, seats in other.seats.items():
+            self.seats[slot] = self.seats.get(slot, 0) + seats
+        for slot, by_tag in other.teachers_by_slot.items():
+            mine = self.teachers_by_slot.setdefault(slot, {})
+            for tag, count in by_tag.items():
+                mine[tag] = mine.get(tag, 0) + count
+        self.pupils_covered += other.pupils_covered
+        self.demand += other.demand
+        self.coverage_now += other.coverage_now
+        self.coverage_after += other.coverage_after
+
+
+def rollup_advice(entries: Iterable[tuple[str, dict[str, Any]]]) -> tuple[dict[str, HiringPlan], HiringPlan]:
+    """(district name, advice JSON) pairs -> a plan per district and the total."""
+    by_district: dict[str, HiringPlan] = {}
+    total = HiringPlan()
+    for district, advice in entries:
+        plan = by_district.setdefault(district, HiringPlan())
+        plan.add(advice)
+    for name in sorted(by_district):
+        total.merge(by_district[name])
+    return dict(sorted(by_district.items())), total
+
+
+def latest_advice(where: ColumnElement[bool] | None = None) -> list[tuple[int, str, str, str, dict[str, Any]]]:
+    """(school id, school code, school name, district name, advice JSON) of the newest finished advice of each
+    school's current term, for schools matching `where`."""
+    from webapp.models import CapacityAdvice
+
+    where = true() if where is None else where
+    current = select(func.max(Term.id)).join(School, School.id == Term.school_id).where(where)
+    current = current.group_by(Term.school_id)
+    newest = (select(func.max(CapacityAdvice.id)).where(CapacityAdvice.state == "done",
+                                                        CapacityAdvice.term_id.in_(current))
+              .group_by(CapacityAdvice.term_id))
+    rows = db.session.execute(
+        select(School.id, School.code, School.name, District.name, CapacityAdvice.result)
+        .select_from(CapacityAdvice).join(Term, Term.id == CapacityAdvice.term_id)
+        .join(School, School.id == Term.school_id).outerjoin(District, District.id == School.district_id)
+        .where(CapacityAdvice.id.in_(newest)).order_by(District.name, School.code)
+    ).all()
+    return [(sid, code, name, district or "", result or {}) for sid, code, name, district, result in rows]
