@@ -50,3 +50,20 @@ class EmptyForm(FlaskForm):
     """A form with only the CSRF token: for POST buttons such as log out and the language switch."""
 
     submit = SubmitField(_l("Submit"))
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=PASSWORD_MAX)])
+    password = PasswordField(_l("New password"), validators=[DataRequired()])
+    confirm = PasswordField(
+        _l("Repeat new password"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The two passwords do not match."))],
+    )
+    submit = SubmitField(_l("Change password"))
+
+    def validate_password(self, field: PasswordField) -> None:
+        problem = password_problem(field.data or "")
+        if problem:
+            raise ValidationError(str(problem))
+        if field.data == self.current.data:
+            raise ValidationError(_l("Choose a password different from the current one."))

@@ -1,23 +1,39 @@
 from __future__ import annotations
 
-from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
+import json
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 
 from webapp.audit import record
 from webapp.auth import bp
-from webapp.auth.forms import LoginForm, RegisterForm
+from webapp.auth.forms import EmptyForm, LoginForm, PasswordChangeForm, RegisterForm
 from webapp.extensions import db
+from webapp.hardening import account_key, end_all_sessions, limiter, throttle_login
 from webapp.i18n import LANG_COOKIE
 from webapp.models import User, utcnow
 from webapp.security import (
+    SESSION_VERSION_KEY,
     find_user_for_login,
     hash_password,
     logout_other_sessions,
     start_session,
     verify_password,
 )
+
+REGISTER_LIMITS = "10 per minute;100 per hour"
 
 
 def safe_next(target: str | None, default: str) -> str:
@@ -27,22 +43,35 @@ def safe_next(target: str | None, default: str) -> str:
     return default
 
 
+def record_failed_login(login: str, user: User | None) -> None:
+    """Audit a refused sign-in without the phone number: a keyed hash of the login names the account."""
+    record("login_failed", account_key(login), {"known_account": user is not None},
+           user_id=user.id if user is not None else None,
+           school_id=user.school_id if user is not None else None, commit=True)
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@throttle_login
 def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(url_for("index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = find_user_for_login(form.login.data or "")
+        login_name = form.login.data or ""
+        user = find_user_for_login(login_name)
         if verify_password(user, form.password.data or "") and user is not None and user.active:
             start_session(user)
             record("login", f"user:{user.id}", user_id=user.id, school_id=user.school_id, commit=True)
             return redirect(safe_next(request.args.get("next"), url_for("index")))
+        db.session.rollback()  # an upgraded hash of a refused (disabled) account is not kept
+        record_failed_login(login_name, user)
         flash(_("Wrong phone number, username or password."), "error")
     return render_template("auth/login.html", form=form)
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(lambda: str(current_app.config.get("REGISTER_RATE_LIMIT", REGISTER_LIMITS)), methods=["POST"],
+               scope="register-ip")
 def register() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(url_for("index"))
@@ -69,7 +98,10 @@ def register() -> ResponseReturnValue:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> ResponseReturnValue:
+    """Sign out. The session version moves on, so a copy of this session cookie is worthless from now on
+    (with signed-cookie sessions this signs the account out on every browser; API tokens stay valid)."""
     if current_user.is_authenticated:
+        current_user.session_version = (current_user.session_version or 0) + 1
         record("logout", f"user:{current_user.id}", commit=True)
     logout_user()
     session.clear()
@@ -97,4 +129,52 @@ def set_language(code: str) -> ResponseReturnValue:
     if current_user.is_authenticated:
         current_user.locale = code
         db.session.commit()
+    return response
+
+
+@bp.route("/account")
+@login_required
+def account() -> ResponseReturnValue:
+    return render_template("auth/account.html", form=EmptyForm())
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+@limiter.limit(lambda: str(current_app.config.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")),
+               key_func=lambda: f"user:{current_user.get_id()}", methods=["POST"],
+               deduct_when=lambda response: response.status_code != 302, scope="password-change")
+def change_password() -> ResponseReturnValue:
+    """Any role: the current password, then a new one. Every other session and every API token ends."""
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        user: User = current_user._get_current_object()
+        if not verify_password(user, form.current.data or ""):
+            form.current.errors = [*form.current.errors, _("The current password is wrong.")]
+            record("password_change_failed", f"user:{user.id}", commit=True)
+        else:
+            user.password_hash = hash_password(form.password.data or "")
+            end_all_sessions(user)
+            record("password_changed", f"user:{user.id}")
+            db.session.commit()
+            session[SESSION_VERSION_KEY] = user.session_version
+            flash(_("Your password has been changed. Other devices have been signed out."), "success")
+            return redirect(url_for("auth.account"))
+    return render_template("auth/password.html", form=form)
+
+
+@bp.route("/account/export")
+@login_required
+def export() -> ResponseReturnValue:
+    """Everything the service holds about the signed-in user's account and family, as a JSON download."""
+    from webapp.privacy import family_export
+
+    user: User = current_user._get_current_object()
+    data = family_export(user)
+    record("family_export", f"user:{user.id}", {"children": len(data.get("children", []))}, commit=True)
+    body = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
+    response = make_response(body)
+    response.mimetype = "application/json"
+    stamp = utcnow().strftime("%Y%m%d")
+    response.headers["Content-Disposition"] = f'attachment; filename="my-data-{stamp}.json"'
+    response.headers["Cache-Control"] = "no-store"
     return response

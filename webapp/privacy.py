@@ -1,0 +1,271 @@
+"""Children's personal data (PIPL): what a family can download, and what is deleted once a term is long past.
+
+`family_export(user)` returns everything the service holds about a user's account and, for a guardian, the
+linked children, their care requests and published results — the JSON behind `/account/export`.
+
+`purge(retention_days, dry_run, now)` — `flask --app webapp purge-term` — deletes the personal data of terms
+that ended more than `retention_days` ago:
+
+- a term *ends* when the school's next term opens its request window; the school's newest term ends
+  `TERM_LENGTH_DAYS` after its results date (or request deadline, or window opening);
+- of an expired term: care requests, pins, and every run's assignments, unserved days and staffing (the runs'
+  aggregate figures stay for the bureau's statistics);
+- pupils no longer in any current term — inactive, or of a school whose terms have all expired — and who
+  have no data left in a current term, with their guardianships (the parents' accounts remain);
+- the `detail` of audit entries older than the retention period, and API tokens expired that long ago.
+
+Nothing of a term that has not expired is touched, and a school without any term keeps its pupils.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import ColumnElement, delete, or_, select, update
+
+from webapp.extensions import db
+from webapp.models import (
+    AllocationRun,
+    ApiToken,
+    AuditLog,
+    CareRequest,
+    Guardianship,
+    Pin,
+    Pupil,
+    RunAssignment,
+    RunStaffing,
+    RunUnserved,
+    School,
+    Term,
+    User,
+    utcnow,
+)
+
+DEFAULT_RETENTION_DAYS = 365
+TERM_LENGTH_DAYS = 183
+"""How long the newest term of a school lasts after its results date, when no later term says otherwise."""
+
+
+def now() -> datetime:
+    """Naive UTC now, or the frozen `NOW` of the app config (a datetime or a callable), for tests."""
+    frozen: datetime | Callable[[], datetime] | None = current_app.config.get("NOW")
+    if frozen is None:
+        return utcnow()
+    return frozen() if callable(frozen) else frozen
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+def family_export(user: User) -> dict[str, Any]:
+    """The user's account, consent, children, requests, published results, API tokens and own audit trail."""
+    tokens = db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
+    activity = db.session.scalars(select(AuditLog).where(AuditLog.user_id == user.id).order_by(AuditLog.id))
+    data: dict[str, Any] = {
+        "exported_at": _iso(now()),
+        "account": {
+            "role": user.role,
+            "phone": user.phone,
+            "username": user.username,
+            "display_name": user.display_name,
+            "locale": user.locale,
+            "created_at": _iso(user.created_at),
+            "last_login_at": _iso(user.last_login_at),
+            "consent": {"policy_version": user.consent_policy_version, "given_at": _iso(user.consent_at)},
+            "school": user.school.code if user.school else None,
+            "district": user.district.name if user.district else None,
+        },
+        "children": [_child_export(link) for link in
+                     sorted(user.guardianships, key=lambda g: (g.pupil.school_id, g.pupil.number))],
+        "api_tokens": [
+            {"created_at": _iso(t.created_at), "expires_at": _iso(t.expires_at), "revoked": bool(t.revoked),
+             "last_used_at": _iso(t.last_used_at)}
+            for t in tokens
+        ],
+        "activity": [
+            {"at": _iso(a.at), "action": a.action, "target": a.target}
+            for a in activity
+        ],
+    }
+    return data
+
+
+def _child_export(link: Guardianship) -> dict[str, Any]:
+    pupil = link.pupil
+    requests = db.session.execute(
+        select(CareRequest, Term).join(Term, Term.id == CareRequest.term_id)
+        .where(CareRequest.pupil_id == pupil.id).order_by(Term.requests_open_at, Term.id)
+    ).all()
+    terms = db.session.scalars(select(Term).where(Term.school_id == pupil.school_id).order_by(Term.id)).all()
+    return {
+        "school": {"code": pupil.school.code, "name": pupil.school.name},
+        "number": pupil.number,
+        "name": pupil.name,
+        "grade": pupil.grade,
+        "class_name": pupil.class_name,
+        "priority": pupil.priority,
+        "relation": link.relation,
+        "consent": {"policy_version": link.consent_policy_version, "given_at": _iso(link.consent_at)},
+        "requests": [
+            {"term": term.name, "days": list(r.days), "pickup_time": r.pickup_time,
+             "periods": list(r.periods), "preferences": list(r.preferences), "status": r.status,
+             "submitted_at": _iso(r.submitted_at), "updated_at": _iso(r.updated_at)}
+            for r, term in requests
+        ],
+        "results": [result for term in terms if (result := _result_export(pupil, term)) is not None],
+    }
+
+
+def _result_export(pupil: Pupil, term: Term) -> dict[str, Any] | None:
+    try:
+        from webapp.parents.service import child_result
+    except ImportError:  # the parents' area is optional
+        return None
+    result = child_result(pupil, term)
+    if result is None:
+        return None
+    return {
+        "term": term.name,
+        "published_at": _iso(result.published_at),
+        "timetable": [{**asdict(slot), "teachers": list(slot.teachers)} for slot in result.timetable],
+        "uncovered": [asdict(day) for day in result.uncovered],
+        "requested_days": list(result.requested_days),
+        "covered_days": list(result.covered_days),
+    }
+
+
+# ------------------------------------------------------------------------------------------ purge
+
+
+@dataclass
+class PurgeReport:
+    cutoff: datetime
+    expired_terms: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def lines(self) -> list[str]:
+        head = "would delete" if self.dry_run else "deleted"
+        out = [f"retention cutoff {self.cutoff:%Y-%m-%d %H:%M} UTC; expired terms: "
+               + (", ".join(self.expired_terms) or "none")]
+        out += [f"{head} {count} {name}" for name, count in self.counts.items()]
+        return out
+
+
+def term_end(term: Term, next_term: Term | None) -> datetime | None:
+    """When `term` stopped being current: its successor's opening, else a semester after its last date."""
+    if next_term is not None and next_term.requests_open_at is not None:
+        return next_term.requests_open_at
+    last: datetime | None = term.requests_close_at or term.requests_open_at
+    if term.results_date is not None:
+        last = datetime.combine(term.results_date, time())
+    if last is None:
+        return None
+    return last + timedelta(days=TERM_LENGTH_DAYS)
+
+
+def expired_terms(cutoff: datetime) -> list[Term]:
+    """Terms that ended before `cutoff`; a term with no dates at all never expires."""
+    found: list[Term] = []
+    for school_id in db.session.scalars(select(School.id)).all():
+        terms = db.session.scalars(select(Term).where(Term.school_id == school_id)).all()
+        ordered = sorted(terms, key=lambda t: (t.requests_open_at or datetime.min, t.id))
+        for index, term in enumerate(ordered):
+            later = ordered[index + 1] if index + 1 < len(ordered) else None
+            end = term_end(term, later)
+            if end is not None and end <= cutoff:
+                found.append(term)
+    return found
+
+
+def _count(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False,
+          at: datetime | None = None) -> PurgeReport:
+    """Delete the personal data of terms that ended more than `retention_days` before `at` (default now).
+
+    One transaction; with `dry_run` the same statements run and are rolled back, so the counts are exact.
+    """
+    if retention_days < 0:
+        raise ValueError("retention_days must not be negative")
+    cutoff = (at or now()) - timedelta(days=retention_days)
+    expired = expired_terms(cutoff)
+    expired_ids = [t.id for t in expired]
+    report = PurgeReport(cutoff, [f"{t.school.code}/{t.name}" for t in expired], dry_run=dry_run)
+    counts = report.counts
+    try:
+        run_ids = list(db.session.scalars(
+            select(AllocationRun.id).where(AllocationRun.term_id.in_(expired_ids))))
+        counts["care requests"] = _count(db.session.execute(
+            delete(CareRequest).where(CareRequest.term_id.in_(expired_ids))))
+        counts["pins"] = _count(db.session.execute(delete(Pin).where(Pin.term_id.in_(expired_ids))))
+        counts["run assignments"] = _count(db.session.execute(
+            delete(RunAssignment).where(RunAssignment.run_id.in_(run_ids))))
+        counts["unserved days"] = _count(db.session.execute(
+            delete(RunUnserved).where(RunUnserved.run_id.in_(run_ids))))
+        counts["staffing rows"] = _count(db.session.execute(
+            delete(RunStaffing).where(RunStaffing.run_id.in_(run_ids))))
+
+        pupil_ids = list(db.session.scalars(select(Pupil.id).where(_pupil_gone(expired_ids))))
+        counts["guardianships"] = _count(db.session.execute(
+            delete(Guardianship).where(Guardianship.pupil_id.in_(pupil_ids))))
+        counts["pupils"] = _count(db.session.execute(delete(Pupil).where(Pupil.id.in_(pupil_ids))))
+
+        counts["audit details"] = _count(db.session.execute(
+            update(AuditLog).where(AuditLog.at < cutoff, AuditLog.detail.is_not(None)).values(detail=None)))
+        counts["api tokens"] = _count(db.session.execute(
+            delete(ApiToken).where(ApiToken.expires_at < cutoff)))
+        if dry_run:
+            db.session.rollback()
+        else:
+            from webapp.audit import record
+
+            record("purge", "", {"retention_days": retention_days, "terms": expired_ids, **{
+                name.replace(" ", "_"): count for name, count in counts.items()}})
+            db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return report
+
+
+def _pupil_gone(expired_ids: list[int]) -> ColumnElement[bool]:
+    """Pupils with no data in a current term and no longer on a current roster (see the module docstring)."""
+    current_terms = select(Term.id).where(Term.id.not_in(expired_ids))
+    school_has_current = select(Term.id).where(Term.school_id == Pupil.school_id, Term.id.not_in(expired_ids))
+    school_has_terms = select(Term.id).where(Term.school_id == Pupil.school_id)
+    in_current = or_(
+        select(CareRequest.id).where(CareRequest.pupil_id == Pupil.id,
+                                     CareRequest.term_id.in_(current_terms)).exists(),
+        select(Pin.id).where(Pin.pupil_id == Pupil.id, Pin.term_id.in_(current_terms)).exists(),
+        select(RunAssignment.run_id).join(AllocationRun, AllocationRun.id == RunAssignment.run_id)
+        .where(RunAssignment.pupil_id == Pupil.id, AllocationRun.term_id.in_(current_terms)).exists(),
+        select(RunUnserved.id).join(AllocationRun, AllocationRun.id == RunUnserved.run_id)
+        .where(RunUnserved.pupil_id == Pupil.id, AllocationRun.term_id.in_(current_terms)).exists(),
+    )
+    off_roster = or_(Pupil.active.is_(False),
+                     school_has_terms.exists() & ~school_has_current.exists())
+    return off_roster & ~in_current
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.command("purge-term")
+    @click.option("--retention-days", type=click.IntRange(min=0), default=DEFAULT_RETENTION_DAYS,
+                  show_default=True, help="keep personal data this many days after a term ends")
+    @click.option("--dry-run", is_flag=True, help="count what would be deleted, delete nothing")
+    def purge_term_command(retention_days: int, dry_run: bool) -> None:
+        """Delete children's personal data of terms that ended more than the retention period ago."""
+        report = purge(retention_days, dry_run=dry_run)
+        for line in report.lines():
+            click.echo(line)
