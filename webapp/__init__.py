@@ -105,6 +105,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
     _register_errors(app)
+    from webapp import hardening
+
+    hardening.init_app(app)  # security headers, rate limits, JSON errors under /api/, account commands
 
     from webapp import commands
 
