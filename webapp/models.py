@@ -319,6 +319,7 @@ class AllocationRun(db.Model):  # type: ignore[name-defined,misc]
 
 class RunAssignment(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "run_assignments"
+    __table_args__ = (Index("ix_run_assignments_run_session", "run_id", "session_id"),)
 
     run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id", ondelete="CASCADE"), primary_key=True)
     pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), primary_key=True,
