@@ -1,0 +1,52 @@
+"""A real HTTP server in a thread (werkzeug) around an app on a temporary SQLite, for browser tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from tests.conftest import _make_app, make_school
+from webapp.extensions import db
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def live_app(tmp_path: Path) -> Iterator[Flask]:
+    """The app with CSRF on and a school (KM-TEST-0001) whose pupils have the test enrolment code."""
+    app = _make_app(tmp_path)
+    with app.app_context():
+        make_school()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def live_server(live_app: Flask) -> Iterator[str]:
+    """The base URL of a server on 127.0.0.1 at a free port, stopped after the test."""
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    if not CHROMIUM.exists():
+        reason = f"browser tests need Chromium at {CHROMIUM} (CI installs it)"
+        print(f"SKIPPED: {reason}")
+        pytest.skip(reason)
+    return str(CHROMIUM)
