@@ -40,27 +40,54 @@ def _ids(school: School) -> tuple[Term, dict[str, int], dict[str, int], dict[str
     assert term is not None
     pupils = {p.number: p.id for p in db.session.scalars(select(Pupil).where(Pupil.school_id == school.id))}
     sessions = {s.code: s.id for s in db.session.scalars(select(Session).where(Session.term_id == term.id))}
-    teachers = {t.code: t.id for t in db.session.scalars(select(Teacher).where(Teacher.school_id == school.id))}
+    teachers = {
+        t.code: t.id for t in db.session.scalars(select(Teacher).where(Teacher.school_id == school.id))
+    }
     return term, pupils, sessions, teachers
 
 
 def _request(term: Term, pupil_id: int, days: list[int], periods: list[str], status: str = "active") -> None:
-    db.session.add(CareRequest(term_id=term.id, pupil_id=pupil_id, days=days, periods=periods, preferences=[],
-                               pickup_time="17:30", status=status))
+    db.session.add(
+        CareRequest(
+            term_id=term.id,
+            pupil_id=pupil_id,
+            days=days,
+            periods=periods,
+            preferences=[],
+            pickup_time="17:30",
+            status=status,
+        )
+    )
 
 
-def _run(term: Term, pupils: dict[str, int], sessions: dict[str, int], teachers: dict[str, int], *,
-         assignments: list[tuple[str, str]], unserved: list[tuple[str, int]], staffing: list[tuple[str, str]],
-         publish: bool) -> AllocationRun:
-    run = AllocationRun(term_id=term.id, state="done", stage="done", progress=1.0, status="OPTIMAL",
-                        is_published=publish, stats={})
+def _run(
+    term: Term,
+    pupils: dict[str, int],
+    sessions: dict[str, int],
+    teachers: dict[str, int],
+    *,
+    assignments: list[tuple[str, str]],
+    unserved: list[tuple[str, int]],
+    staffing: list[tuple[str, str]],
+    publish: bool,
+) -> AllocationRun:
+    run = AllocationRun(
+        term_id=term.id,
+        state="done",
+        stage="done",
+        progress=1.0,
+        status="OPTIMAL",
+        is_published=publish,
+        stats={},
+    )
     db.session.add(run)
     db.session.flush()
     for pupil, session in assignments:
         db.session.add(RunAssignment(run_id=run.id, pupil_id=pupils[pupil], session_id=sessions[session]))
     for pupil, day in unserved:
-        db.session.add(RunUnserved(run_id=run.id, pupil_id=pupils[pupil], day=day, code="no_seat",
-                                   reason="座位不足"))
+        db.session.add(
+            RunUnserved(run_id=run.id, pupil_id=pupils[pupil], day=day, code="no_seat", reason="座位不足")
+        )
     for teacher, session in staffing:
         db.session.add(RunStaffing(run_id=run.id, teacher_id=teachers[teacher], session_id=sessions[session]))
     if publish:
@@ -80,35 +107,79 @@ def seed_city() -> dict[str, Any]:
     _request(term, pupils["P003"], [1], ["P1", "P2", "P3"])
     _request(term, pupils["P004"], [2], ["P1"])
     _request(term, pupils["P005"], [1, 2], ["P1"], status="withdrawn")
-    _run(term, pupils, sessions, teachers,
-         assignments=[("P001", "S11"), ("P001", "S21"), ("P002", "S11"), ("P002", "S12"), ("P002", "S21"),
-                      ("P004", "S21")],
-         unserved=[("P002", 2), ("P003", 1)], staffing=[("T3", "S11"), ("T3", "S21"), ("T1", "S12")],
-         publish=True)
+    _run(
+        term,
+        pupils,
+        sessions,
+        teachers,
+        assignments=[
+            ("P001", "S11"),
+            ("P001", "S21"),
+            ("P002", "S11"),
+            ("P002", "S12"),
+            ("P002", "S21"),
+            ("P004", "S21"),
+        ],
+        unserved=[("P002", 2), ("P003", 1)],
+        staffing=[("T3", "S11"), ("T3", "S21"), ("T1", "S12")],
+        publish=True,
+    )
 
     term, pupils, sessions, teachers = _ids(b)
     _request(term, pupils["P001"], [1], ["P1"])
     _request(term, pupils["P002"], [1, 2], ["P1"])
-    _run(term, pupils, sessions, teachers, assignments=[("P001", "S11"), ("P002", "S11")],
-         unserved=[("P002", 2)], staffing=[("T3", "S11")], publish=False)
+    _run(
+        term,
+        pupils,
+        sessions,
+        teachers,
+        assignments=[("P001", "S11"), ("P002", "S11")],
+        unserved=[("P002", 2)],
+        staffing=[("T3", "S11")],
+        publish=False,
+    )
 
     spring, pupils, sessions, teachers = _ids(c)
     spring.name = "2026-spring"
     spring.requests_open_at = utcnow() - timedelta(days=200)
     _request(spring, pupils["P001"], [1], ["P1"])
-    _run(spring, pupils, sessions, teachers, assignments=[("P001", "S11")], unserved=[],
-         staffing=[("T3", "S11")], publish=True)
-    autumn = Term(school_id=c.id, name="2026-autumn", requests_open_at=utcnow() - timedelta(days=1),
-                  weekdays=[1, 2, 3, 4, 5], priority_weights={"0": 1, "1": 2})
+    _run(
+        spring,
+        pupils,
+        sessions,
+        teachers,
+        assignments=[("P001", "S11")],
+        unserved=[],
+        staffing=[("T3", "S11")],
+        publish=True,
+    )
+    autumn = Term(
+        school_id=c.id,
+        name="2026-autumn",
+        requests_open_at=utcnow() - timedelta(days=1),
+        weekdays=[1, 2, 3, 4, 5],
+        priority_weights={"0": 1, "1": 2},
+    )
     db.session.add(autumn)
     db.session.flush()
     period = Period(term_id=autumn.id, code="P1", start="15:30", end="16:30", position=0)
     activity = Activity(term_id=autumn.id, code="homework", name="作业辅导", category="homework")
     db.session.add_all([period, activity])
     db.session.flush()
-    db.session.add(Session(term_id=autumn.id, code="S31", activity_id=activity.id, day=3, period_id=period.id,
-                           capacity=30, pupils_per_teacher=30))
+    db.session.add(
+        Session(
+            term_id=autumn.id,
+            code="S31",
+            activity_id=activity.id,
+            day=3,
+            period_id=period.id,
+            capacity=30,
+            pupils_per_teacher=30,
+        )
+    )
     _request(autumn, pupils["P002"], [3], ["P1"])
     db.session.commit()
-    return {"schools": {s.code: s.id for s in (a, b, c)},
-            "districts": {s.district.name: s.district_id for s in (a, b, c) if s.district is not None}}
+    return {
+        "schools": {s.code: s.id for s in (a, b, c)},
+        "districts": {s.district.name: s.district_id for s in (a, b, c) if s.district is not None},
+    }

@@ -35,10 +35,12 @@ def _bureau(app: Flask, login_as: Callable[..., User], district: str | None = No
 
 def _sheets(data: bytes) -> dict[str, list[list[Any]]]:
     book = load_workbook(io.BytesIO(data))
-    return {sheet.title: [list(row) for row in sheet.iter_rows(values_only=True)] for sheet in book.worksheets}
+    return {
+        sheet.title: [list(row) for row in sheet.iter_rows(values_only=True)] for sheet in book.worksheets
+    }
 
 
-# ------------------------------------------------------------------------------------------ numbers
+# --------------------------------------------------------------------------- numbers
 
 
 def test_figures_match_hand_computed_values(app: Flask, city: dict[str, Any]) -> None:
@@ -62,12 +64,22 @@ def test_figures_match_hand_computed_values(app: Flask, city: dict[str, Any]) ->
 
         b = by_code["KM-TEST-0002"]
         assert b.source == "draft"
-        assert (b.figures.requesting, b.figures.served, b.figures.requested_days, b.figures.covered_days) == (2, 2, 3, 2)
+        assert (b.figures.requesting, b.figures.served, b.figures.requested_days, b.figures.covered_days) == (
+            2,
+            2,
+            3,
+            2,
+        )
         assert (b.figures.teachers, b.figures.max_load) == (1, 1)
 
         c = by_code["KM-TEST-0003"]
         assert c.term_name == "2026-autumn" and c.source == "none"
-        assert (c.figures.offering, c.figures.requesting, c.figures.requested_days, c.figures.unmet_days) == (1, 1, 1, 1)
+        assert (c.figures.offering, c.figures.requesting, c.figures.requested_days, c.figures.unmet_days) == (
+            1,
+            1,
+            1,
+            1,
+        )
         assert c.figures.served == 0
 
         wuhua = next(d for d in stats.districts if d.name == "五华区")
@@ -81,8 +93,9 @@ def test_figures_match_hand_computed_values(app: Flask, city: dict[str, Any]) ->
         assert (spring.requested_days, spring.covered_days) == (1, 1)
 
 
-def test_dashboard_shows_figures_and_svg_charts(app: Flask, client: FlaskClient, login_as: Any,
-                                               city: dict[str, Any]) -> None:
+def test_dashboard_shows_figures_and_svg_charts(
+    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+) -> None:
     _bureau(app, login_as)
     page = client.get("/bureau/").get_data(as_text=True)
     assert "<svg" in page and "60.0%" in page and "五华区" in page and "盘龙区" in page
@@ -93,8 +106,9 @@ def test_dashboard_shows_figures_and_svg_charts(app: Flask, client: FlaskClient,
     assert "heatmap" in school and "2 / 3" in school and "3 / 3" in school
 
 
-def test_xlsx_export_opens_with_the_same_numbers(app: Flask, client: FlaskClient, login_as: Any,
-                                                 city: dict[str, Any]) -> None:
+def test_xlsx_export_opens_with_the_same_numbers(
+    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+) -> None:
     _bureau(app, login_as)
     response = client.get("/bureau/export.xlsx")
     assert response.status_code == 200
@@ -113,14 +127,17 @@ def test_xlsx_export_opens_with_the_same_numbers(app: Flask, client: FlaskClient
     assert len(slots) == 1 + 5 * 3
 
 
-# ------------------------------------------------------------------------------------------ scope
+# --------------------------------------------------------------------------- scope
 
 
-def test_district_user_sees_only_their_district(app: Flask, client: FlaskClient, login_as: Any,
-                                                city: dict[str, Any]) -> None:
+def test_district_user_sees_only_their_district(
+    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+) -> None:
     _bureau(app, login_as, district="盘龙区")
     response = client.get("/bureau/")
-    assert response.status_code == 302 and f"/bureau/district/{city['districts']['盘龙区']}" in response.location
+    assert (
+        response.status_code == 302 and f"/bureau/district/{city['districts']['盘龙区']}" in response.location
+    )
     assert client.get(f"/bureau/district/{city['districts']['五华区']}").status_code == 404
     assert client.get(f"/bureau/school/{city['schools']['KM-TEST-0001']}").status_code == 404
     assert client.get(f"/bureau/school/{city['schools']['KM-TEST-0003']}").status_code == 200
@@ -135,12 +152,18 @@ def test_district_user_sees_only_their_district(app: Flask, client: FlaskClient,
 
 
 @pytest.mark.parametrize("role", ["school_admin", "parent"])
-def test_other_roles_are_refused(app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any],
-                                 role: str) -> None:
+def test_other_roles_are_refused(
+    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any], role: str
+) -> None:
     login_as(role)
-    for url in ("/bureau/", f"/bureau/district/{city['districts']['五华区']}",
-                f"/bureau/school/{city['schools']['KM-TEST-0001']}", "/bureau/export.xlsx", "/bureau/hiring",
-                "/bureau/hiring.xlsx"):
+    for url in (
+        "/bureau/",
+        f"/bureau/district/{city['districts']['五华区']}",
+        f"/bureau/school/{city['schools']['KM-TEST-0001']}",
+        "/bureau/export.xlsx",
+        "/bureau/hiring",
+        "/bureau/hiring.xlsx",
+    ):
         assert client.get(url).status_code == 403, url
     assert post_form(client, "/bureau/batches", {}, token_from="/bureau/").status_code == 403
     assert client.get("/bureau/").status_code == 403
@@ -156,7 +179,7 @@ def test_batch_start_needs_csrf(app: Flask, client: FlaskClient, login_as: Any, 
     assert client.post("/bureau/batches", data={}).status_code == 400
 
 
-# ------------------------------------------------------------------------------------------ privacy and languages
+# --------------------------------------------------------------------------- privacy and languages
 
 
 def _all_pages(client: FlaskClient, city: dict[str, Any]) -> list[tuple[str, bytes]]:
@@ -169,22 +192,42 @@ def _all_pages(client: FlaskClient, city: dict[str, Any]) -> list[tuple[str, byt
         response = client.get(url)
         assert response.status_code == 200, url
         out.append((url, response.data))
-    for url in ["/bureau/export.xlsx", "/bureau/hiring.xlsx",
-                *[f"/bureau/export.xlsx?school={s}" for s in city["schools"].values()]]:
+    for url in [
+        "/bureau/export.xlsx",
+        "/bureau/hiring.xlsx",
+        *[f"/bureau/export.xlsx?school={s}" for s in city["schools"].values()],
+    ]:
         response = client.get(url)
         assert response.status_code == 200, url
-        text = "\n".join(str(cell) for rows in _sheets(response.data).values() for row in rows for cell in row)
+        text = "\n".join(
+            str(cell) for rows in _sheets(response.data).values() for row in rows for cell in row
+        )
         out.append((url, text.encode()))
     return out
 
 
-def test_no_pupil_data_reaches_bureau_pages_or_exports(app: Flask, client: FlaskClient, login_as: Any,
-                                                       city: dict[str, Any]) -> None:
+def test_no_pupil_data_reaches_bureau_pages_or_exports(
+    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+) -> None:
     with app.app_context():
         school_id = city["schools"]["KM-TEST-0001"]
-        db.session.add(CapacityAdvice(term_id=db.session.scalar(
-            select(School).where(School.id == school_id)).terms[0].id, state="done", result=advice_to_json(
-                Advice(10, 6, 10, {"sports": 1}, (AdviceItem(3, "P3", {"sports": 1}, 25, 23),), "OPTIMAL", 0.1))))
+        db.session.add(
+            CapacityAdvice(
+                term_id=db.session.scalar(select(School).where(School.id == school_id)).terms[0].id,
+                state="done",
+                result=advice_to_json(
+                    Advice(
+                        10,
+                        6,
+                        10,
+                        {"sports": 1},
+                        (AdviceItem(3, "P3", {"sports": 1}, 25, 23),),
+                        "OPTIMAL",
+                        0.1,
+                    )
+                ),
+            )
+        )
         db.session.commit()
         pupils = db.session.execute(select(Pupil.name, Pupil.number)).all()
     parent = _bureau(app, login_as)
@@ -198,8 +241,9 @@ def test_no_pupil_data_reaches_bureau_pages_or_exports(app: Flask, client: Flask
         assert "13800138000" not in text
 
 
-def test_pages_render_in_both_languages(app: Flask, client: FlaskClient, login_as: Any,
-                                        city: dict[str, Any]) -> None:
+def test_pages_render_in_both_languages(
+    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+) -> None:
     _bureau(app, login_as)
     zh = client.get("/bureau/").get_data(as_text=True)
     assert "覆盖率" in zh
@@ -210,11 +254,17 @@ def test_pages_render_in_both_languages(app: Flask, client: FlaskClient, login_a
         assert body
 
 
-# ------------------------------------------------------------------------------------------ advice
+# --------------------------------------------------------------------------- advice
 
 
 def test_advice_line_reads_like_a_sentence(app: Flask) -> None:
-    item = {"day": 3, "period": "P3", "extra_teachers": {"sports": 1}, "extra_seats": 25, "pupils_covered": 23}
+    item = {
+        "day": 3,
+        "period": "P3",
+        "extra_teachers": {"sports": 1},
+        "extra_seats": 25,
+        "pupils_covered": 23,
+    }
     with app.test_request_context("/"):
         assert advice_line(item) == "周三 P3：+1 名教师（体育），+25 个座位，可多覆盖 23 名学生"
     with app.test_request_context("/", headers={"Cookie": "lang=en"}):
@@ -222,14 +272,30 @@ def test_advice_line_reads_like_a_sentence(app: Flask) -> None:
 
 
 def _advice(hired: dict[str, int], items: list[AdviceItem], now: int, after: int) -> dict[str, Any]:
-    return advice_to_json(Advice(demand=after, coverage_now=now, coverage_after=after, hired=hired,
-                                 items=tuple(items), status="OPTIMAL", seconds=0.1))
+    return advice_to_json(
+        Advice(
+            demand=after,
+            coverage_now=now,
+            coverage_after=after,
+            hired=hired,
+            items=tuple(items),
+            status="OPTIMAL",
+            seconds=0.1,
+        )
+    )
 
 
 def test_advice_rolls_up_by_district() -> None:
-    a = _advice({"sports": 1, "": 1}, [AdviceItem(3, "P3", {"sports": 1}, 25, 23),
-                                       AdviceItem(1, "P1", {"": 1}, 10, 8),
-                                       AdviceItem(2, "P1", {"": 1}, 0, 4)], 50, 85)
+    a = _advice(
+        {"sports": 1, "": 1},
+        [
+            AdviceItem(3, "P3", {"sports": 1}, 25, 23),
+            AdviceItem(1, "P1", {"": 1}, 10, 8),
+            AdviceItem(2, "P1", {"": 1}, 0, 4),
+        ],
+        50,
+        85,
+    )
     b = _advice({"arts": 2}, [AdviceItem(3, "P3", {"arts": 2}, 40, 30)], 100, 140)
     c = _advice({}, [AdviceItem(1, "P1", {}, 5, 5)], 20, 25)
     by_district, total = rollup_advice([("五华区", a), ("五华区", b), ("盘龙区", c)])
@@ -244,18 +310,25 @@ def test_advice_rolls_up_by_district() -> None:
     assert (total.coverage_now, total.coverage_after) == (170, 250)
     # Without a week total, a tag seen at several slots counts once at its largest.
     legacy = HiringPlan()
-    legacy.add({"items": [{"day": 1, "period": "P1", "extra_teachers": {"": 1}, "extra_seats": 0,
-                           "pupils_covered": 1},
-                          {"day": 2, "period": "P1", "extra_teachers": {"": 2}, "extra_seats": 0,
-                           "pupils_covered": 1}]})
+    legacy.add(
+        {
+            "items": [
+                {"day": 1, "period": "P1", "extra_teachers": {"": 1}, "extra_seats": 0, "pupils_covered": 1},
+                {"day": 2, "period": "P1", "extra_teachers": {"": 2}, "extra_seats": 0, "pupils_covered": 1},
+            ]
+        }
+    )
     assert legacy.teachers == {"": 2}
 
 
-def test_hiring_plan_page_and_export(app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]) -> None:
+def test_hiring_plan_page_and_export(
+    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+) -> None:
     with app.app_context():
-        for code, result in (("KM-TEST-0001", _advice({"sports": 1}, [AdviceItem(3, "P3", {"sports": 1}, 25, 23)],
-                                                      5, 9)),
-                             ("KM-TEST-0003", _advice({"": 2}, [AdviceItem(3, "P1", {"": 2}, 12, 10)], 0, 1))):
+        for code, result in (
+            ("KM-TEST-0001", _advice({"sports": 1}, [AdviceItem(3, "P3", {"sports": 1}, 25, 23)], 5, 9)),
+            ("KM-TEST-0003", _advice({"": 2}, [AdviceItem(3, "P1", {"": 2}, 12, 10)], 0, 1)),
+        ):
             school = db.session.get(School, city["schools"][code])
             assert school is not None
             term = max(school.terms, key=lambda t: t.id)
@@ -272,15 +345,22 @@ def test_hiring_plan_page_and_export(app: Flask, client: FlaskClient, login_as: 
     assert ["合计", "周三", "P3", 25, "体育 1"] in seats
 
 
-def test_school_admin_computes_advice_for_own_school_only(app: Flask, client: FlaskClient, login_as: Any,
-                                                          city: dict[str, Any]) -> None:
+def test_school_admin_computes_advice_for_own_school_only(
+    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+) -> None:
     app.config.update(BUREAU_INLINE_JOBS=True, BUREAU_ADVICE_TIME_LIMIT=5)
     login_as("school_admin")
     own, other = city["schools"]["KM-TEST-0001"], city["schools"]["KM-TEST-0002"]
     assert client.get(f"/bureau/advice/{other}").status_code == 403
-    assert post_form(client, f"/bureau/advice/{other}/compute", {}, token_from=f"/bureau/advice/{own}").status_code == 403
-    response = post_form(client, f"/bureau/advice/{own}/compute", {}, follow_redirects=True,
-                         token_from=f"/bureau/advice/{own}")
+    assert (
+        post_form(
+            client, f"/bureau/advice/{other}/compute", {}, token_from=f"/bureau/advice/{own}"
+        ).status_code
+        == 403
+    )
+    response = post_form(
+        client, f"/bureau/advice/{own}/compute", {}, follow_redirects=True, token_from=f"/bureau/advice/{own}"
+    )
     assert response.status_code == 200
     with app.app_context():
         row = db.session.scalar(select(CapacityAdvice).order_by(CapacityAdvice.id.desc()))

@@ -1,6 +1,6 @@
 """The education bureau: coverage dashboard, capacity advice, city-wide allocation batches and bench-city.
 
-The blueprint's CLI commands (`allocate`, `bench-city`) are registered at the top level of `flask --app webapp`.
+The blueprint's CLI commands (`allocate`, `bench-city`) sit at the top level of `flask --app webapp`.
 """
 
 from __future__ import annotations

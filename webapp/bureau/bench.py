@@ -91,60 +91,140 @@ def _flush(rows: _Rows) -> None:
         batch = rows.tables.get(model)
         if batch:
             for start in range(0, len(batch), CHUNK):
-                db.session.execute(insert(model), batch[start:start + CHUNK])
+                db.session.execute(insert(model), batch[start : start + CHUNK])
     db.session.commit()
     rows.tables.clear()
 
 
 def _instance_rows(instance: domain.Instance, rows: _Rows, ids: _Ids, district_id: int, code: str) -> None:
     school_id = ids("school")
-    rows.add(School, {"id": school_id, "code": code, "name": instance.school.name, "district_id": district_id})
+    rows.add(
+        School, {"id": school_id, "code": code, "name": instance.school.name, "district_id": district_id}
+    )
     term_id = ids("term")
     now = utcnow()
-    rows.add(Term, {"id": term_id, "school_id": school_id, "name": instance.term, "requests_open_at": None,
-                    "requests_close_at": None, "weekdays": list(instance.weekdays),
-                    "priority_weights": {str(k): v for k, v in instance.priority_weights.items()},
-                    "lottery_seed": school_id})
+    rows.add(
+        Term,
+        {
+            "id": term_id,
+            "school_id": school_id,
+            "name": instance.term,
+            "requests_open_at": None,
+            "requests_close_at": None,
+            "weekdays": list(instance.weekdays),
+            "priority_weights": {str(k): v for k, v in instance.priority_weights.items()},
+            "lottery_seed": school_id,
+        },
+    )
     period_id = {}
     for position, period in enumerate(instance.periods):
         period_id[period.id] = ids("period")
-        rows.add(Period, {"id": period_id[period.id], "term_id": term_id, "code": period.id, "start": period.start,
-                          "end": period.end, "position": position})
+        rows.add(
+            Period,
+            {
+                "id": period_id[period.id],
+                "term_id": term_id,
+                "code": period.id,
+                "start": period.start,
+                "end": period.end,
+                "position": position,
+            },
+        )
     activity_id = {}
     for activity in instance.activities:
         activity_id[activity.id] = ids("activity")
-        rows.add(Activity, {"id": activity_id[activity.id], "term_id": term_id, "code": activity.id,
-                            "name": activity.name, "category": activity.category,
-                            "qualification": activity.qualification})
+        rows.add(
+            Activity,
+            {
+                "id": activity_id[activity.id],
+                "term_id": term_id,
+                "code": activity.id,
+                "name": activity.name,
+                "category": activity.category,
+                "qualification": activity.qualification,
+            },
+        )
     for s in instance.sessions:
-        rows.add(Session, {"id": ids("session"), "term_id": term_id, "code": s.id,
-                           "activity_id": activity_id[s.activity], "day": s.day, "period_id": period_id[s.period],
-                           "room": s.room, "capacity": s.capacity, "grade_lo": s.grades[0], "grade_hi": s.grades[1],
-                           "pupils_per_teacher": s.pupils_per_teacher, "min_pupils": s.min_pupils})
+        rows.add(
+            Session,
+            {
+                "id": ids("session"),
+                "term_id": term_id,
+                "code": s.id,
+                "activity_id": activity_id[s.activity],
+                "day": s.day,
+                "period_id": period_id[s.period],
+                "room": s.room,
+                "capacity": s.capacity,
+                "grade_lo": s.grades[0],
+                "grade_hi": s.grades[1],
+                "pupils_per_teacher": s.pupils_per_teacher,
+                "min_pupils": s.min_pupils,
+            },
+        )
     for t in instance.teachers:
         teacher_id = ids("teacher")
-        rows.add(Teacher, {"id": teacher_id, "school_id": school_id, "code": t.id, "name": t.name,
-                           "qualifications": sorted(t.qualifications), "max_sessions": t.max_sessions,
-                           "active": True})
+        rows.add(
+            Teacher,
+            {
+                "id": teacher_id,
+                "school_id": school_id,
+                "code": t.id,
+                "name": t.name,
+                "qualifications": sorted(t.qualifications),
+                "max_sessions": t.max_sessions,
+                "active": True,
+            },
+        )
         for day, period in sorted(t.available):
-            rows.add(TeacherAvailability, {"teacher_id": teacher_id, "term_id": term_id, "day": day,
-                                           "period_id": period_id[period]})
+            rows.add(
+                TeacherAvailability,
+                {"teacher_id": teacher_id, "term_id": term_id, "day": day, "period_id": period_id[period]},
+            )
     pupil_id = {}
     for p in instance.pupils:
         pupil_id[p.id] = ids("pupil")
-        rows.add(Pupil, {"id": pupil_id[p.id], "school_id": school_id, "number": p.id, "name": p.name,
-                         "grade": p.grade, "class_name": p.class_name, "family_code": p.family,
-                         "priority": p.priority, "enrolment_code_hash": None, "active": True})
+        rows.add(
+            Pupil,
+            {
+                "id": pupil_id[p.id],
+                "school_id": school_id,
+                "number": p.id,
+                "name": p.name,
+                "grade": p.grade,
+                "class_name": p.class_name,
+                "family_code": p.family,
+                "priority": p.priority,
+                "enrolment_code_hash": None,
+                "active": True,
+            },
+        )
     ends = {p.id: p.end for p in instance.periods}
     for r in instance.requests:
-        rows.add(CareRequest, {"term_id": term_id, "pupil_id": pupil_id[r.pupil], "days": list(r.days),
-                               "periods": list(r.periods), "preferences": list(r.preferences),
-                               "pickup_time": max((ends[p] for p in r.periods), default=""),
-                               "status": "active", "submitted_at": now, "updated_at": now})
+        rows.add(
+            CareRequest,
+            {
+                "term_id": term_id,
+                "pupil_id": pupil_id[r.pupil],
+                "days": list(r.days),
+                "periods": list(r.periods),
+                "preferences": list(r.preferences),
+                "pickup_time": max((ends[p] for p in r.periods), default=""),
+                "status": "active",
+                "submitted_at": now,
+                "updated_at": now,
+            },
+        )
 
 
-def build_city(schools: int, seed: int, *, tight_share: float = 0.2, sizes: list[int] | None = None,
-               echo: Any = click.echo) -> tuple[int, int]:
+def build_city(
+    schools: int,
+    seed: int,
+    *,
+    tight_share: float = 0.2,
+    sizes: list[int] | None = None,
+    echo: Any = click.echo,
+) -> tuple[int, int]:
     """Generate and insert the city into the current app's (empty) database; returns (schools, pupils)."""
     from scheduler.generate import DISTRICTS
 
@@ -181,7 +261,9 @@ def dashboard_seconds(app: Any, repeats: int = 5) -> float:
 
     password = secrets.token_urlsafe(12)
     with app.app_context():
-        user = User(role="bureau", username=f"bench-{secrets.token_hex(3)}", password_hash=hash_password(password))
+        user = User(
+            role="bureau", username=f"bench-{secrets.token_hex(3)}", password_hash=hash_password(password)
+        )
         db.session.add(user)
         db.session.commit()
         username = user.username
@@ -202,13 +284,19 @@ def dashboard_seconds(app: Any, repeats: int = 5) -> float:
 
 @bp.cli.command("bench-city")
 @click.option("--schools", type=int, default=950, show_default=True)
-@click.option("--time-limit", type=float, default=10.0, show_default=True, help="seconds per school")
+@click.option("--time-limit", type=float, default=3.0, show_default=True, help="seconds per school")
 @click.option("--workers", type=int, default=None, help="schools solved side by side (default: cpu count)")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
-              help="SQLite file to (re)create (default: instance/bench-city.db)")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="SQLite file to (re)create (default: instance/bench-city.db)",
+)
 @click.option("--seed", type=int, default=1, show_default=True)
-def bench_city_command(schools: int, time_limit: float, workers: int | None, db_path: str | None,
-                       seed: int) -> None:
+def bench_city_command(
+    schools: int, time_limit: float, workers: int | None, db_path: str | None, seed: int
+) -> None:
     """Generate a Kunming-scale city, allocate every school with the process pool, and report."""
     from flask import current_app
 
@@ -218,19 +306,28 @@ def bench_city_command(schools: int, time_limit: float, workers: int | None, db_
     path = Path(db_path or os.path.join(current_app.instance_path, "bench-city.db")).resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "SECRET_KEY": secrets.token_hex(16),
-                      "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
+            "SECRET_KEY": secrets.token_hex(16),
+            "WTF_CSRF_ENABLED": False,
+            "RATELIMIT_ENABLED": False,
+        }
+    )
     pool_size = max(1, workers or os.cpu_count() or 1)
     with app.app_context():
         db.create_all()
         started = time.monotonic()
         _, pupils = build_city(schools, seed)
         generated = time.monotonic() - started
-        click.echo(f"database {path} written in {generated:.1f} s; allocating with {pool_size} processes x "
-                   f"{solver_threads(pool_size)} solver thread(s), {time_limit:g} s per school")
+        click.echo(
+            f"database {path} written in {generated:.1f} s; allocating with {pool_size} processes x "
+            f"{solver_threads(pool_size)} solver thread(s), {time_limit:g} s per school"
+        )
         started = time.monotonic()
-        results, _ = allocate_batch(true(), batch_id=new_batch_id(), pool_size=pool_size,
-                                    time_limit=time_limit, scope="city")
+        results, _ = allocate_batch(
+            true(), batch_id=new_batch_id(), pool_size=pool_size, time_limit=time_limit, scope="city"
+        )
         wall = time.monotonic() - started
     dashboard = dashboard_seconds(app)
     own, children = _peak_mb()

@@ -73,16 +73,21 @@ def _one_line(exc: BaseException) -> str:
     return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:300]
 
 
-# ------------------------------------------------------------------------------------------ batches in the database
+# --------------------------------------------------------------------------- batches in the database
 
 
 def current_terms(where: ColumnElement[bool] | None = None) -> list[Term]:
     """Each school's current (newest) term, for schools matching `where`, in school-code order."""
     newest = select(func.max(Term.id)).join(School, School.id == Term.school_id)
     newest = newest.where(true() if where is None else where).group_by(Term.school_id)
-    return list(db.session.scalars(
-        select(Term).join(School, School.id == Term.school_id).where(Term.id.in_(newest)).order_by(School.code)
-    ))
+    return list(
+        db.session.scalars(
+            select(Term)
+            .join(School, School.id == Term.school_id)
+            .where(Term.id.in_(newest))
+            .order_by(School.code)
+        )
+    )
 
 
 def batch_filter(batch_id: str) -> ColumnElement[bool]:
@@ -93,17 +98,21 @@ def latest_batch_id() -> str | None:
     value = db.session.scalar(
         select(AllocationRun.stats[BATCH_KEY].as_string())
         .where(AllocationRun.stats[BATCH_KEY].as_string().is_not(None))
-        .order_by(AllocationRun.id.desc()).limit(1)
+        .order_by(AllocationRun.id.desc())
+        .limit(1)
     )
     return str(value) if value else None
 
 
-def prepare_batch(batch_id: str, where: ColumnElement[bool] | None = None, *,
-                  created_by: int | None = None, scope: str = "") -> tuple[list[int], int]:
-    """Queued runs for every school in `where` without a done run in this batch: (run ids, schools skipped)."""
+def prepare_batch(
+    batch_id: str, where: ColumnElement[bool] | None = None, *, created_by: int | None = None, scope: str = ""
+) -> tuple[list[int], int]:
+    """Queued runs for the schools in `where` without a done run in this batch: (run ids, skipped)."""
     terms = current_terms(where)
     existing: dict[int, AllocationRun] = {}
-    for run in db.session.scalars(select(AllocationRun).where(batch_filter(batch_id)).order_by(AllocationRun.id)):
+    for run in db.session.scalars(
+        select(AllocationRun).where(batch_filter(batch_id)).order_by(AllocationRun.id)
+    ):
         if existing.get(run.term_id) is None or existing[run.term_id].state != "done":
             existing[run.term_id] = run
     run_ids: list[AllocationRun] = []
@@ -114,8 +123,9 @@ def prepare_batch(batch_id: str, where: ColumnElement[bool] | None = None, *,
             skipped += 1
             continue
         if run is None:
-            run = AllocationRun(term_id=term.id, created_by=created_by,
-                                stats={BATCH_KEY: batch_id, "scope": scope})
+            run = AllocationRun(
+                term_id=term.id, created_by=created_by, stats={BATCH_KEY: batch_id, "scope": scope}
+            )
             db.session.add(run)
         run.state, run.stage, run.progress, run.error = "queued", "queued", 0.0, None
         run.started_at = run.finished_at = run.heartbeat_at = None
@@ -140,16 +150,27 @@ class BatchProgress:
         return self.total > 0 and self.done + self.failed >= self.total
 
     def as_json(self) -> dict[str, Any]:
-        return {"batch": self.batch_id, "total": self.total, "done": self.done, "failed": self.failed,
-                "running": self.running, "queued": self.queued, "finished": self.finished,
-                "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds)}
+        return {
+            "batch": self.batch_id,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "running": self.running,
+            "queued": self.queued,
+            "finished": self.finished,
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
+        }
 
 
 def batch_progress(batch_id: str, where: ColumnElement[bool] | None = None) -> BatchProgress:
     """Counts of the batch's runs (in `where`'s schools) by state, and an ETA from the pace so far."""
-    query = (select(AllocationRun.state, func.count(), func.min(AllocationRun.created_at))
-             .join(Term, Term.id == AllocationRun.term_id).join(School, School.id == Term.school_id)
-             .where(batch_filter(batch_id), true() if where is None else where).group_by(AllocationRun.state))
+    query = (
+        select(AllocationRun.state, func.count(), func.min(AllocationRun.created_at))
+        .join(Term, Term.id == AllocationRun.term_id)
+        .join(School, School.id == Term.school_id)
+        .where(batch_filter(batch_id), true() if where is None else where)
+        .group_by(AllocationRun.state)
+    )
     counts: dict[str, int] = {}
     started = None
     for state, count, first in db.session.execute(query):
@@ -163,11 +184,19 @@ def batch_progress(batch_id: str, where: ColumnElement[bool] | None = None) -> B
         eta = elapsed / finished * (total - finished)
     elif total and finished >= total:
         eta = 0.0
-    return BatchProgress(batch_id, total, counts.get("done", 0), counts.get("failed", 0) + counts.get("cancelled", 0),
-                         counts.get("running", 0), counts.get("queued", 0), started, eta)
+    return BatchProgress(
+        batch_id,
+        total,
+        counts.get("done", 0),
+        counts.get("failed", 0) + counts.get("cancelled", 0),
+        counts.get("running", 0),
+        counts.get("queued", 0),
+        started,
+        eta,
+    )
 
 
-# ------------------------------------------------------------------------------------------ the per-school job
+# --------------------------------------------------------------------------- the per-school job
 
 
 _worker_apps: dict[str, Flask] = {}
@@ -203,16 +232,18 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.halt.wait(HEARTBEAT_SECONDS):
             with contextlib.suppress(Exception), self.engine.begin() as conn:
-                conn.execute(update(AllocationRun).where(AllocationRun.id == self.run_id)
-                             .values(heartbeat_at=utcnow()))
+                conn.execute(
+                    update(AllocationRun).where(AllocationRun.id == self.run_id).values(heartbeat_at=utcnow())
+                )
 
     def stop(self) -> None:
         self.halt.set()
         self.join()
 
 
-def allocate_school(run_id: int, database_url: str, time_limit: float = DEFAULT_TIME_LIMIT,
-                    workers: int = 1) -> dict[str, Any]:
+def allocate_school(
+    run_id: int, database_url: str, time_limit: float = DEFAULT_TIME_LIMIT, workers: int = 1
+) -> dict[str, Any]:
     """Solve one queued batch run and store it as a draft; never raises for the school's own errors."""
     from scheduler.solve import SolverConfig, solve
     from webapp.services import store_solution, term_to_instance
@@ -223,7 +254,8 @@ def allocate_school(run_id: int, database_url: str, time_limit: float = DEFAULT_
         now = utcnow()
         with engine.begin() as conn:
             claimed = conn.execute(
-                update(AllocationRun).where(AllocationRun.id == run_id, AllocationRun.state == "queued")
+                update(AllocationRun)
+                .where(AllocationRun.id == run_id, AllocationRun.state == "queued")
                 .values(state="running", stage="building", started_at=now, heartbeat_at=now)
             ).rowcount
         run = db.session.get(AllocationRun, run_id)
@@ -240,7 +272,9 @@ def allocate_school(run_id: int, database_url: str, time_limit: float = DEFAULT_
             batch = (run.stats or {}).get(BATCH_KEY)
             instance = term_to_instance(term)
             db.session.rollback()
-            config = SolverConfig(time_limit=time_limit, workers=workers, seed=int(term.lottery_seed or 0) % 2**31)
+            config = SolverConfig(
+                time_limit=time_limit, workers=workers, seed=int(term.lottery_seed or 0) % 2**31
+            )
             solution = solve(instance, config)
             solution = dataclasses.replace(solution, stats={**solution.stats, BATCH_KEY: batch})
             run = db.session.get(AllocationRun, run_id)
@@ -260,32 +294,46 @@ def allocate_school(run_id: int, database_url: str, time_limit: float = DEFAULT_
             db.session.rollback()
             result.state, result.error = "failed", _one_line(exc)
             with engine.begin() as conn:
-                conn.execute(update(AllocationRun).where(AllocationRun.id == run_id).values(
-                    state="failed", stage="failed", error=result.error, finished_at=utcnow()))
+                conn.execute(
+                    update(AllocationRun)
+                    .where(AllocationRun.id == run_id)
+                    .values(state="failed", stage="failed", error=result.error, finished_at=utcnow())
+                )
         finally:
             heartbeat.stop()
         result.seconds = round(time.monotonic() - started, 2)
         return dataclasses.asdict(result)
 
 
-# ------------------------------------------------------------------------------------------ backends
+# --------------------------------------------------------------------------- backends
 
 
 def _mark_failed(run_ids: list[int], error: str) -> None:
     if run_ids:
-        db.session.execute(update(AllocationRun).where(AllocationRun.id.in_(run_ids)).values(
-            state="failed", stage="failed", error=error, finished_at=utcnow()))
+        db.session.execute(
+            update(AllocationRun)
+            .where(AllocationRun.id.in_(run_ids))
+            .values(state="failed", stage="failed", error=error, finished_at=utcnow())
+        )
         db.session.commit()
 
 
 def _result_of(run_id: int, error: str) -> SchoolResult:
     run = db.session.get(AllocationRun, run_id)
     school = run.term.school if run is not None else None
-    return SchoolResult(run_id, school.code if school else "", school.name if school else "", "failed", error=error)
+    return SchoolResult(
+        run_id, school.code if school else "", school.name if school else "", "failed", error=error
+    )
 
 
-def run_local(run_ids: list[int], database_url: str, *, pool_size: int, time_limit: float,
-              on_result: Callable[[SchoolResult], None]) -> list[SchoolResult]:
+def run_local(
+    run_ids: list[int],
+    database_url: str,
+    *,
+    pool_size: int,
+    time_limit: float,
+    on_result: Callable[[SchoolResult], None],
+) -> list[SchoolResult]:
     """Solve the runs in a local process pool of `pool_size`, reporting each school as it finishes."""
     threads = solver_threads(pool_size)
     results: list[SchoolResult] = []
@@ -294,7 +342,8 @@ def run_local(run_ids: list[int], database_url: str, *, pool_size: int, time_lim
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=pool_size, mp_context=context) as pool:
             pending: dict[Future[dict[str, Any]], int] = {
-                pool.submit(allocate_school, run_id, database_url, time_limit, threads): run_id for run_id in todo
+                pool.submit(allocate_school, run_id, database_url, time_limit, threads): run_id
+                for run_id in todo
             }
             todo = []
             broken = False
@@ -316,8 +365,11 @@ def run_local(run_ids: list[int], database_url: str, *, pool_size: int, time_lim
             if broken:
                 # The runs a dead worker had claimed failed with it; the ones still queued go to a fresh pool.
                 db.session.expire_all()
-                states = dict(db.session.execute(
-                    select(AllocationRun.id, AllocationRun.state).where(AllocationRun.id.in_(todo))).all())
+                states = dict(
+                    db.session.execute(
+                        select(AllocationRun.id, AllocationRun.state).where(AllocationRun.id.in_(todo))
+                    ).all()
+                )
                 dead = [run_id for run_id in todo if states.get(run_id) == "running"]
                 _mark_failed(dead, "the worker process died")
                 for run_id in dead:
@@ -348,7 +400,9 @@ def _register_celery_task() -> Any:
         return None
 
     @celery.task(name=TASK_NAME)  # type: ignore[misc]
-    def allocate_school_task(run_id: int, database_url: str, time_limit: float, workers: int) -> dict[str, Any]:
+    def allocate_school_task(
+        run_id: int, database_url: str, time_limit: float, workers: int
+    ) -> dict[str, Any]:
         return allocate_school(run_id, database_url, time_limit, workers)
 
     return allocate_school_task
@@ -375,12 +429,22 @@ def submit_celery(run_ids: list[int], database_url: str, *, time_limit: float, w
     return list(group(signatures).apply_async().results)
 
 
-def run_celery(run_ids: list[int], database_url: str, *, time_limit: float, workers: int,
-               on_result: Callable[[SchoolResult], None], poll: float = 0.5,
-               timeout: float | None = None) -> list[SchoolResult]:
+def run_celery(
+    run_ids: list[int],
+    database_url: str,
+    *,
+    time_limit: float,
+    workers: int,
+    on_result: Callable[[SchoolResult], None],
+    poll: float = 0.5,
+    timeout: float | None = None,
+) -> list[SchoolResult]:
     """Solve the runs as a Celery group (a task per school) and wait, reporting each school as it finishes."""
-    pending = dict(zip(submit_celery(run_ids, database_url, time_limit=time_limit, workers=workers), run_ids,
-                       strict=True))
+    pending = dict(
+        zip(
+            submit_celery(run_ids, database_url, time_limit=time_limit, workers=workers), run_ids, strict=True
+        )
+    )
     results: list[SchoolResult] = []
     deadline = None if timeout is None else time.monotonic() + timeout
     while pending:
@@ -405,7 +469,7 @@ def run_celery(run_ids: list[int], database_url: str, *, time_limit: float, work
     return results
 
 
-# ------------------------------------------------------------------------------------------ background jobs for pages
+# --------------------------------------------------------------------------- background jobs for pages
 
 
 _pool: ProcessPoolExecutor | None = None
@@ -437,7 +501,7 @@ def _database_url() -> str:
 
 
 def start_batch(where: ColumnElement[bool], *, user_id: int | None, scope: str) -> str:
-    """Queue a batch from a page: Celery when configured, else the local pool (inline under BUREAU_INLINE_JOBS)."""
+    """Queue a batch from a page: Celery when configured, else the local pool (inline in tests)."""
     batch_id = new_batch_id()
     run_ids, _ = prepare_batch(batch_id, where, created_by=user_id, scope=scope)
     time_limit = float(current_app.config.get("BUREAU_TIME_LIMIT", DEFAULT_TIME_LIMIT))
@@ -455,8 +519,9 @@ def start_batch(where: ColumnElement[bool], *, user_id: int | None, scope: str) 
     return batch_id
 
 
-def compute_advice(advice_id: int, database_url: str, time_limit: float = DEFAULT_TIME_LIMIT,
-                   workers: int = 1) -> str:
+def compute_advice(
+    advice_id: int, database_url: str, time_limit: float = DEFAULT_TIME_LIMIT, workers: int = 1
+) -> str:
     """The advice job: what-if advice for the term, stored as JSON; returns the final state."""
     from scheduler.solve import SolverConfig
     from scheduler.whatif import advice_to_json, advise
@@ -464,8 +529,11 @@ def compute_advice(advice_id: int, database_url: str, time_limit: float = DEFAUL
 
     with app_context(database_url):
         with db.engine.begin() as conn:
-            claimed = conn.execute(update(CapacityAdvice).where(
-                CapacityAdvice.id == advice_id, CapacityAdvice.state == "queued").values(state="running")).rowcount
+            claimed = conn.execute(
+                update(CapacityAdvice)
+                .where(CapacityAdvice.id == advice_id, CapacityAdvice.state == "queued")
+                .values(state="running")
+            ).rowcount
         if not claimed:
             return "skipped"
         try:
@@ -482,8 +550,11 @@ def compute_advice(advice_id: int, database_url: str, time_limit: float = DEFAUL
         except Exception as exc:  # shown on the advice page as a failed computation
             db.session.rollback()
             with db.engine.begin() as conn:
-                conn.execute(update(CapacityAdvice).where(CapacityAdvice.id == advice_id).values(
-                    state="failed", error=_one_line(exc), finished_at=utcnow()))
+                conn.execute(
+                    update(CapacityAdvice)
+                    .where(CapacityAdvice.id == advice_id)
+                    .values(state="failed", error=_one_line(exc), finished_at=utcnow())
+                )
             return "failed"
 
 
@@ -501,10 +572,12 @@ def start_advice(term: Term, user_id: int | None) -> CapacityAdvice:
     return row
 
 
-# ------------------------------------------------------------------------------------------ the CLI
+# --------------------------------------------------------------------------- the CLI
 
 
-def print_summary(results: list[SchoolResult], *, skipped: int, seconds: float, echo: Callable[[str], None]) -> None:
+def print_summary(
+    results: list[SchoolResult], *, skipped: int, seconds: float, echo: Callable[[str], None]
+) -> None:
     done = [r for r in results if r.state == "done"]
     failed = [r for r in results if r.state != "done"]
     proven = sum(1 for r in done if r.proven)
@@ -522,20 +595,29 @@ def print_summary(results: list[SchoolResult], *, skipped: int, seconds: float, 
             echo(f"{r.school_code:<20} {r.run_id:>6}  {r.error or r.state}")
 
 
-def allocate_batch(where: ColumnElement[bool], *, batch_id: str, pool_size: int, time_limit: float,
-                   scope: str) -> tuple[list[SchoolResult], int]:
+def allocate_batch(
+    where: ColumnElement[bool], *, batch_id: str, pool_size: int, time_limit: float, scope: str
+) -> tuple[list[SchoolResult], int]:
     """Prepare and solve a batch with a terminal progress bar; returns (results, schools skipped)."""
     run_ids, skipped = prepare_batch(batch_id, where, scope=scope)
     url = _database_url()
     results: list[SchoolResult] = []
-    with click.progressbar(length=len(run_ids), label="allocating", show_eta=True, show_pos=True,
-                           file=sys.stderr, item_show_func=lambda r: r) as bar:
+    with click.progressbar(
+        length=len(run_ids),
+        label="allocating",
+        show_eta=True,
+        show_pos=True,
+        file=sys.stderr,
+        item_show_func=lambda r: r,
+    ) as bar:
+
         def report(result: SchoolResult) -> None:
             bar.update(1, f"{result.school_code} {result.state}")
 
         if celery_broker():
-            results = run_celery(run_ids, url, time_limit=time_limit, workers=solver_threads(pool_size),
-                                 on_result=report)
+            results = run_celery(
+                run_ids, url, time_limit=time_limit, workers=solver_threads(pool_size), on_result=report
+            )
         else:
             results = run_local(run_ids, url, pool_size=pool_size, time_limit=time_limit, on_result=report)
     return results, skipped
@@ -545,12 +627,19 @@ def allocate_batch(where: ColumnElement[bool], *, batch_id: str, pool_size: int,
 @click.option("--all", "all_schools", is_flag=True, help="every school of the city")
 @click.option("--district", "district_name", default=None, help="the schools of one district")
 @click.option("--workers", type=int, default=None, help="schools solved side by side (default: cpu count)")
-@click.option("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, show_default=True,
-              help="seconds per school")
+@click.option(
+    "--time-limit", type=float, default=DEFAULT_TIME_LIMIT, show_default=True, help="seconds per school"
+)
 @click.option("--resume", is_flag=True, help="continue the latest batch, skipping schools already done")
 @click.option("--batch", "batch_id", default=None, help="the batch to resume (default: the latest)")
-def allocate_command(all_schools: bool, district_name: str | None, workers: int | None, time_limit: float,
-                     resume: bool, batch_id: str | None) -> None:
+def allocate_command(
+    all_schools: bool,
+    district_name: str | None,
+    workers: int | None,
+    time_limit: float,
+    resume: bool,
+    batch_id: str | None,
+) -> None:
     """Allocate every school's current term (draft runs), in parallel, with a summary at the end."""
     if all_schools == bool(district_name):
         raise click.UsageError("give exactly one of --all or --district NAME")
@@ -568,11 +657,14 @@ def allocate_command(all_schools: bool, district_name: str | None, workers: int 
     else:
         batch_id = batch_id or new_batch_id()
     pool_size = max(1, workers or os.cpu_count() or 1)
-    click.echo(f"batch {batch_id}: {pool_size} schools at a time, {solver_threads(pool_size)} solver thread(s) "
-               f"each, {time_limit:g} s per school" + (" (Celery)" if celery_broker() else ""))
+    click.echo(
+        f"batch {batch_id}: {pool_size} schools at a time, {solver_threads(pool_size)} solver thread(s) "
+        f"each, {time_limit:g} s per school" + (" (Celery)" if celery_broker() else "")
+    )
     started = time.monotonic()
-    results, skipped = allocate_batch(where, batch_id=batch_id, pool_size=pool_size, time_limit=time_limit,
-                                      scope=scope)
+    results, skipped = allocate_batch(
+        where, batch_id=batch_id, pool_size=pool_size, time_limit=time_limit, scope=scope
+    )
     print_summary(results, skipped=skipped, seconds=time.monotonic() - started, echo=click.echo)
     if any(r.state != "done" for r in results):
         sys.exit(1)

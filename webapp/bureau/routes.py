@@ -36,19 +36,38 @@ from webapp.extensions import db
 from webapp.models import CapacityAdvice, District, School
 from webapp.security import bureau_required, bureau_scope, role_required
 
-DAY_LABELS = {1: _l("Mon"), 2: _l("Tue"), 3: _l("Wed"), 4: _l("Thu"), 5: _l("Fri"), 6: _l("Sat"), 7: _l("Sun")}
+DAY_LABELS = {
+    1: _l("Mon"),
+    2: _l("Tue"),
+    3: _l("Wed"),
+    4: _l("Thu"),
+    5: _l("Fri"),
+    6: _l("Sat"),
+    7: _l("Sun"),
+}
 SOURCE_LABELS = {"published": _l("Published"), "draft": _l("Draft"), "none": _l("No allocation yet")}
 QUALIFICATION_LABELS = {
-    "": _l("any subject"), "sports": _l("sports"), "arts": _l("arts"), "music": _l("music"), "dance": _l("dance"),
-    "science": _l("science"), "computing": _l("computing"), "chess": _l("chess"), "reading": _l("reading"),
+    "": _l("any subject"),
+    "sports": _l("sports"),
+    "arts": _l("arts"),
+    "music": _l("music"),
+    "dance": _l("dance"),
+    "science": _l("science"),
+    "computing": _l("computing"),
+    "chess": _l("chess"),
+    "reading": _l("reading"),
 }
-ADVICE_STATES = {"queued": _l("Waiting to start"), "running": _l("Computing"), "done": _l("Done"),
-                 "failed": _l("Failed")}
+ADVICE_STATES = {
+    "queued": _l("Waiting to start"),
+    "running": _l("Computing"),
+    "done": _l("Done"),
+    "failed": _l("Failed"),
+}
 BATCH_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-# ------------------------------------------------------------------------------------------ helpers
+# --------------------------------------------------------------------------- helpers
 
 
 def _scope() -> ColumnElement[bool]:
@@ -102,7 +121,7 @@ def _join(parts: Iterable[str]) -> str:
 
 
 def advice_line(item: dict[str, Any], periods: dict[str, str] | None = None) -> str:
-    """"周三 P3：+1 名教师（体育），+25 个座位，可多覆盖 23 名学生" for one advice item."""
+    """ "周三 P3：+1 名教师（体育），+25 个座位，可多覆盖 23 名学生" for one advice item."""
     parts = []
     for tag, count in sorted((item.get("extra_teachers") or {}).items()):
         parts.append(_("+%(n)d teacher(s) (%(tag)s)", n=int(count), tag=qualification_label(tag)))
@@ -111,23 +130,34 @@ def advice_line(item: dict[str, Any], periods: dict[str, str] | None = None) -> 
     if item.get("pupils_covered"):
         parts.append(_("%(n)d more pupils covered", n=int(item["pupils_covered"])))
     period = str(item.get("period", ""))
-    return _("%(day)s %(period)s: %(what)s", day=str(DAY_LABELS.get(int(item.get("day", 0)), item.get("day"))),
-             period=(periods or {}).get(period, period), what=_join(parts))
+    return _(
+        "%(day)s %(period)s: %(what)s",
+        day=str(DAY_LABELS.get(int(item.get("day", 0)), item.get("day"))),
+        period=(periods or {}).get(period, period),
+        what=_join(parts),
+    )
 
 
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
-    return {"bureau_pct": pct, "heat_colour": heat_colour, "text_colour": text_colour,
-            "day_labels": DAY_LABELS, "source_labels": SOURCE_LABELS, "qualification_label": qualification_label,
-            "advice_line": advice_line}
+    return {
+        "bureau_pct": pct,
+        "heat_colour": heat_colour,
+        "text_colour": text_colour,
+        "day_labels": DAY_LABELS,
+        "source_labels": SOURCE_LABELS,
+        "qualification_label": qualification_label,
+        "advice_line": advice_line,
+    }
 
 
 def _sorted_by_coverage(schools: Sequence[TermStats]) -> list[TermStats]:
-    return sorted(schools, key=lambda s: (s.figures.coverage if s.figures.coverage is not None else 2.0,
-                                          s.school_code))
+    return sorted(
+        schools, key=lambda s: (s.figures.coverage if s.figures.coverage is not None else 2.0, s.school_code)
+    )
 
 
-# ------------------------------------------------------------------------------------------ dashboard
+# --------------------------------------------------------------------------- dashboard
 
 
 @bp.route("/")
@@ -137,8 +167,9 @@ def dashboard() -> ResponseReturnValue:
         return redirect(url_for("bureau.district", district_id=current_user.district_id))
     stats = city_stats(_scope())
     districts = db.session.scalars(select(District).order_by(District.name)).all()
-    return render_template("bureau/city.html", stats=stats, worst=_sorted_by_coverage(stats.schools)[:20],
-                           districts=districts)
+    return render_template(
+        "bureau/city.html", stats=stats, worst=_sorted_by_coverage(stats.schools)[:20], districts=districts
+    )
 
 
 @bp.route("/district/<int:district_id>")
@@ -154,20 +185,27 @@ def district(district_id: int) -> ResponseReturnValue:
 def school(school_id: int) -> ResponseReturnValue:
     school = _school_in_scope_or_404(school_id)
     stats = city_stats(School.id == school.id)
-    return render_template("bureau/school.html", school=school, stats=stats,
-                           current=stats.schools[0] if stats.schools else None)
+    return render_template(
+        "bureau/school.html", school=school, stats=stats, current=stats.schools[0] if stats.schools else None
+    )
 
 
-# ------------------------------------------------------------------------------------------ exports
+# --------------------------------------------------------------------------- exports
 
 
 FIGURE_HEADERS = (
-    ("offering", _l("Schools offering service")), ("enrolled", _l("Pupils enrolled")),
-    ("requesting", _l("Pupils requesting")), ("served", _l("Pupils served")),
-    ("participation", _l("Participation rate")), ("requested_days", _l("Requested pupil-days")),
-    ("covered_days", _l("Covered pupil-days")), ("coverage", _l("Coverage")),
-    ("unmet_days", _l("Unmet pupil-days")), ("teachers", _l("Teachers taking part")),
-    ("avg_load", _l("Average weekly load")), ("max_load", _l("Largest weekly load")),
+    ("offering", _l("Schools offering service")),
+    ("enrolled", _l("Pupils enrolled")),
+    ("requesting", _l("Pupils requesting")),
+    ("served", _l("Pupils served")),
+    ("participation", _l("Participation rate")),
+    ("requested_days", _l("Requested pupil-days")),
+    ("covered_days", _l("Covered pupil-days")),
+    ("coverage", _l("Coverage")),
+    ("unmet_days", _l("Unmet pupil-days")),
+    ("teachers", _l("Teachers taking part")),
+    ("avg_load", _l("Average weekly load")),
+    ("max_load", _l("Largest weekly load")),
 )
 
 
@@ -199,22 +237,47 @@ def _xlsx_response(data: bytes, name: str) -> Response:
 
 def coverage_sheets(stats: CityStats) -> list[tuple[str, Sequence[Any], Iterable[Sequence[Any]]]]:
     headers = [label for _, label in FIGURE_HEADERS]
-    districts = [[d.name or _("No district"), d.figures.schools, *_figure_cells(d.figures)] for d in stats.districts]
-    schools = [[s.district_name, s.school_code, s.school_name, s.term_name, str(SOURCE_LABELS[s.source]),
-                *_figure_cells(s.figures)] for s in stats.schools]
+    districts = [
+        [d.name or _("No district"), d.figures.schools, *_figure_cells(d.figures)] for d in stats.districts
+    ]
+    schools = [
+        [
+            s.district_name,
+            s.school_code,
+            s.school_name,
+            s.term_name,
+            str(SOURCE_LABELS[s.source]),
+            *_figure_cells(s.figures),
+        ]
+        for s in stats.schools
+    ]
     slots = []
     for day in stats.weekdays:
         for period in stats.periods:
             asked, seated = stats.figures.slots.get((day, period), (0, 0))
             value = stats.figures.slot_coverage((day, period))
-            slots.append([str(DAY_LABELS.get(day, day)), period, asked, seated,
-                          None if value is None else round(value, 4)])
+            slots.append(
+                [
+                    str(DAY_LABELS.get(day, day)),
+                    period,
+                    asked,
+                    seated,
+                    None if value is None else round(value, 4),
+                ]
+            )
     trend = [[name, figures.schools, *_figure_cells(figures)] for name, figures in stats.trend]
     return [
         (_("Districts"), [_("District"), _("Schools"), *headers], districts),
-        (_("Schools"), [_("District"), _("School code"), _("School"), _("Term"), _("Source"), *headers], schools),
-        (_("Weekday x period"), [_("Weekday"), _("Period"), _("Pupils requesting"), _("Pupils seated"),
-                                 _("Coverage")], slots),
+        (
+            _("Schools"),
+            [_("District"), _("School code"), _("School"), _("Term"), _("Source"), *headers],
+            schools,
+        ),
+        (
+            _("Weekday x period"),
+            [_("Weekday"), _("Period"), _("Pupils requesting"), _("Pupils seated"), _("Coverage")],
+            slots,
+        ),
         (_("Trend"), [_("Term"), _("Schools"), *headers], trend),
     ]
 
@@ -233,7 +296,7 @@ def export() -> ResponseReturnValue:
     return _xlsx_response(workbook(coverage_sheets(city_stats(where))), f"{name}.xlsx")
 
 
-# ------------------------------------------------------------------------------------------ capacity advice
+# --------------------------------------------------------------------------- capacity advice
 
 
 def _advice_school_or_abort(school_id: int) -> School:
@@ -256,13 +319,27 @@ def advice(school_id: int) -> ResponseReturnValue:
     term = terms[0] if terms else None
     rows: list[CapacityAdvice] = []
     if term is not None:
-        rows = list(db.session.scalars(select(CapacityAdvice).where(CapacityAdvice.term_id == term.id)
-                                       .order_by(CapacityAdvice.id.desc()).limit(10)))
+        rows = list(
+            db.session.scalars(
+                select(CapacityAdvice)
+                .where(CapacityAdvice.term_id == term.id)
+                .order_by(CapacityAdvice.id.desc())
+                .limit(10)
+            )
+        )
     latest = next((row for row in rows if row.state == "done"), None)
     pending = next((row for row in rows if row.state in ("queued", "running")), None)
     periods = {p.code: p.code for p in term.periods} if term is not None else {}
-    return render_template("bureau/advice.html", school=school, term=term, latest=latest, pending=pending,
-                           history=rows, periods=periods, states=ADVICE_STATES)
+    return render_template(
+        "bureau/advice.html",
+        school=school,
+        term=term,
+        latest=latest,
+        pending=pending,
+        history=rows,
+        periods=periods,
+        states=ADVICE_STATES,
+    )
 
 
 @bp.route("/advice/<int:school_id>/compute", methods=["POST"])
@@ -279,16 +356,25 @@ def compute_advice(school_id: int) -> ResponseReturnValue:
     return redirect(url_for("bureau.advice", school_id=school.id))
 
 
-def _hiring(where: ColumnElement[bool]) -> tuple[list[tuple[int, str, str, str, dict[str, Any]]],
-                                                  dict[str, HiringPlan], HiringPlan]:
+def _hiring(
+    where: ColumnElement[bool],
+) -> tuple[list[tuple[int, str, str, str, dict[str, Any]]], dict[str, HiringPlan], HiringPlan]:
     entries = latest_advice(where)
     by_district, total = rollup_advice((district, result) for _, _, _, district, result in entries)
     return entries, by_district, total
 
 
 def _plan_slots(plan: HiringPlan) -> tuple[list[int], list[str]]:
-    days = sorted({day for day, _ in plan.seats} | {day for day, _ in plan.teachers_by_slot}) or [1, 2, 3, 4, 5]
-    periods = sorted({p for _, p in plan.seats} | {p for _, p in plan.teachers_by_slot}, key=lambda p: (len(p), p))
+    days = sorted({day for day, _ in plan.seats} | {day for day, _ in plan.teachers_by_slot}) or [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    periods = sorted(
+        {p for _, p in plan.seats} | {p for _, p in plan.teachers_by_slot}, key=lambda p: (len(p), p)
+    )
     return days, periods
 
 
@@ -298,8 +384,15 @@ def hiring() -> ResponseReturnValue:
     entries, by_district, total = _hiring(_scope())
     days, periods = _plan_slots(total)
     max_seats = max(total.seats.values(), default=0)
-    return render_template("bureau/hiring.html", entries=entries, by_district=by_district, total=total,
-                           days=days, periods=periods, max_seats=max_seats)
+    return render_template(
+        "bureau/hiring.html",
+        entries=entries,
+        by_district=by_district,
+        total=total,
+        days=days,
+        periods=periods,
+        max_seats=max_seats,
+    )
 
 
 @bp.route("/hiring.xlsx")
@@ -307,44 +400,112 @@ def hiring() -> ResponseReturnValue:
 def hiring_export() -> ResponseReturnValue:
     entries, by_district, total = _hiring(_scope())
     tags = sorted(total.teachers)
-    teacher_rows = [[name or _("No district"), plan.schools, *[plan.teachers.get(t, 0) for t in tags],
-                     plan.total_teachers, plan.total_seats, plan.pupils_covered]
-                    for name, plan in by_district.items()]
-    teacher_rows.append([_("Total"), total.schools, *[total.teachers.get(t, 0) for t in tags], total.total_teachers,
-                         total.total_seats, total.pupils_covered])
+    teacher_rows = [
+        [
+            name or _("No district"),
+            plan.schools,
+            *[plan.teachers.get(t, 0) for t in tags],
+            plan.total_teachers,
+            plan.total_seats,
+            plan.pupils_covered,
+        ]
+        for name, plan in by_district.items()
+    ]
+    teacher_rows.append(
+        [
+            _("Total"),
+            total.schools,
+            *[total.teachers.get(t, 0) for t in tags],
+            total.total_teachers,
+            total.total_seats,
+            total.pupils_covered,
+        ]
+    )
     seat_rows = []
     for name, plan in [*by_district.items(), (str(_("Total")), total)]:
         for (day, period), seats in sorted(plan.seats.items()):
             hires = plan.teachers_by_slot.get((day, period), {})
-            seat_rows.append([name or _("No district"), str(DAY_LABELS.get(day, day)), period, seats,
-                              _join(f"{qualification_label(t)} {n}" for t, n in sorted(hires.items()))])
+            seat_rows.append(
+                [
+                    name or _("No district"),
+                    str(DAY_LABELS.get(day, day)),
+                    period,
+                    seats,
+                    _join(f"{qualification_label(t)} {n}" for t, n in sorted(hires.items())),
+                ]
+            )
     school_rows = []
     for _sid, code, school_name, district_name, result in entries:
         school_plan = HiringPlan()
         school_plan.add(result)
-        school_rows.append([district_name, code, school_name, school_plan.total_teachers, school_plan.total_seats,
-                            school_plan.pupils_covered, result.get("demand"), result.get("coverage_now"),
-                            result.get("coverage_after")])
-    data = workbook([
-        (_("Teachers by district"), [_("District"), _("Schools"), *[qualification_label(t) for t in tags],
-                                     _("Teachers to hire"), _("Seats to add"), _("More pupils covered")],
-         teacher_rows),
-        (_("Seats by weekday x period"), [_("District"), _("Weekday"), _("Period"), _("Seats to add"),
-                                          _("Teachers working this slot")], seat_rows),
-        (_("Schools"), [_("District"), _("School code"), _("School"), _("Teachers to hire"), _("Seats to add"),
-                        _("More pupils covered"), _("Weighted demand"), _("Coverage now"),
-                        _("Coverage after")], school_rows),
-    ])
+        school_rows.append(
+            [
+                district_name,
+                code,
+                school_name,
+                school_plan.total_teachers,
+                school_plan.total_seats,
+                school_plan.pupils_covered,
+                result.get("demand"),
+                result.get("coverage_now"),
+                result.get("coverage_after"),
+            ]
+        )
+    data = workbook(
+        [
+            (
+                _("Teachers by district"),
+                [
+                    _("District"),
+                    _("Schools"),
+                    *[qualification_label(t) for t in tags],
+                    _("Teachers to hire"),
+                    _("Seats to add"),
+                    _("More pupils covered"),
+                ],
+                teacher_rows,
+            ),
+            (
+                _("Seats by weekday x period"),
+                [
+                    _("District"),
+                    _("Weekday"),
+                    _("Period"),
+                    _("Seats to add"),
+                    _("Teachers working this slot"),
+                ],
+                seat_rows,
+            ),
+            (
+                _("Schools"),
+                [
+                    _("District"),
+                    _("School code"),
+                    _("School"),
+                    _("Teachers to hire"),
+                    _("Seats to add"),
+                    _("More pupils covered"),
+                    _("Weighted demand"),
+                    _("Coverage now"),
+                    _("Coverage after"),
+                ],
+                school_rows,
+            ),
+        ]
+    )
     return _xlsx_response(data, "hiring-plan.xlsx")
 
 
-# ------------------------------------------------------------------------------------------ allocation batches
+# --------------------------------------------------------------------------- allocation batches
 
 
 @bp.route("/batches", methods=["POST"])
 @bureau_required
 def start_batch_view() -> ResponseReturnValue:
-    where, scope = _scope(), "city" if current_user.district_id is None else f"district:{current_user.district_id}"
+    where, scope = (
+        _scope(),
+        "city" if current_user.district_id is None else f"district:{current_user.district_id}",
+    )
     district_id = request.form.get("district", type=int)
     if district_id:
         district = _district_or_404(district_id)
@@ -373,4 +534,3 @@ def batch(batch_id: str) -> ResponseReturnValue:
 @bureau_required
 def batch_status(batch_id: str) -> ResponseReturnValue:
     return jsonify(_batch_or_404(batch_id).as_json())
-

@@ -99,10 +99,18 @@ class Figures:
     def as_row(self) -> dict[str, Any]:
         """The summable figures and the rates, for tables and exports."""
         return {
-            "schools": self.schools, "offering": self.offering, "enrolled": self.enrolled,
-            "requesting": self.requesting, "served": self.served, "participation": self.participation,
-            "requested_days": self.requested_days, "covered_days": self.covered_days, "coverage": self.coverage,
-            "unmet_days": self.unmet_days, "teachers": self.teachers, "avg_load": self.avg_load,
+            "schools": self.schools,
+            "offering": self.offering,
+            "enrolled": self.enrolled,
+            "requesting": self.requesting,
+            "served": self.served,
+            "participation": self.participation,
+            "requested_days": self.requested_days,
+            "covered_days": self.covered_days,
+            "coverage": self.coverage,
+            "unmet_days": self.unmet_days,
+            "teachers": self.teachers,
+            "avg_load": self.avg_load,
             "max_load": self.max_load,
         }
 
@@ -149,12 +157,17 @@ def _source_runs(where: ColumnElement[bool]) -> Any:
     """Subquery: every term in scope with its source run (published, else latest done) and draft flag."""
     latest = (
         select(AllocationRun.term_id, func.max(AllocationRun.id).label("run_id"))
-        .where(AllocationRun.state == "done").group_by(AllocationRun.term_id).subquery()
+        .where(AllocationRun.state == "done")
+        .group_by(AllocationRun.term_id)
+        .subquery()
     )
     return (
-        select(Term.id.label("term_id"), Term.school_id.label("school_id"),
-               func.coalesce(Term.published_run_id, latest.c.run_id).label("run_id"),
-               Term.published_run_id.label("published_run_id"))
+        select(
+            Term.id.label("term_id"),
+            Term.school_id.label("school_id"),
+            func.coalesce(Term.published_run_id, latest.c.run_id).label("run_id"),
+            Term.published_run_id.label("published_run_id"),
+        )
         .join(School, School.id == Term.school_id)
         .outerjoin(latest, latest.c.term_id == Term.id)
         .where(where)
@@ -177,11 +190,22 @@ def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
     where = true() if where is None else where
     src = _source_runs(where)
 
-    sessions = (select(Session.term_id, func.count().label("n")).group_by(Session.term_id).subquery())
+    sessions = select(Session.term_id, func.count().label("n")).group_by(Session.term_id).subquery()
     rows = db.session.execute(
-        select(src.c.term_id, src.c.run_id, src.c.published_run_id, Term.name, School.id, School.code,
-               School.name, School.district_id, District.name, func.coalesce(sessions.c.n, 0),
-               Term.requests_open_at, Term.weekdays)
+        select(
+            src.c.term_id,
+            src.c.run_id,
+            src.c.published_run_id,
+            Term.name,
+            School.id,
+            School.code,
+            School.name,
+            School.district_id,
+            District.name,
+            func.coalesce(sessions.c.n, 0),
+            Term.requests_open_at,
+            Term.weekdays,
+        )
         .select_from(src)
         .join(Term, Term.id == src.c.term_id)
         .join(School, School.id == src.c.school_id)
@@ -189,20 +213,47 @@ def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
         .outerjoin(sessions, sessions.c.term_id == src.c.term_id)
     ).all()
     terms: dict[int, TermStats] = {}
-    for (term_id, run_id, published, term_name, school_id, code, name, district_id, district, n_sessions,
-         opens, weekdays) in rows:
+    for (
+        term_id,
+        run_id,
+        published,
+        term_name,
+        school_id,
+        code,
+        name,
+        district_id,
+        district,
+        n_sessions,
+        opens,
+        weekdays,
+    ) in rows:
         source = "none" if run_id is None else ("published" if published == run_id else "draft")
         figures = Figures(schools=1, offering=int(n_sessions > 0))
-        terms[term_id] = TermStats(term_id, term_name, school_id, code, name, district_id, district or "",
-                                   run_id, source, figures, opens.isoformat() if opens else "",
-                                   tuple(int(d) for d in weekdays or ()))
+        terms[term_id] = TermStats(
+            term_id,
+            term_name,
+            school_id,
+            code,
+            name,
+            district_id,
+            district or "",
+            run_id,
+            source,
+            figures,
+            opens.isoformat() if opens else "",
+            tuple(int(d) for d in weekdays or ()),
+        )
     if not terms:
         return []
 
-    enrolled = dict(db.session.execute(
-        select(Pupil.school_id, func.count()).join(School, School.id == Pupil.school_id)
-        .where(Pupil.active, where).group_by(Pupil.school_id)
-    ).all())
+    enrolled = dict(
+        db.session.execute(
+            select(Pupil.school_id, func.count())
+            .join(School, School.id == Pupil.school_id)
+            .where(Pupil.active, where)
+            .group_by(Pupil.school_id)
+        ).all()
+    )
     for stats in terms.values():
         stats.figures.enrolled = int(enrolled.get(stats.school_id, 0))
 
@@ -226,10 +277,16 @@ def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
             for period in periods:
                 figures.slots.setdefault((int(day), str(period)), [0, 0])[0] += count
 
-    # Seats: count per session first (one index range per run), then name the sessions' slots.
+    # The runs are known now: every query below reads only their rows through the (run_id, ...) keys.
+    run_term = {stats.run_id: term_id for term_id, stats in terms.items() if stats.run_id is not None}
+    run_ids = sorted(run_term)
+
+    # Seats: count per session first, then name the sessions' slots.
     per_session = (
         select(RunAssignment.session_id, func.count().label("n"))
-        .join(src, src.c.run_id == RunAssignment.run_id).group_by(RunAssignment.session_id).subquery()
+        .where(RunAssignment.run_id.in_(run_ids))
+        .group_by(RunAssignment.run_id, RunAssignment.session_id)
+        .subquery()  # index order: no sort
     )
     for term_id, day, period, seated in db.session.execute(
         select(Session.term_id, Session.day, Period.code, func.sum(per_session.c.n))
@@ -242,46 +299,62 @@ def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
             terms[term_id].figures.slots.setdefault((int(day), str(period)), [0, 0])[1] += int(seated)
 
     # Unserved pupil-days, and pupils unserved on every day they asked for.
-    unserved = dict(db.session.execute(
-        select(src.c.term_id, func.count()).select_from(RunUnserved)
-        .join(src, src.c.run_id == RunUnserved.run_id).group_by(src.c.term_id)
-    ).all())
+    unserved = {
+        run_term[run_id]: int(count)
+        for run_id, count in db.session.execute(
+            select(RunUnserved.run_id, func.count())
+            .where(RunUnserved.run_id.in_(run_ids))
+            .group_by(RunUnserved.run_id)
+        )
+    }
     per_pupil = (
         select(RunUnserved.run_id, RunUnserved.pupil_id, func.count().label("n"))
-        .join(src, src.c.run_id == RunUnserved.run_id)
-        .group_by(RunUnserved.run_id, RunUnserved.pupil_id).subquery()
+        .where(RunUnserved.run_id.in_(run_ids))
+        .group_by(RunUnserved.run_id, RunUnserved.pupil_id)
+        .subquery()
     )
-    never_served = dict(db.session.execute(
-        select(src.c.term_id, func.count()).select_from(per_pupil)
-        .join(src, src.c.run_id == per_pupil.c.run_id)
-        .join(CareRequest, and_(CareRequest.term_id == src.c.term_id, CareRequest.pupil_id == per_pupil.c.pupil_id))
-        .where(CareRequest.status == "active", per_pupil.c.n >= func.json_array_length(CareRequest.days))
-        .group_by(src.c.term_id)
-    ).all())
+    never_served = {
+        run_term[run_id]: int(count)
+        for run_id, count in db.session.execute(
+            select(per_pupil.c.run_id, func.count())
+            .select_from(per_pupil)
+            .join(AllocationRun, AllocationRun.id == per_pupil.c.run_id)
+            .join(
+                CareRequest,
+                and_(
+                    CareRequest.term_id == AllocationRun.term_id, CareRequest.pupil_id == per_pupil.c.pupil_id
+                ),
+            )
+            .where(CareRequest.status == "active", per_pupil.c.n >= func.json_array_length(CareRequest.days))
+            .group_by(per_pupil.c.run_id)
+        )
+    }
     for term_id, stats in terms.items():
         figures = stats.figures
         if stats.run_id is None:
-            figures.covered_days = 0
-            figures.served = 0
             continue
-        figures.covered_days = max(0, figures.requested_days - int(unserved.get(term_id, 0)))
-        figures.served = max(0, figures.requesting - int(never_served.get(term_id, 0)))
+        figures.covered_days = max(0, figures.requested_days - unserved.get(term_id, 0))
+        figures.served = max(0, figures.requesting - never_served.get(term_id, 0))
 
     loads = (
-        select(src.c.term_id.label("term_id"), RunStaffing.teacher_id, func.count().label("n"))
-        .select_from(RunStaffing).join(src, src.c.run_id == RunStaffing.run_id)
-        .group_by(src.c.term_id, RunStaffing.teacher_id).subquery()
+        select(RunStaffing.run_id, RunStaffing.teacher_id, func.count().label("n"))
+        .where(RunStaffing.run_id.in_(run_ids))
+        .group_by(RunStaffing.run_id, RunStaffing.teacher_id)
+        .subquery()
     )
-    for term_id, teachers, sessions_total, largest in db.session.execute(
-        select(loads.c.term_id, func.count(), func.sum(loads.c.n), func.max(loads.c.n)).group_by(loads.c.term_id)
+    for run_id, teachers, sessions_total, largest in db.session.execute(
+        select(loads.c.run_id, func.count(), func.sum(loads.c.n), func.max(loads.c.n)).group_by(
+            loads.c.run_id
+        )
     ):
-        figures = terms[term_id].figures
-        figures.teachers, figures.teacher_sessions, figures.max_load = int(teachers), int(sessions_total), int(largest)
+        figures = terms[run_term[run_id]].figures
+        figures.teachers, figures.teacher_sessions = int(teachers), int(sessions_total)
+        figures.max_load = int(largest)
     return list(terms.values())
 
 
 def city_stats(where: ColumnElement[bool] | None = None) -> CityStats:
-    """Current-term figures per school, rolled up by district and for everything in `where`, plus the trend."""
+    """Current-term figures per school, rolled up by district and in all, plus the trend."""
     all_terms = term_stats(where)
     current: dict[int, TermStats] = {}
     for stats in all_terms:
@@ -294,8 +367,9 @@ def city_stats(where: ColumnElement[bool] | None = None) -> CityStats:
     for stats in schools:
         district = districts.get(stats.district_id)
         if district is None:
-            district = districts[stats.district_id] = DistrictStats(stats.district_id, stats.district_name,
-                                                                      Figures(), [])
+            district = districts[stats.district_id] = DistrictStats(
+                stats.district_id, stats.district_name, Figures(), []
+            )
         district.figures.add(stats.figures)
         district.schools.append(stats)
         city.add(stats.figures)
@@ -314,7 +388,8 @@ def city_stats(where: ColumnElement[bool] | None = None) -> CityStats:
         schools=schools,
         trend=trend,
         periods=_period_order(city.slots),
-        weekdays=sorted({day for day, _ in city.slots} | {d for s in schools for d in s.weekdays}) or [1, 2, 3, 4, 5],
+        weekdays=sorted({day for day, _ in city.slots} | {d for s in schools for d in s.weekdays})
+        or [1, 2, 3, 4, 5],
     )
 
 
@@ -322,8 +397,7 @@ def _period_order(slots: Iterable[Slot]) -> list[str]:
     return sorted({period for _, period in slots}, key=lambda p: (len(p), p))
 
 
-
-# ------------------------------------------------------------------------------------------ capacity advice rollup
+# --------------------------------------------------------------------------- capacity advice rollup
 
 
 @dataclass
@@ -399,7 +473,9 @@ def rollup_advice(entries: Iterable[tuple[str, dict[str, Any]]]) -> tuple[dict[s
     return dict(sorted(by_district.items())), total
 
 
-def latest_advice(where: ColumnElement[bool] | None = None) -> list[tuple[int, str, str, str, dict[str, Any]]]:
+def latest_advice(
+    where: ColumnElement[bool] | None = None,
+) -> list[tuple[int, str, str, str, dict[str, Any]]]:
     """(school id, school code, school name, district name, advice JSON) of the newest finished advice of each
     school's current term, for schools matching `where`."""
     from webapp.models import CapacityAdvice
@@ -407,13 +483,18 @@ def latest_advice(where: ColumnElement[bool] | None = None) -> list[tuple[int, s
     where = true() if where is None else where
     current = select(func.max(Term.id)).join(School, School.id == Term.school_id).where(where)
     current = current.group_by(Term.school_id)
-    newest = (select(func.max(CapacityAdvice.id)).where(CapacityAdvice.state == "done",
-                                                        CapacityAdvice.term_id.in_(current))
-              .group_by(CapacityAdvice.term_id))
+    newest = (
+        select(func.max(CapacityAdvice.id))
+        .where(CapacityAdvice.state == "done", CapacityAdvice.term_id.in_(current))
+        .group_by(CapacityAdvice.term_id)
+    )
     rows = db.session.execute(
         select(School.id, School.code, School.name, District.name, CapacityAdvice.result)
-        .select_from(CapacityAdvice).join(Term, Term.id == CapacityAdvice.term_id)
-        .join(School, School.id == Term.school_id).outerjoin(District, District.id == School.district_id)
-        .where(CapacityAdvice.id.in_(newest)).order_by(District.name, School.code)
+        .select_from(CapacityAdvice)
+        .join(Term, Term.id == CapacityAdvice.term_id)
+        .join(School, School.id == Term.school_id)
+        .outerjoin(District, District.id == School.district_id)
+        .where(CapacityAdvice.id.in_(newest))
+        .order_by(District.name, School.code)
     ).all()
     return [(sid, code, name, district or "", result or {}) for sid, code, name, district, result in rows]
