@@ -73,6 +73,7 @@ class AllocationModel:
         self.liked: dict[tuple[int, int, str, str], Var] = {}
         self.enrolment: dict[str, list[Var]] = defaultdict(list)
         self.teachers: dict[str, Var] = {}
+        self.runs: dict[str, Var] = {}
         self.leads: dict[tuple[str, StaffingGroup], Var] = {}
         self.load: dict[str, list[Var]] = {}
         self.hired: dict[str, Var] = {}
@@ -158,7 +159,7 @@ class AllocationModel:
             enrolment = total(seats)
             solver.Add(enrolment <= session.capacity, f"capacity_{session.id}")
             if session.min_pupils > 1:
-                runs = solver.BoolVar(f"runs_{session.id}")
+                runs = self.runs[session.id] = solver.BoolVar(f"runs_{session.id}")
                 solver.Add(enrolment >= session.min_pupils * runs, f"min_pupils_{session.id}")
                 solver.Add(enrolment <= session.capacity * runs)
             most = -(-session.capacity // session.pupils_per_teacher)

@@ -81,6 +81,12 @@ class LexicographicSolver:
         self.params = pywraplp.MPSolverParameters()
         self.params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, 0.0)
 
+    def hint_from(self, source: LexicographicSolver) -> None:
+        """Start from another model's solution over the same day classes (grouped alike or not)."""
+        if source.values is not None:
+            known = transfer(source, source.built, self.built)
+            self.built.solver.SetHint(list(known), list(known.values()))
+
     def hint(self, values: list[float] | None) -> None:
         """Start from a solution of a model built the same way (same variables in the same order)."""
         if values is not None:
@@ -100,6 +106,9 @@ class LexicographicSolver:
         began = time.monotonic()
         code = self._solve_watching_for_stop(solver)
         seconds_used = time.monotonic() - began
+        if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) and not self._trustworthy(solver):
+            logger.warning("level %s: the backend's answer breaks the model; treated as no solution", name)
+            code = pywraplp.Solver.NOT_SOLVED
         if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
             value = round(solver.Objective().Value())
             raw_bound = solver.Objective().BestBound()
@@ -125,6 +134,14 @@ class LexicographicSolver:
             self.progress(name, {"value": value, "bound": bound, "status": status,
                                  "elapsed": round(time.monotonic() - self.started, 2)})
         return result
+
+    @staticmethod
+    def _trustworthy(solver: pywraplp.Solver) -> bool:
+        """A time-limited backend may hand back a point that is not a solution: check every row and integer."""
+        if not solver.VerifySolution(1e-6, False):
+            return False
+        return all(abs(v.solution_value() - round(v.solution_value())) < 1e-6
+                   for v in solver.variables() if v.integer())
 
     def _solve_watching_for_stop(self, solver: pywraplp.Solver) -> int:
         should_stop = self.config.should_stop
@@ -207,6 +224,7 @@ def solve(instance: Instance, config: SolverConfig | None = None,
         stats["preference_model"] = _size(fine_model)
         _hold(fine_model, held)
         third = LexicographicSolver(fine_model, config, started, progress)
+        third.hint_from(first)
         third.optimise("preference", fine_model.levels().preference, maximise=True, seconds=_share(deadline, 3))
         results = results + third.results
         if third.have_solution:
@@ -222,6 +240,7 @@ def solve(instance: Instance, config: SolverConfig | None = None,
     if refined:
         _keep_activity_seats(last_model, labels, label_model)
     last = LexicographicSolver(last_model, config, started, progress)
+    last.hint_from(labels)
     lexi, built = last, last_model
     for name, remaining in (("max_load", 2), ("staffing", 1)):
         result = lexi.optimise(name, getattr(built.levels(), name), maximise=False,
@@ -281,6 +300,57 @@ def solve(instance: Instance, config: SolverConfig | None = None,
 
 
 MAXIMISED = ("coverage", "stability", "preference")
+
+
+def transfer(source: LexicographicSolver, src: AllocationModel, dst: AllocationModel) -> dict[Var, int]:
+    """A complete solution of `dst` from one of `src` over the same day classes: seats, staffing and class totals
+    carry over; covered and seated pupils are spread over `dst`'s preference groups; liked seats start at zero."""
+    values: dict[Var, int] = {}
+    for mapping in ("seats", "teachers", "runs", "leads"):
+        src_vars, dst_vars = getattr(src, mapping), getattr(dst, mapping)
+        for key, var in dst_vars.items():
+            values[var] = source.value(src_vars[key])
+    values[dst.max_load] = source.value(src.max_load)
+    covered: dict[tuple[int, int], int] = defaultdict(int)
+    for (k, _, level), var in src.covered.items():
+        covered[(k, level)] += source.value(var)
+    seated: dict[tuple[int, str], int] = defaultdict(int)
+    for (k, _, period), var in src.seated.items():
+        seated[(k, period)] += source.value(var)
+    for k, day_class in enumerate(dst.classes):
+        mine: dict[int, int] = defaultdict(int)
+        for u, group in enumerate(day_class.groups.values()):
+            for level, pupils in group.pupils_by_priority.items():
+                n = min(len(pupils), covered[(k, level)])
+                covered[(k, level)] -= n
+                values[dst.covered[(k, u, level)]] = n
+                mine[u] += n
+        for period in day_class.periods:
+            spare = seated[(k, period)] - sum(mine.values())
+            for u, group in enumerate(day_class.groups.values()):
+                extra = min(spare, group.size - mine[u])
+                spare -= extra
+                values[dst.seated[(k, u, period)]] = mine[u] + extra
+        _greedy_liked(dst, k, day_class, values)
+    return values
+
+
+def _greedy_liked(built: AllocationModel, k: int, day_class: DayClass, values: dict[Var, int]) -> None:
+    """Liked seats for a starting point: seated pupils take free seats of their best-scored activities first."""
+    for period, sessions in day_class.eligible.items():
+        free: dict[str, int] = defaultdict(int)
+        for session in sessions:
+            free[session.activity] += values[built.seats[(k, session.id)]]
+        for u, group in enumerate(day_class.groups.values()):
+            room = values[built.seated[(k, u, period)]]
+            for activity, _score in sorted(group.scores, key=lambda item: -item[1]):
+                var = built.liked.get((k, u, period, activity))
+                if var is None:
+                    continue
+                n = min(room, free[activity])
+                values[var] = n
+                room -= n
+                free[activity] -= n
 
 
 def _share(deadline: float, parts: int) -> float:

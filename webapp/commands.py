@@ -56,7 +56,9 @@ def create_user(role: str, password: str, *, username: str | None = None, phone:
 def demo_logins() -> list[tuple[str, str, str]]:
     """(role, login, school or district) for the demo accounts present in the database."""
     rows: list[tuple[str, str, str]] = []
-    users = db.session.scalars(select(User).where(User.username.in_(DEMO_USERNAMES)).order_by(User.id)).all()
+    users = db.session.scalars(
+        select(User).where(User.username.in_(DEMO_USERNAMES) | User.username.like("admin-%")).order_by(User.id)
+    ).all()
     for user in users:
         where = user.school.name if user.school else (user.district.name if user.district else "")
         rows.append((user.role, user.username or "", where))

@@ -23,7 +23,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_file
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po, write_po
-from flask import current_app, request
+from flask import current_app, has_request_context, request
 from flask_babel import get_locale
 from flask_login import current_user
 
@@ -38,6 +38,8 @@ LANG_COOKIE = "lang"
 def select_locale() -> str:
     """The language cookie, then the signed-in user's saved choice, then Chinese."""
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # CLI commands, jobs and workers speak the default language
+        return str(current_app.config["BABEL_DEFAULT_LOCALE"])
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in languages:
         return str(chosen)

@@ -298,7 +298,8 @@ def store_solution(term: Term, solution: domain.Solution, run: AllocationRun, *,
     staffing = [{"run_id": run.id, "teacher_id": lookup(teacher_id, s.teacher, "teacher"),
                  "session_id": lookup(session_id, s.session, "session")} for s in solution.staffing]
     unserved = [{"run_id": run.id, "pupil_id": lookup(pupil_id, u.pupil, "pupil"), "day": u.day,
-                 "code": u.code, "reason": u.reason, "waitlist_position": None} for u in solution.unserved]
+                 "code": u.code, "reason": u.reason, "params": dict(u.params) or None, "waitlist_position": None}
+                for u in solution.unserved]
 
     try:
         for model in (RunAssignment, RunStaffing, RunUnserved):
@@ -338,7 +339,8 @@ def run_to_solution(run: AllocationRun) -> domain.Solution:
         .where(RunStaffing.run_id == run.id).order_by(Teacher.code, Session.code)
     ).all()
     unserved = db.session.execute(
-        select(Pupil.number, RunUnserved.day, RunUnserved.reason, RunUnserved.code).select_from(RunUnserved)
+        select(Pupil.number, RunUnserved.day, RunUnserved.reason, RunUnserved.code, RunUnserved.params)
+        .select_from(RunUnserved)
         .join(Pupil, Pupil.id == RunUnserved.pupil_id)
         .where(RunUnserved.run_id == run.id).order_by(Pupil.number, RunUnserved.day)
     ).all()
@@ -356,6 +358,6 @@ def run_to_solution(run: AllocationRun) -> domain.Solution:
         assignments=tuple(domain.Assignment(p, s) for p, s in assignments),
         staffing=tuple(domain.Staffing(t, s) for t, s in staffing),
         objective=objective,
-        unserved=tuple(domain.Unserved(p, d, reason, code) for p, d, reason, code in unserved),
+        unserved=tuple(domain.Unserved(p, d, reason, code, params or {}) for p, d, reason, code, params in unserved),
         stats=dict(run.stats or {}),
     )
