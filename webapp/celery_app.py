@@ -57,7 +57,7 @@ class FlaskTask(Task):  # type: ignore[misc]
 
 
 def make_celery(config: dict[str, Any] | None = None) -> Celery:
-    app = Celery("webapp", task_cls=FlaskTask)
+    app = Celery("webapp", task_cls=FlaskTask, include=["webapp.bureau.city"])
     configure(app, config or {})
     return app
 
