@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck pytest bench bench-city clean
+.PHONY: setup demo run test lint typecheck pytest bench bench-city clean
 
 setup: $(STAMP)
 
@@ -14,11 +14,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-instance/app.db: $(STAMP)
+DEMO := instance/.demo-seeded
+
+$(DEMO): $(STAMP)
 	$(PY) -m flask --app webapp init-db
 	$(PY) -m flask --app webapp seed-demo
+	touch $(DEMO)
 
-run: setup instance/app.db
+demo: $(DEMO)
+
+run: setup $(DEMO)
 	$(PY) -m flask --app webapp demo-logins
 	$(PY) -m flask --app webapp run --host 127.0.0.1 --port 5000
 
