@@ -1,0 +1,9 @@
+"""Rosters and the waitlist: attendance sheets, dismissal lists, duty timetables, exports, seat promotion."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("rosters", __name__, url_prefix="/admin/rosters")
+
+from webapp.rosters import routes  # noqa: E402,F401  (registers the views on bp)

@@ -1,0 +1,3 @@
+"""Roster views (filled in below)."""
+
+from __future__ import annotations
