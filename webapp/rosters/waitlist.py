@@ -184,17 +184,17 @@ class _SeatState:
             select(RunAssignment.pupil_id, RunAssignment.session_id).where(RunAssignment.run_id == run_id)
         ):
             state.enrolment[session_id] += 1
-            info = sessions.get(session_id)
-            if info is not None:
-                state.pupil_slots.add((pupil_id, info.day, info.period_id))
+            seated_in = sessions.get(session_id)
+            if seated_in is not None:
+                state.pupil_slots.add((pupil_id, seated_in.day, seated_in.period_id))
         for teacher_id, session_id in db.session.execute(
             select(RunStaffing.teacher_id, RunStaffing.session_id).where(RunStaffing.run_id == run_id)
         ):
             state.staff[session_id].add(teacher_id)
             state.load[teacher_id] += 1
-            info = sessions.get(session_id)
-            if info is not None:
-                state.busy.add((teacher_id, info.day, info.period_id))
+            led = sessions.get(session_id)
+            if led is not None:
+                state.busy.add((teacher_id, led.day, led.period_id))
         return state
 
     def plan(self, pupil: Pupil, day: int) -> list[_Option] | None:
