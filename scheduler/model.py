@@ -165,6 +165,12 @@ class AllocationModel:
             most = -(-session.capacity // session.pupils_per_teacher)
             teachers = solver.IntVar(0, most, f"teachers_{session.id}")
             solver.Add(session.pupils_per_teacher * teachers >= enrolment, f"ratio_{session.id}")
+            # The last teacher a session needs may serve fewer than pupils_per_teacher pupils (a room smaller
+            # than the ratio needs a whole teacher for one pupil): the convex hull of the ratio rule says so.
+            full, rest = divmod(session.capacity, session.pupils_per_teacher)
+            if rest:
+                solver.Add(rest * teachers >= rest * full + enrolment - full * session.pupils_per_teacher,
+                           f"last_teacher_{session.id}")
             solver.Add(teachers <= enrolment)
             self.teachers[session.id] = teachers
 

@@ -48,7 +48,7 @@ class SolverConfig:
     seed: int = 0
     """Drives the MIP's randomisation and the lottery that picks, among interchangeable pupils, who gets a seat."""
     backend: str = "SCIP"
-    coverage_share: float = 0.6
+    coverage_share: float = 0.8
     """Share of the time limit that level 1 may use before the later levels get the rest."""
     log: bool = False
     should_stop: Callable[[], bool] | None = field(default=None, compare=False)
@@ -225,7 +225,8 @@ def solve(instance: Instance, config: SolverConfig | None = None,
         _hold(fine_model, held)
         third = LexicographicSolver(fine_model, config, started, progress)
         third.hint_from(first)
-        third.optimise("preference", fine_model.levels().preference, maximise=True, seconds=_share(deadline, 3))
+        third.optimise("preference", fine_model.levels().preference, maximise=True,
+                       seconds=0.6 * _share(deadline, 1))
         results = results + third.results
         if third.have_solution:
             labels, label_model = third, fine_model
