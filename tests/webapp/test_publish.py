@@ -68,11 +68,13 @@ def test_publish_sets_version_waitlist_and_audit(app: Flask) -> None:
         assert term is not None and term.published_run_id == first and term.lottery_seed > 0
         weights = {int(k): v for k, v in term.priority_weights.items()}
         rows = db.session.execute(select(RunUnserved, Pupil).join(Pupil).where(RunUnserved.run_id == first)
-                                  .order_by(RunUnserved.waitlist_position)).all()
+                                  .order_by(RunUnserved.day, RunUnserved.waitlist_position)).all()
         assert rows, "the test term should leave some pupil-days unserved"
-        assert [r.waitlist_position for r, _ in rows] == list(range(1, len(rows) + 1))
-        keys = [(-weights[p.priority], lottery_key(term.lottery_seed, p.number)) for _, p in rows]
-        assert keys == sorted(keys)
+        for day in {r.day for r, _ in rows}:  # one queue per weekday, in priority-then-lottery order
+            queue = [(r, p) for r, p in rows if r.day == day]
+            assert [r.waitlist_position for r, _ in queue] == list(range(1, len(queue) + 1))
+            keys = [(-weights[p.priority], lottery_key(term.lottery_seed, p.id)) for _, p in queue]
+            assert keys == sorted(keys)
         entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "run.publish"))
         assert entry is not None and entry.detail and entry.detail["version"] == 1 and entry.user_id == admin_id
 

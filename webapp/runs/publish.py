@@ -9,7 +9,6 @@ winner's commit). Of two admins publishing at once, one wins and the version ris
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
@@ -36,26 +35,33 @@ class PublishConflict(PublishError):
     """Someone else published this term after the admin loaded the page."""
 
 
-def lottery_key(seed: int, pupil_number: str) -> int:
-    """A pupil's lottery number for a term: fixed by the term's seed, unguessable without it."""
-    digest = hashlib.sha256(f"{seed}:{pupil_number}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+def lottery_key(seed: int, pupil_id: int) -> str:
+    """A pupil's lottery number for a term: the waitlist's own (`webapp.rosters.waitlist.lottery_number`)."""
+    from webapp.rosters.waitlist import lottery_number
+
+    return lottery_number(seed, pupil_id)
 
 
 def draw_lottery_seed() -> int:
     return secrets.randbelow(2**31 - 1) + 1
 
 
-def waitlist_order(term: Term, rows: list[tuple[RunUnserved, Pupil]]) -> list[RunUnserved]:
-    """Unserved pupil-days in waitlist order: higher priority weight first, then the term's lottery, then day."""
+def waitlist_order(term: Term, rows: list[tuple[RunUnserved, Pupil]]) -> list[tuple[RunUnserved, int]]:
+    """Unserved pupil-days in waitlist order with their place in that day's queue: higher priority weight first,
+    then the term's lottery (the same order `webapp.rosters.waitlist` offers freed seats in)."""
     weights = {int(level): int(weight) for level, weight in (term.priority_weights or {}).items()}
     seed = int(term.lottery_seed)
 
-    def key(item: tuple[RunUnserved, Pupil]) -> tuple[int, int, str, int]:
+    def key(item: tuple[RunUnserved, Pupil]) -> tuple[int, str, int, int]:
         row, pupil = item
-        return (-weights.get(pupil.priority, 1), lottery_key(seed, pupil.number), pupil.number, row.day)
+        return (-weights.get(pupil.priority, 1), lottery_key(seed, pupil.id), row.day, row.id)
 
-    return [row for row, _ in sorted(rows, key=key)]
+    per_day: dict[int, int] = {}
+    ordered = []
+    for row, _ in sorted(rows, key=key):
+        per_day[row.day] = per_day.get(row.day, 0) + 1
+        ordered.append((row, per_day[row.day]))
+    return ordered
 
 
 def publish_run(run: AllocationRun, user: User, *, expected: int | None = UNSET) -> AllocationRun:
@@ -104,7 +110,7 @@ def publish_run(run: AllocationRun, user: User, *, expected: int | None = UNSET)
             select(RunUnserved, Pupil).join(Pupil, Pupil.id == RunUnserved.pupil_id)
             .where(RunUnserved.run_id == run.id)
         ).all()
-        for position, row in enumerate(waitlist_order(term, list(rows)), start=1):
+        for row, position in waitlist_order(term, list(rows)):
             row.waitlist_position = position
 
         audit.record("run.publish", f"run:{run.id}",
