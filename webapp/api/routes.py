@@ -1,0 +1,354 @@
+"""JSON API routes. Business rules come from `webapp.parents.service`; this module only speaks HTTP and JSON.
+
+Errors are always `{"error": code, "message": sentence, "fields": {path: sentence}}`: 400 unreadable JSON,
+401 missing/invalid token or credentials, 404 not found (including other families' children), 409 a request
+the current state forbids (window closed, nothing to withdraw), 415 not JSON, 422 invalid fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import AnonymousUserMixin
+from sqlalchemy import select
+
+from webapp.api import bp
+from webapp.api.openapi import openapi_document
+from webapp.audit import record
+from webapp.extensions import db
+from webapp.hardening import json_error, throttle_login
+from webapp.models import ApiToken, CareRequest, Pupil, Term, User, utcnow
+from webapp.parents import service
+from webapp.security import PASSWORD_MAX, PHONE_RE, normalise_phone, verify_password
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TOKEN_DAYS = 30
+TOKEN_BYTES = 32
+LAST_USED_EVERY = timedelta(minutes=10)
+REQUEST_KEYS = {"days", "pickup_time", "preferences"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or {}
+
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError) -> Response:
+    return json_error(error.status, error.code, error.message, error.fields)
+
+
+def _iso(value: datetime | None) -> str | None:
+    """Naive UTC as RFC 3339 with a Z."""
+    return value.replace(microsecond=0).isoformat() + "Z" if value is not None else None
+
+
+def _lang() -> str:
+    return "en" if str(get_locale() or "zh").startswith("en") else "zh"
+
+
+# ------------------------------------------------------------------------------------------ tokens
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def issue_token(user: User) -> tuple[str, ApiToken]:
+    """A new opaque token for `user` (the caller commits); only its hash is stored."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    now = utcnow()
+    days = int(current_app.config.get("API_TOKEN_DAYS", TOKEN_DAYS))
+    row = ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=now,
+                   expires_at=now + timedelta(days=days))
+    db.session.add(row)
+    return token, row
+
+
+def user_for_token(token: str) -> tuple[User, ApiToken] | None:
+    if not token or len(token) > 200:
+        return None
+    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if row is None or row.revoked or row.expires_at <= utcnow():
+        return None
+    user = db.session.get(User, row.user_id)
+    if user is None or not user.active or user.role != "parent":
+        return None
+    return user, row
+
+
+@bp.before_request
+def _authenticate() -> None:
+    """The bearer token is the only credential here: a browser session cookie is ignored."""
+    g._login_user = AnonymousUserMixin()
+    g.api_user = None
+    g.api_token = None
+    scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return
+    found = user_for_token(token.strip())
+    if found is None:
+        return
+    user, row = found
+    g.api_user, g.api_token, g._login_user = user, row, user
+    if row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_EVERY:
+        row.last_used_at = utcnow()
+        db.session.commit()
+
+
+def token_required(view: F) -> F:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.get("api_user") is None:
+            raise ApiError(401, "unauthorized", _("Sign in again: the token is missing, expired or revoked."))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def _json_object() -> dict[str, Any]:
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", _("Send the request body as JSON."))
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "bad_json", _("The request body is not valid JSON."))
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid", _("The request body must be a JSON object."))
+    return data
+
+
+def _unknown_fields(data: dict[str, Any], allowed: set[str]) -> dict[str, str]:
+    return {str(key)[:64]: _("Unknown field.") for key in data if key not in allowed}
+
+
+@bp.route("/tokens", methods=["POST"])
+@throttle_login
+def create_token() -> ResponseReturnValue:
+    """Phone number and password in, an opaque bearer token out (parents only)."""
+    data = _json_object()
+    fields = _unknown_fields(data, {"phone", "password"})
+    phone, password = data.get("phone"), data.get("password")
+    if not isinstance(phone, str) or not phone.strip() or len(phone) > 32:
+        fields["phone"] = _("Enter your mobile phone number.")
+    if not isinstance(password, str) or not password or len(password) > PASSWORD_MAX:
+        fields["password"] = _("Enter your password.")
+    if fields:
+        raise ApiError(422, "invalid", _("Some fields are not valid."), fields)
+    assert isinstance(phone, str) and isinstance(password, str)
+    number = normalise_phone(phone.strip())
+    user = db.session.scalar(select(User).where(User.phone == number)) if PHONE_RE.match(number) else None
+    if not verify_password(user, password) or user is None or not user.active or user.role != "parent":
+        db.session.rollback()
+        from webapp.auth.routes import record_failed_login
+
+        record_failed_login(phone, user)
+        raise ApiError(401, "invalid_credentials", _("Wrong phone number or password."))
+    token, row = issue_token(user)
+    user.last_login_at = utcnow()
+    record("login", f"user:{user.id}", {"via": "api"}, user_id=user.id)
+    db.session.commit()
+    return jsonify({"token": token, "token_type": "Bearer", "expires_at": _iso(row.expires_at)}), 201
+
+
+@bp.route("/tokens/current", methods=["DELETE"])
+@token_required
+def revoke_token() -> ResponseReturnValue:
+    row: ApiToken = g.api_token
+    row.revoked = True
+    record("api_token_revoked", f"user:{row.user_id}", user_id=row.user_id)
+    db.session.commit()
+    return "", 204
+
+
+@bp.route("/me")
+@token_required
+def me() -> ResponseReturnValue:
+    user: User = g.api_user
+    consent = {"policy_version": user.consent_policy_version, "given_at": _iso(user.consent_at)}
+    return jsonify({"phone": user.phone, "display_name": user.display_name, "locale": user.locale,
+                    "consent": consent})
+
+
+# ------------------------------------------------------------------------------------------ children
+
+
+def _own_pupil(pupil_id: int) -> Pupil:
+    try:
+        return service.ensure_guardian(g.api_user, db.session.get(Pupil, pupil_id))
+    except service.NotYourChild:
+        raise ApiError(404, "not_found", _("No such child on your account.")) from None
+
+
+def _term_of(pupil: Pupil) -> Term:
+    term = service.current_term(pupil)
+    if term is None:
+        raise ApiError(404, "no_term", _("The school has not set up a term yet."))
+    return term
+
+
+def _term_json(term: Term | None) -> dict[str, Any] | None:
+    if term is None:
+        return None
+    window = service.window_state(term)
+    return {"id": term.id, "name": term.name,
+            "window": {"state": window.state, "opens_at": _iso(window.opens_at),
+                       "closes_at": _iso(window.closes_at)},
+            "results_date": term.results_date.isoformat() if term.results_date else None,
+            "published": service.is_published(term)}
+
+
+def _child_json(pupil: Pupil) -> dict[str, Any]:
+    term = service.current_term(pupil)
+    found = service.find_request(pupil, term) if term is not None else None
+    return {"id": pupil.id, "name": pupil.name, "grade": pupil.grade, "class_name": pupil.class_name,
+            "school": {"code": pupil.school.code, "name": pupil.school.name}, "term": _term_json(term),
+            "request_status": found.status if found is not None else None}
+
+
+def _request_json(row: CareRequest, term: Term) -> dict[str, Any]:
+    return {"pupil_id": row.pupil_id, "term_id": term.id, "term": term.name, "days": list(row.days),
+            "pickup_time": row.pickup_time, "periods": list(row.periods),
+            "preferences": list(row.preferences), "status": row.status,
+            "submitted_at": _iso(row.submitted_at), "updated_at": _iso(row.updated_at)}
+
+
+@bp.route("/children")
+@token_required
+def children() -> ResponseReturnValue:
+    user: User = g.api_user
+    pupils = sorted(user.pupils, key=lambda p: (p.school_id, p.grade, p.name, p.id))
+    return jsonify({"children": [_child_json(p) for p in pupils]})
+
+
+@bp.route("/children/<int:pupil_id>")
+@token_required
+def child(pupil_id: int) -> ResponseReturnValue:
+    return jsonify(_child_json(_own_pupil(pupil_id)))
+
+
+@bp.route("/children/<int:pupil_id>/options")
+@token_required
+def options(pupil_id: int) -> ResponseReturnValue:
+    """What a request may contain: service days, pickup times and the activities on offer for each."""
+    pupil = _own_pupil(pupil_id)
+    term = _term_of(pupil)
+    activities = service.offered_activities(term, pupil.grade)
+    pickups = [{"time": t, "periods": service.periods_until(term, t),
+                "activities": [a.code for a in service.offered_activities(term, pupil.grade,
+                                                                          service.periods_until(term, t))]}
+               for t in service.pickup_times(term)]
+    offered = [{"code": a.code, "name": a.name, "category": a.category} for a in activities]
+    return jsonify({"term": _term_json(term), "days": sorted(term.weekdays), "pickup_times": pickups,
+                    "activities": offered,
+                    "max_preferences": service.MAX_PREFERENCES})
+
+
+@bp.route("/children/<int:pupil_id>/request", methods=["GET"])
+@token_required
+def get_request(pupil_id: int) -> ResponseReturnValue:
+    pupil = _own_pupil(pupil_id)
+    term = _term_of(pupil)
+    row = service.find_request(pupil, term)
+    if row is None:
+        raise ApiError(404, "no_request", _("There is no request for this term yet."))
+    return jsonify(_request_json(row, term))
+
+
+def _request_fields(data: dict[str, Any]) -> tuple[list[int], str, list[str]]:
+    fields = _unknown_fields(data, REQUEST_KEYS)
+    days = data.get("days")
+    if not isinstance(days, list) or len(days) > 7 or not all(type(d) is int for d in days):
+        fields["days"] = _("Give the days as a list of weekday numbers (1 = Monday).")
+    pickup = data.get("pickup_time")
+    if not isinstance(pickup, str) or len(pickup) > 5:
+        fields["pickup_time"] = _("Give the pickup time as HH:MM.")
+    preferences = data.get("preferences", [])
+    if preferences is None:
+        preferences = []
+    if not isinstance(preferences, list) or not all(isinstance(p, str) and len(p) <= 64 for p in preferences):
+        fields["preferences"] = _("Give the preferences as a list of activity codes.")
+    elif len(preferences) > service.MAX_PREFERENCES:
+        fields["preferences"] = _("Choose at most %(n)d activities.", n=service.MAX_PREFERENCES)
+    if fields:
+        raise ApiError(422, "invalid", _("Some fields are not valid."), fields)
+    return cast(list[int], days), cast(str, pickup), cast(list[str], preferences)
+
+
+def _service_error(error: service.RequestError) -> ApiError:
+    if error.field == "window":
+        return ApiError(409, "window_closed", str(error.message))
+    if error.field == "form":
+        return ApiError(409, "conflict", str(error.message))
+    fields: dict[str, str] = {}
+    for path, message in error.problems:
+        fields.setdefault(path, str(message))
+    return ApiError(422, "invalid", _("Some fields are not valid."), fields)
+
+
+@bp.route("/children/<int:pupil_id>/request", methods=["PUT"])
+@token_required
+def put_request(pupil_id: int) -> ResponseReturnValue:
+    """Create or replace the child's request for the current term (201 created, 200 updated)."""
+    data = _json_object()
+    days, pickup, preferences = _request_fields(data)
+    pupil = _own_pupil(pupil_id)
+    term = _term_of(pupil)
+    existed = service.find_request(pupil, term) is not None
+    try:
+        row = service.save_request(g.api_user, pupil, term, days, pickup, preferences)
+    except service.RequestError as error:
+        db.session.rollback()
+        raise _service_error(error) from None
+    return jsonify(_request_json(row, term)), 200 if existed else 201
+
+
+@bp.route("/children/<int:pupil_id>/request", methods=["DELETE"])
+@token_required
+def delete_request(pupil_id: int) -> ResponseReturnValue:
+    """Withdraw the child's request; after publication the child's seats go to the waitlist."""
+    pupil = _own_pupil(pupil_id)
+    term = _term_of(pupil)
+    try:
+        row = service.withdraw_request(g.api_user, pupil, term)
+    except service.RequestError as error:
+        db.session.rollback()
+        raise _service_error(error) from None
+    return jsonify(_request_json(row, term))
+
+
+@bp.route("/children/<int:pupil_id>/result")
+@token_required
+def result(pupil_id: int) -> ResponseReturnValue:
+    """The published timetable of the child and why requested days are not covered."""
+    pupil = _own_pupil(pupil_id)
+    term = _term_of(pupil)
+    found = service.child_result(pupil, term, _lang())
+    if found is None:
+        raise ApiError(404, "not_published", _("Results for this term are not published yet."))
+    return jsonify({
+        "term": term.name, "run_id": found.run_id, "published_at": _iso(found.published_at),
+        "timetable": [{"day": s.day, "start": s.start, "end": s.end, "activity": s.activity, "room": s.room,
+                       "teachers": list(s.teachers)} for s in found.timetable],
+        "uncovered": [{"day": u.day, "reason": u.reason, "waitlist_position": u.waitlist_position}
+                      for u in found.uncovered],
+        "requested_days": list(found.requested_days), "covered_days": list(found.covered_days),
+    })
+
+
+@bp.route("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    return jsonify(openapi_document())
