@@ -83,7 +83,7 @@ def runner(app: Flask) -> FlaskCliRunner:
 
 def csrf_token(client: FlaskClient, url: str = "/login") -> str:
     """The CSRF token embedded in the page at `url` (any page with a form or the header's language switch)."""
-    page = client.get(url).get_data(as_text=True)
+    page = client.get(url, follow_redirects=True).get_data(as_text=True)
     match = _CSRF_RE.search(page)
     assert match, f"no csrf_token on {url}"
     return match.group(1) or match.group(2)
