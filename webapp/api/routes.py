@@ -271,6 +271,8 @@ def get_request(pupil_id: int) -> ResponseReturnValue:
 def _request_fields(data: dict[str, Any]) -> tuple[list[int], str, list[str]]:
     fields = _unknown_fields(data, REQUEST_KEYS)
     days = data.get("days")
+    if isinstance(days, list) and all(type(d) is int or (type(d) is float and d.is_integer()) for d in days):
+        days = [int(d) for d in days]  # JSON does not tell 2 from 2.0
     if not isinstance(days, list) or len(days) > 7 or not all(type(d) is int for d in days):
         fields["days"] = _("Give the days as a list of weekday numbers (1 = Monday).")
     pickup = data.get("pickup_time")
