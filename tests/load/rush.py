@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -153,6 +154,10 @@ def main(argv: list[str]) -> int:
         phones = info["phones"]
         print(f"seeded {len(phones)} parents {phones[0]}..{phones[-1]}, password {PASSWORD}")
         return 0
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     with gunicorn(args.database_url, Path("gunicorn-load.log"), port=args.port) as base:
         print(f"serving on {base} (log: gunicorn-load.log); Ctrl-C to stop")
         try:
