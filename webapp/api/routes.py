@@ -306,8 +306,8 @@ def _service_error(error: service.RequestError) -> ApiError:
 def put_request(pupil_id: int) -> ResponseReturnValue:
     """Create or replace the child's request for the current term (201 created, 200 updated)."""
     data = _json_object()
+    pupil = _own_pupil(pupil_id)  # a stranger's child is 404 whatever the body says
     days, pickup, preferences = _request_fields(data)
-    pupil = _own_pupil(pupil_id)
     term = _term_of(pupil)
     existed = service.find_request(pupil, term) is not None
     try:
