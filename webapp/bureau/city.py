@@ -20,19 +20,20 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 import click
-from flask import Flask, current_app, has_app_context
+from flask import current_app
 from sqlalchemy import ColumnElement, func, select, true, update
 
 from webapp.bureau import bp
 from webapp.extensions import db
 from webapp.models import AllocationRun, CapacityAdvice, District, School, Term, utcnow
+from webapp.runs.jobs import app_context
 
 BATCH_KEY = "batch"
 HEARTBEAT_SECONDS = 5.0
@@ -197,29 +198,6 @@ def batch_progress(batch_id: str, where: ColumnElement[bool] | None = None) -> B
 
 
 # --------------------------------------------------------------------------- the per-school job
-
-
-_worker_apps: dict[str, Flask] = {}
-
-
-@contextlib.contextmanager
-def app_context(url: str) -> Iterator[Flask]:
-    """An app context on database `url`: the current one when it already points there, else a worker app."""
-    from webapp import create_app, normalise_database_url
-
-    url = normalise_database_url(url)
-    if has_app_context() and current_app.config["SQLALCHEMY_DATABASE_URI"] == url:
-        yield current_app._get_current_object()  # type: ignore[attr-defined]
-        return
-    app = _worker_apps.get(url)
-    if app is None:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": secrets.token_hex(16)})
-        _worker_apps[url] = app
-    with app.app_context():
-        try:
-            yield app
-        finally:
-            db.session.remove()
 
 
 class _Heartbeat(threading.Thread):

@@ -217,7 +217,7 @@ _worker_apps: dict[str, Flask] = {}
 
 
 @contextlib.contextmanager
-def _app_context(url: str) -> Iterator[Flask]:
+def app_context(url: str) -> Iterator[Flask]:
     """An app context on `url`: the current one when it already points there, else a worker app."""
     from webapp import create_app, normalise_database_url
 
@@ -316,7 +316,7 @@ def run_allocation(run_id: int, database_url: str, *, time_limit: float = 60.0, 
 
     `fail_at` ("solve" or "commit") injects a failure for tests: after the solve, or inside the final commit.
     """
-    with _app_context(database_url):
+    with app_context(database_url):
         engine = db.engine
         now = utcnow()
         with engine.begin() as conn:
