@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.routing import IntegerConverter, Map
 
 from webapp.extensions import babel, csrf, db, login_manager, migrate
 
@@ -69,8 +70,17 @@ def _translation_directories() -> str:
     return ";".join(dirs)
 
 
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:...>` in URLs stops at the database's 64-bit integers: a larger id is a 404, not an overflow."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
+    app.url_map.converters["int"] = DatabaseIdConverter
     os.makedirs(app.instance_path, exist_ok=True)
     production = is_production()
     app.config.from_mapping(

@@ -74,7 +74,10 @@ def dashboard() -> ResponseReturnValue:
 @bp.route("/term", methods=["POST"])
 @admin_view
 def choose_term() -> ResponseReturnValue:
-    term = school_term(request.form.get("term_id", type=int) or 0)
+    term_id = request.form.get("term_id", type=int) or 0
+    if not 0 < term_id < 2**63:  # beyond the database's integers: no such term
+        abort(404)
+    term = school_term(term_id)
     session[TERM_KEY] = term.id
     return redirect(url_for("admin.dashboard"))
 
