@@ -1,8 +1,9 @@
 """Solve one school's term: the four objective levels in strict order, then concrete pupils and teachers.
 
-Level 1 (coverage) is solved on the coarsest grouping, where preferences are ignored; levels 2-4 on groups that
-also tell preferences apart, with coverage held at the level-1 value. Each later level keeps every earlier level
-at the value found, so a lower level is never traded for a higher one.
+Levels 1 (coverage) and 2 (stability) are solved on the coarse grouping, where preferences are ignored; level 3
+on groups that also tell preferences apart; level 4 (teacher load) on the coarse grouping again, with each class's
+seats per activity kept as level 3 chose them, checked against lower bounds (see `solve`). Each level keeps every
+earlier level at the value found, so a lower level is never traded for a higher one.
 """
 
 from __future__ import annotations
