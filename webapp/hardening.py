@@ -112,6 +112,34 @@ def throttle_login(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
+LINK_LIMITS = "5 per 10 minutes;20 per day"
+
+
+def link_limits() -> str:
+    return str(current_app.config.get("LINK_RATE_LIMIT", LINK_LIMITS))
+
+
+def signed_in_key() -> str:
+    from flask_login import current_user
+
+    return f"user:{current_user.get_id()}"
+
+
+def refused_link(response: Response) -> bool:
+    """A linked child redirects to the child's page; anything else was a wrong or incomplete code."""
+    return response.status_code not in (302, 303)
+
+
+def throttle_enrolment_codes(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrong enrolment codes per signed-in account and per address: `LINK_RATE_LIMIT` (5 in 10 min, 20 a day),
+    so codes cannot be guessed by trying."""
+    view = limiter.limit(link_limits, key_func=signed_in_key, methods=["POST"], deduct_when=refused_link,
+                         scope="link-account")(view)
+    view = limiter.limit(link_limits, key_func=get_remote_address, methods=["POST"], deduct_when=refused_link,
+                         scope="link-ip")(view)
+    return view
+
+
 def _configure_limiter(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_ENABLED", not app.testing)
     app.config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(app.config)

@@ -370,3 +370,30 @@ def test_logins_and_failures_are_audited_without_phone_numbers(app: Flask, clien
         again = db.session.scalars(select(AuditLog).where(AuditLog.action == "login_failed")
                                    .order_by(AuditLog.id.desc())).first()
         assert again is not None and again.target == failed[0].target != failed[1].target
+
+
+def _link(client: FlaskClient, code: str, **environ: Any) -> Any:
+    token = csrf_token(client, "/family/link")
+    data = {"school_code": "KM-TEST-0001", "pupil_number": "P002", "enrolment_code": code, "relation": "mother",
+            "consent": "y", "csrf_token": token}
+    return client.post("/family/link", data=data, environ_base=environ)
+
+
+def test_enrolment_codes_cannot_be_guessed(limited_app: Flask) -> None:
+    with limited_app.app_context():
+        make_school()
+        create_user("parent", login="13900000001")
+        create_user("parent", login="13900000002")
+        db.session.commit()
+    guesser = limited_app.test_client()
+    assert _login(guesser, "13900000001", REMOTE_ADDR="10.5.0.1").status_code == 302
+    answers = [_link(guesser, f"WRONG{n:03d}", REMOTE_ADDR="10.5.0.1").status_code for n in range(5)]
+    assert answers == [200] * 5
+    # the sixth try is refused even with the right code, and from another address
+    assert _link(guesser, "ABCD2345", REMOTE_ADDR="10.5.0.9").status_code == 429
+    with limited_app.app_context():
+        assert db.session.scalar(select(User).where(User.phone == "13900000001")).guardianships == []
+    # another family, elsewhere, links with the right code at once
+    other = limited_app.test_client()
+    assert _login(other, "13900000002", REMOTE_ADDR="10.6.0.1").status_code == 302
+    assert _link(other, "ABCD2345", REMOTE_ADDR="10.6.0.1").status_code == 302

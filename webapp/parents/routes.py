@@ -15,6 +15,7 @@ from wtforms.fields.choices import SelectChoice
 
 from webapp.extensions import db
 from webapp.family import link_child
+from webapp.hardening import throttle_enrolment_codes
 from webapp.models import CareRequest, Pupil, Term
 from webapp.parents import bp, service
 from webapp.parents.forms import LinkChildForm, RequestForm
@@ -86,6 +87,7 @@ def home() -> ResponseReturnValue:
 
 @bp.route("/link", methods=["GET", "POST"])
 @parent_required
+@throttle_enrolment_codes
 def link() -> ResponseReturnValue:
     form = LinkChildForm()
     if form.validate_on_submit():
