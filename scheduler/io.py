@@ -305,6 +305,32 @@ class _InstanceParser(_Reader):
             return None
         return day
 
+    def _activity_ref(self, value: object, path: str) -> str | None:
+        if not isinstance(value, str):
+            self.problem(path, "must be an activity id (string)")
+            return None
+        if value not in self.activity_ids:
+            self.problem(path, f"unknown activity '{value}'")
+            return None
+        return value
+
+    def _distinct(self, items: list[Any] | None, path: str, parse: Callable[[Any, str], T | None],
+                  listed_twice: Callable[[T], str]) -> tuple[list[T], bool]:
+        """Each item of a list parsed, repeats reported: the good values, and whether every item was good."""
+        values: list[T] = []
+        ok = True
+        for i, value in enumerate(items or []):
+            where = f"{path}[{i}]"
+            parsed = parse(value, where)
+            if parsed is None:
+                ok = False
+            elif parsed in values:
+                self.problem(where, listed_twice(parsed))
+                ok = False
+            else:
+                values.append(parsed)
+        return values, ok
+
     def _period_ref(self, value: object, path: str) -> str | None:
         if not isinstance(value, str):
             self.problem(path, "must be a period id (string)")
@@ -397,44 +423,15 @@ class _InstanceParser(_Reader):
         if pupil is not None and pupil not in pupil_ids:
             self.problem(f"{path}.pupil", f"unknown pupil id '{pupil}'")
             pupil = None
-        ok = True
-        days: list[int] = []
         raw_days = self.array(obj, "days", path)
-        for i, value in enumerate(raw_days or []):
-            day = self._day(value, f"{path}.days[{i}]")
-            if day is None:
-                ok = False
-            elif day in days:
-                self.problem(f"{path}.days[{i}]", f"day {day} is listed twice")
-                ok = False
-            else:
-                days.append(day)
-        periods: list[str] = []
+        days, days_ok = self._distinct(raw_days, f"{path}.days", self._day, lambda d: f"day {d} is listed twice")
         raw_periods = self.array(obj, "periods", path)
-        for i, value in enumerate(raw_periods or []):
-            period = self._period_ref(value, f"{path}.periods[{i}]")
-            if period is None:
-                ok = False
-            elif period in periods:
-                self.problem(f"{path}.periods[{i}]", f"period '{period}' is listed twice")
-                ok = False
-            else:
-                periods.append(period)
-        preferences: list[str] = []
+        periods, periods_ok = self._distinct(raw_periods, f"{path}.periods", self._period_ref,
+                                             lambda p: f"period '{p}' is listed twice")
         raw_preferences = self.array(obj, "preferences", path)
-        for i, value in enumerate(raw_preferences or []):
-            where = f"{path}.preferences[{i}]"
-            if not isinstance(value, str):
-                self.problem(where, "must be an activity id (string)")
-                ok = False
-            elif value not in self.activity_ids:
-                self.problem(where, f"unknown activity '{value}'")
-                ok = False
-            elif value in preferences:
-                self.problem(where, f"activity '{value}' is listed twice")
-                ok = False
-            else:
-                preferences.append(value)
+        preferences, preferences_ok = self._distinct(raw_preferences, f"{path}.preferences", self._activity_ref,
+                                                     lambda a: f"activity '{a}' is listed twice")
+        ok = days_ok and periods_ok and preferences_ok
         if (not ok or pupil is None or raw_days is None or raw_periods is None
                 or raw_preferences is None):
             return None
