@@ -12,7 +12,6 @@ duty or idle qualified teachers, and `min_pupils` still met.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import secrets
 from collections import Counter, defaultdict
@@ -21,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from scheduler.groups import lottery_key
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (
@@ -57,8 +57,9 @@ class WaitlistEntry:
 
 
 def lottery_number(seed: int, pupil_id: int) -> str:
-    """The pupil's place in the lottery: a hex digest that only the seed and the pupil id determine."""
-    return hashlib.blake2b(f"{seed}:{pupil_id}".encode(), digest_size=8).hexdigest()
+    """The pupil's place in the lottery: a hex digest that only the seed and the pupil id determine (the same
+    draw the solver uses to choose among interchangeable pupils)."""
+    return lottery_key(seed, str(pupil_id)).hex()
 
 
 def ensure_lottery_seed(term: Term) -> int:
