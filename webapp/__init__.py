@@ -126,7 +126,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _init_extensions(app: Flask) -> None:
-    from webapp import models  # noqa: F401  (the models must be known before migrations look at metadata)
+    from webapp import (
+        models,  # noqa: F401  (the models must be known before migrations look at metadata)
+        run_summary,  # noqa: F401  (its hooks keep each run's stored figures up to date)
+    )
     from webapp.i18n import select_locale
 
     db.init_app(app)

@@ -93,6 +93,20 @@ def register(app: Flask) -> None:
                            district_name=district_name, display_name=display_name)
         click.echo(f"created {user.role} {user.username or user.phone}")
 
+    @app.cli.command("summarize-runs")
+    @click.option("--all", "recount_all", is_flag=True, help="recount runs that already have a summary too")
+    def summarize_runs_command(recount_all: bool) -> None:
+        """Count and store the bureau's figures of finished runs that have none yet (one transaction)."""
+        from webapp import run_summary
+        from webapp.models import AllocationRun
+
+        rows = db.session.execute(select(AllocationRun.id, AllocationRun.summary)
+                                  .where(AllocationRun.state == "done")).all()
+        run_ids = [run_id for run_id, summary in rows if recount_all or not run_summary.is_current(summary)]
+        run_summary.store(run_ids)
+        db.session.commit()
+        click.echo(f"{len(run_ids)} run(s) summarized")
+
     @app.cli.command("demo-logins")
     def demo_logins_command() -> None:
         """Print the demo accounts."""

@@ -301,6 +301,8 @@ class AllocationRun(db.Model):  # type: ignore[name-defined,misc]
     demand: Mapped[int | None] = mapped_column(Integer)
     objective: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Coverage figures counted from the run's rows for the bureau (`webapp.run_summary`); None until counted."""
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(DateTime)

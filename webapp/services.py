@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 
 from scheduler import domain
+from webapp import run_summary
 from webapp.extensions import db
 from webapp.models import (
     Activity,
@@ -218,6 +219,7 @@ def instance_to_term(instance: domain.Instance, school: School, *, created_by: i
             {"run_id": run.id, "pupil_id": pupils[a.pupil].id, "session_id": sessions[a.session].id,
              "pinned": False} for a in instance.previous
         ])
+        run_summary.mark_changed(db.session, run.id)
         term.published_run_id = run.id
     db.session.commit()
     return term
@@ -302,6 +304,7 @@ def store_solution(term: Term, solution: domain.Solution, run: AllocationRun, *,
                 for u in solution.unserved]
 
     try:
+        run_summary.mark_changed(db.session, run.id)
         for model in (RunAssignment, RunStaffing, RunUnserved):
             db.session.execute(delete(model).where(model.run_id == run.id))
         for model, rows in ((RunAssignment, assignments), (RunStaffing, staffing), (RunUnserved, unserved)):

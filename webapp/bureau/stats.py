@@ -1,9 +1,11 @@
 """Coverage figures for the education bureau, computed with a handful of aggregate queries.
 
 Every figure is an aggregate: counts of pupils and pupil-days, never a pupil row. One call of `city_stats`
-issues seven queries whatever the number of schools (each GROUP BY term or run); Python only sums the rows.
+issues three queries whatever the number of schools: each run's figures are counted once, when its rows change,
+and stored with it (`webapp.run_summary`); Python only sums them.
 
-Source of each term's figures: its published run, else its latest finished draft run (flagged as draft).
+Source of each term's figures: its published run, else its latest finished draft run (flagged as draft). The
+request-side figures are those the run was counted against; a term without a run shows its live requests.
 A school's *current* term is its newest term (highest id); older terms feed the trend.
 
 Definitions (per term):
@@ -18,27 +20,15 @@ Definitions (per term):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, func, select, true
+from sqlalchemy import ColumnElement, func, select, true
 
+from webapp import run_summary
 from webapp.extensions import db
-from webapp.models import (
-    AllocationRun,
-    CareRequest,
-    District,
-    Period,
-    Pupil,
-    RunAssignment,
-    RunStaffing,
-    RunUnserved,
-    School,
-    Session,
-    Term,
-)
+from webapp.models import AllocationRun, District, Pupil, School, Session, Term
 
 Slot = tuple[int, str]
 
@@ -175,18 +165,13 @@ def _source_runs(where: ColumnElement[bool]) -> Any:
     )
 
 
-def _json_list(text: str | None, cache: dict[str | None, list[Any]]) -> list[Any]:
-    if text not in cache:
-        try:
-            value = json.loads(text) if text else []
-        except ValueError:
-            value = []
-        cache[text] = value if isinstance(value, list) else []
-    return cache[text]
-
-
 def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
-    """Figures of every term of every school matching `where` (a filter on School), seven queries in all."""
+    """Figures of every term of every school matching `where` (a filter on School).
+
+    Terms with a source run read the run's stored summary (`webapp.run_summary`); a run without one yet is
+    counted from its rows, and a term without a run counts its live requests. Three queries when every run
+    has a summary, whatever the number of schools.
+    """
     where = true() if where is None else where
     src = _source_runs(where)
 
@@ -205,14 +190,17 @@ def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
             func.coalesce(sessions.c.n, 0),
             Term.requests_open_at,
             Term.weekdays,
+            AllocationRun.summary,
         )
         .select_from(src)
         .join(Term, Term.id == src.c.term_id)
         .join(School, School.id == src.c.school_id)
         .outerjoin(District, District.id == School.district_id)
         .outerjoin(sessions, sessions.c.term_id == src.c.term_id)
+        .outerjoin(AllocationRun, AllocationRun.id == src.c.run_id)
     ).all()
     terms: dict[int, TermStats] = {}
+    summaries: dict[int, dict[str, Any]] = {}
     for (
         term_id,
         run_id,
@@ -226,6 +214,7 @@ def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
         n_sessions,
         opens,
         weekdays,
+        summary,
     ) in rows:
         source = "none" if run_id is None else ("published" if published == run_id else "draft")
         figures = Figures(schools=1, offering=int(n_sessions > 0))
@@ -243,6 +232,8 @@ def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
             opens.isoformat() if opens else "",
             tuple(int(d) for d in weekdays or ()),
         )
+        if run_id is not None and run_summary.is_current(summary):
+            summaries[run_id] = summary
     if not terms:
         return []
 
@@ -254,102 +245,24 @@ def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
             .group_by(Pupil.school_id)
         ).all()
     )
-    for stats in terms.values():
-        stats.figures.enrolled = int(enrolled.get(stats.school_id, 0))
-
-    # Requests: few distinct (days, periods) combinations per term, so group by their JSON text.
-    days_text, periods_text = cast(CareRequest.days, String), cast(CareRequest.periods, String)
-    cache: dict[str | None, list[Any]] = {}
-    for term_id, days_json, periods_json, count in db.session.execute(
-        select(CareRequest.term_id, days_text, periods_text, func.count())
-        .join(src, src.c.term_id == CareRequest.term_id)
-        .join(Pupil, Pupil.id == CareRequest.pupil_id)
-        .where(CareRequest.status == "active", Pupil.active)
-        .group_by(CareRequest.term_id, days_text, periods_text)
-    ):
-        days, periods = _json_list(days_json, cache), _json_list(periods_json, cache)
-        if not days or not periods:
-            continue
-        figures = terms[term_id].figures
-        figures.requesting += count
-        figures.requested_days += count * len(days)
-        for day in days:
-            for period in periods:
-                figures.slots.setdefault((int(day), str(period)), [0, 0])[0] += count
-
-    # The runs are known now: every query below reads only their rows through the (run_id, ...) keys.
-    run_term = {stats.run_id: term_id for term_id, stats in terms.items() if stats.run_id is not None}
-    run_ids = sorted(run_term)
-
-    # Seats: count per session first, then name the sessions' slots.
-    per_session = (
-        select(RunAssignment.session_id, func.count().label("n"))
-        .where(RunAssignment.run_id.in_(run_ids))
-        .group_by(RunAssignment.run_id, RunAssignment.session_id)
-        .subquery()  # index order: no sort
-    )
-    for term_id, day, period, seated in db.session.execute(
-        select(Session.term_id, Session.day, Period.code, func.sum(per_session.c.n))
-        .select_from(per_session)
-        .join(Session, Session.id == per_session.c.session_id)
-        .join(Period, Period.id == Session.period_id)
-        .group_by(Session.term_id, Session.day, Period.code)
-    ):
-        if term_id in terms:
-            terms[term_id].figures.slots.setdefault((int(day), str(period)), [0, 0])[1] += int(seated)
-
-    # Unserved pupil-days, and pupils unserved on every day they asked for.
-    unserved = {
-        run_term[run_id]: int(count)
-        for run_id, count in db.session.execute(
-            select(RunUnserved.run_id, func.count())
-            .where(RunUnserved.run_id.in_(run_ids))
-            .group_by(RunUnserved.run_id)
-        )
-    }
-    per_pupil = (
-        select(RunUnserved.run_id, RunUnserved.pupil_id, func.count().label("n"))
-        .where(RunUnserved.run_id.in_(run_ids))
-        .group_by(RunUnserved.run_id, RunUnserved.pupil_id)
-        .subquery()
-    )
-    never_served = {
-        run_term[run_id]: int(count)
-        for run_id, count in db.session.execute(
-            select(per_pupil.c.run_id, func.count())
-            .select_from(per_pupil)
-            .join(AllocationRun, AllocationRun.id == per_pupil.c.run_id)
-            .join(
-                CareRequest,
-                and_(
-                    CareRequest.term_id == AllocationRun.term_id, CareRequest.pupil_id == per_pupil.c.pupil_id
-                ),
-            )
-            .where(CareRequest.status == "active", per_pupil.c.n >= func.json_array_length(CareRequest.days))
-            .group_by(per_pupil.c.run_id)
-        )
-    }
+    uncounted = [s.run_id for s in terms.values() if s.run_id is not None and s.run_id not in summaries]
+    summaries.update(run_summary.count(uncounted))
+    live = run_summary.request_figures(term_id for term_id, s in terms.items() if s.run_id is None)
     for term_id, stats in terms.items():
         figures = stats.figures
+        figures.enrolled = int(enrolled.get(stats.school_id, 0))
         if stats.run_id is None:
+            requests = live[term_id]
+            figures.requesting, figures.requested_days = requests["requesting"], requests["requested_days"]
+            figures.slots = {slot: [asked, 0] for slot, asked in requests["asked"].items()}
             continue
-        figures.covered_days = max(0, figures.requested_days - unserved.get(term_id, 0))
-        figures.served = max(0, figures.requesting - never_served.get(term_id, 0))
-
-    loads = (
-        select(RunStaffing.run_id, RunStaffing.teacher_id, func.count().label("n"))
-        .where(RunStaffing.run_id.in_(run_ids))
-        .group_by(RunStaffing.run_id, RunStaffing.teacher_id)
-        .subquery()
-    )
-    for run_id, teachers, sessions_total, largest in db.session.execute(
-        select(loads.c.run_id, func.count(), func.sum(loads.c.n), func.max(loads.c.n)).group_by(
-            loads.c.run_id
-        )
-    ):
-        figures = terms[run_term[run_id]].figures
-        figures.teachers, figures.teacher_sessions = int(teachers), int(sessions_total)
-        figures.max_load = int(largest)
+        summary = summaries.get(stats.run_id) or run_summary.empty()
+        figures.requesting, figures.requested_days = summary["requesting"], summary["requested_days"]
+        figures.served, figures.covered_days = summary["served"], summary["covered_days"]
+        figures.teachers, figures.teacher_sessions = summary["teachers"], summary["teacher_sessions"]
+        figures.max_load = summary["max_load"]
+        figures.slots = {(int(day), str(period)): [int(asked), int(seated)]
+                         for day, period, asked, seated in summary["slots"]}
     return list(terms.values())
 
 

@@ -19,6 +19,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from webapp import run_summary
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (
@@ -297,6 +298,7 @@ def withdraw_request(user: User, pupil: Pupil, term: Term, *, at: datetime | Non
                                         RunAssignment.pupil_id == pupil.id)
         )
         freed = int(getattr(result, "rowcount", 0) or 0)
+        run_summary.mark_changed(db.session, term.published_run_id)
     record("care_request_withdrawn", f"pupil:{pupil.id}", {"term_id": term.id, "freed_seats": freed},
            user_id=user.id, school_id=term.school_id)
     db.session.commit()

@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import delete, select
 
-from webapp import audit
+from webapp import audit, run_summary
 from webapp.extensions import db
 from webapp.models import AllocationRun, Pin, Pupil, RunAssignment, RunUnserved, Session, Term
 from webapp.runs import bp
@@ -297,6 +297,7 @@ def remove_assignment(run_id: int, pupil_id: int, session_id: int) -> ResponseRe
     removed = rowcount(db.session.execute(delete(RunAssignment).where(
         RunAssignment.run_id == run.id, RunAssignment.pupil_id == pupil_id, RunAssignment.session_id == session_id
     )))
+    run_summary.mark_changed(db.session, run.id)
     if not removed:
         db.session.rollback()
         abort(404)
