@@ -178,3 +178,25 @@ def test_summaries_on_postgresql(request: pytest.FixtureRequest) -> None:
         db.session.execute(update(AllocationRun).values(summary=None))
         db.session.commit()
         assert _figures() == with_summaries
+
+
+def test_the_trend_keeps_a_purged_terms_figures(app: Flask) -> None:
+    """Purging a past term's personal data deletes its rows; the run's summary (aggregates only) stays."""
+    from datetime import timedelta
+
+    from webapp.privacy import expired_terms, purge
+
+    with app.app_context():
+        seed_city()
+        before = dict((name, f.as_row()) for name, f in city_stats().trend)
+        later = max(t.requests_open_at for t in db.session.scalars(select(Term)) if t.requests_open_at)
+        at = later + timedelta(days=3 * 365)
+        expired = {t.name for t in expired_terms(at - timedelta(days=30))}
+        assert expired
+        report = purge(30, at=at)
+        assert report.counts["run assignments"] > 0
+        assert db.session.scalar(select(RunAssignment.run_id)) is None
+        after = dict((name, f.as_row()) for name, f in city_stats().trend)
+        for name in expired:
+            assert after[name]["covered_days"] == before[name]["covered_days"] > 0
+            assert after[name]["served"] == before[name]["served"]
