@@ -1,4 +1,4 @@
-"""A new parent in a phone-sized Chromium: register, link a child, request care, change it, see it at home."""
+"""A new parent in a phone-sized Chromium: register, sign in, link a child, request care, change it, see it at home."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ def test_new_parent_requests_care(live_server: str, chromium_path: str, tmp_path
             page.fill("#password", "a long family passphrase")
             page.fill("#confirm", "a long family passphrase")
             page.check("#consent")
+            page.click("#submit")
+            expect(page.get_by_text("如果该手机号此前未注册")).to_be_visible()  # the same answer for a taken number
+            page.fill("#login", "13912345678")
+            page.fill("#password", "a long family passphrase")
             page.click("#submit")
             expect(page.get_by_text("还没有绑定孩子")).to_be_visible()
 

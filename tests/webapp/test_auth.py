@@ -8,7 +8,7 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask, g
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD, csrf_token, make_school, post_form
 from webapp.extensions import db
@@ -34,9 +34,9 @@ REGISTRATION = {"phone": "139 1234 5678", "display_name": "张妈妈", "password
                 "confirm": "long enough passphrase", "consent": "y"}
 
 
-def test_register_logs_in_and_records_consent(app: Flask, client: FlaskClient) -> None:
+def test_register_records_consent_then_sign_in(app: Flask, client: FlaskClient) -> None:
     response = post_form(client, "/register", REGISTRATION)
-    assert response.status_code == 302
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
     with app.app_context():
         user = db.session.scalar(select(User).where(User.phone == "13912345678"))
         assert user is not None and user.role == "parent" and user.display_name == "张妈妈"
@@ -44,6 +44,9 @@ def test_register_logs_in_and_records_consent(app: Flask, client: FlaskClient) -
         assert user.password_hash.startswith("$argon2id$")
         details = [log.detail for log in db.session.scalars(select(AuditLog))]
         assert "13912345678" not in repr(details)
+    assert "张妈妈" not in client.get("/", follow_redirects=True).get_data(as_text=True)  # not signed in yet
+    signed_in = post_form(client, "/login", {"login": "139 1234 5678", "password": REGISTRATION["password"]})
+    assert signed_in.status_code == 302
     assert "张妈妈" in client.get("/", follow_redirects=True).get_data(as_text=True)
 
 
@@ -64,11 +67,14 @@ def test_register_rejects_bad_input(client: FlaskClient, field: str, value: str,
     assert message in response.get_data(as_text=True)
 
 
-def test_register_same_phone_twice(client: FlaskClient) -> None:
-    post_form(client, "/register", REGISTRATION)
-    post_form(client, "/logout", token_from="/")
-    response = post_form(client, "/register", REGISTRATION)
-    assert "已注册" in response.get_data(as_text=True)
+def test_register_same_phone_twice(app: Flask, client: FlaskClient) -> None:
+    first = post_form(client, "/register", REGISTRATION)
+    second = post_form(client, "/register", {**REGISTRATION, "password": "another long phrase",
+                                             "confirm": "another long phrase"})
+    assert first.status_code == second.status_code == 302 and first.location == second.location
+    assert "已注册" not in second.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(User.id))) == 1
 
 
 def test_login_wrong_password_and_unknown_user(app: Flask, client: FlaskClient) -> None:

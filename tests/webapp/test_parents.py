@@ -52,6 +52,8 @@ def test_register_and_link_child(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
         make_school()
     assert post_form(client, "/register", REGISTRATION).status_code == 302
+    login = {"login": REGISTRATION["phone"], "password": REGISTRATION["password"]}
+    assert post_form(client, "/login", login).status_code == 302
     assert "还没有绑定孩子" in text(client.get("/family/"))
 
     wrong = [

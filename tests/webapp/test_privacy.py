@@ -54,6 +54,7 @@ def test_registration_and_linking_record_consent(app: Flask, client: FlaskClient
         assert db.session.scalar(select(func.count(User.id))) == 0
     assert post_form(client, "/register", {"phone": "13912340000", "password": "river-lamp-seven",
                                            "confirm": "river-lamp-seven", "consent": "y"}).status_code == 302
+    assert post_form(client, "/login", {"login": "13912340000", "password": "river-lamp-seven"}).status_code == 302
     link_form = {"school_code": "KM-TEST-0001", "pupil_number": "P003", "enrolment_code": TEST_ENROLMENT_CODE,
                  "relation": "father"}
     assert post_form(client, "/family/link", link_form).status_code == 200  # no consent for the child

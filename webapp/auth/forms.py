@@ -2,12 +2,9 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import BooleanField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
-from webapp.extensions import db
-from webapp.models import User
 from webapp.security import PASSWORD_MAX, PHONE_RE, normalise_phone, password_problem
 
 
@@ -18,6 +15,8 @@ class LoginForm(FlaskForm):
 
 
 class RegisterForm(FlaskForm):
+    """Whether the number is already registered is not the form's business: the view answers both alike."""
+
     phone = StringField(_l("Mobile phone number"), validators=[DataRequired()])
     display_name = StringField(_l("Your name (optional)"), validators=[Optional(), Length(max=100)])
     password = PasswordField(_l("Password"), validators=[DataRequired()])
@@ -36,8 +35,6 @@ class RegisterForm(FlaskForm):
         phone = normalise_phone(field.data or "")
         if not PHONE_RE.match(phone):
             raise ValidationError(_l("Enter an 11-digit mainland mobile number starting with 1."))
-        if db.session.scalar(select(User.id).where(User.phone == phone)) is not None:
-            raise ValidationError(_l("This number is already registered. Please log in."))
         field.data = phone
 
     def validate_password(self, field: PasswordField) -> None:

@@ -16,6 +16,8 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from webapp.audit import record
 from webapp.auth import bp
@@ -73,27 +75,39 @@ def login() -> ResponseReturnValue:
 @limiter.limit(lambda: str(current_app.config.get("REGISTER_RATE_LIMIT", REGISTER_LIMITS)), methods=["POST"],
                scope="register-ip")
 def register() -> ResponseReturnValue:
+    """A new number and a registered one get the same answer: the sign-in page and the same message."""
     if current_user.is_authenticated:
         return redirect(url_for("index"))
     form = RegisterForm()
     if form.validate_on_submit():
-        user = User(
-            role="parent",
-            phone=form.phone.data,
-            password_hash=hash_password(form.password.data or ""),
-            display_name=(form.display_name.data or "").strip(),
-            locale=request.cookies.get(LANG_COOKIE),
-            consent_policy_version=current_app.config["CONSENT_POLICY_VERSION"],
-            consent_at=utcnow(),
-        )
-        db.session.add(user)
+        register_parent(form.phone.data or "", form.password.data or "", (form.display_name.data or "").strip())
+        flash(_("If this number was not registered yet, your account is ready: please log in. If it was, "
+                "log in with the password chosen then."), "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/register.html", form=form)
+
+
+def register_parent(phone: str, password: str, display_name: str) -> None:
+    """Open a parent account for `phone` unless it has one; an existing account is never changed.
+
+    The password is hashed on both paths and both write one audit row, so a registered number takes as long
+    to answer as a new one. The owner of a registered number sees the attempt in their data export.
+    """
+    password_hash = hash_password(password)
+    existing = db.session.scalar(select(User.id).where(User.phone == phone))
+    if existing is not None:
+        record("register_existing_number", f"user:{existing}", user_id=existing, commit=True)
+        return
+    user = User(role="parent", phone=phone, password_hash=password_hash, display_name=display_name,
+                locale=request.cookies.get(LANG_COOKIE),
+                consent_policy_version=current_app.config["CONSENT_POLICY_VERSION"], consent_at=utcnow())
+    db.session.add(user)
+    try:
         db.session.flush()
         record("register", f"user:{user.id}", user_id=user.id)
         db.session.commit()
-        start_session(user)
-        flash(_("Welcome! Your account is ready."), "success")
-        return redirect(url_for("index"))
-    return render_template("auth/register.html", form=form)
+    except IntegrityError:  # the same number registered a moment ago by a concurrent request
+        db.session.rollback()
 
 
 @bp.route("/logout", methods=["POST"])

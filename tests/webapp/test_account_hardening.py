@@ -1,0 +1,92 @@
+"""Accounts: registration reveals nothing about registered numbers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from tests.conftest import TEST_PASSWORD, create_user, post_form
+from webapp.extensions import db
+from webapp.models import AuditLog, User
+
+REGISTRATION = {"phone": "13912345678", "display_name": "新家长", "password": "a brand new passphrase",
+                "confirm": "a brand new passphrase", "consent": "y"}
+CSRF_VALUE = re.compile(r'(name="csrf_token"[^>]*value=")[^"]+"')
+
+
+# ------------------------------------------------------------------------------------------ registration
+
+
+def _answer(client: FlaskClient, phone: str) -> tuple[int, str | None, str]:
+    """What an anonymous visitor learns from registering `phone`: status, where to, and the page shown next."""
+    response = post_form(client, "/register", {**REGISTRATION, "phone": phone})
+    page = client.get(response.location).get_data(as_text=True) if response.location else ""
+    return response.status_code, response.location, CSRF_VALUE.sub(r"\1…", page)
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_registration_answers_alike_for_new_and_registered_numbers(app: Flask, language: str) -> None:
+    with app.app_context():
+        create_user("parent", login="13700000001")
+    answers = []
+    for phone in ("13700000001", "13700000002"):  # registered, then new
+        client = app.test_client()
+        client.set_cookie("lang", language)
+        answers.append(_answer(client, phone))
+    assert answers[0] == answers[1]
+    status, location, page = answers[0]
+    assert status == 302 and location == "/login"
+    expected = {"zh": "如果该手机号此前未注册，您的账户已创建，请登录",
+                "en": "If this number was not registered yet, your account is ready: please log in."}
+    assert expected[language] in page
+
+
+def test_registered_account_is_never_changed(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        user = create_user("parent", login="13700000001")
+        before = {column: getattr(user, column) for column in
+                  ("password_hash", "display_name", "locale", "session_version", "consent_policy_version",
+                   "consent_at", "active", "last_login_at")}
+    client.set_cookie("lang", "en")
+    post_form(client, "/register", {**REGISTRATION, "phone": "137 0000 0001"})
+    with app.app_context():
+        found = db.session.scalars(select(User).where(User.phone == "13700000001")).one()
+        assert {column: getattr(found, column) for column in before} == before
+        assert db.session.scalar(select(func.count(User.id))) == 1
+        attempt = db.session.scalar(select(AuditLog).where(AuditLog.action == "register_existing_number"))
+        assert attempt is not None and attempt.user_id == found.id and "13700000001" not in repr(
+            (attempt.target, attempt.detail))
+    assert post_form(client, "/login", {"login": "13700000001", "password": REGISTRATION["password"]}
+                     ).status_code == 200  # the newcomer's password opens nothing
+    assert post_form(client, "/login", {"login": "13700000001", "password": TEST_PASSWORD}).status_code == 302
+
+
+def test_registration_hashes_the_password_on_both_paths(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same costly work for a registered number as for a new one, so timing tells nothing."""
+    import webapp.auth.routes as auth_routes
+
+    hashed: list[str] = []
+    real_hash = auth_routes.hash_password
+
+    def counting_hash(password: str) -> str:
+        hashed.append(password)
+        return real_hash(password)
+
+    monkeypatch.setattr(auth_routes, "hash_password", counting_hash)
+    with app.app_context():
+        create_user("parent", login="13700000001")
+    for phone in ("13700000001", "13700000002"):
+        post_form(app.test_client(), "/register", {**REGISTRATION, "phone": phone})
+    assert hashed == [REGISTRATION["password"]] * 2
+
+
+def test_new_registrant_signs_in_as_usual(app: Flask, client: FlaskClient) -> None:
+    assert post_form(client, "/register", REGISTRATION).status_code == 302
+    assert client.get("/family/").status_code == 302  # registering does not sign anyone in
+    assert post_form(client, "/login", {"login": REGISTRATION["phone"],
+                                        "password": REGISTRATION["password"]}).status_code == 302
+    assert "还没有绑定孩子" in client.get("/family/").get_data(as_text=True)
