@@ -48,12 +48,32 @@ def enrolment_code_matches(pupil: Pupil, code: str) -> bool:
     return hmac.compare_digest(pupil.enrolment_code_hash, hash_enrolment_code(code))
 
 
+class ConsentMissing(Exception):
+    """The parent has not recorded a guardian's consent yet: the consent step comes before any link."""
+
+
+def has_consent(user: User) -> bool:
+    return bool(user.consent_policy_version and user.consent_at)
+
+
+def record_consent(user: User) -> None:
+    """The parent agrees to the current data policy (version and time are kept); the caller commits."""
+    from webapp.audit import record
+
+    user.consent_policy_version = current_app.config["CONSENT_POLICY_VERSION"]
+    user.consent_at = utcnow()
+    record("consent", f"user:{user.id}", {"policy_version": user.consent_policy_version}, user_id=user.id)
+
+
 def link_child(user: User, school_code: str, pupil_number: str, enrolment_code: str,
                relation: str = "") -> Pupil | None:
     """Link `user` to the pupil when school, number and code all match; None otherwise (say nothing more).
 
-    Linking twice is harmless. The guardianship records the consent the parent gave at registration.
+    Linking twice is harmless. The guardianship records the consent the parent gave; a parent without one
+    gets `ConsentMissing` before any code is looked at.
     """
+    if not has_consent(user):
+        raise ConsentMissing
     school = db.session.scalar(select(School).where(School.code == school_code.strip()))
     if school is None:
         hash_enrolment_code(enrolment_code)  # the same work on every path
@@ -69,8 +89,7 @@ def link_child(user: User, school_code: str, pupil_number: str, enrolment_code: 
     if existing is None:
         db.session.add(Guardianship(
             user_id=user.id, pupil_id=pupil.id, relation=relation,
-            consent_policy_version=user.consent_policy_version or current_app.config["CONSENT_POLICY_VERSION"],
-            consent_at=utcnow(),
+            consent_policy_version=user.consent_policy_version, consent_at=utcnow(),
         ))
         from webapp.audit import record
 

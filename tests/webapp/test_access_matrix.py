@@ -36,6 +36,7 @@ POLICY: dict[str, str] = {
     "auth.account": ACCOUNT, "auth.export": ACCOUNT, "auth.change_password": ACCOUNT,
     "auth.logout_others": ACCOUNT,
     "parents.home": PARENT, "parents.child": PARENT, "parents.withdraw": PARENT, "parents.link": PARENT,
+    "parents.consent": PARENT,
     "bureau.dashboard": BUREAU, "bureau.advice": BUREAU, "bureau.compute_advice": BUREAU,
     "bureau.start_batch_view": BUREAU, "bureau.batch": BUREAU, "bureau.batch_status": BUREAU,
     "bureau.district": BUREAU, "bureau.export": BUREAU, "bureau.hiring": BUREAU,

@@ -1,4 +1,4 @@
-"""Accounts: registration reveals nothing about registered numbers."""
+"""Accounts: registration reveals nothing about registered numbers, and consent comes before linking a child."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.conftest import TEST_PASSWORD, create_user, post_form
+from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD, create_user, make_school, post_form
 from webapp.extensions import db
-from webapp.models import AuditLog, User
+from webapp.family import ConsentMissing, link_child, record_consent
+from webapp.models import AuditLog, Guardianship, User
 
 REGISTRATION = {"phone": "13912345678", "display_name": "新家长", "password": "a brand new passphrase",
                 "confirm": "a brand new passphrase", "consent": "y"}
@@ -90,3 +91,69 @@ def test_new_registrant_signs_in_as_usual(app: Flask, client: FlaskClient) -> No
     assert post_form(client, "/login", {"login": REGISTRATION["phone"],
                                         "password": REGISTRATION["password"]}).status_code == 302
     assert "还没有绑定孩子" in client.get("/family/").get_data(as_text=True)
+
+
+# ------------------------------------------------------------------------------------------ consent before linking
+
+
+def _parent_without_consent(phone: str = "13700000009") -> User:
+    user = create_user("parent", login=phone)
+    user.consent_policy_version, user.consent_at = None, None
+    db.session.commit()
+    return user
+
+
+def test_link_child_refuses_without_consent(app: Flask) -> None:
+    with app.app_context():
+        make_school()
+        user = _parent_without_consent()
+        with pytest.raises(ConsentMissing):
+            link_child(user, "KM-TEST-0001", "P002", TEST_ENROLMENT_CODE)
+        assert db.session.scalar(select(func.count(Guardianship.id))) == 0
+        record_consent(user)
+        db.session.commit()
+        pupil = link_child(user, "KM-TEST-0001", "P002", TEST_ENROLMENT_CODE)
+        assert pupil is not None
+        link = db.session.scalars(select(Guardianship)).one()
+        assert link.consent_policy_version == app.config["CONSENT_POLICY_VERSION"] == user.consent_policy_version
+        assert user.consent_at is not None and link.consent_at is not None and link.consent_at >= user.consent_at
+
+
+def test_link_form_sends_a_parent_without_consent_to_the_consent_step(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        make_school()
+        user_id = _parent_without_consent().id
+    assert post_form(client, "/login", {"login": "13700000009", "password": TEST_PASSWORD}).status_code == 302
+    step = "/family/consent?next=/family/link"
+    assert client.get("/family/link").location == step
+    link_form = {"school_code": "KM-TEST-0001", "pupil_number": "P002", "enrolment_code": TEST_ENROLMENT_CODE,
+                 "relation": "father", "consent": "y"}
+    refused = post_form(client, "/family/link", link_form, token_from="/family/")
+    assert refused.status_code == 302 and refused.location == step
+    page = client.get(step).get_data(as_text=True)
+    assert "绑定孩子之前，请先同意信息处理说明" in page and "说明版本 2026-01" in page
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Guardianship.id))) == 0
+        found = db.session.get(User, user_id)
+        assert found is not None and found.consent_policy_version is None
+
+    assert "请先同意信息处理说明" in post_form(client, step, {}).get_data(as_text=True)  # unticked
+    agreed = post_form(client, step, {"consent": "y"})
+    assert agreed.status_code == 302 and agreed.location == "/family/link"
+    with app.app_context():
+        found = db.session.get(User, user_id)
+        assert found is not None and found.consent_policy_version == "2026-01" and found.consent_at
+        assert db.session.scalar(select(AuditLog).where(AuditLog.action == "consent")) is not None
+    linked = post_form(client, "/family/link", link_form)
+    assert linked.status_code == 302 and linked.location.startswith("/family/child/")
+    assert client.get(step).location == "/family/link"  # recorded once, the step lets the parent through
+
+
+def test_consent_step_follows_only_local_next(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        make_school()
+        _parent_without_consent()
+    post_form(client, "/login", {"login": "13700000009", "password": TEST_PASSWORD})
+    agreed = post_form(client, "/family/consent?next=//evil.example/x", {"consent": "y"},
+                       token_from="/family/consent")
+    assert agreed.status_code == 302 and agreed.location == "/family/"

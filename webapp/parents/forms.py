@@ -19,6 +19,15 @@ RELATIONS = (
 )
 
 
+class ConsentForm(FlaskForm):
+    consent = BooleanField(
+        _l("I agree that the school and the education bureau process my and my child's data "
+           "to arrange after-school care."),
+        validators=[DataRequired(message=_l("Please agree to the data policy to continue."))],
+    )
+    submit = SubmitField(_l("Agree and continue"))
+
+
 class LinkChildForm(FlaskForm):
     school_code = StringField(_l("School code"), validators=[DataRequired(), Length(max=64)])
     pupil_number = StringField(_l("Pupil number"), validators=[DataRequired(), Length(max=64)])

@@ -1,11 +1,13 @@
-"""Parent pages: home, link a child, the child's request and result, withdraw. Every child route is 404 to strangers."""
+"""Parent pages: home, consent, link a child, the child's request and result, withdraw.
+
+Every child route is 404 to strangers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_date, format_datetime, get_locale
 from flask_babel import gettext as _
@@ -13,12 +15,13 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
+from webapp.auth.routes import safe_next
 from webapp.extensions import db
-from webapp.family import link_child
+from webapp.family import ConsentMissing, has_consent, link_child, record_consent
 from webapp.hardening import throttle_enrolment_codes
 from webapp.models import CareRequest, Pupil, Term
 from webapp.parents import bp, service
-from webapp.parents.forms import LinkChildForm, RequestForm
+from webapp.parents.forms import ConsentForm, LinkChildForm, RequestForm
 from webapp.security import parent_required
 
 DAY_NAMES = {1: _l("Mon"), 2: _l("Tue"), 3: _l("Wed"), 4: _l("Thu"), 5: _l("Fri"), 6: _l("Sat"), 7: _l("Sun")}
@@ -85,14 +88,41 @@ def home() -> ResponseReturnValue:
     return render_template("parents/home.html", cards=[_card(p) for p in pupils])
 
 
+def _to_consent() -> ResponseReturnValue:
+    flash(_("Before you link a child, please agree to the data policy."), "info")
+    return redirect(url_for("parents.consent", next=url_for("parents.link")))
+
+
+@bp.route("/consent", methods=["GET", "POST"])
+@parent_required
+def consent() -> ResponseReturnValue:
+    """The guardian's consent (policy version, time), for accounts that have none recorded yet."""
+    target = safe_next(request.args.get("next"), url_for("parents.home"))
+    form = ConsentForm()
+    if form.validate_on_submit():
+        record_consent(current_user)
+        db.session.commit()
+        flash(_("Thank you. Your consent has been recorded."), "success")
+        return redirect(target)
+    if not form.is_submitted() and has_consent(current_user):
+        return redirect(target)
+    return render_template("parents/consent.html", form=form,
+                           policy_version=current_app.config["CONSENT_POLICY_VERSION"])
+
+
 @bp.route("/link", methods=["GET", "POST"])
 @parent_required
 @throttle_enrolment_codes
 def link() -> ResponseReturnValue:
+    if not has_consent(current_user):
+        return _to_consent()
     form = LinkChildForm()
     if form.validate_on_submit():
-        pupil = link_child(current_user, form.school_code.data or "", form.pupil_number.data or "",
-                           form.enrolment_code.data or "", relation=form.relation.data or "")
+        try:
+            pupil = link_child(current_user, form.school_code.data or "", form.pupil_number.data or "",
+                               form.enrolment_code.data or "", relation=form.relation.data or "")
+        except ConsentMissing:
+            return _to_consent()
         if pupil is None:
             flash(_("The details do not match. Please check them and try again."), "error")
         else:
