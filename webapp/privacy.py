@@ -11,7 +11,10 @@ that ended more than `retention_days` ago:
 - of an expired term: care requests, pins, and every run's assignments, unserved days and staffing (the runs'
   aggregate figures stay for the bureau's statistics);
 - pupils no longer in any current term — inactive, or of a school whose terms have all expired — and who
-  have no data left in a current term, with their guardianships (the parents' accounts remain);
+  have no data left in a current term, with their guardianships;
+- parent accounts left with no child at all that nobody has signed in to (web or API) within the retention
+  period, with their API tokens and the consent recorded on them; their audit rows stay, without the link to
+  the account or the keyed hash of its phone number (signed-cookie sessions end because the account is gone);
 - the `detail` of audit entries older than the retention period, and API tokens expired that long ago.
 
 Nothing of a term that has not expired is touched, and a school without any term keeps its pupils.
@@ -26,7 +29,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 
 from webapp.extensions import db
 from webapp.models import (
@@ -222,10 +225,16 @@ def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False
             delete(Guardianship).where(Guardianship.pupil_id.in_(pupil_ids))))
         counts["pupils"] = _count(db.session.execute(delete(Pupil).where(Pupil.id.in_(pupil_ids))))
 
+        account_ids = list(db.session.scalars(select(User.id).where(_idle_childless_parent(cutoff))))
+        counts["api tokens"] = _count(db.session.execute(
+            delete(ApiToken).where(or_(ApiToken.expires_at < cutoff, ApiToken.user_id.in_(account_ids)))))
+        db.session.execute(update(AuditLog).where(AuditLog.user_id.in_(account_ids), AuditLog.target.like("acct:%"))
+                           .values(target=""))
+        db.session.execute(update(AuditLog).where(AuditLog.user_id.in_(account_ids)).values(user_id=None))
+        counts["parent accounts"] = _count(db.session.execute(delete(User).where(User.id.in_(account_ids))))
+
         counts["audit details"] = _count(db.session.execute(
             update(AuditLog).where(AuditLog.at < cutoff, AuditLog.detail.is_not(None)).values(detail=None)))
-        counts["api tokens"] = _count(db.session.execute(
-            delete(ApiToken).where(ApiToken.expires_at < cutoff)))
         if dry_run:
             db.session.rollback()
         else:
@@ -257,6 +266,19 @@ def _pupil_gone(expired_ids: list[int]) -> ColumnElement[bool]:
     off_roster = or_(Pupil.active.is_(False),
                      school_has_terms.exists() & ~school_has_current.exists())
     return off_roster & ~in_current
+
+
+def _idle_childless_parent(cutoff: datetime) -> ColumnElement[bool]:
+    """Parents with no guardianship left who have not signed in, nor used or taken an API token, since `cutoff`
+    (an account never signed in to counts from its registration)."""
+    token_in_use = select(ApiToken.id).where(
+        ApiToken.user_id == User.id, func.coalesce(ApiToken.last_used_at, ApiToken.created_at) >= cutoff)
+    return (
+        (User.role == "parent")
+        & ~select(Guardianship.id).where(Guardianship.user_id == User.id).exists()
+        & (func.coalesce(User.last_login_at, User.created_at) < cutoff)
+        & ~token_in_use.exists()
+    )
 
 
 def init_app(app: Flask) -> None:

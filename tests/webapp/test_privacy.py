@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 
 from tests.conftest import TEST_ENROLMENT_CODE, create_user, make_school, post_form
 from webapp.extensions import db
+from webapp.hardening import account_key
 from webapp.models import (
     AllocationRun,
+    ApiToken,
     AuditLog,
     CareRequest,
     Guardianship,
@@ -246,7 +248,8 @@ def test_purge_past_terms(app: Flask, history: dict[str, Any]) -> None:
         assert after["pupils"] == ["KM-TEST-0001/P001", "KM-TEST-0001/P002", "KM-TEST-0001/P004",
                                    "KM-TEST-0001/P005", "KM-TEST-0003/P001", "KM-TEST-0003/P002"]
         assert report.counts["pupils"] == 3 and report.counts["guardianships"] == 2
-        assert after["guardianships"] == 1  # parent of P005 keeps the link; the accounts all remain
+        # parent of P005 keeps the link; the parents who lost theirs registered after the cutoff and remain
+        assert after["guardianships"] == 1
         assert after["users"] == before["users"]
         assert after["runs"] == before["runs"] and after["pins"] == 0
         assert db.session.scalar(select(func.count()).select_from(RunAssignment)
@@ -274,3 +277,67 @@ def test_purge_term_command(app: Flask, history: dict[str, Any]) -> None:
     assert "deleted 0 care requests" in default.output
     bad = runner.invoke(args=["purge-term", "--retention-days", "-1"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_purge_deletes_idle_parents_left_without_children(app: Flask, history: dict[str, Any]) -> None:
+    """With 30 days' retention the cutoff is 2025-09-01: P003's and school B's parents lose their children."""
+    with app.app_context():
+        parent_a = db.session.get(User, history["parent_a"])
+        parent_b = db.session.get(User, history["parent_b"])
+        assert parent_a is not None and parent_b is not None
+        parent_a.created_at, parent_a.last_login_at = datetime(2023, 5, 1), datetime(2025, 6, 1)
+        parent_b.created_at, parent_b.last_login_at = datetime(2023, 5, 1), datetime(2025, 9, 15)
+        never_linked = create_user("parent", login="13700000004")  # registered, never signed in, no child
+        never_linked.created_at = datetime(2023, 1, 1)
+        app_user = create_user("parent", login="13700000005")  # no child, signs in only through the API
+        app_user.created_at, app_user.last_login_at = datetime(2023, 1, 1), datetime(2024, 1, 1)
+        staff = create_user("school_admin", login="admin-old")
+        staff.created_at, staff.last_login_at = datetime(2022, 1, 1), datetime(2023, 1, 1)
+        keeps_child = db.session.scalar(select(User).where(User.phone == "13700000003"))
+        assert keeps_child is not None
+        keeps_child.created_at, keeps_child.last_login_at = datetime(2022, 1, 1), datetime(2023, 1, 1)
+        db.session.add_all([
+            ApiToken(user_id=parent_a.id, token_hash="a" * 64, created_at=datetime(2025, 5, 1),
+                     expires_at=datetime(2025, 10, 30)),
+            ApiToken(user_id=app_user.id, token_hash="b" * 64, created_at=datetime(2025, 8, 1),
+                     expires_at=datetime(2025, 10, 30), last_used_at=datetime(2025, 9, 20)),
+            AuditLog(at=datetime(2025, 9, 25), action="login_failed", target=account_key("13700000001"),
+                     user_id=parent_a.id, detail={"known_account": True}),
+            AuditLog(at=datetime(2025, 6, 1), action="login", target=f"user:{parent_a.id}", user_id=parent_a.id),
+        ])
+        current = db.session.get(Term, history["current"])
+        assert current is not None
+        request = db.session.scalar(select(CareRequest).where(CareRequest.term_id == current.id))
+        assert request is not None
+        request.submitted_by = parent_a.id  # a request parent A once sent for a child still at school
+        db.session.commit()
+        ids = {"parent_a": parent_a.id, "never_linked": never_linked.id}
+        users_before = set(db.session.scalars(select(User.id)))
+
+        dry = purge(30, dry_run=True)
+        assert set(db.session.scalars(select(User.id))) == users_before
+        report = purge(30)
+        assert report.counts == dry.counts and report.counts["parent accounts"] == 2
+        assert set(db.session.scalars(select(User.id))) == users_before - set(ids.values())
+        assert db.session.scalars(select(ApiToken.user_id)).all() == [app_user.id]
+        db.session.expire_all()
+        assert db.session.get(CareRequest, request.id).submitted_by is None  # type: ignore[union-attr]
+        rows = db.session.scalars(select(AuditLog).where(AuditLog.action.in_(["login", "login_failed"]))).all()
+        assert len(rows) == 2 and all(row.user_id is None for row in rows)
+        dump = repr([(row.action, row.target, row.detail, row.user_id) for row in db.session.scalars(
+            select(AuditLog))])
+        assert "13700000001" not in dump and account_key("13700000001") not in dump
+        assert purge(30).counts["parent accounts"] == 0
+
+
+def test_purge_term_command_counts_accounts(app: Flask, history: dict[str, Any]) -> None:
+    with app.app_context():
+        create_user("parent", login="13700000004").created_at = datetime(2023, 1, 1)
+        db.session.commit()
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["purge-term", "--retention-days", "30", "--dry-run"])
+    assert dry.exit_code == 0 and "would delete 1 parent accounts" in dry.output
+    done = runner.invoke(args=["purge-term", "--retention-days", "30"])
+    assert done.exit_code == 0 and "deleted 1 parent accounts" in done.output
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.phone == "13700000004")) is None
