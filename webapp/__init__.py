@@ -117,7 +117,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _register_errors(app)
     from webapp import hardening
 
-    hardening.init_app(app)  # security headers, rate limits, JSON errors under /api/, account commands
+    # ProxyFix for TRUSTED_PROXY_COUNT proxies, security headers, rate limits, JSON errors under /api/, commands
+    hardening.init_app(app)
 
     from webapp import commands
 

@@ -8,7 +8,10 @@
   `redis://` `CELERY_BROKER_URL` is configured, in memory otherwise; it is off under TESTING unless the test
   config sets `RATELIMIT_ENABLED=True`;
 - errors under `/api/` are answered as JSON `{"error", "message", "fields"}`, never as an HTML page;
-- `flask --app webapp disable-user LOGIN` (and `--enable`) closes an account and ends its sessions and tokens.
+- `flask --app webapp disable-user LOGIN` (and `--enable`) closes an account and ends its sessions and tokens;
+- behind `TRUSTED_PROXY_COUNT` reverse proxies (config or environment, default 0) werkzeug's ProxyFix takes
+  the client's address and scheme from X-Forwarded-For / X-Forwarded-Proto, so per-address rate limits, HSTS
+  and external URLs see the client rather than the proxy. With 0 those headers are ignored.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select, update
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.extensions import db
 from webapp.models import ApiToken, User
@@ -150,6 +154,31 @@ def _configure_limiter(app: Flask) -> None:
     limiter.init_app(app)
 
 
+# ------------------------------------------------------------------------------------------ reverse proxy
+
+
+def trusted_proxy_count(config: dict[str, Any]) -> int:
+    """How many proxies in front of the app append to X-Forwarded-*: `TRUSTED_PROXY_COUNT`, config then env."""
+    value = config.get("TRUSTED_PROXY_COUNT")
+    if value is None:
+        value = os.environ.get("TRUSTED_PROXY_COUNT", "0")
+    try:
+        count = int(str(value).strip() or "0")
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise RuntimeError(f"TRUSTED_PROXY_COUNT must be a whole number of proxies, 0 or more, not {value!r}")
+    return count
+
+
+def trust_proxies(app: Flask) -> None:
+    """Wrap the WSGI app in ProxyFix for the configured number of proxies; nothing is trusted by default."""
+    count = trusted_proxy_count(app.config)
+    app.config["TRUSTED_PROXY_COUNT"] = count
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
+
+
 # ------------------------------------------------------------------------------------------ JSON errors
 
 
@@ -265,6 +294,7 @@ def _register_commands(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
+    trust_proxies(app)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.after_request(security_headers)
     _configure_limiter(app)

@@ -1,15 +1,18 @@
-"""Accounts: registration reveals nothing about registered numbers, and consent comes before linking a child."""
+"""Accounts: registration reveals nothing about registered numbers, consent comes before linking a child, and
+a trusted reverse proxy's forwarded headers are honoured (and only then). Purging idle accounts: test_privacy."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, request, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD, create_user, make_school, post_form
+from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD, _make_app, create_user, make_school, post_form
 from webapp.extensions import db
 from webapp.family import ConsentMissing, link_child, record_consent
 from webapp.models import AuditLog, Guardianship, User
@@ -157,3 +160,80 @@ def test_consent_step_follows_only_local_next(app: Flask, client: FlaskClient) -
     agreed = post_form(client, "/family/consent?next=//evil.example/x", {"consent": "y"},
                        token_from="/family/consent")
     assert agreed.status_code == 302 and agreed.location == "/family/"
+
+
+# ------------------------------------------------------------------------------------------ reverse proxy
+
+PROXY = {"REMOTE_ADDR": "10.0.0.2"}
+FORWARDED = {"X-Forwarded-For": "6.6.6.6, 198.51.100.7", "X-Forwarded-Proto": "https"}
+"""What the proxy at 10.0.0.2 sends: the client's own (forged) header first, then the address it saw."""
+
+
+def _proxied_app(tmp_path: Path, **config: Any) -> Flask:
+    app = _make_app(tmp_path, **config)
+
+    @app.route("/_probe")
+    def probe() -> dict[str, Any]:
+        return {"addr": request.remote_addr, "secure": request.is_secure,
+                "login_url": url_for("auth.login", _external=True)}
+
+    return app
+
+
+@pytest.mark.parametrize("proxies", [None, 0])
+def test_forwarded_headers_are_ignored_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  proxies: int | None) -> None:
+    monkeypatch.delenv("TRUSTED_PROXY_COUNT", raising=False)
+    app = _proxied_app(tmp_path, **({} if proxies is None else {"TRUSTED_PROXY_COUNT": proxies}))
+    client = app.test_client()
+    seen = client.get("/_probe", headers=FORWARDED, environ_base=PROXY).get_json()
+    assert seen == {"addr": "10.0.0.2", "secure": False, "login_url": "http://localhost/login"}
+    assert "Strict-Transport-Security" not in client.get("/login", headers=FORWARDED, environ_base=PROXY).headers
+
+
+@pytest.mark.parametrize("source", ["config", "environment"])
+def test_trusted_proxy_forwards_client_address_and_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          source: str) -> None:
+    if source == "config":
+        monkeypatch.delenv("TRUSTED_PROXY_COUNT", raising=False)
+        app = _proxied_app(tmp_path, TRUSTED_PROXY_COUNT=1)
+    else:
+        monkeypatch.setenv("TRUSTED_PROXY_COUNT", "1")
+        app = _proxied_app(tmp_path)
+    client = app.test_client()
+    seen = client.get("/_probe", headers=FORWARDED, environ_base=PROXY).get_json()
+    # one proxy: only the address it appended counts, the forged one before it does not
+    assert seen == {"addr": "198.51.100.7", "secure": True, "login_url": "https://localhost/login"}
+    login_page = client.get("/login", headers=FORWARDED, environ_base=PROXY)
+    assert login_page.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def _register_via_proxy(client: FlaskClient, client_addr: str, phone: str) -> int:
+    headers = {"X-Forwarded-For": client_addr, "X-Forwarded-Proto": "https",
+               "Referer": "https://localhost/register"}  # CSRF checks the referrer on HTTPS
+    page = client.get("/register", headers=headers, environ_base=PROXY).get_data(as_text=True)
+    match = CSRF_VALUE.search(page)
+    assert match is not None
+    token = re.search(r'value="([^"]+)"', match.group(0))
+    assert token is not None
+    response = client.post("/register", data={**REGISTRATION, "phone": phone, "csrf_token": token.group(1)},
+                           headers=headers, environ_base=PROXY)
+    return response.status_code
+
+
+@pytest.mark.parametrize("proxies, other_client", [(1, 302), (0, 429)])
+def test_per_address_limits_see_the_client_behind_a_trusted_proxy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proxies: int, other_client: int) -> None:
+    monkeypatch.delenv("TRUSTED_PROXY_COUNT", raising=False)
+    app = _make_app(tmp_path, TRUSTED_PROXY_COUNT=proxies, RATELIMIT_ENABLED=True,
+                    RATELIMIT_STORAGE_URI="memory://", REGISTER_RATE_LIMIT="1 per minute")
+    first, second = app.test_client(), app.test_client()
+    assert _register_via_proxy(first, "198.51.100.7", "13700000001") == 302
+    assert _register_via_proxy(first, "198.51.100.7", "13700000002") == 429
+    assert _register_via_proxy(second, "203.0.113.9", "13700000003") == other_client
+
+
+@pytest.mark.parametrize("value", ["two", "-1"])
+def test_bad_proxy_count_is_a_clear_error(tmp_path: Path, value: str) -> None:
+    with pytest.raises(RuntimeError, match="TRUSTED_PROXY_COUNT must be a whole number"):
+        _make_app(tmp_path, TRUSTED_PROXY_COUNT=value)
