@@ -82,11 +82,14 @@ def issue_token(user: User) -> tuple[str, ApiToken]:
 def user_for_token(token: str) -> tuple[User, ApiToken] | None:
     if not token or len(token) > 200:
         return None
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-    if row is None or row.revoked or row.expires_at <= utcnow():
+    found = db.session.execute(
+        select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(token))
+    ).first()
+    if found is None:
         return None
-    user = db.session.get(User, row.user_id)
-    if user is None or not user.active or user.role != "parent":
+    row, user = found
+    if row.revoked or row.expires_at <= utcnow() or not user.active or user.role != "parent":
         return None
     return user, row
 
@@ -188,7 +191,7 @@ def me() -> ResponseReturnValue:
 
 def _own_pupil(pupil_id: int) -> Pupil:
     try:
-        return service.ensure_guardian(g.api_user, db.session.get(Pupil, pupil_id))
+        return service.own_pupil(g.api_user, pupil_id)
     except service.NotYourChild:
         raise ApiError(404, "not_found", _("No such child on your account.")) from None
 
@@ -229,9 +232,7 @@ def _request_json(row: CareRequest, term: Term) -> dict[str, Any]:
 @bp.route("/children")
 @token_required
 def children() -> ResponseReturnValue:
-    user: User = g.api_user
-    pupils = sorted(user.pupils, key=lambda p: (p.school_id, p.grade, p.name, p.id))
-    return jsonify({"children": [_child_json(p) for p in pupils]})
+    return jsonify({"children": [_child_json(p) for p in service.own_pupils(g.api_user)]})
 
 
 @bp.route("/children/<int:pupil_id>")
@@ -309,13 +310,12 @@ def put_request(pupil_id: int) -> ResponseReturnValue:
     pupil = _own_pupil(pupil_id)  # a stranger's child is 404 whatever the body says
     days, pickup, preferences = _request_fields(data)
     term = _term_of(pupil)
-    existed = service.find_request(pupil, term) is not None
     try:
-        row = service.save_request(g.api_user, pupil, term, days, pickup, preferences)
+        row, created = service.store_request(g.api_user, pupil, term, days, pickup, preferences)
     except service.RequestError as error:
         db.session.rollback()
         raise _service_error(error) from None
-    return jsonify(_request_json(row, term)), 200 if existed else 201
+    return jsonify(_request_json(row, term)), 201 if created else 200
 
 
 @bp.route("/children/<int:pupil_id>/request", methods=["DELETE"])

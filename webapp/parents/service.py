@@ -18,6 +18,7 @@ from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from webapp import run_summary
 from webapp.audit import record
@@ -26,6 +27,7 @@ from webapp.models import (
     Activity,
     AllocationRun,
     CareRequest,
+    Guardianship,
     Period,
     Pupil,
     RunAssignment,
@@ -146,9 +148,55 @@ def find_request(pupil: Pupil, term: Term) -> CareRequest | None:
 
 
 def ensure_guardian(user: User, pupil: Pupil | None) -> Pupil:
-    if pupil is None or not parent_owns_pupil(user, pupil.id):
+    if pupil is None:
         raise NotYourChild()
+    if not _guardian_known(user, pupil.id):
+        if not parent_owns_pupil(user, pupil.id):
+            raise NotYourChild()
+        _remember_guardian(user, pupil.id)
     return pupil
+
+
+def own_pupil(user: User, pupil_id: int) -> Pupil:
+    """The pupil `pupil_id` if `user` is a parent and one of its guardians (one query), else `NotYourChild`."""
+    pupil = None
+    if user.is_authenticated and user.role == "parent":
+        pupil = db.session.scalar(
+            select(Pupil).join(Guardianship, Guardianship.pupil_id == Pupil.id)
+            .where(Pupil.id == pupil_id, Guardianship.user_id == user.id)
+        )
+    if pupil is None:
+        raise NotYourChild()
+    _remember_guardian(user, pupil.id)
+    return pupil
+
+
+def own_pupils(user: User) -> list[Pupil]:
+    """The children `user` is a guardian of, with their schools, in one query (school, grade, name order)."""
+    if not user.is_authenticated or user.role != "parent":
+        return []
+    pupils = db.session.scalars(
+        select(Pupil).join(Guardianship, Guardianship.pupil_id == Pupil.id).where(Guardianship.user_id == user.id)
+        .options(joinedload(Pupil.school))
+    ).all()
+    for pupil in pupils:
+        _remember_guardian(user, pupil.id)
+    return sorted(pupils, key=lambda p: (p.school_id, p.grade, p.name, p.id))
+
+
+_GUARDIANS_CHECKED = "parents.guardians_checked"
+
+
+def _remember_guardian(user: User, pupil_id: int) -> None:
+    """A guardianship read in this transaction need not be read again before it ends."""
+    checked = db.session.info.setdefault(_GUARDIANS_CHECKED, {})
+    checked[(user.id, pupil_id)] = db.session().get_transaction()
+
+
+def _guardian_known(user: User, pupil_id: int) -> bool:
+    transaction = db.session().get_transaction()
+    checked = db.session.info.get(_GUARDIANS_CHECKED, {})
+    return transaction is not None and checked.get((user.id, pupil_id)) is transaction
 
 
 def _check_term(pupil: Pupil, term: Term) -> None:
@@ -202,7 +250,7 @@ def clean_request(pupil: Pupil, term: Term, days: Iterable[Any], pickup: str | N
     codes = [code for _, code in ranked if code]
     if len(codes) > MAX_PREFERENCES:
         problems.append(("preferences", _l("Choose at most %(n)d activities.", n=MAX_PREFERENCES)))
-    else:
+    elif codes:
         offered = {a.code for a in offered_activities(term, pupil.grade, periods or None)}
         seen: set[str] = set()
         for index, code in ranked:
@@ -231,10 +279,18 @@ def periods_until(term: Term, pickup: str) -> list[str]:
 
 def save_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pickup: str | None,
                  preferences: Iterable[str | None], *, at: datetime | None = None) -> CareRequest:
-    """Create or update the pupil's one request for `term` while the window is open; commit; return it.
+    """Create or update the pupil's one request for `term` while the window is open; commit; return it."""
+    return store_request(user, pupil, term, days, pickup, preferences, at=at)[0]
+
+
+def store_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pickup: str | None,
+                  preferences: Iterable[str | None], *, at: datetime | None = None) -> tuple[CareRequest, bool]:
+    """`save_request`, also telling whether this call created the request (True) or updated it (False).
 
     Updating keeps `submitted_at` and sets `updated_at`. A double submit stores one request: when a
-    concurrent insert wins the unique (term, pupil) race, this one becomes an update of that row.
+    concurrent insert wins the unique (term, pupil) race, this one becomes an update of that row. The request
+    and its audit record are committed together; the returned request and `term` stay loaded (not expired), so
+    answering with what was stored costs no further query.
     """
     ensure_guardian(user, pupil)
     _check_term(pupil, term)
@@ -251,8 +307,8 @@ def save_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pick
         record("care_request_submitted", f"pupil:{pupil_id}", {"term_id": term_id, "days": clean.days},
                user_id=user_id, school_id=school_id)
         try:
-            db.session.commit()
-            return row
+            _commit_unexpired()
+            return row, True
         except IntegrityError:
             db.session.rollback()
         existing = db.session.scalar(
@@ -263,8 +319,19 @@ def save_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pick
     _fill(existing, clean, user_id, at)
     record("care_request_updated", f"pupil:{pupil_id}", {"term_id": term_id, "days": clean.days},
            user_id=user_id, school_id=school_id)
-    db.session.commit()
-    return existing
+    _commit_unexpired()
+    return existing, False
+
+
+def _commit_unexpired() -> None:
+    """Commit without expiring what the session holds: the caller answers with the values it has just written."""
+    session = db.session()
+    expire = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
 
 
 def _fill(row: CareRequest, clean: CleanRequest, user_id: int, at: datetime) -> None:
