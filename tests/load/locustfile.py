@@ -1,15 +1,25 @@
-"""Locust scenario: parents sign in to the API, look at their child, the choices and the request, and submit.
+"""Locust scenarios: parents on the JSON API, against gunicorn on PostgreSQL.
 
-Run it against gunicorn on PostgreSQL (three terminals, or `&` the first two):
+- `Parent` browses their child, looks at the request and the result, and now and then submits (the default);
+- `RushParent` is the last hour before the deadline: mostly submitting, sometimes checking what was stored.
+
+The whole measurement (scratch schema, seed, gunicorn, sign-ins, locust, report, tear-down) is one command:
+
+    .venv/bin/python -m tests.load.rush bench            # or: make bench-load
+
+By hand (three terminals, or `&` the first two):
 
     createdb -h 127.0.0.1 -U postgres load                       # or any empty database
     .venv/bin/python -m tests.load.rush seed postgresql://postgres@127.0.0.1:5432/load --parents 500
     .venv/bin/python -m tests.load.rush serve postgresql://postgres@127.0.0.1:5432/load --port 8000
-    .venv/bin/locust -f tests/load/locustfile.py --headless -u 100 -r 20 -t 30s -H http://127.0.0.1:8000 \
-        --csv /tmp/load --only-summary
+    .venv/bin/locust -f tests/load/locustfile.py --headless -u 100 -r 20 -t 60s -H http://127.0.0.1:8000 \
+        --only-summary Parent RushParent
 
-`LOAD_PARENTS` (default 500) must not exceed the seeded number. Each simulated parent takes the next seeded
-phone number, so up to that many users run at once.
+Each simulated parent takes the next seeded phone number (`LOAD_PARENTS`, default 500, must not exceed the
+seeded number) and signs in once in `on_start`, as the mini-program does once every few weeks. When
+`LOAD_TOKENS` names a file of bearer tokens (one a line, written by `rush bench` after it has timed the sign-ins
+on their own), users take the next token instead, so the argon2 sign-ins do not blur the steady-state numbers;
+`LOAD_WARMUP` seconds after the start the statistics are reset, so ramp-up is not counted either.
 """
 
 from __future__ import annotations
@@ -18,58 +28,110 @@ import itertools
 import os
 import random
 import threading
+from pathlib import Path
 from typing import Any
 
-from locust import HttpUser, between, task
+import gevent
+from locust import between, events, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.env import Environment
+from locust.runners import WorkerRunner
 
 PASSWORD = "deadline-rush-passphrase"
 PHONE_BASE = 13900000000
 PARENTS = int(os.environ.get("LOAD_PARENTS", "500"))
+TOKENS_FILE = os.environ.get("LOAD_TOKENS", "")
+WARMUP = float(os.environ.get("LOAD_WARMUP", "0"))
 _numbers = itertools.count()
 _lock = threading.Lock()
+_tokens: list[str] = Path(TOKENS_FILE).read_text().split() if TOKENS_FILE else []
 
 
-def _next_phone() -> str:
+@events.test_start.add_listener
+def _reset_after_warmup(environment: Environment, **kwargs: Any) -> None:
+    """With `LOAD_WARMUP` seconds, forget everything measured before: ramp-up and on_start are not steady state."""
+    if WARMUP > 0 and not isinstance(environment.runner, WorkerRunner):
+        gevent.spawn_later(WARMUP, environment.stats.reset_all)
+
+
+def _next_index() -> int:
     with _lock:
-        return str(PHONE_BASE + next(_numbers) % PARENTS)
+        return next(_numbers)
 
 
-class Parent(HttpUser):
-    wait_time = between(0.5, 2.0)
+class _ApiParent(FastHttpUser):
+    """Signs in (or takes a prepared token), finds the child and the choices a request may contain."""
+
+    abstract = True
 
     def on_start(self) -> None:
-        response = self.client.post("/api/v1/tokens", json={"phone": _next_phone(), "password": PASSWORD},
-                                    name="POST /tokens")
-        response.raise_for_status()
-        self.client.headers["Authorization"] = f"Bearer {response.json()['token']}"
-        children = self.client.get("/api/v1/children", name="GET /children").json()["children"]
+        index = _next_index()
+        if _tokens:
+            token = _tokens[index % len(_tokens)]
+        else:
+            body = {"phone": str(PHONE_BASE + index % PARENTS), "password": PASSWORD}
+            response = self.client.post("/api/v1/tokens", json=body, name="POST /tokens")
+            response.raise_for_status()
+            token = response.json()["token"]
+        self.auth = {"Authorization": f"Bearer {token}"}
+        children = self.client.get("/api/v1/children", headers=self.auth, name="GET /children").json()["children"]
         self.pupil: int = children[0]["id"]
-        options = self.client.get(f"/api/v1/children/{self.pupil}/options", name="GET /options").json()
+        options = self.client.get(f"/api/v1/children/{self.pupil}/options", headers=self.auth,
+                                  name="GET /options").json()
         self.days: list[int] = options["days"]
         self.pickups: list[dict[str, Any]] = options["pickup_times"]
 
-    @task(4)
-    def browse(self) -> None:
-        self.client.get("/api/v1/children", name="GET /children")
-        self.client.get(f"/api/v1/children/{self.pupil}", name="GET /children/{id}")
-
-    @task(2)
-    def look_at_request(self) -> None:
-        with self.client.get(f"/api/v1/children/{self.pupil}/request", name="GET /request",
-                             catch_response=True) as response:
-            if response.status_code in (200, 404):  # 404: nothing submitted yet
-                response.success()
-
-    @task(3)
     def submit(self) -> None:
         pickup = random.choice(self.pickups)
         body = {"days": random.sample(self.days, k=random.randint(1, len(self.days))),
                 "pickup_time": pickup["time"], "preferences": pickup["activities"][:1]}
-        self.client.put(f"/api/v1/children/{self.pupil}/request", json=body, name="PUT /request")
+        with self.client.put(f"/api/v1/children/{self.pupil}/request", json=body, headers=self.auth,
+                             name="PUT /request", catch_response=True) as response:
+            if response.status_code not in (200, 201):
+                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+
+    def look_at_request(self) -> None:
+        with self.client.get(f"/api/v1/children/{self.pupil}/request", headers=self.auth, name="GET /request",
+                             catch_response=True) as response:
+            if response.status_code in (200, 404):  # 404: nothing submitted yet
+                response.success()
+
+
+class Parent(_ApiParent):
+    """A parent in term time: mostly looking, sometimes changing the request."""
+
+    wait_time = between(0.5, 2.0)
+
+    @task(4)
+    def browse(self) -> None:
+        self.client.get("/api/v1/children", headers=self.auth, name="GET /children")
+        self.client.get(f"/api/v1/children/{self.pupil}", headers=self.auth, name="GET /children/{id}")
+
+    @task(2)
+    def look(self) -> None:
+        self.look_at_request()
+
+    @task(3)
+    def change(self) -> None:
+        self.submit()
 
     @task(1)
     def result(self) -> None:
-        with self.client.get(f"/api/v1/children/{self.pupil}/result", name="GET /result",
+        with self.client.get(f"/api/v1/children/{self.pupil}/result", headers=self.auth, name="GET /result",
                              catch_response=True) as response:
             if response.status_code in (200, 404):  # 404: not published yet
                 response.success()
+
+
+class RushParent(_ApiParent):
+    """The last hour before the deadline: submit, and once in a while check what the school has stored."""
+
+    wait_time = between(0.5, 1.5)
+
+    @task(9)
+    def rush(self) -> None:
+        self.submit()
+
+    @task(1)
+    def check(self) -> None:
+        self.look_at_request()

@@ -4,6 +4,7 @@ Also a command line for the locust scenario (see `tests/load/locustfile.py`):
 
     .venv/bin/python -m tests.load.rush seed DATABASE_URL [--parents 500]
     .venv/bin/python -m tests.load.rush serve DATABASE_URL [--port 8000]     # gunicorn -w 2 --threads 4
+    .venv/bin/python -m tests.load.rush bench [--scenario rush|browse] [--users 300]   # all of it, measured
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,12 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(database_url: str, log_path: Path, *, port: int | None = None, workers: int = 2,
-             threads: int = 4) -> Iterator[str]:
+             threads: int = 4, options: Sequence[str] = ()) -> Iterator[str]:
     """Run the app under gunicorn on 127.0.0.1; yield its base URL; stop it (and only it) afterwards."""
     port = port or free_port()
     target = f"webapp:create_app({app_config(database_url)!r})"
     command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
-               "-b", f"127.0.0.1:{port}", "--timeout", "60", "--error-logfile", "-", target]
+               "-b", f"127.0.0.1:{port}", "--timeout", "60", "--error-logfile", "-", *options, target]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("APP_ENV", None)
     with log_path.open("wb") as log:
@@ -148,7 +149,13 @@ def main(argv: list[str]) -> int:
     serve_cmd = sub.add_parser("serve", help="run gunicorn -w 2 --threads 4 until interrupted")
     serve_cmd.add_argument("database_url")
     serve_cmd.add_argument("--port", type=int, default=8000)
+    from tests.load import bench
+
+    bench_cmd = sub.add_parser("bench", help="seed a scratch schema, serve, sign in, run locust, report")
+    bench.add_arguments(bench_cmd)
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return bench.bench(args)
     if args.command == "seed":
         info = seed(args.database_url, args.parents)
         phones = info["phones"]
