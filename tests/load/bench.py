@@ -2,7 +2,9 @@
 
 1. a scratch schema on the PostgreSQL server (`--database-url`, else TEST_DATABASE_URL, else the local `test`
    database), seeded with one school and `--parents` linked parents; dropped at the end;
-2. gunicorn on 127.0.0.1 (`--workers`, `--threads`);
+2. gunicorn on 127.0.0.1: 4 sync workers by default (`--workers`, `--threads`), which did best on 2 cores: a
+   submission makes about ten trips to PostgreSQL, and threads sharing one interpreter wait for its lock after
+   each of them;
 3. every parent signs in once over HTTP (argon2, a few at a time), timed on its own: a real parent signs in once
    and keeps the token for weeks, so sign-ins are reported apart from the steady state;
 4. locust headless with `FastHttpUser`s holding those tokens; statistics are reset once every user is running,
@@ -74,7 +76,7 @@ def sign_in(base: str, phones: list[str], concurrency: int) -> tuple[list[str], 
 
 
 class CpuMeter:
-    """Average cores used by gunicorn (with its workers), PostgreSQL and locust while it samples."""
+    """Average cores used by gunicorn (with its workers), PostgreSQL, locust and the rest while it samples."""
 
     def __init__(self) -> None:
         import psutil
@@ -82,7 +84,7 @@ class CpuMeter:
         self.psutil = psutil
         self.first: dict[int, tuple[str, float]] = {}
         self.last: dict[int, tuple[str, float]] = {}
-        self.started = self.stopped = 0.0
+        self.started = self.stopped = self.busy_before = self.busy_after = 0.0
 
     def _side(self, process: Any) -> str | None:
         cmdline = " ".join(process.info["cmdline"] or [])
@@ -99,6 +101,8 @@ class CpuMeter:
         baseline = not self.started
         if baseline:
             self.started = time.monotonic()
+            self.busy_before = self._busy()
+        self.busy_after = self._busy()
         for process in self.psutil.process_iter(["name", "cmdline", "cpu_times"]):
             try:
                 side, times = self._side(process), process.info["cpu_times"]
@@ -111,11 +115,17 @@ class CpuMeter:
             self.last[process.pid] = (side, used)
         self.stopped = time.monotonic()
 
+    def _busy(self) -> float:
+        times = self.psutil.cpu_times()
+        return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
     def cores(self) -> dict[str, float]:
+        """Cores used by each side, and by everything else on the machine ("other": noise in the numbers)."""
         seconds = max(1e-9, self.stopped - self.started)
         totals = {"gunicorn": 0.0, "postgres": 0.0, "locust": 0.0}
         for pid, (side, used) in self.last.items():
             totals[side] += max(0.0, used - self.first[pid][1]) / seconds
+        totals["other"] = max(0.0, (self.busy_after - self.busy_before) / seconds - sum(totals.values()))
         return totals
 
 
@@ -227,8 +237,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--spawn-rate", type=float, default=100)
     parser.add_argument("--seconds", type=int, default=60, help="steady state measured")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn processes (sync workers when threads is 1)")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--gunicorn", default="", help="further gunicorn options, e.g. '--keep-alive 5'")
     parser.add_argument("--processes", type=int, default=1, help="locust processes")
     parser.add_argument("--sign-in-concurrency", type=int, default=4)

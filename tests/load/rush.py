@@ -3,7 +3,7 @@
 Also a command line for the locust scenario (see `tests/load/locustfile.py`):
 
     .venv/bin/python -m tests.load.rush seed DATABASE_URL [--parents 500]
-    .venv/bin/python -m tests.load.rush serve DATABASE_URL [--port 8000]     # gunicorn -w 2 --threads 4
+    .venv/bin/python -m tests.load.rush serve DATABASE_URL [--port 8000]     # gunicorn -w 4 (sync workers)
     .venv/bin/python -m tests.load.rush bench [--scenario rush|browse] [--users 300]   # all of it, measured
 """
 
@@ -146,9 +146,11 @@ def main(argv: list[str]) -> int:
     seed_cmd = sub.add_parser("seed", help="create the schema and a school with linked parents")
     seed_cmd.add_argument("database_url")
     seed_cmd.add_argument("--parents", type=int, default=500)
-    serve_cmd = sub.add_parser("serve", help="run gunicorn -w 2 --threads 4 until interrupted")
+    serve_cmd = sub.add_parser("serve", help="run gunicorn (4 sync workers) until interrupted")
     serve_cmd.add_argument("database_url")
     serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--workers", type=int, default=4)
+    serve_cmd.add_argument("--threads", type=int, default=1)
     from tests.load import bench
 
     bench_cmd = sub.add_parser("bench", help="seed a scratch schema, serve, sign in, run locust, report")
@@ -165,7 +167,8 @@ def main(argv: list[str]) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    with gunicorn(args.database_url, Path("gunicorn-load.log"), port=args.port) as base:
+    with gunicorn(args.database_url, Path("gunicorn-load.log"), port=args.port, workers=args.workers,
+                  threads=args.threads) as base:
         print(f"serving on {base} (log: gunicorn-load.log); Ctrl-C to stop")
         try:
             while True:
