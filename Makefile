@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo run test lint typecheck pytest bench bench-city clean
+.PHONY: setup demo run test lint typecheck pytest bench bench-city bench-load clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,9 @@ bench: setup
 
 bench-city: setup
 	$(PY) -m flask --app webapp bench-city
+
+bench-load: setup
+	$(PY) -m tests.load.rush bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
