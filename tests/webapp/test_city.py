@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
+from webapp import run_summary
 from webapp.bureau.bench import build_city, school_sizes
 from webapp.bureau.city import BATCH_KEY, batch_filter, prepare_batch, run_local, solver_threads
 from webapp.extensions import db
@@ -111,6 +112,8 @@ def test_city_batch_isolates_a_failure_and_resumes_after_an_interruption(app: Fl
         ).all()
         assert all(run.stats and run.stats[BATCH_KEY] == batch_id and not run.is_published for run in done)
         assert all(run.coverage is not None and run.demand for run in done)
+        counted = run_summary.count(run.id for run in done)  # each worker stored its run's dashboard summary
+        assert all(run_summary.is_current(run.summary) and run.summary == counted[run.id] for run in done)
 
     # Resuming a finished batch runs the failed school again only.
     again = app.test_cli_runner().invoke(
@@ -195,6 +198,12 @@ def test_city_batch_through_celery_with_a_real_worker(app: Flask, tmp_path: Path
         assert len(runs) == 8
         states = {code: state for code, state, _ in runs}
         assert states.pop(BAD_SCHOOL) == "failed" and sum(s == "done" for s in states.values()) >= 6
+        with app.app_context():
+            done = db.session.scalars(
+                select(AllocationRun).where(batch_filter(batch_id), AllocationRun.state == "done")
+            ).all()
+            counted = run_summary.count(run.id for run in done)
+            assert done and all(run.summary == counted[run.id] for run in done)
     finally:
         worker.terminate()
         try:
