@@ -33,7 +33,7 @@ from typing import Any
 from tests.load.rush import PASSWORD, REPO, gunicorn, postgres_schema, seed
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
-SCENARIOS = {"rush": ["RushParent"], "browse": ["Parent"]}
+SCENARIOS = {"rush": ["RushParent"], "browse": ["Parent"], "ceiling": ["CeilingParent"]}
 SUBMIT = "PUT /request"
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import between, events, task
+from locust import between, constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -135,3 +135,13 @@ class RushParent(_ApiParent):
     @task(1)
     def check(self) -> None:
         self.look_at_request()
+
+
+class CeilingParent(_ApiParent):
+    """The cheapest signed-in request, without pause: what the server stack answers at most on these cores."""
+
+    wait_time = constant(0)
+
+    @task
+    def me(self) -> None:
+        self.client.get("/api/v1/me", headers=self.auth, name="GET /me")
