@@ -4,7 +4,7 @@ Also a command line for the locust scenario (see `tests/load/locustfile.py`):
 
     .venv/bin/python -m tests.load.rush seed DATABASE_URL [--parents 500]
     .venv/bin/python -m tests.load.rush serve DATABASE_URL [--port 8000]     # gunicorn -w 4 (sync workers)
-    .venv/bin/python -m tests.load.rush bench [--scenario rush|browse] [--users 300]   # all of it, measured
+    .venv/bin/python -m tests.load.rush bench [--scenario rush|browse|ceiling] [--users 300]   # all of it, measured
 """
 
 from __future__ import annotations
