@@ -90,11 +90,15 @@ class _ApiParent(FastHttpUser):
             if response.status_code not in (200, 201):
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
 
-    def look_at_request(self) -> None:
-        with self.client.get(f"/api/v1/children/{self.pupil}/request", headers=self.auth, name="GET /request",
+    def get_or_404(self, part: str, name: str) -> None:
+        """GET a part of the child's record, counting 404 (nothing submitted or published yet) as success."""
+        with self.client.get(f"/api/v1/children/{self.pupil}/{part}", headers=self.auth, name=name,
                              catch_response=True) as response:
-            if response.status_code in (200, 404):  # 404: nothing submitted yet
+            if response.status_code in (200, 404):
                 response.success()
+
+    def look_at_request(self) -> None:
+        self.get_or_404("request", "GET /request")
 
 
 class Parent(_ApiParent):
@@ -117,10 +121,7 @@ class Parent(_ApiParent):
 
     @task(1)
     def result(self) -> None:
-        with self.client.get(f"/api/v1/children/{self.pupil}/result", headers=self.auth, name="GET /result",
-                             catch_response=True) as response:
-            if response.status_code in (200, 404):  # 404: not published yet
-                response.success()
+        self.get_or_404("result", "GET /result")
 
 
 class RushParent(_ApiParent):
