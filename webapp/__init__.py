@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import secrets
 import sqlite3
@@ -13,15 +12,29 @@ from flask import Flask, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.routing import IntegerConverter, Map
 
-from webapp.extensions import babel, csrf, db, login_manager, migrate
+from webapp import (
+    commands,
+    hardening,
+    models,  # noqa: F401  (the models must be known before migrations look at metadata)
+    run_summary,  # noqa: F401  (its hooks keep each run's stored figures up to date)
+)
+from webapp.admin import bp as admin_bp
+from webapp.api import bp as api_bp
+from webapp.auth import bp as auth_bp
+from webapp.bureau import bp as bureau_bp
+from webapp.extensions import MIGRATIONS_DIR, babel, csrf, db, login_manager, migrate
+from webapp.i18n import select_locale, template_globals
+from webapp.parents import bp as parents_bp
+from webapp.rosters import bp as rosters_bp
+from webapp.runs import bp as runs_bp
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-MIGRATIONS_DIR = str(PACKAGE_DIR / "migrations")
-OPTIONAL_BLUEPRINTS = ("parents", "admin", "runs", "rosters", "bureau", "api")
+BLUEPRINTS = (auth_bp, parents_bp, admin_bp, runs_bp, rosters_bp, bureau_bp, api_bp)
 HOME_ENDPOINTS = {"parent": "parents.home", "school_admin": "admin.dashboard", "bureau": "bureau.dashboard"}
 
 
@@ -115,24 +128,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
     _register_errors(app)
-    from webapp import hardening
-
     # ProxyFix for TRUSTED_PROXY_COUNT proxies, security headers, rate limits, JSON errors under /api/, commands
     hardening.init_app(app)
-
-    from webapp import commands
-
     commands.register(app)
     return app
 
 
 def _init_extensions(app: Flask) -> None:
-    from webapp import (
-        models,  # noqa: F401  (the models must be known before migrations look at metadata)
-        run_summary,  # noqa: F401  (its hooks keep each run's stored figures up to date)
-    )
-    from webapp.i18n import select_locale
-
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
@@ -143,24 +145,12 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message = _l("Please log in to see this page.")
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
-
-    from webapp.i18n import template_globals
-
     app.context_processor(template_globals)
 
 
 def _register_blueprints(app: Flask) -> None:
-    from webapp.auth import bp as auth_bp
-
-    app.register_blueprint(auth_bp)
-    for name in OPTIONAL_BLUEPRINTS:
-        try:
-            module = importlib.import_module(f"webapp.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"webapp.{name}":
-                raise
-            continue
-        app.register_blueprint(module.bp)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
 
     @app.route("/")
     def index() -> ResponseReturnValue:
@@ -183,8 +173,6 @@ def _register_errors(app: Flask) -> None:
 
     for code in (400, 403, 404, 500):
         app.register_error_handler(code, handler(code))
-
-    from flask_wtf.csrf import CSRFError
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> ResponseReturnValue:

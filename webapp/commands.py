@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from webapp.extensions import db
-from webapp.models import ROLES, District, School, User
-
-DEMO_USERNAMES = ("bureau", "bureau-wuhua", "admin", "admin-0001", "admin-0002")
-"""Usernames the demo seed creates; `demo-logins` lists whichever exist (plus demo parents)."""
-DEMO_PASSWORD_HINT = "see `flask --app webapp seed-demo` output"
+from webapp import demo, run_summary
+from webapp.extensions import MIGRATIONS_DIR, db
+from webapp.models import ROLES, AllocationRun, District, School, User
+from webapp.security import hash_password, password_problem
 
 
 def init_db() -> None:
     """Bring the schema to the newest migration; running it again changes nothing."""
-    from webapp import MIGRATIONS_DIR
-
     upgrade(directory=MIGRATIONS_DIR)
 
 
 def create_user(role: str, password: str, *, username: str | None = None, phone: str | None = None,
                 school_code: str | None = None, district_name: str | None = None,
                 display_name: str = "") -> User:
-    from webapp.security import hash_password, password_problem
-
     if role not in ROLES:
         raise click.UsageError(f"role must be one of {', '.join(ROLES)}")
     problem = password_problem(password)
@@ -52,21 +44,6 @@ def create_user(role: str, password: str, *, username: str | None = None, phone:
     db.session.commit()
     return user
 
-
-def demo_logins() -> list[tuple[str, str, str]]:
-    """(role, login, school or district) for the demo accounts present in the database."""
-    rows: list[tuple[str, str, str]] = []
-    users = db.session.scalars(
-        select(User).where(User.username.in_(DEMO_USERNAMES) | User.username.like("admin-%")).order_by(User.id)
-    ).all()
-    for user in users:
-        where = user.school.name if user.school else (user.district.name if user.district else "")
-        rows.append((user.role, user.username or "", where))
-    parents = db.session.scalars(
-        select(User).where(User.role == "parent", User.phone.like("1380000%")).order_by(User.id).limit(5)
-    ).all()
-    rows += [("parent", user.phone or "", "") for user in parents]
-    return rows
 
 
 def register(app: Flask) -> None:
@@ -97,9 +74,6 @@ def register(app: Flask) -> None:
     @click.option("--all", "recount_all", is_flag=True, help="recount runs that already have a summary too")
     def summarize_runs_command(recount_all: bool) -> None:
         """Count and store the bureau's figures of finished runs that have none yet (one transaction)."""
-        from webapp import run_summary
-        from webapp.models import AllocationRun
-
         rows = db.session.execute(select(AllocationRun.id, AllocationRun.summary)
                                   .where(AllocationRun.state == "done")).all()
         run_ids = [run_id for run_id, summary in rows if recount_all or not run_summary.is_current(summary)]
@@ -107,29 +81,4 @@ def register(app: Flask) -> None:
         db.session.commit()
         click.echo(f"{len(run_ids)} run(s) summarized")
 
-    @app.cli.command("demo-logins")
-    def demo_logins_command() -> None:
-        """Print the demo accounts."""
-        rows = demo_logins()
-        if not rows:
-            click.echo("no demo accounts yet: run `flask --app webapp seed-demo`")
-            return
-        for role, login, where in rows:
-            click.echo(f"{role:<13} {login:<16} {where}")
-        click.echo(f"password: {app.config.get('DEMO_PASSWORD', DEMO_PASSWORD_HINT)}")
-
-    try:
-        demo = importlib.import_module("webapp.demo")
-    except ModuleNotFoundError as exc:
-        if exc.name != "webapp.demo":
-            raise
-    else:
-        register_demo = getattr(demo, "register", None)
-        if callable(register_demo):
-            register_demo(app)
-        else:
-            for name in ("seed_demo_command", "seed_demo", "cli"):
-                command = getattr(demo, name, None)
-                if isinstance(command, click.Command):
-                    app.cli.add_command(command)
-                    break
+    demo.register(app)

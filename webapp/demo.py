@@ -46,6 +46,8 @@ TERM = "2026-autumn"
 DEMO_PASSWORD = "kunming-demo-2026"
 DEMO_ENROLMENT_CODE = "HAPPY234"
 """Every pupil of the published school gets this code, so the link form can be tried with any of them."""
+DEMO_USERNAMES = ("bureau", "bureau-wuhua", "admin", "admin-0001", "admin-0002")
+"""Usernames the demo seed creates; `demo-logins` lists whichever exist (plus demo parents)."""
 PARENT_PHONES = ("13800000001", "13800000002")
 
 
@@ -94,8 +96,6 @@ class SeedReport:
 
 def reset_demo() -> None:
     """Remove the demo schools (their terms, pupils and runs cascade), demo users and empty demo districts."""
-    from webapp.commands import DEMO_USERNAMES
-
     usernames = [*DEMO_USERNAMES, *(admin_username(s) for s in SCHOOLS)]
     db.session.execute(delete(User).where(User.username.in_(usernames) | User.phone.in_(PARENT_PHONES)))
     school_ids = select(School.id).where(School.code.like(f"{CODE_PREFIX}%")).scalar_subquery()
@@ -326,6 +326,22 @@ def _child_without_request(school: School) -> Pupil | None:
     ).first()
 
 
+def demo_logins() -> list[tuple[str, str, str]]:
+    """(role, login, school or district) for the demo accounts present in the database."""
+    rows: list[tuple[str, str, str]] = []
+    users = db.session.scalars(
+        select(User).where(User.username.in_(DEMO_USERNAMES) | User.username.like("admin-%")).order_by(User.id)
+    ).all()
+    for user in users:
+        where = user.school.name if user.school else (user.district.name if user.district else "")
+        rows.append((user.role, user.username or "", where))
+    parents = db.session.scalars(
+        select(User).where(User.role == "parent", User.phone.like("1380000%")).order_by(User.id).limit(5)
+    ).all()
+    rows += [("parent", user.phone or "", "") for user in parents]
+    return rows
+
+
 def register(app: Flask) -> None:
     @app.cli.command("seed-demo")
     @click.option("--reset", is_flag=True, help="Remove the demo city first, then create it again.")
@@ -342,5 +358,16 @@ def register(app: Flask) -> None:
         click.echo(f"published: {report.published_school} (coverage {report.coverage or 'as before'})")
         click.echo(f"demo password for every demo account: {DEMO_PASSWORD}")
         click.echo(f"enrolment code for any pupil of {SCHOOLS[0].code}: {DEMO_ENROLMENT_CODE}")
+
+    @app.cli.command("demo-logins")
+    def demo_logins_command() -> None:
+        """Print the demo accounts."""
+        rows = demo_logins()
+        if not rows:
+            click.echo("no demo accounts yet: run `flask --app webapp seed-demo`")
+            return
+        for role, login, where in rows:
+            click.echo(f"{role:<13} {login:<16} {where}")
+        click.echo(f"password: {app.config['DEMO_PASSWORD']}")
 
     app.config.setdefault("DEMO_PASSWORD", DEMO_PASSWORD)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -9,6 +11,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -48,6 +48,7 @@ from webapp.models import (
     User,
     utcnow,
 )
+from webapp.parents.service import child_result
 
 DEFAULT_RETENTION_DAYS = 365
 TERM_LENGTH_DAYS = 183
@@ -129,10 +130,6 @@ def _child_export(link: Guardianship) -> dict[str, Any]:
 
 
 def _result_export(pupil: Pupil, term: Term) -> dict[str, Any] | None:
-    try:
-        from webapp.parents.service import child_result
-    except ImportError:  # the parents' area is optional
-        return None
     result = child_result(pupil, term)
     if result is None:
         return None

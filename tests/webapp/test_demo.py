@@ -11,8 +11,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
 from tests.conftest import post_form
-from webapp.commands import DEMO_USERNAMES, demo_logins
-from webapp.demo import DEMO_ENROLMENT_CODE, DEMO_PASSWORD, PARENT_PHONES, SCHOOLS
+from webapp.demo import DEMO_ENROLMENT_CODE, DEMO_PASSWORD, DEMO_USERNAMES, PARENT_PHONES, SCHOOLS, demo_logins
 from webapp.extensions import db
 from webapp.models import (
     AllocationRun,

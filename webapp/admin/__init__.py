@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from webapp.admin import edit  # noqa: F401  (registers the edit screens on bp)
+from webapp.admin.routes import bp
 
-bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-from webapp.admin import routes  # noqa: E402,F401  (registers the views on bp)
+__all__ = ["bp"]

@@ -9,9 +9,9 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, insert, select
 
-from webapp.admin import bp
 from webapp.admin.forms import ActivityForm, SessionForm, TeacherForm
 from webapp.admin.importer import DAY_NAMES_ZH, offer_freed_seats
+from webapp.admin.routes import bp
 from webapp.admin.scope import (
     admin_view,
     in_published_run,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from flask import Response, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from webapp.admin import bp, edit  # noqa: F401  (edit registers the edit screens)
 from webapp.admin.forms import CodesForm, ImportForm, WindowForm
 from webapp.admin.importer import COLUMNS, KINDS, import_file, template_file
 from webapp.admin.scope import (
@@ -27,6 +26,8 @@ from webapp.audit import record
 from webapp.extensions import db
 from webapp.family import issue_enrolment_code
 from webapp.models import CareRequest, Pupil, Session, Teacher, Term, utcnow
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PAGE_SIZE = 50
 DAY_LABELS = {1: "周一", 2: "周二", 3: "周三", 4: "周四", 5: "周五", 6: "周六", 7: "周日"}

@@ -7,11 +7,6 @@ blueprint is exempt from CSRF protection.
 
 from __future__ import annotations
 
-from flask import Blueprint
+from webapp.api.routes import bp
 
-from webapp.extensions import csrf
-
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-csrf.exempt(bp)
-
-from webapp.api import routes  # noqa: E402,F401
+__all__ = ["bp"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from webapp.auth.routes import bp
 
-bp = Blueprint("auth", __name__)
-
-from webapp.auth import routes  # noqa: E402,F401
+__all__ = ["bp"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 from flask import (
+    Blueprint,
     abort,
     current_app,
     flash,
@@ -20,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from webapp.audit import record
-from webapp.auth import bp
 from webapp.auth.forms import EmptyForm, LoginForm, PasswordChangeForm, RegisterForm
 from webapp.extensions import db
 from webapp.hardening import account_key, end_all_sessions, limiter, throttle_login
@@ -34,6 +34,8 @@ from webapp.security import (
     start_session,
     verify_password,
 )
+
+bp = Blueprint("auth", __name__)
 
 REGISTER_LIMITS = "10 per minute;100 per hour"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from webapp.parents.routes import bp
 
-bp = Blueprint("parents", __name__, url_prefix="/family")
-
-from webapp.parents import routes  # noqa: E402,F401
+__all__ = ["bp"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_date, format_datetime, get_locale
 from flask_babel import gettext as _
@@ -20,9 +20,11 @@ from webapp.extensions import db
 from webapp.family import ConsentMissing, has_consent, link_child, record_consent
 from webapp.hardening import throttle_enrolment_codes
 from webapp.models import CareRequest, Pupil, Term
-from webapp.parents import bp, service
+from webapp.parents import service
 from webapp.parents.forms import ConsentForm, LinkChildForm, RequestForm
 from webapp.security import parent_required
+
+bp = Blueprint("parents", __name__, url_prefix="/family")
 
 DAY_NAMES = {1: _l("Mon"), 2: _l("Tue"), 3: _l("Wed"), 4: _l("Thu"), 5: _l("Fri"), 6: _l("Sat"), 7: _l("Sun")}
 

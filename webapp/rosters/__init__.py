@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from webapp.rosters.routes import bp
 
-bp = Blueprint("rosters", __name__, url_prefix="/admin/rosters")
-
-from webapp.rosters import routes  # noqa: E402,F401  (registers the views on bp)
+__all__ = ["bp"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -12,7 +12,6 @@ from sqlalchemy import select
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import AllocationRun, Term
-from webapp.rosters import bp
 from webapp.rosters.data import Rosters, load_rosters
 from webapp.rosters.exports import (
     XLSX_MIMETYPE,
@@ -25,6 +24,8 @@ from webapp.rosters.exports import (
 )
 from webapp.rosters.waitlist import fill_freed_seats, waitlist
 from webapp.security import school_admin_required
+
+bp = Blueprint("rosters", __name__, url_prefix="/admin/rosters")
 
 DAY_NAMES = {1: _l("Monday"), 2: _l("Tuesday"), 3: _l("Wednesday"), 4: _l("Thursday"), 5: _l("Friday"),
              6: _l("Saturday"), 7: _l("Sunday")}

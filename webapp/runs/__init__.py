@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from webapp.runs.routes import bp
 
-bp = Blueprint("runs", __name__, url_prefix="/admin/runs")
-
-from webapp.runs import routes  # noqa: E402,F401  (registers the views on bp)
+__all__ = ["bp"]

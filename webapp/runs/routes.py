@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -15,12 +15,13 @@ from sqlalchemy import delete, select
 from webapp import audit, run_summary
 from webapp.extensions import db
 from webapp.models import AllocationRun, Pin, Pupil, RunAssignment, RunUnserved, Session, Term
-from webapp.runs import bp
 from webapp.runs.forms import PinForm, PublishForm
 from webapp.runs.jobs import ACTIVE_STATES, STALE_ERROR, cancel_run, refresh_stale, rowcount, start_run
 from webapp.runs.metrics import compute_metrics, metric_deltas
 from webapp.runs.publish import PublishError, publish_run
 from webapp.security import school_admin_required
+
+bp = Blueprint("runs", __name__, url_prefix="/admin/runs")
 
 STAGE_LABELS = {
     "queued": _l("Waiting to start"),
