@@ -14,9 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from scheduler.domain import Assignment, Instance, Session, Slot, Staffing, Unserved
-
-DAY_ZH = {1: "周一", 2: "周二", 3: "周三", 4: "周四", 5: "周五", 6: "周六", 7: "周日"}
-DAY_EN = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
+from scheduler.weekdays import weekday_name
 
 REASON_ZH: dict[str, str] = {
     "no_session": "{day_name} {period}：没有面向{grade}年级的课后服务场次",
@@ -53,10 +51,10 @@ Params = dict[str, str | int]
 
 def reason_text(code: str, params: Mapping[str, str | int], lang: str = "zh") -> str:
     """The reason for `code` in `lang` ("zh" or "en"), with `day` turned into a day name."""
-    templates, days = (REASON_EN, DAY_EN) if lang == "en" else (REASON_ZH, DAY_ZH)
+    templates = REASON_EN if lang == "en" else REASON_ZH
     day = params.get("day")
     values = dict(params)
-    values["day_name"] = days.get(day, str(day)) if isinstance(day, int) else str(day)
+    values["day_name"] = weekday_name(day, lang) if isinstance(day, int) else str(day)
     return templates[code].format(**values)
 
 

@@ -27,6 +27,8 @@ from flask import current_app, has_request_context, request
 from flask_babel import get_locale
 from flask_login import current_user
 
+from webapp.labels import DAY_NAMES
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE_DIR / "templates"
 TARGET_LOCALE = "zh"
@@ -56,6 +58,7 @@ def template_globals() -> dict[str, Any]:
         "html_lang": "zh-CN" if locale.startswith("zh") else locale,
         "app_name": current_app.config["APP_NAME"],
         "has_endpoint": lambda name: name in current_app.view_functions,
+        "day_labels": DAY_NAMES,
     }
 
 

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, func, insert, select
 
 from webapp.admin.forms import ActivityForm, SessionForm, TeacherForm
-from webapp.admin.importer import DAY_NAMES_ZH, offer_freed_seats
+from webapp.admin.importer import offer_freed_seats
 from webapp.admin.routes import bp
 from webapp.admin.scope import (
     admin_view,
@@ -22,6 +22,7 @@ from webapp.admin.scope import (
 )
 from webapp.audit import record
 from webapp.extensions import db
+from webapp.labels import DAY_NAMES
 from webapp.models import Activity, Period, Session, Teacher, TeacherAvailability, Term
 
 # ------------------------------------------------------------------------------------------ activities
@@ -94,13 +95,13 @@ def sessions() -> ResponseReturnValue:
     rows = db.session.scalars(
         select(Session).join(Period, Period.id == Session.period_id).where(Session.term_id == term.id)
         .order_by(Session.day, Period.position, Session.code)).all()
-    return render_template("admin/sessions.html", sessions=rows, term=term, day_labels=DAY_NAMES_ZH)
+    return render_template("admin/sessions.html", sessions=rows, term=term)
 
 
 def _session_choices(form: SessionForm, term: Term) -> None:
     form.activity.choices = [(a.id, f"{a.name}（{a.code}）")
                              for a in sorted(term.activities, key=lambda a: a.code)]
-    form.day.choices = [(day, DAY_NAMES_ZH.get(day, str(day))) for day in term.weekdays]
+    form.day.choices = [(day, DAY_NAMES.get(day, str(day))) for day in term.weekdays]
     form.period.choices = [(p.id, f"{p.code} {p.start}–{p.end}") for p in term.periods]
 
 
@@ -229,7 +230,7 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
             return redirect(url_for("admin.teachers"))
     title = _("Edit teacher") if teacher_id is not None else _("New teacher")
     return render_template("admin/teacher_form.html", form=form, title=title, term=term, periods=periods,
-                           checked=checked, day_labels=DAY_NAMES_ZH)
+                           checked=checked)
 
 
 @bp.route("/teachers/<int:teacher_id>/delete", methods=["POST"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -24,12 +24,12 @@ from webapp.admin.spreadsheet import write_csv as _write_csv
 from webapp.admin.spreadsheet import write_xlsx as _write_xlsx
 from webapp.audit import record
 from webapp.extensions import db
+from webapp.labels import day_names
 from webapp.models import Activity, Period, Pupil, School, Session, Teacher, TeacherAvailability, Term
 
 log = logging.getLogger(__name__)
 
 KINDS = ("pupils", "teachers", "sessions")
-DAY_NAMES_ZH = {1: "周一", 2: "周二", 3: "周三", 4: "周四", 5: "周五", 6: "周六", 7: "周日"}
 _ZH_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "日": 7, "天": 7, "七": 7}
 _EN_DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
 _DAY_RE = re.compile(
@@ -278,10 +278,6 @@ def parse_slot(text: str, periods: dict[str, Period]) -> tuple[int, Period] | No
     if period is None:
         return None
     return _day_from_match(match), period
-
-
-def day_names(days: Sequence[int]) -> str:
-    return "、".join(DAY_NAMES_ZH.get(d, str(d)) for d in days)
 
 
 # ------------------------------------------------------------------------------------------ the column map

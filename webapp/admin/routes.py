@@ -30,7 +30,6 @@ from webapp.models import CareRequest, Pupil, Session, Teacher, Term, utcnow
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PAGE_SIZE = 50
-DAY_LABELS = {1: "周一", 2: "周二", 3: "周三", 4: "周四", 5: "周五", 6: "周六", 7: "周日"}
 
 
 def window_state(term: Term, now: datetime | None = None) -> str:
@@ -69,7 +68,7 @@ def dashboard() -> ResponseReturnValue:
         summary["window"] = window_state(term)
     terms = db.session.scalars(select(Term).where(Term.school_id == school.id).order_by(Term.id.desc())).all()
     return render_template("admin/dashboard.html", school=school, term=term, terms=terms, summary=summary,
-                           seats=seats, day_labels=DAY_LABELS, to_china=to_china)
+                           seats=seats, to_china=to_china)
 
 
 @bp.route("/term", methods=["POST"])
@@ -209,8 +208,7 @@ def pupil_detail(pupil_id: int) -> ResponseReturnValue:
             CareRequest.term_id == g.term.id, CareRequest.pupil_id == pupil.id))
     guardians = [{"name": link.user.display_name, "relation": link.relation,
                   "phone": mask_phone(link.user.phone)} for link in pupil.guardianships]
-    return render_template("admin/pupil.html", pupil=pupil, guardians=guardians, care_request=care_request,
-                           day_labels=DAY_LABELS)
+    return render_template("admin/pupil.html", pupil=pupil, guardians=guardians, care_request=care_request)
 
 
 def school_classes() -> list[str]:

@@ -33,18 +33,10 @@ from webapp.bureau.stats import (
     rollup_advice,
 )
 from webapp.extensions import db
+from webapp.labels import DAY_NAMES
 from webapp.models import CapacityAdvice, District, School
 from webapp.security import bureau_required, bureau_scope, role_required
 
-DAY_LABELS = {
-    1: _l("Mon"),
-    2: _l("Tue"),
-    3: _l("Wed"),
-    4: _l("Thu"),
-    5: _l("Fri"),
-    6: _l("Sat"),
-    7: _l("Sun"),
-}
 SOURCE_LABELS = {"published": _l("Published"), "draft": _l("Draft"), "none": _l("No allocation yet")}
 QUALIFICATION_LABELS = {
     "": _l("any subject"),
@@ -132,7 +124,7 @@ def advice_line(item: dict[str, Any], periods: dict[str, str] | None = None) -> 
     period = str(item.get("period", ""))
     return _(
         "%(day)s %(period)s: %(what)s",
-        day=str(DAY_LABELS.get(int(item.get("day", 0)), item.get("day"))),
+        day=str(DAY_NAMES.get(int(item.get("day", 0)), item.get("day"))),
         period=(periods or {}).get(period, period),
         what=_join(parts),
     )
@@ -144,7 +136,6 @@ def _helpers() -> dict[str, Any]:
         "bureau_pct": pct,
         "heat_colour": heat_colour,
         "text_colour": text_colour,
-        "day_labels": DAY_LABELS,
         "source_labels": SOURCE_LABELS,
         "qualification_label": qualification_label,
         "advice_line": advice_line,
@@ -258,7 +249,7 @@ def coverage_sheets(stats: CityStats) -> list[tuple[str, Sequence[Any], Iterable
             value = stats.figures.slot_coverage((day, period))
             slots.append(
                 [
-                    str(DAY_LABELS.get(day, day)),
+                    str(DAY_NAMES.get(day, day)),
                     period,
                     asked,
                     seated,
@@ -428,7 +419,7 @@ def hiring_export() -> ResponseReturnValue:
             seat_rows.append(
                 [
                     name or _("No district"),
-                    str(DAY_LABELS.get(day, day)),
+                    str(DAY_NAMES.get(day, day)),
                     period,
                     seats,
                     _join(f"{qualification_label(t)} {n}" for t, n in sorted(hires.items())),

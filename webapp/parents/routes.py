@@ -11,7 +11,6 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from flask_babel import format_date, format_datetime, get_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
@@ -19,6 +18,7 @@ from webapp.auth.routes import safe_next
 from webapp.extensions import db
 from webapp.family import ConsentMissing, has_consent, link_child, record_consent
 from webapp.hardening import throttle_enrolment_codes
+from webapp.labels import DAY_NAMES
 from webapp.models import CareRequest, Pupil, Term
 from webapp.parents import service
 from webapp.parents.forms import ConsentForm, LinkChildForm, RequestForm
@@ -26,7 +26,6 @@ from webapp.security import parent_required
 
 bp = Blueprint("parents", __name__, url_prefix="/family")
 
-DAY_NAMES = {1: _l("Mon"), 2: _l("Tue"), 3: _l("Wed"), 4: _l("Thu"), 5: _l("Fri"), 6: _l("Sat"), 7: _l("Sun")}
 
 
 def _lang() -> str:

@@ -23,7 +23,6 @@ from webapp.models import (
     Term,
 )
 
-DAY_NAMES_ZH = {1: "周一", 2: "周二", 3: "周三", 4: "周四", 5: "周五", 6: "周六", 7: "周日"}
 HOME_ZH = "回家/家长接"
 
 

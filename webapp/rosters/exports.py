@@ -16,9 +16,9 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.worksheet.worksheet import Worksheet
 
 from scheduler.io import dumps, instance_to_json, solution_to_json
+from scheduler.weekdays import weekday_name
 from webapp.models import AllocationRun, Term
 from webapp.rosters.data import (
-    DAY_NAMES_ZH,
     HOME_ZH,
     ClassList,
     DismissalRow,
@@ -49,7 +49,7 @@ def sheet_title(text: str, taken: set[str]) -> str:
 
 
 def session_heading(sheet: SessionSheet) -> str:
-    day = DAY_NAMES_ZH.get(sheet.session.day, str(sheet.session.day))
+    day = weekday_name(sheet.session.day, "zh")
     return f"{sheet.session.code} {sheet.activity.name} · {day} {sheet.time}"
 
 
@@ -155,7 +155,7 @@ def classes_workbook(rosters: Rosters, classes: Sequence[ClassList]) -> bytes:
     days = rosters.weekdays
     headers = ["序号", "学号", "姓名"]
     for day in days:
-        headers += [f"{DAY_NAMES_ZH.get(day, day)}去向", f"{DAY_NAMES_ZH.get(day, day)}接送时间"]
+        headers += [f"{weekday_name(day)}去向", f"{weekday_name(day)}接送时间"]
     for class_list in classes:
         ws = workbook.create_sheet(sheet_title(f"{class_list.class_name}班", taken))
         _title(ws, f"{class_list.class_name} 班 放学去向（{rosters.term.name}）",
@@ -173,7 +173,7 @@ def classes_workbook(rosters: Rosters, classes: Sequence[ClassList]) -> bytes:
 def teachers_workbook(rosters: Rosters, tables: Sequence[TeacherTimetable]) -> bytes:
     """Duty timetables: one worksheet per teacher, periods down, weekdays across."""
     workbook, taken = _new_workbook()
-    headers = ["时段"] + [DAY_NAMES_ZH.get(day, str(day)) for day in rosters.weekdays]
+    headers = ["时段"] + [weekday_name(day) for day in rosters.weekdays]
     for table in tables:
         ws = workbook.create_sheet(sheet_title(f"{table.teacher.name} {table.teacher.code}", taken))
         _title(ws, f"{table.teacher.name}（{table.teacher.code}）每周值班表",

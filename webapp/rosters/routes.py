@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
 from webapp.audit import record
 from webapp.extensions import db
+from webapp.labels import DAY_NAMES_LONG
 from webapp.models import AllocationRun, Term
 from webapp.rosters.data import Rosters, load_rosters
 from webapp.rosters.exports import (
@@ -27,13 +27,11 @@ from webapp.security import school_admin_required
 
 bp = Blueprint("rosters", __name__, url_prefix="/admin/rosters")
 
-DAY_NAMES = {1: _l("Monday"), 2: _l("Tuesday"), 3: _l("Wednesday"), 4: _l("Thursday"), 5: _l("Friday"),
-             6: _l("Saturday"), 7: _l("Sunday")}
 
 
 @bp.app_context_processor
 def _roster_globals() -> dict[str, object]:
-    return {"roster_day_names": DAY_NAMES}
+    return {"roster_day_names": DAY_NAMES_LONG}
 
 
 def _term(term_id: int) -> Term:

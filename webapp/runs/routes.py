@@ -45,7 +45,6 @@ STATE_LABELS = {
     "failed": _l("Failed"),
     "cancelled": _l("Cancelled"),
 }
-DAY_LABELS = {1: _l("Mon"), 2: _l("Tue"), 3: _l("Wed"), 4: _l("Thu"), 5: _l("Fri"), 6: _l("Sat"), 7: _l("Sun")}
 REASON_LABELS = {
     "no_session": _l("No session for the grade"),
     "no_teacher": _l("No free qualified teacher"),
@@ -73,7 +72,7 @@ METRIC_LABELS = {
 
 
 def _labels() -> dict[str, Any]:
-    return {"stage_labels": STAGE_LABELS, "state_labels": STATE_LABELS, "day_labels": DAY_LABELS,
+    return {"stage_labels": STAGE_LABELS, "state_labels": STATE_LABELS,
             "reason_labels": REASON_LABELS, "metric_labels": METRIC_LABELS, "stale_error": STALE_ERROR}
 
 
