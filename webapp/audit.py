@@ -1,7 +1,12 @@
-"""The audit trail: one row per action that changes data or grants access."""
+"""The audit trail: one row per action that changes data or grants access.
+
+Action names read `area.verb` (`request.submit`, `run.publish`); `AuditAction` lists every one, and `record`
+refuses a name it does not list, so the trail keeps one vocabulary.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from flask import has_request_context
@@ -9,6 +14,53 @@ from flask_login import current_user
 
 from webapp.extensions import db
 from webapp.models import AuditLog
+
+
+class AuditAction(StrEnum):
+    """Every action the audit trail records."""
+
+    AUTH_LOGIN = "auth.login"
+    AUTH_LOGIN_FAILED = "auth.login_failed"
+    AUTH_LOGOUT = "auth.logout"
+    AUTH_LOGOUT_OTHERS = "auth.logout_others"
+    AUTH_REGISTER = "auth.register"
+    AUTH_REGISTER_EXISTING = "auth.register_existing"
+    AUTH_PASSWORD_CHANGE = "auth.password_change"
+    AUTH_PASSWORD_CHANGE_FAILED = "auth.password_change_failed"
+    ACCOUNT_ENABLE = "account.enable"
+    ACCOUNT_DISABLE = "account.disable"
+    API_TOKEN_REVOKE = "api.token_revoke"
+    FAMILY_EXPORT = "family.export"
+    FAMILY_CONSENT = "family.consent"
+    FAMILY_LINK_CHILD = "family.link_child"
+    REQUEST_SUBMIT = "request.submit"
+    REQUEST_UPDATE = "request.update"
+    REQUEST_WITHDRAW = "request.withdraw"
+    PUPILS_IMPORT = "pupils.import"
+    TEACHERS_IMPORT = "teachers.import"
+    SESSIONS_IMPORT = "sessions.import"
+    ACTIVITY_SAVE = "activity.save"
+    ACTIVITY_DELETE = "activity.delete"
+    SESSION_SAVE = "session.save"
+    SESSION_DELETE = "session.delete"
+    TEACHER_SAVE = "teacher.save"
+    TEACHER_DELETE = "teacher.delete"
+    WINDOW_SET = "window.set"
+    WINDOW_OPEN = "window.open"
+    WINDOW_CLOSE = "window.close"
+    CODES_ISSUE = "codes.issue"
+    ROSTER_EXPORT = "roster.export"
+    WAITLIST_PROMOTE = "waitlist.promote"
+    PRIVACY_PURGE = "privacy.purge"
+    RUN_START = "run.start"
+    RUN_CANCEL = "run.cancel"
+    RUN_PUBLISH = "run.publish"
+    RUN_REMOVE_ASSIGNMENT = "run.remove_assignment"
+    PIN_ADD = "pin.add"
+    PIN_REMOVE = "pin.remove"
+    ADVICE_START = "advice.start"
+    BATCH_START = "batch.start"
+
 
 _SECRET_KEYS = ("phone", "password", "mobile", "secret", "token", "enrolment_code", "code_plain")
 
@@ -23,14 +75,15 @@ def _scrub(detail: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def record(action: str, target: str = "", detail: dict[str, Any] | None = None, *,
+def record(action: AuditAction | str, target: str = "", detail: dict[str, Any] | None = None, *,
            user_id: int | None = None, school_id: int | None = None, commit: bool = False) -> AuditLog:
     """Add an audit row for the current user (or `user_id`); the caller's transaction commits it."""
+    action = AuditAction(action)  # an unlisted name is a programming error, not a new kind of row
     if user_id is None and has_request_context() and current_user.is_authenticated:
         user_id = current_user.id
         if school_id is None:
             school_id = current_user.school_id
-    entry = AuditLog(user_id=user_id, school_id=school_id, action=action, target=target,
+    entry = AuditLog(user_id=user_id, school_id=school_id, action=action.value, target=target,
                      detail=_scrub(detail) if detail else None)
     db.session.add(entry)
     if commit:

@@ -62,7 +62,7 @@ def record_consent(user: User) -> None:
 
     user.consent_policy_version = current_app.config["CONSENT_POLICY_VERSION"]
     user.consent_at = utcnow()
-    record("consent", f"user:{user.id}", {"policy_version": user.consent_policy_version}, user_id=user.id)
+    record("family.consent", f"user:{user.id}", {"policy_version": user.consent_policy_version}, user_id=user.id)
 
 
 def link_child(user: User, school_code: str, pupil_number: str, enrolment_code: str,
@@ -93,6 +93,6 @@ def link_child(user: User, school_code: str, pupil_number: str, enrolment_code: 
         ))
         from webapp.audit import record
 
-        record("link_child", f"pupil:{pupil.id}", user_id=user.id, school_id=school.id)
+        record("family.link_child", f"pupil:{pupil.id}", user_id=user.id, school_id=school.id)
         db.session.commit()
     return pupil

@@ -277,7 +277,7 @@ def set_account_active(login: str, active: bool) -> User:
     user.active = active
     if not active:
         end_all_sessions(user)
-    record("account_enabled" if active else "account_disabled", f"user:{user.id}", user_id=user.id,
+    record("account.enable" if active else "account.disable", f"user:{user.id}", user_id=user.id,
            school_id=user.school_id)
     db.session.commit()
     return user

@@ -237,7 +237,7 @@ def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False
         else:
             from webapp.audit import record
 
-            record("purge", "", {"retention_days": retention_days, "terms": expired_ids, **{
+            record("privacy.purge", "", {"retention_days": retention_days, "terms": expired_ids, **{
                 name.replace(" ", "_"): count for name, count in counts.items()}})
             db.session.commit()
     except Exception:

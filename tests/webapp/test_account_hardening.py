@@ -61,7 +61,7 @@ def test_registered_account_is_never_changed(app: Flask, client: FlaskClient) ->
         found = db.session.scalars(select(User).where(User.phone == "13700000001")).one()
         assert {column: getattr(found, column) for column in before} == before
         assert db.session.scalar(select(func.count(User.id))) == 1
-        attempt = db.session.scalar(select(AuditLog).where(AuditLog.action == "register_existing_number"))
+        attempt = db.session.scalar(select(AuditLog).where(AuditLog.action == "auth.register_existing"))
         assert attempt is not None and attempt.user_id == found.id and "13700000001" not in repr(
             (attempt.target, attempt.detail))
     assert post_form(client, "/login", {"login": "13700000001", "password": REGISTRATION["password"]}
@@ -146,7 +146,7 @@ def test_link_form_sends_a_parent_without_consent_to_the_consent_step(app: Flask
     with app.app_context():
         found = db.session.get(User, user_id)
         assert found is not None and found.consent_policy_version == "2026-01" and found.consent_at
-        assert db.session.scalar(select(AuditLog).where(AuditLog.action == "consent")) is not None
+        assert db.session.scalar(select(AuditLog).where(AuditLog.action == "family.consent")) is not None
     linked = post_form(client, "/family/link", link_form)
     assert linked.status_code == 302 and linked.location.startswith("/family/child/")
     assert client.get(step).location == "/family/link"  # recorded once, the step lets the parent through

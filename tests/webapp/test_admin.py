@@ -308,7 +308,7 @@ def test_open_and_close_now(app: Flask, client: FlaskClient, login_as: LoginAs) 
         term = db.session.scalar(select(Term))
         assert term is not None and term.requests_open(utcnow() + timedelta(seconds=1))
         actions = set(db.session.scalars(select(AuditLog.action)))
-        assert {"close_request_window", "open_request_window"} <= actions
+        assert {"window.close", "window.open"} <= actions
 
 
 # ------------------------------------------------------------------------------------------ codes
@@ -328,7 +328,7 @@ def test_codes_are_shown_once_and_replace_old_ones(app: Flask, client: FlaskClie
     with app.app_context():
         parent = create_user("parent", login="13912349876")
         assert link_child(parent, "KM-TEST-0001", "P004", codes["P004"]) is not None
-        entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "issue_enrolment_codes"))
+        entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "codes.issue"))
         assert entry is not None and entry.detail == {"class": "3-1", "count": 2}
         assert codes["P001"] not in repr(entry.detail)
     again = post_form(client, "/admin/codes", {"class_name": "3-1", "confirm": "y"})

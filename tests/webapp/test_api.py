@@ -88,7 +88,7 @@ def test_token_refused_for_staff_and_disabled_parents(app: Flask, client: FlaskC
         _error(client.post("/api/v1/tokens", json={"phone": phone, "password": TEST_PASSWORD}), 401,
                "invalid_credentials")
     with app.app_context():
-        failed = db.session.scalars(select(AuditLog).where(AuditLog.action == "login_failed")).all()
+        failed = db.session.scalars(select(AuditLog).where(AuditLog.action == "auth.login_failed")).all()
         assert len(failed) == 2 and all("1390000" not in (f.target or "") for f in failed)
 
 
@@ -185,7 +185,7 @@ def test_request_lifecycle(app: Flask, client: FlaskClient, world: World) -> Non
         assert len(rows) == 1 and rows[0].submitted_by == world.ids["parent_b"]
         query = select(AuditLog.action).where(AuditLog.user_id == world.ids["parent_b"])
         actions = set(db.session.scalars(query))
-        assert {"care_request_submitted", "care_request_updated", "care_request_withdrawn"} <= actions
+        assert {"request.submit", "request.update", "request.withdraw"} <= actions
 
 
 @pytest.mark.parametrize("payload, fields", [

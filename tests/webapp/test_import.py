@@ -163,7 +163,7 @@ def test_numbers_typed_as_numbers_keep_their_text(school: School) -> None:
 
 def test_audit_entry_has_counts_only(school: School) -> None:
     run("pupils", xlsx([PUPIL_HEADER, ["Z1", "赵六", 3]]), school)
-    entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "import_pupils"))
+    entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "pupils.import"))
     assert entry is not None and entry.school_id == school.id
     assert entry.detail == {"rows": 1, "created": 1, "updated": 0, "unchanged": 0}
     assert "赵六" not in repr(entry.detail)

@@ -100,7 +100,7 @@ def test_save_normalises_and_updates(family: tuple[Flask, int, int]) -> None:
         row = service.save_request(*load(user_id, pupil), [3], "16:30", [])
         assert (row.id, row.submitted_at, row.updated_at) == (first_id, submitted, T0 + timedelta(days=2))
         actions = db.session.scalars(select(AuditLog.action).order_by(AuditLog.id)).all()
-        assert actions[-2:] == ["care_request_submitted", "care_request_updated"]
+        assert actions[-2:] == ["request.submit", "request.update"]
 
 
 def test_double_submit_race_stores_one_request(family: tuple[Flask, int, int],

@@ -72,7 +72,7 @@ def test_registration_and_linking_record_consent(app: Flask, client: FlaskClient
         assert link.consent_at is not None and user.consent_at is not None
         assert link.consent_at >= user.consent_at
         actions = set(db.session.scalars(select(AuditLog.action).where(AuditLog.user_id == user.id)))
-        assert {"register", "link_child"} <= actions
+        assert {"auth.register", "family.link_child"} <= actions
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -99,11 +99,11 @@ def test_family_export(app: Flask, client: FlaskClient, login_as: Callable[..., 
     result = child["results"][0]
     assert {slot["day"] for slot in result["timetable"]} == {1}
     assert result["uncovered"][0]["day"] == 2 and result["uncovered"][0]["waitlist_position"] == 2
-    assert "login" in {a["action"] for a in data["activity"]}
+    assert "auth.login" in {a["action"] for a in data["activity"]}
     body = response.get_data(as_text=True)
     assert "学生2" not in body and "13700000002" not in body and "password" not in body
     with app.app_context():
-        assert db.session.scalar(select(AuditLog).where(AuditLog.action == "family_export")) is not None
+        assert db.session.scalar(select(AuditLog).where(AuditLog.action == "family.export")) is not None
 
 
 def test_export_for_staff_and_anonymous(app: Flask, client: FlaskClient,
@@ -192,8 +192,8 @@ def history(app: Flask) -> dict[str, Any]:
         db.session.delete(db.session.scalars(select(Term).where(Term.school_id == c.id)).one())
 
         db.session.add_all([
-            AuditLog(at=datetime(2024, 9, 1), action="care_request_submitted", detail={"days": [1]}),
-            AuditLog(at=datetime(2025, 9, 20), action="care_request_submitted", detail={"days": [2]}),
+            AuditLog(at=datetime(2024, 9, 1), action="request.submit", detail={"days": [1]}),
+            AuditLog(at=datetime(2025, 9, 20), action="request.submit", detail={"days": [2]}),
         ])
         db.session.commit()
         return {"old_run": old_run.id, "current_run": current_run.id, "old": old.id, "current": current.id,
@@ -258,7 +258,7 @@ def test_purge_past_terms(app: Flask, history: dict[str, Any]) -> None:
         assert "{'days': [1]}" not in after["details"] and "{'days': [2]}" in after["details"]
         old_run = db.session.get(AllocationRun, history["old_run"])
         assert old_run is not None and old_run.coverage == 3  # aggregate figures stay
-        assert db.session.scalar(select(AuditLog).where(AuditLog.action == "purge")) is not None
+        assert db.session.scalar(select(AuditLog).where(AuditLog.action == "privacy.purge")) is not None
         assert db.session.get(Term, old) is not None
         assert purge(30).counts["care requests"] == 0  # running it again deletes nothing more
 
@@ -301,9 +301,9 @@ def test_purge_deletes_idle_parents_left_without_children(app: Flask, history: d
                      expires_at=datetime(2025, 10, 30)),
             ApiToken(user_id=app_user.id, token_hash="b" * 64, created_at=datetime(2025, 8, 1),
                      expires_at=datetime(2025, 10, 30), last_used_at=datetime(2025, 9, 20)),
-            AuditLog(at=datetime(2025, 9, 25), action="login_failed", target=account_key("13700000001"),
+            AuditLog(at=datetime(2025, 9, 25), action="auth.login_failed", target=account_key("13700000001"),
                      user_id=parent_a.id, detail={"known_account": True}),
-            AuditLog(at=datetime(2025, 6, 1), action="login", target=f"user:{parent_a.id}", user_id=parent_a.id),
+            AuditLog(at=datetime(2025, 6, 1), action="auth.login", target=f"user:{parent_a.id}", user_id=parent_a.id),
         ])
         current = db.session.get(Term, history["current"])
         assert current is not None
@@ -322,7 +322,8 @@ def test_purge_deletes_idle_parents_left_without_children(app: Flask, history: d
         assert db.session.scalars(select(ApiToken.user_id)).all() == [app_user.id]
         db.session.expire_all()
         assert db.session.get(CareRequest, request.id).submitted_by is None  # type: ignore[union-attr]
-        rows = db.session.scalars(select(AuditLog).where(AuditLog.action.in_(["login", "login_failed"]))).all()
+        signed_in = AuditLog.action.in_(["auth.login", "auth.login_failed"])
+        rows = db.session.scalars(select(AuditLog).where(signed_in)).all()
         assert len(rows) == 2 and all(row.user_id is None for row in rows)
         dump = repr([(row.action, row.target, row.detail, row.user_id) for row in db.session.scalars(
             select(AuditLog))])

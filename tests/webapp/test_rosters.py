@@ -224,7 +224,7 @@ def test_json_exports_and_audit(app: Flask, admin: FlaskClient, world: World) ->
         assert instance == term_to_instance(term)
         assert validate(dataclasses.replace(instance, previous=()), solution).consistent
         admin.get(f"{_base(world)}/sessions.xlsx")
-        audit = db.session.scalars(select(AuditLog).where(AuditLog.action == "roster_export")
+        audit = db.session.scalars(select(AuditLog).where(AuditLog.action == "roster.export")
                                    .order_by(AuditLog.id)).all()
         kinds = [a.detail["kind"] for a in audit if a.detail]
         assert kinds == ["instance.json", "solution.json", "sessions.xlsx"]

@@ -209,7 +209,7 @@ def test_password_change_for_every_role(app: Flask, login_as: Callable[..., User
         assert _login(fresh, login_name, NEW_PASSWORD).status_code == 302
         with app.app_context():
             actions = list(db.session.scalars(select(AuditLog.action).where(AuditLog.user_id == user_id)))
-            assert "password_changed" in actions and "password_change_failed" in actions
+            assert "auth.password_change" in actions and "auth.password_change_failed" in actions
 
 
 def test_password_change_needs_login_and_csrf(app: Flask, client: FlaskClient,
@@ -237,7 +237,7 @@ def test_disable_user_command(app: Flask, login_as: Callable[..., User]) -> None
     assert unknown.exit_code == 2 and "no user" in unknown.output and "Traceback" not in unknown.output
     with app.app_context():
         actions = set(db.session.scalars(select(AuditLog.action).where(AuditLog.user_id == user.id)))
-        assert {"account_disabled", "account_enabled"} <= actions
+        assert {"account.disable", "account.enable"} <= actions
 
 
 def test_disable_user_by_phone(app: Flask) -> None:
@@ -360,14 +360,14 @@ def test_logins_and_failures_are_audited_without_phone_numbers(app: Flask, clien
     with app.app_context():
         rows = db.session.scalars(select(AuditLog).order_by(AuditLog.id)).all()
         actions = [(r.action, r.user_id) for r in rows]
-        assert ("login_failed", user_id) in actions and ("login_failed", None) in actions
-        assert ("login", user_id) in actions
+        assert ("auth.login_failed", user_id) in actions and ("auth.login_failed", None) in actions
+        assert ("auth.login", user_id) in actions
         dump = repr([(r.action, r.target, r.detail) for r in rows])
         assert "13712345678" not in dump and "13999999999" not in dump and "5678" not in dump
-        failed = [r for r in rows if r.action == "login_failed"]
+        failed = [r for r in rows if r.action == "auth.login_failed"]
         # the same account typed differently gives the same keyed hash, so repeated attacks can be seen
         assert _login(app.test_client(), "+86 137-1234-5678", "nope-nope").status_code == 200
-        again = db.session.scalars(select(AuditLog).where(AuditLog.action == "login_failed")
+        again = db.session.scalars(select(AuditLog).where(AuditLog.action == "auth.login_failed")
                                    .order_by(AuditLog.id.desc())).first()
         assert again is not None and again.target == failed[0].target != failed[1].target
 

@@ -147,8 +147,8 @@ def test_freed_seat_goes_to_the_first_waitlisted_pupil_only(app: Flask) -> None:
         run = db.session.get(AllocationRun, run_id)
         assert run is not None and run.coverage == coverage_before + 2
         assert db.session.scalar(select(func.count()).select_from(AuditLog)
-                                 .where(AuditLog.action == "waitlist_promoted")) == 1
-        detail = db.session.scalar(select(AuditLog.detail).where(AuditLog.action == "waitlist_promoted"))
+                                 .where(AuditLog.action == "waitlist.promote")) == 1
+        detail = db.session.scalar(select(AuditLog.detail).where(AuditLog.action == "waitlist.promote"))
         allowed = {"term_id", "run_id", "pupil_id", "day", "rank", "sessions", "teachers_added"}
         assert detail is not None and set(detail) <= allowed
         assert consistent(term, objective=False) == []

@@ -60,7 +60,7 @@ def activity_form(activity_id: int | None = None) -> ResponseReturnValue:
             activity.category = (form.category.data or "").strip()
             activity.qualification = (form.qualification.data or "").strip() or None
             db.session.flush()
-            record("save_activity", f"activity:{activity.id}", {"code": activity.code})
+            record("activity.save", f"activity:{activity.id}", {"code": activity.code})
             db.session.commit()
             flash(_("Saved."), "success")
             return redirect(url_for("admin.activities"))
@@ -78,7 +78,7 @@ def activity_delete(activity_id: int) -> ResponseReturnValue:
         flash(_("Activity %(code)s still has %(n)d sessions; delete or move them first.", code=activity.code,
                 n=sessions), "error")
     else:
-        record("delete_activity", f"activity:{activity.id}", {"code": activity.code})
+        record("activity.delete", f"activity:{activity.id}", {"code": activity.code})
         db.session.delete(activity)
         db.session.commit()
         flash(_("Deleted."), "success")
@@ -136,7 +136,7 @@ def session_form(session_id: int | None = None) -> ResponseReturnValue:
             for name in ("capacity", "grade_lo", "grade_hi", "pupils_per_teacher", "min_pupils"):
                 setattr(found, name, getattr(form, name).data)
             db.session.flush()
-            record("save_session", f"session:{found.id}", {"code": found.code, "capacity": found.capacity})
+            record("session.save", f"session:{found.id}", {"code": found.code, "capacity": found.capacity})
             db.session.commit()
             if old_capacity is not None and found.capacity > old_capacity:
                 offer_freed_seats(term)
@@ -154,7 +154,7 @@ def session_delete(session_id: int) -> ResponseReturnValue:
         flash(_("Session %(code)s has pupils in the published allocation and cannot be deleted. Set its "
                 "capacity to 0 and run the allocation again instead.", code=found.code), "error")
     else:
-        record("delete_session", f"session:{found.id}", {"code": found.code})
+        record("session.delete", f"session:{found.id}", {"code": found.code})
         db.session.delete(found)
         db.session.commit()
         flash(_("Deleted."), "success")
@@ -224,7 +224,7 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
                         for day, period in (slot.split(":") for slot in sorted(checked))]
                 if rows:
                     db.session.execute(insert(TeacherAvailability), rows)
-            record("save_teacher", f"teacher:{teacher.id}", {"slots": len(checked)})
+            record("teacher.save", f"teacher:{teacher.id}", {"slots": len(checked)})
             db.session.commit()
             flash(_("Saved."), "success")
             return redirect(url_for("admin.teachers"))
@@ -241,7 +241,7 @@ def teacher_delete(teacher_id: int) -> ResponseReturnValue:
         flash(_("%(name)s leads sessions in the published allocation and cannot be deleted. Mark the teacher "
                 "inactive instead.", name=teacher.name), "error")
     else:
-        record("delete_teacher", f"teacher:{teacher.id}")
+        record("teacher.delete", f"teacher:{teacher.id}")
         db.session.delete(teacher)
         db.session.commit()
         flash(_("Deleted."), "success")

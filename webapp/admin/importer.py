@@ -639,7 +639,7 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
         else:
             assert term is not None
             seats_added = _write_sessions(records, term, result)
-        record(f"import_{kind}", f"term:{term.id}" if term else f"school:{school.id}",
+        record(f"{kind}.import", f"term:{term.id}" if term else f"school:{school.id}",
                {"rows": result.rows, "created": result.created, "updated": result.updated,
                 "unchanged": result.unchanged}, school_id=school.id)
         db.session.commit()

@@ -134,7 +134,7 @@ def window() -> ResponseReturnValue:
         term.requests_open_at = from_china(form.opens_at.data)
         term.requests_close_at = from_china(form.closes_at.data)
         term.results_date = form.results_date.data
-        record("set_request_window", f"term:{term.id}", {
+        record("window.set", f"term:{term.id}", {
             "opens_at": term.requests_open_at.isoformat() if term.requests_open_at else None,
             "closes_at": term.requests_close_at.isoformat() if term.requests_close_at else None,
             "results_date": term.results_date.isoformat() if term.results_date else None,
@@ -162,7 +162,7 @@ def window_now(action: str) -> ResponseReturnValue:
         flash(_("Requests are closed now."), "success")
     else:
         abort(404)
-    record(f"{action}_request_window", f"term:{term.id}")
+    record(f"window.{action}", f"term:{term.id}")
     db.session.commit()
     return redirect(request.referrer if request.referrer and request.referrer.startswith(request.host_url)
                     else url_for("admin.dashboard"))
@@ -233,7 +233,7 @@ def codes() -> ResponseReturnValue:
         chosen = db.session.scalars(select(Pupil).where(*conditions)
                                     .order_by(Pupil.class_name, Pupil.number)).all()
         slips = [(pupil, issue_enrolment_code(pupil)) for pupil in chosen]
-        record("issue_enrolment_codes", f"school:{g.school.id}",
+        record("codes.issue", f"school:{g.school.id}",
                {"class": form.class_name.data or "*", "count": len(slips)})
         db.session.commit()
         by_class: dict[str, list[tuple[Pupil, str]]] = defaultdict(list)

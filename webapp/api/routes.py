@@ -164,7 +164,7 @@ def create_token() -> ResponseReturnValue:
         raise ApiError(401, "invalid_credentials", _("Wrong phone number or password."))
     token, row = issue_token(user)
     user.last_login_at = utcnow()
-    record("login", f"user:{user.id}", {"via": "api"}, user_id=user.id)
+    record("auth.login", f"user:{user.id}", {"via": "api"}, user_id=user.id)
     db.session.commit()
     return jsonify({"token": token, "token_type": "Bearer", "expires_at": _iso(row.expires_at)}), 201
 
@@ -174,7 +174,7 @@ def create_token() -> ResponseReturnValue:
 def revoke_token() -> ResponseReturnValue:
     row: ApiToken = g.api_token
     row.revoked = True
-    record("api_token_revoked", f"user:{row.user_id}", user_id=row.user_id)
+    record("api.token_revoke", f"user:{row.user_id}", user_id=row.user_id)
     db.session.commit()
     return "", 204
 

@@ -49,7 +49,7 @@ def safe_next(target: str | None, default: str) -> str:
 
 def record_failed_login(login: str, user: User | None) -> None:
     """Audit a refused sign-in without the phone number: a keyed hash of the login names the account."""
-    record("login_failed", account_key(login), {"known_account": user is not None},
+    record("auth.login_failed", account_key(login), {"known_account": user is not None},
            user_id=user.id if user is not None else None,
            school_id=user.school_id if user is not None else None, commit=True)
 
@@ -65,7 +65,7 @@ def login() -> ResponseReturnValue:
         user = find_user_for_login(login_name)
         if verify_password(user, form.password.data or "") and user is not None and user.active:
             start_session(user)
-            record("login", f"user:{user.id}", user_id=user.id, school_id=user.school_id, commit=True)
+            record("auth.login", f"user:{user.id}", user_id=user.id, school_id=user.school_id, commit=True)
             return redirect(safe_next(request.args.get("next"), url_for("index")))
         db.session.rollback()  # an upgraded hash of a refused (disabled) account is not kept
         record_failed_login(login_name, user)
@@ -98,7 +98,7 @@ def register_parent(phone: str, password: str, display_name: str) -> None:
     password_hash = hash_password(password)
     existing = db.session.scalar(select(User.id).where(User.phone == phone))
     if existing is not None:
-        record("register_existing_number", f"user:{existing}", user_id=existing, commit=True)
+        record("auth.register_existing", f"user:{existing}", user_id=existing, commit=True)
         return
     user = User(role="parent", phone=phone, password_hash=password_hash, display_name=display_name,
                 locale=request.cookies.get(LANG_COOKIE),
@@ -106,7 +106,7 @@ def register_parent(phone: str, password: str, display_name: str) -> None:
     db.session.add(user)
     try:
         db.session.flush()
-        record("register", f"user:{user.id}", user_id=user.id)
+        record("auth.register", f"user:{user.id}", user_id=user.id)
         db.session.commit()
     except IntegrityError:  # the same number registered a moment ago by a concurrent request
         db.session.rollback()
@@ -118,7 +118,7 @@ def logout() -> ResponseReturnValue:
     (with signed-cookie sessions this signs the account out on every browser; API tokens stay valid)."""
     if current_user.is_authenticated:
         current_user.session_version = (current_user.session_version or 0) + 1
-        record("logout", f"user:{current_user.id}", commit=True)
+        record("auth.logout", f"user:{current_user.id}", commit=True)
     logout_user()
     session.clear()
     flash(_("You have logged out."), "info")
@@ -129,7 +129,7 @@ def logout() -> ResponseReturnValue:
 @login_required
 def logout_others() -> ResponseReturnValue:
     logout_other_sessions(current_user)
-    record("logout_other_sessions", f"user:{current_user.id}", commit=True)
+    record("auth.logout_others", f"user:{current_user.id}", commit=True)
     flash(_("All your other sessions have been logged out."), "success")
     return redirect(url_for("index"))
 
@@ -166,11 +166,11 @@ def change_password() -> ResponseReturnValue:
         user: User = current_user._get_current_object()
         if not verify_password(user, form.current.data or ""):
             form.current.errors = [*form.current.errors, _("The current password is wrong.")]
-            record("password_change_failed", f"user:{user.id}", commit=True)
+            record("auth.password_change_failed", f"user:{user.id}", commit=True)
         else:
             user.password_hash = hash_password(form.password.data or "")
             end_all_sessions(user)
-            record("password_changed", f"user:{user.id}")
+            record("auth.password_change", f"user:{user.id}")
             db.session.commit()
             session[SESSION_VERSION_KEY] = user.session_version
             flash(_("Your password has been changed. Other devices have been signed out."), "success")
@@ -186,7 +186,7 @@ def export() -> ResponseReturnValue:
 
     user: User = current_user._get_current_object()
     data = family_export(user)
-    record("family_export", f"user:{user.id}", {"children": len(data.get("children", []))}, commit=True)
+    record("family.export", f"user:{user.id}", {"children": len(data.get("children", []))}, commit=True)
     body = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
     response = make_response(body)
     response.mimetype = "application/json"

@@ -304,7 +304,7 @@ def store_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pic
         row = CareRequest(term_id=term_id, pupil_id=pupil_id, submitted_at=at, updated_at=at)
         _fill(row, clean, user_id, at)
         db.session.add(row)
-        record("care_request_submitted", f"pupil:{pupil_id}", {"term_id": term_id, "days": clean.days},
+        record("request.submit", f"pupil:{pupil_id}", {"term_id": term_id, "days": clean.days},
                user_id=user_id, school_id=school_id)
         try:
             _commit_unexpired()
@@ -317,7 +317,7 @@ def store_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pic
         if existing is None:  # the conflicting row vanished again: nothing sensible left but to retry once
             raise RequestError("form", _l("Your request could not be saved. Please try again."))
     _fill(existing, clean, user_id, at)
-    record("care_request_updated", f"pupil:{pupil_id}", {"term_id": term_id, "days": clean.days},
+    record("request.update", f"pupil:{pupil_id}", {"term_id": term_id, "days": clean.days},
            user_id=user_id, school_id=school_id)
     _commit_unexpired()
     return existing, False
@@ -366,7 +366,7 @@ def withdraw_request(user: User, pupil: Pupil, term: Term, *, at: datetime | Non
         )
         freed = int(getattr(result, "rowcount", 0) or 0)
         run_summary.mark_changed(db.session, term.published_run_id)
-    record("care_request_withdrawn", f"pupil:{pupil.id}", {"term_id": term.id, "freed_seats": freed},
+    record("request.withdraw", f"pupil:{pupil.id}", {"term_id": term.id, "freed_seats": freed},
            user_id=user.id, school_id=term.school_id)
     db.session.commit()
     if freed:

@@ -73,7 +73,7 @@ def _run_args(rosters: Rosters) -> dict[str, int]:
 
 def _download(body: bytes | str, filename: str, mimetype: str, *, kind: str, term: Term,
               run: AllocationRun | None, item: str = "") -> Response:
-    record("roster_export", f"term:{term.id}",
+    record("roster.export", f"term:{term.id}",
            {"kind": kind, "item": item, "run_id": run.id if run else None, "school": term.school.code,
             "filename": filename}, school_id=term.school_id, commit=True)
     response = Response(body, mimetype=mimetype)

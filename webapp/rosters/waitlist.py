@@ -330,7 +330,7 @@ def fill_freed_seats(term: Term, *, actor: User | int | None = None) -> list[dic
                 "teachers_added": [[t, o.session_id] for o in options for t in o.new_teachers],
             }
             promoted.append(promotion)
-            record("waitlist_promoted", f"run:{run.id}", {"term_id": term_id, **promotion},
+            record("waitlist.promote", f"run:{run.id}", {"term_id": term_id, **promotion},
                    user_id=actor_id, school_id=fresh.school_id)
         if promoted:
             db.session.flush()
