@@ -101,10 +101,12 @@ def build_day_classes(instance: Instance, *, by_preference: bool, seed: int) -> 
 
 
 def _scores(instance: Instance, request: Request, day_class: DayClass) -> tuple[tuple[str, int], ...]:
+    """What each activity offered to the class that day is worth to this pupil; activities worth 0 are left
+    out, so pupils who differ only in choices that score nothing stay interchangeable."""
     offered = {s.activity for s in day_class.sessions()}
-    return tuple(
-        (activity, request.preference_score(activity)) for activity in request.preferences if activity in offered
-    )
+    scores = ((activity, request.preference_score(activity, instance.rank_points))
+              for activity in request.preferences if activity in offered)
+    return tuple((activity, score) for activity, score in scores if score > 0)
 
 
 def _add_to_group(day_class: DayClass, scores: tuple[tuple[str, int], ...], pupil: Pupil) -> None:

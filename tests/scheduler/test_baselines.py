@@ -84,7 +84,7 @@ def test_ranked_activity_first_then_any_session_with_room() -> None:
     solution = first_come_first_served(inst)
     _check(inst, solution)
     assert _seated(solution) == {("A", "ART"), ("B", "HW")}
-    assert solution.objective.preference == 1
+    assert solution.objective.preference == 3  # A sits in art, its first choice: rank_points[0]
 
 
 def test_a_day_is_seated_whole_or_not_at_all() -> None:

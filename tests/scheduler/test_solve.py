@@ -46,12 +46,20 @@ def test_worked_example_is_optimal(example: Instance) -> None:
     solution = solve_checked(example)
     assert solution.status == Status.OPTIMAL
     assert solution.objective.coverage == solution.objective.coverage_bound == 9
-    assert solution.objective.preference == 3
+    assert solution.objective.preference == 7
     assert solution.objective.max_teacher_load == 2
     # art needs two pupils, so P003 (who can only be covered in art) takes someone along; football keeps one
     art = {a.pupil for a in solution.assignments if a.session == "S3"}
     assert "P003" in art and len(art) == 2
     assert solution.unserved == ()
+
+
+def test_rank_points_weigh_the_preference_level(example: Instance) -> None:
+    # with a second choice worth as much as a first, art for P001 and P003 scores 3 each, football for P002 3
+    solution = solve_checked(dataclasses.replace(example, rank_points=(3, 3)))
+    assert solution.status == Status.OPTIMAL
+    assert solution.objective.coverage == 9
+    assert solution.objective.preference == 9
 
 
 def test_capacity_limits_coverage(example: Instance) -> None:
