@@ -68,7 +68,14 @@ class DayClass:
 
     @property
     def name(self) -> str:
-        return f"d{self.day}_g{self.grade}_{'-'.join(self.periods)}"
+        """Unique among a day's classes and readable in a solver log: `d1_g3_P1-P2`, then pins and previous
+        sessions when there are any (`d1_g3_P1-P2_pin-S3_prev-S4`)."""
+        name = f"d{self.day}_g{self.grade}_{'-'.join(self.periods)}"
+        if self.fixed:
+            name += "_pin-" + "-".join(self.fixed)
+        if self.previous:
+            name += "_prev-" + "-".join(self.previous)
+        return name
 
     @property
     def size(self) -> int:
