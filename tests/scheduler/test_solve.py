@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from scheduler import io, validation
 from scheduler.domain import Assignment, Instance, Session, Status, Teacher
+from scheduler.groups import build_day_classes
+from scheduler.model import AllocationModel
 from scheduler.solve import SolveCancelled, SolverConfig, solve
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
@@ -189,3 +191,12 @@ def test_every_level_equals_an_independent_optimum(seed: int, fixed: bool, previ
     assert solution.objective.preference == expected["preference"]
     assert solution.objective.max_teacher_load == expected["max_load"]
     assert len(solution.staffing) == expected["staffing"]
+
+
+def test_model_variables_name_their_day_class(example: Instance) -> None:
+    pinned = dataclasses.replace(example, fixed=(Assignment("P003", "S3"),))
+    built = AllocationModel(pinned, build_day_classes(pinned, by_preference=False, seed=0))
+    names = {var.name() for var in built.solver.variables()}
+    assert "seats_d1_g3_P1-P2_S1" in names  # P001: grade 3, Monday, P1 and P2
+    assert "seats_d1_g3_P1-P2_pin-S3_S3" in names  # P003, pinned to art
+    assert "covered_d1_g3_P1_u0_prio2" in names  # P004
