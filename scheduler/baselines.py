@@ -10,7 +10,6 @@ but never refills them: that is how a paper lottery works.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -32,15 +31,18 @@ from scheduler.domain import (
 )
 from scheduler.explain import explain_unserved
 from scheduler.fixed import check_fixed
+from scheduler.groups import lottery_order, lottery_seed
 
 
 def lottery(instance: Instance, seed: int = 0) -> Solution:
-    """Random order within priority tiers, highest weight first."""
+    """The draw's order within priority tiers, highest weight first; siblings draw together.
+
+    The draw is the solver's (`scheduler.groups.lottery_order`): the instance's `lottery_seed`, else `seed`.
+    """
     started = time.monotonic()
-    requests = list(instance.requests)
-    random.Random(seed).shuffle(requests)
+    requests = lottery_order(instance, seed)
     requests.sort(key=lambda r: -instance.weight(instance.pupil_by_id[r.pupil]))
-    return _allocate(instance, requests, {"method": "lottery", "seed": seed}, started)
+    return _allocate(instance, requests, {"method": "lottery", "seed": lottery_seed(instance, seed)}, started)
 
 
 def first_come_first_served(instance: Instance) -> Solution:

@@ -1,4 +1,4 @@
-"""The allocation problem as frozen dataclasses: one school, one term (see shared/spec/PROBLEM.md).
+"""The allocation problem as frozen dataclasses: one school, one term (see docs/spec/PROBLEM.md).
 
 Instances arrive here fully validated by `scheduler.io`; nothing in this module parses or cleans.
 """
@@ -6,12 +6,16 @@ Instances arrive here fully validated by `scheduler.io`; nothing in this module 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 INSTANCE_FORMAT = "afterschool-instance/1"
 SOLUTION_FORMAT = "afterschool-solution/1"
+
+DEFAULT_RANK_POINTS = (3, 2, 1)
+"""Points for a placement in a pupil's first, second and third choice when the instance names none."""
 
 Slot = tuple[int, str]
 """A (weekday, period id) pair: the unit of time in which a pupil sits in one session."""
@@ -88,12 +92,13 @@ class Request:
     periods: tuple[str, ...]
     preferences: tuple[str, ...]
 
-    def preference_score(self, activity: str) -> int:
-        """`n - i` for the activity at index i of n ranked preferences; 0 when not listed."""
-        try:
-            return len(self.preferences) - self.preferences.index(activity)
-        except ValueError:
+    def preference_score(self, activity: str, rank_points: Sequence[int]) -> int:
+        """`rank_points[i]` for the activity at index i of the ranked preferences; 0 when not listed or when i
+        is beyond the points. How many activities the pupil lists does not matter."""
+        if activity not in self.preferences:
             return 0
+        rank = self.preferences.index(activity)
+        return rank_points[rank] if rank < len(rank_points) else 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,10 @@ class Instance:
     requests: tuple[Request, ...]
     fixed: tuple[Assignment, ...] = ()
     previous: tuple[Assignment, ...] = ()
+    rank_points: tuple[int, ...] = DEFAULT_RANK_POINTS
+    """Points for a placement in the activity a pupil ranked first, second, ...; ranks beyond score 0."""
+    lottery_seed: int | None = None
+    """Fixes the draw among interchangeable pupils; None leaves it to the solver's configured seed."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Fields outside the spec, kept so a round trip loses nothing."""
 

@@ -17,9 +17,27 @@ from dataclasses import dataclass, field
 from scheduler.domain import Instance, Pupil, Request, Session
 
 
-def lottery_key(seed: int, pupil_id: str) -> bytes:
-    """A pupil's place in the lottery: uniform, reproducible for a seed, independent of input order."""
-    return hashlib.blake2b(f"{seed}:{pupil_id}".encode(), digest_size=8).digest()
+def lottery_key(seed: int, pupil_id: str, family: str | None = None) -> bytes:
+    """A pupil's place in the lottery: uniform, reproducible for a seed, independent of input order.
+
+    The first 8 bytes are the draw: blake2b of `"{seed}:{pupil_id}"`, or of `"{seed}:family:{family}"` for a
+    pupil with a family, so siblings share one draw and sit next to each other in any order by this key; the
+    pupil id after it breaks the tie between siblings.
+    """
+    token = f"family:{family}" if family else pupil_id
+    return hashlib.blake2b(f"{seed}:{token}".encode(), digest_size=8).digest() + pupil_id.encode()
+
+
+def lottery_seed(instance: Instance, configured: int) -> int:
+    """The seed of the draw: the instance's own `lottery_seed` when it names one, else the solver's seed."""
+    return configured if instance.lottery_seed is None else instance.lottery_seed
+
+
+def lottery_order(instance: Instance, configured_seed: int) -> list[Request]:
+    """Requests in the order of their pupils' draw: the one place the scheduler orders pupils by lottery."""
+    seed = lottery_seed(instance, configured_seed)
+    pupils = instance.pupil_by_id
+    return sorted(instance.requests, key=lambda r: lottery_key(seed, r.pupil, pupils[r.pupil].family))
 
 
 @dataclass
@@ -50,7 +68,14 @@ class DayClass:
 
     @property
     def name(self) -> str:
-        return f"d{self.day}_g{self.grade}_{'-'.join(self.periods)}"
+        """Unique among a day's classes and readable in a solver log: `d1_g3_P1-P2`, then pins and previous
+        sessions when there are any (`d1_g3_P1-P2_pin-S3_prev-S4`)."""
+        name = f"d{self.day}_g{self.grade}_{'-'.join(self.periods)}"
+        if self.fixed:
+            name += "_pin-" + "-".join(self.fixed)
+        if self.previous:
+            name += "_prev-" + "-".join(self.previous)
+        return name
 
     @property
     def size(self) -> int:
@@ -68,7 +93,11 @@ def _sessions_for(instance: Instance, pupil: Pupil, day: int, period: str, pinne
 
 
 def build_day_classes(instance: Instance, *, by_preference: bool, seed: int) -> list[DayClass]:
-    """Group every requested pupil-day; `by_preference=False` merges preference groups (enough for coverage)."""
+    """Group every requested pupil-day; `by_preference=False` merges preference groups (enough for coverage).
+
+    Each group lists its pupils in the order of the draw (`seed` unless the instance names its own), which
+    decides who among them is seated.
+    """
     fixed_by_pupil_day: dict[tuple[str, int], dict[str, str]] = defaultdict(dict)
     for pair in instance.fixed:
         session = instance.session_by_id[pair.session]
@@ -79,8 +108,7 @@ def build_day_classes(instance: Instance, *, by_preference: bool, seed: int) -> 
         previous_by_pupil_day[(pair.pupil, session.day)].append(session.id)
 
     classes: dict[tuple[object, ...], DayClass] = {}
-    order = sorted(instance.requests, key=lambda r: lottery_key(seed, r.pupil))
-    for request in order:
+    for request in lottery_order(instance, seed):
         if not request.periods:
             continue
         pupil = instance.pupil_by_id[request.pupil]
@@ -101,10 +129,12 @@ def build_day_classes(instance: Instance, *, by_preference: bool, seed: int) -> 
 
 
 def _scores(instance: Instance, request: Request, day_class: DayClass) -> tuple[tuple[str, int], ...]:
+    """What each activity offered to the class that day is worth to this pupil; activities worth 0 are left
+    out, so pupils who differ only in choices that score nothing stay interchangeable."""
     offered = {s.activity for s in day_class.sessions()}
-    return tuple(
-        (activity, request.preference_score(activity)) for activity in request.preferences if activity in offered
-    )
+    scores = ((activity, request.preference_score(activity, instance.rank_points))
+              for activity in request.preferences if activity in offered)
+    return tuple((activity, score) for activity, score in scores if score > 0)
 
 
 def _add_to_group(day_class: DayClass, scores: tuple[tuple[str, int], ...], pupil: Pupil) -> None:

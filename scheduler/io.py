@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from scheduler.domain import (
+    DEFAULT_RANK_POINTS,
     INSTANCE_FORMAT,
     SOLUTION_FORMAT,
     Activity,
@@ -36,7 +37,8 @@ from scheduler.domain import (
 T = TypeVar("T")
 
 INSTANCE_FIELDS = ("format", "school", "term", "weekdays", "periods", "priority_weights", "activities",
-                   "sessions", "teachers", "pupils", "requests", "fixed", "previous")
+                   "sessions", "teachers", "pupils", "requests", "fixed", "previous", "rank_points",
+                   "lottery_seed")
 SOLUTION_STATUSES = (Status.OPTIMAL, Status.FEASIBLE, Status.INFEASIBLE, Status.UNKNOWN)
 OBJECTIVE_FIELDS = ("coverage", "coverage_bound", "stability", "preference", "max_teacher_load")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -201,14 +203,16 @@ class _InstanceParser(_Reader):
                            optional=True)
         previous = self.items(root, "previous", "", lambda o, p: self._pair(o, p, pupil_ids, session_ids),
                               optional=True)
-        if self.problems or school is None or term is None or weights is None:
+        rank_points = self._rank_points(root)
+        lottery_seed = self._lottery_seed(root)
+        if self.problems or school is None or term is None or weights is None or rank_points is None:
             return None
         extra = {k: v for k, v in root.items() if k not in INSTANCE_FIELDS}
         return Instance(
             school=school, term=term, weekdays=weekdays, periods=tuple(periods), priority_weights=weights,
             activities=tuple(activities), sessions=tuple(sessions), teachers=tuple(teachers),
             pupils=tuple(pupils), requests=tuple(requests), fixed=tuple(fixed), previous=tuple(previous),
-            extra=extra,
+            rank_points=rank_points, lottery_seed=lottery_seed, extra=extra,
         )
 
     @staticmethod
@@ -268,6 +272,33 @@ class _InstanceParser(_Reader):
                 weights[int(key)] = parsed
         self.priority_levels = set(weights)
         return weights
+
+    def _rank_points(self, root: dict[str, Any]) -> tuple[int, ...] | None:
+        """Points per rank, best first: whole numbers >= 0 (ranks beyond the list score 0, and a listed choice
+        is never worth less than an unlisted one) that never rise (a better rank never scores less)."""
+        if "rank_points" not in root:
+            return DEFAULT_RANK_POINTS
+        values = self.array(root, "rank_points", "")
+        if values is None:
+            return None
+        points: list[int] = []
+        ok = True
+        for i, value in enumerate(values):
+            parsed = self.integer(value, f"rank_points[{i}]", 0)
+            if parsed is None:
+                ok = False
+                continue
+            if points and parsed > points[-1]:
+                self.problem(f"rank_points[{i}]", f"must be at most {points[-1]}, the points of the rank before: "
+                                                  "a better rank never scores less")
+                ok = False
+            points.append(parsed)
+        return tuple(points) if ok else None
+
+    def _lottery_seed(self, root: dict[str, Any]) -> int | None:
+        if root.get("lottery_seed") is None:
+            return None
+        return self.integer(root["lottery_seed"], "lottery_seed")
 
     def _period(self, obj: dict[str, Any], path: str) -> Period | None:
         period_id = self.string(obj, "id", path, non_empty=True)
@@ -490,7 +521,10 @@ def instance_to_json(instance: Instance) -> dict[str, Any]:
                       "preferences": list(r.preferences)} for r in instance.requests],
         "fixed": [{"pupil": a.pupil, "session": a.session} for a in instance.fixed],
         "previous": [{"pupil": a.pupil, "session": a.session} for a in instance.previous],
+        "rank_points": list(instance.rank_points),
     }
+    if instance.lottery_seed is not None:
+        data["lottery_seed"] = instance.lottery_seed
     for key, value in instance.extra.items():
         data.setdefault(key, value)
     return data

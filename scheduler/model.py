@@ -16,7 +16,6 @@ recovers whole teachers with a max-flow afterwards. That keeps the integer part 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 from ortools.linear_solver import pywraplp
@@ -43,15 +42,10 @@ def total(terms: list[Any]) -> Expr:
     return pywraplp.SumArray(terms)
 
 
-@dataclass(frozen=True)
-class Levels:
-    """The objective levels as linear expressions over the model's variables."""
-
-    coverage: Expr
-    stability: Expr
-    preference: Expr
-    max_load: Expr
-    staffing: Expr
+LEVELS = ("coverage", "stability", "preference", "max_load", "staffing")
+"""The objective levels of PROBLEM.md in their strict order; level 4 (teacher load) is two steps."""
+MAXIMISED = frozenset({"coverage", "stability", "preference"})
+"""Levels that are maximised; the others are minimised."""
 
 
 class AllocationModel:
@@ -85,10 +79,7 @@ class AllocationModel:
         self._add_liked_activities()
         self._add_session_capacity_and_minimum()
         self._add_teacher_flow()
-        most = max((t.max_sessions for t in instance.teachers), default=0)
-        self.max_load = solver.IntVar(0, most, "max_teacher_load")
-        for teacher_id, leads in self.load.items():
-            solver.Add(total(leads) <= self.max_load, f"max_load_{teacher_id}")
+        self._add_max_teacher_load()
 
     def _add_seats_per_period(self) -> None:
         """A pupil sits in at most one session per period, and only in eligible sessions of requested periods."""
@@ -97,16 +88,17 @@ class AllocationModel:
             for period, sessions in day_class.eligible.items():
                 seats = []
                 for session in sessions:
-                    var = solver.IntVar(0, min(day_class.size, session.capacity), f"seats_{k}_{session.id}")
+                    var = solver.IntVar(0, min(day_class.size, session.capacity),
+                                        f"seats_{day_class.name}_{session.id}")
                     self.seats[(k, session.id)] = var
                     self.enrolment[session.id].append(var)
                     seats.append(var)
                 seated = []
                 for u, group in enumerate(day_class.groups.values()):
-                    var = solver.IntVar(0, group.size if seats else 0, f"seated_{k}_{u}_{period}")
+                    var = solver.IntVar(0, group.size if seats else 0, f"seated_{day_class.name}_u{u}_{period}")
                     self.seated[(k, u, period)] = var
                     seated.append(var)
-                solver.Add(total(seated) == total(seats), f"seated_{k}_{period}")
+                solver.Add(total(seated) == total(seats), f"seated_{day_class.name}_{period}")
 
     def _add_coverage_needs_every_period(self) -> None:
         """A pupil-day counts as covered only when the pupil has a seat in every period requested that day."""
@@ -115,7 +107,7 @@ class AllocationModel:
             for u, group in enumerate(day_class.groups.values()):
                 covered = []
                 for level, pupils in sorted(group.pupils_by_priority.items()):
-                    var = solver.IntVar(0, len(pupils), f"covered_{k}_{u}_prio{level}")
+                    var = solver.IntVar(0, len(pupils), f"covered_{day_class.name}_u{u}_prio{level}")
                     self.covered[(k, u, level)] = var
                     covered.append(var)
                 for period in day_class.periods:
@@ -125,7 +117,7 @@ class AllocationModel:
         """Every pupil an admin pinned to a session sits in it."""
         for k, day_class in enumerate(self.classes):
             for session_id in day_class.fixed:
-                self.solver.Add(self.seats[(k, session_id)] == day_class.size, f"pin_{k}_{session_id}")
+                self.solver.Add(self.seats[(k, session_id)] == day_class.size, f"pin_{day_class.name}_{session_id}")
 
     def _add_liked_activities(self) -> None:
         """Pupils counted as sitting in a ranked activity do sit in a session of it, at most one per period."""
@@ -139,7 +131,7 @@ class AllocationModel:
                     for activity, _score in group.scores:
                         if activity not in offered:
                             continue
-                        var = solver.IntVar(0, group.size, f"liked_{k}_{u}_{period}_{activity}")
+                        var = solver.IntVar(0, group.size, f"liked_{day_class.name}_u{u}_{period}_{activity}")
                         self.liked[(k, u, period, activity)] = var
                         liked_by_activity[activity].append(var)
                         liked.append(var)
@@ -206,6 +198,13 @@ class AllocationModel:
         for group, needed in demand.items():
             solver.Add(total(needed) == total(supply.get(group, [])), f"staff_{group[0]}_{group[1]}_{group[2]}")
 
+    def _add_max_teacher_load(self) -> None:
+        """No teacher leads more sessions than `max_teacher_load`, the number level 4 brings down."""
+        most = max((t.max_sessions for t in self.instance.teachers), default=0)
+        self.max_load = self.solver.IntVar(0, most, "max_teacher_load")
+        for teacher_id, leads in self.load.items():
+            self.solver.Add(total(leads) <= self.max_load, f"max_load_{teacher_id}")
+
     def _add_hired_teachers(self, groups: list[StaffingGroup], supply: dict[StaffingGroup, list[Var]]) -> None:
         """A hired teacher with qualification X leads X or unqualified sessions, one a slot, `hire_sessions` a week."""
         solver = self.solver
@@ -229,24 +228,43 @@ class AllocationModel:
             week = [var for (_, t), var in self.hired_leads.items() if t == tag]
             solver.Add(total(week) <= self.hire_sessions * hired)
 
-    def levels(self) -> Levels:
-        instance = self.instance
-        coverage = [instance.priority_weights[level] * var for (_, _, level), var in self.covered.items()]
-        stability = []
+    # ------------------------------------------------------------ objective levels
+
+    def level(self, name: str) -> Expr:
+        """The objective level called `name` (one of `LEVELS`) as a linear expression."""
+        levels = {"coverage": self.coverage_level, "stability": self.stability_level,
+                  "preference": self.preference_level, "max_load": self.max_load_level,
+                  "staffing": self.staffing_level}
+        return levels[name]()
+
+    def coverage_level(self) -> Expr:
+        """Level 1, coverage: requested pupil-days with a seat in every requested period, weighted by priority."""
+        weights = self.instance.priority_weights
+        return total([weights[level] * var for (_, _, level), var in self.covered.items()])
+
+    def stability_level(self) -> Expr:
+        """Level 2, stability: pairs of the previous allocation that are kept."""
+        kept = []
         for k, day_class in enumerate(self.classes):
-            stability += [self.seats[(k, s)] for s in day_class.previous if (k, s) in self.seats]
-        preference = []
+            kept += [self.seats[(k, s)] for s in day_class.previous if (k, s) in self.seats]
+        return total(kept)
+
+    def preference_level(self) -> Expr:
+        """Level 3, preference: `rank_points[i]` for every pupil sitting in the activity they ranked i-th."""
+        points = []
         for k, day_class in enumerate(self.classes):
             for u, group in enumerate(day_class.groups.values()):
                 for activity, score in group.scores:
                     for period in day_class.periods:
                         liked = self.liked.get((k, u, period, activity))
                         if liked is not None:
-                            preference.append(score * liked)
-        return Levels(
-            coverage=total(coverage),
-            stability=total(stability),
-            preference=total(preference),
-            max_load=self.max_load + 0,
-            staffing=total(list(self.teachers.values())),
-        )
+                            points.append(score * liked)
+        return total(points)
+
+    def max_load_level(self) -> Expr:
+        """Level 4, teacher load, first: the largest number of sessions any one teacher leads."""
+        return self.max_load + 0
+
+    def staffing_level(self) -> Expr:
+        """Level 4, teacher load, then: the number of staffing pairs."""
+        return total(list(self.teachers.values()))

@@ -2,377 +2,261 @@
 
 Levels 1 (coverage) and 2 (stability) are solved on the coarse grouping, where preferences are ignored; level 3
 on groups that also tell preferences apart; level 4 (teacher load) on the coarse grouping again, with each class's
-seats per activity kept as level 3 chose them, checked against lower bounds (see `solve`). Each level keeps every
-earlier level at the value found, so a lower level is never traded for a higher one.
+seats per activity kept as level 3 chose them, checked against lower bounds (see `_LevelPlan.teacher_load`). Each
+level keeps every earlier level at the value found, so a lower level is never traded for a higher one.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from ortools.graph.python import max_flow
-from ortools.linear_solver import pywraplp
-
 from scheduler import validation
-from scheduler.domain import Assignment, Instance, Objective, Solution, Staffing, Status
+from scheduler.domain import Instance, Objective, Solution, Status
 from scheduler.explain import explain_unserved
+from scheduler.extract import assign_pupils, assign_teachers
 from scheduler.fixed import check_fixed
-from scheduler.groups import DayClass, build_day_classes
-from scheduler.model import AllocationModel, Expr, StaffingGroup, Var, staffing_group, total
+from scheduler.groups import DayClass, build_day_classes, lottery_seed
+from scheduler.lexicographic import (
+    BACKENDS,
+    LevelResult,
+    LexicographicSolver,
+    ProgressCallback,
+    SolveCancelled,
+    SolverConfig,
+    hold,
+)
+from scheduler.model import AllocationModel, total
 
-logger = logging.getLogger(__name__)
+__all__ = ["BACKENDS", "LexicographicSolver", "ProgressCallback", "SolveCancelled", "SolverConfig", "solve"]
 
-ProgressCallback = Callable[[str, dict[str, Any]], None]
-"""Called with a stage name (`coverage`, `stability`, `preference`, `load`, `staffing`, `done`) and details."""
-
-
-class SolveCancelled(Exception):
-    """Raised when the caller's `should_stop` asked the solver to give up."""
-
-
-BACKENDS = ("SCIP", "HIGHS")
-
-
-@dataclass(frozen=True)
-class SolverConfig:
-    time_limit: float = 60.0
-    """Wall-clock seconds for all levels together, model building included."""
-    workers: int = 2
-    """Threads the MIP backend may use (SCIP runs single-threaded; HiGHS uses them)."""
-    seed: int = 0
-    """Drives the MIP's randomisation and the lottery that picks, among interchangeable pupils, who gets a seat."""
-    backend: str = "SCIP"
-    coverage_share: float = 0.8
-    """Share of the time limit that level 1 may use before the later levels get the rest."""
-    log: bool = False
-    should_stop: Callable[[], bool] | None = field(default=None, compare=False)
+STABILITY_PARTS = 4
+"""Level 2 may use a quarter of the time level 1 left: level 3 and the steps of level 4 still follow."""
+PREFERENCE_SHARE = 0.6
+"""Level 3 may use this share of the time left; the rest is level 4's."""
+LOAD_STEPS = ("max_load", "staffing")
+"""Level 4 in its two steps: the largest teacher load, then the number of staffing pairs."""
 
 
-@dataclass
-class LevelResult:
-    name: str
-    status: str
-    value: int
-    bound: int
-    seconds: float
-
-
-class LexicographicSolver:
-    """Runs the levels one after another on one model, each holding the ones before it at the value found."""
-
-    def __init__(self, built: AllocationModel, config: SolverConfig, started: float,
-                 progress: ProgressCallback | None) -> None:
-        self.built, self.config, self.started, self.progress = built, config, started, progress
-        self.results: list[LevelResult] = []
-        self.values: list[float] | None = None
-        solver = built.solver
-        if config.backend == "HIGHS":
-            solver.SetNumThreads(max(1, config.workers))
-        if config.backend == "SCIP":  # SCIP stays single-threaded: its concurrent mode crashes on teardown
-            solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {config.seed}\n")
-        if config.log:
-            solver.EnableOutput()
-        self.params = pywraplp.MPSolverParameters()
-        self.params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, 0.0)
-
-    def hint_from(self, source: LexicographicSolver) -> None:
-        """Start from another model's solution over the same day classes (grouped alike or not)."""
-        if source.values is not None:
-            known = transfer(source, source.built, self.built)
-            self.built.solver.SetHint(list(known), list(known.values()))
-
-    def hint(self, values: list[float] | None) -> None:
-        """Start from a solution of a model built the same way (same variables in the same order)."""
-        if values is not None:
-            self.built.solver.SetHint(self.built.solver.variables(), values)
-
-    @property
-    def have_solution(self) -> bool:
-        return self.values is not None
-
-    def optimise(self, name: str, expr: Expr, *, maximise: bool, seconds: float) -> LevelResult:
-        solver = self.built.solver
-        if maximise:
-            solver.Maximize(expr)
-        else:
-            solver.Minimize(expr)
-        solver.SetTimeLimit(max(50, int(seconds * 1000)))
-        began = time.monotonic()
-        code = self._solve_watching_for_stop(solver)
-        seconds_used = time.monotonic() - began
-        if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) and not self._trustworthy(solver):
-            logger.warning("level %s: the backend's answer breaks the model; treated as no solution", name)
-            code = pywraplp.Solver.NOT_SOLVED
-        if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-            value = round(solver.Objective().Value())
-            raw_bound = solver.Objective().BestBound()
-            bound = math.floor(raw_bound + 1e-6) if maximise else math.ceil(raw_bound - 1e-6)
-            proven = code == pywraplp.Solver.OPTIMAL or bound == value
-            status = Status.OPTIMAL if proven else Status.FEASIBLE
-            if proven:
-                bound = value
-            variables = solver.variables()
-            self.values = [v.solution_value() for v in variables]
-            solver.SetHint(variables, self.values)
-            if maximise:
-                solver.Add(expr >= value - 0.5, f"hold_{name}")
-            else:
-                solver.Add(expr <= value + 0.5, f"hold_{name}")
-        else:
-            status = Status.INFEASIBLE if code == pywraplp.Solver.INFEASIBLE else Status.UNKNOWN
-            value = bound = 0
-        result = LevelResult(name, status, value, bound, round(seconds_used, 3))
-        logger.info("level %s: %s value=%s bound=%s in %.2fs", name, status, value, bound, seconds_used)
-        self.results.append(result)
-        if self.progress is not None:
-            self.progress(name, {"value": value, "bound": bound, "status": status,
-                                 "elapsed": round(time.monotonic() - self.started, 2)})
-        return result
-
-    @staticmethod
-    def _trustworthy(solver: pywraplp.Solver) -> bool:
-        """A time-limited backend may hand back a point that is not a solution: check every row and integer."""
-        if not solver.VerifySolution(1e-6, False):
-            return False
-        return all(abs(v.solution_value() - round(v.solution_value())) < 1e-6
-                   for v in solver.variables() if v.integer())
-
-    def _solve_watching_for_stop(self, solver: pywraplp.Solver) -> int:
-        should_stop = self.config.should_stop
-        if should_stop is None:
-            return int(solver.Solve(self.params))
-        if should_stop():
-            raise SolveCancelled("stopped before solving")
-        done = threading.Event()
-        stopped = threading.Event()
-
-        def watch() -> None:
-            while not done.wait(0.25):
-                if should_stop():
-                    stopped.set()
-                    solver.InterruptSolve()
-                    return
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        try:
-            code = int(solver.Solve(self.params))
-        finally:
-            done.set()
-            watcher.join()
-        if stopped.is_set():
-            raise SolveCancelled("stopped while solving")
-        return code
-
-    def value(self, var: Var) -> int:
-        assert self.values is not None, "no level has a solution"
-        return int(round(self.values[var.index()]))
+def _checked_step_parts(steps_left: int) -> tuple[int, int, int]:
+    """Into how many parts the time left is cut for each solve of a level-4 step that needs the check (the step
+    gets one part each time): the restricted solve, its relaxed lower bound, the exact model's challenge. The
+    restricted solve leaves room for a challenge in every step left; the bound only has to prove, so it gets less.
+    """
+    return 2 * steps_left, 4 * steps_left - 1, 2 * steps_left - 1
 
 
 def solve(instance: Instance, config: SolverConfig | None = None,
           progress: ProgressCallback | None = None) -> Solution:
     """Allocate pupils and teachers to sessions, maximising the four levels of PROBLEM.md in order."""
     config = config or SolverConfig()
-    started = time.monotonic()
-    deadline = started + config.time_limit
     if config.backend not in BACKENDS:
         raise ValueError(f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}")
-    stats: dict[str, Any] = {"solver": f"{config.backend} MIP over aggregated pupils", "workers": config.workers,
-                             "seed": config.seed, "time_limit": config.time_limit}
-
+    plan = _LevelPlan(instance, config, progress)
     broken = check_fixed(instance)
     if broken:
-        stats["infeasible_fixed"] = broken
-        stats["seconds"] = round(time.monotonic() - started, 3)
-        return _empty(instance, Status.INFEASIBLE, stats)
-
-    coarse = build_day_classes(instance, by_preference=False, seed=config.seed)
-    first_model = AllocationModel(instance, coarse, backend=config.backend)
-    stats["coverage_model"] = _size(first_model)
-    first = LexicographicSolver(first_model, config, started, progress)
-    level1_time = max(0.1, (deadline - time.monotonic()) * config.coverage_share)
-    coverage = first.optimise("coverage", first_model.levels().coverage, maximise=True, seconds=level1_time)
-    stats["coverage_seconds"] = round(time.monotonic() - started, 3)
+        plan.stats["infeasible_fixed"] = broken
+        return plan.no_allocation(Status.INFEASIBLE)
+    first = plan.coverage_and_stability()
     if not first.have_solution:
-        stats["levels"] = [vars(r) for r in first.results]
-        stats["seconds"] = round(time.monotonic() - started, 3)
-        status = Status.INFEASIBLE if coverage.status == Status.INFEASIBLE else Status.UNKNOWN
-        if status == Status.INFEASIBLE and instance.fixed:
-            stats["infeasible_fixed"] = [{"pupil": p.pupil, "session": p.session,
-                                          "reason": "the pinned pairs together cannot be staffed or filled"}
-                                         for p in instance.fixed]
-        return _empty(instance, status, stats)
-    held = {"coverage": coverage.value}
-    if instance.previous:
-        stability = first.optimise("stability", first_model.levels().stability, maximise=True,
-                                   seconds=_share(deadline, 4))
-        if first.have_solution and stability.status != Status.UNKNOWN:
-            held["stability"] = stability.value
-    results = first.results
+        return plan.no_coverage()
+    labels = plan.preference(first)
+    labels, seats = plan.teacher_load(first, labels)
+    return plan.solution(labels, seats)
 
-    # Level 3 needs pupils told apart by preference; the seats it chooses per activity then stay put.
-    labels, label_model = first, first_model
-    fine = build_day_classes(instance, by_preference=True, seed=config.seed)
-    if not _same_grouping(coarse, fine):
-        fine_model = AllocationModel(instance, fine, backend=config.backend)
-        stats["preference_model"] = _size(fine_model)
-        _hold(fine_model, held)
-        third = LexicographicSolver(fine_model, config, started, progress)
+
+class _LevelPlan:
+    """Which model each level runs on, with how much of the time limit, holding which earlier levels."""
+
+    def __init__(self, instance: Instance, config: SolverConfig, progress: ProgressCallback | None) -> None:
+        self.instance, self.config, self.progress = instance, config, progress
+        self.started = time.monotonic()
+        self.deadline = self.started + config.time_limit
+        self.stats: dict[str, Any] = {
+            "solver": f"{config.backend} MIP over aggregated pupils", "workers": config.workers,
+            "seed": config.seed, "lottery_seed": lottery_seed(instance, config.seed), "time_limit": config.time_limit,
+        }
+        self.held: dict[str, int] = {}
+        """Every level decided so far, at its value: later models hold them."""
+        self.results: list[LevelResult] = []
+        self.coarse: list[DayClass] = []
+        self.fine: list[DayClass] = []
+        self.coverage: LevelResult | None = None
+
+    def _model(self, classes: list[DayClass]) -> AllocationModel:
+        return AllocationModel(self.instance, classes, backend=self.config.backend)
+
+    def _solver(self, model: AllocationModel, *, reports: bool = True) -> LexicographicSolver:
+        return LexicographicSolver(model, self.config, self.started, self.progress if reports else None)
+
+    def _share(self, parts: int) -> float:
+        """An even share of the time left for the next of `parts` solves."""
+        return max(0.05, (self.deadline - time.monotonic()) / max(1, parts))
+
+    def _seconds(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+    # ------------------------------------------------------------ the levels
+
+    def coverage_and_stability(self) -> LexicographicSolver:
+        """Levels 1 and 2 on the coarse grouping: preferences do not matter to them."""
+        self.coarse = build_day_classes(self.instance, by_preference=False, seed=self.config.seed)
+        model = self._model(self.coarse)
+        self.stats["coverage_model"] = _size(model)
+        first = self._solver(model)
+        seconds = max(0.1, (self.deadline - time.monotonic()) * self.config.coverage_share)
+        self.coverage = first.optimise("coverage", model.coverage_level(), maximise=True, seconds=seconds)
+        self.stats["coverage_seconds"] = self._seconds()
+        if first.have_solution:
+            self.held["coverage"] = self.coverage.value
+            if self.instance.previous:
+                stability = first.optimise("stability", model.stability_level(), maximise=True,
+                                           seconds=self._share(STABILITY_PARTS))
+                if first.have_solution and stability.status != Status.UNKNOWN:
+                    self.held["stability"] = stability.value
+        self.results += first.results
+        return first
+
+    def preference(self, first: LexicographicSolver) -> LexicographicSolver:
+        """Level 3 needs pupils told apart by preference; the seats it chooses per activity then stay put.
+        Returns the solve that says who sits in a liked activity (`first` when preferences split no group)."""
+        self.fine = build_day_classes(self.instance, by_preference=True, seed=self.config.seed)
+        if _same_grouping(self.coarse, self.fine):
+            return first
+        model = self._model(self.fine)
+        self.stats["preference_model"] = _size(model)
+        hold(model, self.held)
+        third = self._solver(model)
         third.hint_from(first)
-        third.optimise("preference", fine_model.levels().preference, maximise=True,
-                       seconds=0.6 * _share(deadline, 1))
-        results = results + third.results
-        if third.have_solution:
-            labels, label_model = third, fine_model
-            held["preference"] = third.results[-1].value
+        third.optimise("preference", model.preference_level(), maximise=True,
+                       seconds=PREFERENCE_SHARE * self._share(1))
+        self.results += third.results
+        if not third.have_solution:
+            return first
+        self.held["preference"] = third.results[-1].value
+        return third
 
-    # Level 4 on the coarse grouping, keeping every class's seats per activity as level 3 left them: small and
-    # fast. It is proven when a bound without that restriction meets it; otherwise the exact preference-grouped
-    # model decides, and takes over when it does better.
-    refined = label_model is not first_model
-    last_model = AllocationModel(instance, coarse, backend=config.backend)
-    _hold(last_model, {name: value for name, value in held.items() if name != "preference"})
-    if refined:
-        _keep_activity_seats(last_model, labels, label_model)
-    last = LexicographicSolver(last_model, config, started, progress)
-    last.hint_from(labels)
-    lexi, built = last, last_model
-    for name, remaining in (("max_load", 2), ("staffing", 1)):
-        result = lexi.optimise(name, getattr(built.levels(), name), maximise=False,
-                               seconds=_share(deadline, 2 * remaining if refined and lexi is last else remaining))
+    def teacher_load(self, first: LexicographicSolver,
+                     labels: LexicographicSolver) -> tuple[LexicographicSolver, LexicographicSolver]:
+        """Level 4 on the coarse grouping, keeping every class's seats per activity as level 3 left them: small and
+        fast. When level 3 refined the groups, each step is checked (`_checked_step`).
+
+        Returns (labels, seats): the solve that says who is covered and liked, and the one that says how many
+        of each class sit in each session and who teaches.
+        """
+        refined = labels is not first
+        model = self._model(self.coarse)
+        hold(model, {name: value for name, value in self.held.items() if name != "preference"})
+        if refined:
+            _keep_activity_seats(model, labels)
+        last = self._solver(model)
+        last.hint_from(labels)
+        seats = last
+        for i, name in enumerate(LOAD_STEPS):
+            steps_left = len(LOAD_STEPS) - i
+            if refined and seats is last:
+                result, exact = self._checked_step(name, steps_left, last, labels)
+                if exact is not None:
+                    seats = labels = exact
+            else:
+                result = seats.optimise(name, seats.built.level(name), maximise=False,
+                                        seconds=self._share(steps_left))
+            self.results.append(result)
+            if result.status in (Status.OPTIMAL, Status.FEASIBLE):
+                self.held[name] = result.value
+        if not last.have_solution:
+            return labels, labels
+        return (labels if refined else seats), seats
+
+    def _checked_step(self, name: str, steps_left: int, last: LexicographicSolver,
+                      labels: LexicographicSolver) -> tuple[LevelResult, LexicographicSolver | None]:
+        """One level-4 step on the restricted model, proven when a bound without the restriction meets it;
+        otherwise the exact preference-grouped model decides. Returns the step's result and the exact solve
+        when it did better (it then takes over)."""
+        solve_parts, bound_parts, exact_parts = _checked_step_parts(steps_left)
+        result = last.optimise(name, last.built.level(name), maximise=False, seconds=self._share(solve_parts))
         if result.status not in (Status.OPTIMAL, Status.FEASIBLE):
-            continue
-        if refined and lexi is last:
-            bound = _bound(instance, coarse, config, held, name, _share(deadline, 4 * remaining - 1), started,
-                           last.values)
-            if bound < result.value:
-                exact_model = AllocationModel(instance, fine, backend=config.backend)
-                _hold(exact_model, held)
-                exact = LexicographicSolver(exact_model, config, started, None)
-                exact.hint(labels.values)
-                challenge = exact.optimise(name, getattr(exact_model.levels(), name), maximise=False,
-                                           seconds=_share(deadline, 2 * remaining - 1))
-                if challenge.status in (Status.OPTIMAL, Status.FEASIBLE):
-                    bound = max(bound, challenge.bound)
-                    if challenge.value < result.value:
-                        lexi, built = exact, exact_model
-                        labels, label_model = exact, exact_model
-                        result.value = challenge.value
-            result.bound = min(bound, result.value)
-            result.status = Status.OPTIMAL if result.bound >= result.value else Status.FEASIBLE
-        held[name] = result.value
-    results = results + last.results
-    if not last.have_solution:
-        lexi, built = labels, label_model
-    elif not refined:
-        labels, label_model = lexi, built
+            return result, None
+        bound = self._relaxed_bound(name, self._share(bound_parts), last.values)
+        better = None
+        if bound < result.value:
+            exact_model = self._model(self.fine)
+            hold(exact_model, self.held)
+            exact = self._solver(exact_model, reports=False)
+            exact.hint(labels.values)
+            challenge = exact.optimise(name, exact_model.level(name), maximise=False,
+                                       seconds=self._share(exact_parts))
+            if challenge.status in (Status.OPTIMAL, Status.FEASIBLE):
+                bound = max(bound, challenge.bound)
+                if challenge.value < result.value:
+                    better = exact
+                    result.value = challenge.value
+        result.bound = min(bound, result.value)
+        result.status = Status.OPTIMAL if result.bound >= result.value else Status.FEASIBLE
+        return result, better
 
-    assignments = _assign_pupils(labels, label_model, lexi, built)
-    staffing = _assign_teachers(lexi, built)
-    proven = all(r.status == Status.OPTIMAL for r in results)
-    stats["levels"] = [vars(r) for r in results]
-    stats["seconds"] = round(time.monotonic() - started, 3)
-    loads = validation.teacher_loads(instance, staffing)
-    objective = Objective(
-        coverage=validation.coverage(instance, assignments),
-        coverage_bound=coverage.bound,
-        stability=validation.stability(instance, assignments),
-        preference=validation.preference(instance, assignments),
-        max_teacher_load=max(loads.values(), default=0),
-    )
-    if progress is not None:
-        progress("done", {"value": objective.coverage, "bound": objective.coverage_bound,
-                          "elapsed": stats["seconds"]})
-    return Solution(
-        school=instance.school.id,
-        status=Status.OPTIMAL if proven else Status.FEASIBLE,
-        assignments=assignments,
-        staffing=staffing,
-        objective=objective,
-        unserved=explain_unserved(instance, assignments, staffing),
-        stats=stats,
-    )
+    def _relaxed_bound(self, name: str, seconds: float, start: list[float] | None) -> int:
+        """A proven lower bound for a level-4 step: the same step with preference left free (coarse grouping)."""
+        relaxed = self._model(self.coarse)
+        hold(relaxed, {level: value for level, value in self.held.items() if level != "preference"})
+        lower = self._solver(relaxed, reports=False)
+        lower.hint(start)
+        result = lower.optimise(name, relaxed.level(name), maximise=False, seconds=seconds)
+        return result.bound if result.status in (Status.OPTIMAL, Status.FEASIBLE) else 0
 
+    # ------------------------------------------------------------ answers
 
-MAXIMISED = ("coverage", "stability", "preference")
+    def solution(self, labels: LexicographicSolver, seats: LexicographicSolver) -> Solution:
+        """Concrete pupils and teachers, the objective recomputed from them, proven when every level is."""
+        instance = self.instance
+        assignments = assign_pupils(labels, seats)
+        staffing = assign_teachers(seats)
+        self.stats["levels"] = [vars(r) for r in self.results]
+        self.stats["seconds"] = self._seconds()
+        loads = validation.teacher_loads(instance, staffing)
+        assert self.coverage is not None
+        objective = Objective(
+            coverage=validation.coverage(instance, assignments),
+            coverage_bound=self.coverage.bound,
+            stability=validation.stability(instance, assignments),
+            preference=validation.preference(instance, assignments),
+            max_teacher_load=max(loads.values(), default=0),
+        )
+        if self.progress is not None:
+            self.progress("done", {"value": objective.coverage, "bound": objective.coverage_bound,
+                                   "elapsed": self.stats["seconds"]})
+        proven = all(r.status == Status.OPTIMAL for r in self.results)
+        return Solution(
+            school=instance.school.id,
+            status=Status.OPTIMAL if proven else Status.FEASIBLE,
+            assignments=assignments,
+            staffing=staffing,
+            objective=objective,
+            unserved=explain_unserved(instance, assignments, staffing),
+            stats=self.stats,
+        )
 
+    def no_coverage(self) -> Solution:
+        """Level 1 found nothing: infeasible pins say which pairs, a timeout says it is unknown."""
+        assert self.coverage is not None
+        self.stats["levels"] = [vars(r) for r in self.results]
+        status = Status.INFEASIBLE if self.coverage.status == Status.INFEASIBLE else Status.UNKNOWN
+        if status == Status.INFEASIBLE and self.instance.fixed:
+            self.stats["infeasible_fixed"] = [
+                {"pupil": p.pupil, "session": p.session,
+                 "reason": "the pinned pairs together cannot be staffed or filled"}
+                for p in self.instance.fixed]
+        return self.no_allocation(status)
 
-def transfer(source: LexicographicSolver, src: AllocationModel, dst: AllocationModel) -> dict[Var, int]:
-    """A complete solution of `dst` from one of `src` over the same day classes: seats, staffing and class totals
-    carry over; covered and seated pupils are spread over `dst`'s preference groups; liked seats start at zero."""
-    values: dict[Var, int] = {}
-    for mapping in ("seats", "teachers", "runs", "leads"):
-        src_vars, dst_vars = getattr(src, mapping), getattr(dst, mapping)
-        for key, var in dst_vars.items():
-            values[var] = source.value(src_vars[key])
-    values[dst.max_load] = source.value(src.max_load)
-    covered: dict[tuple[int, int], int] = defaultdict(int)
-    for (k, _, level), var in src.covered.items():
-        covered[(k, level)] += source.value(var)
-    seated: dict[tuple[int, str], int] = defaultdict(int)
-    for (k, _, period), var in src.seated.items():
-        seated[(k, period)] += source.value(var)
-    for k, day_class in enumerate(dst.classes):
-        mine: dict[int, int] = defaultdict(int)
-        for u, group in enumerate(day_class.groups.values()):
-            for level, pupils in group.pupils_by_priority.items():
-                n = min(len(pupils), covered[(k, level)])
-                covered[(k, level)] -= n
-                values[dst.covered[(k, u, level)]] = n
-                mine[u] += n
-        for period in day_class.periods:
-            spare = seated[(k, period)] - sum(mine.values())
-            for u, group in enumerate(day_class.groups.values()):
-                extra = min(spare, group.size - mine[u])
-                spare -= extra
-                values[dst.seated[(k, u, period)]] = mine[u] + extra
-        _greedy_liked(dst, k, day_class, values)
-    return values
+    def no_allocation(self, status: str) -> Solution:
+        self.stats["seconds"] = self._seconds()
+        return Solution(self.instance.school.id, status, (), (), Objective(0, 0, 0, 0, 0), (), self.stats)
 
 
-def _greedy_liked(built: AllocationModel, k: int, day_class: DayClass, values: dict[Var, int]) -> None:
-    """Liked seats for a starting point: seated pupils take free seats of their best-scored activities first."""
-    for period, sessions in day_class.eligible.items():
-        free: dict[str, int] = defaultdict(int)
-        for session in sessions:
-            free[session.activity] += values[built.seats[(k, session.id)]]
-        for u, group in enumerate(day_class.groups.values()):
-            room = values[built.seated[(k, u, period)]]
-            for activity, _score in sorted(group.scores, key=lambda item: -item[1]):
-                var = built.liked.get((k, u, period, activity))
-                if var is None:
-                    continue
-                n = min(room, free[activity])
-                values[var] = n
-                room -= n
-                free[activity] -= n
-
-
-def _share(deadline: float, parts: int) -> float:
-    """An even share of the time left for the next of `parts` solves."""
-    return max(0.05, (deadline - time.monotonic()) / max(1, parts))
-
-
-def _hold(built: AllocationModel, held: dict[str, int]) -> None:
-    """Keep every level already decided at its value in a freshly built model."""
-    levels = built.levels()
-    for name, value in held.items():
-        expr = getattr(levels, name)
-        if name in MAXIMISED:
-            built.solver.Add(expr >= value - 0.5, f"hold_{name}")
-        else:
-            built.solver.Add(expr <= value + 0.5, f"hold_{name}")
-
-
-def _keep_activity_seats(built: AllocationModel, labels: LexicographicSolver, label_model: AllocationModel) -> None:
+def _keep_activity_seats(built: AllocationModel, labels: LexicographicSolver) -> None:
     """Each class keeps, per period and activity, the seats and covered pupils that the preference level chose."""
+    label_model = labels.built
     solver = built.solver
     for k, day_class in enumerate(built.classes):
         for sessions in day_class.eligible.values():
@@ -389,21 +273,6 @@ def _keep_activity_seats(built: AllocationModel, labels: LexicographicSolver, la
             solver.Add(total(mine) == count)
 
 
-def _bound(instance: Instance, classes: list[DayClass], config: SolverConfig, held: dict[str, int],
-           name: str, seconds: float, started: float, start: list[float] | None) -> int:
-    """A proven lower bound for a minimised level: the same level with preference left free (coarse grouping)."""
-    relaxed = AllocationModel(instance, classes, backend=config.backend)
-    _hold(relaxed, {level: value for level, value in held.items() if level != "preference"})
-    lower = LexicographicSolver(relaxed, config, started, None)
-    lower.hint(start)
-    result = lower.optimise(name, getattr(relaxed.levels(), name), maximise=False, seconds=seconds)
-    return result.bound if result.status in (Status.OPTIMAL, Status.FEASIBLE) else 0
-
-
-def _empty(instance: Instance, status: str, stats: dict[str, Any]) -> Solution:
-    return Solution(instance.school.id, status, (), (), Objective(0, 0, 0, 0, 0), (), stats)
-
-
 def _size(built: AllocationModel) -> dict[str, int]:
     solver = built.solver
     return {"day_classes": len(built.classes), "groups": sum(len(c.groups) for c in built.classes),
@@ -414,90 +283,3 @@ def _same_grouping(coarse: list[DayClass], fine: list[DayClass]) -> bool:
     return all(len(c.groups) == len(f.groups) for c, f in zip(coarse, fine, strict=True)) and all(
         not scores for c in fine for scores in c.groups
     )
-
-
-def _assign_pupils(labels: LexicographicSolver, label_model: AllocationModel,
-                   seats: LexicographicSolver, seat_model: AllocationModel) -> tuple[Assignment, ...]:
-    """Turn counts into pupils: the label model says who is covered and who sits in a liked activity (within a
-    group the lottery order decides), the seat model how many of each class sit in each session."""
-    pairs: list[Assignment] = []
-    for k, day_class in enumerate(label_model.classes):
-        labelled: dict[str, list[tuple[str | None, str]]] = defaultdict(list)
-        for u, group in enumerate(day_class.groups.values()):
-            covered: list[str] = []
-            waiting: list[str] = []
-            for level, pupils in sorted(group.pupils_by_priority.items(),
-                                        key=lambda item: -label_model.instance.priority_weights[item[0]]):
-                n = labels.value(label_model.covered[(k, u, level)])
-                covered += pupils[:n]
-                waiting += pupils[n:]
-            for period in day_class.periods:
-                seated = covered + waiting[: labels.value(label_model.seated[(k, u, period)]) - len(covered)]
-                cursor = 0
-                for activity, _score in sorted(group.scores, key=lambda item: -item[1]):
-                    liked = label_model.liked.get((k, u, period, activity))
-                    n = labels.value(liked) if liked is not None else 0
-                    labelled[period] += [(activity, pupil) for pupil in seated[cursor:cursor + n]]
-                    cursor += n
-                labelled[period] += [(None, pupil) for pupil in seated[cursor:]]
-        for period, sessions in day_class.eligible.items():
-            free = {s.id: seats.value(seat_model.seats[(k, s.id)]) for s in sessions}
-            # Pupils who count a liked activity go to its sessions first; everyone else fills what is left.
-            queue = sorted(labelled[period], key=lambda item: item[0] is None)
-            for liked_activity, pupil in queue:
-                choice = next((s.id for s in sessions if free[s.id] > 0 and s.activity == liked_activity), None)
-                if choice is None:
-                    choice = next(s.id for s in sessions if free[s.id] > 0)
-                free[choice] -= 1
-                pairs.append(Assignment(pupil, choice))
-    return tuple(sorted(pairs, key=lambda a: (a.pupil, a.session)))
-
-
-def _assign_teachers(lexi: LexicographicSolver, built: AllocationModel) -> tuple[Staffing, ...]:
-    """Whole teachers from the flow: a max-flow with the levels' integral demands and load cap.
-
-    The model's `leads` may be fractional at an optimal vertex-free point; the flow network with integral
-    capacities has an integral maximum flow of the same value, which is what hands out real teachers.
-    """
-    instance = built.instance
-    need: dict[StaffingGroup, int] = defaultdict(int)
-    for session_id, var in built.teachers.items():
-        need[staffing_group(instance, instance.session_by_id[session_id])] += lexi.value(var)
-    cap = lexi.value(built.max_load)
-    flow = max_flow.SimpleMaxFlow()
-    source, sink = 0, 1
-    nodes: dict[object, int] = {}
-
-    def node(key: object) -> int:
-        if key not in nodes:
-            nodes[key] = len(nodes) + 2
-        return nodes[key]
-
-    arcs: dict[int, tuple[str, StaffingGroup]] = {}
-    for teacher in instance.teachers:
-        groups = [g for (t, g) in built.leads if t == teacher.id and need.get(g, 0) > 0]
-        if not groups:
-            continue
-        flow.add_arc_with_capacity(source, node(teacher.id), min(teacher.max_sessions, cap))
-        for group in sorted(groups):
-            slot = (teacher.id, group[0], group[1])
-            if slot not in nodes:
-                flow.add_arc_with_capacity(node(teacher.id), node(slot), 1)
-            arc = flow.add_arc_with_capacity(node(slot), node(group), 1)
-            arcs[arc] = (teacher.id, group)
-    for group, count in sorted(need.items()):
-        if count:
-            flow.add_arc_with_capacity(node(group), sink, count)
-    status = flow.solve(source, sink)
-    if status != flow.OPTIMAL or flow.optimal_flow() != sum(need.values()):
-        raise RuntimeError("the staffing flow could not be completed; the model and the flow disagree")
-    teachers_by_group: dict[StaffingGroup, list[str]] = defaultdict(list)
-    for arc, (teacher_id, group) in arcs.items():
-        if flow.flow(arc) > 0:
-            teachers_by_group[group].append(teacher_id)
-    pairs: list[Staffing] = []
-    for session_id, var in sorted(built.teachers.items()):
-        group = staffing_group(instance, instance.session_by_id[session_id])
-        for _ in range(lexi.value(var)):
-            pairs.append(Staffing(teachers_by_group[group].pop(), session_id))
-    return tuple(sorted(pairs, key=lambda s: (s.session, s.teacher)))

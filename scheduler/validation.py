@@ -96,13 +96,14 @@ def stability(instance: Instance, assignments: Iterable[Assignment]) -> int:
 
 
 def preference(instance: Instance, assignments: Iterable[Assignment]) -> int:
-    """Objective 3: sum of `n - i` over assigned pairs (activity ranked i-th of n by the pupil)."""
+    """Objective 3: sum of `rank_points[i]` over assigned pairs (activity ranked i-th by the pupil, 0-based);
+    0 when the activity is not listed or i is beyond the points."""
     requests, sessions = instance.request_by_pupil, instance.session_by_id
     total = 0
     for a in _known(instance, assignments):
         request = requests.get(a.pupil)
         if request is not None:
-            total += request.preference_score(sessions[a.session].activity)
+            total += request.preference_score(sessions[a.session].activity, instance.rank_points)
     return total
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from scheduler.domain import Activity, Instance, Session, Status
 from scheduler.groups import DayClass, build_day_classes
+from scheduler.lexicographic import LexicographicSolver, SolverConfig
 from scheduler.model import AllocationModel
-from scheduler.solve import LexicographicSolver, SolverConfig
 
 EXTRA_ACTIVITY = "__extra__"
 DEFAULT_PUPILS_PER_TEACHER = 30
@@ -85,7 +85,7 @@ def advise(instance: Instance, config: SolverConfig | None = None, *, hire_sessi
 
     today = AllocationModel(instance, build_day_classes(instance, by_preference=False, seed=config.seed))
     now_solver = LexicographicSolver(today, config, started, None)
-    now = now_solver.optimise("coverage", today.levels().coverage, maximise=True,
+    now = now_solver.optimise("coverage", today.coverage_level(), maximise=True,
                               seconds=(deadline - time.monotonic()) / 3)
     covered_now = _covered_by_slot(now_solver, today) if now_solver.have_solution else {}
 
@@ -96,7 +96,7 @@ def advise(instance: Instance, config: SolverConfig | None = None, *, hire_sessi
     new_rooms = [sum(built.enrolment[s.id]) for s in grown.sessions
                  if s.activity == EXTRA_ACTIVITY and s.id in built.enrolment]
     steps = [
-        ("coverage", built.levels().coverage, True),
+        ("coverage", built.coverage_level(), True),
         ("hired", sum(built.hired.values()), False),
         ("hired_qualified", sum(var for tag, var in built.hired.items() if tag), False),
         ("seats", sum(new_rooms), False),

@@ -6,7 +6,6 @@ Defaults: weekdays 1–5, periods P1–P3, priority weights {0: 1, 1: 2, 2: 4}, 
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,9 +29,8 @@ from scheduler.domain import (
 )
 
 _REPO = Path(__file__).resolve().parents[2]
-SPEC_DIRS = (_REPO / "docs" / "spec", _REPO / "spec", Path("/work/shared/spec"))
-"""Where the worked example of PROBLEM.md may live; the first folder holding it wins."""
-SPEC_DIR: Path | None = next((d for d in SPEC_DIRS if (d / "example-instance.json").is_file()), None)
+SPEC_DIR = _REPO / "docs" / "spec"
+"""PROBLEM.md and its worked example, kept in the repository beside the code that implements them."""
 
 SCHOOL = School("SCH-1", "测试小学", "测试区")
 PERIODS = (Period("P1", "15:30", "16:30"), Period("P2", "16:30", "17:30"), Period("P3", "17:30", "18:30"))
@@ -43,22 +41,19 @@ ACTIVITIES = (
 )
 
 
-def _example(name: str, fallback: dict[str, Any]) -> dict[str, Any]:
-    if SPEC_DIR is None:
-        data: dict[str, Any] = copy.deepcopy(fallback)
-    else:
-        data = json.loads((SPEC_DIR / name).read_text(encoding="utf-8"))
+def _example(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SPEC_DIR / name).read_text(encoding="utf-8"))
     return data
 
 
 def example_instance_json() -> dict[str, Any]:
     """The worked example's instance, as decoded JSON (a fresh copy each call)."""
-    return _example("example-instance.json", EXAMPLE_INSTANCE_DATA)
+    return _example("example-instance.json")
 
 
 def example_solution_json() -> dict[str, Any]:
     """The worked example's optimal solution, as decoded JSON (a fresh copy each call)."""
-    return _example("example-solution.json", EXAMPLE_SOLUTION_DATA)
+    return _example("example-solution.json")
 
 
 def write_examples(folder: Path) -> tuple[Path, Path]:
@@ -116,131 +111,3 @@ def solution(assignments: tuple[tuple[str, str], ...] | list[tuple[str, str]] = 
         staffing=tuple(Staffing(t, s) for t, s in staffing),
         objective=objective or Objective(0, 0, 0, 0, 0), unserved=unserved,
     )
-
-
-# A copy of the worked example, used when the spec folder is not beside the checkout.
-EXAMPLE_INSTANCE_DATA: dict[str, Any] = {
-    'format': 'afterschool-instance/1',
-     'school': {'id': 'KM-WH-0001', 'name': '昆明市五华区示例小学', 'district': '五华区'},
-     'term': '2026-autumn',
-     'weekdays': [1, 2, 3, 4, 5],
-     'periods': [{'id': 'P1', 'start': '15:30', 'end': '16:30'},
-                 {'id': 'P2', 'start': '16:30', 'end': '17:30'},
-                 {'id': 'P3', 'start': '17:30', 'end': '18:30'}],
-     'priority_weights': {'0': 1, '1': 2, '2': 4},
-     'activities': [{'id': 'homework', 'name': '作业辅导', 'category': 'homework', 'qualification': None},
-                    {'id': 'football', 'name': '足球', 'category': 'sports', 'qualification': 'sports'},
-                    {'id': 'art', 'name': '美术', 'category': 'arts', 'qualification': 'arts'},
-                    {'id': 'care', 'name': '延时托管', 'category': 'care', 'qualification': None}],
-     'sessions': [{'id': 'S1',
-                   'activity': 'homework',
-                   'day': 1,
-                   'period': 'P1',
-                   'room': '3-1教室',
-                   'capacity': 45,
-                   'grades': [3, 3],
-                   'pupils_per_teacher': 45,
-                   'min_pupils': 0},
-                  {'id': 'S2',
-                   'activity': 'football',
-                   'day': 1,
-                   'period': 'P2',
-                   'room': '操场',
-                   'capacity': 2,
-                   'grades': [3, 6],
-                   'pupils_per_teacher': 25,
-                   'min_pupils': 0},
-                  {'id': 'S3',
-                   'activity': 'art',
-                   'day': 1,
-                   'period': 'P2',
-                   'room': '美术室',
-                   'capacity': 30,
-                   'grades': [1, 4],
-                   'pupils_per_teacher': 15,
-                   'min_pupils': 2},
-                  {'id': 'S4',
-                   'activity': 'care',
-                   'day': 1,
-                   'period': 'P3',
-                   'room': '礼堂',
-                   'capacity': 80,
-                   'grades': [1, 6],
-                   'pupils_per_teacher': 30,
-                   'min_pupils': 0}],
-     'teachers': [{'id': 'T1',
-                   'name': '李老师',
-                   'qualifications': ['sports'],
-                   'available': [[1, 'P1'], [1, 'P2']],
-                   'max_sessions': 4},
-                  {'id': 'T2',
-                   'name': '王老师',
-                   'qualifications': ['arts'],
-                   'available': [[1, 'P2'], [1, 'P3']],
-                   'max_sessions': 3},
-                  {'id': 'T3',
-                   'name': '赵老师',
-                   'qualifications': [],
-                   'available': [[1, 'P1'], [1, 'P3']],
-                   'max_sessions': 5}],
-     'pupils': [{'id': 'P001',
-                 'name': '张子涵',
-                 'grade': 3,
-                 'class': '3-1',
-                 'family': 'F01',
-                 'priority': 1},
-                {'id': 'P002',
-                 'name': '张浩宇',
-                 'grade': 3,
-                 'class': '3-1',
-                 'family': 'F01',
-                 'priority': 1},
-                {'id': 'P003',
-                 'name': '陈欣怡',
-                 'grade': 3,
-                 'class': '3-1',
-                 'family': 'F02',
-                 'priority': 0},
-                {'id': 'P004',
-                 'name': '刘梓轩',
-                 'grade': 3,
-                 'class': '3-1',
-                 'family': None,
-                 'priority': 2}],
-     'requests': [{'pupil': 'P001',
-                   'days': [1],
-                   'periods': ['P1', 'P2'],
-                   'preferences': ['football', 'art']},
-                  {'pupil': 'P002',
-                   'days': [1],
-                   'periods': ['P1', 'P2', 'P3'],
-                   'preferences': ['football']},
-                  {'pupil': 'P003',
-                   'days': [1],
-                   'periods': ['P1', 'P2'],
-                   'preferences': ['football', 'art']},
-                  {'pupil': 'P004', 'days': [1], 'periods': ['P1'], 'preferences': []}]}
-
-EXAMPLE_SOLUTION_DATA: dict[str, Any] = {'format': 'afterschool-solution/1',
-     'school': 'KM-WH-0001',
-     'status': 'OPTIMAL',
-     'assignments': [{'pupil': 'P001', 'session': 'S1'},
-                     {'pupil': 'P002', 'session': 'S1'},
-                     {'pupil': 'P003', 'session': 'S1'},
-                     {'pupil': 'P004', 'session': 'S1'},
-                     {'pupil': 'P002', 'session': 'S2'},
-                     {'pupil': 'P001', 'session': 'S3'},
-                     {'pupil': 'P003', 'session': 'S3'},
-                     {'pupil': 'P002', 'session': 'S4'}],
-     'staffing': [{'teacher': 'T3', 'session': 'S1'},
-                  {'teacher': 'T1', 'session': 'S2'},
-                  {'teacher': 'T2', 'session': 'S3'},
-                  {'teacher': 'T3', 'session': 'S4'}],
-     'objective': {'coverage': 9,
-                   'coverage_bound': 9,
-                   'stability': 0,
-                   'preference': 3,
-                   'max_teacher_load': 2},
-     'unserved': [],
-     'stats': {'note': 'P003 can only be covered in art, which needs two pupils: so P001 joins art and '
-                       'P002 takes the football seat.'}}

@@ -23,6 +23,8 @@ ACTIVITIES = (
     Activity("art", "美术", "arts", "arts"),
     Activity("care", "延时托管", "care", None),
 )
+RANK_POINTS = ((3, 2, 1), (3, 2, 1), (5, 1), (2, 2, 2, 1), (1,), ())
+"""The default most often, then flat, steep, short and empty lists."""
 
 
 def random_instance(seed: int, *, pupils: int = 8, days: int = 2, with_fixed: bool = False,
@@ -65,9 +67,10 @@ def random_instance(seed: int, *, pupils: int = 8, days: int = 2, with_fixed: bo
         fixed.append(Assignment(pupil, session))
     if with_previous and eligible:
         previous = [Assignment(p, s) for p, s in rng.sample(eligible, min(len(eligible), 4))]
+    rank_points = rng.choice(RANK_POINTS)
     return Instance(
         school=School("RND", "随机小学", "测试区"), term="t", weekdays=weekdays, periods=PERIODS,
         priority_weights={0: 1, 1: 2, 2: 4}, activities=ACTIVITIES, sessions=tuple(sessions),
         teachers=tuple(teachers), pupils=tuple(pupil_rows), requests=tuple(requests), fixed=tuple(fixed),
-        previous=tuple(previous),
+        previous=tuple(previous), rank_points=rank_points,
     )

@@ -73,7 +73,10 @@ def reference_optimum(instance: Instance, seconds: float = 30.0) -> dict[str, in
     stability = sum(v for key, v in attend.items() if key in previous)
     preference = []
     for (p, sid), v in attend.items():
-        score = instance.request_by_pupil[p].preference_score(instance.session_by_id[sid].activity)
+        ranked = instance.request_by_pupil[p].preferences
+        activity = instance.session_by_id[sid].activity
+        rank = ranked.index(activity) if activity in ranked else len(instance.rank_points)
+        score = instance.rank_points[rank] if rank < len(instance.rank_points) else 0
         if score:
             preference.append(score * v)
     levels = [("coverage", sum(coverage), True), ("stability", stability, True),

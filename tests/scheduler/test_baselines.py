@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from scheduler.baselines import first_come_first_served, lottery
 from scheduler.domain import Instance, Solution, Status
 from scheduler.generate import generate
+from scheduler.groups import lottery_key
 from scheduler.validation import validate
 from tests.scheduler.builders import instance, pupil, request, session, teacher
 
@@ -84,7 +87,7 @@ def test_ranked_activity_first_then_any_session_with_room() -> None:
     solution = first_come_first_served(inst)
     _check(inst, solution)
     assert _seated(solution) == {("A", "ART"), ("B", "HW")}
-    assert solution.objective.preference == 1
+    assert solution.objective.preference == 3  # A sits in art, its first choice: rank_points[0]
 
 
 def test_a_day_is_seated_whole_or_not_at_all() -> None:
@@ -168,3 +171,19 @@ def test_fixed_pairs_that_break_the_rules_make_the_answer_infeasible() -> None:
     solution = lottery(inst)
     assert solution.status == Status.INFEASIBLE and not solution.assignments
     assert solution.stats["infeasible_fixed"][0]["pupil"] == "A"
+
+
+def test_lottery_draws_by_family_and_the_instance_seed() -> None:
+    inst = dataclasses.replace(instance(
+        sessions=[session("S1", capacity=2)], teachers=[teacher("T1")],
+        pupils=[pupil("A", family="F"), pupil("B", family="F"), pupil("C"), pupil("D")],
+        requests=[request("A"), request("B"), request("C"), request("D")],
+    ), lottery_seed=11)
+    runs = [lottery(inst, seed=seed) for seed in range(10)]
+    assert all(run.assignments == runs[0].assignments for run in runs)  # the instance's seed wins
+    assert runs[0].stats["seed"] == 11
+    for seed in range(30):
+        drawn = dataclasses.replace(inst, lottery_seed=seed)
+        order = sorted("ABCD", key=lambda p: lottery_key(seed, p, drawn.pupil_by_id[p].family))
+        assert abs(order.index("A") - order.index("B")) == 1  # siblings draw together
+        assert {p for p, _ in _seated(lottery(drawn))} == set(order[:2])

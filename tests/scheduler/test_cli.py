@@ -136,7 +136,7 @@ def test_solve_example_to_file(example_files: tuple[Path, Path], tmp_path: Path)
     solution = load_solution(out)
     report = validate(load_instance(example_files[0]), solution)
     assert report.ok and report.consistent, report
-    assert report.objective.coverage == 9 and report.objective.preference == 3
+    assert report.objective.coverage == 9 and report.objective.preference == 7
 
 
 @needs_solver

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from scheduler import io, validation
 from scheduler.domain import Assignment, Instance, Session, Status, Teacher
+from scheduler.groups import build_day_classes
+from scheduler.model import AllocationModel
 from scheduler.solve import SolveCancelled, SolverConfig, solve
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
@@ -46,12 +48,20 @@ def test_worked_example_is_optimal(example: Instance) -> None:
     solution = solve_checked(example)
     assert solution.status == Status.OPTIMAL
     assert solution.objective.coverage == solution.objective.coverage_bound == 9
-    assert solution.objective.preference == 3
+    assert solution.objective.preference == 7
     assert solution.objective.max_teacher_load == 2
     # art needs two pupils, so P003 (who can only be covered in art) takes someone along; football keeps one
     art = {a.pupil for a in solution.assignments if a.session == "S3"}
     assert "P003" in art and len(art) == 2
     assert solution.unserved == ()
+
+
+def test_rank_points_weigh_the_preference_level(example: Instance) -> None:
+    # with a second choice worth as much as a first, art for P001 and P003 scores 3 each, football for P002 3
+    solution = solve_checked(dataclasses.replace(example, rank_points=(3, 3)))
+    assert solution.status == Status.OPTIMAL
+    assert solution.objective.coverage == 9
+    assert solution.objective.preference == 9
 
 
 def test_capacity_limits_coverage(example: Instance) -> None:
@@ -181,3 +191,12 @@ def test_every_level_equals_an_independent_optimum(seed: int, fixed: bool, previ
     assert solution.objective.preference == expected["preference"]
     assert solution.objective.max_teacher_load == expected["max_load"]
     assert len(solution.staffing) == expected["staffing"]
+
+
+def test_model_variables_name_their_day_class(example: Instance) -> None:
+    pinned = dataclasses.replace(example, fixed=(Assignment("P003", "S3"),))
+    built = AllocationModel(pinned, build_day_classes(pinned, by_preference=False, seed=0))
+    names = {var.name() for var in built.solver.variables()}
+    assert "seats_d1_g3_P1-P2_S1" in names  # P001: grade 3, Monday, P1 and P2
+    assert "seats_d1_g3_P1-P2_pin-S3_S3" in names  # P003, pinned to art
+    assert "covered_d1_g3_P1_u0_prio2" in names  # P004

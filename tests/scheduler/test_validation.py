@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,7 @@ def test_example_is_valid_and_objective_recomputed(example_instance: Instance,
                                                    example_solution: Solution) -> None:
     report = validate(example_instance, example_solution)
     assert report.ok and report.consistent, report
-    assert report.objective == Objective(coverage=9, coverage_bound=9, stability=0, preference=3,
+    assert report.objective == Objective(coverage=9, coverage_bound=9, stability=0, preference=7,
                                          max_teacher_load=2)
     assert report.total_staffing == 4
     assert report.covered == {("P001", 1), ("P002", 1), ("P003", 1), ("P004", 1)}
@@ -52,7 +53,7 @@ def test_example_is_valid_and_objective_recomputed(example_instance: Instance,
 def test_pure_objective_functions(example_instance: Instance, example_solution: Solution) -> None:
     pairs = example_solution.assignments
     assert coverage(example_instance, pairs) == 9
-    assert preference(example_instance, pairs) == 3
+    assert preference(example_instance, pairs) == 7
     assert stability(example_instance, pairs) == 0
     assert teacher_loads(example_instance, example_solution.staffing) == {"T1": 1, "T2": 1, "T3": 2}
     without_s4 = [a for a in pairs if a.session != "S4"]
@@ -184,7 +185,7 @@ def test_mutation_wrong_reported_objective() -> None:
         s["objective"]["coverage_bound"] = 8
     report = mutated(change)
     assert report.ok and not report.consistent
-    assert "objective.preference is 4, recomputed 3" in report.objective_mismatches
+    assert "objective.preference is 4, recomputed 7" in report.objective_mismatches
     assert "objective.coverage_bound 8 is below the achieved coverage 9" in report.objective_mismatches
 
 
@@ -317,3 +318,14 @@ def test_report_lists_every_violation(status: str) -> None:
     report = validate(inst, sol)
     assert rules(report) == {2, 4, 6}
     assert all(v.message.startswith(f"rule {v.rule}: ") for v in report.violations)
+
+
+def test_preference_scores_rank_points_whatever_the_list_length(example_instance: Instance) -> None:
+    # P002 ranked only football, P001 football then art: a first choice scores the same for both
+    both_in_football = [Assignment("P001", "S2"), Assignment("P002", "S2")]
+    assert preference(example_instance, both_in_football) == 3 + 3
+    assert preference(example_instance, [Assignment("P001", "S3")]) == 2
+    assert preference(example_instance, [Assignment("P004", "S3")]) == 0  # P004 ranked nothing
+    custom = dataclasses.replace(example_instance, rank_points=(10,))
+    assert preference(custom, both_in_football) == 20
+    assert preference(custom, [Assignment("P001", "S3")]) == 0  # second choice, beyond the points

@@ -1,0 +1,234 @@
+"""One model, several objectives in strict order: each level is optimised holding the ones before it.
+
+`LexicographicSolver` runs the levels on one `AllocationModel`; `transfer` carries a solution from one model to
+another over the same day classes, so a finer or a restricted model starts where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ortools.linear_solver import pywraplp
+
+from scheduler.domain import Status
+from scheduler.groups import DayClass
+from scheduler.model import MAXIMISED, AllocationModel, Expr, Var
+
+logger = logging.getLogger("scheduler.solve")  # the name log settings already route, from before the split
+
+ProgressCallback = Callable[[str, dict[str, Any]], None]
+"""Called with a stage name (`coverage`, `stability`, `preference`, `max_load`, `staffing`, `done`) and details."""
+
+
+class SolveCancelled(Exception):
+    """Raised when the caller's `should_stop` asked the solver to give up."""
+
+
+BACKENDS = ("SCIP", "HIGHS")
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    time_limit: float = 60.0
+    """Wall-clock seconds for all levels together, model building included."""
+    workers: int = 2
+    """Threads the MIP backend may use (SCIP runs single-threaded; HiGHS uses them)."""
+    seed: int = 0
+    """Drives the MIP's randomisation, and the lottery among interchangeable pupils when the instance names no
+    `lottery_seed` of its own."""
+    backend: str = "SCIP"
+    """The MIP backend, one of `BACKENDS`."""
+    coverage_share: float = 0.8
+    """Share of the time limit that level 1 may use before the later levels get the rest."""
+    log: bool = False
+    """Let the backend write its own log."""
+    should_stop: Callable[[], bool] | None = field(default=None, compare=False)
+
+
+@dataclass
+class LevelResult:
+    name: str
+    status: str
+    value: int
+    bound: int
+    seconds: float
+
+
+class LexicographicSolver:
+    """Runs the levels one after another on one model, each holding the ones before it at the value found."""
+
+    def __init__(self, built: AllocationModel, config: SolverConfig, started: float,
+                 progress: ProgressCallback | None) -> None:
+        self.built, self.config, self.started, self.progress = built, config, started, progress
+        self.results: list[LevelResult] = []
+        self.values: list[float] | None = None
+        solver = built.solver
+        if config.backend == "HIGHS":
+            solver.SetNumThreads(max(1, config.workers))
+        if config.backend == "SCIP":  # SCIP stays single-threaded: its concurrent mode crashes on teardown
+            solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {config.seed}\n")
+        if config.log:
+            solver.EnableOutput()
+        self.params = pywraplp.MPSolverParameters()
+        self.params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, 0.0)
+
+    def hint_from(self, source: LexicographicSolver) -> None:
+        """Start from another model's solution over the same day classes (grouped alike or not)."""
+        if source.values is not None:
+            known = transfer(source, source.built, self.built)
+            self.built.solver.SetHint(list(known), list(known.values()))
+
+    def hint(self, values: list[float] | None) -> None:
+        """Start from a solution of a model built the same way (same variables in the same order)."""
+        if values is not None:
+            self.built.solver.SetHint(self.built.solver.variables(), values)
+
+    @property
+    def have_solution(self) -> bool:
+        return self.values is not None
+
+    def optimise(self, name: str, expr: Expr, *, maximise: bool, seconds: float) -> LevelResult:
+        solver = self.built.solver
+        if maximise:
+            solver.Maximize(expr)
+        else:
+            solver.Minimize(expr)
+        solver.SetTimeLimit(max(50, int(seconds * 1000)))
+        began = time.monotonic()
+        code = self._solve_watching_for_stop(solver)
+        seconds_used = time.monotonic() - began
+        if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) and not self._trustworthy(solver):
+            logger.warning("level %s: the backend's answer breaks the model; treated as no solution", name)
+            code = pywraplp.Solver.NOT_SOLVED
+        if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+            value = round(solver.Objective().Value())
+            raw_bound = solver.Objective().BestBound()
+            bound = math.floor(raw_bound + 1e-6) if maximise else math.ceil(raw_bound - 1e-6)
+            proven = code == pywraplp.Solver.OPTIMAL or bound == value
+            status = Status.OPTIMAL if proven else Status.FEASIBLE
+            if proven:
+                bound = value
+            variables = solver.variables()
+            self.values = [v.solution_value() for v in variables]
+            solver.SetHint(variables, self.values)
+            if maximise:
+                solver.Add(expr >= value - 0.5, f"hold_{name}")
+            else:
+                solver.Add(expr <= value + 0.5, f"hold_{name}")
+        else:
+            status = Status.INFEASIBLE if code == pywraplp.Solver.INFEASIBLE else Status.UNKNOWN
+            value = bound = 0
+        result = LevelResult(name, status, value, bound, round(seconds_used, 3))
+        logger.info("level %s: %s value=%s bound=%s in %.2fs", name, status, value, bound, seconds_used)
+        self.results.append(result)
+        if self.progress is not None:
+            self.progress(name, {"value": value, "bound": bound, "status": status,
+                                 "elapsed": round(time.monotonic() - self.started, 2)})
+        return result
+
+    @staticmethod
+    def _trustworthy(solver: pywraplp.Solver) -> bool:
+        """A time-limited backend may hand back a point that is not a solution: check every row and integer."""
+        if not solver.VerifySolution(1e-6, False):
+            return False
+        return all(abs(v.solution_value() - round(v.solution_value())) < 1e-6
+                   for v in solver.variables() if v.integer())
+
+    def _solve_watching_for_stop(self, solver: pywraplp.Solver) -> int:
+        should_stop = self.config.should_stop
+        if should_stop is None:
+            return int(solver.Solve(self.params))
+        if should_stop():
+            raise SolveCancelled("stopped before solving")
+        done = threading.Event()
+        stopped = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.25):
+                if should_stop():
+                    stopped.set()
+                    solver.InterruptSolve()
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            code = int(solver.Solve(self.params))
+        finally:
+            done.set()
+            watcher.join()
+        if stopped.is_set():
+            raise SolveCancelled("stopped while solving")
+        return code
+
+    def value(self, var: Var) -> int:
+        assert self.values is not None, "no level has a solution"
+        return int(round(self.values[var.index()]))
+
+
+def transfer(source: LexicographicSolver, src: AllocationModel, dst: AllocationModel) -> dict[Var, int]:
+    """A complete solution of `dst` from one of `src` over the same day classes: seats, staffing and class totals
+    carry over; covered and seated pupils are spread over `dst`'s preference groups; liked seats start at zero."""
+    values: dict[Var, int] = {}
+    for mapping in ("seats", "teachers", "runs", "leads"):
+        src_vars, dst_vars = getattr(src, mapping), getattr(dst, mapping)
+        for key, var in dst_vars.items():
+            values[var] = source.value(src_vars[key])
+    values[dst.max_load] = source.value(src.max_load)
+    covered: dict[tuple[int, int], int] = defaultdict(int)
+    for (k, _, level), var in src.covered.items():
+        covered[(k, level)] += source.value(var)
+    seated: dict[tuple[int, str], int] = defaultdict(int)
+    for (k, _, period), var in src.seated.items():
+        seated[(k, period)] += source.value(var)
+    for k, day_class in enumerate(dst.classes):
+        mine: dict[int, int] = defaultdict(int)
+        for u, group in enumerate(day_class.groups.values()):
+            for level, pupils in group.pupils_by_priority.items():
+                n = min(len(pupils), covered[(k, level)])
+                covered[(k, level)] -= n
+                values[dst.covered[(k, u, level)]] = n
+                mine[u] += n
+        for period in day_class.periods:
+            spare = seated[(k, period)] - sum(mine.values())
+            for u, group in enumerate(day_class.groups.values()):
+                extra = min(spare, group.size - mine[u])
+                spare -= extra
+                values[dst.seated[(k, u, period)]] = mine[u] + extra
+        _greedy_liked(dst, k, day_class, values)
+    return values
+
+
+def _greedy_liked(built: AllocationModel, k: int, day_class: DayClass, values: dict[Var, int]) -> None:
+    """Liked seats for a starting point: seated pupils take free seats of their best-scored activities first."""
+    for period, sessions in day_class.eligible.items():
+        free: dict[str, int] = defaultdict(int)
+        for session in sessions:
+            free[session.activity] += values[built.seats[(k, session.id)]]
+        for u, group in enumerate(day_class.groups.values()):
+            room = values[built.seated[(k, u, period)]]
+            for activity, _score in sorted(group.scores, key=lambda item: -item[1]):
+                var = built.liked.get((k, u, period, activity))
+                if var is None:
+                    continue
+                n = min(room, free[activity])
+                values[var] = n
+                room -= n
+                free[activity] -= n
+
+
+def hold(built: AllocationModel, held: dict[str, int]) -> None:
+    """Keep every level already decided at its value in a freshly built model."""
+    for name, value in held.items():
+        expr = built.level(name)
+        if name in MAXIMISED:
+            built.solver.Add(expr >= value - 0.5, f"hold_{name}")
+        else:
+            built.solver.Add(expr <= value + 0.5, f"hold_{name}")
