@@ -1,0 +1,6 @@
+"""Benchmarks, run from a source checkout; not part of the installed packages (`scheduler`, `webapp`).
+
+- `python -m bench.solver` (`make bench`): the solver against the lottery and first-come-first-served.
+
+Results measured with them are in `docs/benchmarks.md`.
+"""
