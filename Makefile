@@ -42,7 +42,7 @@ bench: setup
 	$(PY) -m bench.solver
 
 bench-city: setup
-	$(PY) -m flask --app webapp bench-city
+	$(PY) -m bench.city
 
 bench-load: setup
 	$(PY) -m tests.load.rush bench
