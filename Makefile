@@ -45,7 +45,7 @@ bench-city: setup
 	$(PY) -m bench.city
 
 bench-load: setup
-	$(PY) -m tests.load.rush bench
+	$(PY) -m bench.load.rush bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
