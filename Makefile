@@ -28,10 +28,10 @@ run: setup $(DEMO)
 	$(PY) -m flask --app webapp run --host 127.0.0.1 --port 5000
 
 lint: setup
-	$(PY) -m ruff check scheduler webapp tests
+	$(PY) -m ruff check scheduler webapp tests bench
 
 typecheck: setup
-	$(PY) -m mypy scheduler
+	$(PY) -m mypy scheduler bench/solver.py
 
 pytest: setup
 	$(PY) -m pytest
@@ -39,13 +39,13 @@ pytest: setup
 test: lint typecheck pytest
 
 bench: setup
-	$(PY) -m scheduler bench
+	$(PY) -m bench.solver
 
 bench-city: setup
-	$(PY) -m flask --app webapp bench-city
+	$(PY) -m bench.city
 
 bench-load: setup
-	$(PY) -m tests.load.rush bench
+	$(PY) -m bench.load.rush bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

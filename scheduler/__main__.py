@@ -1,4 +1,4 @@
-"""Command line: `python -m scheduler solve|validate|generate|bench ...`.
+"""Command line: `python -m scheduler solve|validate|generate ...` (benchmarks: `make bench`, outside the package).
 
 Exit codes: 0 done, 1 no allocation (solve) or a broken solution (validate), 2 bad input or usage,
 3 an unexpected internal error. Problems go to stderr one per line as `error: ...`, never as a traceback.
@@ -114,12 +114,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from scheduler.bench import main as bench_main
-
-    return int(bench_main(list(args.rest)))
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -164,20 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--tight", action="store_true", help="fewer seats and teachers than demand")
     generate.add_argument("-o", "--output", help="instance JSON to write (default: stdout)")
     generate.set_defaults(run=cmd_generate)
-
-    commands.add_parser("bench", help="benchmark the solver (arguments go to scheduler.bench)",
-                        add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["bench"]:
-        run = _bench
-        args = argparse.Namespace(rest=args_list[1:], verbose=False)
-    else:
-        args = build_parser().parse_args(args_list)
-        run = args.run
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    run = args.run
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -16,8 +16,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
+from bench.city import build_city, school_sizes
 from webapp import run_summary
-from webapp.bureau.bench import build_city, school_sizes
 from webapp.bureau.city import BATCH_KEY, batch_filter, prepare_batch, run_local, solver_threads
 from webapp.extensions import db
 from webapp.models import AllocationRun, CareRequest, Pupil, School, Term

@@ -1,10 +1,10 @@
 """Load-test helpers: seed a school with many linked parents, run gunicorn, and a PostgreSQL scratch schema.
 
-Also a command line for the locust scenario (see `tests/load/locustfile.py`):
+Also a command line for the locust scenario (see `bench/load/locustfile.py`):
 
-    .venv/bin/python -m tests.load.rush seed DATABASE_URL [--parents 500]
-    .venv/bin/python -m tests.load.rush serve DATABASE_URL [--port 8000]     # gunicorn -w 4 (sync workers)
-    .venv/bin/python -m tests.load.rush bench [--scenario rush|browse|ceiling] [--users 300]   # all of it, measured
+    .venv/bin/python -m bench.load.rush seed DATABASE_URL [--parents 500]
+    .venv/bin/python -m bench.load.rush serve DATABASE_URL [--port 8000]     # gunicorn -w 4 (sync workers)
+    .venv/bin/python -m bench.load.rush bench [--scenario rush|browse|ceiling] [--users 300]   # all of it, measured
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def postgres_schema(url: str) -> Iterator[str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.load.rush")
+    parser = argparse.ArgumentParser(prog="python -m bench.load.rush")
     sub = parser.add_subparsers(dest="command", required=True)
     seed_cmd = sub.add_parser("seed", help="create the schema and a school with linked parents")
     seed_cmd.add_argument("database_url")
@@ -151,13 +151,13 @@ def main(argv: list[str]) -> int:
     serve_cmd.add_argument("--port", type=int, default=8000)
     serve_cmd.add_argument("--workers", type=int, default=4)
     serve_cmd.add_argument("--threads", type=int, default=1)
-    from tests.load import bench
+    from bench.load import measure
 
     bench_cmd = sub.add_parser("bench", help="seed a scratch schema, serve, sign in, run locust, report")
-    bench.add_arguments(bench_cmd)
+    measure.add_arguments(bench_cmd)
     args = parser.parse_args(argv)
     if args.command == "bench":
-        return bench.bench(args)
+        return measure.bench(args)
     if args.command == "seed":
         info = seed(args.database_url, args.parents)
         phones = info["phones"]

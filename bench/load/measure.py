@@ -1,4 +1,4 @@
-"""The locust measurement end to end: `python -m tests.load.rush bench` (or `make bench-load`).
+"""The locust measurement end to end: `python -m bench.load.rush bench` (or `make bench-load`).
 
 1. a scratch schema on the PostgreSQL server (`--database-url`, else TEST_DATABASE_URL, else the local `test`
    database), seeded with one school and `--parents` linked parents; dropped at the end;
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.load.rush import PASSWORD, REPO, gunicorn, postgres_schema, seed
+from bench.load.rush import PASSWORD, REPO, gunicorn, postgres_schema, seed
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
 SCENARIOS = {"rush": ["RushParent"], "browse": ["Parent"], "ceiling": ["CeilingParent"]}

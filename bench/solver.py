@@ -1,6 +1,6 @@
 """Benchmark: the solver against today's lottery and first-come-first-served on generated schools.
 
-`python -m scheduler bench [--sizes 1000,2000,3000] [--variants normal,tight] [--time-limit 60] ...`
+`python -m bench.solver [--sizes 1000,2000,3000] [--variants normal,tight] [--time-limit 60] ...` (or `make bench`)
 Every method runs in a fresh spawned process, so the peak memory reported is that method's own; every result
 is checked by `validation.validate` before it is counted.
 """
@@ -108,7 +108,7 @@ def _isolated(method: str, instance: Instance, settings: Settings) -> dict[str, 
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = _Parser(prog="python -m scheduler bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m bench.solver", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,2000,3000", help="pupil counts, comma separated")
     parser.add_argument("--variants", default="normal,tight", help="normal and/or tight, comma separated")
     parser.add_argument("--methods", default=",".join(METHODS), help="solver, lottery and/or fcfs")
@@ -135,7 +135,8 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str]) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = _parse(argv)
     except _UsageError as error:
@@ -245,3 +246,7 @@ def _print_table(runs: list[dict[str, Any]], comparisons: list[dict[str, Any]]) 
     invalid = [f"{run['instance']} {run['method']}" for run in runs if not run["valid"]]
     if invalid:
         print(f"invalid or failed runs: {', '.join(invalid)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

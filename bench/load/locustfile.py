@@ -5,14 +5,14 @@
 
 The whole measurement (scratch schema, seed, gunicorn, sign-ins, locust, report, tear-down) is one command:
 
-    .venv/bin/python -m tests.load.rush bench            # or: make bench-load
+    .venv/bin/python -m bench.load.rush bench            # or: make bench-load
 
 By hand (three terminals, or `&` the first two):
 
     createdb -h 127.0.0.1 -U postgres load                       # or any empty database
-    .venv/bin/python -m tests.load.rush seed postgresql://postgres@127.0.0.1:5432/load --parents 500
-    .venv/bin/python -m tests.load.rush serve postgresql://postgres@127.0.0.1:5432/load --port 8000
-    .venv/bin/locust -f tests/load/locustfile.py --headless -u 100 -r 20 -t 60s -H http://127.0.0.1:8000 \
+    .venv/bin/python -m bench.load.rush seed postgresql://postgres@127.0.0.1:5432/load --parents 500
+    .venv/bin/python -m bench.load.rush serve postgresql://postgres@127.0.0.1:5432/load --port 8000
+    .venv/bin/locust -f bench/load/locustfile.py --headless -u 100 -r 20 -t 60s -H http://127.0.0.1:8000 \
         --only-summary Parent RushParent
 
 Each simulated parent takes the next seeded phone number (`LOAD_PARENTS`, default 500, must not exceed the

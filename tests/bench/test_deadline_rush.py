@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.load.rush import PASSWORD, gunicorn, postgres_schema, seed
+from bench.load.rush import PASSWORD, gunicorn, postgres_schema, seed
 
 pytestmark = pytest.mark.slow
 

@@ -1,14 +1,16 @@
-"""`flask --app webapp bench-city`: a Kunming-scale city generated, allocated school by school, and measured.
+"""`python -m bench.city` (`make bench-city`): a Kunming-scale city generated, allocated school by school, measured.
 
 The city (default 950 schools, about half a million pupils, 150 to 3,000 pupils a school with a long tail of
-big schools) is written with bulk inserts into a fresh SQLite file, then every school is allocated with the
-local process pool exactly as `flask allocate --all` does. Reported: wall time, schools done, the share whose
+big schools) is written into a fresh SQLite file through `webapp.services` (`school_from_instance`,
+`instance_to_term`: the rows the product writes for an imported instance), then every school is allocated with
+the local process pool exactly as `flask allocate --all` does. Reported: wall time, schools done, the share whose
 coverage is proven optimal, peak memory of this process and of the largest child, and the median time to
-render the city dashboard.
+render the city dashboard. `--reuse` keeps a database an earlier run wrote and only measures the dashboard.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -16,36 +18,25 @@ import resource
 import secrets
 import statistics
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import func, insert, select, true, update
+from flask import Flask
+from sqlalchemy import func, select, true, update
 
 from scheduler import domain
 from scheduler.generate import generate
-from webapp.bureau import bp
+from webapp import create_app
+from webapp.bureau.city import allocate_batch, new_batch_id, solver_threads
 from webapp.extensions import db
-from webapp.models import (
-    Activity,
-    CareRequest,
-    District,
-    Period,
-    Pupil,
-    School,
-    Session,
-    Teacher,
-    TeacherAvailability,
-    Term,
-    User,
-    utcnow,
-)
+from webapp.models import Pupil, School, User
+from webapp.services import instance_to_term, school_from_instance
 
 MIN_PUPILS, MAX_PUPILS = 150, 3000
 MEAN_PUPILS = 526
 """Kunming: about half a million primary pupils in about 950 schools."""
-CHUNK = 20_000
+CITY = "昆明市"
 
 
 def school_sizes(count: int, seed: int, mean: float = MEAN_PUPILS) -> list[int]:
@@ -62,161 +53,6 @@ def school_sizes(count: int, seed: int, mean: float = MEAN_PUPILS) -> list[int]:
     return sizes
 
 
-class _Ids:
-    def __init__(self) -> None:
-        self.next: dict[str, int] = {}
-
-    def __call__(self, table: str) -> int:
-        value = self.next.get(table, 0) + 1
-        self.next[table] = value
-        return value
-
-
-@dataclass
-class _Rows:
-    tables: dict[Any, list[dict[str, Any]]]
-
-    def add(self, model: Any, row: dict[str, Any]) -> None:
-        self.tables.setdefault(model, []).append(row)
-
-    def size(self) -> int:
-        return sum(len(rows) for rows in self.tables.values())
-
-
-ORDER = (District, School, Term, Period, Activity, Session, Teacher, TeacherAvailability, Pupil, CareRequest)
-
-
-def _flush(rows: _Rows) -> None:
-    for model in ORDER:
-        batch = rows.tables.get(model)
-        if batch:
-            for start in range(0, len(batch), CHUNK):
-                db.session.execute(insert(model), batch[start : start + CHUNK])
-    db.session.commit()
-    rows.tables.clear()
-
-
-def _instance_rows(instance: domain.Instance, rows: _Rows, ids: _Ids, district_id: int, code: str) -> None:
-    school_id = ids("school")
-    rows.add(
-        School, {"id": school_id, "code": code, "name": instance.school.name, "district_id": district_id}
-    )
-    term_id = ids("term")
-    now = utcnow()
-    rows.add(
-        Term,
-        {
-            "id": term_id,
-            "school_id": school_id,
-            "name": instance.term,
-            "requests_open_at": None,
-            "requests_close_at": None,
-            "weekdays": list(instance.weekdays),
-            "priority_weights": {str(k): v for k, v in instance.priority_weights.items()},
-            "lottery_seed": school_id,
-        },
-    )
-    period_id = {}
-    for position, period in enumerate(instance.periods):
-        period_id[period.id] = ids("period")
-        rows.add(
-            Period,
-            {
-                "id": period_id[period.id],
-                "term_id": term_id,
-                "code": period.id,
-                "start": period.start,
-                "end": period.end,
-                "position": position,
-            },
-        )
-    activity_id = {}
-    for activity in instance.activities:
-        activity_id[activity.id] = ids("activity")
-        rows.add(
-            Activity,
-            {
-                "id": activity_id[activity.id],
-                "term_id": term_id,
-                "code": activity.id,
-                "name": activity.name,
-                "category": activity.category,
-                "qualification": activity.qualification,
-            },
-        )
-    for s in instance.sessions:
-        rows.add(
-            Session,
-            {
-                "id": ids("session"),
-                "term_id": term_id,
-                "code": s.id,
-                "activity_id": activity_id[s.activity],
-                "day": s.day,
-                "period_id": period_id[s.period],
-                "room": s.room,
-                "capacity": s.capacity,
-                "grade_lo": s.grades[0],
-                "grade_hi": s.grades[1],
-                "pupils_per_teacher": s.pupils_per_teacher,
-                "min_pupils": s.min_pupils,
-            },
-        )
-    for t in instance.teachers:
-        teacher_id = ids("teacher")
-        rows.add(
-            Teacher,
-            {
-                "id": teacher_id,
-                "school_id": school_id,
-                "code": t.id,
-                "name": t.name,
-                "qualifications": sorted(t.qualifications),
-                "max_sessions": t.max_sessions,
-                "active": True,
-            },
-        )
-        for day, period in sorted(t.available):
-            rows.add(
-                TeacherAvailability,
-                {"teacher_id": teacher_id, "term_id": term_id, "day": day, "period_id": period_id[period]},
-            )
-    pupil_id = {}
-    for p in instance.pupils:
-        pupil_id[p.id] = ids("pupil")
-        rows.add(
-            Pupil,
-            {
-                "id": pupil_id[p.id],
-                "school_id": school_id,
-                "number": p.id,
-                "name": p.name,
-                "grade": p.grade,
-                "class_name": p.class_name,
-                "family_code": p.family,
-                "priority": p.priority,
-                "enrolment_code_hash": None,
-                "active": True,
-            },
-        )
-    ends = {p.id: p.end for p in instance.periods}
-    for r in instance.requests:
-        rows.add(
-            CareRequest,
-            {
-                "term_id": term_id,
-                "pupil_id": pupil_id[r.pupil],
-                "days": list(r.days),
-                "periods": list(r.periods),
-                "preferences": list(r.preferences),
-                "pickup_time": max((ends[p] for p in r.periods), default=""),
-                "status": "active",
-                "submitted_at": now,
-                "updated_at": now,
-            },
-        )
-
-
 def build_city(
     schools: int,
     seed: int,
@@ -225,14 +61,13 @@ def build_city(
     sizes: list[int] | None = None,
     echo: Any = click.echo,
 ) -> tuple[int, int]:
-    """Generate and insert the city into the current app's (empty) database; returns (schools, pupils)."""
+    """Generate the city and store it in the current app's (empty) database; returns (schools, pupils).
+
+    Each school goes in through `webapp.services`, the path seed-demo and the instance import take, so the
+    benchmark measures the rows the product writes. Schools are KM-0001..., spread over the districts.
+    """
     from scheduler.generate import DISTRICTS
 
-    ids, rows = _Ids(), _Rows({})
-    district_ids = {}
-    for name in DISTRICTS:
-        district_ids[name] = ids("district")
-        rows.add(District, {"id": district_ids[name], "name": name, "city": "昆明市"})
     rng = random.Random(seed)
     sizes = sizes or school_sizes(schools, seed)
     total = 0
@@ -240,11 +75,11 @@ def build_city(
         for index, size in enumerate(bar):
             instance = generate(size, seed * 100_000 + index, tight=rng.random() < tight_share)
             district = DISTRICTS[index % len(DISTRICTS)] if index < len(DISTRICTS) else rng.choice(DISTRICTS)
-            _instance_rows(instance, rows, ids, district_ids[district], f"KM-{index + 1:04d}")
+            code = f"KM-{index + 1:04d}"
+            instance = dataclasses.replace(instance, school=domain.School(code, instance.school.name, district))
+            school = school_from_instance(instance, city=CITY)
+            instance_to_term(instance, school)
             total += size
-            if rows.size() >= 5 * CHUNK:
-                _flush(rows)
-    _flush(rows)
     echo(f"city: {schools} schools, {total} pupils")
     return schools, total
 
@@ -317,7 +152,12 @@ def _print_table(table: list[tuple[str, str]]) -> None:
         click.echo(f"{key:<{width}}  {value}")
 
 
-@bp.cli.command("bench-city")
+def instance_path() -> str:
+    """The web app's instance folder (where `create_app` keeps app.db): the default home of bench-city.db."""
+    return Flask("webapp").instance_path
+
+
+@click.command()
 @click.option("--schools", type=int, default=950, show_default=True)
 @click.option("--time-limit", type=float, default=3.0, show_default=True, help="seconds per school")
 @click.option("--workers", type=int, default=None, help="schools solved side by side (default: cpu count)")
@@ -332,18 +172,13 @@ def _print_table(table: list[tuple[str, str]]) -> None:
 @click.option(
     "--reuse", is_flag=True, help="keep the database an earlier run wrote and only measure the dashboard"
 )
-def bench_city_command(
+def main(
     schools: int, time_limit: float, workers: int | None, db_path: str | None, seed: int, reuse: bool
 ) -> None:
     """Generate a Kunming-scale city, allocate every school with the process pool, and report."""
-    from flask import current_app
-
-    from webapp import create_app
-    from webapp.bureau.city import allocate_batch, new_batch_id, solver_threads
-
-    path = Path(db_path or os.path.join(current_app.instance_path, "bench-city.db")).resolve()
+    path = Path(db_path or os.path.join(instance_path(), "bench-city.db")).resolve()
     if reuse and not path.exists():
-        raise click.UsageError(f"--reuse: {path} does not exist; run bench-city without --reuse first")
+        raise click.UsageError(f"--reuse: {path} does not exist; run bench.city without --reuse first")
     for suffix in ("", "-wal", "-shm"):
         if not reuse:
             Path(str(path) + suffix).unlink(missing_ok=True)
@@ -401,3 +236,7 @@ def bench_city_command(
     failed = [r for r in results if r.state != "done"]
     for r in failed:
         click.echo(f"failed: {r.school_code} {r.error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler import bench
+from bench import solver as bench
 from scheduler.domain import Instance, Solution
 from scheduler.generate import generate
 

@@ -1,0 +1,57 @@
+"""`python -m bench.city` end to end on a tiny city: generate, allocate, report, then `--reuse` the database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+from flask import Flask
+from sqlalchemy import func, select
+
+from bench import city
+from webapp.extensions import db
+from webapp.models import CareRequest, District, Pupil, School, Term
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_bench_city_small(tmp_path: Path) -> None:
+    runner = CliRunner()
+    db_path = tmp_path / "city.db"
+    result = runner.invoke(city.main, ["--schools", "4", "--time-limit", "1", "--workers", "1",
+                                       "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert "schools done                " in result.output and "4/4" in result.output
+    assert "dashboard render, stored summaries" in result.output
+    assert "dashboard render, counted from rows" in result.output
+
+    again = runner.invoke(city.main, ["--reuse", "--db", str(db_path)])
+    assert again.exit_code == 0, again.output
+    assert "4 schools" in again.output and "summarize-runs, every run of the city" in again.output
+
+    missing = runner.invoke(city.main, ["--reuse", "--db", str(tmp_path / "none.db")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_build_city_stores_schools_through_the_services(app_no_csrf: Flask) -> None:
+    sizes = [150, 160, 170]
+    with app_no_csrf.app_context():
+        city.build_city(3, seed=2, sizes=sizes, echo=lambda _: None)
+        codes = db.session.scalars(select(School.code).order_by(School.code)).all()
+        assert codes == ["KM-0001", "KM-0002", "KM-0003"]
+        assert db.session.scalar(select(func.count()).select_from(Pupil)) == sum(sizes)
+        assert db.session.scalar(select(func.count()).select_from(Term)) == 3
+        assert db.session.scalar(select(func.count()).select_from(CareRequest)) > 0
+        districts = db.session.scalars(select(District.name).join(School).order_by(School.code)).all()
+        assert len(set(districts)) == 3 and all(d.city == city.CITY for d in db.session.scalars(select(District)))
+
+
+def test_help_names_every_option() -> None:
+    result = subprocess.run([sys.executable, "-m", "bench.city", "--help"], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for option in ("--schools", "--time-limit", "--workers", "--db", "--seed", "--reuse"):
+        assert option in result.stdout
+    assert "python -m bench.city" in result.stdout
