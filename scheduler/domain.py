@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -197,11 +198,19 @@ class Unserved:
     """What the reason names (period, seats, demand ...), so it can be told again in another language."""
 
 
-class Status:
+class Status(StrEnum):
+    """How far a solution is proven: the solver's answer, or a plan taken over from outside it."""
+
     OPTIMAL = "OPTIMAL"
     FEASIBLE = "FEASIBLE"
     INFEASIBLE = "INFEASIBLE"
     UNKNOWN = "UNKNOWN"
+    IMPORTED = "IMPORTED"
+    """A plan read in with an instance (its previous seats), not solved here; its values are recomputed."""
+
+
+PLAN_STATUSES = frozenset({Status.OPTIMAL, Status.FEASIBLE, Status.IMPORTED})
+"""Statuses of a solution that is a plan pupils can be seated by (publishable)."""
 
 
 @dataclass(frozen=True)

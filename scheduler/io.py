@@ -39,7 +39,7 @@ T = TypeVar("T")
 INSTANCE_FIELDS = ("format", "school", "term", "weekdays", "periods", "priority_weights", "activities",
                    "sessions", "teachers", "pupils", "requests", "fixed", "previous", "rank_points",
                    "lottery_seed")
-SOLUTION_STATUSES = (Status.OPTIMAL, Status.FEASIBLE, Status.INFEASIBLE, Status.UNKNOWN)
+SOLUTION_STATUSES = tuple(Status)
 OBJECTIVE_FIELDS = ("coverage", "coverage_bound", "stability", "preference", "max_teacher_load")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _MISSING = object()

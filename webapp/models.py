@@ -135,7 +135,7 @@ class Activity(db.Model):  # type: ignore[name-defined,misc]
 
 
 class Session(db.Model):  # type: ignore[name-defined,misc]
-    """One group meeting once a week at one (day, period). Also importable as `CareSession`."""
+    """One group meeting once a week at one (day, period)."""
 
     __tablename__ = "sessions"
     __table_args__ = (UniqueConstraint("term_id", "code"),)
@@ -158,7 +158,6 @@ class Session(db.Model):  # type: ignore[name-defined,misc]
     period: Mapped[Period] = relationship()
 
 
-CareSession = Session
 
 
 class Teacher(db.Model):  # type: ignore[name-defined,misc]

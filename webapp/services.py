@@ -118,6 +118,7 @@ def term_to_instance(term: Term) -> domain.Instance:
         ),
         fixed=tuple(domain.Assignment(pupil_number[p.pupil_id], session_code[p.session_id]) for p in pins),
         previous=tuple(previous),
+        lottery_seed=term.lottery_seed or None,  # 0: not drawn yet
     )
 
 
@@ -211,7 +212,7 @@ def instance_to_term(instance: domain.Instance, school: School, *, created_by: i
     if instance.previous:
         db.session.flush()
         run = AllocationRun(term=term, created_by=created_by, state="done", stage="imported", progress=1.0,
-                            status="IMPORTED", is_published=True, published_at=utcnow(),
+                            status=domain.Status.IMPORTED, is_published=True, published_at=utcnow(),
                             version=_next_version(term), stats={"source": "instance previous"})
         db.session.add(run)
         db.session.flush()

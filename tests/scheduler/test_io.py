@@ -330,7 +330,7 @@ def test_solution_errors_use_paths(example_instance: Instance) -> None:
     with pytest.raises(InputError) as caught:
         parse_solution(data, example_instance)
     problems = caught.value.problems
-    assert "status: must be one of OPTIMAL, FEASIBLE, INFEASIBLE, UNKNOWN, not 'GREAT'" in problems
+    assert "status: must be one of OPTIMAL, FEASIBLE, INFEASIBLE, UNKNOWN, IMPORTED, not 'GREAT'" in problems
     assert "assignments[3].pupil: unknown pupil id 'P999'" in problems
     assert "staffing[0].teacher: unknown teacher id 'T9'" in problems
     assert "objective.coverage: must be an integer >= 0" in problems
