@@ -158,8 +158,6 @@ class Session(db.Model):  # type: ignore[name-defined,misc]
     period: Mapped[Period] = relationship()
 
 
-
-
 class Teacher(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "teachers"
     __table_args__ = (UniqueConstraint("school_id", "code"),)
