@@ -15,6 +15,9 @@ from sqlalchemy import delete, func, select, text, update
 
 from tests.webapp.rosters_fixtures import consistent, publish, pupil, request, session, small_term, teacher
 from webapp import create_app
+from webapp.allocation.lottery import ensure_lottery_seed, lottery_number
+from webapp.allocation.service import fill_freed_seats
+from webapp.allocation.waitlist import positions, waitlist
 from webapp.extensions import db
 from webapp.models import (
     AllocationRun,
@@ -27,7 +30,6 @@ from webapp.models import (
     Session,
     Term,
 )
-from webapp.rosters.waitlist import ensure_lottery_seed, fill_freed_seats, lottery_number, positions, waitlist
 
 
 def _pairs(run_id: int) -> set[tuple[str, str]]:
@@ -99,7 +101,7 @@ def test_lottery_seed_drawn_once() -> None:
     term = Term(name="x", lottery_seed=0)
     seed = ensure_lottery_seed(term)
     assert 0 < seed < 2**31 and ensure_lottery_seed(term) == seed
-    assert lottery_number(seed, 3) == lottery_number(seed, 3) != lottery_number(seed, 4)
+    assert lottery_number(seed, Pupil(id=3)) == lottery_number(seed, Pupil(id=3)) != lottery_number(seed, Pupil(id=4))
 
 
 def test_withdrawn_request_leaves_the_queue(app: Flask) -> None:

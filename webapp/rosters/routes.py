@@ -9,6 +9,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
+from webapp.allocation import service as allocation
+from webapp.allocation.waitlist import waitlist
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import AllocationRun, Term
@@ -23,7 +25,6 @@ from webapp.rosters.exports import (
     solution_json,
     teachers_workbook,
 )
-from webapp.rosters.waitlist import fill_freed_seats, waitlist
 from webapp.security import school_admin_required
 
 DAY_NAMES = {1: _l("Monday"), 2: _l("Tuesday"), 3: _l("Wednesday"), 4: _l("Thursday"), 5: _l("Friday"),
@@ -216,7 +217,7 @@ def waitlist_fill(term_id: int) -> ResponseReturnValue:
     if term.published_run_id is None:
         flash(_("There is no published allocation yet."), "warning")
     else:
-        promoted = fill_freed_seats(term, actor=current_user.id)
+        promoted = allocation.fill_freed_seats(term, actor=current_user.id)
         if promoted:
             flash(_("%(n)d pupil-days were given a freed seat.", n=len(promoted)), "success")
         else:
