@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
+from scheduler.explain import explain_unserved
 from webapp import audit, run_summary
 from webapp.allocation import seats
 from webapp.allocation.lottery import ensure_lottery_seed, new_seed
@@ -34,6 +35,7 @@ from webapp.models import (
     Pin,
     Pupil,
     RunAssignment,
+    RunUnserved,
     Session,
     Term,
     User,
@@ -214,7 +216,8 @@ def remove_seat(run: AllocationRun, pupil_id: int, session_id: int, *, actor: Us
     """Take a pupil out of one session of a finished run and recount the run, in one transaction.
 
     In the published run the freed seat goes to the waitlist in the same transaction, so the seat is never seen
-    free while someone waits for it. Raises `SeatNotFound` (nothing written) when the run has no such seat.
+    free while someone waits for it. The pupil's day, now uncovered, joins the waitlist after that offer (so
+    the seat is not handed straight back). Raises `SeatNotFound` (nothing written) when there is no such seat.
     """
     run_id = run.id
     with _transaction():
@@ -235,14 +238,31 @@ def remove_seat(run: AllocationRun, pupil_id: int, session_id: int, *, actor: Us
                       "session": session.code if session else session_id, "published": published},
                      user_id=actor.id, school_id=term.school_id)
         promoted = _refill(term, actor) if published else []
-        _recount(fresh)
+        _recount(fresh, uncovered_pupil=pupil)
+        if published:
+            positions(term)
     return SeatChange(published, promoted)
 
 
-def _recount(run: AllocationRun) -> None:
-    """Recount a run's coverage and metrics from its rows after a change."""
+def _recount(run: AllocationRun, *, uncovered_pupil: Pupil | None = None) -> None:
+    """Recount a run's coverage and metrics from its rows after a change.
+
+    The days of `uncovered_pupil` that are now requested but not covered get their unserved row, with the
+    reason the explainer gives, so the run keeps listing every uncovered requested pupil-day.
+    """
     db.session.flush()
-    metrics = compute_metrics(term_to_instance(run.term), run_to_solution(run))
+    instance = term_to_instance(run.term)
+    solution = run_to_solution(run)
+    if uncovered_pupil is not None:
+        listed = set(db.session.scalars(select(RunUnserved.day).where(
+            RunUnserved.run_id == run.id, RunUnserved.pupil_id == uncovered_pupil.id)))
+        for item in explain_unserved(instance, solution.assignments, solution.staffing):
+            if item.pupil == uncovered_pupil.number and item.day not in listed:
+                db.session.add(RunUnserved(run_id=run.id, pupil_id=uncovered_pupil.id, day=item.day, code=item.code,
+                                           reason=item.reason, params=dict(item.params) or None))
+        db.session.flush()
+        solution = run_to_solution(run)
+    metrics = compute_metrics(instance, solution)
     run.metrics = metrics
     run.coverage = metrics["coverage"]
     objective = dict(run.objective or {})
