@@ -16,6 +16,14 @@ INSTANCE_FORMAT = "afterschool-instance/1"
 SOLUTION_FORMAT = "afterschool-solution/1"
 
 DEFAULT_RANK_POINTS = (3, 2, 1)
+
+
+def rank_score(preferences: Sequence[str], activity: str, rank_points: Sequence[int] = DEFAULT_RANK_POINTS) -> int:
+    """Points for a placement in `activity`: `rank_points[i]` where it stands at index i of `preferences`, else 0."""
+    if activity not in preferences:
+        return 0
+    rank = list(preferences).index(activity)
+    return rank_points[rank] if rank < len(rank_points) else 0
 """Points for a placement in a pupil's first, second and third choice when the instance names none."""
 
 Slot = tuple[int, str]
@@ -96,10 +104,7 @@ class Request:
     def preference_score(self, activity: str, rank_points: Sequence[int]) -> int:
         """`rank_points[i]` for the activity at index i of the ranked preferences; 0 when not listed or when i
         is beyond the points. How many activities the pupil lists does not matter."""
-        if activity not in self.preferences:
-            return 0
-        rank = self.preferences.index(activity)
-        return rank_points[rank] if rank < len(rank_points) else 0
+        return rank_score(self.preferences, activity, rank_points)
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,7 @@ def test_session_create_and_validation(app: Flask, client: FlaskClient, login_as
 def test_raising_capacity_calls_the_waitlist_hook(app: Flask, client: FlaskClient, login_as: LoginAs,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr("webapp.rosters.waitlist.fill_freed_seats", lambda term, **kw: calls.append(term.id))
+    monkeypatch.setattr("webapp.allocation.seats.promote", lambda term, **kw: calls.append(term.id) or [])
     login_as("school_admin")
     mine = ids(app)
     with app.app_context():

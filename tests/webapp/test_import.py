@@ -328,7 +328,7 @@ def test_session_unknown_activity_day_and_period(school: School) -> None:
 def test_raising_capacity_by_import_offers_freed_seats(school: School,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr("webapp.rosters.waitlist.fill_freed_seats", lambda term, **kw: calls.append(term.id))
+    monkeypatch.setattr("webapp.allocation.service.fill_freed_seats", lambda term, **kw: calls.append(term.id))
     rows = [SESSION_HEADER, ["S11", "homework", 1, "P1", "3-1教室", 40, 1, 6, 40, 0]]
     assert run("sessions", xlsx(rows), school).unchanged == 1
     assert calls == []

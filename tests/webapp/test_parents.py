@@ -269,23 +269,13 @@ def test_submitted_shows_results_date(app: Flask, client: FlaskClient, parent: i
 
 def test_withdraw_after_publication_frees_seats(app: Flask, client: FlaskClient, parent: int,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-    import sys
-    import types
-
     calls: list[int] = []
-    fake = types.ModuleType("webapp.rosters.waitlist")
 
-    def fill_freed_seats(term: object, *, actor: object = None) -> list[dict[str, object]]:
+    def promote(term: object, *, actor: object = None) -> list[dict[str, object]]:
         calls.append(int(term.id))  # type: ignore[attr-defined]
         return []
 
-    fake.fill_freed_seats = fill_freed_seats  # type: ignore[attr-defined]
-    try:
-        importlib.import_module("webapp.rosters")
-    except ModuleNotFoundError:
-        monkeypatch.setitem(sys.modules, "webapp.rosters", types.ModuleType("webapp.rosters"))
-    monkeypatch.setitem(sys.modules, "webapp.rosters.waitlist", fake)
+    monkeypatch.setattr("webapp.allocation.seats.promote", promote)
     with app.app_context():
         run_id = publish_for(parent)
         term_id = term_of().id

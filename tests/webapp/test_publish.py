@@ -14,10 +14,12 @@ from sqlalchemy import create_engine, func, select, text
 
 from tests.conftest import _make_app, post_form
 from tests.webapp.runs_fixtures import build_instance, import_term, login, make_admin
+from webapp.allocation import service
+from webapp.allocation.lottery import lottery_key
+from webapp.allocation.service import PublishConflict, PublishError, publish_run
 from webapp.extensions import db
 from webapp.models import AllocationRun, AuditLog, Pupil, RunUnserved, Term, User
-from webapp.runs import jobs, publish
-from webapp.runs.publish import PublishConflict, PublishError, lottery_key, publish_run
+from webapp.runs import jobs
 
 
 def _term_with_runs(app: Flask, n_runs: int = 2, *, pupils: int = 20, tight: float = 0.5) -> tuple[int, int, list[int]]:
@@ -73,7 +75,7 @@ def test_publish_sets_version_waitlist_and_audit(app: Flask) -> None:
         for day in {r.day for r, _ in rows}:  # one queue per weekday, in priority-then-lottery order
             queue = [(r, p) for r, p in rows if r.day == day]
             assert [r.waitlist_position for r, _ in queue] == list(range(1, len(queue) + 1))
-            keys = [(-weights[p.priority], lottery_key(term.lottery_seed, p.id)) for _, p in queue]
+            keys = [(-weights[p.priority], lottery_key(term.lottery_seed, p)) for _, p in queue]
             assert keys == sorted(keys)
         entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "run.publish"))
         assert entry is not None and entry.detail and entry.detail["version"] == 1 and entry.user_id == admin_id
@@ -114,9 +116,9 @@ def test_failure_inside_the_transaction_changes_nothing(app: Flask, monkeypatch:
         raise RuntimeError("database went away")
 
     if where == "audit":
-        monkeypatch.setattr(publish.audit, "record", boom)
+        monkeypatch.setattr(service.audit, "record", boom)
     else:
-        monkeypatch.setattr(publish, "waitlist_order", boom)
+        monkeypatch.setattr(service, "positions", boom)
     with pytest.raises(RuntimeError):
         _publish(app, second, admin_id)
     after = _snapshot(app, term_id)

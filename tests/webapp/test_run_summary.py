@@ -14,11 +14,11 @@ from tests.webapp.bureau_fixtures import seed_city
 from tests.webapp.rosters_fixtures import publish, pupil, request, session, small_term, teacher
 from tests.webapp.test_waitlist import pg_app  # noqa: F401  (a fresh PostgreSQL schema per test)
 from webapp import run_summary
+from webapp.allocation.service import fill_freed_seats
 from webapp.bureau.stats import city_stats
 from webapp.extensions import db
 from webapp.models import AllocationRun, Pupil, RunAssignment, RunUnserved, Term, User
 from webapp.parents.service import withdraw_request
-from webapp.rosters.waitlist import fill_freed_seats
 
 
 def _stored(run_id: int) -> dict[str, Any] | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 import pytest
@@ -15,11 +13,11 @@ from scheduler import domain
 from scheduler.solve import SolverConfig, solve
 from tests.conftest import create_user, post_form
 from tests.webapp.runs_fixtures import build_instance, import_term, login, make_admin
+from webapp.allocation.service import publish_run
 from webapp.extensions import db
 from webapp.models import AllocationRun, AuditLog, Pin, Pupil, RunAssignment, Session, Term, User
 from webapp.runs import jobs
 from webapp.runs.metrics import compute_metrics, metric_deltas
-from webapp.runs.publish import publish_run
 from webapp.services import term_to_instance
 
 
@@ -263,9 +261,7 @@ def test_removing_a_seat_from_draft_and_published_runs(app: Flask, monkeypatch: 
         assert run is not None and admin is not None
         publish_run(run, admin)
     calls: list[int] = []
-    fake = types.ModuleType("webapp.rosters.waitlist")
-    fake.fill_freed_seats = lambda term, actor=None: calls.append(term.id) or []  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "webapp.rosters.waitlist", fake)
+    monkeypatch.setattr("webapp.allocation.seats.promote", lambda term, actor=None: calls.append(term.id) or [])
     client = app.test_client()
     login(client, "runs-admin")
     with app.app_context():

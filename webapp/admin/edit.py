@@ -7,10 +7,10 @@ import re
 from flask import flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_login import current_user
 from sqlalchemy import delete, func, insert, select
 
 from webapp.admin.forms import ActivityForm, SessionForm, TeacherForm
-from webapp.admin.importer import offer_freed_seats
 from webapp.admin.routes import bp
 from webapp.admin.scope import (
     admin_view,
@@ -20,6 +20,7 @@ from webapp.admin.scope import (
     own_teacher,
     term_view,
 )
+from webapp.allocation import service as allocation
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.labels import DAY_NAMES
@@ -124,22 +125,11 @@ def session_form(session_id: int | None = None) -> ResponseReturnValue:
         if clash is not None and (found is None or clash != found.id):
             form.code.errors.append(_("Another session of this term already has this code."))
         else:
-            old_capacity = found.capacity if found is not None else None
-            if found is None:
-                found = Session(term_id=term.id)
-                db.session.add(found)
-            found.code = form.code.data.strip()
-            found.activity_id = form.activity.data
-            found.day = form.day.data
-            found.period_id = form.period.data
-            found.room = (form.room.data or "").strip()
+            values = {"code": form.code.data.strip(), "activity_id": form.activity.data, "day": form.day.data,
+                      "period_id": form.period.data, "room": (form.room.data or "").strip()}
             for name in ("capacity", "grade_lo", "grade_hi", "pupils_per_teacher", "min_pupils"):
-                setattr(found, name, getattr(form, name).data)
-            db.session.flush()
-            record("session.save", f"session:{found.id}", {"code": found.code, "capacity": found.capacity})
-            db.session.commit()
-            if old_capacity is not None and found.capacity > old_capacity:
-                offer_freed_seats(term)
+                values[name] = getattr(form, name).data
+            allocation.save_session(term, found.id if found else None, values, actor=current_user)
             flash(_("Saved."), "success")
             return redirect(url_for("admin.sessions"))
     title = _("Edit session") if session_id is not None else _("New session")

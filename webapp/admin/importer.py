@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -22,6 +21,7 @@ from sqlalchemy import delete, insert, select
 from webapp.admin.spreadsheet import EXCEL_ERRORS, Cell, FileRejected, Table, clean_text, read_table
 from webapp.admin.spreadsheet import write_csv as _write_csv
 from webapp.admin.spreadsheet import write_xlsx as _write_xlsx
+from webapp.allocation import service as allocation
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.labels import day_names
@@ -651,18 +651,8 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
         result.created = result.updated = result.unchanged = 0
         return result
     if seats_added and term is not None:
-        offer_freed_seats(term)
+        allocation.fill_freed_seats(term)
     return result
-
-
-def offer_freed_seats(term: Term) -> None:
-    """Hand seats that just appeared to the waitlist of the published run, when that module is present."""
-    try:
-        from webapp.rosters.waitlist import fill_freed_seats
-    except ImportError:
-        return
-    hook: Callable[..., Any] = fill_freed_seats
-    hook(term)
 
 
 # ------------------------------------------------------------------------------------------ templates

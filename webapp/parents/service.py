@@ -16,11 +16,12 @@ from typing import Any
 from flask import current_app
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from webapp import run_summary
+from scheduler.explain import REASON_ZH, reason_text
+from webapp.allocation import service as allocation
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (
@@ -40,6 +41,7 @@ from webapp.models import (
     utcnow,
 )
 from webapp.security import parent_owns_pupil
+from webapp.services import periods_for_pickup
 
 MAX_PREFERENCES = 3
 
@@ -269,8 +271,6 @@ def clean_request(pupil: Pupil, term: Term, days: Iterable[Any], pickup: str | N
 
 
 def periods_until(term: Term, pickup: str) -> list[str]:
-    from webapp.services import periods_for_pickup
-
     return periods_for_pickup(term_periods(term), pickup)
 
 
@@ -345,10 +345,10 @@ def _fill(row: CareRequest, clean: CleanRequest, user_id: int, at: datetime) -> 
 
 
 def withdraw_request(user: User, pupil: Pupil, term: Term, *, at: datetime | None = None) -> CareRequest:
-    """Withdraw the pupil's request; after publication also give up the child's seats (one transaction).
+    """Withdraw the pupil's request; after publication the child's seats go to the waitlist (one transaction).
 
-    Freed seats go to the waitlist through `webapp.rosters.waitlist.fill_freed_seats` once committed.
-    Returns the withdrawn request; raises `RequestError` when there is no active request.
+    The seats and the waitlist are `webapp.allocation.service.withdraw_request`'s. Returns the withdrawn
+    request; raises `RequestError` when there is no active request.
     """
     ensure_guardian(user, pupil)
     _check_term(pupil, term)
@@ -356,26 +356,10 @@ def withdraw_request(user: User, pupil: Pupil, term: Term, *, at: datetime | Non
     row = find_request(pupil, term)
     if row is None or row.status != "active":
         raise RequestError("form", _l("There is no active request to withdraw."))
-    row.status = "withdrawn"
-    row.updated_at = at
-    freed = 0
-    if is_published(term) and term.published_run_id is not None:
-        result = db.session.execute(
-            delete(RunAssignment).where(RunAssignment.run_id == term.published_run_id,
-                                        RunAssignment.pupil_id == pupil.id)
-        )
-        freed = int(getattr(result, "rowcount", 0) or 0)
-        run_summary.mark_changed(db.session, term.published_run_id)
-    record("request.withdraw", f"pupil:{pupil.id}", {"term_id": term.id, "freed_seats": freed},
-           user_id=user.id, school_id=term.school_id)
-    db.session.commit()
-    if freed:
-        try:
-            from webapp.rosters.waitlist import fill_freed_seats
-        except ImportError:
-            pass
-        else:
-            fill_freed_seats(term, actor=user)
+    try:
+        allocation.withdraw_request(row, actor=user, at=at)
+    except allocation.NotWithdrawable:
+        raise RequestError("form", _l("There is no active request to withdraw.")) from None
     return row
 
 
@@ -456,8 +440,6 @@ def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | No
 
 def unserved_reason(row: RunUnserved, lang: str = "zh") -> str:
     """The reason in `lang` from the stored code and parameters; the stored sentence when they are missing."""
-    from scheduler.explain import REASON_ZH, reason_text
-
     params = row.params
     if row.code in REASON_ZH and params:
         try:

@@ -1,4 +1,4 @@
-"""Rosters and the waitlist: attendance sheets, dismissal lists, duty timetables, exports, seat promotion."""
+"""Rosters and the waitlist pages: attendance sheets, dismissal lists, duty timetables, exports."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from webapp.allocation import service as allocation
+from webapp.allocation.waitlist import waitlist
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.labels import DAY_NAMES_LONG
@@ -22,7 +24,6 @@ from webapp.rosters.exports import (
     solution_json,
     teachers_workbook,
 )
-from webapp.rosters.waitlist import fill_freed_seats, waitlist
 from webapp.security import school_admin_required
 
 bp = Blueprint("rosters", __name__, url_prefix="/admin/rosters")
@@ -215,7 +216,7 @@ def waitlist_fill(term_id: int) -> ResponseReturnValue:
     if term.published_run_id is None:
         flash(_("There is no published allocation yet."), "warning")
     else:
-        promoted = fill_freed_seats(term, actor=current_user.id)
+        promoted = allocation.fill_freed_seats(term, actor=current_user.id)
         if promoted:
             flash(_("%(n)d pupil-days were given a freed seat.", n=len(promoted)), "success")
         else:

@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
-from webapp import audit, run_summary
+from webapp import audit
+from webapp.allocation import service as allocation
 from webapp.extensions import db
 from webapp.models import AllocationRun, Pin, Pupil, RunAssignment, RunUnserved, Session, Term
 from webapp.runs.forms import PinForm, PublishForm
-from webapp.runs.jobs import ACTIVE_STATES, STALE_ERROR, cancel_run, refresh_stale, rowcount, start_run
-from webapp.runs.metrics import compute_metrics, metric_deltas
-from webapp.runs.publish import PublishError, publish_run
+from webapp.runs.jobs import ACTIVE_STATES, STALE_ERROR, cancel_run, refresh_stale, start_run
+from webapp.runs.metrics import metric_deltas
 from webapp.security import school_admin_required
 
 bp = Blueprint("runs", __name__, url_prefix="/admin/runs")
@@ -126,6 +126,7 @@ def start(term_id: int) -> ResponseReturnValue:
     if busy:
         flash(_("A run for this term is still in progress."), "warning")
         return redirect(url_for("runs.detail", run_id=busy[0].id))
+    allocation.draw_lottery_seed(term)
     run = start_run(term, current_user)
     if run.state == "failed":
         flash(_("The allocation could not be started. Please try again later."), "error")
@@ -222,8 +223,8 @@ def publish(run_id: int) -> ResponseReturnValue:
     expected_text = (form.expected.data or "").strip()
     expected = int(expected_text) if expected_text.isdigit() else None
     try:
-        publish_run(run, current_user, expected=expected)
-    except PublishError as exc:
+        allocation.publish_run(run, current_user, expected=expected)
+    except allocation.PublishError as exc:
         flash(_(str(exc)), "error")
     else:
         flash(_("Version %(version)d is published. Parents can now see it.", version=run.version or 0), "success")
@@ -262,10 +263,7 @@ def pins(term_id: int) -> ResponseReturnValue:
     form = PinForm(term)
     if form.validate_on_submit():
         assert form.pupil is not None and form.session is not None
-        pin = Pin(term_id=term.id, pupil_id=form.pupil.id, session_id=form.session.id, created_by=current_user.id)
-        db.session.add(pin)
-        audit.record("pin.add", f"term:{term.id}", {"pupil": form.pupil.number, "session": form.session.code})
-        db.session.commit()
+        allocation.add_pin(term, form.pupil, form.session, actor=current_user)
         flash(_("Pinned %(pupil)s to %(session)s. The next run keeps this seat.",
                 pupil=form.pupil.number, session=form.session.code), "success")
         return redirect(url_for("runs.pins", term_id=term.id))
@@ -280,9 +278,7 @@ def delete_pin(pin_id: int) -> ResponseReturnValue:
     if pin is None or pin.term.school_id != g.school.id:
         abort(404)
     term_id = pin.term_id
-    audit.record("pin.remove", f"term:{term_id}", {"pupil": pin.pupil.number, "session": pin.session.code})
-    db.session.delete(pin)
-    db.session.commit()
+    allocation.remove_pin(pin, actor=current_user)
     flash(_("The pin is removed."), "success")
     return redirect(url_for("runs.pins", term_id=term_id))
 
@@ -291,53 +287,11 @@ def delete_pin(pin_id: int) -> ResponseReturnValue:
 @school_admin_required
 def remove_assignment(run_id: int, pupil_id: int, session_id: int) -> ResponseReturnValue:
     run = _run_or_404(run_id)
-    if run.state != "done":
+    try:
+        change = allocation.remove_seat(run, pupil_id, session_id, actor=current_user)
+    except allocation.SeatNotFound:
         abort(404)
-    term = run.term
-    removed = rowcount(db.session.execute(delete(RunAssignment).where(
-        RunAssignment.run_id == run.id, RunAssignment.pupil_id == pupil_id, RunAssignment.session_id == session_id
-    )))
-    run_summary.mark_changed(db.session, run.id)
-    if not removed:
-        db.session.rollback()
-        abort(404)
-    pupil, session = db.session.get(Pupil, pupil_id), db.session.get(Session, session_id)
-    _refresh_metrics(run)
-    audit.record("run.remove_assignment", f"run:{run.id}",
-                 {"pupil": pupil.number if pupil else pupil_id, "session": session.code if session else session_id,
-                  "published": term.published_run_id == run.id})
-    db.session.commit()
     flash(_("The seat is removed."), "success")
-    if term.published_run_id == run.id:
-        _offer_freed_seats(term)
-    return redirect(url_for("runs.detail", run_id=run.id))
-
-
-def _refresh_metrics(run: AllocationRun) -> None:
-    """Recount a run's coverage and metrics after a hand edit (the caller commits)."""
-    from webapp.services import run_to_solution, term_to_instance
-
-    db.session.flush()
-    instance = term_to_instance(run.term)
-    solution = run_to_solution(run)
-    metrics = compute_metrics(instance, solution)
-    run.metrics = metrics
-    run.coverage = metrics["coverage"]
-    objective = dict(run.objective or {})
-    objective["coverage"] = metrics["coverage"]
-    run.objective = objective
-
-
-def _offer_freed_seats(term: Term) -> None:
-    try:
-        from webapp.rosters.waitlist import fill_freed_seats
-    except ImportError:
-        return
-    try:
-        promoted = fill_freed_seats(term, actor=current_user.id)
-    except Exception:  # the seat is already freed; a waitlist failure must not undo or hide that
-        current_app.logger.exception("waitlist after removing a seat failed for term %s", term.id)
-        db.session.rollback()
-        return
-    if promoted:
-        flash(_("%(n)d waitlisted pupil-days were offered the freed seat.", n=len(promoted)), "info")
+    if change.promoted:
+        flash(_("%(n)d waitlisted pupil-days were offered the freed seat.", n=len(change.promoted)), "info")
+    return redirect(url_for("runs.detail", run_id=run_id))

@@ -1,30 +1,31 @@
-"""The waitlist of the published run, and the hook that hands freed seats to the pupils at its head.
+"""Who fits a freed seat: waitlisted pupil-days are placed only where that disturbs nobody already placed.
 
-Every requested pupil-day the published run leaves uncovered (a `RunUnserved` row) waits in one queue: higher
-priority weight first, then the pupil's lottery number. The lottery number is a hash of the term's
-`lottery_seed` (drawn once, when the request window closes) and the pupil id, so the order is fixed, cannot be
-influenced by when a parent submitted, and anyone holding the seed can recompute it.
+A pupil-day is promoted only when every requested period of that day finds an eligible session (grade, day,
+period) with a free seat whose staffing covers one more pupil, or where an idle qualified teacher who is
+available and under the weekly maximum can be added, and whose `min_pupils` is met. Nobody is moved, so a
+promotion never makes the plan worse for anyone. Half a day is never given: it does not solve a parent's
+3:30 problem.
 
-`fill_freed_seats(term)` is called by whoever frees a seat (a withdrawal, a removed assignment, a raised
-capacity). It serves waitlisted pupil-days only where that disturbs nobody: free seats, teachers already on
-duty or idle qualified teachers, and `min_pupils` still met.
+`promote` works inside the caller's transaction and expects the caller to hold the term's seat lock
+(`webapp.allocation.service`).
 """
 
 from __future__ import annotations
 
 import math
-import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
-from scheduler.groups import lottery_key
+from scheduler.domain import rank_score
+from webapp.allocation.waitlist import waitlist
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (
     Activity,
+    AllocationRun,
     CareRequest,
     Period,
     Pupil,
@@ -35,89 +36,7 @@ from webapp.models import (
     Teacher,
     TeacherAvailability,
     Term,
-    User,
 )
-
-SEED_LIMIT = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class WaitlistEntry:
-    """One uncovered pupil-day in the queue; `position` counts within its day, `rank` over the whole queue."""
-
-    unserved_id: int
-    pupil: Pupil
-    day: int
-    position: int
-    rank: int
-    reason: str
-    code: str
-    weight: int
-    lottery: str
-
-
-def lottery_number(seed: int, pupil_id: int) -> str:
-    """The pupil's place in the lottery: a hex digest that only the seed and the pupil id determine (the same
-    draw the solver uses to choose among interchangeable pupils)."""
-    return lottery_key(seed, str(pupil_id)).hex()
-
-
-def ensure_lottery_seed(term: Term) -> int:
-    """Draw the term's lottery seed if it has none yet (0 means not drawn); the caller commits."""
-    if not term.lottery_seed:
-        term.lottery_seed = secrets.randbelow(SEED_LIMIT - 1) + 1
-    return term.lottery_seed
-
-
-def waitlist(term: Term) -> list[WaitlistEntry]:
-    """The published run's uncovered pupil-days, in the order seats are offered.
-
-    Only days a pupil still asks for count: a withdrawn request, an inactive pupil or a day dropped from the
-    request takes the pupil-day off the list without deleting the run's record of it.
-    """
-    run_id = term.published_run_id
-    if run_id is None:
-        return []
-    rows = db.session.execute(
-        select(RunUnserved, Pupil, CareRequest.days)
-        .join(Pupil, Pupil.id == RunUnserved.pupil_id)
-        .join(CareRequest, (CareRequest.pupil_id == RunUnserved.pupil_id) & (CareRequest.term_id == term.id))
-        .where(RunUnserved.run_id == run_id, CareRequest.status == "active", Pupil.active)
-    ).all()
-    weights = term.priority_weights or {}
-    keyed = []
-    for unserved, pupil, days in rows:
-        if unserved.day not in (days or []):
-            continue
-        weight = int(weights.get(str(pupil.priority), 1))
-        lottery = lottery_number(term.lottery_seed, pupil.id)
-        keyed.append(((-weight, lottery, unserved.day, unserved.id), unserved, pupil, weight, lottery))
-    keyed.sort(key=lambda item: item[0])
-    per_day: Counter[int] = Counter()
-    entries = []
-    for rank, (_, unserved, pupil, weight, lottery) in enumerate(keyed, start=1):
-        per_day[unserved.day] += 1
-        entries.append(WaitlistEntry(unserved.id, pupil, unserved.day, per_day[unserved.day], rank,
-                                     unserved.reason, unserved.code, weight, lottery))
-    return entries
-
-
-def positions(term: Term) -> dict[int, int]:
-    """Write each waitlisted row's position within its day (None for rows off the list); the caller commits.
-
-    Returns the positions by `RunUnserved.id`.
-    """
-    placed = {entry.unserved_id: entry.position for entry in waitlist(term)}
-    if term.published_run_id is None:
-        return placed
-    for row in db.session.scalars(select(RunUnserved).where(RunUnserved.run_id == term.published_run_id)):
-        wanted = placed.get(row.id)
-        if row.waitlist_position != wanted:
-            row.waitlist_position = wanted
-    return placed
-
-
-# ------------------------------------------------------------------------------------------ seat promotion
 
 
 @dataclass(frozen=True)
@@ -265,85 +184,51 @@ class _SeatState:
                 self.load[teacher_id] += 1
 
 
-def lock_term_sessions(term_id: int) -> None:
-    """Serialise seat changes for a term until the current transaction ends.
+def promote(term: Term, *, actor: int | None = None) -> list[dict[str, Any]]:
+    """Offer the published run's free seats to waitlisted pupil-days in queue order; the caller commits.
 
-    SQLite: take the database write lock up front (BEGIN IMMEDIATE). PostgreSQL and others: SELECT ... FOR
-    UPDATE on the term's session rows, always in id order so two callers cannot deadlock.
+    Each promotion is audited as `waitlist_promoted` and the run's objective kept true to its rows; the caller
+    renumbers the waitlist. Returns one dict per promoted pupil-day.
     """
-    connection = db.session.connection()
-    if connection.dialect.name == "sqlite":
-        raw = connection.connection.dbapi_connection
-        if raw is not None and not raw.in_transaction:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        return
-    db.session.execute(
-        select(Session.id).where(Session.term_id == term_id).order_by(Session.id).with_for_update()
-    ).all()
-    db.session.execute(select(Term.id).where(Term.id == term_id).with_for_update()).all()
-
-
-def fill_freed_seats(term: Term, *, actor: User | int | None = None) -> list[dict[str, Any]]:
-    """Offer the published run's free seats to waitlisted pupil-days in queue order and commit.
-
-    A pupil-day is promoted only when every requested period of that day finds an eligible session with a free
-    seat whose staffing covers one more pupil (or an idle qualified teacher can be added) and whose
-    `min_pupils` is met, so nobody already placed is moved. Runs in one transaction under a lock, so
-    concurrent calls never over-fill a session. Each promotion is audited as `waitlist_promoted`.
-    """
-    term_id = term.id
-    actor_id = actor.id if isinstance(actor, User) else actor
+    run = term.published_run
+    if run is None:
+        return []
+    state = _SeatState.load_run(term, run.id)
     promoted: list[dict[str, Any]] = []
-    try:
-        lock_term_sessions(term_id)
-        db.session.expire_all()
-        fresh = db.session.get(Term, term_id)
-        if fresh is None or fresh.published_run is None:
-            db.session.commit()
-            return []
-        run = fresh.published_run
-        state = _SeatState.load_run(fresh, run.id)
-        added_weight = 0
-        added_preference = 0
-        for entry in waitlist(fresh):
-            options = state.plan(entry.pupil, entry.day)
-            if options is None:
-                continue
-            state.apply(entry.pupil.id, options)
-            preferences = list(state.requests[entry.pupil.id].preferences or [])
-            for option in options:
-                db.session.add(RunAssignment(run_id=run.id, pupil_id=entry.pupil.id,
-                                             session_id=option.session_id, pinned=False))
-                for teacher_id in option.new_teachers:
-                    db.session.add(RunStaffing(run_id=run.id, teacher_id=teacher_id,
-                                               session_id=option.session_id))
-                activity = state.sessions[option.session_id].activity
-                if activity in preferences:
-                    added_preference += len(preferences) - preferences.index(activity)
-            unserved = db.session.get(RunUnserved, entry.unserved_id)
-            if unserved is not None:
-                db.session.delete(unserved)
-            added_weight += entry.weight
-            promotion = {
-                "run_id": run.id, "pupil_id": entry.pupil.id, "day": entry.day, "rank": entry.rank,
-                "sessions": [o.session_id for o in options],
-                "teachers_added": [[t, o.session_id] for o in options for t in o.new_teachers],
-            }
-            promoted.append(promotion)
-            record("waitlist.promote", f"run:{run.id}", {"term_id": term_id, **promotion},
-                   user_id=actor_id, school_id=fresh.school_id)
-        if promoted:
-            db.session.flush()
-            positions(fresh)
-            _update_objective(run, added_weight, added_preference, state)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    added_weight = 0
+    added_preference = 0
+    for entry in waitlist(term):
+        options = state.plan(entry.pupil, entry.day)
+        if options is None:
+            continue
+        state.apply(entry.pupil.id, options)
+        preferences = list(state.requests[entry.pupil.id].preferences or [])
+        for option in options:
+            db.session.add(RunAssignment(run_id=run.id, pupil_id=entry.pupil.id,
+                                         session_id=option.session_id, pinned=False))
+            for teacher_id in option.new_teachers:
+                db.session.add(RunStaffing(run_id=run.id, teacher_id=teacher_id, session_id=option.session_id))
+            activity = state.sessions[option.session_id].activity
+            added_preference += rank_score(preferences, activity)
+        unserved = db.session.get(RunUnserved, entry.unserved_id)
+        if unserved is not None:
+            db.session.delete(unserved)
+        added_weight += entry.weight
+        promotion = {
+            "run_id": run.id, "pupil_id": entry.pupil.id, "day": entry.day, "rank": entry.rank,
+            "sessions": [o.session_id for o in options],
+            "teachers_added": [[t, o.session_id] for o in options for t in o.new_teachers],
+        }
+        promoted.append(promotion)
+        record("waitlist.promote", f"run:{run.id}", {"term_id": term.id, **promotion},
+               user_id=actor, school_id=term.school_id)
+    if promoted:
+        db.session.flush()
+        _update_objective(run, added_weight, added_preference, state)
     return promoted
 
 
-def _update_objective(run: Any, added_weight: int, added_preference: int, state: _SeatState) -> None:
+def _update_objective(run: AllocationRun, added_weight: int, added_preference: int, state: _SeatState) -> None:
     """Keep the run's recorded coverage, preference and teacher load true to its rows after promotions."""
     run.coverage = (run.coverage or 0) + added_weight
     objective = dict(run.objective or {})

@@ -1,0 +1,352 @@
+"""Every change to a term's published plan, and the writes that lead to one; each function is one transaction.
+
+Each public function here begins, commits and (on any error) rolls back its own transaction, so a caller never
+sees half of a change: a seat removed but not offered, a publish without its waitlist numbers. Callers (views,
+the parents' service, the API, the demo) parse their input, call one function, then report.
+
+Concurrency. Whatever frees or fills seats first takes the term's seat lock (`_lock_seats`): on SQLite the
+database write lock (BEGIN IMMEDIATE), on PostgreSQL SELECT ... FOR UPDATE on the term's session rows in id
+order and then on the term row, so two callers cannot over-fill a session or deadlock. It then reads everything
+again, so it decides on what the previous holder committed. Publishing compares the term's published run with
+the one the admin saw (`expected`) in a conditional UPDATE that is its first write (on PostgreSQL after locking
+the term row): of two admins publishing at once one wins, the other gets `PublishConflict` and nothing of theirs
+is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from scheduler.explain import explain_unserved
+from webapp import audit, run_summary
+from webapp.allocation import seats
+from webapp.allocation.lottery import ensure_lottery_seed, new_seed
+from webapp.allocation.waitlist import positions
+from webapp.extensions import db
+from webapp.models import (
+    AllocationRun,
+    CareRequest,
+    Pin,
+    Pupil,
+    RunAssignment,
+    RunUnserved,
+    Session,
+    Term,
+    User,
+    utcnow,
+)
+from webapp.runs.metrics import compute_metrics
+from webapp.services import run_to_solution, term_to_instance
+
+UNSET: Any = object()
+SESSION_FIELDS = ("code", "activity_id", "day", "period_id", "room", "capacity", "grade_lo", "grade_hi",
+                  "pupils_per_teacher", "min_pupils")
+
+
+def N_(message: str) -> str:
+    """Marks a msgid for extraction; the caller translates it when it shows the error."""
+    return message
+
+
+class AllocationError(Exception):
+    """The change cannot be made; the message is an English msgid the caller translates. Nothing was written."""
+
+
+class PublishError(AllocationError):
+    """The run cannot be published."""
+
+
+class PublishConflict(PublishError):
+    """Someone else published this term after the admin loaded the page."""
+
+
+class SeatNotFound(AllocationError, LookupError):
+    """No such seat in a finished run (callers answer 404)."""
+
+
+class NotWithdrawable(AllocationError):
+    """The request is not active (any more): there is nothing to withdraw."""
+
+
+@dataclass(frozen=True)
+class SeatChange:
+    """What a change did to the published plan: the pupil-days promoted from the waitlist into freed seats."""
+
+    published: bool
+    promoted: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------ transactions
+
+
+@contextmanager
+def _transaction() -> Iterator[None]:
+    """Commit when the block ends normally; roll back everything on any error and re-raise it."""
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def _rowcount(result: Any) -> int:
+    """Rows matched by an UPDATE or DELETE (ORM `execute` types its result without `rowcount`)."""
+    return int(result.rowcount)
+
+
+def _lock_seats(term_id: int) -> Term:
+    """Take the term's seat lock for the rest of the transaction and return the term as now committed."""
+    connection = db.session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        db.session.execute(
+            select(Session.id).where(Session.term_id == term_id).order_by(Session.id).with_for_update()
+        ).all()
+        db.session.execute(select(Term.id).where(Term.id == term_id).with_for_update()).all()
+    db.session.expire_all()
+    term = db.session.get(Term, term_id)
+    if term is None:
+        raise AllocationError(N_("This term no longer exists."))
+    return term
+
+
+def _actor_id(actor: User | int | None) -> int | None:
+    return actor if actor is None or isinstance(actor, int) else int(actor.id)
+
+
+def _refill(term: Term, actor: User | int | None) -> list[dict[str, Any]]:
+    """Offer the published run's free seats to the waitlist and renumber it (inside the seat lock)."""
+    promoted = seats.promote(term, actor=_actor_id(actor))
+    db.session.flush()
+    positions(term)
+    return promoted
+
+
+# ------------------------------------------------------------------------------------------ lottery and publish
+
+
+def draw_lottery_seed(term: Term) -> int:
+    """Draw the term's lottery seed unless it has one, in one transaction; the first draw wins any race.
+
+    Called before a term's first run starts, so the solver's lottery among equals and the waitlist use one draw.
+    """
+    with _transaction():
+        db.session.execute(
+            update(Term).where(Term.id == term.id, (Term.lottery_seed == 0) | Term.lottery_seed.is_(None))
+            .values(lottery_seed=new_seed()).execution_options(synchronize_session=False)
+        )
+    db.session.refresh(term)
+    return int(term.lottery_seed)
+
+
+def publish_run(run: AllocationRun, user: User | None, *, expected: int | None = UNSET) -> AllocationRun:
+    """Publish `run` for its term with its waitlist numbered and audited, in one transaction; return it.
+
+    Raises `PublishError` having written nothing. `expected` is the term's published run id the admin saw (None
+    when nothing was published); left out, the value read now is used. `user` is None only for the command line.
+    """
+    session = db.session
+    with _transaction():
+        term = session.get(Term, run.term_id)
+        if term is None:
+            raise PublishError(N_("This run does not belong to a term."))
+        if run.state != "done" or run.status not in ("OPTIMAL", "FEASIBLE"):
+            raise PublishError(N_("Only a finished run with an allocation can be published."))
+        if term.published_run_id == run.id:
+            raise PublishError(N_("This run is already the published version."))
+        if run.version is not None:
+            raise PublishError(N_("This run was published before. Start a new run to publish a new version."))
+        if expected is UNSET:
+            expected = term.published_run_id
+
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(select(Term.id).where(Term.id == term.id).with_for_update())
+        same = Term.published_run_id.is_(None) if expected is None else Term.published_run_id == expected
+        won = _rowcount(session.execute(
+            update(Term).where(Term.id == term.id, same).values(published_run_id=run.id)
+            .execution_options(synchronize_session=False)
+        ))
+        if not won:
+            raise PublishConflict(N_("Another administrator published a version meanwhile. Please reload and check."))
+
+        session.refresh(term)
+        session.refresh(run)
+        if run.state != "done" or run.term_id != term.id:
+            raise PublishError(N_("Only a finished run with an allocation can be published."))
+        latest = session.scalar(select(func.max(AllocationRun.version)).where(AllocationRun.term_id == term.id))
+        run.version = (latest or 0) + 1
+        run.is_published = True
+        run.published_at = utcnow()
+        ensure_lottery_seed(term)
+        placed = positions(term)
+
+        audit.record("run.publish", f"run:{run.id}",
+                     {"term": term.name, "version": run.version, "previous_run": expected,
+                      "waitlist": len(placed), "coverage": run.coverage, "demand": run.demand},
+                     user_id=user.id if user is not None else None, school_id=term.school_id)
+    return run
+
+
+# ------------------------------------------------------------------------------------------ seats
+
+
+def fill_freed_seats(term: Term, *, actor: User | int | None = None) -> list[dict[str, Any]]:
+    """Offer the published run's free seats to waitlisted pupil-days in queue order, in one transaction.
+
+    A pupil-day is promoted only where nobody already placed is disturbed (`webapp.allocation.seats`). Safe to
+    call at any time and from many threads at once; returns the promotions (empty when there is nothing to do).
+    """
+    with _transaction():
+        fresh = _lock_seats(term.id)
+        promoted = _refill(fresh, actor)
+    return promoted
+
+
+def remove_seat(run: AllocationRun, pupil_id: int, session_id: int, *, actor: User) -> SeatChange:
+    """Take a pupil out of one session of a finished run and recount the run, in one transaction.
+
+    In the published run the freed seat goes to the waitlist in the same transaction, so the seat is never seen
+    free while someone waits for it. The pupil's day, now uncovered, joins the waitlist after that offer (so
+    the seat is not handed straight back). Raises `SeatNotFound` (nothing written) when there is no such seat.
+    """
+    run_id = run.id
+    with _transaction():
+        term = _lock_seats(run.term_id)
+        fresh = db.session.get(AllocationRun, run_id)
+        if fresh is None or fresh.state != "done":
+            raise SeatNotFound(N_("There is no such seat."))
+        removed = _rowcount(db.session.execute(delete(RunAssignment).where(
+            RunAssignment.run_id == run_id, RunAssignment.pupil_id == pupil_id,
+            RunAssignment.session_id == session_id)))
+        if not removed:
+            raise SeatNotFound(N_("There is no such seat."))
+        run_summary.mark_changed(db.session, run_id)
+        published = term.published_run_id == run_id
+        pupil, session = db.session.get(Pupil, pupil_id), db.session.get(Session, session_id)
+        audit.record("run.remove_assignment", f"run:{run_id}",
+                     {"pupil": pupil.number if pupil else pupil_id,
+                      "session": session.code if session else session_id, "published": published},
+                     user_id=actor.id, school_id=term.school_id)
+        promoted = _refill(term, actor) if published else []
+        _recount(fresh, uncovered_pupil=pupil)
+        if published:
+            positions(term)
+    return SeatChange(published, promoted)
+
+
+def _recount(run: AllocationRun, *, uncovered_pupil: Pupil | None = None) -> None:
+    """Recount a run's coverage and metrics from its rows after a change.
+
+    The days of `uncovered_pupil` that are now requested but not covered get their unserved row, with the
+    reason the explainer gives, so the run keeps listing every uncovered requested pupil-day.
+    """
+    db.session.flush()
+    instance = term_to_instance(run.term)
+    solution = run_to_solution(run)
+    if uncovered_pupil is not None:
+        listed = set(db.session.scalars(select(RunUnserved.day).where(
+            RunUnserved.run_id == run.id, RunUnserved.pupil_id == uncovered_pupil.id)))
+        for item in explain_unserved(instance, solution.assignments, solution.staffing):
+            if item.pupil == uncovered_pupil.number and item.day not in listed:
+                db.session.add(RunUnserved(run_id=run.id, pupil_id=uncovered_pupil.id, day=item.day, code=item.code,
+                                           reason=item.reason, params=dict(item.params) or None))
+        db.session.flush()
+        solution = run_to_solution(run)
+    metrics = compute_metrics(instance, solution)
+    run.metrics = metrics
+    run.coverage = metrics["coverage"]
+    objective = dict(run.objective or {})
+    objective["coverage"] = metrics["coverage"]
+    run.objective = objective
+
+
+def withdraw_request(request: CareRequest, *, actor: User, at: datetime) -> int:
+    """Withdraw a care request in one transaction; return how many seats that freed.
+
+    After publication the child's seats in the published run are freed and offered to the waitlist, and the
+    waitlist is renumbered (a withdrawn request holds no place). Raises `NotWithdrawable` when the request is
+    no longer active.
+    """
+    request_id = request.id
+    with _transaction():
+        term = _lock_seats(request.term_id)
+        row = db.session.get(CareRequest, request_id)
+        if row is None or row.status != "active":
+            raise NotWithdrawable(N_("There is no active request to withdraw."))
+        row.status = "withdrawn"
+        row.updated_at = at
+        freed = 0
+        run_id = term.published_run_id
+        if run_id is not None and term.published_run is not None and term.published_run.is_published:
+            freed = _rowcount(db.session.execute(delete(RunAssignment).where(
+                RunAssignment.run_id == run_id, RunAssignment.pupil_id == row.pupil_id)))
+            run_summary.mark_changed(db.session, run_id)
+        audit.record("request.withdraw", f"pupil:{row.pupil_id}", {"term_id": term.id, "freed_seats": freed},
+                     user_id=actor.id, school_id=term.school_id)
+        if run_id is not None:
+            db.session.flush()
+            if freed:
+                _refill(term, actor)
+            else:
+                positions(term)
+    return freed
+
+
+def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, actor: User) -> tuple[Session,
+                                                                                                         SeatChange]:
+    """Create (`session_id` None) or update a session of `term`, in one transaction.
+
+    `values` holds the form's fields (`SESSION_FIELDS`). When an existing session gains seats, the published
+    run's waitlist is offered them in the same transaction.
+    """
+    with _transaction():
+        fresh = _lock_seats(term.id)
+        found = db.session.get(Session, session_id) if session_id is not None else None
+        if session_id is not None and (found is None or found.term_id != fresh.id):
+            raise AllocationError(N_("This session no longer exists."))
+        old_capacity = found.capacity if found is not None else None
+        if found is None:
+            found = Session(term_id=fresh.id)
+            db.session.add(found)
+        for name in SESSION_FIELDS:
+            if name in values:
+                setattr(found, name, values[name])
+        db.session.flush()
+        audit.record("session.save", f"session:{found.id}", {"code": found.code, "capacity": found.capacity},
+                     user_id=actor.id, school_id=fresh.school_id)
+        promoted: list[dict[str, Any]] = []
+        if old_capacity is not None and found.capacity > old_capacity:
+            promoted = _refill(fresh, actor)
+    return found, SeatChange(fresh.published_run_id is not None, promoted)
+
+
+# ------------------------------------------------------------------------------------------ pins
+
+
+def add_pin(term: Term, pupil: Pupil, session: Session, *, actor: User) -> Pin:
+    """Pin `pupil` to `session` for the term's next runs, in one transaction (the published plan is untouched)."""
+    with _transaction():
+        pin = Pin(term_id=term.id, pupil_id=pupil.id, session_id=session.id, created_by=actor.id)
+        db.session.add(pin)
+        audit.record("pin.add", f"term:{term.id}", {"pupil": pupil.number, "session": session.code},
+                     user_id=actor.id, school_id=term.school_id)
+    return pin
+
+
+def remove_pin(pin: Pin, *, actor: User) -> None:
+    """Remove a pin, in one transaction; the next run may move the pupil again."""
+    with _transaction():
+        term = pin.term
+        audit.record("pin.remove", f"term:{term.id}", {"pupil": pin.pupil.number, "session": pin.session.code},
+                     user_id=actor.id, school_id=term.school_id)
+        db.session.delete(pin)
