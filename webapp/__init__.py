@@ -127,17 +127,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _init_extensions(app: Flask) -> None:
-    from webapp import (
-        models,  # noqa: F401  (the models must be known before migrations look at metadata)
-        run_summary,  # noqa: F401  (its hooks keep each run's stored figures up to date)
-    )
+    from webapp import run_summary  # noqa: F401  (its hooks keep each run's stored figures up to date)
     from webapp.i18n import select_locale
+    from webapp.models import RunState  # the models must be known before migrations look at metadata
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
+    app.jinja_env.globals["RunState"] = RunState  # templates compare run states by name, not by string
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please log in to see this page.")

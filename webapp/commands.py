@@ -10,7 +10,7 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.models import ROLES, District, School, User
+from webapp.models import ROLES, District, RunState, School, User
 
 DEMO_USERNAMES = ("bureau", "bureau-wuhua", "admin", "admin-0001", "admin-0002")
 """Usernames the demo seed creates; `demo-logins` lists whichever exist (plus demo parents)."""
@@ -101,7 +101,7 @@ def register(app: Flask) -> None:
         from webapp.models import AllocationRun
 
         rows = db.session.execute(select(AllocationRun.id, AllocationRun.summary)
-                                  .where(AllocationRun.state == "done")).all()
+                                  .where(AllocationRun.state == RunState.DONE)).all()
         run_ids = [run_id for run_id, summary in rows if recount_all or not run_summary.is_current(summary)]
         run_summary.store(run_ids)
         db.session.commit()

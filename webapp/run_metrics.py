@@ -1,0 +1,145 @@
+"""What an allocation achieved, computed from the instance and the solution alone (no database).
+
+The result is plain JSON (stored in `AllocationRun.metrics`) so a run page, a comparison and an export all
+read the same numbers. Keys of nested maps are strings because JSON has no other kind.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from statistics import mean
+from typing import Any
+
+from scheduler import validation
+from scheduler.domain import Instance, Solution
+
+RANKS = ("1", "2", "3", "unlisted")
+"""Choice ranks of the histogram: first, second, third choice, or an activity the pupil did not list."""
+
+
+def _rank_label(preferences: tuple[str, ...], activity: str) -> str:
+    try:
+        index = preferences.index(activity)
+    except ValueError:
+        return "unlisted"
+    return str(index + 1) if index < 3 else "unlisted"
+
+
+def _activities_by_slot_and_grade(instance: Instance) -> dict[tuple[int, str, int], set[str]]:
+    offered: dict[tuple[int, str, int], set[str]] = defaultdict(set)
+    for session in instance.sessions:
+        for grade in range(session.grades[0], session.grades[1] + 1):
+            offered[(session.day, session.period, grade)].add(session.activity)
+    return offered
+
+
+def compute_metrics(instance: Instance, solution: Solution) -> dict[str, Any]:
+    """Coverage, seats by day and period, choice ranks, teacher loads, solver figures and unserved reasons."""
+    assignments = solution.assignments
+    pupils = instance.pupil_by_id
+    sessions = instance.session_by_id
+    requests = [r for r in instance.requests if r.periods and r.pupil in pupils]
+
+    demand = instance.demand()
+    coverage = validation.coverage(instance, assignments)
+    covered_days = validation.covered_pupil_days(instance, assignments)
+    requested_days = sum(len(r.days) for r in requests)
+    requesting_pupils = {r.pupil for r in requests}
+    served_pupils = {pupil for pupil, _ in covered_days}
+
+    # Seats by weekday x period: pupils seated against pupils who asked for that slot.
+    seated: Counter[tuple[int, str]] = Counter()
+    for a in set(assignments):
+        session = sessions.get(a.session)
+        if session is not None:
+            seated[session.slot] += 1
+    asked: Counter[tuple[int, str]] = Counter()
+    for r in requests:
+        for day in r.days:
+            for period in r.periods:
+                asked[(day, period)] += 1
+    by_slot = {
+        str(day): {p.id: {"seated": seated[(day, p.id)], "requested": asked[(day, p.id)]} for p in instance.periods}
+        for day in instance.weekdays
+    }
+
+    # Choice ranks, counted only where the pupil listed preferences and had a real choice of activity.
+    offered = _activities_by_slot_and_grade(instance)
+    request_of = instance.request_by_pupil
+    ranks: Counter[str] = Counter({rank: 0 for rank in RANKS})
+    for a in set(assignments):
+        session, request, pupil = sessions.get(a.session), request_of.get(a.pupil), pupils.get(a.pupil)
+        if session is None or request is None or pupil is None or not request.preferences:
+            continue
+        if len(offered[(session.day, session.period, pupil.grade)]) < 2:
+            continue
+        ranks[_rank_label(request.preferences, session.activity)] += 1
+
+    loads = validation.teacher_loads(instance, solution.staffing)
+    load_values = list(loads.values())
+    distribution = Counter(load_values)
+
+    objective = solution.objective
+    bound = objective.coverage_bound
+    gap = (bound - objective.coverage) / bound if bound > 0 else 0.0
+    reasons = Counter(u.code or "unknown" for u in solution.unserved)
+
+    return {
+        "demand": demand,
+        "coverage": coverage,
+        "coverage_pct": _pct(coverage, demand),
+        "requested_pupil_days": requested_days,
+        "covered_pupil_days": len(covered_days),
+        "pupil_days_pct": _pct(len(covered_days), requested_days),
+        "pupils_requesting": len(requesting_pupils),
+        "pupils_served": len(served_pupils & requesting_pupils),
+        "by_slot": by_slot,
+        "periods": [p.id for p in instance.periods],
+        "weekdays": list(instance.weekdays),
+        "choice_ranks": {rank: ranks[rank] for rank in RANKS},
+        "teacher_load": {
+            "max": max(load_values, default=0),
+            "mean": round(mean(load_values), 2) if load_values else 0.0,
+            "distribution": {str(load): distribution[load] for load in sorted(distribution)},
+            "teachers": len(load_values),
+        },
+        "solver": {
+            "status": solution.status,
+            "coverage_bound": bound,
+            "gap": round(gap, 4),
+            "seconds": float(solution.stats.get("seconds", 0.0)),
+            "stability": objective.stability,
+            "preference": objective.preference,
+        },
+        "unserved_count": len(solution.unserved),
+        "unserved_by_reason": dict(sorted(reasons.items())),
+    }
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+DELTA_KEYS = ("coverage", "coverage_pct", "covered_pupil_days", "pupil_days_pct", "pupils_served",
+              "unserved_count")
+
+
+def metric_deltas(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Side-by-side rows for the headline numbers of two runs' metrics (missing values stay None)."""
+    before, after = before or {}, after or {}
+    rows = []
+    for key in DELTA_KEYS:
+        a, b = before.get(key), after.get(key)
+        delta = round(b - a, 2) if isinstance(a, int | float) and isinstance(b, int | float) else None
+        rows.append({"key": key, "a": a, "b": b, "delta": delta})
+    for key in ("max", "mean"):
+        a = (before.get("teacher_load") or {}).get(key)
+        b = (after.get("teacher_load") or {}).get(key)
+        delta = round(b - a, 2) if isinstance(a, int | float) and isinstance(b, int | float) else None
+        rows.append({"key": f"teacher_load_{key}", "a": a, "b": b, "delta": delta})
+    for rank in RANKS:
+        a = (before.get("choice_ranks") or {}).get(rank)
+        b = (after.get("choice_ranks") or {}).get(rank)
+        delta = b - a if isinstance(a, int) and isinstance(b, int) else None
+        rows.append({"key": f"rank_{rank}", "a": a, "b": b, "delta": delta})
+    return rows
