@@ -14,9 +14,10 @@ from sqlalchemy import create_engine, func, select, text
 
 from tests.conftest import _make_app, post_form
 from tests.webapp.runs_fixtures import build_instance, import_term, login, make_admin
+from webapp import jobs
 from webapp.extensions import db
 from webapp.models import AllocationRun, AuditLog, Pupil, RunUnserved, Term, User
-from webapp.runs import jobs, publish
+from webapp.runs import publish
 from webapp.runs.publish import PublishConflict, PublishError, lottery_key, publish_run
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, select
 
 from webapp import audit
 from webapp.bureau import bp
-from webapp.bureau.city import batch_progress, current_terms, start_advice, start_batch
+from webapp.bureau.city import batch_progress, current_terms, start_batch
 from webapp.bureau.stats import (
     CityStats,
     Figures,
@@ -33,7 +33,8 @@ from webapp.bureau.stats import (
     rollup_advice,
 )
 from webapp.extensions import db
-from webapp.models import CapacityAdvice, District, School
+from webapp.jobs import start_advice
+from webapp.models import CapacityAdvice, District, RunState, School
 from webapp.security import bureau_required, bureau_scope, role_required
 
 DAY_LABELS = {
@@ -58,10 +59,10 @@ QUALIFICATION_LABELS = {
     "reading": _l("reading"),
 }
 ADVICE_STATES = {
-    "queued": _l("Waiting to start"),
-    "running": _l("Computing"),
-    "done": _l("Done"),
-    "failed": _l("Failed"),
+    RunState.QUEUED: _l("Waiting to start"),
+    RunState.RUNNING: _l("Computing"),
+    RunState.DONE: _l("Done"),
+    RunState.FAILED: _l("Failed"),
 }
 BATCH_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -327,8 +328,8 @@ def advice(school_id: int) -> ResponseReturnValue:
                 .limit(10)
             )
         )
-    latest = next((row for row in rows if row.state == "done"), None)
-    pending = next((row for row in rows if row.state in ("queued", "running")), None)
+    latest = next((row for row in rows if row.state == RunState.DONE), None)
+    pending = next((row for row in rows if row.state in (RunState.QUEUED, RunState.RUNNING)), None)
     periods = {p.code: p.code for p in term.periods} if term is not None else {}
     return render_template(
         "bureau/advice.html",

@@ -14,16 +14,16 @@ from sqlalchemy import delete, select
 
 from webapp import audit, run_summary
 from webapp.extensions import db
-from webapp.models import AllocationRun, Pin, Pupil, RunAssignment, RunUnserved, Session, Term
+from webapp.jobs import STALE_ERROR, cancel_run, refresh_stale, rowcount, start_run
+from webapp.models import AllocationRun, Pin, Pupil, RunAssignment, RunState, RunUnserved, Session, Term
+from webapp.run_metrics import compute_metrics, metric_deltas
 from webapp.runs import bp
 from webapp.runs.forms import PinForm, PublishForm
-from webapp.runs.jobs import ACTIVE_STATES, STALE_ERROR, cancel_run, refresh_stale, rowcount, start_run
-from webapp.runs.metrics import compute_metrics, metric_deltas
 from webapp.runs.publish import PublishError, publish_run
 from webapp.security import school_admin_required
 
-STAGE_LABELS = {
-    "queued": _l("Waiting to start"),
+STAGE_LABELS: dict[str, Any] = {
+    RunState.QUEUED: _l("Waiting to start"),
     "building": _l("Preparing data"),
     "coverage": _l("Coverage"),
     "stability": _l("Stability"),
@@ -31,18 +31,18 @@ STAGE_LABELS = {
     "max_load": _l("Teacher load"),
     "staffing": _l("Teacher load"),
     "storing": _l("Saving the result"),
-    "done": _l("Finished"),
-    "failed": _l("Failed"),
-    "cancelled": _l("Cancelled"),
+    RunState.DONE: _l("Finished"),
+    RunState.FAILED: _l("Failed"),
+    RunState.CANCELLED: _l("Cancelled"),
     "imported": _l("Imported"),
 }
-STATE_LABELS = {
-    "queued": _l("Queued"),
-    "running": _l("Running"),
-    "cancelling": _l("Cancelling"),
-    "done": _l("Done"),
-    "failed": _l("Failed"),
-    "cancelled": _l("Cancelled"),
+STATE_LABELS: dict[str, Any] = {
+    RunState.QUEUED: _l("Queued"),
+    RunState.RUNNING: _l("Running"),
+    RunState.CANCELLING: _l("Cancelling"),
+    RunState.DONE: _l("Done"),
+    RunState.FAILED: _l("Failed"),
+    RunState.CANCELLED: _l("Cancelled"),
 }
 DAY_LABELS = {1: _l("Mon"), 2: _l("Tue"), 3: _l("Wed"), 4: _l("Thu"), 5: _l("Fri"), 6: _l("Sat"), 7: _l("Sun")}
 REASON_LABELS = {
@@ -113,21 +113,21 @@ def term_runs(term_id: int) -> ResponseReturnValue:
     term = _term_or_404(term_id)
     terms = db.session.scalars(select(Term).where(Term.school_id == g.school.id).order_by(Term.id.desc())).all()
     runs = _term_runs(term)
-    done = [r for r in runs if r.state == "done"]
+    done = [r for r in runs if r.state == RunState.DONE]
     return render_template("runs/index.html", term=term, terms=terms, runs=runs, done_runs=done,
-                           busy=any(r.state in ACTIVE_STATES for r in runs), **_labels())
+                           busy=any(r.state in RunState.active() for r in runs), **_labels())
 
 
 @bp.post("/term/<int:term_id>/start")
 @school_admin_required
 def start(term_id: int) -> ResponseReturnValue:
     term = _term_or_404(term_id)
-    busy = [r for r in _term_runs(term) if r.state in ACTIVE_STATES]
+    busy = [r for r in _term_runs(term) if r.state in RunState.active()]
     if busy:
         flash(_("A run for this term is still in progress."), "warning")
         return redirect(url_for("runs.detail", run_id=busy[0].id))
     run = start_run(term, current_user)
-    if run.state == "failed":
+    if run.state == RunState.FAILED:
         flash(_("The allocation could not be started. Please try again later."), "error")
     return redirect(url_for("runs.detail", run_id=run.id))
 
@@ -150,13 +150,13 @@ def _status(run: AllocationRun) -> dict[str, Any]:
         "progress": round(float(run.progress or 0.0), 3),
         "best_coverage": run.best_coverage,
         "demand": run.demand,
-        "finished": run.state not in ACTIVE_STATES,
+        "finished": run.state not in RunState.active(),
         "error": _error_text(run),
     }
 
 
 def _error_text(run: AllocationRun) -> str | None:
-    if run.state != "failed" or not run.error:
+    if run.state != RunState.FAILED or not run.error:
         return None
     if run.error == STALE_ERROR:
         return str(_("The allocation stopped unexpectedly (the worker process ended). Please run it again."))
@@ -168,7 +168,7 @@ def _error_text(run: AllocationRun) -> str | None:
 def cancel(run_id: int) -> ResponseReturnValue:
     run = _run_or_404(run_id)
     state = cancel_run(run)
-    if state in ("cancelled", "cancelling"):
+    if state in (RunState.CANCELLED, RunState.CANCELLING):
         audit.record("run.cancel", f"run:{run.id}", {"state": state}, commit=True)
         flash(_("The run is being cancelled."), "info")
     else:
@@ -181,7 +181,7 @@ def cancel(run_id: int) -> ResponseReturnValue:
 def detail(run_id: int) -> ResponseReturnValue:
     run = _run_or_404(run_id)
     term = run.term
-    if run.state in ACTIVE_STATES:
+    if run.state in RunState.active():
         return render_template("runs/progress.html", run=run, term=term, status=_status(run), **_labels())
 
     reason = request.args.get("reason", "")
@@ -291,7 +291,7 @@ def delete_pin(pin_id: int) -> ResponseReturnValue:
 @school_admin_required
 def remove_assignment(run_id: int, pupil_id: int, session_id: int) -> ResponseReturnValue:
     run = _run_or_404(run_id)
-    if run.state != "done":
+    if run.state != RunState.DONE:
         abort(404)
     term = run.term
     removed = rowcount(db.session.execute(delete(RunAssignment).where(
