@@ -20,30 +20,33 @@ from werkzeug.routing import IntegerConverter, Map
 from webapp import (
     commands,
     hardening,
-    models,  # noqa: F401  (the models must be known before migrations look at metadata)
     run_summary,  # noqa: F401  (its hooks keep each run's stored figures up to date)
 )
 from webapp.admin import bp as admin_bp
 from webapp.api import bp as api_bp
 from webapp.auth import bp as auth_bp
 from webapp.bureau import bp as bureau_bp
-from webapp.extensions import MIGRATIONS_DIR, babel, csrf, db, login_manager, migrate
+from webapp.extensions import (
+    MIGRATIONS_DIR,
+    babel,
+    csrf,
+    db,
+    login_manager,
+    migrate,
+    normalise_database_url,
+    register_app_factory,
+)
 from webapp.i18n import select_locale, template_globals
+from webapp.models import RunState  # also: the models must be known before migrations look at metadata
 from webapp.parents import bp as parents_bp
 from webapp.rosters import bp as rosters_bp
 from webapp.runs import bp as runs_bp
 
+__all__ = ["create_app", "normalise_database_url"]
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 BLUEPRINTS = (auth_bp, parents_bp, admin_bp, runs_bp, rosters_bp, bureau_bp, api_bp)
 HOME_ENDPOINTS = {"parent": "parents.home", "school_admin": "admin.dashboard", "bureau": "bureau.dashboard"}
-
-
-def normalise_database_url(url: str) -> str:
-    """Point every PostgreSQL URL at the psycopg 3 driver, which is the one installed."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
 
 
 def _secret_key(instance_path: str) -> str:
@@ -140,6 +143,7 @@ def _init_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
+    app.jinja_env.globals["RunState"] = RunState  # templates compare run states by name, not by string
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please log in to see this page.")
@@ -177,3 +181,6 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> ResponseReturnValue:
         return render_template("errors/400.html", csrf=True), 400
+
+
+register_app_factory(create_app)

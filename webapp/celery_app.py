@@ -1,9 +1,12 @@
-"""Celery on Redis for allocation runs, used when `CELERY_BROKER_URL` is set.
+"""The Celery app for background jobs, used when `CELERY_BROKER_URL` is set (Redis).
 
-Start a worker with `celery -A webapp.celery_app worker --pool solo` (one run at a time; the solver uses the
+Start a worker with `celery -A webapp.celery_app worker --pool solo` (one job at a time; the solver uses the
 cores itself). The worker builds its Flask app from the environment (`DATABASE_URL`, `CELERY_BROKER_URL`,
-optional `CELERY_RESULT_BACKEND`), and every task runs inside that app's context. The task body is the same
-plain function the local process pool runs: `webapp.runs.jobs.run_allocation`.
+optional `CELERY_RESULT_BACKEND`), and every task runs inside that app's context.
+
+This module knows no job: the one task, `webapp.jobs.run`, is registered by `webapp.jobs.runner` on the app
+defined here, and the worker loads it through `include` (a module name, not an import), so the job modules
+import this one and never the other way round.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
-TASK_NAME = "webapp.run_allocation"
+from webapp.extensions import new_app
+
+JOB_MODULES = ["webapp.jobs"]
+"""Modules the worker imports at start: they register the task on `celery`."""
 
 _flask_app: Flask | None = None
 
@@ -23,9 +29,7 @@ def flask_app() -> Flask:
     """The worker's Flask app, created on first use from the environment."""
     global _flask_app
     if _flask_app is None:
-        from webapp import create_app
-
-        _flask_app = create_app()
+        _flask_app = new_app()
     return _flask_app
 
 
@@ -57,23 +61,9 @@ class FlaskTask(Task):  # type: ignore[misc]
 
 
 def make_celery(config: dict[str, Any] | None = None) -> Celery:
-    app = Celery("webapp", task_cls=FlaskTask, include=["webapp.bureau.city"])
+    app = Celery("webapp", task_cls=FlaskTask, include=JOB_MODULES)
     configure(app, config or {})
     return app
 
 
 celery = make_celery()
-
-
-@celery.task(name=TASK_NAME)  # type: ignore[untyped-decorator,unused-ignore]
-def run_allocation_task(run_id: int, database_url: str, options: dict[str, Any]) -> str:
-    from webapp.runs.jobs import run_allocation
-
-    return run_allocation(run_id, database_url, **options)
-
-
-def submit_allocation(app: Flask, run_id: int, database_url: str, options: dict[str, Any]) -> str:
-    """Queue one allocation run on the broker named by `app`'s config; returns the Celery task id."""
-    configure(celery, app.config)
-    result = run_allocation_task.apply_async(args=[run_id, database_url, options])
-    return str(result.id)

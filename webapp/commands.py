@@ -8,8 +8,9 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 
 from webapp import demo, run_summary
+from webapp.bureau.city import allocate_command
 from webapp.extensions import MIGRATIONS_DIR, db
-from webapp.models import ROLES, AllocationRun, District, School, User
+from webapp.models import ROLES, AllocationRun, District, RunState, School, User
 from webapp.security import hash_password, password_problem
 
 
@@ -75,10 +76,11 @@ def register(app: Flask) -> None:
     def summarize_runs_command(recount_all: bool) -> None:
         """Count and store the bureau's figures of finished runs that have none yet (one transaction)."""
         rows = db.session.execute(select(AllocationRun.id, AllocationRun.summary)
-                                  .where(AllocationRun.state == "done")).all()
+                                  .where(AllocationRun.state == RunState.DONE)).all()
         run_ids = [run_id for run_id, summary in rows if recount_all or not run_summary.is_current(summary)]
         run_summary.store(run_ids)
         db.session.commit()
         click.echo(f"{len(run_ids)} run(s) summarized")
 
+    app.cli.add_command(allocate_command)
     demo.register(app)

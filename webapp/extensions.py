@@ -1,9 +1,17 @@
-"""Flask extensions, created once and bound to an app in `create_app`."""
+"""Flask extensions, created once and bound to an app in `create_app`; the app factory that worker processes use.
+
+`webapp/__init__.py` registers `create_app` here when it is imported, which happens before any module of the
+package runs (Python imports a package before its modules). A pool worker or a Celery worker builds its app
+through `new_app`, so job modules never import `webapp` itself and the import graph stays free of cycles.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from flask import Flask
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -34,3 +42,28 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
+
+
+AppFactory = Callable[[dict[str, Any] | None], Flask]
+_app_factory: AppFactory | None = None
+
+
+def register_app_factory(factory: AppFactory) -> None:
+    """Called once by `webapp/__init__.py` with `create_app`."""
+    global _app_factory
+    _app_factory = factory
+
+
+def new_app(config: dict[str, Any] | None = None) -> Flask:
+    """A new app from the registered factory (`config=None`: from the environment and the instance folder)."""
+    if _app_factory is None:
+        raise RuntimeError("no app factory registered: import webapp first")
+    return _app_factory(config)
+
+
+def normalise_database_url(url: str) -> str:
+    """Point every PostgreSQL URL at the psycopg 3 driver, which is the one installed."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

@@ -11,6 +11,7 @@ Conventions:
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from flask_login import UserMixin
@@ -32,8 +33,33 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from webapp.extensions import db
 
 ROLES = ("parent", "school_admin", "bureau")
-RUN_STATES = ("queued", "running", "cancelling", "done", "failed", "cancelled")
 REQUEST_STATUSES = ("active", "withdrawn")
+
+
+class RunState(StrEnum):
+    """The state of a background job's row (`AllocationRun.state`, `CapacityAdvice.state`).
+
+    A `str` enum: members compare equal to, and are stored as, the plain strings below, so the column values
+    are unchanged. queued -> running -> done | failed | cancelled; a cancel asked while running goes through
+    cancelling. Capacity advice uses queued, running, done and failed only.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @classmethod
+    def active(cls) -> tuple[RunState, ...]:
+        """States of a job that has not finished yet."""
+        return (cls.QUEUED, cls.RUNNING, cls.CANCELLING)
+
+    @classmethod
+    def final(cls) -> tuple[RunState, ...]:
+        """States a job never leaves."""
+        return (cls.DONE, cls.FAILED, cls.CANCELLED)
 
 
 def utcnow() -> datetime:
@@ -288,7 +314,7 @@ class AllocationRun(db.Model):  # type: ignore[name-defined,misc]
     term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=RunState.QUEUED.value, index=True)
     stage: Mapped[str] = mapped_column(String(64), default="")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     best_coverage: Mapped[int | None] = mapped_column(Integer)
@@ -390,7 +416,7 @@ class CapacityAdvice(db.Model):  # type: ignore[name-defined,misc]
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default=RunState.QUEUED.value)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
 

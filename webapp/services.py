@@ -26,6 +26,7 @@ from webapp.models import (
     Pupil,
     RunAssignment,
     RunStaffing,
+    RunState,
     RunUnserved,
     School,
     Session,
@@ -211,7 +212,7 @@ def instance_to_term(instance: domain.Instance, school: School, *, created_by: i
 
     if instance.previous:
         db.session.flush()
-        run = AllocationRun(term=term, created_by=created_by, state="done", stage="imported", progress=1.0,
+        run = AllocationRun(term=term, created_by=created_by, state=RunState.DONE, stage="imported", progress=1.0,
                             status=domain.Status.IMPORTED, is_published=True, published_at=utcnow(),
                             version=_next_version(term), stats={"source": "instance previous"})
         db.session.add(run)
@@ -320,8 +321,8 @@ def store_solution(term: Term, solution: domain.Solution, run: AllocationRun, *,
         run.stats = dict(solution.stats)
         if instance is not None:
             run.demand = instance.demand()
-        run.state = "done"
-        run.stage = "done"
+        run.state = RunState.DONE
+        run.stage = RunState.DONE
         run.progress = 1.0
         db.session.commit()
     except Exception:

@@ -348,7 +348,7 @@ def test_hiring_plan_page_and_export(
 def test_school_admin_computes_advice_for_own_school_only(
     app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
 ) -> None:
-    app.config.update(BUREAU_INLINE_JOBS=True, BUREAU_ADVICE_TIME_LIMIT=5)
+    app.config.update(JOBS_INLINE=True, BUREAU_ADVICE_TIME_LIMIT=5)
     login_as("school_admin")
     own, other = city["schools"]["KM-TEST-0001"], city["schools"]["KM-TEST-0002"]
     assert client.get(f"/bureau/advice/{other}").status_code == 403

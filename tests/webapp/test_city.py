@@ -18,8 +18,9 @@ from sqlalchemy import select, update
 
 from bench.city import build_city, school_sizes
 from webapp import run_summary
-from webapp.bureau.city import BATCH_KEY, batch_filter, prepare_batch, run_local, solver_threads
+from webapp.bureau.city import batch_filter, prepare_batch
 from webapp.extensions import db
+from webapp.jobs import BATCH_KEY, run_local, solver_threads
 from webapp.models import AllocationRun, CareRequest, Pupil, School, Term
 
 BAD_SCHOOL = "KM-0007"
@@ -169,8 +170,6 @@ def test_city_batch_through_celery_with_a_real_worker(app: Flask, tmp_path: Path
             "prefork",
             "-c",
             "2",
-            "--include",
-            "webapp.bureau.city",
             "-Q",
             queue,
             "--loglevel",
@@ -217,7 +216,7 @@ def test_city_batch_through_celery_with_a_real_worker(app: Flask, tmp_path: Path
 
 def test_batch_from_the_page_with_progress(app: Any, client: Any, login_as: Any) -> None:
     _city(app, 3, bad=False)
-    app.config.update(BUREAU_INLINE_JOBS=True, BUREAU_TIME_LIMIT=2)
+    app.config.update(JOBS_INLINE=True, BUREAU_TIME_LIMIT=2)
     login_as("bureau")
     from tests.conftest import post_form
 

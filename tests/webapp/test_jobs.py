@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 from scheduler.validation import validate
 from tests.conftest import _make_app, post_form
 from tests.webapp.runs_fixtures import build_instance, import_term, login, make_admin, wait_for_run
+from webapp import jobs
 from webapp.extensions import db
+from webapp.jobs import runner
 from webapp.models import AllocationRun, RunAssignment, RunStaffing, RunUnserved, Term, User, utcnow
-from webapp.runs import jobs
 from webapp.services import run_to_solution, term_to_instance
 
 
@@ -235,8 +236,8 @@ def test_cancel_after_finish_changes_nothing(app: Flask) -> None:
 
 
 def test_solver_workers_share_the_cores(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jobs.os, "cpu_count", lambda: 8)
-    assert jobs.solver_workers(1) == 8 and jobs.solver_workers(2) == 4 and jobs.solver_workers(16) == 1
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 8)
+    assert jobs.solver_threads(1) == 8 and jobs.solver_threads(2) == 4 and jobs.solver_threads(16) == 1
     with app.app_context():
         term = import_term(build_instance(5, seed=1, days=1))
         app.config["ALLOCATION_WORKERS"] = 2

@@ -18,8 +18,8 @@ from scheduler.validation import validate
 from tests.conftest import _make_app
 from tests.webapp.runs_fixtures import build_instance, import_term, make_admin, wait_for_run
 from webapp.extensions import db
+from webapp.jobs import runner, start_run
 from webapp.models import AllocationRun, Term, User
-from webapp.runs import jobs
 from webapp.services import run_to_solution, term_to_instance
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,14 +91,15 @@ def test_one_allocation_through_celery(celery_setup: tuple[Flask, subprocess.Pop
         term = db.session.get(Term, term_id)
         admin = db.session.get(User, admin_id)
         assert term is not None and admin is not None
-        run_id = jobs.start_run(term, admin).id
-    assert jobs._futures.get(run_id) is None  # went to the broker, not the local pool
+        run_id = start_run(term, admin).id
+    assert runner._futures.get((AllocationRun.__tablename__, run_id)) is None  # went to the broker, not the pool
     try:
         run = wait_for_run(app, run_id, timeout=90)
     except AssertionError:
         raise AssertionError(f"worker alive={worker.poll() is None}; log:\n{log_path.read_text()[-3000:]}") from None
     assert run.state == "done", (run.state, run.error, log_path.read_text()[-2000:])
-    assert "run_allocation" in log_path.read_text()
+    log = log_path.read_text()
+    assert runner.TASK_NAME in log and f"allocation run {run_id} done" in log  # solved by the worker
     with app.app_context():
         stored = db.session.get(AllocationRun, run_id)
         term = db.session.get(Term, term_id)

@@ -14,12 +14,12 @@ from sqlalchemy import create_engine, func, select, text
 
 from tests.conftest import _make_app, post_form
 from tests.webapp.runs_fixtures import build_instance, import_term, login, make_admin
+from webapp import jobs
 from webapp.allocation import service
 from webapp.allocation.lottery import lottery_key
 from webapp.allocation.service import PublishConflict, PublishError, publish_run
 from webapp.extensions import db
 from webapp.models import AllocationRun, AuditLog, Pupil, RunUnserved, Term, User
-from webapp.runs import jobs
 
 
 def _term_with_runs(app: Flask, n_runs: int = 2, *, pupils: int = 20, tight: float = 0.5) -> tuple[int, int, list[int]]:

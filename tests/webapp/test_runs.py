@@ -15,9 +15,9 @@ from tests.conftest import create_user, post_form
 from tests.webapp.runs_fixtures import build_instance, import_term, login, make_admin
 from webapp.allocation.service import publish_run
 from webapp.extensions import db
+from webapp.jobs import database_url, run_allocation
 from webapp.models import AllocationRun, AuditLog, Pin, Pupil, RunAssignment, Session, Term, User
-from webapp.runs import jobs
-from webapp.runs.metrics import compute_metrics, metric_deltas
+from webapp.run_metrics import compute_metrics, metric_deltas
 from webapp.services import term_to_instance
 
 
@@ -33,7 +33,7 @@ def _finished_run(app: Flask, term_id: int, admin_id: int) -> int:
         run = AllocationRun(term_id=term_id, created_by=admin_id)
         db.session.add(run)
         db.session.commit()
-        assert jobs.run_allocation(run.id, jobs.database_url(), time_limit=5.0) == "done"
+        assert run_allocation(run.id, database_url(), time_limit=5.0) == "done"
         return run.id
 
 

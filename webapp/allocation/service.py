@@ -41,7 +41,7 @@ from webapp.models import (
     User,
     utcnow,
 )
-from webapp.runs.metrics import compute_metrics
+from webapp.run_metrics import compute_metrics
 from webapp.services import run_to_solution, term_to_instance
 
 UNSET: Any = object()

@@ -1,12 +1,10 @@
 """The education bureau: coverage dashboard, capacity advice and city-wide allocation batches.
 
-The blueprint's CLI command `allocate` sits at the top level of `flask --app webapp`.
+Views live in `routes.py`; the batch command `flask --app webapp allocate` is `city.allocate_command`.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint
+from webapp.bureau.routes import bp
 
-bp = Blueprint("bureau", __name__, url_prefix="/bureau", cli_group=None)
-
-from webapp.bureau import city, routes  # noqa: E402,F401  (registers views and commands on bp)
+__all__ = ["bp"]

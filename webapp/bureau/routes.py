@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -21,8 +21,7 @@ from openpyxl import Workbook
 from sqlalchemy import ColumnElement, and_, select
 
 from webapp import audit
-from webapp.bureau import bp
-from webapp.bureau.city import batch_progress, current_terms, start_advice, start_batch
+from webapp.bureau.city import batch_progress, current_terms, start_batch
 from webapp.bureau.stats import (
     CityStats,
     Figures,
@@ -33,9 +32,12 @@ from webapp.bureau.stats import (
     rollup_advice,
 )
 from webapp.extensions import db
+from webapp.jobs import start_advice
 from webapp.labels import DAY_NAMES
-from webapp.models import CapacityAdvice, District, School
+from webapp.models import CapacityAdvice, District, RunState, School
 from webapp.security import bureau_required, bureau_scope, role_required
+
+bp = Blueprint("bureau", __name__, url_prefix="/bureau")
 
 SOURCE_LABELS = {"published": _l("Published"), "draft": _l("Draft"), "none": _l("No allocation yet")}
 QUALIFICATION_LABELS = {
@@ -50,10 +52,10 @@ QUALIFICATION_LABELS = {
     "reading": _l("reading"),
 }
 ADVICE_STATES = {
-    "queued": _l("Waiting to start"),
-    "running": _l("Computing"),
-    "done": _l("Done"),
-    "failed": _l("Failed"),
+    RunState.QUEUED: _l("Waiting to start"),
+    RunState.RUNNING: _l("Computing"),
+    RunState.DONE: _l("Done"),
+    RunState.FAILED: _l("Failed"),
 }
 BATCH_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -318,8 +320,8 @@ def advice(school_id: int) -> ResponseReturnValue:
                 .limit(10)
             )
         )
-    latest = next((row for row in rows if row.state == "done"), None)
-    pending = next((row for row in rows if row.state in ("queued", "running")), None)
+    latest = next((row for row in rows if row.state == RunState.DONE), None)
+    pending = next((row for row in rows if row.state in (RunState.QUEUED, RunState.RUNNING)), None)
     periods = {p.code: p.code for p in term.periods} if term is not None else {}
     return render_template(
         "bureau/advice.html",

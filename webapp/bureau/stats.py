@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, func, select, true
 
 from webapp import run_summary
 from webapp.extensions import db
-from webapp.models import AllocationRun, District, Pupil, School, Session, Term
+from webapp.models import AllocationRun, District, Pupil, RunState, School, Session, Term
 
 Slot = tuple[int, str]
 
@@ -147,7 +147,7 @@ def _source_runs(where: ColumnElement[bool]) -> Any:
     """Subquery: every term in scope with its source run (published, else latest done) and draft flag."""
     latest = (
         select(AllocationRun.term_id, func.max(AllocationRun.id).label("run_id"))
-        .where(AllocationRun.state == "done")
+        .where(AllocationRun.state == RunState.DONE)
         .group_by(AllocationRun.term_id)
         .subquery()
     )
@@ -398,7 +398,7 @@ def latest_advice(
     current = current.group_by(Term.school_id)
     newest = (
         select(func.max(CapacityAdvice.id))
-        .where(CapacityAdvice.state == "done", CapacityAdvice.term_id.in_(current))
+        .where(CapacityAdvice.state == RunState.DONE, CapacityAdvice.term_id.in_(current))
         .group_by(CapacityAdvice.term_id)
     )
     rows = db.session.execute(

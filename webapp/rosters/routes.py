@@ -13,7 +13,7 @@ from webapp.allocation.waitlist import waitlist
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.labels import DAY_NAMES_LONG
-from webapp.models import AllocationRun, Term
+from webapp.models import AllocationRun, RunState, Term
 from webapp.rosters.data import Rosters, load_rosters
 from webapp.rosters.exports import (
     XLSX_MIMETYPE,
@@ -50,7 +50,7 @@ def _run(term: Term, *, required: bool = True) -> AllocationRun | None:
     if run_id is not None:
         run: AllocationRun | None = db.session.scalar(select(AllocationRun).where(AllocationRun.id == run_id,
                                                             AllocationRun.term_id == term.id,
-                                                            AllocationRun.state == "done"))
+                                                            AllocationRun.state == RunState.DONE))
         if run is None:
             abort(404)
         return run
@@ -101,7 +101,7 @@ def index(term_id: int) -> ResponseReturnValue:
         return render_template("rosters/no_run.html", term=term)
     rosters = load_rosters(term, run)
     drafts = db.session.scalars(select(AllocationRun).where(AllocationRun.term_id == term.id,
-                                                            AllocationRun.state == "done")
+                                                            AllocationRun.state == RunState.DONE)
                                 .order_by(AllocationRun.id.desc())).all()
     return render_template("rosters/index.html", rosters=rosters, runs=drafts, args=_run_args(rosters),
                            waiting=len(waitlist(term)))

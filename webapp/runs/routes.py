@@ -15,16 +15,16 @@ from sqlalchemy import select
 from webapp import audit
 from webapp.allocation import service as allocation
 from webapp.extensions import db
-from webapp.models import AllocationRun, Pin, Pupil, RunAssignment, RunUnserved, Session, Term
+from webapp.jobs import STALE_ERROR, cancel_run, refresh_stale, start_run
+from webapp.models import AllocationRun, Pin, Pupil, RunAssignment, RunState, RunUnserved, Session, Term
+from webapp.run_metrics import metric_deltas
 from webapp.runs.forms import PinForm, PublishForm
-from webapp.runs.jobs import ACTIVE_STATES, STALE_ERROR, cancel_run, refresh_stale, start_run
-from webapp.runs.metrics import metric_deltas
 from webapp.security import school_admin_required
 
 bp = Blueprint("runs", __name__, url_prefix="/admin/runs")
 
-STAGE_LABELS = {
-    "queued": _l("Waiting to start"),
+STAGE_LABELS: dict[str, Any] = {
+    RunState.QUEUED: _l("Waiting to start"),
     "building": _l("Preparing data"),
     "coverage": _l("Coverage"),
     "stability": _l("Stability"),
@@ -32,18 +32,18 @@ STAGE_LABELS = {
     "max_load": _l("Teacher load"),
     "staffing": _l("Teacher load"),
     "storing": _l("Saving the result"),
-    "done": _l("Finished"),
-    "failed": _l("Failed"),
-    "cancelled": _l("Cancelled"),
+    RunState.DONE: _l("Finished"),
+    RunState.FAILED: _l("Failed"),
+    RunState.CANCELLED: _l("Cancelled"),
     "imported": _l("Imported"),
 }
-STATE_LABELS = {
-    "queued": _l("Queued"),
-    "running": _l("Running"),
-    "cancelling": _l("Cancelling"),
-    "done": _l("Done"),
-    "failed": _l("Failed"),
-    "cancelled": _l("Cancelled"),
+STATE_LABELS: dict[str, Any] = {
+    RunState.QUEUED: _l("Queued"),
+    RunState.RUNNING: _l("Running"),
+    RunState.CANCELLING: _l("Cancelling"),
+    RunState.DONE: _l("Done"),
+    RunState.FAILED: _l("Failed"),
+    RunState.CANCELLED: _l("Cancelled"),
 }
 REASON_LABELS = {
     "no_session": _l("No session for the grade"),
@@ -113,22 +113,22 @@ def term_runs(term_id: int) -> ResponseReturnValue:
     term = _term_or_404(term_id)
     terms = db.session.scalars(select(Term).where(Term.school_id == g.school.id).order_by(Term.id.desc())).all()
     runs = _term_runs(term)
-    done = [r for r in runs if r.state == "done"]
+    done = [r for r in runs if r.state == RunState.DONE]
     return render_template("runs/index.html", term=term, terms=terms, runs=runs, done_runs=done,
-                           busy=any(r.state in ACTIVE_STATES for r in runs), **_labels())
+                           busy=any(r.state in RunState.active() for r in runs), **_labels())
 
 
 @bp.post("/term/<int:term_id>/start")
 @school_admin_required
 def start(term_id: int) -> ResponseReturnValue:
     term = _term_or_404(term_id)
-    busy = [r for r in _term_runs(term) if r.state in ACTIVE_STATES]
+    busy = [r for r in _term_runs(term) if r.state in RunState.active()]
     if busy:
         flash(_("A run for this term is still in progress."), "warning")
         return redirect(url_for("runs.detail", run_id=busy[0].id))
     allocation.draw_lottery_seed(term)
     run = start_run(term, current_user)
-    if run.state == "failed":
+    if run.state == RunState.FAILED:
         flash(_("The allocation could not be started. Please try again later."), "error")
     return redirect(url_for("runs.detail", run_id=run.id))
 
@@ -151,13 +151,13 @@ def _status(run: AllocationRun) -> dict[str, Any]:
         "progress": round(float(run.progress or 0.0), 3),
         "best_coverage": run.best_coverage,
         "demand": run.demand,
-        "finished": run.state not in ACTIVE_STATES,
+        "finished": run.state not in RunState.active(),
         "error": _error_text(run),
     }
 
 
 def _error_text(run: AllocationRun) -> str | None:
-    if run.state != "failed" or not run.error:
+    if run.state != RunState.FAILED or not run.error:
         return None
     if run.error == STALE_ERROR:
         return str(_("The allocation stopped unexpectedly (the worker process ended). Please run it again."))
@@ -169,7 +169,7 @@ def _error_text(run: AllocationRun) -> str | None:
 def cancel(run_id: int) -> ResponseReturnValue:
     run = _run_or_404(run_id)
     state = cancel_run(run)
-    if state in ("cancelled", "cancelling"):
+    if state in (RunState.CANCELLED, RunState.CANCELLING):
         audit.record("run.cancel", f"run:{run.id}", {"state": state}, commit=True)
         flash(_("The run is being cancelled."), "info")
     else:
@@ -182,7 +182,7 @@ def cancel(run_id: int) -> ResponseReturnValue:
 def detail(run_id: int) -> ResponseReturnValue:
     run = _run_or_404(run_id)
     term = run.term
-    if run.state in ACTIVE_STATES:
+    if run.state in RunState.active():
         return render_template("runs/progress.html", run=run, term=term, status=_status(run), **_labels())
 
     reason = request.args.get("reason", "")
@@ -287,6 +287,8 @@ def delete_pin(pin_id: int) -> ResponseReturnValue:
 @school_admin_required
 def remove_assignment(run_id: int, pupil_id: int, session_id: int) -> ResponseReturnValue:
     run = _run_or_404(run_id)
+    if run.state != RunState.DONE:
+        abort(404)
     try:
         change = allocation.remove_seat(run, pupil_id, session_id, actor=current_user)
     except allocation.SeatNotFound:

@@ -1,0 +1,71 @@
+"""Background jobs: one runner (`webapp.jobs.runner`) and the kinds of job it runs.
+
+- "allocation" (`webapp.jobs.allocation`): a school admin's allocation run;
+- "batch" (`webapp.jobs.batch`): one school's run in a city batch, and waiting for a whole batch;
+- "advice" (`webapp.jobs.advice`): what-if capacity advice for a term.
+
+A new kind is a `JobKind` (its table, its `run(job, **options)`) passed to `register`; it then runs through the
+same claim, monitor, store and finish, on the local pool, inline or on the one Celery task `webapp.jobs.run`.
+The concurrency contract (who locks what, which transaction owns the write) is in `webapp.jobs.runner`.
+Importing this package registers every kind, in the web app, in pool workers and in Celery workers alike.
+"""
+
+from __future__ import annotations
+
+from webapp.jobs.advice import start_advice
+from webapp.jobs.allocation import job_options, run_allocation, start_run
+from webapp.jobs.batch import BATCH_KEY, SchoolResult, allocate_school, run_celery, run_local
+from webapp.jobs.runner import (
+    KINDS,
+    STALE_ERROR,
+    TASK_NAME,
+    Job,
+    JobCancelled,
+    JobKind,
+    UnknownJobKind,
+    cancel_run,
+    celery_broker,
+    database_url,
+    execute,
+    job_threads,
+    kind_of,
+    one_line,
+    refresh_stale,
+    register,
+    rowcount,
+    shutdown_pool,
+    solver_threads,
+    submit,
+)
+
+__all__ = [
+    "BATCH_KEY",
+    "KINDS",
+    "STALE_ERROR",
+    "TASK_NAME",
+    "Job",
+    "JobCancelled",
+    "JobKind",
+    "SchoolResult",
+    "UnknownJobKind",
+    "allocate_school",
+    "cancel_run",
+    "celery_broker",
+    "database_url",
+    "execute",
+    "job_options",
+    "job_threads",
+    "kind_of",
+    "one_line",
+    "refresh_stale",
+    "register",
+    "rowcount",
+    "run_allocation",
+    "run_celery",
+    "run_local",
+    "shutdown_pool",
+    "solver_threads",
+    "start_advice",
+    "start_run",
+    "submit",
+]

@@ -1,0 +1,52 @@
+"""Capacity advice: the job kind "advice", what-if advice for one term (`scheduler.whatif.advise`).
+
+`start_advice` records a queued `CapacityAdvice` row and submits it. The job reads the term, ends that read
+transaction, computes the advice, and writes the result with the state done in the ONE transaction opened by
+`Job.claim_store` (see `webapp.jobs.runner`). Advice rows have no heartbeat: no monitor thread runs, and a
+failure is shown on the advice page as a failed computation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from scheduler.solve import SolverConfig
+from scheduler.whatif import advice_to_json, advise
+from webapp.extensions import db
+from webapp.jobs.runner import Job, JobKind, job_threads, register, submit
+from webapp.models import CapacityAdvice, RunState, Term, utcnow
+from webapp.services import term_to_instance
+
+KIND = "advice"
+DEFAULT_TIME_LIMIT = 30.0
+
+
+def compute_advice(job: Job, *, time_limit: float = DEFAULT_TIME_LIMIT, workers: int = 1) -> dict[str, Any]:
+    row = db.session.get(CapacityAdvice, job.id)
+    if row is None:
+        raise LookupError(f"advice {job.id} vanished")
+    instance = term_to_instance(row.term)
+    db.session.rollback()  # end the read transaction before the long computation
+    advice = advise(instance, SolverConfig(time_limit=time_limit, workers=workers))
+    job.claim_store()
+    row = db.session.get(CapacityAdvice, job.id)
+    assert row is not None
+    row.result, row.state, row.finished_at = advice_to_json(advice), RunState.DONE, utcnow()
+    db.session.commit()
+    return {}
+
+
+def start_advice(term: Term, user_id: int | None) -> CapacityAdvice:
+    """Record queued advice for `term`, commit, and start the job (`BUREAU_ADVICE_TIME_LIMIT` seconds)."""
+    row = CapacityAdvice(term_id=term.id, created_by=user_id, state=RunState.QUEUED)
+    db.session.add(row)
+    db.session.commit()
+    time_limit = float(current_app.config.get("BUREAU_ADVICE_TIME_LIMIT", DEFAULT_TIME_LIMIT))
+    submit(KIND, row.id, {"time_limit": time_limit, "workers": job_threads()})
+    db.session.refresh(row)
+    return row
+
+
+ADVICE = register(JobKind(KIND, CapacityAdvice, compute_advice))
