@@ -451,3 +451,33 @@ class AuditLog(db.Model):  # type: ignore[name-defined,misc]
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class NotificationEvent(StrEnum):
+    """What a family is told about (the message is worded per event in the family's language)."""
+
+    RESULTS_PUBLISHED = "results_published"
+    PLAN_AMENDED = "plan_amended"
+    OFFER_MADE = "offer_made"
+    OFFER_EXPIRING = "offer_expiring"
+    OFFER_EXPIRED = "offer_expired"
+    CHANGE_APPLIED = "change_applied"
+
+
+class Notification(db.Model):  # type: ignore[name-defined,misc]
+    """One message to one account, written in the same transaction as the change it reports (an outbox row).
+
+    The in-app inbox reads these rows directly; other channels deliver them later (see `webapp.notifications`).
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_unread", "user_id", "read_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    pupil_id: Mapped[int | None] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    term_id: Mapped[int | None] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    read_at: Mapped[datetime | None] = mapped_column(DateTime)
