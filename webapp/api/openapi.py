@@ -116,7 +116,10 @@ SCHEMAS: dict[str, Any] = {
                      "maxItems": 7, "examples": [[1, 2]]},
             "pickup_time": {**HHMM, "examples": ["17:30"]},
             "preferences": {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": 3,
-                            "examples": [["football"]]},
+                            "examples": [["football"]],
+                            "description": "Activity codes, best first. A placement in the first choice scores the "
+                                           "same however many are listed (rank points 3/2/1), so listing more never "
+                                           "lowers the first choice's chance. Submission time does not matter."},
         },
     },
     "CareRequest": {
