@@ -49,6 +49,7 @@ def solver_available() -> bool:
 
 def run_method(method: str, instance: Instance, settings: Settings) -> dict[str, Any]:
     """Run one method on one instance and validate it; meant to run in its own process."""
+    from scheduler.fairness import fairness
     from scheduler.validation import validate
 
     started = time.monotonic()
@@ -59,7 +60,7 @@ def run_method(method: str, instance: Instance, settings: Settings) -> dict[str,
                 "seconds": round(time.monotonic() - started, 3), "peak_mb": round(_peak_rss_mb(), 1)}
     seconds = time.monotonic() - started
     report = validate(instance, solution)
-    levels = solution.stats.get("levels") or []
+    levels = [_level(level) for level in solution.stats.get("levels") or []]
     first = levels[0] if levels else {}
     coverage_proven = first.get("name") == "coverage" and first.get("status") == "OPTIMAL"
     return {
@@ -77,7 +78,17 @@ def run_method(method: str, instance: Instance, settings: Settings) -> dict[str,
         "coverage_seconds": solution.stats.get("coverage_seconds"),
         "coverage_proven": coverage_proven,
         "peak_mb": round(_peak_rss_mb(), 1),
+        "levels": levels,
+        "phases": solution.stats.get("phases", {}),
+        "fairness": fairness(instance, solution).to_dict() if solution.has_allocation else None,
     }
+
+
+def _level(level: dict[str, Any]) -> dict[str, Any]:
+    """One objective level from `Solution.stats`, with its relative gap: |bound - value| / max(1, |value|)."""
+    value, bound = level.get("value", 0), level.get("bound", 0)
+    return {"name": level.get("name"), "status": level.get("status"), "value": value, "bound": bound,
+            "gap": round(abs(bound - value) / max(1, abs(value)), 4), "seconds": level.get("seconds")}
 
 
 def _solve_with(method: str, instance: Instance, settings: Settings) -> Solution:
@@ -225,14 +236,7 @@ def _row(run: dict[str, Any]) -> list[str]:
 
 
 def _print_table(runs: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> None:
-    header = "".join(title.rjust(width) if i > 1 else title.ljust(width)
-                     for i, (title, width) in enumerate(COLUMNS))
-    print(header)
-    print("-" * len(header))
-    for run in runs:
-        cells = _row(run)
-        print("".join(cell.rjust(width) if i > 1 else cell.ljust(width)
-                      for i, (cell, (_, width)) in enumerate(zip(cells, COLUMNS, strict=False))))
+    _table(COLUMNS, [_row(run) for run in runs])
     for run in runs:
         if run.get("method") == "solver" and run.get("coverage_seconds") is not None:
             verdict = "proven optimal after" if run["coverage_proven"] else "not proven optimal within"
@@ -243,9 +247,70 @@ def _print_table(runs: list[dict[str, Any]], comparisons: list[dict[str, Any]]) 
         print(f"{item['instance']}: solver/{item['baseline']} coverage {ratio}, "
               f"{item['extra_pupil_days']:+d} pupil-days a week "
               f"({item['extra_children_per_day']:+.1f} children a day)")
+    _print_levels(runs)
+    _print_fairness(runs)
     invalid = [f"{run['instance']} {run['method']}" for run in runs if not run["valid"]]
     if invalid:
         print(f"invalid or failed runs: {', '.join(invalid)}")
+
+
+def _table(columns: Sequence[tuple[str, int]], rows: list[list[str]]) -> None:
+    """Left-aligned first two columns, the rest right-aligned, as the main table."""
+    def line(cells: Sequence[str]) -> str:
+        return "".join(cell.rjust(width) if i > 1 else cell.ljust(width)
+                       for i, (cell, (_, width)) in enumerate(zip(cells, columns, strict=False)))
+
+    header = line([title for title, _ in columns])
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(line(row))
+
+
+LEVEL_COLUMNS = (("instance", 14), ("level", 11), ("status", 10), ("value", 9), ("bound", 9), ("gap", 8),
+                 ("seconds", 8))
+
+
+def _print_levels(runs: list[dict[str, Any]]) -> None:
+    """Each objective level of each solver run: value, proven bound, relative gap, seconds."""
+    rows = [[run["instance"], level["name"], level["status"], str(level["value"]), str(level["bound"]),
+             f"{100 * level['gap']:.2f}%", f"{level['seconds']:.2f}"]
+            for run in runs if run.get("method") == "solver" for level in run.get("levels") or []]
+    phases = [(run["instance"], run["phases"]) for run in runs
+              if run.get("method") == "solver" and run.get("phases")]
+    if not rows:
+        return
+    print()
+    print("objective levels (solver)")
+    _table(LEVEL_COLUMNS, rows)
+    for name, timings in phases:
+        print(f"{name}: phases " + ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in timings.items()))
+
+
+FAIRNESS_COLUMNS = (("instance", 14), ("method", 8), ("full", 6), ("part", 6), ("none", 6), ("1st", 7),
+                    ("top3", 7), ("unranked", 9), ("envy", 6), ("idle", 6), ("split", 6), ("worst", 7))
+
+
+def _fairness_row(run: dict[str, Any]) -> list[str]:
+    data = run["fairness"]
+    served, choices = data["served"], data["choices"]
+    worst = data["worst_served"][0] if data["worst_served"] else None
+    return [run["instance"], run["method"], str(served["fully"]), str(served["partly"]),
+            str(served["not_at_all"]), f"{100 * choices['first']:.1f}%", f"{100 * choices['top']:.1f}%",
+            f"{100 * choices['none']:.1f}%", str(data["justified_envy"]["count"]),
+            str(data["idle_seats"]["seats"]), str(len(data["split_families"])),
+            f"{worst['covered_days']}/{worst['requested_days']}" if worst else "-"]
+
+
+def _print_fairness(runs: list[dict[str, Any]]) -> None:
+    """Pupils fully/partly/not served, choice shares, envy, idle seats, split families, the worst served."""
+    rows = [_fairness_row(run) for run in runs if run.get("fairness")]
+    if not rows:
+        return
+    print()
+    print("fairness (pupils served: full/part/none; placements in 1st, top-3, unranked choice; envious pupil-days;"
+          " idle seats with a waitlist; families split on a day; the worst served pupil's covered/requested days)")
+    _table(FAIRNESS_COLUMNS, rows)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def test_baselines_only_table_and_json(tmp_path: Path, capsys: pytest.CaptureFix
     header = printed[1]
     titles = ("instance", "method", "coverage", "% demand", "bound", "pref", "max load", "seconds", "peak MB")
     assert all(title in header for title in titles)
-    rows = [line for line in printed if line.startswith("150-")]
+    main_table = printed[:printed.index("")]  # the extra tables follow a blank line
+    rows = [line for line in main_table if line.startswith("150-")]
     assert [line.split()[:2] for line in rows] == [["150-normal", "lottery"], ["150-normal", "fcfs"],
                                                    ["150-tight", "lottery"], ["150-tight", "fcfs"]]
     report = json.loads(out.read_text(encoding="utf-8"))
@@ -45,6 +46,16 @@ def test_baselines_only_table_and_json(tmp_path: Path, capsys: pytest.CaptureFix
         assert run["valid"] and run["status"] == "FEASIBLE"
         assert 0 < run["coverage"] < run["demand"] == run["coverage_bound"]
         assert run["peak_mb"] > 1
+        served = run["fairness"]["served"]
+        assert served["fully"] + served["partly"] + served["not_at_all"] > 0
+        assert run["levels"] == [] and run["phases"] == {}
+    assert "objective levels (solver)" not in printed
+    fairness_header = next(i for i, line in enumerate(printed) if line.startswith("fairness ("))
+    assert printed[fairness_header + 1].split() == ["instance", "method", "full", "part", "none", "1st", "top3",
+                                                    "unranked", "envy", "idle", "split", "worst"]
+    fair_rows = [line.split()[:2] for line in printed[fairness_header + 3:] if line.startswith("150-")]
+    assert fair_rows == [["150-normal", "lottery"], ["150-normal", "fcfs"], ["150-tight", "lottery"],
+                         ["150-tight", "fcfs"]]
 
 
 def test_solver_is_skipped_with_a_reason_when_missing(monkeypatch: pytest.MonkeyPatch,
@@ -70,11 +81,34 @@ def test_comparisons_count_extra_pupil_days() -> None:
 def test_full_run_with_the_solver(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["--sizes", "200", "--variants", "normal", "--time-limit", "10"]) == 0
     printed = capsys.readouterr().out
-    methods = [line.split()[1] for line in printed.splitlines() if line.startswith("200-normal ")]
+    main_table = printed.split("\n\n")[0]
+    methods = [line.split()[1] for line in main_table.splitlines() if line.startswith("200-normal ")]
     assert methods == ["solver", "lottery", "fcfs"]
     assert "200-normal: solver/lottery coverage" in printed
     assert "200-normal: solver/fcfs coverage" in printed
     assert "200-normal: coverage proven optimal after" in printed or "not proven optimal within" in printed
+    lines = printed.splitlines()
+    levels = lines.index("objective levels (solver)")
+    assert lines[levels + 1].split() == ["instance", "level", "status", "value", "bound", "gap", "seconds"]
+    names = [line.split()[1] for line in lines[levels + 3:] if line.startswith("200-normal ")][:4]
+    assert names == ["coverage", "preference", "max_load", "staffing"]
+    fair_rows = [line.split()[1] for line in lines[lines.index(next(
+        line for line in lines if line.startswith("fairness ("))):] if line.startswith("200-normal ")]
+    assert fair_rows == ["solver", "lottery", "fcfs"]
+
+
+def test_levels_carry_their_gap_and_fairness_rows_read_the_report() -> None:
+    level = bench._level({"name": "preference", "status": "FEASIBLE", "value": 80, "bound": 100, "seconds": 1.5})
+    assert level == {"name": "preference", "status": "FEASIBLE", "value": 80, "bound": 100, "gap": 0.25,
+                     "seconds": 1.5}
+    assert bench._level({"name": "max_load", "status": "OPTIMAL", "value": 0, "bound": 0})["gap"] == 0
+    run = bench.run_method("lottery", generate(80, seed=5), bench.Settings(1.0, 1, 0))
+    run.update(instance="80-normal")
+    row = bench._fairness_row(run)
+    served = run["fairness"]["served"]
+    assert row[:5] == ["80-normal", "lottery", str(served["fully"]), str(served["partly"]),
+                       str(served["not_at_all"])]
+    assert row[5].endswith("%") and len(row) == len(bench.FAIRNESS_COLUMNS)
 
 
 def test_a_crashing_method_is_a_failed_row_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
