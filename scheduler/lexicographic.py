@@ -37,7 +37,8 @@ BACKENDS = ("SCIP", "HIGHS")
 @dataclass(frozen=True)
 class SolverConfig:
     time_limit: float = 60.0
-    """Wall-clock seconds for all levels together, model building included."""
+    """Wall-clock seconds for the whole solve: grouping, building, every level, extraction and reasons (one
+    `scheduler.deadline.Deadline`; level 1 alone always gets a short minimum, see `scheduler.solve`)."""
     workers: int = 2
     """Threads the MIP backend may use (SCIP runs single-threaded; HiGHS uses them)."""
     seed: int = 0
