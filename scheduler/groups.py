@@ -13,6 +13,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from scheduler.domain import Instance, Pupil, Request, Session
 
@@ -47,8 +48,9 @@ class PreferenceGroup:
     scores: tuple[tuple[str, int], ...]
     pupils_by_priority: dict[int, list[str]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def size(self) -> int:
+        """Counted once the group is complete (`build_day_classes` never asks while it fills groups)."""
         return sum(len(ids) for ids in self.pupils_by_priority.values())
 
 
@@ -77,8 +79,9 @@ class DayClass:
             name += "_prev-" + "-".join(self.previous)
         return name
 
-    @property
+    @cached_property
     def size(self) -> int:
+        """Counted once the class is complete, like `PreferenceGroup.size`."""
         return sum(group.size for group in self.groups.values())
 
     def sessions(self) -> Iterable[Session]:

@@ -37,7 +37,8 @@ BACKENDS = ("SCIP", "HIGHS")
 @dataclass(frozen=True)
 class SolverConfig:
     time_limit: float = 60.0
-    """Wall-clock seconds for all levels together, model building included."""
+    """Wall-clock seconds for the whole solve: grouping, building, every level, extraction and reasons (one
+    `scheduler.deadline.Deadline`; level 1 alone always gets a short minimum, see `scheduler.solve`)."""
     workers: int = 2
     """Threads the MIP backend may use (SCIP runs single-threaded; HiGHS uses them)."""
     seed: int = 0
@@ -52,6 +53,10 @@ class SolverConfig:
     should_stop: Callable[[], bool] | None = field(default=None, compare=False)
 
 
+MIN_LEVEL_SECONDS = 0.05
+"""A level offered less time than this is not started: it could not even read its model in."""
+
+
 @dataclass
 class LevelResult:
     name: str
@@ -59,6 +64,8 @@ class LevelResult:
     value: int
     bound: int
     seconds: float
+    skipped: bool = False
+    """The deadline left the level no time: it was not solved, and reports the plan's value (see `solve`)."""
 
 
 class LexicographicSolver:
@@ -94,7 +101,20 @@ class LexicographicSolver:
     def have_solution(self) -> bool:
         return self.values is not None
 
+    def skip(self, name: str) -> LevelResult:
+        """Record a level the deadline left no time for; it holds nothing and counts as not solved."""
+        result = LevelResult(name, Status.UNKNOWN, 0, 0, 0.0, skipped=True)
+        logger.info("level %s: skipped, the deadline has passed", name)
+        self.results.append(result)
+        if self.progress is not None:
+            self.progress(name, {"value": 0, "bound": 0, "status": result.status, "skipped": True,
+                                 "elapsed": round(time.monotonic() - self.started, 2)})
+        return result
+
     def optimise(self, name: str, expr: Expr, *, maximise: bool, seconds: float) -> LevelResult:
+        """Optimise one level within `seconds`; with less than `MIN_LEVEL_SECONDS` the level is skipped."""
+        if seconds < MIN_LEVEL_SECONDS:
+            return self.skip(name)
         solver = self.built.solver
         if maximise:
             solver.Maximize(expr)

@@ -16,10 +16,12 @@ recovers whole teachers with a max-flow afterwards. That keeps the integer part 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from ortools.linear_solver import pywraplp
 
+from scheduler.deadline import Deadline
 from scheduler.domain import Instance, Session, Slot
 from scheduler.groups import DayClass
 
@@ -52,8 +54,9 @@ class AllocationModel:
     """Builds every hard rule of PROBLEM.md over counts of interchangeable pupils."""
 
     def __init__(self, instance: Instance, classes: list[DayClass], *, backend: str = "SCIP",
-                 hire_sessions: int = 0) -> None:
-        """`hire_sessions > 0` lets the model hire teachers (what-if advice), each leading that many a week."""
+                 hire_sessions: int = 0, deadline: Deadline | None = None) -> None:
+        """`hire_sessions > 0` lets the model hire teachers (what-if advice), each leading that many a week.
+        With a `deadline`, building raises `OutOfTime` once it has passed (checked every day class)."""
         solver = pywraplp.Solver.CreateSolver(backend)
         if solver is None:
             raise ValueError(f"the {backend} solver is not available in this OR-Tools build")
@@ -61,6 +64,7 @@ class AllocationModel:
         self.instance = instance
         self.classes = classes
         self.hire_sessions = hire_sessions
+        self.deadline = deadline
         self.seats: dict[tuple[int, str], Var] = {}
         self.seated: dict[tuple[int, int, str], Var] = {}
         self.covered: dict[tuple[int, int, int], Var] = {}
@@ -81,10 +85,20 @@ class AllocationModel:
         self._add_teacher_flow()
         self._add_max_teacher_load()
 
+    def _check_time(self) -> None:
+        if self.deadline is not None:
+            self.deadline.check()
+
+    def _in_time(self, classes: list[DayClass]) -> Iterable[tuple[int, DayClass]]:
+        """`enumerate(classes)`, checking the deadline before each class."""
+        for k, day_class in enumerate(classes):
+            self._check_time()
+            yield k, day_class
+
     def _add_seats_per_period(self) -> None:
         """A pupil sits in at most one session per period, and only in eligible sessions of requested periods."""
         solver = self.solver
-        for k, day_class in enumerate(self.classes):
+        for k, day_class in self._in_time(self.classes):
             for period, sessions in day_class.eligible.items():
                 seats = []
                 for session in sessions:
@@ -103,7 +117,7 @@ class AllocationModel:
     def _add_coverage_needs_every_period(self) -> None:
         """A pupil-day counts as covered only when the pupil has a seat in every period requested that day."""
         solver = self.solver
-        for k, day_class in enumerate(self.classes):
+        for k, day_class in self._in_time(self.classes):
             for u, group in enumerate(day_class.groups.values()):
                 covered = []
                 for level, pupils in sorted(group.pupils_by_priority.items()):
@@ -122,7 +136,7 @@ class AllocationModel:
     def _add_liked_activities(self) -> None:
         """Pupils counted as sitting in a ranked activity do sit in a session of it, at most one per period."""
         solver = self.solver
-        for k, day_class in enumerate(self.classes):
+        for k, day_class in self._in_time(self.classes):
             for period, sessions in day_class.eligible.items():
                 offered = {s.activity for s in sessions}
                 liked_by_activity: dict[str, list[Var]] = defaultdict(list)
@@ -143,6 +157,7 @@ class AllocationModel:
 
     def _add_session_capacity_and_minimum(self) -> None:
         """Enrolment stays within capacity, reaches min_pupils if the session runs, and sets the teachers needed."""
+        self._check_time()
         solver = self.solver
         for session in self.instance.sessions:
             seats = self.enrolment.get(session.id)
@@ -168,6 +183,7 @@ class AllocationModel:
 
     def _add_teacher_flow(self) -> None:
         """Teachers lead only what they are qualified and available for, one session a slot, within their cap."""
+        self._check_time()
         solver = self.solver
         demand: dict[StaffingGroup, list[Var]] = defaultdict(list)
         for session_id, teachers in self.teachers.items():

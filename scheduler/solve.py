@@ -4,22 +4,33 @@ Levels 1 (coverage) and 2 (stability) are solved on the coarse grouping, where p
 on groups that also tell preferences apart; level 4 (teacher load) on the coarse grouping again, with each class's
 seats per activity kept as level 3 chose them, checked against lower bounds (see `_LevelPlan.teacher_load`). Each
 level keeps every earlier level at the value found, so a lower level is never traded for a higher one.
+
+Everything counts against one `Deadline`, `time_limit` after the call: grouping, building, the levels and turning
+counts into pupils and reasons. The levels stop early enough to leave the finishing phases their time (estimated
+from how long grouping took, a pass over the same pupil-days); a model the levels would have no time to solve is
+abandoned while it is built, and a level after the deadline is skipped and reports the plan's own value with a
+bound that needs no search. Only level 1 always runs: without it there is no plan. `stats["phases"]` gives each
+phase's seconds.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from scheduler import validation
-from scheduler.domain import Instance, Objective, Solution, Status
+from scheduler.deadline import Deadline, OutOfTime
+from scheduler.domain import Instance, Objective, Solution, Staffing, Status
 from scheduler.explain import explain_unserved
 from scheduler.extract import assign_pupils, assign_teachers
 from scheduler.fixed import check_fixed
 from scheduler.groups import DayClass, build_day_classes, lottery_seed
 from scheduler.lexicographic import (
     BACKENDS,
+    MIN_LEVEL_SECONDS,
     LevelResult,
     LexicographicSolver,
     ProgressCallback,
@@ -27,7 +38,7 @@ from scheduler.lexicographic import (
     SolverConfig,
     hold,
 )
-from scheduler.model import AllocationModel, total
+from scheduler.model import MAXIMISED, AllocationModel, total
 
 __all__ = ["BACKENDS", "LexicographicSolver", "ProgressCallback", "SolveCancelled", "SolverConfig", "solve"]
 
@@ -37,6 +48,14 @@ PREFERENCE_SHARE = 0.6
 """Level 3 may use this share of the time left; the rest is level 4's."""
 LOAD_STEPS = ("max_load", "staffing")
 """Level 4 in its two steps: the largest teacher load, then the number of staffing pairs."""
+FINISH_PER_GROUPING = 8.0
+"""Extraction, objective and reasons take about this many times as long as grouping the pupil-days did."""
+FINISH_MAX_SHARE = 0.3
+"""The time kept back for finishing never exceeds this share of the limit."""
+COVERAGE_FLOOR = 0.1
+"""Seconds level 1 always gets, even past the deadline: without it there is no plan to return. When that search
+ends with an empty plan although pupils could be covered, level 1 searches once more for up to the time limit:
+the one case where a solve may run past its limit (about twice it at most), because an empty plan helps nobody."""
 
 
 def _checked_step_parts(steps_left: int) -> tuple[int, int, int]:
@@ -54,7 +73,8 @@ def solve(instance: Instance, config: SolverConfig | None = None,
     if config.backend not in BACKENDS:
         raise ValueError(f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}")
     plan = _LevelPlan(instance, config, progress)
-    broken = check_fixed(instance)
+    with plan.phase("check"):
+        broken = check_fixed(instance)
     if broken:
         plan.stats["infeasible_fixed"] = broken
         return plan.no_allocation(Status.INFEASIBLE)
@@ -72,10 +92,14 @@ class _LevelPlan:
     def __init__(self, instance: Instance, config: SolverConfig, progress: ProgressCallback | None) -> None:
         self.instance, self.config, self.progress = instance, config, progress
         self.started = time.monotonic()
-        self.deadline = self.started + config.time_limit
+        self.deadline = Deadline(self.started + config.time_limit)
+        """When `solve()` must have returned."""
+        self.levels_deadline = self.deadline
+        """When the levels must stop, leaving the finishing phases their time (set once grouping is timed)."""
         self.stats: dict[str, Any] = {
             "solver": f"{config.backend} MIP over aggregated pupils", "workers": config.workers,
             "seed": config.seed, "lottery_seed": lottery_seed(instance, config.seed), "time_limit": config.time_limit,
+            "phases": {},
         }
         self.held: dict[str, int] = {}
         """Every level decided so far, at its value: later models hold them."""
@@ -84,15 +108,36 @@ class _LevelPlan:
         self.fine: list[DayClass] = []
         self.coverage: LevelResult | None = None
 
-    def _model(self, classes: list[DayClass]) -> AllocationModel:
-        return AllocationModel(self.instance, classes, backend=self.config.backend)
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Add the seconds spent inside to `stats["phases"][name]`."""
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            phases = self.stats["phases"]
+            phases[name] = round(phases.get(name, 0.0) + time.monotonic() - began, 3)
+
+    def _model(self, classes: list[DayClass], *, in_time: bool = True) -> AllocationModel:
+        """A model of `classes`; `in_time` abandons it (`OutOfTime`) once the levels' deadline passes."""
+        with self.phase("build"):
+            return AllocationModel(self.instance, classes, backend=self.config.backend,
+                                   deadline=self.levels_deadline if in_time else None)
+
+    def _group(self, *, by_preference: bool) -> list[DayClass]:
+        with self.phase("group"):
+            return build_day_classes(self.instance, by_preference=by_preference, seed=self.config.seed)
+
+    def _optimise(self, solver: LexicographicSolver, name: str, seconds: float) -> LevelResult:
+        with self.phase("solve"):
+            return solver.optimise(name, solver.built.level(name), maximise=name in MAXIMISED, seconds=seconds)
 
     def _solver(self, model: AllocationModel, *, reports: bool = True) -> LexicographicSolver:
         return LexicographicSolver(model, self.config, self.started, self.progress if reports else None)
 
     def _share(self, parts: int) -> float:
-        """An even share of the time left for the next of `parts` solves."""
-        return max(0.05, (self.deadline - time.monotonic()) / max(1, parts))
+        """An even share of the levels' time left for the next of `parts` solves (0 once it is over)."""
+        return self.levels_deadline.left() / max(1, parts)
 
     def _seconds(self) -> float:
         return round(time.monotonic() - self.started, 3)
@@ -101,18 +146,27 @@ class _LevelPlan:
 
     def coverage_and_stability(self) -> LexicographicSolver:
         """Levels 1 and 2 on the coarse grouping: preferences do not matter to them."""
-        self.coarse = build_day_classes(self.instance, by_preference=False, seed=self.config.seed)
-        model = self._model(self.coarse)
+        began = time.monotonic()
+        self.coarse = self._group(by_preference=False)
+        finish = min(FINISH_PER_GROUPING * (time.monotonic() - began), FINISH_MAX_SHARE * self.config.time_limit)
+        self.levels_deadline = self.deadline.earlier(finish)
+        self.stats["finish_reserve"] = round(finish, 3)
+        model = self._model(self.coarse, in_time=False)
         self.stats["coverage_model"] = _size(model)
         first = self._solver(model)
-        seconds = max(0.1, (self.deadline - time.monotonic()) * self.config.coverage_share)
-        self.coverage = first.optimise("coverage", model.coverage_level(), maximise=True, seconds=seconds)
+        seconds = max(COVERAGE_FLOOR, self.levels_deadline.left() * self.config.coverage_share)
+        self.coverage = self._optimise(first, "coverage", seconds)
+        if self.coverage.status == Status.UNKNOWN or self.coverage.value == 0 < self.coverage.bound:
+            # No plan, or an empty one, helps no family: past the deadline if need be, search once more.
+            empty = self.coverage
+            self.coverage = self._optimise(first, "coverage", max(COVERAGE_FLOOR, self.config.time_limit))
+            first.results.remove(empty)
+            self.stats["coverage_extended"] = True
         self.stats["coverage_seconds"] = self._seconds()
         if first.have_solution:
             self.held["coverage"] = self.coverage.value
             if self.instance.previous:
-                stability = first.optimise("stability", model.stability_level(), maximise=True,
-                                           seconds=self._share(STABILITY_PARTS))
+                stability = self._optimise(first, "stability", self._share(STABILITY_PARTS))
                 if first.have_solution and stability.status != Status.UNKNOWN:
                     self.held["stability"] = stability.value
         self.results += first.results
@@ -121,16 +175,23 @@ class _LevelPlan:
     def preference(self, first: LexicographicSolver) -> LexicographicSolver:
         """Level 3 needs pupils told apart by preference; the seats it chooses per activity then stay put.
         Returns the solve that says who sits in a liked activity (`first` when preferences split no group)."""
-        self.fine = build_day_classes(self.instance, by_preference=True, seed=self.config.seed)
+        if self.levels_deadline.passed:
+            self.results.append(first.skip("preference"))
+            return first
+        self.fine = self._group(by_preference=True)
         if _same_grouping(self.coarse, self.fine):
             return first
-        model = self._model(self.fine)
+        try:
+            model = self._model(self.fine)
+        except OutOfTime:
+            self.results.append(first.skip("preference"))
+            return first
         self.stats["preference_model"] = _size(model)
-        hold(model, self.held)
         third = self._solver(model)
-        third.hint_from(first)
-        third.optimise("preference", model.preference_level(), maximise=True,
-                       seconds=PREFERENCE_SHARE * self._share(1))
+        with self.phase("build"):
+            hold(model, self.held)
+            third.hint_from(first)
+        self._optimise(third, "preference", PREFERENCE_SHARE * self._share(1))
         self.results += third.results
         if not third.have_solution:
             return first
@@ -146,12 +207,17 @@ class _LevelPlan:
         of each class sit in each session and who teaches.
         """
         refined = labels is not first
-        model = self._model(self.coarse)
-        hold(model, {name: value for name, value in self.held.items() if name != "preference"})
-        if refined:
-            _keep_activity_seats(model, labels)
+        try:
+            model = self._model(self.coarse)
+        except OutOfTime:
+            self.results += [labels.skip(name) for name in LOAD_STEPS]
+            return labels, labels
         last = self._solver(model)
-        last.hint_from(labels)
+        with self.phase("build"):
+            hold(model, {name: value for name, value in self.held.items() if name != "preference"})
+            if refined:
+                _keep_activity_seats(model, labels)
+            last.hint_from(labels)
         seats = last
         for i, name in enumerate(LOAD_STEPS):
             steps_left = len(LOAD_STEPS) - i
@@ -160,8 +226,7 @@ class _LevelPlan:
                 if exact is not None:
                     seats = labels = exact
             else:
-                result = seats.optimise(name, seats.built.level(name), maximise=False,
-                                        seconds=self._share(steps_left))
+                result = self._optimise(seats, name, self._share(steps_left))
             self.results.append(result)
             if result.status in (Status.OPTIMAL, Status.FEASIBLE):
                 self.held[name] = result.value
@@ -175,18 +240,14 @@ class _LevelPlan:
         otherwise the exact preference-grouped model decides. Returns the step's result and the exact solve
         when it did better (it then takes over)."""
         solve_parts, bound_parts, exact_parts = _checked_step_parts(steps_left)
-        result = last.optimise(name, last.built.level(name), maximise=False, seconds=self._share(solve_parts))
+        result = self._optimise(last, name, self._share(solve_parts))
         if result.status not in (Status.OPTIMAL, Status.FEASIBLE):
             return result, None
         bound = self._relaxed_bound(name, self._share(bound_parts), last.values)
         better = None
-        if bound < result.value:
-            exact_model = self._model(self.fine)
-            hold(exact_model, self.held)
-            exact = self._solver(exact_model, reports=False)
-            exact.hint(labels.values)
-            challenge = exact.optimise(name, exact_model.level(name), maximise=False,
-                                       seconds=self._share(exact_parts))
+        exact = self._exact_model(labels) if bound < result.value else None
+        if exact is not None:
+            challenge = self._optimise(exact, name, self._share(exact_parts))
             if challenge.status in (Status.OPTIMAL, Status.FEASIBLE):
                 bound = max(bound, challenge.bound)
                 if challenge.value < result.value:
@@ -196,13 +257,33 @@ class _LevelPlan:
         result.status = Status.OPTIMAL if result.bound >= result.value else Status.FEASIBLE
         return result, better
 
+    def _exact_model(self, labels: LexicographicSolver) -> LexicographicSolver | None:
+        """The preference-grouped model holding every level so far, started at `labels`; None if out of time."""
+        if self.levels_deadline.passed:
+            return None
+        try:
+            exact_model = self._model(self.fine)
+        except OutOfTime:
+            return None
+        exact = self._solver(exact_model, reports=False)
+        with self.phase("build"):
+            hold(exact_model, self.held)
+            exact.hint(labels.values)
+        return exact
+
     def _relaxed_bound(self, name: str, seconds: float, start: list[float] | None) -> int:
         """A proven lower bound for a level-4 step: the same step with preference left free (coarse grouping)."""
-        relaxed = self._model(self.coarse)
-        hold(relaxed, {level: value for level, value in self.held.items() if level != "preference"})
+        if seconds < MIN_LEVEL_SECONDS:
+            return 0
+        try:
+            relaxed = self._model(self.coarse)
+        except OutOfTime:
+            return 0
         lower = self._solver(relaxed, reports=False)
-        lower.hint(start)
-        result = lower.optimise(name, relaxed.level(name), maximise=False, seconds=seconds)
+        with self.phase("build"):
+            hold(relaxed, {level: value for level, value in self.held.items() if level != "preference"})
+            lower.hint(start)
+        result = self._optimise(lower, name, seconds)
         return result.bound if result.status in (Status.OPTIMAL, Status.FEASIBLE) else 0
 
     # ------------------------------------------------------------ answers
@@ -210,19 +291,24 @@ class _LevelPlan:
     def solution(self, labels: LexicographicSolver, seats: LexicographicSolver) -> Solution:
         """Concrete pupils and teachers, the objective recomputed from them, proven when every level is."""
         instance = self.instance
-        assignments = assign_pupils(labels, seats)
-        staffing = assign_teachers(seats)
+        with self.phase("extract"):
+            assignments = assign_pupils(labels, seats)
+            staffing = assign_teachers(seats)
+        with self.phase("objective"):
+            loads = validation.teacher_loads(instance, staffing)
+            assert self.coverage is not None
+            objective = Objective(
+                coverage=validation.coverage(instance, assignments),
+                coverage_bound=self.coverage.bound,
+                stability=validation.stability(instance, assignments),
+                preference=validation.preference(instance, assignments),
+                max_teacher_load=max(loads.values(), default=0),
+            )
+        self._settle_skipped(objective, staffing)
+        with self.phase("explain"):
+            unserved = explain_unserved(instance, assignments, staffing)
         self.stats["levels"] = [vars(r) for r in self.results]
         self.stats["seconds"] = self._seconds()
-        loads = validation.teacher_loads(instance, staffing)
-        assert self.coverage is not None
-        objective = Objective(
-            coverage=validation.coverage(instance, assignments),
-            coverage_bound=self.coverage.bound,
-            stability=validation.stability(instance, assignments),
-            preference=validation.preference(instance, assignments),
-            max_teacher_load=max(loads.values(), default=0),
-        )
         if self.progress is not None:
             self.progress("done", {"value": objective.coverage, "bound": objective.coverage_bound,
                                    "elapsed": self.stats["seconds"]})
@@ -233,9 +319,24 @@ class _LevelPlan:
             assignments=assignments,
             staffing=staffing,
             objective=objective,
-            unserved=explain_unserved(instance, assignments, staffing),
+            unserved=unserved,
             stats=self.stats,
         )
+
+    def _settle_skipped(self, objective: Objective, staffing: tuple[Staffing, ...]) -> None:
+        """A skipped level reports the plan's own value and a bound no search is needed for: every pair kept,
+        every requested period in a first choice, or no load at all. Proven only where the two meet."""
+        instance = self.instance
+        best = max(instance.rank_points, default=0)
+        plan = {"stability": objective.stability, "preference": objective.preference,
+                "max_load": objective.max_teacher_load, "staffing": len(staffing)}
+        bounds = {"stability": len(set(instance.previous)),
+                  "preference": sum(best * len(r.days) * len(r.periods) for r in instance.requests),
+                  "max_load": 0, "staffing": 0}
+        for result in self.results:
+            if result.skipped:
+                result.value, result.bound = plan[result.name], bounds[result.name]
+                result.status = Status.OPTIMAL if result.value == result.bound else Status.FEASIBLE
 
     def no_coverage(self) -> Solution:
         """Level 1 found nothing: infeasible pins say which pairs, a timeout says it is unknown."""

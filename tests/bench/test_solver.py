@@ -92,6 +92,7 @@ def test_full_run_with_the_solver(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[levels + 1].split() == ["instance", "level", "status", "value", "bound", "gap", "seconds"]
     names = [line.split()[1] for line in lines[levels + 3:] if line.startswith("200-normal ")][:4]
     assert names == ["coverage", "preference", "max_load", "staffing"]
+    assert any(line.startswith("200-normal: phases ") and " build " in line for line in lines)
     fair_rows = [line.split()[1] for line in lines[lines.index(next(
         line for line in lines if line.startswith("fairness ("))):] if line.startswith("200-normal ")]
     assert fair_rows == ["solver", "lottery", "fcfs"]

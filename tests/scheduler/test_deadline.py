@@ -1,0 +1,81 @@
+"""One deadline for the whole solve: phases are timed, and a level that starts after it gets no time."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from scheduler import validation
+from scheduler.deadline import Deadline, OutOfTime
+from scheduler.domain import Status
+from scheduler.groups import build_day_classes
+from scheduler.model import AllocationModel
+from scheduler.solve import SolverConfig, solve
+from tests.scheduler.builders import instance, pupil, request, session, teacher
+
+PHASES = {"check", "group", "build", "solve", "extract", "objective", "explain"}
+
+
+def _school() -> Any:
+    """Two grades, art liked by some, more pupils than seats: every level has something to decide."""
+    sessions = [session("S1", "homework", capacity=3), session("S2", "art", capacity=2, min_pupils=2),
+                session("S3", "homework", 2, capacity=2)]
+    pupils = [pupil(f"P{i}", 2 + i % 2, priority=i % 3) for i in range(7)]
+    requests = [request(f"P{i}", (1, 2), preferences=("art",) if i % 2 else ()) for i in range(7)]
+    return instance(sessions, [teacher("T1"), teacher("T2", qualifications=("arts",))], pupils, requests)
+
+
+def test_every_phase_is_timed_and_the_levels_run_in_time() -> None:
+    solution = solve(_school(), SolverConfig(time_limit=20, workers=1))
+    assert solution.status == Status.OPTIMAL
+    phases = solution.stats["phases"]
+    assert set(phases) == PHASES and all(seconds >= 0 for seconds in phases.values())
+    assert sum(phases.values()) <= solution.stats["seconds"] + 0.05
+    assert not any(level["skipped"] for level in solution.stats["levels"])
+
+
+def test_a_level_started_after_the_deadline_gets_no_time_and_the_plan_stays_valid() -> None:
+    inst = _school()
+    limit = 1.0
+    skipped: list[str] = []
+
+    def progress(stage: str, details: dict[str, Any]) -> None:
+        if stage == "coverage":
+            time.sleep(limit)  # whatever follows level 1 starts after the deadline
+        if details.get("skipped"):
+            skipped.append(stage)
+
+    solution = solve(inst, SolverConfig(time_limit=limit, workers=1), progress)
+    assert validation.validate(inst, solution).consistent
+    levels = {level["name"]: level for level in solution.stats["levels"]}
+    assert levels["coverage"]["status"] == Status.OPTIMAL and not levels["coverage"]["skipped"]
+    assert skipped == ["preference", "max_load", "staffing"]
+    for name in skipped:
+        assert levels[name]["skipped"] and levels[name]["seconds"] == 0
+    # The skipped levels report the plan's own values, against bounds that need no search.
+    assert levels["preference"]["value"] == solution.objective.preference
+    assert levels["preference"]["bound"] == 3 * 2 * 7
+    assert levels["preference"]["status"] == Status.FEASIBLE
+    assert levels["max_load"]["value"] == solution.objective.max_teacher_load > levels["max_load"]["bound"] == 0
+    assert levels["staffing"]["value"] == len(solution.staffing)
+    assert solution.status == Status.FEASIBLE
+    assert solution.objective.coverage == solution.objective.coverage_bound
+    assert "solve" in solution.stats["phases"] and "explain" in solution.stats["phases"]
+
+
+def test_a_model_is_abandoned_while_it_is_built_once_the_deadline_has_passed() -> None:
+    inst = _school()
+    classes = build_day_classes(inst, by_preference=True, seed=0)
+    with pytest.raises(OutOfTime):
+        AllocationModel(inst, classes, deadline=Deadline(time.monotonic() - 1))
+    assert AllocationModel(inst, classes, deadline=Deadline.after(60)).seats
+
+
+def test_a_deadline_counts_down() -> None:
+    deadline = Deadline.after(30)
+    assert 29 < deadline.left() <= 30 and not deadline.passed
+    assert deadline.earlier(31).passed and deadline.earlier(31).left() == 0
+    with pytest.raises(OutOfTime):
+        deadline.earlier(31).check()
