@@ -16,8 +16,8 @@ from tests.conftest import create_user
 from tests.webapp.rosters_fixtures import consistent, publish, pupil, request, session, small_term, teacher
 from webapp import create_app
 from webapp.allocation import offers, service
-from webapp.allocation.waitlist import waitlist
 from webapp.allocation.changes import ChangeError, request_change
+from webapp.allocation.waitlist import waitlist
 from webapp.extensions import db
 from webapp.models import (
     CareRequest,

@@ -402,9 +402,9 @@ def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, 
         audit.record("session.save", f"session:{found.id}", {"code": found.code, "capacity": found.capacity},
                      user_id=actor.id, school_id=fresh.school_id)
         promoted: list[dict[str, Any]] = []
+        if old_capacity is not None and found.capacity > old_capacity:
+            promoted = _refill(fresh, actor)
         if change.run is not None:
-            if old_capacity is None or found.capacity > old_capacity:
-                promoted = _refill(fresh, actor)
             change.done(AmendmentKind.SESSION_EDIT, actor, f"session {found.code} edited")
     return found, SeatChange(fresh.published_run_id is not None, promoted)
 
