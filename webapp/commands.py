@@ -82,5 +82,15 @@ def register(app: Flask) -> None:
         db.session.commit()
         click.echo(f"{len(run_ids)} run(s) summarized")
 
+    @app.cli.command("expire-offers")
+    def expire_offers_command() -> None:
+        """Expire waitlist offers whose time is up and apply change requests due today (run it periodically)."""
+        from webapp.allocation.changes import apply_due_changes
+        from webapp.allocation.offers import expire_offers
+
+        expired = expire_offers()
+        applied = apply_due_changes()
+        click.echo(f"{expired} offers expired, {applied} change requests applied")
+
     app.cli.add_command(allocate_command)
     demo.register(app)

@@ -84,6 +84,8 @@ class School(db.Model):  # type: ignore[name-defined,misc]
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id", ondelete="SET NULL"), index=True)
+    offer_hold_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
+    """How long a waitlist offer is held for a family before it passes on."""
 
     district: Mapped[District | None] = relationship(back_populates="schools")
     terms: Mapped[list[Term]] = relationship(back_populates="school", cascade="all, delete-orphan")
@@ -107,6 +109,12 @@ class Term(db.Model):  # type: ignore[name-defined,misc]
     published_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("allocation_runs.id", ondelete="SET NULL", use_alter=True), index=True
     )
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    """The last day of care this term; change requests dated after it are refused."""
+    plan_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The version of the plan in force: 1 at the first publication, +1 with every amendment (0: unpublished)."""
+    placement: Mapped[str] = mapped_column(String(16), default="offer", server_default="offer")
+    """What a freed seat becomes: a `Placement.OFFER` the family answers, or `Placement.AUTOMATIC` placement."""
 
     school: Mapped[School] = relationship(back_populates="terms")
     periods: Mapped[list[Period]] = relationship(
@@ -404,6 +412,121 @@ class Pin(db.Model):  # type: ignore[name-defined,misc]
     term: Mapped[Term] = relationship(back_populates="pins")
     pupil: Mapped[Pupil] = relationship()
     session: Mapped[Session] = relationship()
+
+
+class Placement(StrEnum):
+    """What a seat freed in a published plan becomes (`Term.placement`)."""
+
+    OFFER = "offer"
+    AUTOMATIC = "automatic"
+
+
+class AmendmentKind(StrEnum):
+    """Why a plan version was made (`PlanAmendment.kind`)."""
+
+    PUBLISH = "publish"
+    REPUBLISH = "republish"
+    SEAT_REMOVAL = "seat_removal"
+    SESSION_EDIT = "session_edit"
+    TEACHER_EDIT = "teacher_edit"
+    WITHDRAWAL = "withdrawal"
+    CHANGE_REQUEST = "change_request"
+    PROMOTION = "promotion"
+    OFFER_ACCEPTED = "offer_accepted"
+
+
+class PlanAmendment(db.Model):  # type: ignore[name-defined,misc]
+    """One version of a term's published plan: when, by whom, why, and (in `changes`) who gained or lost seats."""
+
+    __tablename__ = "plan_amendments"
+    __table_args__ = (UniqueConstraint("term_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    violations: Mapped[list[str] | None] = mapped_column(JSON)
+    """Hard-rule problems a family's own change left (a session under its minimum); None when there are none."""
+
+    changes: Mapped[list[PlanChange]] = relationship(back_populates="amendment", cascade="all, delete-orphan",
+                                                     order_by="PlanChange.id")
+    actor: Mapped[User | None] = relationship()
+
+
+class PlanChange(db.Model):  # type: ignore[name-defined,misc]
+    """One seat one pupil gained (`gained` True) or lost in an amendment."""
+
+    __tablename__ = "plan_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    amendment_id: Mapped[int] = mapped_column(ForeignKey("plan_amendments.id", ondelete="CASCADE"), index=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    day: Mapped[int] = mapped_column(Integer)
+    gained: Mapped[bool] = mapped_column(Boolean)
+
+    amendment: Mapped[PlanAmendment] = relationship(back_populates="changes")
+    pupil: Mapped[Pupil] = relationship()
+    session: Mapped[Session | None] = relationship()
+
+
+class OfferState(StrEnum):
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    LAPSED = "lapsed"
+    """The family no longer asks for the day (or the plan changed under it): closed without an answer."""
+
+
+class WaitlistOffer(db.Model):  # type: ignore[name-defined,misc]
+    """A freed seat held for one waitlisted pupil-day until `expires_at`: the sessions (and any extra teacher)."""
+
+    __tablename__ = "waitlist_offers"
+    __table_args__ = (Index("ix_waitlist_offers_term_state", "term_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id", ondelete="CASCADE"), index=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    day: Mapped[int] = mapped_column(Integer)
+    sessions: Mapped[list[int]] = mapped_column(JSON, default=list)
+    teachers: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
+    """[teacher_id, session_id] pairs the seat needs besides the session's present staff."""
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default=OfferState.OPEN.value, index=True)
+    offered_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    pupil: Mapped[Pupil] = relationship()
+    term: Mapped[Term] = relationship()
+
+
+class ChangeRequest(db.Model):  # type: ignore[name-defined,misc]
+    """A family's change to its request after publication, effective from a date (the original stays in audit)."""
+
+    __tablename__ = "change_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    effective_on: Mapped[date] = mapped_column(Date)
+    withdraw: Mapped[bool] = mapped_column(Boolean, default=False)
+    days: Mapped[list[int]] = mapped_column(JSON, default=list)
+    pickup_time: Mapped[str] = mapped_column(String(5), default="")
+    periods: Mapped[list[str]] = mapped_column(JSON, default=list)
+    preferences: Mapped[list[str]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    """pending (dated in the future), applied, or superseded by a later change."""
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime)
+    amendment_id: Mapped[int | None] = mapped_column(ForeignKey("plan_amendments.id", ondelete="SET NULL"))
 
 
 class CapacityAdvice(db.Model):  # type: ignore[name-defined,misc]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from functools import lru_cache
 
 from scheduler import domain
@@ -51,7 +52,7 @@ def request(number: str, days: Sequence[int] = (1,), periods: Sequence[str] = ("
 
 def small_term(sessions: Sequence[domain.Session], teachers: Sequence[domain.Teacher],
                pupils: Sequence[domain.Pupil], requests: Sequence[domain.Request], *,
-               code: str = "KM-WL-0001", seed: int = 4242) -> Term:
+               code: str = "KM-WL-0001", seed: int = 4242, placement: str = "automatic") -> Term:
     instance = domain.Instance(
         school=domain.School(code, "候补小学", "五华区"), term="2026-autumn", weekdays=(1, 2),
         periods=PERIODS, priority_weights={0: 1, 1: 2, 2: 4}, activities=ACTIVITIES,
@@ -61,6 +62,8 @@ def small_term(sessions: Sequence[domain.Session], teachers: Sequence[domain.Tea
     db.session.flush()
     term = instance_to_term(instance, school)
     term.lottery_seed = seed
+    term.placement = placement
+    term.requests_close_at = utcnow() - timedelta(days=1)  # published plans follow a closed request window
     db.session.commit()
     return term
 
@@ -110,6 +113,8 @@ def generated_term(seed: int = GENERATED_SEED) -> tuple[Term, AllocationRun]:
     db.session.flush()
     term = instance_to_term(instance, school)
     term.lottery_seed = 97
+    term.placement = "automatic"
+    term.requests_close_at = utcnow() - timedelta(days=1)
     run = store_published(term, solution, instance)
     return term, run
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from scheduler import domain
 from webapp.extensions import db
-from webapp.models import AllocationRun, School, Term, User
+from webapp.models import AllocationRun, School, Term, User, utcnow
 from webapp.security import hash_password
 from webapp.services import instance_to_term, school_from_instance
 
@@ -83,7 +84,9 @@ def import_term(instance: domain.Instance) -> Term:
     """The instance as a term in the current app's database (inside an app context)."""
     school = school_from_instance(instance, city="昆明市")
     db.session.flush()
-    return instance_to_term(instance, school)
+    term = instance_to_term(instance, school)
+    term.requests_close_at = utcnow() - timedelta(days=1)  # publishing needs the request window closed
+    return term
 
 
 def make_admin(school: School, username: str) -> User:

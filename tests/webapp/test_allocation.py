@@ -163,8 +163,11 @@ def test_raising_a_capacity_offers_the_new_seats(app: Flask) -> None:
         _, change = service.save_session(term, found.id, {"capacity": 3}, actor=admin)
         assert len(change.promoted) == 1 and len(_seated(run.id)) == 3
         assert consistent(term, objective=False) == []
-        _, change = service.save_session(term, found.id, {"capacity": 2}, actor=admin)  # lowering offers nothing
-        assert change.promoted == [] and len(_seated(run.id)) == 3
+        with pytest.raises(service.RuleBroken) as refused:  # three sit there now: two seats would break rule 4
+            service.save_session(term, found.id, {"capacity": 2}, actor=admin)
+        assert any(p.startswith("rule 4") for p in refused.value.problems)
+        db.session.expire_all()
+        assert db.session.get(Session, found.id).capacity == 3 and len(_seated(run.id)) == 3
 
 
 # ------------------------------------------------------------------------------------------ one transaction each

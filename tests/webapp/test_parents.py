@@ -271,7 +271,7 @@ def test_withdraw_after_publication_frees_seats(app: Flask, client: FlaskClient,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    def promote(term: object, *, actor: object = None) -> list[dict[str, object]]:
+    def promote(term: object, *, actor: object = None, at: object = None) -> list[dict[str, object]]:
         calls.append(int(term.id))  # type: ignore[attr-defined]
         return []
 

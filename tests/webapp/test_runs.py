@@ -261,7 +261,7 @@ def test_removing_a_seat_from_draft_and_published_runs(app: Flask, monkeypatch: 
         assert run is not None and admin is not None
         publish_run(run, admin)
     calls: list[int] = []
-    monkeypatch.setattr("webapp.allocation.seats.promote", lambda term, actor=None: calls.append(term.id) or [])
+    monkeypatch.setattr("webapp.allocation.seats.promote", lambda term, **_:  calls.append(term.id) or [])
     client = app.test_client()
     login(client, "runs-admin")
     with app.app_context():

@@ -6,6 +6,10 @@ available and under the weekly maximum can be added, and whose `min_pupils` is m
 promotion never makes the plan worse for anyone. Half a day is never given: it does not solve a parent's
 3:30 problem.
 
+Under `Placement.OFFER` (the default) the seat is not given but offered: a `WaitlistOffer` holds the seats
+(and any extra teacher) for the family until it answers or the offer expires. A held seat counts as taken
+for every later placement, so one seat is never offered or given twice.
+
 `promote` works inside the caller's transaction and expects the caller to hold the term's seat lock
 (`webapp.allocation.service`).
 """
@@ -15,9 +19,10 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from scheduler.domain import rank_score
 from webapp.allocation.waitlist import waitlist
@@ -27,7 +32,9 @@ from webapp.models import (
     Activity,
     AllocationRun,
     CareRequest,
+    OfferState,
     Period,
+    Placement,
     Pupil,
     RunAssignment,
     RunStaffing,
@@ -36,7 +43,10 @@ from webapp.models import (
     Teacher,
     TeacherAvailability,
     Term,
+    WaitlistOffer,
+    utcnow,
 )
+from webapp.notifications import NotificationEvent, notify
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,9 @@ class _SeatState:
             led = sessions.get(session_id)
             if led is not None:
                 state.busy.add((teacher_id, led.day, led.period_id))
+        for offer in open_offers(term.id, run_id):
+            state.apply(offer.pupil_id, [_Option(session_id, tuple(t for t, s in offer.teachers if s == session_id))
+                                         for session_id in offer.sessions if session_id in sessions])
         return state
 
     def plan(self, pupil: Pupil, day: int) -> list[_Option] | None:
@@ -184,24 +197,41 @@ class _SeatState:
                 self.load[teacher_id] += 1
 
 
-def promote(term: Term, *, actor: int | None = None) -> list[dict[str, Any]]:
-    """Offer the published run's free seats to waitlisted pupil-days in queue order; the caller commits.
+def open_offers(term_id: int, run_id: int | None = None) -> list[WaitlistOffer]:
+    """The term's offers still waiting for an answer (of `run_id` when given), oldest first."""
+    query = select(WaitlistOffer).where(WaitlistOffer.term_id == term_id,
+                                        WaitlistOffer.state == OfferState.OPEN.value)
+    if run_id is not None:
+        query = query.where(WaitlistOffer.run_id == run_id)
+    return list(db.session.scalars(query.order_by(WaitlistOffer.id)))
 
-    Each promotion is audited as `waitlist_promoted` and the run's objective kept true to its rows; the caller
-    renumbers the waitlist. Returns one dict per promoted pupil-day.
+
+def promote(term: Term, *, actor: int | None = None, at: datetime | None = None) -> list[dict[str, Any]]:
+    """Give (automatic placement) or offer (offers) the published run's free seats in queue order.
+
+    The caller commits and renumbers the waitlist. Each placement is audited as `waitlist.promote`, each offer
+    as `offer.make` with a notification to the family. Returns one dict per pupil-day placed or offered
+    (`"offer"` holds the offer id for an offer).
     """
     run = term.published_run
     if run is None:
         return []
     state = _SeatState.load_run(term, run.id)
+    offering = term.placement != Placement.AUTOMATIC
+    pending = {(o.pupil_id, o.day) for o in open_offers(term.id, run.id)}
     promoted: list[dict[str, Any]] = []
     added_weight = 0
     added_preference = 0
     for entry in waitlist(term):
+        if (entry.pupil.id, entry.day) in pending:
+            continue
         options = state.plan(entry.pupil, entry.day)
         if options is None:
             continue
         state.apply(entry.pupil.id, options)
+        if offering:
+            promoted.append(_offer(term, run, entry.pupil.id, entry.day, entry.rank, options, actor, at))
+            continue
         preferences = list(state.requests[entry.pupil.id].preferences or [])
         for option in options:
             db.session.add(RunAssignment(run_id=run.id, pupil_id=entry.pupil.id,
@@ -226,6 +256,65 @@ def promote(term: Term, *, actor: int | None = None) -> list[dict[str, Any]]:
         db.session.flush()
         _update_objective(run, added_weight, added_preference, state)
     return promoted
+
+
+def seat_offer(term: Term, offer: WaitlistOffer) -> bool:
+    """Give the family of an accepted offer its held seats, staffing each session as hard rule 5 needs.
+
+    The offer must already be marked accepted (so its hold no longer counts). Teachers come first from those
+    idle and allowed (the offer's own held teacher among them), then from another open offer's hold on the
+    same session (that offer keeps its seat: the teacher now leads it for real). False when a session cannot
+    be staffed; the caller then refuses the acceptance.
+    """
+    run_id = offer.run_id
+    for session_id in offer.sessions:
+        db.session.add(RunAssignment(run_id=run_id, pupil_id=offer.pupil_id, session_id=session_id, pinned=False))
+    db.session.flush()
+    state = _SeatState.load_run(term, run_id)
+    others = [o for o in open_offers(term.id, run_id) if o.id != offer.id]
+    for session_id in offer.sessions:
+        info = state.sessions[session_id]
+        seated = db.session.scalar(select(func.count()).select_from(RunAssignment).where(
+            RunAssignment.run_id == run_id, RunAssignment.session_id == session_id)) or 0
+        staffed = set(db.session.scalars(select(RunStaffing.teacher_id).where(
+            RunStaffing.run_id == run_id, RunStaffing.session_id == session_id)))
+        missing = math.ceil(seated / max(info.pupils_per_teacher, 1)) - len(staffed)
+        if missing <= 0:
+            continue
+        chosen = list(state._free_teachers(info, missing, Counter()) or ())
+        for other in others:
+            for pair in list(other.teachers):
+                if len(chosen) < missing and pair[1] == session_id and pair[0] not in staffed | set(chosen):
+                    chosen.append(pair[0])
+                    other.teachers = [p for p in other.teachers if p != pair]
+        if len(chosen) < missing:
+            return False
+        for teacher_id in chosen[:missing]:
+            db.session.add(RunStaffing(run_id=run_id, teacher_id=teacher_id, session_id=session_id))
+            state.staff[session_id].add(teacher_id)
+            state.busy.add((teacher_id, info.day, info.period_id))
+            state.load[teacher_id] += 1
+    db.session.flush()
+    return True
+
+
+def _offer(term: Term, run: AllocationRun, pupil_id: int, day: int, rank: int, options: list[_Option],
+           actor: int | None, at: datetime | None) -> dict[str, Any]:
+    at = at or utcnow()
+    hours = int(term.school.offer_hold_hours or 48)
+    offer = WaitlistOffer(term_id=term.id, run_id=run.id, pupil_id=pupil_id, day=day, rank=rank,
+                          sessions=[o.session_id for o in options],
+                          teachers=[[t, o.session_id] for o in options for t in o.new_teachers],
+                          state=OfferState.OPEN.value, offered_at=at, expires_at=at + timedelta(hours=hours))
+    db.session.add(offer)
+    db.session.flush()
+    detail = {"offer": offer.id, "pupil_id": pupil_id, "day": day, "rank": rank, "sessions": offer.sessions,
+              "expires_at": offer.expires_at.isoformat()}
+    record("offer.make", f"run:{run.id}", {"term_id": term.id, **detail}, user_id=actor, school_id=term.school_id)
+    notify(NotificationEvent.OFFER_MADE, pupil_id=pupil_id, term_id=term.id,
+           params={"offer": offer.id, "day": day, "expires_at": offer.expires_at.isoformat()})
+    return {"run_id": run.id, "pupil_id": pupil_id, "day": day, "rank": rank, "offer": offer.id,
+            "sessions": offer.sessions}
 
 
 def _update_objective(run: AllocationRun, added_weight: int, added_preference: int, state: _SeatState) -> None:

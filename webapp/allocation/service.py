@@ -21,28 +21,29 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import delete, func, select, update
 
-from scheduler.explain import explain_unserved
 from webapp import audit, run_summary
-from webapp.allocation import seats
+from webapp.allocation import plan, seats
 from webapp.allocation.lottery import ensure_lottery_seed, new_seed
 from webapp.allocation.waitlist import positions
 from webapp.extensions import db
 from webapp.models import (
     AllocationRun,
+    AmendmentKind,
     CareRequest,
+    OfferState,
     Pin,
+    PlanAmendment,
     Pupil,
     RunAssignment,
-    RunUnserved,
     Session,
     Term,
     User,
     utcnow,
 )
-from webapp.run_metrics import compute_metrics
-from webapp.services import run_to_solution, term_to_instance
+from webapp.notifications import NotificationEvent, notify
 
 UNSET: Any = object()
 SESSION_FIELDS = ("code", "activity_id", "day", "period_id", "room", "capacity", "grade_lo", "grade_hi",
@@ -72,6 +73,25 @@ class SeatNotFound(AllocationError, LookupError):
 
 class NotWithdrawable(AllocationError):
     """The request is not active (any more): there is nothing to withdraw."""
+
+
+class RuleBroken(AllocationError):
+    """The change would break a hard rule of the published plan; `problems` lists them (for the admin)."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+RULE_BROKEN = N_("This change would break a hard rule of the published plan, so nothing was changed.")
+
+
+def clock() -> datetime:
+    """Now as naive UTC, or the app's frozen `NOW` (a datetime or a callable) in tests."""
+    frozen = current_app.config.get("NOW") if has_app_context() else None
+    if frozen is None:
+        return utcnow()
+    return frozen() if callable(frozen) else frozen  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -125,11 +145,69 @@ def _actor_id(actor: User | int | None) -> int | None:
 
 
 def _refill(term: Term, actor: User | int | None) -> list[dict[str, Any]]:
-    """Offer the published run's free seats to the waitlist and renumber it (inside the seat lock)."""
-    promoted = seats.promote(term, actor=_actor_id(actor))
+    """Offer (or give) the published run's free seats to the waitlist and renumber it (inside the seat lock)."""
+    at = clock()
+    _expire_due(term, at)
+    promoted = seats.promote(term, actor=_actor_id(actor), at=at)
     db.session.flush()
     positions(term)
     return promoted
+
+
+def _published(term: Term) -> AllocationRun | None:
+    run = term.published_run
+    return run if run is not None and run.is_published else None
+
+
+class _Amendment:
+    """The seats and rule problems before a change, so the change can be recorded and checked as a version."""
+
+    def __init__(self, term: Term) -> None:
+        self.term = term
+        self.run = _published(term)
+        self.before = plan.snapshot(self.run.id if self.run else None)
+        self.state = plan.state(term, self.run) if self.run else None
+
+    def done(self, kind: AmendmentKind, actor: User | int | None, reason: str, *,
+             data_changed: bool = True) -> PlanAmendment | None:
+        if self.run is None:
+            return None
+        _lapse_offers(self.term)
+        try:
+            return plan.amend(self.term, self.run, kind=kind, actor_id=_actor_id(actor), reason=reason,
+                              before=self.before, before_state=self.state, data_changed=data_changed)
+        except plan.RuleBroken as exc:
+            raise RuleBroken(RULE_BROKEN, exc.problems) from None
+
+
+def _lapse_offers(term: Term) -> None:
+    """Close open offers the family no longer asks for (a withdrawn request, a dropped day or period)."""
+    for offer in seats.open_offers(term.id):
+        request = db.session.scalar(select(CareRequest).where(CareRequest.term_id == term.id,
+                                                              CareRequest.pupil_id == offer.pupil_id))
+        wanted = request is not None and request.status == "active" and offer.day in (request.days or [])
+        if wanted and offer.run_id == term.published_run_id:
+            continue
+        offer.state = OfferState.LAPSED.value
+        offer.decided_at = clock()
+
+
+def _expire_due(term: Term, at: datetime) -> int:
+    """Expire the term's open offers whose time is up (inside the seat lock); tell each family."""
+    expired = 0
+    for offer in seats.open_offers(term.id):
+        if offer.expires_at > at:
+            continue
+        offer.state = OfferState.EXPIRED.value
+        offer.decided_at = at
+        expired += 1
+        audit.record("offer.expire", f"offer:{offer.id}", {"term_id": term.id, "pupil_id": offer.pupil_id,
+                                                           "day": offer.day}, school_id=term.school_id)
+        notify(NotificationEvent.OFFER_EXPIRED, pupil_id=offer.pupil_id, term_id=term.id,
+               params={"offer": offer.id, "day": offer.day})
+    if expired:
+        db.session.flush()
+    return expired
 
 
 # ------------------------------------------------------------------------------------------ lottery and publish
@@ -160,6 +238,9 @@ def publish_run(run: AllocationRun, user: User | None, *, expected: int | None =
         term = session.get(Term, run.term_id)
         if term is None:
             raise PublishError(N_("This run does not belong to a term."))
+        if term.requests_close_at is None or clock() < term.requests_close_at:
+            raise PublishError(N_("Close the request window before publishing: families could still change "
+                                  "their requests after the plan is fixed."))
         if run.state != "done" or run.status not in ("OPTIMAL", "FEASIBLE"):
             raise PublishError(N_("Only a finished run with an allocation can be published."))
         if term.published_run_id == run.id:
@@ -178,6 +259,8 @@ def publish_run(run: AllocationRun, user: User | None, *, expected: int | None =
         ))
         if not won:
             raise PublishConflict(N_("Another administrator published a version meanwhile. Please reload and check."))
+        previous = session.get(AllocationRun, expected) if expected is not None else None
+        before = plan.snapshot(expected if previous is not None and previous.is_published else None)
 
         session.refresh(term)
         session.refresh(run)
@@ -188,6 +271,15 @@ def publish_run(run: AllocationRun, user: User | None, *, expected: int | None =
         run.is_published = True
         run.published_at = utcnow()
         ensure_lottery_seed(term)
+        placed = positions(term)
+        kind = AmendmentKind.REPUBLISH if before or expected is not None else AmendmentKind.PUBLISH
+        try:
+            plan.amend(term, run, kind=kind, actor_id=user.id if user is not None else None,
+                       reason=f"run {run.id} published as run version {run.version}", before=before)
+        except plan.RuleBroken as exc:
+            raise PublishError(N_("This run no longer fits the families' current requests or the school's "
+                                  "sessions and teachers. Start a new run and publish that.")) from exc
+        _lapse_offers(term)
         placed = positions(term)
 
         audit.record("run.publish", f"run:{run.id}",
@@ -208,7 +300,9 @@ def fill_freed_seats(term: Term, *, actor: User | int | None = None) -> list[dic
     """
     with _transaction():
         fresh = _lock_seats(term.id)
+        change = _Amendment(fresh)
         promoted = _refill(fresh, actor)
+        change.done(AmendmentKind.PROMOTION, actor, "freed seats placed from the waitlist", data_changed=False)
     return promoted
 
 
@@ -225,57 +319,37 @@ def remove_seat(run: AllocationRun, pupil_id: int, session_id: int, *, actor: Us
         fresh = db.session.get(AllocationRun, run_id)
         if fresh is None or fresh.state != "done":
             raise SeatNotFound(N_("There is no such seat."))
+        published = term.published_run_id == run_id
+        change = _Amendment(term) if published else None
         removed = _rowcount(db.session.execute(delete(RunAssignment).where(
             RunAssignment.run_id == run_id, RunAssignment.pupil_id == pupil_id,
             RunAssignment.session_id == session_id)))
         if not removed:
             raise SeatNotFound(N_("There is no such seat."))
         run_summary.mark_changed(db.session, run_id)
-        published = term.published_run_id == run_id
         pupil, session = db.session.get(Pupil, pupil_id), db.session.get(Session, session_id)
         audit.record("run.remove_assignment", f"run:{run_id}",
                      {"pupil": pupil.number if pupil else pupil_id,
                       "session": session.code if session else session_id, "published": published},
                      user_id=actor.id, school_id=term.school_id)
-        promoted = _refill(term, actor) if published else []
-        _recount(fresh, uncovered_pupil=pupil)
-        if published:
-            positions(term)
+        promoted: list[dict[str, Any]] = []
+        if change is not None:
+            promoted = _refill(term, actor)  # before the pupil's own day joins the waitlist: no straight hand-back
+            change.done(AmendmentKind.SEAT_REMOVAL, actor,
+                        f"seat of {pupil.number if pupil else pupil_id} in {session.code if session else session_id}"
+                        " removed")
+        else:
+            plan.drop_idle_staff(run_id)
+            plan.refresh_reasons(term, fresh)
     return SeatChange(published, promoted)
-
-
-def _recount(run: AllocationRun, *, uncovered_pupil: Pupil | None = None) -> None:
-    """Recount a run's coverage and metrics from its rows after a change.
-
-    The days of `uncovered_pupil` that are now requested but not covered get their unserved row, with the
-    reason the explainer gives, so the run keeps listing every uncovered requested pupil-day.
-    """
-    db.session.flush()
-    instance = term_to_instance(run.term)
-    solution = run_to_solution(run)
-    if uncovered_pupil is not None:
-        listed = set(db.session.scalars(select(RunUnserved.day).where(
-            RunUnserved.run_id == run.id, RunUnserved.pupil_id == uncovered_pupil.id)))
-        for item in explain_unserved(instance, solution.assignments, solution.staffing):
-            if item.pupil == uncovered_pupil.number and item.day not in listed:
-                db.session.add(RunUnserved(run_id=run.id, pupil_id=uncovered_pupil.id, day=item.day, code=item.code,
-                                           reason=item.reason, params=dict(item.params) or None))
-        db.session.flush()
-        solution = run_to_solution(run)
-    metrics = compute_metrics(instance, solution)
-    run.metrics = metrics
-    run.coverage = metrics["coverage"]
-    objective = dict(run.objective or {})
-    objective["coverage"] = metrics["coverage"]
-    run.objective = objective
 
 
 def withdraw_request(request: CareRequest, *, actor: User, at: datetime) -> int:
     """Withdraw a care request in one transaction; return how many seats that freed.
 
-    After publication the child's seats in the published run are freed and offered to the waitlist, and the
-    waitlist is renumbered (a withdrawn request holds no place). Raises `NotWithdrawable` when the request is
-    no longer active.
+    After publication the child's seats are freed and offered to the waitlist as a new plan version (the
+    family's offers lapse), and the waitlist is renumbered (a withdrawn request holds no place). Raises
+    `NotWithdrawable` when the request is no longer active.
     """
     request_id = request.id
     with _transaction():
@@ -283,22 +357,23 @@ def withdraw_request(request: CareRequest, *, actor: User, at: datetime) -> int:
         row = db.session.get(CareRequest, request_id)
         if row is None or row.status != "active":
             raise NotWithdrawable(N_("There is no active request to withdraw."))
+        change = _Amendment(term)
         row.status = "withdrawn"
         row.updated_at = at
         freed = 0
-        run_id = term.published_run_id
-        if run_id is not None and term.published_run is not None and term.published_run.is_published:
+        if change.run is not None:
             freed = _rowcount(db.session.execute(delete(RunAssignment).where(
-                RunAssignment.run_id == run_id, RunAssignment.pupil_id == row.pupil_id)))
-            run_summary.mark_changed(db.session, run_id)
+                RunAssignment.run_id == change.run.id, RunAssignment.pupil_id == row.pupil_id)))
+            run_summary.mark_changed(db.session, change.run.id)
         audit.record("request.withdraw", f"pupil:{row.pupil_id}", {"term_id": term.id, "freed_seats": freed},
                      user_id=actor.id, school_id=term.school_id)
-        if run_id is not None:
+        if change.run is not None:
             db.session.flush()
-            if freed:
-                _refill(term, actor)
-            else:
-                positions(term)
+            _lapse_offers(term)
+            _refill(term, actor)
+            change.done(AmendmentKind.WITHDRAWAL, actor, "the family withdrew its request")
+        elif term.published_run_id is not None:
+            positions(term)
     return freed
 
 
@@ -306,14 +381,16 @@ def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, 
                                                                                                          SeatChange]:
     """Create (`session_id` None) or update a session of `term`, in one transaction.
 
-    `values` holds the form's fields (`SESSION_FIELDS`). When an existing session gains seats, the published
-    run's waitlist is offered them in the same transaction.
+    `values` holds the form's fields (`SESSION_FIELDS`). After publication the edit is an amendment: when a
+    session gains seats the waitlist is offered them, and an edit that would break a hard rule for pupils
+    already seated (fewer seats than pupils, another day, a grade they are not in) raises `RuleBroken`.
     """
     with _transaction():
         fresh = _lock_seats(term.id)
         found = db.session.get(Session, session_id) if session_id is not None else None
         if session_id is not None and (found is None or found.term_id != fresh.id):
             raise AllocationError(N_("This session no longer exists."))
+        change = _Amendment(fresh)
         old_capacity = found.capacity if found is not None else None
         if found is None:
             found = Session(term_id=fresh.id)
@@ -327,7 +404,31 @@ def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, 
         promoted: list[dict[str, Any]] = []
         if old_capacity is not None and found.capacity > old_capacity:
             promoted = _refill(fresh, actor)
+        if change.run is not None:
+            change.done(AmendmentKind.SESSION_EDIT, actor, f"session {found.code} edited")
     return found, SeatChange(fresh.published_run_id is not None, promoted)
+
+
+def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor: User) -> int:
+    """Create or update a teacher (and the term's availability) through `apply(teacher)`, in one transaction.
+
+    `apply` sets the fields on the row it is given. After publication the edit is checked against the plan in
+    force: a teacher who leads a published session may not lose the qualification, the slot or the
+    activeness it needs (`RuleBroken`, nothing written). Returns the teacher's id.
+    """
+    from webapp.models import Teacher
+
+    with _transaction():
+        fresh = _lock_seats(term.id) if term is not None else None
+        change = _Amendment(fresh) if fresh is not None else None
+        teacher = db.session.get(Teacher, teacher_id) if teacher_id is not None else None
+        teacher = apply(teacher)
+        db.session.flush()
+        if change is not None and change.run is not None:
+            promoted = _refill(fresh, actor)  # type: ignore[arg-type]
+            change.done(AmendmentKind.TEACHER_EDIT, actor,
+                        f"teacher {teacher.code} edited" + (" (freed seats placed)" if promoted else ""))
+    return int(teacher.id)
 
 
 # ------------------------------------------------------------------------------------------ pins

@@ -4,6 +4,8 @@ The rule. Every pupil-day the published run leaves uncovered (a `RunUnserved` ro
 while the family still asks for it: the request is active, the pupil is active and the day is still one of the
 request's days. Within the queue, a higher priority weight comes first, then the term's lottery (siblings share
 one draw, see `webapp.allocation.lottery`); a pupil's days keep weekday order. Positions count per weekday.
+A pupil-day whose offer of a freed seat was declined or expired leaves the queue: the family said no, or did
+not answer in time, and the seat passed on (`webapp.allocation.offers`).
 
 Why only live requests. An earlier copy of this order counted every uncovered row, withdrawn or not. A family
 that has withdrawn will never take a seat, so counting it would give the families behind it a position worse
@@ -20,7 +22,7 @@ from sqlalchemy import select
 
 from webapp.allocation.lottery import lottery_key, lottery_number
 from webapp.extensions import db
-from webapp.models import CareRequest, Pupil, RunUnserved, Term
+from webapp.models import CareRequest, OfferState, Pupil, RunUnserved, Term, WaitlistOffer
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,16 @@ def waitlist(term: Term) -> list[WaitlistEntry]:
         .join(CareRequest, (CareRequest.pupil_id == RunUnserved.pupil_id) & (CareRequest.term_id == term.id))
         .where(RunUnserved.run_id == run_id, CareRequest.status == "active", Pupil.active)
     ).all()
+    refused = set(db.session.execute(
+        select(WaitlistOffer.pupil_id, WaitlistOffer.day).where(
+            WaitlistOffer.run_id == run_id,
+            WaitlistOffer.state.in_((OfferState.DECLINED.value, OfferState.EXPIRED.value))))
+    )
     weights = term.priority_weights or {}
     seed = int(term.lottery_seed or 0)
     keyed = []
     for unserved, pupil, days in rows:
-        if unserved.day not in (days or []):
+        if unserved.day not in (days or []) or (pupil.id, unserved.day) in refused:
             continue
         weight = int(weights.get(str(pupil.priority), 1))
         keyed.append(((-weight, lottery_key(seed, pupil), unserved.day, unserved.id), unserved, pupil, weight))

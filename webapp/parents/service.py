@@ -22,6 +22,7 @@ from sqlalchemy.orm import joinedload
 
 from scheduler.explain import REASON_ZH, reason_text
 from webapp.allocation import service as allocation
+from webapp.allocation.changes import request_change
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (
@@ -316,6 +317,15 @@ def store_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pic
         )
         if existing is None:  # the conflicting row vanished again: nothing sensible left but to retry once
             raise RequestError("form", _l("Your request could not be saved. Please try again."))
+    if is_published(term) and existing.status == "active":
+        # After publication a change is a change request, effective today: the plan in force follows it.
+        try:
+            request_change(existing, actor=user, effective_on=at.date(), days=clean.days,
+                           pickup_time=clean.pickup_time, periods=clean.periods, preferences=clean.preferences)
+        except allocation.AllocationError as exc:
+            raise RequestError("form", _l(str(exc))) from None
+        db.session.refresh(existing)
+        return existing, False
     _fill(existing, clean, user_id, at)
     record("request.update", f"pupil:{pupil_id}", {"term_id": term_id, "days": clean.days},
            user_id=user_id, school_id=school_id)
@@ -393,6 +403,7 @@ class ChildResult:
     uncovered: list[UncoveredDay]
     requested_days: list[int]
     covered_days: list[int] = field(default_factory=list)
+    plan_version: int = 0
 
 
 def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | None:
@@ -419,6 +430,12 @@ def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | No
             .where(RunStaffing.run_id == run_id, RunStaffing.session_id.in_(session_ids)).order_by(Teacher.name)
         ):
             teachers.setdefault(session_id, []).append(name)
+    # The timetable never shows more than the family asks for now: a day, period or pickup time dropped since
+    # the plan was made is left out even if a seat is still on record (the allocation service frees those).
+    request = find_request(pupil, term)
+    requested = sorted(request.days) if request is not None and request.status == "active" else []
+    needed = set(request.periods) if request is not None and request.status == "active" else set()
+    rows = [(s, activity, p) for s, activity, p in rows if s.day in requested and p.code in needed]
     timetable = [Slot(s.day, p.start, p.end, activity, s.room, tuple(teachers.get(s.id, [])))
                  for s, activity, p in rows]
 
@@ -426,16 +443,14 @@ def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | No
         select(RunUnserved).where(RunUnserved.run_id == run_id, RunUnserved.pupil_id == pupil.id)
         .order_by(RunUnserved.day)
     ).all()
-    uncovered = [UncoveredDay(u.day, unserved_reason(u, lang), u.waitlist_position) for u in unserved]
-
-    request = find_request(pupil, term)
-    requested = sorted(request.days) if request is not None and request.status == "active" else []
-    needed = set(request.periods) if request is not None else set()
+    uncovered = [UncoveredDay(u.day, unserved_reason(u, lang), u.waitlist_position) for u in unserved
+                 if u.day in requested]
     seated: dict[int, set[str]] = {}
     for s, _, p in rows:
         seated.setdefault(s.day, set()).add(p.code)
     covered = [d for d in requested if needed and needed <= seated.get(d, set())]
-    return ChildResult(run_id, run.published_at, timetable, uncovered, requested, covered)
+    return ChildResult(run_id, run.published_at, timetable, uncovered, requested, covered,
+                       plan_version=int(term.plan_version or 0))
 
 
 def unserved_reason(row: RunUnserved, lang: str = "zh") -> str:
