@@ -84,7 +84,7 @@ def test_request_window(app: Flask) -> None:
 
 def test_audit_detail_drops_secrets(app: Flask) -> None:
     with app.app_context():
-        record("import", "pupils", {"rows": 3, "phone": "13800138000", "nested": {"password": "x", "ok": 1}},
+        record("pupils.import", "pupils", {"rows": 3, "phone": "13800138000", "nested": {"password": "x", "ok": 1}},
                commit=True)
         entry = db.session.scalar(select(AuditLog))
         assert entry is not None and entry.detail == {"rows": 3, "nested": {"ok": 1}}
