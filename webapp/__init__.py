@@ -29,6 +29,7 @@ from webapp.auth import bp as auth_bp
 from webapp.bureau import bp as bureau_bp
 from webapp.extensions import MIGRATIONS_DIR, babel, csrf, db, login_manager, migrate
 from webapp.i18n import select_locale, template_globals
+from webapp.inputs import BoundedJSONProvider
 from webapp.parents import bp as parents_bp
 from webapp.rosters import bp as rosters_bp
 from webapp.runs import bp as runs_bp
@@ -93,6 +94,7 @@ class DatabaseIdConverter(IntegerConverter):
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
+    app.json = BoundedJSONProvider(app)
     app.url_map.converters["int"] = DatabaseIdConverter
     os.makedirs(app.instance_path, exist_ok=True)
     production = is_production()
