@@ -120,6 +120,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_pyfile("config.py", silent=True)
     else:
         app.config.from_mapping(test_config)
+    app.config["PRODUCTION"] = production
     if production:
         app.config["DEBUG"] = False
         app.config["SESSION_COOKIE_SECURE"] = True

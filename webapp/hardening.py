@@ -199,11 +199,9 @@ def throttle_enrolment_codes(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _configure_limiter(app: Flask) -> None:
-    from webapp import is_production
-
     app.config.setdefault("RATELIMIT_ENABLED", not app.testing)
     app.config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(app.config)
-    if is_production() and not shared_limiter_storage(app.config):
+    if app.config.get("PRODUCTION") and not shared_limiter_storage(app.config):
         raise RuntimeError(
             "APP_ENV=production needs rate-limit counters shared by all workers: set REDIS_URL or "
             "RATELIMIT_STORAGE_URI to a redis:// URL (or RATELIMIT_ALLOW_PER_PROCESS=1 to run with "
