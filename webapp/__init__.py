@@ -37,6 +37,7 @@ from webapp.extensions import (
     register_app_factory,
 )
 from webapp.i18n import select_locale, template_globals
+from webapp.inputs import BoundedJSONProvider
 from webapp.models import RunState  # also: the models must be known before migrations look at metadata
 from webapp.parents import bp as parents_bp
 from webapp.rosters import bp as rosters_bp
@@ -96,6 +97,7 @@ class DatabaseIdConverter(IntegerConverter):
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
+    app.json = BoundedJSONProvider(app)
     app.url_map.converters["int"] = DatabaseIdConverter
     os.makedirs(app.instance_path, exist_ok=True)
     production = is_production()
@@ -121,6 +123,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_pyfile("config.py", silent=True)
     else:
         app.config.from_mapping(test_config)
+    app.config["PRODUCTION"] = production
     if production:
         app.config["DEBUG"] = False
         app.config["SESSION_COOKIE_SECURE"] = True

@@ -41,6 +41,7 @@ def create_user(role: str, password: str, *, username: str | None = None, phone:
         if district is None:
             raise click.UsageError(f"no district named {district_name!r}")
         user.district_id = district.id
+    user.city_wide = role == "bureau" and not district_name
     db.session.add(user)
     db.session.commit()
     return user

@@ -6,7 +6,10 @@
   referrer policy, X-Frame-Options DENY, and HSTS when the request came over HTTPS;
 - `limiter` (Flask-Limiter) keeps its counters in Redis when `RATELIMIT_STORAGE_URI`, `REDIS_URL` or a
   `redis://` `CELERY_BROKER_URL` is configured, in memory otherwise; it is off under TESTING unless the test
-  config sets `RATELIMIT_ENABLED=True`;
+  config sets `RATELIMIT_ENABLED=True`. With `APP_ENV=production` the app refuses to start on per-process
+  memory counters (each worker would count alone) unless `RATELIMIT_ALLOW_PER_PROCESS=1` says so;
+- sign-ins are limited per (account, address) pair, which locks, and per account across all addresses, which
+  only slows each further attempt down: nobody can lock an owner out of their own account;
 - errors under `/api/` are answered as JSON `{"error", "message", "fields"}`, never as an HTML page;
 - `flask --app webapp disable-user LOGIN` (and `--enable`) closes an account and ends its sessions and tokens;
 - behind `TRUSTED_PROXY_COUNT` reverse proxies (config or environment, default 0) werkzeug's ProxyFix takes
@@ -19,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 import click
@@ -28,6 +33,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse as parse_limit
 from sqlalchemy import select, update
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -39,6 +45,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
 HSTS = "max-age=31536000; includeSubDomains"
 LOGIN_LIMITS = "10 per minute;50 per hour"
+ACCOUNT_SLOWDOWN_LIMIT = "20 per 10 minutes"  # failures on one account from anywhere before attempts slow down
+ACCOUNT_SLOWDOWN_SECONDS = 1.0  # the wait before each further attempt on that account is even looked at
 API_PREFIX = "/api/"
 JSON_ERROR_CODES = (400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500)
 
@@ -78,6 +86,14 @@ def limiter_storage_uri(config: dict[str, Any]) -> str:
     return "memory://"
 
 
+def shared_limiter_storage(config: dict[str, Any]) -> bool:
+    """Whether every worker counts in one place, or per-process counters were allowed explicitly."""
+    allowed = config.get("RATELIMIT_ALLOW_PER_PROCESS", os.environ.get("RATELIMIT_ALLOW_PER_PROCESS", ""))
+    if str(allowed).strip().lower() in ("1", "true", "yes"):
+        return True
+    return not str(config.get("RATELIMIT_STORAGE_URI", "memory://")).startswith("memory://")
+
+
 def login_limits() -> str:
     return str(current_app.config.get("LOGIN_RATE_LIMIT", LOGIN_LIMITS))
 
@@ -107,10 +123,48 @@ def failed_attempt(response: Response) -> bool:
     return response.status_code not in (201, 302, 303)
 
 
+def login_pair_key() -> str:
+    """The throttle key of one (account, client address) pair."""
+    return f"{login_account_key()}|{get_remote_address()}"
+
+
+def _slowdown_limit() -> Any:
+    return parse_limit(str(current_app.config.get("LOGIN_SLOWDOWN_LIMIT", ACCOUNT_SLOWDOWN_LIMIT)))
+
+
+def slow_down_busy_accounts(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Across all addresses, an account past `LOGIN_SLOWDOWN_LIMIT` failures waits `LOGIN_SLOWDOWN_SECONDS`
+    before each attempt is checked. It is never refused, so a guesser elsewhere cannot lock its owner out."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if request.method != "POST" or not getattr(limiter, "enabled", False):
+            return view(*args, **kwargs)
+        key = login_account_key()
+        limit = _slowdown_limit()
+        try:
+            busy = not limiter.limiter.test(limit, "login-account-slowdown", key)
+        except Exception:  # counters unreachable: no slowdown rather than no sign-in
+            busy = False
+        if busy:
+            time.sleep(float(current_app.config.get("LOGIN_SLOWDOWN_SECONDS", ACCOUNT_SLOWDOWN_SECONDS)))
+        response = current_app.make_response(view(*args, **kwargs))
+        if failed_attempt(response):
+            try:
+                limiter.limiter.hit(limit, "login-account-slowdown", key)
+            except Exception:
+                pass
+        return response
+
+    return wrapped
+
+
 def throttle_login(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Per client address and per account: `LOGIN_RATE_LIMIT` (default 10 a minute, 50 an hour)."""
-    view = limiter.limit(login_limits, key_func=login_account_key, methods=["POST"],
-                         deduct_when=failed_attempt, scope="login-account")(view)
+    """Failed sign-ins: `LOGIN_RATE_LIMIT` (default 10 a minute, 50 an hour) per (account, address) pair and
+    per address, both refusing with 429; per account across addresses only a slowdown (see above)."""
+    view = slow_down_busy_accounts(view)
+    view = limiter.limit(login_limits, key_func=login_pair_key, methods=["POST"],
+                         deduct_when=failed_attempt, scope="login-account-address")(view)
     view = limiter.limit(login_limits, key_func=get_remote_address, methods=["POST"],
                          deduct_when=failed_attempt, scope="login-ip")(view)
     return view
@@ -147,6 +201,11 @@ def throttle_enrolment_codes(view: Callable[..., Any]) -> Callable[..., Any]:
 def _configure_limiter(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_ENABLED", not app.testing)
     app.config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(app.config)
+    if app.config.get("PRODUCTION") and not shared_limiter_storage(app.config):
+        raise RuntimeError(
+            "APP_ENV=production needs rate-limit counters shared by all workers: set REDIS_URL or "
+            "RATELIMIT_STORAGE_URI to a redis:// URL (or RATELIMIT_ALLOW_PER_PROCESS=1 to run with "
+            f"per-process counters on purpose); got {app.config['RATELIMIT_STORAGE_URI']!r}")
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)

@@ -10,6 +10,7 @@ Conventions:
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -245,8 +246,24 @@ class Pupil(db.Model):  # type: ignore[name-defined,misc]
     )
 
 
+def new_session_secret() -> str:
+    """A random per-account value that every session of the account carries (see `webapp.security`)."""
+    return secrets.token_hex(16)
+
+
+def _city_wide_default(context: Any) -> bool:
+    """A bureau account created without a district covers the city; one with a district never does, even if
+    the district row later disappears (its `district_id` then becomes NULL and it sees nothing)."""
+    values = context.get_current_parameters()
+    return values.get("role") == "bureau" and values.get("district_id") is None
+
+
 class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    """An account. Ids are never reused (AUTOINCREMENT on SQLite, sequences elsewhere), and `session_secret`
+    is checked at every request, so a cookie of a deleted account can never sign in as a later one."""
+
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)
@@ -259,6 +276,8 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     locale: Mapped[str | None] = mapped_column(String(10))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     session_version: Mapped[int] = mapped_column(Integer, default=1)
+    session_secret: Mapped[str] = mapped_column(String(64), default=new_session_secret)
+    city_wide: Mapped[bool] = mapped_column(Boolean, default=_city_wide_default)
     consent_policy_version: Mapped[str | None] = mapped_column(String(32))
     consent_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

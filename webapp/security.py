@@ -1,12 +1,17 @@
 """Passwords, sessions and who may see what.
 
 Passwords are hashed with argon2id at the OWASP minimum (19 MiB, 2 passes, 1 lane) and rehashed on login
-when these parameters change. A user's `session_version` is copied into the session at login; bumping it
-logs out every other session of that user.
+when these parameters change. A user's `session_version` and random `session_secret` are copied into the
+session at login and both must match at every request: bumping the version logs out every other session, and
+the secret means a cookie can never sign in as another account that happens to get the same id.
+
+Bureau scope is closed by default: a city-wide account sees every school, a district account its district's,
+and an account with neither (its district was deleted) sees nothing and is told why.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Callable
 from functools import lru_cache, wraps
@@ -15,11 +20,11 @@ from typing import Any, TypeVar, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from flask import abort, g, session
+from flask import abort, g, render_template, session
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, false, select, true
 
 from webapp.extensions import db, login_manager
 from webapp.models import Guardianship, School, User, utcnow
@@ -31,6 +36,7 @@ PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 SESSION_VERSION_KEY = "_sv"
+SESSION_SECRET_KEY = "_ss"
 _DUMMY_HASH = PASSWORD_HASHER.hash("timing-equaliser-not-a-password")
 
 
@@ -98,16 +104,9 @@ def start_session(user: User) -> None:
     session.clear()
     login_user(user, fresh=True)
     session[SESSION_VERSION_KEY] = user.session_version
+    session[SESSION_SECRET_KEY] = user.session_secret
     user.last_login_at = utcnow()
     db.session.commit()
-
-
-def logout_other_sessions(user: User) -> None:
-    """Invalidate every session of `user` except the current one."""
-    user.session_version = (user.session_version or 0) + 1
-    db.session.commit()
-    if current_user.is_authenticated and current_user.id == user.id:
-        session[SESSION_VERSION_KEY] = user.session_version
 
 
 @login_manager.user_loader
@@ -117,6 +116,8 @@ def load_user(user_id: str) -> User | None:
     except ValueError:
         return None
     if user is None or not user.active or session.get(SESSION_VERSION_KEY) != user.session_version:
+        return None
+    if not hmac.compare_digest(str(session.get(SESSION_SECRET_KEY, "")), user.session_secret or "-"):
         return None
     return user
 
@@ -154,7 +155,22 @@ def school_admin_required(view: F) -> F:
 
 
 parent_required = role_required("parent")
-bureau_required = role_required("bureau")
+def has_bureau_scope(user: User) -> bool:
+    """Whether a bureau account still has a scope: the whole city, or a district that exists."""
+    return user.role == "bureau" and (bool(user.city_wide) or user.district_id is not None)
+
+
+def bureau_required(view: F) -> F:
+    """Bureau accounts with a valid scope; one whose district is gone gets a page saying so, never the city."""
+
+    @wraps(view)
+    @role_required("bureau")
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not has_bureau_scope(current_user):
+            return render_template("errors/403.html", reason="no_scope"), 403
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
 
 
 def parent_owns_pupil(user: User, pupil_id: int) -> bool:
@@ -167,9 +183,11 @@ def parent_owns_pupil(user: User, pupil_id: int) -> bool:
 
 
 def bureau_scope(user: User) -> ColumnElement[bool]:
-    """A filter on `School` rows this bureau user may see: their district, or the whole city when unset."""
+    """A filter on `School` rows this bureau user may see: the city, their district, or nothing at all."""
     if user.role != "bureau":
-        return School.id.is_(None)
-    if user.district_id is None:
+        return false()
+    if user.city_wide:
         return true()
+    if user.district_id is None:
+        return false()
     return School.district_id == user.district_id

@@ -71,7 +71,7 @@ def test_registered_account_is_never_changed(app: Flask, client: FlaskClient) ->
 
 def test_registration_hashes_the_password_on_both_paths(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same costly work for a registered number as for a new one, so timing tells nothing."""
-    import webapp.auth.routes as auth_routes
+    import webapp.accounts as auth_routes
 
     hashed: list[str] = []
     real_hash = auth_routes.hash_password

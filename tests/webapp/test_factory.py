@@ -62,7 +62,8 @@ def test_secret_key_file_created_once_with_mode_0600(monkeypatch: pytest.MonkeyP
 
 def test_production_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENV", "production")
-    app = create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://", "DEBUG": True})
+    app = create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://", "DEBUG": True,
+                      "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/6"})
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.debug is False
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True

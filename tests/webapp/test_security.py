@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,8 @@ def test_session_cookie_flags(app: Flask, client: FlaskClient) -> None:
 def test_production_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENV", "production")
     app = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.db'}",
-                      "DEBUG": True, "RATELIMIT_STORAGE_URI": "memory://"})
+                      "DEBUG": True, "RATELIMIT_STORAGE_URI": "memory://",
+                      "RATELIMIT_ALLOW_PER_PROCESS": "1"})
     assert app.debug is False and app.config["DEBUG"] is False
     assert app.config["SESSION_COOKIE_SECURE"] is True and app.config["REMEMBER_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
@@ -280,21 +282,30 @@ def limited_app(tmp_path: Any) -> Iterator[Flask]:
         db.engine.dispose()
 
 
-def test_login_throttled_per_account(limited_app: Flask) -> None:
+def test_login_throttled_per_account_and_address_but_the_owner_gets_in(limited_app: Flask) -> None:
+    """Finding 6: wrong passwords from one address lock that address out of that account only; the owner signs
+    in from another address at once, and spread-out guessing only slows the account down."""
+    limited_app.config.update(LOGIN_SLOWDOWN_LIMIT="5 per 10 minutes", LOGIN_SLOWDOWN_SECONDS=0.3)
     with limited_app.app_context():
-        create_user("bureau", login="city")
-    answers = []
-    for attempt in range(10):
-        client = limited_app.test_client()  # a new address and client each time: only the account is shared
-        response = _login(client, "city", "wrong-password", REMOTE_ADDR=f"10.0.0.{attempt + 1}")
-        answers.append(response.status_code)
-    assert answers == [200] * 10
-    blocked = _login(limited_app.test_client(), "city", TEST_PASSWORD, REMOTE_ADDR="10.0.1.1")
-    assert blocked.status_code == 429 and "尝试次数过多" in blocked.get_data(as_text=True)
-    # other accounts from fresh addresses are unaffected
+        create_user("bureau", login="bureau")
+    attacker = limited_app.test_client()
+    answers = [_login(attacker, "bureau", "wrong-password", REMOTE_ADDR="10.0.0.1").status_code
+               for _ in range(11)]
+    assert answers == [200] * 10 + [429]
+    started = time.monotonic()
+    owner = _login(limited_app.test_client(), "bureau", TEST_PASSWORD, REMOTE_ADDR="10.0.1.1")
+    assert owner.status_code == 302
+    assert time.monotonic() - started >= 0.3  # past the account's slowdown limit: delayed, not refused
+    for attempt in range(20):  # guesses from many addresses are never refused for the account as a whole
+        guess = _login(limited_app.test_client(), "bureau", "wrong-password", REMOTE_ADDR=f"10.0.2.{attempt}")
+        assert guess.status_code == 200
+    assert _login(limited_app.test_client(), "bureau", TEST_PASSWORD, REMOTE_ADDR="10.0.3.1").status_code == 302
+    # other accounts are unaffected and not slowed down
     with limited_app.app_context():
         create_user("bureau", login="other")
+    started = time.monotonic()
     assert _login(limited_app.test_client(), "other", REMOTE_ADDR="10.0.2.1").status_code == 302
+    assert time.monotonic() - started < 0.3
 
 
 def test_login_throttled_per_address_with_the_same_answer(limited_app: Flask) -> None:

@@ -24,6 +24,7 @@ from webapp.admin.spreadsheet import write_xlsx as _write_xlsx
 from webapp.allocation import service as allocation
 from webapp.audit import record
 from webapp.extensions import db
+from webapp.inputs import control_character
 from webapp.labels import day_names
 from webapp.models import Activity, Period, Pupil, School, Session, Teacher, TeacherAvailability, Term
 
@@ -188,6 +189,11 @@ class _Row:
 
     def text(self, key: str, *, required: bool = False, max_length: int = 100) -> str:
         value = as_text(self.raw(key))
+        bad = control_character(value)
+        if bad:
+            self.fail(key, _("%(column)s contains the control character %(char)s. Delete it and save the file "
+                             "again.", column=self.header(key), char=bad))
+            return ""
         if required and not value and not self.failed_on(key):
             self.fail(key, _("%(column)s must not be empty.", column=self.header(key)))
         elif len(value) > max_length:

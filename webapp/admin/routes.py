@@ -25,11 +25,13 @@ from webapp.admin.scope import (
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.family import issue_enrolment_code
+from webapp.inputs import int_arg
 from webapp.models import CareRequest, Pupil, Session, Teacher, Term, utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PAGE_SIZE = 50
+MAX_PAGE = 100_000  # far past any school; keeps the offset a small integer
 
 
 def window_state(term: Term, now: datetime | None = None) -> str:
@@ -74,8 +76,8 @@ def dashboard() -> ResponseReturnValue:
 @bp.route("/term", methods=["POST"])
 @admin_view
 def choose_term() -> ResponseReturnValue:
-    term_id = request.form.get("term_id", type=int) or 0
-    if not 0 < term_id < 2**63:  # beyond the database's integers: no such term
+    term_id = int_arg("term_id", 0, source=request.form) or 0
+    if not term_id:
         abort(404)
     term = school_term(term_id)
     session[TERM_KEY] = term.id
@@ -176,7 +178,7 @@ def window_now(action: str) -> ResponseReturnValue:
 def pupils() -> ResponseReturnValue:
     query = request.args.get("q", "").strip()[:64]
     class_name = request.args.get("class", "").strip()[:64]
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = int_arg("page", 1, low=1, high=MAX_PAGE) or 1
     conditions = [Pupil.school_id == g.school.id]
     if query:
         pattern = f"%{query}%"

@@ -17,9 +17,12 @@ from typing import Any
 
 from flask_babel import gettext as _
 
+from webapp.tabular import append_row, csv_bytes, workbook_bytes
+
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_UNPACKED_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 20_000
+MAX_COLUMNS = 100  # the widest template has about 40; cells further right are never read
 EXCEL_ERRORS = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A",
                           "#GETTING_DATA"})
 
@@ -87,15 +90,70 @@ def _table_from_rows(rows: Iterable[list[Cell]]) -> Table:
     return table
 
 
+class _Rfc4180(csv.excel):
+    """RFC 4180: fields quoted with `"`, a quote inside a quoted field doubled, anything else an error."""
+
+    strict = True
+
+
+def _delimiter(header_line: str) -> str:
+    """Comma unless the header row is plainly separated by tabs or semicolons (the quoting rules never vary)."""
+    counts = {delimiter: header_line.count(delimiter) for delimiter in ",\t;"}
+    best = max(counts, key=lambda delimiter: counts[delimiter])
+    return best if counts[best] > counts[","] else ","
+
+
 def _csv_rows(data: bytes) -> Iterable[list[Cell]]:
+    """Rows of an RFC 4180 file; a row that does not parse, or has more cells than the header, refuses it."""
     text = _decode(data)
-    sample = text[:4096]
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample.splitlines()[0] if sample else sample, delimiters=",\t;")
-    except csv.Error:
-        dialect = csv.excel
-    for row in csv.reader(io.StringIO(text, newline=""), dialect):
-        yield [Cell(value) for value in row]
+    dialect = type("_Upload", (_Rfc4180,), {"delimiter": _delimiter(text.split("\n", 1)[0])})
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    width: int | None = None
+    overflowing: list[int] = []
+    number = 0
+    while True:
+        number += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise _unreadable_csv_row(number, exc) from None
+        cells = [Cell(value) for value in row]
+        if width is None and not all(cell.blank for cell in cells):
+            width = len(_trimmed(row))
+            if width > MAX_COLUMNS:
+                raise _too_many_columns()
+        elif width is not None and len(_trimmed(row)) > width:
+            overflowing.append(number)
+        yield cells[:MAX_COLUMNS]
+    if overflowing:
+        shown = "、".join(str(n) for n in overflowing[:10]) + ("…" if len(overflowing) > 10 else "")
+        raise FileRejected(_("Rows %(rows)s have more cells than the header row. Put text that contains a "
+                             "comma in double quotes, and write a quote inside it twice (\"\").", rows=shown))
+
+
+def _trimmed(values: Sequence[Any]) -> Sequence[Any]:
+    """`values` without the empty cells at the end of the row."""
+    if isinstance(values, tuple) and values.count(None) == len(values):
+        return ()  # the padding rows a declared dimension asks for, at C speed
+    end = len(values)
+    while end and (values[end - 1] is None or (isinstance(values[end - 1], str) and not values[end - 1].strip())):
+        end -= 1
+    return values[:end]
+
+
+def _unreadable_csv_row(number: int, error: csv.Error) -> FileRejected:
+    if "field larger than field limit" in str(error):
+        return FileRejected(_("Row %(row)d: a cell is longer than %(n)d characters.", row=number,
+                              n=csv.field_size_limit()))
+    return FileRejected(_("Row %(row)d cannot be read as CSV: a quote is not closed or text follows a closing "
+                          "quote. Write a quote inside a quoted cell twice (\"\").", row=number))
+
+
+def _too_many_columns() -> FileRejected:
+    return FileRejected(_("The file has more than %(n)d columns. Delete the columns that are not in the "
+                          "template.", n=MAX_COLUMNS))
 
 
 def _decode(data: bytes) -> str:
@@ -133,7 +191,11 @@ def _check_zip(data: bytes) -> None:
 
 
 def _xlsx_rows(data: bytes) -> Iterable[list[Cell]]:
-    """Cached values from the first sheet, read side by side with the formulas to spot unsaved results."""
+    """Cached values from the first sheet, read side by side with the formulas to spot unsaved results.
+
+    The sheet's declared dimension is not trusted: reading stops after MAX_ROWS + 2 rows and MAX_COLUMNS + 1
+    columns, so a tiny file claiming a million empty cells costs no more than a full legitimate one.
+    """
     _check_zip(data)
     from openpyxl import load_workbook
 
@@ -145,19 +207,23 @@ def _xlsx_rows(data: bytes) -> Iterable[list[Cell]]:
     except Exception:  # openpyxl raises many kinds on malformed archives; all mean the same to the user
         raise _not_xlsx() from None
     rows: list[list[Cell]] = []
+    bounds = {"max_row": MAX_ROWS + 2, "max_col": MAX_COLUMNS + 1, "values_only": True}
     try:
         if not values_book.worksheets:
             raise FileRejected(_("The file is empty."))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            values = values_book.worksheets[0].iter_rows(values_only=True)
-            formulas = formula_book.worksheets[0].iter_rows(values_only=True)
+            values = values_book.worksheets[0].iter_rows(**bounds)
+            formulas = formula_book.worksheets[0].iter_rows(**bounds)
             for count, (value_row, formula_row) in enumerate(zip_longest(values, formulas, fillvalue=())):
                 if count > MAX_ROWS + 1:
                     raise _too_many_rows()
+                value_row, formula_row = _trimmed(value_row or ()), _trimmed(formula_row or ())
+                if max(len(value_row), len(formula_row)) > MAX_COLUMNS:
+                    raise _too_many_columns()
                 rows.append([
                     Cell(value, value is None and isinstance(raw, str) and raw.startswith("="))
-                    for value, raw in zip_longest(value_row or (), formula_row or ())
+                    for value, raw in zip_longest(value_row, formula_row)
                 ])
     except FileRejected:
         raise
@@ -182,7 +248,7 @@ def write_xlsx(headers: Sequence[str], notes: Sequence[Sequence[str]], sheet_tit
     sheet = book.active
     assert sheet is not None
     sheet.title = sheet_title
-    sheet.append(list(headers))
+    append_row(sheet, headers)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for index, header in enumerate(headers):
@@ -190,16 +256,12 @@ def write_xlsx(headers: Sequence[str], notes: Sequence[Sequence[str]], sheet_tit
         sheet.column_dimensions[letter].width = max(10, 3 * len(header))
     help_sheet = book.create_sheet(notes_title)
     for line in notes:
-        help_sheet.append(list(line))
+        append_row(help_sheet, line)
     help_sheet.column_dimensions["A"].width = 18
     help_sheet.column_dimensions["B"].width = 80
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return workbook_bytes(book)
 
 
 def write_csv(headers: Sequence[str]) -> bytes:
     """The header row as UTF-8 with a BOM, so that Excel opens the Chinese headers correctly."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(list(headers))
-    return b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8")
+    return csv_bytes([headers])

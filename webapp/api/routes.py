@@ -7,35 +7,34 @@ the current state forbids (window closed, nothing to withdraw), 415 not JSON, 42
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import AnonymousUserMixin
 from sqlalchemy import select
 
+from webapp import accounts
+from webapp.accounts import hash_token as hash_token
 from webapp.api.openapi import openapi_document
 from webapp.audit import record
 from webapp.extensions import csrf, db
 from webapp.hardening import json_error, throttle_login
+from webapp.inputs import MAX_JSON_BYTES
 from webapp.models import ApiToken, CareRequest, Pupil, Term, User, utcnow
 from webapp.parents import service
-from webapp.security import PASSWORD_MAX, PHONE_RE, normalise_phone, verify_password
+from webapp.security import PASSWORD_MAX
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TOKEN_DAYS = 30
-TOKEN_BYTES = 32
 LAST_USED_EVERY = timedelta(minutes=10)
 REQUEST_KEYS = {"days", "pickup_time", "preferences"}
 
@@ -64,21 +63,6 @@ def _lang() -> str:
 
 
 # ------------------------------------------------------------------------------------------ tokens
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def issue_token(user: User) -> tuple[str, ApiToken]:
-    """A new opaque token for `user` (the caller commits); only its hash is stored."""
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    now = utcnow()
-    days = int(current_app.config.get("API_TOKEN_DAYS", TOKEN_DAYS))
-    row = ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=now,
-                   expires_at=now + timedelta(days=days))
-    db.session.add(row)
-    return token, row
 
 
 def user_for_token(token: str) -> tuple[User, ApiToken] | None:
@@ -128,6 +112,8 @@ def token_required(view: F) -> F:
 def _json_object() -> dict[str, Any]:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", _("Send the request body as JSON."))
+    if (request.content_length or 0) > MAX_JSON_BYTES:
+        raise ApiError(413, "too_large", _("The request body is larger than %(kb)d KB.", kb=MAX_JSON_BYTES // 1024))
     data = request.get_json(silent=True)
     if data is None:
         raise ApiError(400, "bad_json", _("The request body is not valid JSON."))
@@ -154,19 +140,12 @@ def create_token() -> ResponseReturnValue:
     if fields:
         raise ApiError(422, "invalid", _("Some fields are not valid."), fields)
     assert isinstance(phone, str) and isinstance(password, str)
-    number = normalise_phone(phone.strip())
-    user = db.session.scalar(select(User).where(User.phone == number)) if PHONE_RE.match(number) else None
-    if not verify_password(user, password) or user is None or not user.active or user.role != "parent":
-        db.session.rollback()
-        from webapp.auth.routes import record_failed_login
-
-        record_failed_login(phone, user)
-        raise ApiError(401, "invalid_credentials", _("Wrong phone number or password."))
-    token, row = issue_token(user)
-    user.last_login_at = utcnow()
-    record("auth.login", f"user:{user.id}", {"via": "api"}, user_id=user.id)
-    db.session.commit()
-    return jsonify({"token": token, "token_type": "Bearer", "expires_at": _iso(row.expires_at)}), 201
+    try:
+        issued = accounts.issue_token(phone, password)
+    except accounts.BadCredentials:
+        raise ApiError(401, "invalid_credentials", _("Wrong phone number or password.")) from None
+    return jsonify({"token": issued.token, "token_type": "Bearer",
+                    "expires_at": _iso(issued.row.expires_at)}), 201
 
 
 @bp.route("/tokens/current", methods=["DELETE"])

@@ -17,20 +17,19 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
+from webapp.accounts import record_failed_login, register_parent, revoke_other_tokens
 from webapp.audit import record
 from webapp.auth.forms import EmptyForm, LoginForm, PasswordChangeForm, RegisterForm
 from webapp.extensions import db
-from webapp.hardening import account_key, end_all_sessions, limiter, throttle_login
+from webapp.hardening import end_all_sessions, limiter, throttle_login
 from webapp.i18n import LANG_COOKIE
+from webapp.inputs import safe_next
 from webapp.models import User, utcnow
 from webapp.security import (
     SESSION_VERSION_KEY,
     find_user_for_login,
     hash_password,
-    logout_other_sessions,
     start_session,
     verify_password,
 )
@@ -38,20 +37,6 @@ from webapp.security import (
 bp = Blueprint("auth", __name__)
 
 REGISTER_LIMITS = "10 per minute;100 per hour"
-
-
-def safe_next(target: str | None, default: str) -> str:
-    """Only same-site paths: never follow `next` to another host."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
-
-
-def record_failed_login(login: str, user: User | None) -> None:
-    """Audit a refused sign-in without the phone number: a keyed hash of the login names the account."""
-    record("auth.login_failed", account_key(login), {"known_account": user is not None},
-           user_id=user.id if user is not None else None,
-           school_id=user.school_id if user is not None else None, commit=True)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -82,34 +67,12 @@ def register() -> ResponseReturnValue:
         return redirect(url_for("index"))
     form = RegisterForm()
     if form.validate_on_submit():
-        register_parent(form.phone.data or "", form.password.data or "", (form.display_name.data or "").strip())
+        register_parent(form.phone.data or "", form.password.data or "", (form.display_name.data or "").strip(),
+                        locale=request.cookies.get(LANG_COOKIE))
         flash(_("If this number was not registered yet, your account is ready: please log in. If it was, "
                 "log in with the password chosen then."), "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/register.html", form=form)
-
-
-def register_parent(phone: str, password: str, display_name: str) -> None:
-    """Open a parent account for `phone` unless it has one; an existing account is never changed.
-
-    The password is hashed on both paths and both write one audit row, so a registered number takes as long
-    to answer as a new one. The owner of a registered number sees the attempt in their data export.
-    """
-    password_hash = hash_password(password)
-    existing = db.session.scalar(select(User.id).where(User.phone == phone))
-    if existing is not None:
-        record("auth.register_existing", f"user:{existing}", user_id=existing, commit=True)
-        return
-    user = User(role="parent", phone=phone, password_hash=password_hash, display_name=display_name,
-                locale=request.cookies.get(LANG_COOKIE),
-                consent_policy_version=current_app.config["CONSENT_POLICY_VERSION"], consent_at=utcnow())
-    db.session.add(user)
-    try:
-        db.session.flush()
-        record("auth.register", f"user:{user.id}", user_id=user.id)
-        db.session.commit()
-    except IntegrityError:  # the same number registered a moment ago by a concurrent request
-        db.session.rollback()
 
 
 @bp.route("/logout", methods=["POST"])
@@ -128,9 +91,11 @@ def logout() -> ResponseReturnValue:
 @bp.route("/logout-others", methods=["POST"])
 @login_required
 def logout_others() -> ResponseReturnValue:
-    logout_other_sessions(current_user)
-    record("auth.logout_others", f"user:{current_user.id}", commit=True)
-    flash(_("All your other sessions have been logged out."), "success")
+    user: User = current_user._get_current_object()
+    revoke_other_tokens(user)
+    session[SESSION_VERSION_KEY] = user.session_version
+    flash(_("All your other sessions have been logged out, and the app sign-ins on your other devices "
+            "ended."), "success")
     return redirect(url_for("index"))
 
 

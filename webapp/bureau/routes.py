@@ -1,30 +1,28 @@
 """Bureau pages: coverage city -> district -> school, xlsx exports, capacity advice, hiring plan, batches.
 
-Every view is scoped with `bureau_scope`: a district user sees only their district's schools (others are 404),
-a city user (no district) sees all. Only aggregates reach these pages: no pupil name, number or phone.
+Every view is scoped with `bureau_scope`: a district user sees only their district's schools (others are
+404), a city-wide user sees all, and a user whose district is gone sees nothing (`bureau_required` says
+why). Only aggregates reach these pages: no pupil name, number or phone.
 The advice page of a school is also open to that school's own admins.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from openpyxl import Workbook
 from sqlalchemy import ColumnElement, and_, select
 
 from webapp import audit
 from webapp.bureau.city import batch_progress, current_terms, start_batch
+from webapp.bureau.exports import SOURCE_LABELS, coverage_sheets, workbook, xlsx_response
 from webapp.bureau.stats import (
-    CityStats,
-    Figures,
     HiringPlan,
     TermStats,
     city_stats,
@@ -32,6 +30,7 @@ from webapp.bureau.stats import (
     rollup_advice,
 )
 from webapp.extensions import db
+from webapp.inputs import int_arg
 from webapp.jobs import start_advice
 from webapp.labels import DAY_NAMES
 from webapp.models import CapacityAdvice, District, RunState, School
@@ -39,7 +38,6 @@ from webapp.security import bureau_required, bureau_scope, role_required
 
 bp = Blueprint("bureau", __name__, url_prefix="/bureau")
 
-SOURCE_LABELS = {"published": _l("Published"), "draft": _l("Draft"), "none": _l("No allocation yet")}
 QUALIFICATION_LABELS = {
     "": _l("any subject"),
     "sports": _l("sports"),
@@ -58,7 +56,6 @@ ADVICE_STATES = {
     RunState.FAILED: _l("Failed"),
 }
 BATCH_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -70,7 +67,7 @@ def _scope() -> ColumnElement[bool]:
 
 def _district_or_404(district_id: int) -> District:
     district = db.session.get(District, district_id)
-    if district is None or (current_user.district_id is not None and current_user.district_id != district_id):
+    if district is None or (not current_user.city_wide and current_user.district_id != district_id):
         abort(404)
     return district
 
@@ -156,7 +153,7 @@ def _sorted_by_coverage(schools: Sequence[TermStats]) -> list[TermStats]:
 @bp.route("/")
 @bureau_required
 def dashboard() -> ResponseReturnValue:
-    if current_user.district_id is not None:
+    if not current_user.city_wide:
         return redirect(url_for("bureau.district", district_id=current_user.district_id))
     stats = city_stats(_scope())
     districts = db.session.scalars(select(District).order_by(District.name)).all()
@@ -186,107 +183,19 @@ def school(school_id: int) -> ResponseReturnValue:
 # --------------------------------------------------------------------------- exports
 
 
-FIGURE_HEADERS = (
-    ("offering", _l("Schools offering service")),
-    ("enrolled", _l("Pupils enrolled")),
-    ("requesting", _l("Pupils requesting")),
-    ("served", _l("Pupils served")),
-    ("participation", _l("Participation rate")),
-    ("requested_days", _l("Requested pupil-days")),
-    ("covered_days", _l("Covered pupil-days")),
-    ("coverage", _l("Coverage")),
-    ("unmet_days", _l("Unmet pupil-days")),
-    ("teachers", _l("Teachers taking part")),
-    ("avg_load", _l("Average weekly load")),
-    ("max_load", _l("Largest weekly load")),
-)
-
-
-def _figure_cells(figures: Figures) -> list[Any]:
-    row = figures.as_row()
-    return [round(row[key], 4) if isinstance(row[key], float) else row[key] for key, _ in FIGURE_HEADERS]
-
-
-def workbook(sheets: Iterable[tuple[str, Sequence[Any], Iterable[Sequence[Any]]]]) -> bytes:
-    """An .xlsx file with one sheet per (title, headers, rows); the header row is frozen."""
-    book = Workbook()
-    first = True
-    for title, headers, rows in sheets:
-        sheet = book.active if first else book.create_sheet()
-        first = False
-        sheet.title = title[:31]
-        sheet.append([str(h) for h in headers])
-        for row in rows:
-            sheet.append([str(v) if hasattr(v, "__html__") else v for v in row])
-        sheet.freeze_panes = "A2"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def _xlsx_response(data: bytes, name: str) -> Response:
-    return Response(data, mimetype=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def coverage_sheets(stats: CityStats) -> list[tuple[str, Sequence[Any], Iterable[Sequence[Any]]]]:
-    headers = [label for _, label in FIGURE_HEADERS]
-    districts = [
-        [d.name or _("No district"), d.figures.schools, *_figure_cells(d.figures)] for d in stats.districts
-    ]
-    schools = [
-        [
-            s.district_name,
-            s.school_code,
-            s.school_name,
-            s.term_name,
-            str(SOURCE_LABELS[s.source]),
-            *_figure_cells(s.figures),
-        ]
-        for s in stats.schools
-    ]
-    slots = []
-    for day in stats.weekdays:
-        for period in stats.periods:
-            asked, seated = stats.figures.slots.get((day, period), (0, 0))
-            value = stats.figures.slot_coverage((day, period))
-            slots.append(
-                [
-                    str(DAY_NAMES.get(day, day)),
-                    period,
-                    asked,
-                    seated,
-                    None if value is None else round(value, 4),
-                ]
-            )
-    trend = [[name, figures.schools, *_figure_cells(figures)] for name, figures in stats.trend]
-    return [
-        (_("Districts"), [_("District"), _("Schools"), *headers], districts),
-        (
-            _("Schools"),
-            [_("District"), _("School code"), _("School"), _("Term"), _("Source"), *headers],
-            schools,
-        ),
-        (
-            _("Weekday x period"),
-            [_("Weekday"), _("Period"), _("Pupils requesting"), _("Pupils seated"), _("Coverage")],
-            slots,
-        ),
-        (_("Trend"), [_("Term"), _("Schools"), *headers], trend),
-    ]
-
-
 @bp.route("/export.xlsx")
 @bureau_required
 def export() -> ResponseReturnValue:
     where = _scope()
     name = "coverage"
-    if request.args.get("school", type=int):
-        school = _school_in_scope_or_404(request.args.get("school", type=int) or 0)
+    school_id, district_id = int_arg("school"), int_arg("district")
+    if school_id:
+        school = _school_in_scope_or_404(school_id)
         where, name = School.id == school.id, f"coverage-{school.code}"
-    elif request.args.get("district", type=int):
-        district = _district_or_404(request.args.get("district", type=int) or 0)
+    elif district_id:
+        district = _district_or_404(district_id)
         where, name = and_(where, School.district_id == district.id), f"coverage-district-{district.id}"
-    return _xlsx_response(workbook(coverage_sheets(city_stats(where))), f"{name}.xlsx")
+    return xlsx_response(workbook(coverage_sheets(city_stats(where))), f"{name}.xlsx")
 
 
 # --------------------------------------------------------------------------- capacity advice
@@ -486,7 +395,7 @@ def hiring_export() -> ResponseReturnValue:
             ),
         ]
     )
-    return _xlsx_response(data, "hiring-plan.xlsx")
+    return xlsx_response(data, "hiring-plan.xlsx")
 
 
 # --------------------------------------------------------------------------- allocation batches
@@ -497,9 +406,9 @@ def hiring_export() -> ResponseReturnValue:
 def start_batch_view() -> ResponseReturnValue:
     where, scope = (
         _scope(),
-        "city" if current_user.district_id is None else f"district:{current_user.district_id}",
+        "city" if current_user.city_wide else f"district:{current_user.district_id}",
     )
-    district_id = request.form.get("district", type=int)
+    district_id = int_arg("district", source=request.form)
     if district_id:
         district = _district_or_404(district_id)
         where, scope = and_(where, School.district_id == district.id), f"district:{district.id}"

@@ -14,10 +14,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
-from webapp.auth.routes import safe_next
 from webapp.extensions import db
 from webapp.family import ConsentMissing, has_consent, link_child, record_consent
 from webapp.hardening import throttle_enrolment_codes
+from webapp.inputs import safe_next
 from webapp.labels import DAY_NAMES
 from webapp.models import CareRequest, Pupil, Term
 from webapp.parents import service

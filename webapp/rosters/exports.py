@@ -1,12 +1,12 @@
 """Spreadsheets a school office prints (one sheet per session, class or teacher) and the JSON exports.
 
-Every sheet is set up for A4: a title, a frozen header row that repeats on every printed page, column widths
+Every cell is written through `webapp.tabular`, so names and rooms are always text, never formulas. Every
+sheet is set up for A4: a title, a frozen header row that repeats on every printed page, column widths
 wide enough for Chinese names, and fit-to-width so nothing falls off the right edge.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -27,8 +27,9 @@ from webapp.rosters.data import (
     TeacherTimetable,
 )
 from webapp.services import run_to_solution, term_to_instance
+from webapp.tabular import XLSX_MIMETYPE as XLSX_MIMETYPE
+from webapp.tabular import append_row, cell_text, set_cell, workbook_bytes
 
-XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SESSION_HEADERS = ("序号", "学号", "姓名", "班级", "签到")
 _THIN = Side(style="thin", color="999999")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
@@ -38,7 +39,7 @@ _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
 def sheet_title(text: str, taken: set[str]) -> str:
     """A valid, unique worksheet name (at most 31 characters, none of []:*?/\\)."""
-    base = _BAD_SHEET_CHARS.sub("_", text).strip("'") or "Sheet"
+    base = _BAD_SHEET_CHARS.sub("_", cell_text(text).replace("\ufffd", "_")).strip("'") or "Sheet"
     base = base[:31]
     title, n = base, 2
     while title.lower() in taken:
@@ -104,8 +105,8 @@ def _column(index: int) -> str:
 
 
 def _title(ws: Worksheet, text: str, detail: str, columns: int) -> None:
-    ws.append([text])
-    ws.append([detail])
+    append_row(ws, [text])
+    append_row(ws, [detail])
     ws["A1"].font = Font(bold=True, size=14)
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=columns)
     ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=columns)
@@ -113,7 +114,7 @@ def _title(ws: Worksheet, text: str, detail: str, columns: int) -> None:
 
 def _header(ws: Worksheet, row: int, headers: Sequence[str]) -> None:
     for col, text in enumerate(headers, start=1):
-        cell = ws.cell(row=row, column=col, value=text)
+        cell = set_cell(ws, row, col, text)
         cell.font = Font(bold=True)
         cell.fill = _HEADER_FILL
         cell.border = _BORDER
@@ -121,7 +122,7 @@ def _header(ws: Worksheet, row: int, headers: Sequence[str]) -> None:
 
 
 def _body_row(ws: Worksheet, values: Sequence[Any]) -> None:
-    ws.append(list(values))
+    append_row(ws, values)
     for cell in ws[ws.max_row]:
         cell.border = _BORDER
         cell.alignment = Alignment(vertical="center", wrap_text=True)
@@ -131,9 +132,7 @@ def _save(workbook: Workbook) -> bytes:
     if not workbook.worksheets:
         empty = workbook.create_sheet("空")
         empty["A1"] = "此分配方案中没有开班的课程"
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    return workbook_bytes(workbook)
 
 
 def sessions_workbook(sheets: Sequence[SessionSheet]) -> bytes:

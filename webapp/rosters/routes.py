@@ -12,6 +12,7 @@ from webapp.allocation import service as allocation
 from webapp.allocation.waitlist import waitlist
 from webapp.audit import record
 from webapp.extensions import db
+from webapp.inputs import int_arg
 from webapp.labels import DAY_NAMES_LONG
 from webapp.models import AllocationRun, RunState, Term
 from webapp.rosters.data import Rosters, load_rosters
@@ -46,7 +47,7 @@ def _term(term_id: int) -> Term:
 
 def _run(term: Term, *, required: bool = True) -> AllocationRun | None:
     """`?run=ID` (a finished run of this term) or else the published run."""
-    run_id = request.args.get("run", type=int)
+    run_id = int_arg("run")
     if run_id is not None:
         run: AllocationRun | None = db.session.scalar(select(AllocationRun).where(AllocationRun.id == run_id,
                                                             AllocationRun.term_id == term.id,

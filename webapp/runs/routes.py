@@ -15,6 +15,7 @@ from sqlalchemy import select
 from webapp import audit
 from webapp.allocation import service as allocation
 from webapp.extensions import db
+from webapp.inputs import int_arg
 from webapp.jobs import STALE_ERROR, cancel_run, refresh_stale, start_run
 from webapp.models import AllocationRun, Pin, Pupil, RunAssignment, RunState, RunUnserved, Session, Term
 from webapp.run_metrics import metric_deltas
@@ -186,7 +187,7 @@ def detail(run_id: int) -> ResponseReturnValue:
         return render_template("runs/progress.html", run=run, term=term, status=_status(run), **_labels())
 
     reason = request.args.get("reason", "")
-    day = request.args.get("day", type=int)
+    day = int_arg("day", high=7)
     query = (select(RunUnserved, Pupil).join(Pupil, Pupil.id == RunUnserved.pupil_id)
              .where(RunUnserved.run_id == run.id).order_by(Pupil.number, RunUnserved.day))
     if reason:
@@ -234,8 +235,8 @@ def publish(run_id: int) -> ResponseReturnValue:
 @bp.get("/compare")
 @school_admin_required
 def compare() -> ResponseReturnValue:
-    first = _run_or_404(request.args.get("a", type=int) or 0)
-    second = _run_or_404(request.args.get("b", type=int) or 0)
+    first = _run_or_404(int_arg("a", 0))
+    second = _run_or_404(int_arg("b", 0))
     if first.term_id != second.term_id:
         abort(404)
     seats: dict[int, dict[int, set[str]]] = {first.id: defaultdict(set), second.id: defaultdict(set)}

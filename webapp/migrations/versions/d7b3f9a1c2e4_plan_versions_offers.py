@@ -43,7 +43,7 @@ def upgrade():
         sa.ForeignKeyConstraint(['term_id'], ['terms.id'], name=op.f('fk_plan_amendments_term_id_terms'),
                                 ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_plan_amendments')),
-        sa.UniqueConstraint('term_id', 'version', name=op.f('uq_plan_amendments_term_id')),
+        sa.UniqueConstraint('term_id', 'version', name=op.f('uq_plan_amendments_term_id_version')),
     )
     with op.batch_alter_table('plan_amendments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_plan_amendments_term_id'), ['term_id'], unique=False)

@@ -1,0 +1,90 @@
+"""The one way the app writes spreadsheet cells: every .xlsx and .csv it produces goes through here.
+
+Names, rooms and classes come from parents and school staff, so a value is always written as text, never as
+a formula: in .xlsx a string cell (with Excel's quote prefix when it starts like a formula), in .csv a leading
+apostrophe before `= + - @`, tab, carriage return or newline. Characters a workbook cannot hold (C0 controls,
+lone surrogates) become U+FFFD, so stored data can never make an export fail.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
+from openpyxl.worksheet.worksheet import Worksheet
+
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_MIMETYPE = "text/csv; charset=utf-8"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+_UNWRITABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_PLAIN_TYPES = (bool, int, float, Decimal, datetime, date, time)
+
+
+def cell_text(value: Any) -> str:
+    """`value` as a string a workbook can hold: unwritable characters replaced by U+FFFD."""
+    return _UNWRITABLE.sub("\ufffd", str(value))
+
+
+def looks_like_formula(text: str) -> bool:
+    """Whether a spreadsheet program could read `text` as a formula (leading spaces do not protect it)."""
+    return text.startswith(FORMULA_STARTS) or text.lstrip(" ").startswith(FORMULA_STARTS[:4])
+
+
+def text_cell(sheet: Worksheet, value: Any) -> Cell | Any:
+    """A cell for `sheet.append`: numbers, dates and None as they are, anything else as inert text."""
+    if value is None or isinstance(value, _PLAIN_TYPES):
+        return value
+    text = cell_text(value)
+    cell = Cell(sheet, value=text)
+    cell.data_type = "s"  # openpyxl would otherwise store a leading "=" as a formula
+    if looks_like_formula(text):
+        cell.quotePrefix = True  # Excel keeps it text even when the cell is edited
+    return cell
+
+
+def append_row(sheet: Worksheet, values: Iterable[Any]) -> None:
+    """Append one row of values to `sheet`, each written through `text_cell`."""
+    sheet.append([text_cell(sheet, value) for value in values])
+
+
+def set_cell(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:
+    """Write `value` at (row, column) the way `text_cell` does and return the cell for styling."""
+    cell: Cell = sheet.cell(row=row, column=column)
+    written = text_cell(sheet, value)
+    if isinstance(written, Cell):
+        cell.value = written.value
+        cell.data_type = "s"
+        cell.quotePrefix = written.quotePrefix
+    else:
+        cell.value = written
+    return cell
+
+
+def workbook_bytes(book: Workbook) -> bytes:
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def csv_value(value: Any) -> Any:
+    """A CSV field: text that could start a formula gets a leading apostrophe, as spreadsheet programs expect."""
+    if value is None or isinstance(value, _PLAIN_TYPES):
+        return "" if value is None else value
+    text = cell_text(value)
+    return "'" + text if looks_like_formula(text) else text
+
+
+def csv_bytes(rows: Iterable[Sequence[Any]]) -> bytes:
+    """Rows as RFC 4180 CSV in UTF-8 with a BOM, so that Excel opens Chinese text correctly."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, dialect=csv.excel, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow([csv_value(value) for value in row])
+    return b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8")
