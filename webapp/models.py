@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -548,10 +549,18 @@ class ChangeRequest(db.Model):  # type: ignore[name-defined,misc]
     amendment_id: Mapped[int | None] = mapped_column(ForeignKey("plan_amendments.id", ondelete="SET NULL"))
 
 
+PENDING_ADVICE = "state IN ('queued', 'running', 'cancelling')"
+
+
 class CapacityAdvice(db.Model):  # type: ignore[name-defined,misc]
     """What-if capacity advice for one term (`scheduler.whatif.advise`), computed in the background."""
 
     __tablename__ = "capacity_advice"
+    __table_args__ = (
+        # One pending computation per term: a second request joins it instead of queueing another solve.
+        Index("uq_capacity_advice_pending", "term_id", unique=True,
+              sqlite_where=text(PENDING_ADVICE), postgresql_where=text(PENDING_ADVICE)),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)

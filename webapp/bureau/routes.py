@@ -252,9 +252,12 @@ def compute_advice(school_id: int) -> ResponseReturnValue:
     if not terms:
         flash(_("This school has no term yet."), "error")
         return redirect(url_for("bureau.advice", school_id=school.id))
-    row = start_advice(terms[0], current_user.id)
-    audit.record("advice.start", f"advice:{row.id}", {"term": terms[0].name}, commit=True)
-    flash(_("Advice is being computed; this page shows it when it is ready."), "info")
+    row, started = start_advice(terms[0], current_user.id)
+    if started:
+        audit.record("advice.start", f"advice:{row.id}", {"term": terms[0].name}, commit=True)
+        flash(_("Advice is being computed; this page shows it when it is ready."), "info")
+    else:
+        flash(_("Advice for this school is already being computed; this page shows it when it is ready."), "info")
     return redirect(url_for("bureau.advice", school_id=school.id))
 
 

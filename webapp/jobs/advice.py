@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from scheduler.solve import SolverConfig
 from scheduler.whatif import advice_to_json, advise
@@ -38,15 +40,34 @@ def compute_advice(job: Job, *, time_limit: float = DEFAULT_TIME_LIMIT, workers:
     return {}
 
 
-def start_advice(term: Term, user_id: int | None) -> CapacityAdvice:
-    """Record queued advice for `term`, commit, and start the job (`BUREAU_ADVICE_TIME_LIMIT` seconds)."""
+def start_advice(term: Term, user_id: int | None) -> tuple[CapacityAdvice, bool]:
+    """Queue advice for `term` and start the job (`BUREAU_ADVICE_TIME_LIMIT` seconds), one transaction.
+
+    Returns (row, started). While advice for the term is still pending, that row comes back with `started`
+    False and nothing new is queued: a unique index on pending rows makes this hold for concurrent requests too.
+    """
+    pending = _pending(term.id)
+    if pending is not None:
+        return pending, False
     row = CapacityAdvice(term_id=term.id, created_by=user_id, state=RunState.QUEUED)
     db.session.add(row)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # another request queued it a moment ago
+        db.session.rollback()
+        pending = _pending(term.id)
+        if pending is None:
+            raise
+        return pending, False
     time_limit = float(current_app.config.get("BUREAU_ADVICE_TIME_LIMIT", DEFAULT_TIME_LIMIT))
     submit(KIND, row.id, {"time_limit": time_limit, "workers": job_threads()})
     db.session.refresh(row)
-    return row
+    return row, True
+
+
+def _pending(term_id: int) -> CapacityAdvice | None:
+    return db.session.scalar(select(CapacityAdvice).where(
+        CapacityAdvice.term_id == term_id, CapacityAdvice.state.in_(RunState.active())))
 
 
 ADVICE = register(JobKind(KIND, CapacityAdvice, compute_advice))
