@@ -19,6 +19,7 @@ from webapp.models import Activity, AllocationRun, Pupil, RunAssignment, RunStaf
 from webapp.security import school_admin_required
 
 F = TypeVar("F", bound=Callable[..., Any])
+Owned = TypeVar("Owned", Term, Activity, Session, Teacher, Pupil)
 TERM_KEY = "admin_term_id"
 CHINA_OFFSET = timedelta(hours=8)
 
@@ -60,39 +61,32 @@ def term_view(view: F) -> F:
     return cast(F, wrapped)
 
 
-def school_term(term_id: int) -> Term:
-    term = db.session.get(Term, term_id)
-    if term is None or term.school_id != g.school.id:
+def _own(model: type[Owned], row_id: int, school_of: Callable[[Owned], int]) -> Owned:
+    """The row, if it belongs to the admin's school; otherwise 404 (never a hint that it exists)."""
+    row = db.session.get(model, row_id)
+    if row is None or school_of(row) != g.school.id:
         abort(404)
-    return term
+    return row
+
+
+def school_term(term_id: int) -> Term:
+    return _own(Term, term_id, lambda term: term.school_id)
 
 
 def own_activity(activity_id: int) -> Activity:
-    activity = db.session.get(Activity, activity_id)
-    if activity is None or activity.term.school_id != g.school.id:
-        abort(404)
-    return activity
+    return _own(Activity, activity_id, lambda activity: activity.term.school_id)
 
 
 def own_session(session_id: int) -> Session:
-    found = db.session.get(Session, session_id)
-    if found is None or found.term.school_id != g.school.id:
-        abort(404)
-    return found
+    return _own(Session, session_id, lambda found: found.term.school_id)
 
 
 def own_teacher(teacher_id: int) -> Teacher:
-    teacher = db.session.get(Teacher, teacher_id)
-    if teacher is None or teacher.school_id != g.school.id:
-        abort(404)
-    return teacher
+    return _own(Teacher, teacher_id, lambda teacher: teacher.school_id)
 
 
 def own_pupil(pupil_id: int) -> Pupil:
-    pupil = db.session.get(Pupil, pupil_id)
-    if pupil is None or pupil.school_id != g.school.id:
-        abort(404)
-    return pupil
+    return _own(Pupil, pupil_id, lambda pupil: pupil.school_id)
 
 
 def in_published_run(session_id: int | None = None, teacher_id: int | None = None) -> bool:

@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from webapp.admin.scope import school_term
 from webapp.allocation import service as allocation
 from webapp.allocation.waitlist import waitlist
 from webapp.audit import record
@@ -36,15 +37,6 @@ def _roster_globals() -> dict[str, object]:
     return {"roster_day_names": DAY_NAMES_LONG}
 
 
-def _term(term_id: int) -> Term:
-    """The term, if it belongs to the admin's school; otherwise 404 (never a hint that it exists)."""
-    term: Term | None = db.session.scalar(select(Term).where(Term.id == term_id,
-                                                            Term.school_id == g.school.id))
-    if term is None:
-        abort(404)
-    return term
-
-
 def _run(term: Term, *, required: bool = True) -> AllocationRun | None:
     """`?run=ID` (a finished run of this term) or else the published run."""
     run_id = int_arg("run")
@@ -62,7 +54,7 @@ def _run(term: Term, *, required: bool = True) -> AllocationRun | None:
 
 
 def _rosters(term_id: int) -> Rosters:
-    term = _term(term_id)
+    term = school_term(term_id)
     run = _run(term)
     assert run is not None
     return load_rosters(term, run)
@@ -96,7 +88,7 @@ def home() -> ResponseReturnValue:
 @bp.get("/<int:term_id>/")
 @school_admin_required
 def index(term_id: int) -> ResponseReturnValue:
-    term = _term(term_id)
+    term = school_term(term_id)
     run = _run(term, required=False)
     if run is None:
         return render_template("rosters/no_run.html", term=term)
@@ -184,7 +176,7 @@ def workbook(term_id: int, kind: str) -> ResponseReturnValue:
 @bp.get("/<int:term_id>/instance.json")
 @school_admin_required
 def instance_export(term_id: int) -> ResponseReturnValue:
-    term = _term(term_id)
+    term = school_term(term_id)
     name = export_filename(term, "instance", "json")
     return _download(instance_json(term), name, "application/json", kind="instance.json", term=term, run=None)
 
@@ -192,7 +184,7 @@ def instance_export(term_id: int) -> ResponseReturnValue:
 @bp.get("/<int:term_id>/solution.json")
 @school_admin_required
 def solution_export(term_id: int) -> ResponseReturnValue:
-    term = _term(term_id)
+    term = school_term(term_id)
     run = _run(term)
     assert run is not None
     name = export_filename(term, "solution", "json", run)
@@ -202,7 +194,7 @@ def solution_export(term_id: int) -> ResponseReturnValue:
 @bp.get("/<int:term_id>/waitlist")
 @school_admin_required
 def waitlist_page(term_id: int) -> ResponseReturnValue:
-    term = _term(term_id)
+    term = school_term(term_id)
     entries = waitlist(term)
     by_day: dict[int, list[object]] = {day: [] for day in sorted(term.weekdays)}
     for entry in entries:
@@ -213,7 +205,7 @@ def waitlist_page(term_id: int) -> ResponseReturnValue:
 @bp.post("/<int:term_id>/waitlist/fill")
 @school_admin_required
 def waitlist_fill(term_id: int) -> ResponseReturnValue:
-    term = _term(term_id)
+    term = school_term(term_id)
     if term.published_run_id is None:
         flash(_("There is no published allocation yet."), "warning")
     else:
