@@ -38,7 +38,10 @@ from webapp.extensions import (
 )
 from webapp.i18n import select_locale, template_globals
 from webapp.inputs import BoundedJSONProvider
+from webapp.jobs import periodic
 from webapp.models import RunState  # also: the models must be known before migrations look at metadata
+from webapp.notifications import init_app as init_notifications
+from webapp.notifications.routes import bp as notifications_bp
 from webapp.parents import bp as parents_bp
 from webapp.rosters import bp as rosters_bp
 from webapp.runs import bp as runs_bp
@@ -46,7 +49,7 @@ from webapp.runs import bp as runs_bp
 __all__ = ["create_app", "normalise_database_url"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-BLUEPRINTS = (auth_bp, parents_bp, admin_bp, runs_bp, rosters_bp, bureau_bp, api_bp)
+BLUEPRINTS = (auth_bp, parents_bp, admin_bp, runs_bp, rosters_bp, bureau_bp, api_bp, notifications_bp)
 HOME_ENDPOINTS = {"parent": "parents.home", "school_admin": "admin.dashboard", "bureau": "bureau.dashboard"}
 
 
@@ -137,6 +140,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # ProxyFix for TRUSTED_PROXY_COUNT proxies, security headers, rate limits, JSON errors under /api/, commands
     hardening.init_app(app)
     commands.register(app)
+    init_notifications(app)  # checks MAIL_* / SMS_* / NOTIFY_*: a wrong setting stops here with a sentence
+    periodic.init_app(app)  # the local scheduler, when periodic tasks are configured and Celery is not
     return app
 
 

@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     AUTH_PASSWORD_CHANGE_FAILED = "auth.password_change_failed"
     ACCOUNT_ENABLE = "account.enable"
     ACCOUNT_DISABLE = "account.disable"
+    ACCOUNT_EMAIL_CHANGE = "account.email_change"
     API_TOKEN_REVOKE = "api.token_revoke"
     FAMILY_EXPORT = "family.export"
     FAMILY_CONSENT = "family.consent"
@@ -67,6 +68,7 @@ class AuditAction(StrEnum):
     PIN_REMOVE = "pin.remove"
     ADVICE_START = "advice.start"
     BATCH_START = "batch.start"
+    NOTIFICATION_SEND_AGAIN = "notification.send_again"
 
 
 _SECRET_KEYS = ("phone", "password", "mobile", "secret", "token", "enrolment_code", "code_plain")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from webapp import demo, run_summary
 from webapp.bureau.city import allocate_command
 from webapp.extensions import MIGRATIONS_DIR, db
+from webapp.jobs.notify import sweep
 from webapp.models import ROLES, AllocationRun, District, RunState, School, User
 from webapp.security import hash_password, password_problem
 
@@ -92,6 +93,20 @@ def register(app: Flask) -> None:
         expired = expire_offers()
         applied = apply_due_changes()
         click.echo(f"{expired} offers expired, {applied} change requests applied")
+
+    @app.cli.command("deliver-notifications")
+    @click.option("--limit", type=click.IntRange(min=1), default=None,
+                  help="deliveries to send at most (default NOTIFY_BATCH_SIZE)")
+    def deliver_notifications_command(limit: int | None) -> None:
+        """One delivery pass of the notification outbox: due e-mails and SMS are sent, failures retried later."""
+        outcome = sweep(limit)
+        if outcome is None:
+            click.echo("nothing to deliver")
+            return
+        if outcome["state"] != RunState.DONE:
+            raise click.ClickException(f"delivery pass {outcome['id']} {outcome['state']}: {outcome['error']}")
+        click.echo(f"sent {outcome['sent']}, to retry {outcome['retried']}, failed {outcome['failed']}, "
+                   f"interrupted {outcome['interrupted']}")
 
     app.cli.add_command(allocate_command)
     demo.register(app)

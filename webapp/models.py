@@ -274,6 +274,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id", ondelete="SET NULL"), index=True)
     district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id", ondelete="SET NULL"), index=True)
     display_name: Mapped[str] = mapped_column(String(100), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
     locale: Mapped[str | None] = mapped_column(String(10))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     session_version: Mapped[int] = mapped_column(Integer, default=1)
@@ -632,3 +633,67 @@ class Notification(db.Model):  # type: ignore[name-defined,misc]
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     read_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship()
+    pupil: Mapped[Pupil | None] = relationship()
+    deliveries: Mapped[list[NotificationDelivery]] = relationship(
+        back_populates="notification", cascade="all, delete-orphan", order_by="NotificationDelivery.channel")
+
+
+class DeliveryChannel(StrEnum):
+    """Channels a notification is delivered on besides the in-app inbox (which is the `Notification` row)."""
+
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class DeliveryState(StrEnum):
+    """pending -> sending -> sent | failed; a failed attempt that may be retried goes back to pending."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class NotificationDelivery(db.Model):  # type: ignore[name-defined,misc]
+    """One notification on one channel: written by `notify()` with the notification, sent by the delivery job.
+
+    `claim_token` names the worker that holds the row while it is `sending`, until `lease_until`.
+    """
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel"),
+        Index("ix_notification_deliveries_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    notification: Mapped[Notification] = relationship(back_populates="deliveries")
+
+
+class NotificationSweep(db.Model):  # type: ignore[name-defined,misc]
+    """One pass of the delivery job (job kind "notify"): a job row for the one runner, with what it did."""
+
+    __tablename__ = "notification_sweeps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default=RunState.QUEUED, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    retried: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -27,7 +27,8 @@ from werkzeug.routing import Rule
 from tests.conftest import csrf_token
 from tests.webapp.hardening_fixtures import World, api_token, bearer, two_families, web_login
 from webapp.extensions import db
-from webapp.models import AllocationRun, District, Pin, Pupil, Session, Teacher
+from webapp.models import AllocationRun, District, NotificationEvent, Pin, Pupil, Session, Teacher
+from webapp.notifications import notify
 
 PUBLIC, ACCOUNT, PARENT, ADMIN, BUREAU, API = "public", "account", "parent", "school_admin", "bureau", "api"
 POLICY: dict[str, str] = {
@@ -44,6 +45,10 @@ POLICY: dict[str, str] = {
     "bureau.school": BUREAU,
     "api.children": API, "api.child": API, "api.options": API, "api.get_request": API, "api.put_request": API,
     "api.delete_request": API, "api.result": API, "api.me": API, "api.revoke_token": API,
+    "api.notifications": API, "api.read_notification": API,
+    "notifications.inbox_page": PARENT, "notifications.read": PARENT, "notifications.read_all": PARENT,
+    "notifications.email": PARENT,
+    "notifications.delivery_log": ADMIN, "notifications.resend": ADMIN,
 }
 for _endpoint in ("dashboard", "activities", "activity_delete", "activity_form", "codes", "import_data",
                   "import_template", "pupils", "pupil_detail", "sessions", "session_delete", "session_form",
@@ -87,7 +92,10 @@ def matrix(app: Flask) -> Iterator[tuple[World, dict[str, Any]]]:
             "y": Pin(term_id=world.ids["term_y"], pupil_id=world.ids["pupil_c"], session_id=first["y"].id),
         }
         db.session.add_all(pins.values())
+        messages = {key: notify(NotificationEvent.PLAN_AMENDED, pupil_id=world.ids[key])[0]
+                    for key in ("pupil_a", "pupil_b", "pupil_c")}  # each with an SMS delivery (log provider)
         db.session.commit()
+        world.ids.update({f"notification_{key[-1]}": row.id for key, row in messages.items()})
         other_district = db.session.scalar(select(District).where(District.name == "盘龙区"))
         assert other_district is not None
         own_district = db.session.scalar(select(District).where(District.name == "五华区"))
@@ -98,11 +106,13 @@ def matrix(app: Flask) -> Iterator[tuple[World, dict[str, Any]]]:
                   "session_id": first["x"].id, "teacher_id": teachers["x"].id,
                   "activity_id": first["x"].activity_id, "pin_id": pins["x"].id,
                   "pupil_id": world.ids["pupil_a"],
+                  "notification_id": messages["pupil_a"].id, "delivery_id": messages["pupil_a"].deliveries[0].id,
                   "district_id": own_district.id},
             "y": {"term_id": world.ids["term_y"], "run_id": run_y.id, "school_id": world.ids["school_y"],
                   "session_id": first["y"].id, "teacher_id": teachers["y"].id,
                   "activity_id": first["y"].activity_id, "pin_id": pins["y"].id,
                   "pupil_id": world.ids["pupil_c"],
+                  "notification_id": messages["pupil_c"].id, "delivery_id": messages["pupil_c"].deliveries[0].id,
                   "district_id": other_district.id},
         }
     yield world, objects
@@ -111,9 +121,9 @@ def matrix(app: Flask) -> Iterator[tuple[World, dict[str, Any]]]:
 def _foreign(role: str, world: World, objects: dict[str, Any]) -> dict[str, Any]:
     """Ids of objects this role has no business with."""
     if role == "parent_a":
-        return {**objects["y"], "pupil_id": world.ids["pupil_b"]}
+        return {**objects["y"], "pupil_id": world.ids["pupil_b"], "notification_id": world.ids["notification_b"]}
     if role == "parent_b":
-        return {**objects["y"], "pupil_id": world.ids["pupil_a"]}
+        return {**objects["y"], "pupil_id": world.ids["pupil_a"], "notification_id": world.ids["notification_a"]}
     if role in ("admin_x", "bureau", "anonymous"):
         return objects["y"]
     return {**objects["x"], "pupil_id": world.ids["pupil_b"]}  # admin_y

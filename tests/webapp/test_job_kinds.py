@@ -51,14 +51,14 @@ def test_an_unknown_kind_is_refused(app: Flask) -> None:
     job_id = _queued_row(app, "allocation", _term(app))
     with app.test_request_context():
         url = runner.database_url()
-        with pytest.raises(jobs.UnknownJobKind, match="notify"):
-            runner.execute("notify", job_id, url)
+        with pytest.raises(jobs.UnknownJobKind, match="no-such-kind"):
+            runner.execute("no-such-kind", job_id, url)
         with pytest.raises(jobs.UnknownJobKind):
-            runner.submit("notify", job_id, {})
+            runner.submit("no-such-kind", job_id, {})
         with pytest.raises(jobs.UnknownJobKind):
-            runner.submit_local("notify", job_id, url, {})
+            runner.submit_local("no-such-kind", job_id, url, {})
         with pytest.raises(jobs.UnknownJobKind):
-            runner.submit_celery([("notify", job_id, {})], url)
+            runner.submit_celery([("no-such-kind", job_id, {})], url)
     assert _state(app, "allocation", job_id) == (RunState.QUEUED, None)  # nothing claimed, nothing queued
     assert not runner._futures
 

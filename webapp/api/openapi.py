@@ -11,7 +11,7 @@ HHMM = {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"}
 ERROR_DESCRIPTIONS = {
     "400": "The body is not valid JSON",
     "401": "Missing, expired or revoked token, or wrong credentials",
-    "404": "No such child on this account, no term, no request or nothing published",
+    "404": "No such child or message on this account, no term, no request or nothing published",
     "405": "Method not allowed",
     "409": "The request window is not open, or there is nothing to withdraw",
     "413": "Body too large",
@@ -155,6 +155,37 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+SCHEMAS["Notification"] = {
+    "type": "object", "additionalProperties": False,
+    "required": ["id", "event", "title", "body", "pupil_id", "term_id", "created_at", "read_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "event": {"enum": ["results_published", "plan_amended", "offer_made", "offer_expiring", "offer_expired",
+                           "change_applied"]},
+        "title": {"type": "string"}, "body": {"type": "string"},
+        "pupil_id": {"type": ["integer", "null"]}, "term_id": {"type": ["integer", "null"]},
+        "created_at": DATE_TIME, "read_at": NULLABLE_DATE_TIME,
+    },
+}
+SCHEMAS["Notifications"] = {
+    "type": "object", "additionalProperties": False,
+    "required": ["notifications", "page", "per_page", "total", "unread"],
+    "properties": {
+        "notifications": {"type": "array", "items": {"$ref": "#/components/schemas/Notification"}},
+        "page": {"type": "integer", "minimum": 1}, "per_page": {"type": "integer", "minimum": 1},
+        "total": {"type": "integer", "minimum": 0}, "unread": {"type": "integer", "minimum": 0},
+    },
+}
+
+PAGE_PARAMS = [
+    {"name": "page", "in": "query", "required": False, "description": "1 is the newest page",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1}},
+    {"name": "per_page", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+]
+NOTIFICATION_ID = {"name": "notification_id", "in": "path", "required": True,
+                   "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
+
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -219,6 +250,16 @@ def openapi_document() -> dict[str, Any]:
             "/children/{pupil_id}/result": {"parameters": child_params, "get": {
                 "operationId": "getResult", "summary": "The published timetable and uncovered days",
                 "responses": _responses(_ok("The result", "Result"), "404"),
+            }},
+            "/notifications": {"get": {
+                "operationId": "listNotifications",
+                "summary": "The parent's messages, newest first, in the account's language, with the unread count",
+                "parameters": PAGE_PARAMS,
+                "responses": _responses(_ok("A page of messages", "Notifications"), "422"),
+            }},
+            "/notifications/{notification_id}/read": {"parameters": [NOTIFICATION_ID], "post": {
+                "operationId": "readNotification", "summary": "Mark one of the parent's messages read",
+                "responses": _responses(_ok("The message, now read", "Notification"), "404"),
             }},
         },
     }

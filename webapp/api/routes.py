@@ -26,7 +26,9 @@ from webapp.audit import record
 from webapp.extensions import csrf, db
 from webapp.hardening import json_error, throttle_login
 from webapp.inputs import MAX_JSON_BYTES
-from webapp.models import ApiToken, CareRequest, Pupil, Term, User, utcnow
+from webapp.models import ApiToken, CareRequest, Notification, Pupil, Term, User, utcnow
+from webapp.notifications import inbox
+from webapp.notifications.messages import render
 from webapp.parents import service
 from webapp.security import PASSWORD_MAX
 
@@ -330,6 +332,50 @@ def result(pupil_id: int) -> ResponseReturnValue:
                       for u in found.uncovered],
         "requested_days": list(found.requested_days), "covered_days": list(found.covered_days),
     })
+
+
+# ------------------------------------------------------------------------------------------ notifications
+
+
+def _page_param(name: str, default: int, maximum: int, fields: dict[str, str]) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        fields[name] = _("Give a whole number from 1 to %(max)d.", max=maximum)
+        return default
+    return int(raw)
+
+
+def _notification_json(row: Notification) -> dict[str, Any]:
+    message = render(row, _lang())
+    return {"id": row.id, "event": row.event, "title": message.title, "body": message.body,
+            "pupil_id": row.pupil_id, "term_id": row.term_id, "created_at": _iso(row.created_at),
+            "read_at": _iso(row.read_at)}
+
+
+@bp.route("/notifications")
+@token_required
+def notifications() -> ResponseReturnValue:
+    """The parent's messages, newest first, a page at a time, with the count of unread ones."""
+    fields = _unknown_fields(dict(request.args), {"page", "per_page"})
+    page = _page_param("page", 1, 100000, fields)
+    per_page = _page_param("per_page", inbox.PER_PAGE, inbox.MAX_PER_PAGE, fields)
+    if fields:
+        raise ApiError(422, "invalid", _("Some fields are not valid."), fields)
+    found = inbox.inbox_page(g.api_user.id, page, per_page)
+    return jsonify({"notifications": [_notification_json(row) for row in found.items], "page": found.page,
+                    "per_page": found.per_page, "total": found.total, "unread": found.unread})
+
+
+@bp.route("/notifications/<int:notification_id>/read", methods=["POST"])
+@token_required
+def read_notification(notification_id: int) -> ResponseReturnValue:
+    """Mark one of the parent's messages read (again is fine); another account's is 404."""
+    row = inbox.mark_read(g.api_user.id, notification_id)
+    if row is None:
+        raise ApiError(404, "not_found", _("No such message on your account."))
+    return jsonify(_notification_json(row))
 
 
 @bp.route("/openapi.json")

@@ -2,7 +2,11 @@
 
 - "allocation" (`webapp.jobs.allocation`): a school admin's allocation run;
 - "batch" (`webapp.jobs.batch`): one school's run in a city batch, and waiting for a whole batch;
-- "advice" (`webapp.jobs.advice`): what-if capacity advice for a term.
+- "advice" (`webapp.jobs.advice`): what-if capacity advice for a term;
+- "notify" (`webapp.jobs.notify`): one delivery pass of the notification outbox.
+
+Periodic tasks (the notification sweep, and any other) are registered with `register_periodic` in
+`webapp.jobs.periodic`, run by Celery beat when Celery is configured and by a local scheduler thread otherwise.
 
 A new kind is a `JobKind` (its table, its `run(job, **options)`) passed to `register`; it then runs through the
 same claim, monitor, store and finish, on the local pool, inline or on the one Celery task `webapp.jobs.run`.
@@ -15,6 +19,8 @@ from __future__ import annotations
 from webapp.jobs.advice import start_advice
 from webapp.jobs.allocation import job_options, run_allocation, start_run
 from webapp.jobs.batch import BATCH_KEY, SchoolResult, allocate_school, run_celery, run_local
+from webapp.jobs.notify import sweep
+from webapp.jobs.periodic import PERIODIC, register_periodic, run_periodic
 from webapp.jobs.runner import (
     KINDS,
     STALE_ERROR,
@@ -41,6 +47,7 @@ from webapp.jobs.runner import (
 __all__ = [
     "BATCH_KEY",
     "KINDS",
+    "PERIODIC",
     "STALE_ERROR",
     "TASK_NAME",
     "Job",
@@ -59,13 +66,16 @@ __all__ = [
     "one_line",
     "refresh_stale",
     "register",
+    "register_periodic",
     "rowcount",
     "run_allocation",
     "run_celery",
     "run_local",
+    "run_periodic",
     "shutdown_pool",
     "solver_threads",
     "start_advice",
     "start_run",
     "submit",
+    "sweep",
 ]

@@ -1,0 +1,119 @@
+"""The wording of each `NotificationEvent`: a title and a body in the recipient's language.
+
+A message is built only from the notification's own child (`Notification.pupil`, a child of the recipient:
+`notify` writes rows for that child's guardians only), its term, and a fixed list of `params` (`version`,
+`deadline`, `term`, `session`). Any other key a caller puts in `params` is stored but never shown, so a
+message cannot carry another family's data by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from flask_babel import force_locale, format_datetime
+from flask_babel import gettext as _
+
+from webapp.extensions import db
+from webapp.models import Notification, NotificationEvent, Term
+
+SHOWN_PARAMS = ("version", "deadline", "term", "session")
+"""The only `params` keys a message may show."""
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    body: str
+    locale: str
+
+
+def recipient_locale(locale: str | None) -> str:
+    """A user's saved language if the app speaks it, else the default (Chinese)."""
+    languages = current_app.config.get("LANGUAGES", {})
+    return locale if locale in languages else str(current_app.config.get("BABEL_DEFAULT_LOCALE", "zh"))
+
+
+def _deadline(value: Any) -> str:
+    """An ISO time (naive UTC) as local time in the current language; anything else as given."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value.removesuffix("Z"))
+    except ValueError:
+        return value[:40]
+    return str(format_datetime(moment.replace(tzinfo=None), "short"))
+
+
+def _values(notification: Notification) -> dict[str, str]:
+    params = notification.params or {}
+    pupil = notification.pupil
+    term = params.get("term") or _term_name(notification.term_id)
+    version = params.get("version")
+    return {
+        "child": pupil.name if pupil is not None else "",
+        "term": str(term)[:60],
+        "version": str(version) if isinstance(version, int) and not isinstance(version, bool) else "",
+        "deadline": _deadline(params.get("deadline")),
+        "session": str(params.get("session") or "")[:60],
+    }
+
+
+def _term_name(term_id: int | None) -> str:
+    term = db.session.get(Term, term_id) if term_id is not None else None
+    return term.name if term is not None else ""
+
+
+def _wording(event: NotificationEvent, v: dict[str, str]) -> tuple[str, str]:
+    child = v["child"]
+    if event == NotificationEvent.RESULTS_PUBLISHED:
+        title = _("After-school care results are out")
+        if v["term"]:
+            body = _("The after-school care timetable of %(child)s for %(term)s is published. "
+                     "Open the app to see it.", child=child, term=v["term"])
+        else:
+            body = _("The after-school care timetable of %(child)s is published. Open the app to see it.",
+                     child=child)
+    elif event == NotificationEvent.PLAN_AMENDED:
+        title = _("Timetable changed")
+        if v["version"]:
+            body = _("The school changed the timetable of %(child)s (version %(version)s). "
+                     "Open the app to see what changed.", child=child, version=v["version"])
+        else:
+            body = _("The school changed the timetable of %(child)s. Open the app to see what changed.",
+                     child=child)
+    elif event == NotificationEvent.OFFER_MADE:
+        title = _("A place is offered")
+        if v["deadline"]:
+            body = _("A place in after-school care is offered to %(child)s. Please accept or decline it by "
+                     "%(deadline)s.", child=child, deadline=v["deadline"])
+        else:
+            body = _("A place in after-school care is offered to %(child)s. Please accept or decline it soon.",
+                     child=child)
+    elif event == NotificationEvent.OFFER_EXPIRING:
+        title = _("Your offer expires soon")
+        if v["deadline"]:
+            body = _("The place offered to %(child)s expires at %(deadline)s. Please answer before then.",
+                     child=child, deadline=v["deadline"])
+        else:
+            body = _("The place offered to %(child)s expires soon. Please answer before then.", child=child)
+    elif event == NotificationEvent.OFFER_EXPIRED:
+        title = _("Your offer has expired")
+        body = _("The place offered to %(child)s was not accepted in time and has gone to the next family on "
+                 "the waiting list.", child=child)
+    else:
+        title = _("Your change request was applied")
+        body = _("Your change request for %(child)s was applied. Open the app to see the new timetable.",
+                 child=child)
+    return title, body
+
+
+def render(notification: Notification, locale: str | None = None) -> Message:
+    """The notification's title and body in `locale` (default: the recipient's saved language)."""
+    chosen = recipient_locale(locale if locale is not None else notification.user.locale)
+    event = NotificationEvent(notification.event)
+    with force_locale(chosen):
+        title, body = _wording(event, _values(notification))
+    return Message(title=title, body=body, locale=chosen)
