@@ -11,6 +11,7 @@ from webapp import demo, run_summary
 from webapp.bureau.city import allocate_command
 from webapp.extensions import MIGRATIONS_DIR, db
 from webapp.jobs.notify import sweep
+from webapp.jobs.offers import settle_due
 from webapp.models import ROLES, AllocationRun, District, RunState, School, User
 from webapp.security import hash_password, password_problem
 
@@ -86,12 +87,8 @@ def register(app: Flask) -> None:
 
     @app.cli.command("expire-offers")
     def expire_offers_command() -> None:
-        """Expire waitlist offers whose time is up and apply change requests due today (run it periodically)."""
-        from webapp.allocation.changes import apply_due_changes
-        from webapp.allocation.offers import expire_offers
-
-        expired = expire_offers()
-        applied = apply_due_changes()
+        """Expire waitlist offers whose time is up and apply change requests due today (also run periodically)."""
+        expired, applied = settle_due()
         click.echo(f"{expired} offers expired, {applied} change requests applied")
 
     @app.cli.command("deliver-notifications")

@@ -5,8 +5,9 @@
 - "advice" (`webapp.jobs.advice`): what-if capacity advice for a term;
 - "notify" (`webapp.jobs.notify`): one delivery pass of the notification outbox.
 
-Periodic tasks (the notification sweep, and any other) are registered with `register_periodic` in
-`webapp.jobs.periodic`, run by Celery beat when Celery is configured and by a local scheduler thread otherwise.
+Periodic tasks (the notification sweep; offer expiry and due change requests, `webapp.jobs.offers`) are
+registered with `register_periodic` in `webapp.jobs.periodic`, run by Celery beat when Celery is configured and
+by a local scheduler thread otherwise.
 
 A new kind is a `JobKind` (its table, its `run(job, **options)`) passed to `register`; it then runs through the
 same claim, monitor, store and finish, on the local pool, inline or on the one Celery task `webapp.jobs.run`.
@@ -20,6 +21,7 @@ from webapp.jobs.advice import start_advice
 from webapp.jobs.allocation import job_options, run_allocation, start_run
 from webapp.jobs.batch import BATCH_KEY, SchoolResult, allocate_school, run_celery, run_local
 from webapp.jobs.notify import sweep
+from webapp.jobs.offers import settle_due
 from webapp.jobs.periodic import PERIODIC, register_periodic, run_periodic
 from webapp.jobs.runner import (
     KINDS,
@@ -77,5 +79,6 @@ __all__ = [
     "start_advice",
     "start_run",
     "submit",
+    "settle_due",
     "sweep",
 ]
