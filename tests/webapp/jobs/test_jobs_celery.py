@@ -22,7 +22,7 @@ from webapp.jobs import runner, start_run
 from webapp.models import AllocationRun, Term, User
 from webapp.services import run_to_solution, term_to_instance
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _redis_url() -> str:

@@ -19,7 +19,7 @@ from webapp.hardening import CSP, limiter_storage_uri
 from webapp.models import AuditLog, Pupil, User
 from webapp.security import PASSWORD_HASHER, SESSION_VERSION_KEY
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "webapp" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[3] / "webapp" / "templates"
 NEW_PASSWORD = "a brand new passphrase"
 TOKEN_RE = re.compile(r'name="csrf_token"[^>]*value="[^"]+"')
 

@@ -179,7 +179,7 @@ def test_city_batch_through_celery_with_a_real_worker(app: Flask, tmp_path: Path
             "--without-heartbeat",
         ],
         env=env,
-        cwd=str(Path(__file__).resolve().parents[2]),
+        cwd=str(Path(__file__).resolve().parents[3]),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
