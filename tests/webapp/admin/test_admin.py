@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.conftest import create_user, make_school, post_form
+from tests.conftest import make_school
+from tests.webapp.factories import SchoolIds, create_user, post_form
 from webapp.extensions import db
 from webapp.family import link_child
 from webapp.models import (
@@ -31,7 +32,7 @@ from webapp.models import (
     utcnow,
 )
 
-LoginAs = Callable[..., User]
+SignedIn = Callable[..., User]
 
 
 def ids(app: Flask, code: str = "KM-TEST-0001") -> dict[str, int]:
@@ -59,8 +60,8 @@ def page(client: FlaskClient, url: str) -> str:
 # ------------------------------------------------------------------------------------------ dashboard
 
 
-def test_dashboard_summarises_the_term_in_both_languages(client: FlaskClient, login_as: LoginAs) -> None:
-    login_as("school_admin")
+def test_dashboard_summarises_the_term_in_both_languages(client: FlaskClient, signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     html = page(client, "/admin/")
     assert "测试小学0001" in html and "报名中" in html and "立即截止报名" in html
     assert "各星期、各时段的学位数" in html
@@ -72,8 +73,8 @@ def test_dashboard_summarises_the_term_in_both_languages(client: FlaskClient, lo
 
 
 def test_every_admin_page_renders_in_both_languages(app: Flask, client: FlaskClient,
-                                                    login_as: LoginAs) -> None:
-    login_as("school_admin")
+                                                    signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     mine = ids(app)
     urls = ["/admin/", "/admin/import/pupils", "/admin/import/teachers", "/admin/import/sessions",
             "/admin/activities", "/admin/activities/new", f"/admin/activities/{mine['activity']}/edit",
@@ -88,8 +89,8 @@ def test_every_admin_page_renders_in_both_languages(app: Flask, client: FlaskCli
             assert ('lang="zh-CN"' if lang == "zh" else 'lang="en"') in html
 
 
-def test_templates_download(client: FlaskClient, login_as: LoginAs) -> None:
-    login_as("school_admin")
+def test_templates_download(client: FlaskClient, signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     response = client.get("/admin/import/teachers/template.csv")
     assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
     assert response.data.decode("utf-8-sig").startswith("工号,姓名,资质,每周上限,可用时段")
@@ -101,8 +102,8 @@ def test_templates_download(client: FlaskClient, login_as: LoginAs) -> None:
 
 
 def test_upload_shows_every_problem_and_then_imports(app: Flask, client: FlaskClient,
-                                                     login_as: LoginAs) -> None:
-    login_as("school_admin")
+                                                     signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     bad = "学号,姓名,年级\nH1,张三,9\nH2,,2\n".encode()
     response = post_form(client, "/admin/import/pupils", {"file": (io.BytesIO(bad), "p.csv")})
     html = response.get_data(as_text=True)
@@ -117,8 +118,8 @@ def test_upload_shows_every_problem_and_then_imports(app: Flask, client: FlaskCl
         assert db.session.scalar(select(func.count(Pupil.id)).where(Pupil.number.in_(["H1", "H2"]))) == 2
 
 
-def test_upload_without_csrf_is_refused(client: FlaskClient, login_as: LoginAs) -> None:
-    login_as("school_admin")
+def test_upload_without_csrf_is_refused(client: FlaskClient, signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     data = {"file": (io.BytesIO(b"a,b\n"), "p.csv")}
     assert client.post("/admin/import/pupils", data=data).status_code == 400
 
@@ -126,8 +127,8 @@ def test_upload_without_csrf_is_refused(client: FlaskClient, login_as: LoginAs) 
 # ------------------------------------------------------------------------------------------ edit screens
 
 
-def test_activity_crud(app: Flask, client: FlaskClient, login_as: LoginAs) -> None:
-    login_as("school_admin")
+def test_activity_crud(app: Flask, client: FlaskClient, signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     data = {"code": "chess", "name": "围棋", "category": "thinking", "qualification": "chess"}
     assert post_form(client, "/admin/activities/new", data).status_code == 302
     with app.app_context():
@@ -161,8 +162,8 @@ def session_data(app: Flask, **changes: str) -> dict[str, str]:
                 **changes}
 
 
-def test_session_create_and_validation(app: Flask, client: FlaskClient, login_as: LoginAs) -> None:
-    login_as("school_admin")
+def test_session_create_and_validation(app: Flask, client: FlaskClient, signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     assert post_form(client, "/admin/sessions/new", session_data(app)).status_code == 302
     with app.app_context():
         created = db.session.scalar(select(Session).where(Session.code == "X1"))
@@ -184,11 +185,11 @@ def test_session_create_and_validation(app: Flask, client: FlaskClient, login_as
         assert db.session.scalar(select(func.count(Session.id)).where(Session.code == "X2")) == 0
 
 
-def test_raising_capacity_calls_the_waitlist_hook(app: Flask, client: FlaskClient, login_as: LoginAs,
+def test_raising_capacity_calls_the_waitlist_hook(app: Flask, client: FlaskClient, signed_in: SignedIn,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr("webapp.allocation.seats.promote", lambda term, **kw: calls.append(term.id) or [])
-    login_as("school_admin")
+    signed_in("school_admin")
     mine = ids(app)
     with app.app_context():
         s = db.session.get(Session, mine["session"])
@@ -204,8 +205,8 @@ def test_raising_capacity_calls_the_waitlist_hook(app: Flask, client: FlaskClien
 
 
 def test_session_in_published_run_cannot_be_deleted(app: Flask, client: FlaskClient,
-                                                    login_as: LoginAs) -> None:
-    login_as("school_admin")
+                                                    signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     mine = ids(app)
     with app.app_context():
         term = db.session.get(Term, mine["term"])
@@ -227,8 +228,8 @@ def test_session_in_published_run_cannot_be_deleted(app: Flask, client: FlaskCli
         assert db.session.get(Session, spare) is None
 
 
-def test_teacher_with_availability_grid(app: Flask, client: FlaskClient, login_as: LoginAs) -> None:
-    login_as("school_admin")
+def test_teacher_with_availability_grid(app: Flask, client: FlaskClient, signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     with app.app_context():
         term = db.session.scalar(select(Term))
         assert term is not None
@@ -257,8 +258,8 @@ def test_teacher_with_availability_grid(app: Flask, client: FlaskClient, login_a
 
 
 def test_pupil_search_paging_and_masked_guardian_phone(app: Flask, client: FlaskClient,
-                                                       login_as: LoginAs) -> None:
-    login_as("school_admin")
+                                                       signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     with app.app_context():
         school = db.session.scalar(select(School))
         assert school is not None
@@ -281,8 +282,8 @@ def test_pupil_search_paging_and_masked_guardian_phone(app: Flask, client: Flask
 
 
 def test_window_is_entered_in_china_time_and_stored_in_utc(app: Flask, client: FlaskClient,
-                                                           login_as: LoginAs) -> None:
-    login_as("school_admin")
+                                                           signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     data = {"opens_at": "2026-09-01T08:00", "closes_at": "2026-09-10T20:00", "results_date": "2026-09-15"}
     assert post_form(client, "/admin/window", data).status_code == 302
     with app.app_context():
@@ -296,8 +297,8 @@ def test_window_is_entered_in_china_time_and_stored_in_utc(app: Flask, client: F
     assert "截止时间必须晚于开始时间。" in bad.get_data(as_text=True)
 
 
-def test_open_and_close_now(app: Flask, client: FlaskClient, login_as: LoginAs) -> None:
-    login_as("school_admin")
+def test_open_and_close_now(app: Flask, client: FlaskClient, signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     post_form(client, "/admin/window/close", token_from="/admin/")
     with app.app_context():
         term = db.session.scalar(select(Term))
@@ -315,8 +316,8 @@ def test_open_and_close_now(app: Flask, client: FlaskClient, login_as: LoginAs) 
 
 
 def test_codes_are_shown_once_and_replace_old_ones(app: Flask, client: FlaskClient,
-                                                   login_as: LoginAs) -> None:
-    login_as("school_admin")
+                                                   signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     refused = post_form(client, "/admin/codes", {"class_name": "3-1"})
     assert "请先确认。" in refused.get_data(as_text=True)
     response = post_form(client, "/admin/codes", {"class_name": "3-1", "confirm": "y"})
@@ -363,8 +364,8 @@ def routes_for(objects: dict[str, int]) -> list[tuple[str, str]]:
 
 
 def test_admin_of_another_school_gets_404_everywhere(app: Flask, client: FlaskClient,
-                                                     login_as: LoginAs) -> None:
-    login_as("school_admin")
+                                                     signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     theirs = other_school(app)
     for method, url in routes_for(theirs):
         if method == "GET":
@@ -383,8 +384,8 @@ def test_admin_of_another_school_gets_404_everywhere(app: Flask, client: FlaskCl
 
 
 def test_other_school_pupils_are_not_listed_or_issued_codes(app: Flask, client: FlaskClient,
-                                                            login_as: LoginAs) -> None:
-    login_as("school_admin")
+                                                            signed_in: SignedIn) -> None:
+    signed_in("school_admin")
     theirs = other_school(app)
     with app.app_context():
         before = db.session.get(Pupil, theirs["pupil"])
@@ -402,8 +403,8 @@ ALL_PAGES = ["/admin/", "/admin/import/pupils", "/admin/import/pupils/template.c
 
 
 @pytest.mark.parametrize("role", ["parent", "bureau"])
-def test_other_roles_are_forbidden(client: FlaskClient, login_as: LoginAs, role: str) -> None:
-    login_as(role)
+def test_other_roles_are_forbidden(client: FlaskClient, signed_in: SignedIn, role: str) -> None:
+    signed_in(role)
     for url in ALL_PAGES:
         assert client.get(url).status_code == 403, url
     assert post_form(client, "/admin/window/close", token_from="/admin/").status_code == 403
@@ -415,9 +416,8 @@ def test_anonymous_users_are_sent_to_login(client: FlaskClient) -> None:
         assert response.status_code == 302 and "/login" in response.headers["Location"], url
 
 
-def test_admin_without_a_school_is_forbidden(app: Flask, client: FlaskClient, login_as: LoginAs) -> None:
-    with app.app_context():
-        make_school()
-    user = login_as("school_admin", school=None)
+def test_admin_without_a_school_is_forbidden(app: Flask, client: FlaskClient, school: SchoolIds,
+                                             signed_in: SignedIn) -> None:
+    user = signed_in("school_admin", school=None)
     assert user.school_id is None
     assert client.get("/admin/").status_code == 403

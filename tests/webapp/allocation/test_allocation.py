@@ -13,8 +13,7 @@ from sqlalchemy import delete, func, select, update
 from scheduler import domain
 from scheduler.explain import explain_unserved
 from scheduler.validation import recompute_objective
-from tests.conftest import create_user
-from tests.webapp.rosters_fixtures import consistent, publish, pupil, request, session, small_term, teacher
+from tests.webapp.factories import consistent, create_user, publish, pupil, request, session, small_term, teacher
 from webapp.allocation import seats, service
 from webapp.allocation.lottery import lottery_key, lottery_number
 from webapp.allocation.waitlist import waitlist

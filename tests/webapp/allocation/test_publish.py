@@ -12,8 +12,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, func, select, text
 
-from tests.conftest import _make_app, post_form
-from tests.webapp.runs_fixtures import build_instance, import_term, login, make_admin
+from tests.conftest import _make_app
+from tests.webapp.factories import build_instance, create_user, import_term, post_form, sign_in
 from webapp import jobs
 from webapp.allocation import service
 from webapp.allocation.lottery import lottery_key
@@ -28,7 +28,7 @@ def _term_with_runs(app: Flask, n_runs: int = 2, *, pupils: int = 20, tight: flo
         term = import_term(build_instance(pupils, seed=11, days=3, tight=tight))
         term.lottery_seed = 0
         db.session.commit()
-        admin = make_admin(term.school, "pub-admin")
+        admin = create_user("school_admin", school=term.school, login="pub-admin")
         run_ids = []
         for _ in range(n_runs):
             run = AllocationRun(term_id=term.id, created_by=admin.id)
@@ -220,16 +220,16 @@ def test_two_admins_publish_at_once_on_postgresql(pg_app: Flask) -> None:
 def test_publish_button_and_stale_page(app: Flask) -> None:
     term_id, admin_id, (first, second) = _term_with_runs(app)
     client = app.test_client()
-    login(client, "pub-admin")
+    sign_in(client, "pub-admin")
     page_b = f"/admin/runs/{second}"
     token_page = client.get(page_b).get_data(as_text=True)
     assert 'name="expected"' in token_page
     # Another admin publishes the first run after this page was loaded...
     _publish(app, first, admin_id)
     # ...so publishing from the stale page is refused with a clear message.
-    from tests.conftest import _CSRF_RE
+    from tests.webapp.factories import CSRF_RE
 
-    match = _CSRF_RE.search(token_page)
+    match = CSRF_RE.search(token_page)
     assert match
     response = client.post(f"/admin/runs/{second}/publish", data={"csrf_token": match.group(1) or match.group(2),
                                                                    "expected": ""}, follow_redirects=True)

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, func, select, text, update
 
-from tests.webapp.rosters_fixtures import consistent, publish, pupil, request, session, small_term, teacher
+from tests.webapp.factories import consistent, publish, pupil, request, session, small_term, teacher
 from webapp import create_app
 from webapp.allocation.lottery import ensure_lottery_seed, lottery_number
 from webapp.allocation.service import fill_freed_seats

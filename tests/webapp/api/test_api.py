@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.conftest import TEST_PASSWORD, _make_app, post_form
-from tests.webapp.hardening_fixtures import PHONES, World, api_token, bearer, two_families, web_login
+from tests.conftest import TEST_PASSWORD, _make_app
+from tests.webapp.factories import PHONES, World, api_token, bearer, post_form, sign_in, two_families
 from webapp.api.openapi import openapi_document
 from webapp.api.routes import hash_token
 from webapp.extensions import db
@@ -129,7 +129,7 @@ def test_missing_bad_expired_and_revoked_tokens(app: Flask, client: FlaskClient,
 
 def test_password_change_and_disable_revoke_tokens(app: Flask, client: FlaskClient, world: World) -> None:
     token = api_token(client, PHONES["parent_a"])
-    web_login(client, PHONES["parent_a"])
+    sign_in(client, PHONES["parent_a"])
     new = "another good passphrase"
     assert post_form(client, "/account/password",
                      {"current": TEST_PASSWORD, "password": new, "confirm": new}).status_code == 302
@@ -140,7 +140,7 @@ def test_password_change_and_disable_revoke_tokens(app: Flask, client: FlaskClie
 
 
 def test_browser_session_is_not_a_credential(client: FlaskClient, world: World) -> None:
-    web_login(client, PHONES["parent_a"])
+    sign_in(client, PHONES["parent_a"])
     _error(client.get("/api/v1/children"), 401)
     assert client.put(f"/api/v1/children/{world.ids['pupil_a']}/request", json=GOOD).status_code == 401
 

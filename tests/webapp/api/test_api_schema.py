@@ -17,7 +17,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.webapp.hardening_fixtures import PHONES, api_token, bearer, two_families
+from tests.webapp.factories import PHONES, api_token, bearer, two_families
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.generation.modes import GenerationMode  # noqa: E402

@@ -12,7 +12,8 @@ from flask import Flask, request, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD, _make_app, create_user, make_school, post_form
+from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD, _make_app, make_school
+from tests.webapp.factories import create_user, post_form
 from webapp.extensions import db
 from webapp.family import ConsentMissing, link_child, record_consent
 from webapp.models import AuditLog, Guardianship, User

@@ -10,7 +10,8 @@ from flask import Flask, g
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD, csrf_token, make_school, post_form
+from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD, make_school
+from tests.webapp.factories import csrf_token, post_form
 from webapp.extensions import db
 from webapp.family import (
     CODE_ALPHABET,
@@ -78,7 +79,7 @@ def test_register_same_phone_twice(app: Flask, client: FlaskClient) -> None:
 
 
 def test_login_wrong_password_and_unknown_user(app: Flask, client: FlaskClient) -> None:
-    from tests.conftest import create_user
+    from tests.webapp.factories import create_user
 
     with app.app_context():
         create_user("bureau", login="city")
@@ -91,7 +92,7 @@ def test_login_wrong_password_and_unknown_user(app: Flask, client: FlaskClient) 
 
 
 def test_inactive_user_cannot_log_in(app: Flask, client: FlaskClient) -> None:
-    from tests.conftest import create_user
+    from tests.webapp.factories import create_user
 
     with app.app_context():
         user = create_user("bureau", login="gone")
@@ -101,7 +102,7 @@ def test_inactive_user_cannot_log_in(app: Flask, client: FlaskClient) -> None:
 
 
 def test_login_by_phone_with_prefix(app: Flask, client: FlaskClient) -> None:
-    from tests.conftest import create_user
+    from tests.webapp.factories import create_user
 
     with app.app_context():
         create_user("parent", login="13800001111")
@@ -110,7 +111,7 @@ def test_login_by_phone_with_prefix(app: Flask, client: FlaskClient) -> None:
 
 
 def test_login_ignores_offsite_next(app: Flask, client: FlaskClient) -> None:
-    from tests.conftest import create_user
+    from tests.webapp.factories import create_user
 
     with app.app_context():
         create_user("bureau", login="city")
@@ -120,24 +121,24 @@ def test_login_ignores_offsite_next(app: Flask, client: FlaskClient) -> None:
     assert response.status_code == 302 and "evil" not in response.location
 
 
-def test_logout_is_post_only(login_as: Callable[..., User], client: FlaskClient) -> None:
-    login_as("parent")
+def test_logout_is_post_only(signed_in: Callable[..., User], client: FlaskClient) -> None:
+    signed_in("parent")
     assert client.get("/logout").status_code == 405
     response = post_form(client, "/logout", token_from="/")
     assert response.status_code == 302
     assert client.get("/").location.endswith("/login")
 
 
-def test_session_cleared_at_login(app: Flask, client: FlaskClient, login_as: Callable[..., User]) -> None:
+def test_session_cleared_at_login(app: Flask, client: FlaskClient, signed_in: Callable[..., User]) -> None:
     with client.session_transaction() as session:
         session["planted"] = "before-login"
-    login_as("bureau")
+    signed_in("bureau")
     with client.session_transaction() as session:
         assert "planted" not in session
 
 
-def test_session_version_bump_logs_out_other_sessions(app: Flask, login_as: Callable[..., User]) -> None:
-    user = login_as("school_admin")
+def test_session_version_bump_logs_out_other_sessions(app: Flask, signed_in: Callable[..., User]) -> None:
+    user = signed_in("school_admin")
     other = app.test_client()
     post_form(other, "/login", {"login": user.username, "password": TEST_PASSWORD})
     assert not other.get("/").location.endswith("/login")  # signed in: sent to the admin's home page
@@ -150,8 +151,8 @@ def test_session_version_bump_logs_out_other_sessions(app: Flask, login_as: Call
 
 
 def test_logout_others_keeps_current_session(app: Flask, client: FlaskClient,
-                                             login_as: Callable[..., User]) -> None:
-    user = login_as("bureau")
+                                             signed_in: Callable[..., User]) -> None:
+    user = signed_in("bureau")
     other = app.test_client()
     post_form(other, "/login", {"login": user.username, "password": TEST_PASSWORD})
     assert post_form(client, "/logout-others", token_from="/").status_code == 302
@@ -166,14 +167,14 @@ def test_csrf_rejected_without_token(client: FlaskClient) -> None:
     assert client.post("/lang/en").status_code == 400
 
 
-def test_language_switch(app: Flask, client: FlaskClient, login_as: Callable[..., User]) -> None:
+def test_language_switch(app: Flask, client: FlaskClient, signed_in: Callable[..., User]) -> None:
     assert "登录" in client.get("/login").get_data(as_text=True)
     response = post_form(client, "/lang/en", {"next": "/login"}, token_from="/login")
     assert response.status_code == 302 and response.location.endswith("/login")
     page = client.get("/login").get_data(as_text=True)
     assert "Log in" in page and "登录" not in page and 'lang="en"' in page
     assert post_form(client, "/lang/xx", token_from="/login").status_code == 400
-    user = login_as("bureau")
+    user = signed_in("bureau")
     post_form(client, "/lang/zh", token_from="/")
     with app.app_context():
         saved = db.session.get(User, user.id)
@@ -192,18 +193,18 @@ def _role_app(app: Flask) -> None:
         return f"school:{g.school.code}"
 
 
-def test_role_decorators(app: Flask, client: FlaskClient, login_as: Callable[..., User]) -> None:
+def test_role_decorators(app: Flask, client: FlaskClient, signed_in: Callable[..., User]) -> None:
     _role_app(app)
     response = client.get("/only-parents")
     assert response.status_code == 302 and "/login" in response.location
-    login_as("school_admin")
+    signed_in("school_admin")
     assert client.get("/only-admins").get_data(as_text=True) == "school:KM-TEST-0001"
     forbidden = client.get("/only-parents")
     assert forbidden.status_code == 403 and "无权" in forbidden.get_data(as_text=True)
 
 
-def test_parent_owns_only_linked_pupils(app: Flask, login_as: Callable[..., User]) -> None:
-    user = login_as("parent")
+def test_parent_owns_only_linked_pupils(app: Flask, signed_in: Callable[..., User]) -> None:
+    user = signed_in("parent")
     with app.app_context():
         parent = db.session.get(User, user.id)
         pupils = {p.number: p.id for p in db.session.scalars(select(Pupil))}
@@ -213,7 +214,7 @@ def test_parent_owns_only_linked_pupils(app: Flask, login_as: Callable[..., User
 
 
 def test_bureau_scope(app: Flask) -> None:
-    from tests.conftest import create_user
+    from tests.webapp.factories import create_user
 
     with app.app_context():
         make_school("KM-A-0001", district_name="五华区")
@@ -259,7 +260,7 @@ def test_enrolment_codes(app: Flask) -> None:
 
 
 def test_link_child(app: Flask) -> None:
-    from tests.conftest import create_user
+    from tests.webapp.factories import create_user
 
     with app.app_context():
         make_school()

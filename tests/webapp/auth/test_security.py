@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.conftest import TEST_PASSWORD, _make_app, create_user, csrf_token, make_school, post_form
+from tests.conftest import TEST_PASSWORD, _make_app, make_school
+from tests.webapp.factories import create_user, csrf_token, post_form
 from webapp import create_app
 from webapp.extensions import db
 from webapp.hardening import CSP, limiter_storage_uri
@@ -159,8 +160,8 @@ def test_login_issues_a_new_session(app: Flask, client: FlaskClient) -> None:
 
 
 def test_logout_ends_the_session_server_side(app: Flask, client: FlaskClient,
-                                             login_as: Callable[..., User]) -> None:
-    login_as("bureau")
+                                             signed_in: Callable[..., User]) -> None:
+    signed_in("bureau")
     assert client.get("/account").status_code == 200
     stolen = client.get_cookie("session")
     assert stolen is not None
@@ -171,7 +172,7 @@ def test_logout_ends_the_session_server_side(app: Flask, client: FlaskClient,
     assert response.status_code == 302 and "/login" in response.location
 
 
-def test_password_change_for_every_role(app: Flask, login_as: Callable[..., User]) -> None:
+def test_password_change_for_every_role(app: Flask, signed_in: Callable[..., User]) -> None:
     for index, role in enumerate(("parent", "school_admin", "bureau")):
         client = app.test_client()
         with app.app_context():
@@ -213,16 +214,16 @@ def test_password_change_for_every_role(app: Flask, login_as: Callable[..., User
 
 
 def test_password_change_needs_login_and_csrf(app: Flask, client: FlaskClient,
-                                             login_as: Callable[..., User]) -> None:
+                                             signed_in: Callable[..., User]) -> None:
     assert client.get("/account/password").status_code == 302
-    login_as("bureau")
+    signed_in("bureau")
     response = client.post("/account/password",
                            data={"current": TEST_PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     assert response.status_code == 400
 
 
-def test_disable_user_command(app: Flask, login_as: Callable[..., User]) -> None:
-    user = login_as("school_admin")
+def test_disable_user_command(app: Flask, signed_in: Callable[..., User]) -> None:
+    user = signed_in("school_admin")
     client = app.test_client()
     assert _login(client, user.username or "").status_code == 302
     runner = app.test_cli_runner()

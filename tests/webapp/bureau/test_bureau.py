@@ -13,8 +13,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from scheduler.whatif import Advice, AdviceItem, advice_to_json
-from tests.conftest import post_form
-from tests.webapp.bureau_fixtures import seed_city
+from tests.webapp.factories import post_form, seed_city
 from webapp.bureau.routes import advice_line, heat_colour
 from webapp.bureau.stats import HiringPlan, city_stats, rollup_advice
 from webapp.extensions import db
@@ -27,10 +26,10 @@ def city(app: Flask) -> dict[str, Any]:
         return seed_city()
 
 
-def _bureau(app: Flask, login_as: Callable[..., User], district: str | None = None) -> User:
+def _bureau(app: Flask, signed_in: Callable[..., User], district: str | None = None) -> User:
     with app.app_context():
         found = db.session.scalar(select(District).where(District.name == district)) if district else None
-        return login_as("bureau", district=found)
+        return signed_in("bureau", district=found)
 
 
 def _sheets(data: bytes) -> dict[str, list[list[Any]]]:
@@ -94,9 +93,9 @@ def test_figures_match_hand_computed_values(app: Flask, city: dict[str, Any]) ->
 
 
 def test_dashboard_shows_figures_and_svg_charts(
-    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
 ) -> None:
-    _bureau(app, login_as)
+    _bureau(app, signed_in)
     page = client.get("/bureau/").get_data(as_text=True)
     assert "<svg" in page and "60.0%" in page and "五华区" in page and "盘龙区" in page
     assert heat_colour(0.6) in page
@@ -107,9 +106,9 @@ def test_dashboard_shows_figures_and_svg_charts(
 
 
 def test_xlsx_export_opens_with_the_same_numbers(
-    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
 ) -> None:
-    _bureau(app, login_as)
+    _bureau(app, signed_in)
     response = client.get("/bureau/export.xlsx")
     assert response.status_code == 200
     assert response.mimetype.endswith("spreadsheetml.sheet")
@@ -131,9 +130,9 @@ def test_xlsx_export_opens_with_the_same_numbers(
 
 
 def test_district_user_sees_only_their_district(
-    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
 ) -> None:
-    _bureau(app, login_as, district="盘龙区")
+    _bureau(app, signed_in, district="盘龙区")
     response = client.get("/bureau/")
     assert (
         response.status_code == 302 and f"/bureau/district/{city['districts']['盘龙区']}" in response.location
@@ -153,9 +152,9 @@ def test_district_user_sees_only_their_district(
 
 @pytest.mark.parametrize("role", ["school_admin", "parent"])
 def test_other_roles_are_refused(
-    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any], role: str
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any], role: str
 ) -> None:
-    login_as(role)
+    signed_in(role)
     for url in (
         "/bureau/",
         f"/bureau/district/{city['districts']['五华区']}",
@@ -174,8 +173,8 @@ def test_anonymous_users_are_sent_to_login(client: FlaskClient, city: dict[str, 
     assert response.status_code == 302 and "/login" in response.location
 
 
-def test_batch_start_needs_csrf(app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]) -> None:
-    _bureau(app, login_as)
+def test_batch_start_needs_csrf(app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]) -> None:
+    _bureau(app, signed_in)
     assert client.post("/bureau/batches", data={}).status_code == 400
 
 
@@ -207,7 +206,7 @@ def _all_pages(client: FlaskClient, city: dict[str, Any]) -> list[tuple[str, byt
 
 
 def test_no_pupil_data_reaches_bureau_pages_or_exports(
-    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
 ) -> None:
     with app.app_context():
         school_id = city["schools"]["KM-TEST-0001"]
@@ -230,7 +229,7 @@ def test_no_pupil_data_reaches_bureau_pages_or_exports(
         )
         db.session.commit()
         pupils = db.session.execute(select(Pupil.name, Pupil.number)).all()
-    parent = _bureau(app, login_as)
+    parent = _bureau(app, signed_in)
     assert parent.role == "bureau"
     pages = _all_pages(client, city)
     for url, body in pages:
@@ -242,9 +241,9 @@ def test_no_pupil_data_reaches_bureau_pages_or_exports(
 
 
 def test_pages_render_in_both_languages(
-    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
 ) -> None:
-    _bureau(app, login_as)
+    _bureau(app, signed_in)
     zh = client.get("/bureau/").get_data(as_text=True)
     assert "覆盖率" in zh
     post_form(client, "/lang/en", {"next": "/bureau/"}, token_from="/bureau/")
@@ -322,7 +321,7 @@ def test_advice_rolls_up_by_district() -> None:
 
 
 def test_hiring_plan_page_and_export(
-    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
 ) -> None:
     with app.app_context():
         for code, result in (
@@ -334,7 +333,7 @@ def test_hiring_plan_page_and_export(
             term = max(school.terms, key=lambda t: t.id)
             db.session.add(CapacityAdvice(term_id=term.id, state="done", result=result))
         db.session.commit()
-    _bureau(app, login_as)
+    _bureau(app, signed_in)
     page = client.get("/bureau/hiring").get_data(as_text=True)
     assert "体育" in page and "不限学科" in page
     sheets = _sheets(client.get("/bureau/hiring.xlsx").data)
@@ -346,10 +345,10 @@ def test_hiring_plan_page_and_export(
 
 
 def test_school_admin_computes_advice_for_own_school_only(
-    app: Flask, client: FlaskClient, login_as: Any, city: dict[str, Any]
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
 ) -> None:
     app.config.update(JOBS_INLINE=True, BUREAU_ADVICE_TIME_LIMIT=5)
-    login_as("school_admin")
+    signed_in("school_admin")
     own, other = city["schools"]["KM-TEST-0001"], city["schools"]["KM-TEST-0002"]
     assert client.get(f"/bureau/advice/{other}").status_code == 403
     assert (

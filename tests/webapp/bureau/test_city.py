@@ -214,11 +214,11 @@ def test_city_batch_through_celery_with_a_real_worker(app: Flask, tmp_path: Path
             worker.stdout.close()
 
 
-def test_batch_from_the_page_with_progress(app: Any, client: Any, login_as: Any) -> None:
+def test_batch_from_the_page_with_progress(app: Any, client: Any, signed_in: Any) -> None:
     _city(app, 3, bad=False)
     app.config.update(JOBS_INLINE=True, BUREAU_TIME_LIMIT=2)
-    login_as("bureau")
-    from tests.conftest import post_form
+    signed_in("bureau")
+    from tests.webapp.factories import post_form
 
     response = post_form(client, "/bureau/batches", {"district": ""}, token_from="/bureau/")
     assert response.status_code == 302 and "/bureau/batches/" in response.location

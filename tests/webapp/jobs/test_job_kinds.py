@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.webapp.runs_fixtures import build_instance, import_term, make_admin
+from tests.webapp.factories import build_instance, create_user, import_term
 from webapp import jobs
 from webapp.extensions import db
 from webapp.jobs import runner
@@ -21,7 +21,7 @@ def _term(app: Flask) -> tuple[int, int]:
     """A tiny term and its admin: (term id, admin id)."""
     with app.app_context():
         term = import_term(build_instance(8, seed=4, days=1))
-        return term.id, make_admin(term.school, "kinds-admin").id
+        return term.id, create_user("school_admin", school=term.school, login="kinds-admin").id
 
 
 def _queued_row(app: Flask, kind: str, term: tuple[int, int]) -> int:

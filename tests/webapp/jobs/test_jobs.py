@@ -13,8 +13,8 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from scheduler.validation import validate
-from tests.conftest import _make_app, post_form
-from tests.webapp.runs_fixtures import build_instance, import_term, login, make_admin, wait_for_run
+from tests.conftest import _make_app
+from tests.webapp.factories import build_instance, create_user, import_term, post_form, sign_in, wait_for_run
 from webapp import jobs
 from webapp.extensions import db
 from webapp.jobs import runner
@@ -41,7 +41,7 @@ def pool_app(tmp_path: Any) -> Iterator[Flask]:
 def _setup(app: Flask, pupils: int = 40, days: int = 3, tight: float = 0.7) -> tuple[int, int]:
     with app.app_context():
         term = import_term(build_instance(pupils, seed=5, days=days, tight=tight))
-        admin = make_admin(term.school, "runs-admin")
+        admin = create_user("school_admin", school=term.school, login="runs-admin")
         return term.id, admin.id
 
 
@@ -61,7 +61,7 @@ def _setup_generated(app: Flask, pupils: int = 60) -> int:
         instance = generate(pupils=pupils, seed=2)
     with app.app_context():
         term = import_term(instance)
-        make_admin(term.school, "runs-admin")
+        create_user("school_admin", school=term.school, login="runs-admin")
         return term.id
 
 
@@ -76,7 +76,7 @@ def test_full_run_through_the_pages(tmp_path: Any) -> None:
 def _full_run(pool_app: Flask) -> None:
     term_id = _setup_generated(pool_app)
     client = pool_app.test_client()
-    login(client, "runs-admin")
+    sign_in(client, "runs-admin")
     page = client.get(f"/admin/runs/term/{term_id}")
     assert page.status_code == 200
     response = post_form(client, f"/admin/runs/term/{term_id}/start", token_from=f"/admin/runs/term/{term_id}")
@@ -216,7 +216,7 @@ def test_dead_worker_shows_as_failed(pool_app: Flask) -> None:
         db.session.commit()
         stale_id, fresh_id = run.id, fresh.id
     client = pool_app.test_client()
-    login(client, "runs-admin")
+    sign_in(client, "runs-admin")
     status = client.get(f"/admin/runs/{stale_id}/status").get_json()
     assert status["state"] == "failed" and status["error"] and "Traceback" not in status["error"]
     assert client.get(f"/admin/runs/{fresh_id}/status").get_json()["state"] == "running"

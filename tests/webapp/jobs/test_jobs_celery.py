@@ -16,7 +16,7 @@ from flask import Flask
 
 from scheduler.validation import validate
 from tests.conftest import _make_app
-from tests.webapp.runs_fixtures import build_instance, import_term, make_admin, wait_for_run
+from tests.webapp.factories import build_instance, create_user, import_term, wait_for_run
 from webapp.extensions import db
 from webapp.jobs import runner, start_run
 from webapp.models import AllocationRun, Term, User
@@ -85,7 +85,7 @@ def test_one_allocation_through_celery(celery_setup: tuple[Flask, subprocess.Pop
     app, worker, log_path = celery_setup
     with app.app_context():
         term = import_term(build_instance(30, seed=9, days=3, tight=0.8))
-        admin = make_admin(term.school, "celery-admin")
+        admin = create_user("school_admin", school=term.school, login="celery-admin")
         term_id, admin_id = term.id, admin.id
     with app.test_request_context():
         term = db.session.get(Term, term_id)

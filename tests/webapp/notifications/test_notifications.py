@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import func, select
 
-from tests.conftest import create_user, make_school
+from tests.conftest import make_school
+from tests.webapp.factories import create_user
 from webapp.extensions import db
 from webapp.models import Notification, NotificationEvent, Pupil
 from webapp.notifications import notify

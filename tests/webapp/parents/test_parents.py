@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.conftest import TEST_ENROLMENT_CODE, make_school, post_form
-from tests.webapp.parents_fixtures import publish_for, pupil_id, requests_for, term_of
+from tests.conftest import TEST_ENROLMENT_CODE, make_school
+from tests.webapp.factories import SchoolIds, post_form, publish_for, pupil_id, requests_for, term_of
 from webapp.extensions import db
 from webapp.models import Guardianship, Pupil, RunAssignment, User
 
@@ -31,9 +31,9 @@ def switch_to_english(client: FlaskClient) -> None:
 
 
 @pytest.fixture
-def parent(app: Flask, login_as: Callable[..., User]) -> int:
+def parent(app: Flask, signed_in: Callable[..., User]) -> int:
     """A signed-in parent of P001 (grade 3); returns the pupil id."""
-    login_as("parent")
+    signed_in("parent")
     with app.app_context():
         return pupil_id()
 
@@ -48,9 +48,7 @@ def test_home_in_chinese_then_english(client: FlaskClient, parent: int) -> None:
     assert "未提交" not in page
 
 
-def test_register_and_link_child(app: Flask, client: FlaskClient) -> None:
-    with app.app_context():
-        make_school()
+def test_register_and_link_child(app: Flask, client: FlaskClient, school: SchoolIds) -> None:
     assert post_form(client, "/register", REGISTRATION).status_code == 302
     login = {"login": REGISTRATION["phone"], "password": REGISTRATION["password"]}
     assert post_form(client, "/login", login).status_code == 302
@@ -201,7 +199,7 @@ def test_other_family_child_is_404(app: Flask, client: FlaskClient, parent: int)
         strangers = [pupil_id("P002"), pupil_id("P001", "KM-TEST-0002")]
         other = db.session.get(Pupil, strangers[0])
         assert other is not None
-        from tests.conftest import create_user
+        from tests.webapp.factories import create_user
         from webapp.parents.service import save_request
 
         owner = create_user("parent", login="13700000000", pupil=other)
@@ -216,9 +214,9 @@ def test_other_family_child_is_404(app: Flask, client: FlaskClient, parent: int)
         assert requests_for(strangers[1]) == []
 
 
-def test_other_roles_are_refused(app: Flask, client: FlaskClient, login_as: Callable[..., User]) -> None:
+def test_other_roles_are_refused(app: Flask, client: FlaskClient, signed_in: Callable[..., User]) -> None:
     assert client.get("/family/").status_code == 302  # anonymous: to the login page
-    login_as("school_admin")
+    signed_in("school_admin")
     assert client.get("/family/").status_code == 403
     with app.app_context():
         assert client.get(f"/family/child/{pupil_id()}").status_code == 403
@@ -233,9 +231,7 @@ def test_csrf_missing_is_400(app: Flask, client: FlaskClient, parent: int) -> No
         assert [r.status for r in requests_for(parent)] == ["active"]
 
 
-def test_published_timetable_reason_and_waitlist(app: Flask, client: FlaskClient, parent: int) -> None:
-    with app.app_context():
-        publish_for(parent)
+def test_published_timetable_reason_and_waitlist(client: FlaskClient, parent: int, published_run: int) -> None:
     home = text(client.get("/family/"))
     assert "结果已公布" in home and "已安排 1 / 2 天" in home and "查看课表" in home
     page = text(client.get(f"/family/child/{parent}"))

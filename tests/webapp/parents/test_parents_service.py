@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tests.conftest import create_user, make_school
-from tests.webapp.parents_fixtures import publish_for, pupil_id, requests_for, term_of
+from tests.conftest import make_school
+from tests.webapp.factories import create_user, publish_for, pupil_id, requests_for, term_of
 from webapp.extensions import db
 from webapp.models import AuditLog, CareRequest, Pupil, Term, User
 from webapp.parents import service

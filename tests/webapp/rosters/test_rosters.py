@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from scheduler.io import parse_instance, parse_solution
 from scheduler.validation import validate
-from tests.conftest import TEST_PASSWORD, create_user, make_school, post_form
-from tests.webapp.rosters_fixtures import generated_term
+from tests.conftest import make_school
+from tests.webapp.factories import create_user, generated_term, post_form, sign_in
 from webapp.extensions import db
 from webapp.models import (
     Activity,
@@ -44,11 +44,6 @@ class World:
     school_id: int
 
 
-def _login(client: FlaskClient, login: str) -> None:
-    response = post_form(client, "/login", {"login": login, "password": TEST_PASSWORD})
-    assert response.status_code == 302, response.get_data(as_text=True)
-
-
 @pytest.fixture
 def world(app: Flask) -> Iterator[World]:
     with app.app_context():
@@ -60,7 +55,7 @@ def world(app: Flask) -> Iterator[World]:
 
 @pytest.fixture
 def admin(client: FlaskClient, world: World) -> FlaskClient:
-    _login(client, "roster-admin")
+    sign_in(client, "roster-admin")
     return client
 
 
@@ -302,7 +297,7 @@ def test_other_school_admin_gets_404(app: Flask, client: FlaskClient, world: Wor
     with app.app_context():
         other = make_school("KM-OTHER-0002")
         create_user("school_admin", school=other, login="other-admin")
-    _login(client, "other-admin")
+    sign_in(client, "other-admin")
     for url in _all_urls(app, world):
         assert client.get(url).status_code in (403, 404), url
     token_page = client.get("/admin/rosters/", follow_redirects=True).request.path
@@ -323,7 +318,7 @@ def test_parent_and_anonymous_blocked(app: Flask, client: FlaskClient, world: Wo
         pupil = db.session.scalar(select(Pupil).where(Pupil.school_id == world.school_id))
         create_user("parent", pupil=pupil, login="13900139000")
         create_user("bureau", login="bureau-user")
-    _login(client, "13900139000")
+    sign_in(client, "13900139000")
     for url in _all_urls(app, world):
         assert client.get(url).status_code == 403, url
     client.post("/logout", data={"csrf_token": ""})

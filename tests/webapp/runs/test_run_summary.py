@@ -9,10 +9,18 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import delete, select, update
 
-from tests.conftest import create_user, post_form
 from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (a fresh PostgreSQL schema per test)
-from tests.webapp.bureau_fixtures import seed_city
-from tests.webapp.rosters_fixtures import publish, pupil, request, session, small_term, teacher
+from tests.webapp.factories import (
+    create_user,
+    post_form,
+    publish,
+    pupil,
+    request,
+    seed_city,
+    session,
+    small_term,
+    teacher,
+)
 from webapp import run_summary
 from webapp.allocation.service import fill_freed_seats
 from webapp.bureau.stats import city_stats

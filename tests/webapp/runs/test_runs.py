@@ -11,8 +11,7 @@ from sqlalchemy import func, select
 
 from scheduler import domain
 from scheduler.solve import SolverConfig, solve
-from tests.conftest import create_user, post_form
-from tests.webapp.runs_fixtures import build_instance, import_term, login, make_admin
+from tests.webapp.factories import build_instance, create_user, import_term, post_form, sign_in
 from webapp.allocation.service import publish_run
 from webapp.extensions import db
 from webapp.jobs import database_url, run_allocation
@@ -24,7 +23,7 @@ from webapp.services import term_to_instance
 def _term(app: Flask, code: str = "KM-RUNS-0001", admin: str = "runs-admin") -> tuple[int, int]:
     with app.app_context():
         term = import_term(build_instance(20, seed=3, days=3, tight=0.5, code=code))
-        user = make_admin(term.school, admin)
+        user = create_user("school_admin", school=term.school, login=admin)
         return term.id, user.id
 
 
@@ -74,7 +73,7 @@ def two_schools(app_no_csrf: Flask) -> dict[str, Any]:
 def test_other_school_admin_gets_404_everywhere(two_schools: dict[str, Any]) -> None:
     app = two_schools["app"]
     client = app.test_client()
-    login(client, "other-admin")
+    sign_in(client, "other-admin")
     for url, method in two_schools["urls"].items():
         response = client.get(url) if method == "GET" else client.post(url, data={"expected": ""})
         assert response.status_code == 404, (url, response.status_code)
@@ -107,7 +106,7 @@ def test_parents_and_strangers_are_kept_out(two_schools: dict[str, Any]) -> None
 def test_pages_render_in_both_languages(two_schools: dict[str, Any]) -> None:
     app, run_id, other = two_schools["app"], two_schools["run"], two_schools["other_run"]
     client = app.test_client()
-    login(client, "runs-admin")
+    sign_in(client, "runs-admin")
     pages = [f"/admin/runs/term/{two_schools['term']}", f"/admin/runs/{run_id}",
              f"/admin/runs/compare?a={run_id}&b={other}", f"/admin/runs/term/{two_schools['term']}/pins"]
     for url in pages:
@@ -188,7 +187,7 @@ def _request_slot(app: Flask, term_id: int) -> tuple[str, str, str]:
 def test_pins_are_validated_and_used_by_the_next_run(app: Flask) -> None:
     term_id, admin_id = _term(app)
     client = app.test_client()
-    login(client, "runs-admin")
+    sign_in(client, "runs-admin")
     pupil, good, bad = _request_slot(app, term_id)
     url = f"/admin/runs/term/{term_id}/pins"
     refused = post_form(client, url, {"pupil_number": pupil, "session_code": bad})
@@ -219,7 +218,7 @@ def test_pins_that_cannot_hold_are_named(app: Flask) -> None:
         db.session.commit()
     run_id = _finished_run(app, term_id, admin_id)
     client = app.test_client()
-    login(client, "runs-admin")
+    sign_in(client, "runs-admin")
     page = client.get(f"/admin/runs/{run_id}").get_data(as_text=True)
     assert "INFEASIBLE" in page and "以下固定安排不能同时满足" in page and f"{pupil} → {bad}" in page
     assert "发布本次分配" not in page
@@ -236,7 +235,7 @@ def test_compare_lists_changed_pupils(app: Flask) -> None:
         db.session.delete(row)
         db.session.commit()
     client = app.test_client()
-    login(client, "runs-admin")
+    sign_in(client, "runs-admin")
     page = client.get(f"/admin/runs/compare?a={first}&b={second}").get_data(as_text=True)
     assert "座位有变化的学生 (1)" in page and number in page
 
@@ -263,7 +262,7 @@ def test_removing_a_seat_from_draft_and_published_runs(app: Flask, monkeypatch: 
     calls: list[int] = []
     monkeypatch.setattr("webapp.allocation.seats.promote", lambda term, actor=None: calls.append(term.id) or [])
     client = app.test_client()
-    login(client, "runs-admin")
+    sign_in(client, "runs-admin")
     with app.app_context():
         before = db.session.get(AllocationRun, draft)
         assert before is not None
