@@ -1,16 +1,14 @@
-"""Shared fixtures: an app on a temporary SQLite file, clients, a small school and logged-in users."""
+"""Fixtures for the webapp, browser and load tests: an app on a temporary SQLite file, clients and a small school."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from werkzeug.test import TestResponse
 
 from webapp import create_app
 from webapp.extensions import db
@@ -18,7 +16,6 @@ from webapp.family import hash_enrolment_code
 from webapp.models import (
     Activity,
     District,
-    Guardianship,
     Period,
     Pupil,
     School,
@@ -26,14 +23,11 @@ from webapp.models import (
     Teacher,
     TeacherAvailability,
     Term,
-    User,
     utcnow,
 )
-from webapp.security import hash_password
 
 TEST_PASSWORD = "correct-horse-battery"
 TEST_ENROLMENT_CODE = "ABCD2345"
-_CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 
 def _make_app(tmp_path: Any, **overrides: Any) -> Flask:
@@ -79,25 +73,6 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
-
-
-def csrf_token(client: FlaskClient, url: str = "/login") -> str:
-    """The CSRF token embedded in the page at `url` (any page with a form or the header's language switch)."""
-    page = client.get(url, follow_redirects=True).get_data(as_text=True)
-    match = _CSRF_RE.search(page)
-    assert match, f"no csrf_token on {url}"
-    return match.group(1) or match.group(2)
-
-
-def post_form(client: FlaskClient, url: str, data: dict[str, Any] | None = None, *, token_from: str | None = None,
-              follow_redirects: bool = False) -> TestResponse:
-    """POST `data` to `url` with a valid CSRF token read from `token_from` (default: the same URL, else /login)."""
-    source = token_from or url
-    try:
-        token = csrf_token(client, source)
-    except AssertionError:
-        token = csrf_token(client, "/login")
-    return client.post(url, data={**(data or {}), "csrf_token": token}, follow_redirects=follow_redirects)
 
 
 def make_school(code: str = "KM-TEST-0001", *, district_name: str = "五华区", n_pupils: int = 6) -> School:
@@ -152,48 +127,3 @@ def make_school(code: str = "KM-TEST-0001", *, district_name: str = "五华区",
                              enrolment_code_hash=code_hash))
     db.session.commit()
     return school
-
-
-def create_user(role: str, *, school: School | None = None, login: str | None = None,
-                password: str = TEST_PASSWORD, pupil: Pupil | None = None, district: District | None = None) -> User:
-    """A user of `role`: parents get a phone number (and a link to `pupil`), others a username."""
-    if role == "parent":
-        user = User(role=role, phone=login or "13800138000", password_hash=hash_password(password),
-                    consent_policy_version="2026-01", consent_at=utcnow())
-    else:
-        user = User(role=role, username=login or role, password_hash=hash_password(password),
-                    school_id=school.id if school and role == "school_admin" else None,
-                    district_id=district.id if district else None)
-    db.session.add(user)
-    db.session.flush()
-    if pupil is not None:
-        db.session.add(Guardianship(user_id=user.id, pupil_id=pupil.id, relation="母亲",
-                                    consent_policy_version="2026-01", consent_at=utcnow()))
-    db.session.commit()
-    return user
-
-
-@pytest.fixture
-def login_as(app: Flask, client: FlaskClient) -> Callable[..., User]:
-    """`login_as("parent")`, `login_as("school_admin")`, `login_as("bureau", district=...)`: create and sign in.
-
-    A school (code KM-TEST-0001) is created on first use; the parent is
-    linked to pupil P001. Sign-in goes through the real login form with a CSRF token.
-    """
-
-    def login(role: str, **kwargs: Any) -> User:
-        with app.app_context():
-            school = db.session.query(School).filter_by(code="KM-TEST-0001").one_or_none() or make_school()
-            if role == "parent" and "pupil" not in kwargs:
-                kwargs["pupil"] = db.session.query(Pupil).filter_by(school_id=school.id, number="P001").one()
-            user = create_user(role, school=kwargs.pop("school", school), **kwargs)
-            login_name = user.phone or user.username
-            user_id = user.id
-        response = post_form(client, "/login", {"login": login_name, "password": TEST_PASSWORD})
-        assert response.status_code == 302, response.get_data(as_text=True)
-        with app.app_context():
-            found = db.session.get(User, user_id)
-            assert found is not None
-            return found
-
-    return login

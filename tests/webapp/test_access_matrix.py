@@ -24,8 +24,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import inspect, select, text
 from werkzeug.routing import Rule
 
-from tests.conftest import csrf_token
-from tests.webapp.hardening_fixtures import World, api_token, bearer, two_families, web_login
+from tests.webapp.factories import World, api_token, bearer, csrf_token, sign_in, two_families
 from webapp.extensions import db
 from webapp.models import AllocationRun, District, NotificationEvent, Pin, Pupil, Session, Teacher
 from webapp.notifications import notify
@@ -174,7 +173,7 @@ def _clients(app: Flask, world: World) -> dict[str, tuple[FlaskClient, str | Non
         client = app.test_client()
         token = None
         if role != "anonymous":
-            web_login(client, world.logins[role])
+            sign_in(client, world.logins[role])
             if role.startswith("parent"):
                 token = api_token(app.test_client(), world.logins[role])
         clients[role] = (client, token)

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
-from tests.conftest import post_form
+from tests.webapp.factories import post_form
 from webapp.demo import DEMO_ENROLMENT_CODE, DEMO_PASSWORD, DEMO_USERNAMES, PARENT_PHONES, SCHOOLS, demo_logins
 from webapp.extensions import db
 from webapp.models import (

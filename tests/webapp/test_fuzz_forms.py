@@ -30,7 +30,8 @@ from sqlalchemy import select, text
 from werkzeug.test import TestResponse
 
 import webapp.security as security
-from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD, _make_app, create_user, csrf_token, make_school
+from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD, _make_app, make_school
+from tests.webapp.factories import create_user, csrf_token
 from webapp.extensions import db
 from webapp.models import CareRequest, Period, Pupil, Session, Teacher, Term, utcnow
 

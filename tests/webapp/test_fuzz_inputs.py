@@ -23,8 +23,7 @@ import pytest
 from flask import Flask
 from openpyxl import Workbook
 
-from tests.conftest import csrf_token
-from tests.webapp.hardening_fixtures import World, api_token, bearer, web_login
+from tests.webapp.factories import World, api_token, bearer, csrf_token, sign_in
 from tests.webapp.test_access_matrix import ACCOUNT, ADMIN, API, BUREAU, PARENT, POLICY, _url
 from tests.webapp.test_access_matrix import matrix as matrix  # noqa: F401  (the fixture)
 from tests.webapp.test_security_findings import FORMULA, FORMULA_PAYLOADS, _bomb, _formula_cells
@@ -62,7 +61,7 @@ def test_hostile_query_strings_never_give_a_500(app: Flask, matrix: tuple[World,
     clients: dict[str, Any] = {"anonymous": app.test_client()}
     for role in ("parent_a", "admin_x", "bureau"):
         clients[role] = app.test_client()
-        web_login(clients[role], world.logins[role])
+        sign_in(clients[role], world.logins[role])
     token = api_token(app.test_client(), world.logins["parent_a"])
     names = query_names()
     checked = 0
@@ -122,7 +121,7 @@ def test_hostile_uploads_are_answered_quickly(app: Flask, matrix: tuple[World, d
                                               kind: str) -> None:
     world, _objects = matrix
     client = app.test_client()
-    web_login(client, world.logins["admin_x"])
+    sign_in(client, world.logins["admin_x"])
     for name, data in uploads(kind):
         token = csrf_token(client, f"/admin/import/{kind}")
         started = time.monotonic()

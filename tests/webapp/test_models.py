@@ -9,7 +9,8 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from tests.conftest import create_user, make_school
+from tests.conftest import make_school
+from tests.webapp.factories import create_user
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (

@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.conftest import TEST_ENROLMENT_CODE, create_user, make_school, post_form
+from tests.conftest import TEST_ENROLMENT_CODE, make_school
+from tests.webapp.factories import SchoolIds, create_user, post_form
 from webapp.extensions import db
 from webapp.hardening import account_key
 from webapp.models import (
@@ -46,9 +47,7 @@ def _pupil(school: School, number: str) -> Pupil:
 # ------------------------------------------------------------------------------------------ consent
 
 
-def test_registration_and_linking_record_consent(app: Flask, client: FlaskClient) -> None:
-    with app.app_context():
-        make_school()
+def test_registration_and_linking_record_consent(app: Flask, client: FlaskClient, school: SchoolIds) -> None:
     refused = post_form(client, "/register", {"phone": "13912340000", "password": "river-lamp-seven",
                                               "confirm": "river-lamp-seven"})
     assert refused.status_code == 200
@@ -78,12 +77,10 @@ def test_registration_and_linking_record_consent(app: Flask, client: FlaskClient
 # ------------------------------------------------------------------------------------------ export
 
 
-def test_family_export(app: Flask, client: FlaskClient, login_as: Callable[..., User]) -> None:
-    from tests.webapp.parents_fixtures import publish_for, pupil_id
-
-    user = login_as("parent")
+def test_family_export(app: Flask, client: FlaskClient, published_run: int,
+                       signed_in: Callable[..., User]) -> None:
+    user = signed_in("parent")
     with app.app_context():
-        publish_for(pupil_id("P001"))
         school = db.session.scalars(select(School)).one()
         create_user("parent", login="13700000002", pupil=_pupil(school, "P002"))
     response = client.get("/account/export")
@@ -107,9 +104,9 @@ def test_family_export(app: Flask, client: FlaskClient, login_as: Callable[..., 
 
 
 def test_export_for_staff_and_anonymous(app: Flask, client: FlaskClient,
-                                        login_as: Callable[..., User]) -> None:
+                                        signed_in: Callable[..., User]) -> None:
     assert client.get("/account/export").status_code == 302
-    login_as("school_admin")
+    signed_in("school_admin")
     data = client.get("/account/export").get_json()
     assert data["account"]["role"] == "school_admin" and data["account"]["school"] == "KM-TEST-0001"
     assert data["children"] == []

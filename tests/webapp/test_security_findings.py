@@ -20,8 +20,8 @@ from flask.testing import FlaskClient
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import delete, select
 
-from tests.conftest import TEST_PASSWORD, create_user, make_school, post_form
-from tests.webapp.parents_fixtures import publish_for
+from tests.conftest import TEST_PASSWORD, make_school
+from tests.webapp.factories import create_user, post_form, publish_for
 from webapp import create_app
 from webapp.admin.importer import import_file
 from webapp.admin.spreadsheet import FileRejected, read_table
@@ -61,8 +61,8 @@ def test_next_keeps_ordinary_paths(target: str) -> None:
 
 @pytest.mark.parametrize("target", ["/\t/evil.example/x", "/\n/evil.example", "/\r\n/evil.example", "/\x00x"])
 def test_consent_next_never_redirects_off_site(app: Flask, client: FlaskClient,
-                                               login_as: Callable[..., User], target: str) -> None:
-    login_as("parent")
+                                               signed_in: Callable[..., User], target: str) -> None:
+    signed_in("parent")
     response = client.get("/family/consent?next=" + quote(target, safe=""))
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])
@@ -79,8 +79,8 @@ def _formula_cells(data: bytes) -> list[str]:
 
 
 def test_roster_exports_write_names_as_text(app: Flask, client: FlaskClient,
-                                            login_as: Callable[..., User]) -> None:
-    login_as("school_admin")
+                                            signed_in: Callable[..., User]) -> None:
+    signed_in("school_admin")
     with app.app_context():
         pupil = db.session.scalar(select(Pupil).where(Pupil.number == "P001"))
         assert pupil is not None
@@ -160,8 +160,8 @@ def test_too_wide_sheet_is_refused_with_a_message(app: Flask) -> None:
 
 
 def test_dimension_bomb_upload_gets_a_page_not_a_wait(app: Flask, client: FlaskClient,
-                                                      login_as: Callable[..., User]) -> None:
-    login_as("school_admin")
+                                                      signed_in: Callable[..., User]) -> None:
+    signed_in("school_admin")
     started = time.monotonic()
     response = post_form(client, "/admin/import/pupils", {"file": (io.BytesIO(_bomb()), "bomb.xlsx")})
     assert time.monotonic() - started < 2
@@ -308,8 +308,8 @@ def test_control_characters_are_refused_at_import(app: Flask) -> None:
 
 
 def test_exports_survive_control_characters_already_stored(app: Flask, client: FlaskClient,
-                                                           login_as: Callable[..., User]) -> None:
-    login_as("school_admin")
+                                                           signed_in: Callable[..., User]) -> None:
+    signed_in("school_admin")
     with app.app_context():
         pupil = db.session.scalar(select(Pupil).where(Pupil.number == "P001"))
         assert pupil is not None
