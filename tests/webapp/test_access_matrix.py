@@ -44,7 +44,8 @@ POLICY: dict[str, str] = {
     "bureau.hiring_export": BUREAU,
     "bureau.school": BUREAU,
     "api.children": API, "api.child": API, "api.options": API, "api.get_request": API, "api.put_request": API,
-    "api.delete_request": API, "api.result": API, "api.me": API, "api.revoke_token": API,
+    "api.delete_request": API, "api.result": API, "api.post_change": API, "api.list_offers": API,
+    "api.accept_offer": API, "api.decline_offer": API, "api.me": API, "api.revoke_token": API,
 }
 for _endpoint in ("dashboard", "activities", "activity_delete", "activity_form", "codes", "import_data",
                   "import_template", "pupils", "pupil_detail", "sessions", "session_delete", "session_form",

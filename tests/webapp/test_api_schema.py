@@ -65,7 +65,7 @@ def test_api_conforms_to_its_schema(app: Flask, mode: GenerationMode) -> None:
     world = two_families(app)
     token = api_token(app.test_client(), PHONES["parent_a"])
     operations = _operations(app)
-    assert len(operations) == 10
+    assert len(operations) == 14
     seen: dict[str, set[int]] = {}
     for operation in operations:
         _drive(app, operation, mode, token, world.ids["pupil_a"], seen)

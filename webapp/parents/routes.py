@@ -258,14 +258,9 @@ def accept_offer(offer_id: int) -> ResponseReturnValue:
     except offer_service.OfferNotFound:
         abort(404)
     except offer_service.OfferError as error:
-        return render_template("parents/offer_closed.html", message=_(str(error)),
-                               pupil_id=_offer_pupil(offer_id)), 409
+        return render_template("parents/offer_closed.html", message=_(str(error)), pupil_id=offer.pupil_id), 409
     flash(_("The seat is yours. Your child's timetable now includes it."), "success")
     return redirect(url_for("parents.child", pupil_id=offer.pupil_id))
-
-
-def _offer_pupil(offer_id: int) -> int:
-    return offer_service.find_offer(offer_id, current_user).pupil_id
 
 
 @bp.route("/offers/<int:offer_id>/decline", methods=["GET", "POST"])

@@ -13,6 +13,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from webapp import audit
+from webapp.admin.scope import mask_phone
 from webapp.allocation import service as allocation
 from webapp.allocation import views
 from webapp.allocation.offers import set_placement
@@ -287,7 +288,8 @@ def history_index() -> ResponseReturnValue:
 def history(term_id: int) -> ResponseReturnValue:
     """Every version of the term's published plan with who gained and lost which seats."""
     term = _term_or_404(term_id)
-    return render_template("runs/history.html", term=term, versions=views.history(term), **_labels())
+    return render_template("runs/history.html", term=term, versions=views.history(term), mask_phone=mask_phone,
+                           **_labels())
 
 
 @bp.route("/term/<int:term_id>/offers", methods=["GET", "POST"])
