@@ -99,7 +99,7 @@ def test_publish_confirmation_shows_the_difference_then_publishes(app: Flask, cl
     draft = _draft(app, world["term"])
     web_login(client, "plan-admin")
     page = client.get(f"/admin/runs/{draft}/publish").get_data(as_text=True)
-    assert "学生S1" in page and "确认" in page or "发布" in page
+    assert "学生S1" in page and "减少的学生·天数" in page and "发布本次分配</button>" in page
     with app.app_context():
         versions = _count(PlanAmendment)
     response = post_form(client, f"/admin/runs/{draft}/publish", {"expected": str(world["run"])})
@@ -140,7 +140,7 @@ def test_history_and_offers_pages_for_the_school_only(app: Flask, client: FlaskC
     world = _world(app)
     web_login(client, "plan-admin")
     page = client.get(f"/admin/runs/term/{world['term']}/history").get_data(as_text=True)
-    assert "第 1 版" in page or "版本 1" in page or "1" in page
+    assert "第 1 版" in page and "家庭撤回申请" in page
     assert "学生S2" in page  # S2's lost seats are listed
     assert client.get("/admin/runs/history").status_code == 302
     page = client.get(f"/admin/runs/term/{world['term']}/offers").get_data(as_text=True)
@@ -222,6 +222,8 @@ def test_decline_on_time(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
         offer = db.session.get(WaitlistOffer, world["offer"])
         assert offer is not None and offer.state == "declined"
+    page = client.get(f"/family/offers/{world['offer']}/decline").get_data(as_text=True)
+    assert "已经答复" in page and "确定放弃</button>" not in page
 
 
 def test_a_change_request_from_the_child_page(app: Flask, client: FlaskClient) -> None:
