@@ -36,14 +36,16 @@ POLICY: dict[str, str] = {
     "auth.account": ACCOUNT, "auth.export": ACCOUNT, "auth.change_password": ACCOUNT,
     "auth.logout_others": ACCOUNT,
     "parents.home": PARENT, "parents.child": PARENT, "parents.withdraw": PARENT, "parents.link": PARENT,
-    "parents.consent": PARENT,
+    "parents.consent": PARENT, "parents.change": PARENT, "parents.accept_offer": PARENT,
+    "parents.decline_offer": PARENT,
     "bureau.dashboard": BUREAU, "bureau.advice": BUREAU, "bureau.compute_advice": BUREAU,
     "bureau.start_batch_view": BUREAU, "bureau.batch": BUREAU, "bureau.batch_status": BUREAU,
     "bureau.district": BUREAU, "bureau.export": BUREAU, "bureau.hiring": BUREAU,
     "bureau.hiring_export": BUREAU,
     "bureau.school": BUREAU,
     "api.children": API, "api.child": API, "api.options": API, "api.get_request": API, "api.put_request": API,
-    "api.delete_request": API, "api.result": API, "api.me": API, "api.revoke_token": API,
+    "api.delete_request": API, "api.result": API, "api.post_change": API, "api.list_offers": API,
+    "api.accept_offer": API, "api.decline_offer": API, "api.me": API, "api.revoke_token": API,
     "api.notifications": API, "api.read_notification": API,
     "notifications.inbox_page": PARENT, "notifications.read": PARENT, "notifications.read_all": PARENT,
     "notifications.email": PARENT,
@@ -58,7 +60,7 @@ for _endpoint in ("home", "index", "workbook", "classes", "class_list", "instanc
                   "waitlist_fill"):
     POLICY[f"rosters.{_endpoint}"] = ADMIN
 for _endpoint in ("index", "detail", "remove_assignment", "cancel", "publish", "status", "compare",
-                  "delete_pin", "term_runs", "pins", "start"):
+                  "delete_pin", "term_runs", "pins", "start", "history", "history_index", "offers"):
     POLICY[f"runs.{_endpoint}"] = ADMIN
 
 ROLES = ("anonymous", "parent_a", "parent_b", "admin_x", "admin_y", "bureau")

@@ -244,6 +244,14 @@ FORMS: dict[str, FormSpec] = {
     "codes": FormSpec("school_admin", lambda ids: "/admin/codes", {
         "class_name": _plausible("", "3-1", "4-1", "9-9"), "confirm": _plausible("", "y"),
     }, ("pupils",), accepted=lambda response: 'name="confirm"' not in response.get_data(as_text=True)),
+    "placement": FormSpec("school_admin", lambda ids: f"/admin/runs/term/{ids['term']}/offers", {
+        "placement": _plausible("offer", "automatic", "lottery"), "hold_hours": _ints(-1, 400),
+    }, ("terms", "schools"), frozenset({200, 302, 400, 409})),
+    "child_change": FormSpec("parent", lambda ids: f"/family/child/{ids['pupil']}/change", {
+        "change-effective_on": _plausible("2026-09-01", "2099-01-01", "2026-02-30", ""),
+        "change-days": _plausible("1", "2", "7", "0"), "change-pickup_time": _plausible("16:30", "25:00", ""),
+        "change-pref1": _plausible("homework", "nope", ""), "change-withdraw": _plausible("y", ""),
+    }, ("care_requests", "change_requests"), frozenset({302, 422})),
     "choose_term": FormSpec("school_admin", lambda ids: "/admin/term", {
         "term_id": _plausible("1", "2", "999"),
     }, ("terms",), frozenset({200, 302, 404})),

@@ -65,6 +65,11 @@ def _own_offer(offer_id: int, user: User) -> WaitlistOffer:
     return offer
 
 
+def find_offer(offer_id: int, user: User) -> WaitlistOffer:
+    """The offer if it was made to one of `user`'s children; else `OfferNotFound` (read only)."""
+    return _own_offer(offer_id, user)
+
+
 def _still_open(offer: WaitlistOffer, term: Term, at: datetime) -> None:
     db.session.refresh(offer)
     if offer.state == OfferState.EXPIRED or (offer.state == OfferState.OPEN and offer.expires_at <= at):

@@ -227,6 +227,20 @@ def draw_lottery_seed(term: Term) -> int:
     return int(term.lottery_seed)
 
 
+def publish_problem(run: AllocationRun, term: Term) -> str | None:
+    """Why `run` cannot be published now (an English msgid), or None; `publish_run` refuses with it."""
+    if term.requests_close_at is None or clock() < term.requests_close_at:
+        return N_("Close the request window before publishing: families could still change "
+                  "their requests after the plan is fixed.")
+    if run.state != "done" or run.status not in ("OPTIMAL", "FEASIBLE"):
+        return N_("Only a finished run with an allocation can be published.")
+    if term.published_run_id == run.id:
+        return N_("This run is already the published version.")
+    if run.version is not None:
+        return N_("This run was published before. Start a new run to publish a new version.")
+    return None
+
+
 def publish_run(run: AllocationRun, user: User | None, *, expected: int | None = UNSET) -> AllocationRun:
     """Publish `run` for its term with its waitlist numbered and audited, in one transaction; return it.
 
@@ -238,15 +252,9 @@ def publish_run(run: AllocationRun, user: User | None, *, expected: int | None =
         term = session.get(Term, run.term_id)
         if term is None:
             raise PublishError(N_("This run does not belong to a term."))
-        if term.requests_close_at is None or clock() < term.requests_close_at:
-            raise PublishError(N_("Close the request window before publishing: families could still change "
-                                  "their requests after the plan is fixed."))
-        if run.state != "done" or run.status not in ("OPTIMAL", "FEASIBLE"):
-            raise PublishError(N_("Only a finished run with an allocation can be published."))
-        if term.published_run_id == run.id:
-            raise PublishError(N_("This run is already the published version."))
-        if run.version is not None:
-            raise PublishError(N_("This run was published before. Start a new run to publish a new version."))
+        problem = publish_problem(run, term)
+        if problem is not None:
+            raise PublishError(problem)
         if expected is UNSET:
             expected = term.published_run_id
 

@@ -13,7 +13,8 @@ ERROR_DESCRIPTIONS = {
     "401": "Missing, expired or revoked token, or wrong credentials",
     "404": "No such child or message on this account, no term, no request or nothing published",
     "405": "Method not allowed",
-    "409": "The request window is not open, or there is nothing to withdraw",
+    "409": "The request window is not open, there is nothing to withdraw or change, or the offer was already "
+           "answered or has expired (the message says which)",
     "413": "Body too large",
     "415": "The body is not JSON",
     "422": "Invalid fields; `fields` maps each field path to a sentence",
@@ -35,6 +36,11 @@ def _ok(description: str, schema: str, status: str = "200") -> dict[str, Any]:
 def _responses(ok: dict[str, Any], *errors: str) -> dict[str, Any]:
     return {**ok, **{status: _error(status) for status in ("401", "405", "429", "500", *errors)}}
 
+
+OFFER_ID = {"name": "offer_id", "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
+PLAN_CHANGE_ITEM = {"type": "object", "required": ["day", "session_id"],
+                    "properties": {"day": {"type": "integer"}, "session_id": {"type": ["integer", "null"]}}}
 
 PUPIL_ID = {"name": "pupil_id", "in": "path", "required": True,
             "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
@@ -151,6 +157,64 @@ SCHEMAS: dict[str, Any] = {
                                "waitlist_position": {"type": ["integer", "null"]}}}},
             "requested_days": {"type": "array", "items": {"type": "integer"}},
             "covered_days": {"type": "array", "items": {"type": "integer"}},
+            "plan_version": {"type": "integer", "minimum": 0,
+                             "description": "The version of the term's plan in force: 1 after the first "
+                                            "publication, one more for every later change. 0 when the plan "
+                                            "was published before versions were recorded."},
+            "changes": {"type": "array", "description": "The versions after `since_version` that changed this "
+                                                        "child's seats, oldest first (this child only).",
+                        "items": {"type": "object", "required": ["version", "at", "kind", "gained", "lost"],
+                                  "properties": {
+                                      "version": {"type": "integer"}, "at": NULLABLE_DATE_TIME,
+                                      "kind": {"enum": ["publish", "republish", "seat_removal", "session_edit",
+                                                        "teacher_edit", "withdrawal", "change_request",
+                                                        "promotion", "offer_accepted"]},
+                                      "gained": {"type": "array", "items": PLAN_CHANGE_ITEM},
+                                      "lost": {"type": "array", "items": PLAN_CHANGE_ITEM}}}},
+        },
+    },
+    "Offer": {
+        "type": "object",
+        "required": ["id", "pupil_id", "day", "sessions", "state", "offered_at", "expires_at"],
+        "properties": {
+            "id": {"type": "integer"}, "pupil_id": {"type": "integer"}, "day": {"type": "integer"},
+            "sessions": {"type": "array", "items": {
+                "type": "object", "required": ["id", "activity", "start", "end", "room"],
+                "properties": {"id": {"type": "integer"}, "activity": {"type": "string"}, "start": HHMM,
+                               "end": HHMM, "room": {"type": "string"}}}},
+            "state": {"enum": ["open", "accepted", "declined", "expired", "lapsed"]},
+            "offered_at": DATE_TIME,
+            "expires_at": {**DATE_TIME, "description": "Answer before this time (UTC); then the seat passes on."},
+        },
+    },
+    "Offers": {
+        "type": "object", "required": ["offers"],
+        "properties": {"offers": {"type": "array", "items": {"$ref": "#/components/schemas/Offer"}}},
+    },
+    "ChangeInput": {
+        "type": "object", "required": ["effective_on"], "additionalProperties": False,
+        "description": "Withdraw (`withdraw`: true), or give the new `days` and `pickup_time` (and optionally "
+                       "`preferences`) as for PUT /request.",
+        "properties": {
+            "effective_on": {"type": "string", "format": "date", "examples": ["2026-10-01"],
+                             "description": "From this day (today or later, within the term)."},
+            "withdraw": {"type": "boolean"},
+            "days": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 7}, "minItems": 1,
+                     "maxItems": 7},
+            "pickup_time": HHMM,
+            "preferences": {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": 3},
+        },
+    },
+    "Change": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "pupil_id", "effective_on", "withdraw", "days", "pickup_time", "preferences", "state"],
+        "properties": {
+            "id": {"type": "integer"}, "pupil_id": {"type": "integer"},
+            "effective_on": {"type": "string", "format": "date"}, "withdraw": {"type": "boolean"},
+            "days": {"type": "array", "items": {"type": "integer"}}, "pickup_time": {"type": "string"},
+            "preferences": {"type": "array", "items": {"type": "string"}},
+            "state": {"enum": ["pending", "applied", "superseded"],
+                      "description": "applied when dated today, pending until its date otherwise"},
         },
     },
 }
@@ -249,7 +313,30 @@ def openapi_document() -> dict[str, Any]:
             },
             "/children/{pupil_id}/result": {"parameters": child_params, "get": {
                 "operationId": "getResult", "summary": "The published timetable and uncovered days",
-                "responses": _responses(_ok("The result", "Result"), "404"),
+                "parameters": [{"name": "since_version", "in": "query", "required": False,
+                                "description": "List the changes to this child's seats after this version",
+                                "schema": {"type": "integer", "minimum": 0, "maximum": 999999999,
+                                           "default": 0}}],
+                "responses": _responses(_ok("The result", "Result"), "404", "422"),
+            }},
+            "/children/{pupil_id}/changes": {"parameters": child_params, "post": {
+                "operationId": "postChange", "summary": "Change the published request from a date",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ChangeInput"}}}},
+                "responses": _responses(_ok("The change, applied or pending", "Change", "201"),
+                                        "400", "404", "409", "413", "415", "422"),
+            }},
+            "/offers": {"get": {
+                "operationId": "listOffers", "summary": "Seats offered to the account's children",
+                "responses": _responses(_ok("The offers, newest first", "Offers")),
+            }},
+            "/offers/{offer_id}/accept": {"parameters": [OFFER_ID], "post": {
+                "operationId": "acceptOffer", "summary": "Accept an open offer",
+                "responses": _responses(_ok("Accepted", "Offer"), "404", "409"),
+            }},
+            "/offers/{offer_id}/decline": {"parameters": [OFFER_ID], "post": {
+                "operationId": "declineOffer", "summary": "Decline an open offer",
+                "responses": _responses(_ok("Declined", "Offer"), "404", "409"),
             }},
             "/notifications": {"get": {
                 "operationId": "listNotifications",

@@ -8,7 +8,7 @@ the current state forbids (window closed, nothing to withdraw), 415 not JSON, 42
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -21,12 +21,23 @@ from sqlalchemy import select
 
 from webapp import accounts
 from webapp.accounts import hash_token as hash_token
+from webapp.allocation import offers, views
 from webapp.api.openapi import openapi_document
 from webapp.audit import record
 from webapp.extensions import csrf, db
 from webapp.hardening import json_error, throttle_login
 from webapp.inputs import MAX_JSON_BYTES
-from webapp.models import ApiToken, CareRequest, Notification, Pupil, Term, User, utcnow
+from webapp.models import (
+    ApiToken,
+    CareRequest,
+    ChangeRequest,
+    Notification,
+    Pupil,
+    Term,
+    User,
+    WaitlistOffer,
+    utcnow,
+)
 from webapp.notifications import inbox
 from webapp.notifications.messages import render
 from webapp.parents import service
@@ -321,11 +332,18 @@ def result(pupil_id: int) -> ResponseReturnValue:
     """The published timetable of the child and why requested days are not covered."""
     pupil = _own_pupil(pupil_id)
     term = _term_of(pupil)
+    since = request.args.get("since_version", "0")
+    if not since.isdigit() or len(since) > 9:
+        raise ApiError(422, "invalid", _("Some fields are not valid."),
+                       {"since_version": _("Give a version number (0 or more).")})
     found = service.child_result(pupil, term, _lang())
     if found is None:
         raise ApiError(404, "not_published", _("Results for this term are not published yet."))
+    changes = [{**c, "at": _iso(c["at"])}  # type: ignore[arg-type]
+               for c in views.pupil_changes(pupil, term, int(since))]
     return jsonify({
         "term": term.name, "run_id": found.run_id, "published_at": _iso(found.published_at),
+        "plan_version": term.plan_version, "changes": changes,
         "timetable": [{"day": s.day, "start": s.start, "end": s.end, "activity": s.activity, "room": s.room,
                        "teachers": list(s.teachers)} for s in found.timetable],
         "uncovered": [{"day": u.day, "reason": u.reason, "waitlist_position": u.waitlist_position}
@@ -376,6 +394,94 @@ def read_notification(notification_id: int) -> ResponseReturnValue:
     if row is None:
         raise ApiError(404, "not_found", _("No such message on your account."))
     return jsonify(_notification_json(row))
+# ------------------------------------------------------------------------------------------ changes and offers
+
+
+CHANGE_KEYS = REQUEST_KEYS | {"effective_on", "withdraw"}
+
+
+def _change_json(row: ChangeRequest) -> dict[str, Any]:
+    return {"id": row.id, "pupil_id": row.pupil_id, "effective_on": row.effective_on.isoformat(),
+            "withdraw": row.withdraw, "days": list(row.days), "pickup_time": row.pickup_time,
+            "preferences": list(row.preferences), "state": row.state}
+
+
+@bp.route("/children/<int:pupil_id>/changes", methods=["POST"])
+@token_required
+def post_change(pupil_id: int) -> ResponseReturnValue:
+    """Change the published request from a date: withdraw, or new days, pickup time and preferences."""
+    data = _json_object()
+    pupil = _own_pupil(pupil_id)
+    fields = _unknown_fields(data, CHANGE_KEYS)
+    withdraw = data.get("withdraw", False)
+    if not isinstance(withdraw, bool):
+        fields["withdraw"] = _("Give true or false.")
+    effective_on = None
+    text = data.get("effective_on")
+    try:
+        effective_on = date.fromisoformat(text) if isinstance(text, str) and len(text) == 10 else None
+    except ValueError:
+        effective_on = None
+    if effective_on is None:
+        fields["effective_on"] = _("Give the date as YYYY-MM-DD.")
+    days: list[int] = []
+    pickup, preferences = "", []
+    if not withdraw and not fields:
+        days, pickup, preferences = _request_fields({k: v for k, v in data.items() if k in REQUEST_KEYS})
+    if fields:
+        raise ApiError(422, "invalid", _("Some fields are not valid."), fields)
+    assert effective_on is not None
+    term = _term_of(pupil)
+    try:
+        row = service.change_published_request(g.api_user, pupil, term, effective_on, withdraw=bool(withdraw),
+                                               days=days, pickup=pickup, preferences=preferences)
+    except service.RequestError as error:
+        db.session.rollback()
+        raise _service_error(error) from None
+    return jsonify(_change_json(row)), 201
+
+
+def _offer_json(offer: WaitlistOffer) -> dict[str, Any]:
+    sessions = [{"id": s.id, "activity": s.activity.name, "start": s.period.start, "end": s.period.end,
+                 "room": s.room or ""} for s in views.offer_sessions(offer)]
+    return {"id": offer.id, "pupil_id": offer.pupil_id, "day": offer.day, "sessions": sessions,
+            "state": offer.state, "offered_at": _iso(offer.offered_at), "expires_at": _iso(offer.expires_at)}
+
+
+@bp.route("/offers")
+@token_required
+def list_offers() -> ResponseReturnValue:
+    """Seats offered to the account's children from the waiting list, newest first (open ones to answer)."""
+    return jsonify({"offers": [_offer_json(o) for o in offers.offers_for(g.api_user)]})
+
+
+def _answer(offer_id: int, accept: bool) -> ResponseReturnValue:
+    try:
+        if accept:
+            offers.accept_offer(offer_id, g.api_user)
+        else:
+            offers.decline_offer(offer_id, g.api_user)
+    except offers.OfferNotFound:
+        raise ApiError(404, "not_found", _("There is no such offer.")) from None
+    except offers.OfferError as error:
+        raise ApiError(409, "offer_closed", _(str(error))) from None
+    offer = db.session.get(WaitlistOffer, offer_id)
+    assert offer is not None
+    return jsonify(_offer_json(offer))
+
+
+@bp.route("/offers/<int:offer_id>/accept", methods=["POST"])
+@token_required
+def accept_offer(offer_id: int) -> ResponseReturnValue:
+    """Take the offered seats: they join the child's timetable as a new plan version."""
+    return _answer(offer_id, accept=True)
+
+
+@bp.route("/offers/<int:offer_id>/decline", methods=["POST"])
+@token_required
+def decline_offer(offer_id: int) -> ResponseReturnValue:
+    """Decline: the day leaves the waiting list and the seat goes to the next family."""
+    return _answer(offer_id, accept=False)
 
 
 @bp.route("/openapi.json")

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, SubmitField
+from wtforms import BooleanField, DateField, SelectField, SelectMultipleField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 RELATIONS = (
@@ -62,3 +62,12 @@ class RequestForm(FlaskForm):
     @property
     def preference_fields(self) -> list[SelectField]:
         return [self.pref1, self.pref2, self.pref3]
+
+
+class ChangeForm(RequestForm):
+    """A change to the published request, from a date: new days, pickup or activities, or withdrawing."""
+
+    effective_on = DateField(_l("From"), validators=[InputRequired(message=_l("Enter the date from which the "
+                                                                                "change applies."))])
+    withdraw = BooleanField(_l("Withdraw from this date instead (give up all seats)"))
+    submit = SubmitField(_l("Request the change"))

@@ -14,6 +14,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
+from webapp.allocation import offers as offer_service
+from webapp.allocation import views
+from webapp.allocation.service import clock
 from webapp.extensions import db
 from webapp.family import ConsentMissing, has_consent, link_child, record_consent
 from webapp.hardening import throttle_enrolment_codes
@@ -21,7 +24,7 @@ from webapp.inputs import safe_next
 from webapp.labels import DAY_NAMES
 from webapp.models import CareRequest, Pupil, Term
 from webapp.parents import service
-from webapp.parents.forms import ConsentForm, LinkChildForm, RequestForm
+from webapp.parents.forms import ChangeForm, ConsentForm, LinkChildForm, RequestForm
 from webapp.security import parent_required
 
 bp = Blueprint("parents", __name__, url_prefix="/family")
@@ -195,8 +198,89 @@ def child(pupil_id: int) -> ResponseReturnValue:
                   "success")
             return redirect(url_for("parents.child", pupil_id=saved.pupil_id))
     names = {a.code: a.name for a in term.activities}
+    published = card.state == "published" and request is not None and request.status == "active"
+    change_form = _change_form(pupil, term, request) if published else None
+    open_offers = views.open_offers(pupil, offer_service.offers_for(current_user)) if published else []
     return render_template("parents/child.html", card=card, form=form, pupil=pupil, offers=offers,
-                           activity_names=names, editable=card.window is not None and card.window.is_open)
+                           activity_names=names, editable=card.window is not None and card.window.is_open,
+                           change_form=change_form, open_offers=open_offers, offer_sessions=views.offer_sessions)
+
+
+def _change_form(pupil: Pupil, term: Term, request: CareRequest | None) -> ChangeForm:
+    form = ChangeForm(prefix="change")
+    _fill_choices(form, pupil, term)
+    if not form.is_submitted():
+        form.effective_on.data = clock().date()
+        if request is not None:
+            form.days.data = [str(d) for d in request.days]
+            form.pickup_time.data = request.pickup_time
+            for select, code in zip(form.preference_fields, request.preferences, strict=False):
+                select.data = code
+    return form
+
+
+@bp.route("/child/<int:pupil_id>/change", methods=["POST"])
+@parent_required
+def change(pupil_id: int) -> ResponseReturnValue:
+    """A change to the published request from a date (days, pickup, activities, or withdrawing)."""
+    pupil = _own_pupil(pupil_id)
+    term = service.current_term(pupil)
+    if term is None:
+        abort(404)
+    form = _change_form(pupil, term, service.find_request(pupil, term))
+    if form.validate_on_submit():
+        assert form.effective_on.data is not None
+        try:
+            service.change_published_request(
+                current_user, pupil, term, form.effective_on.data, withdraw=bool(form.withdraw.data),
+                days=form.days.data or [], pickup=form.pickup_time.data,
+                preferences=[f.data for f in form.preference_fields])
+        except service.RequestError as error:
+            for _path, message in error.problems:
+                flash(str(message), "error")
+        else:
+            flash(_("Your change is recorded. It applies from %(date)s.", date=show_date(form.effective_on.data)),
+                  "success")
+            return redirect(url_for("parents.child", pupil_id=pupil.id))
+    else:
+        for errors in form.errors.values():
+            for message in errors:
+                flash(str(message), "error")
+    return render_template("parents/change_refused.html", pupil=pupil), 422
+
+
+@bp.route("/offers/<int:offer_id>/accept", methods=["POST"])
+@parent_required
+def accept_offer(offer_id: int) -> ResponseReturnValue:
+    try:
+        offer = offer_service.find_offer(offer_id, current_user)
+        offer_service.accept_offer(offer_id, current_user)
+    except offer_service.OfferNotFound:
+        abort(404)
+    except offer_service.OfferError as error:
+        return render_template("parents/offer_closed.html", message=_(str(error)), pupil_id=offer.pupil_id), 409
+    flash(_("The seat is yours. Your child's timetable now includes it."), "success")
+    return redirect(url_for("parents.child", pupil_id=offer.pupil_id))
+
+
+@bp.route("/offers/<int:offer_id>/decline", methods=["GET", "POST"])
+@parent_required
+def decline_offer(offer_id: int) -> ResponseReturnValue:
+    """GET: ask to confirm; POST: decline (the day leaves the waiting list, the seat goes to the next family)."""
+    try:
+        offer = offer_service.find_offer(offer_id, current_user)
+    except offer_service.OfferNotFound:
+        abort(404)
+    if request.method == "GET":
+        return render_template("parents/decline.html", offer=offer, sessions=views.offer_sessions(offer))
+    try:
+        offer_service.decline_offer(offer_id, current_user)
+    except offer_service.OfferNotFound:
+        abort(404)
+    except offer_service.OfferError as error:
+        return render_template("parents/offer_closed.html", message=_(str(error)), pupil_id=offer.pupil_id), 409
+    flash(_("You declined the offer. The day has left the waiting list."), "success")
+    return redirect(url_for("parents.child", pupil_id=offer.pupil_id))
 
 
 @bp.route("/child/<int:pupil_id>/withdraw", methods=["POST"])

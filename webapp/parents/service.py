@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
-from flask_babel import LazyString
+from flask_babel import LazyString, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,13 +22,14 @@ from sqlalchemy.orm import joinedload
 
 from scheduler.explain import REASON_ZH, reason_text
 from webapp.allocation import service as allocation
-from webapp.allocation.changes import request_change
+from webapp.allocation.changes import ChangeError, request_change
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (
     Activity,
     AllocationRun,
     CareRequest,
+    ChangeRequest,
     Guardianship,
     Period,
     Pupil,
@@ -371,6 +372,29 @@ def withdraw_request(user: User, pupil: Pupil, term: Term, *, at: datetime | Non
     except allocation.NotWithdrawable:
         raise RequestError("form", _l("There is no active request to withdraw.")) from None
     return row
+
+
+def change_published_request(user: User, pupil: Pupil, term: Term, effective_on: date, *, withdraw: bool = False,
+                             days: Iterable[Any] = (), pickup: str | None = None,
+                             preferences: Iterable[str | None] = ()) -> ChangeRequest:
+    """A change to the published request from `effective_on` (withdrawing, or new days, pickup, preferences).
+
+    Checks the values like a request, then hands them to `webapp.allocation.changes.request_change` (one
+    transaction). Raises `RequestError` ("form" when there is nothing to change, "effective_on" for the date).
+    """
+    ensure_guardian(user, pupil)
+    _check_term(pupil, term)
+    row = find_request(pupil, term)
+    if row is None or row.status != "active" or not is_published(term):
+        raise RequestError("form", _l("There is no published request to change."))
+    clean = None if withdraw else clean_request(pupil, term, days, pickup, preferences)
+    try:
+        if clean is None:
+            return request_change(row, actor=user, effective_on=effective_on, withdraw=True)
+        return request_change(row, actor=user, effective_on=effective_on, days=clean.days,
+                              pickup_time=clean.pickup_time, periods=clean.periods, preferences=clean.preferences)
+    except ChangeError as error:
+        raise RequestError("effective_on", gettext(str(error))) from None
 
 
 # ------------------------------------------------------------------------------------------ results

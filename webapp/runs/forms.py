@@ -5,11 +5,12 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import HiddenField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms import HiddenField, IntegerField, SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
 from webapp.extensions import db
-from webapp.models import CareRequest, Pin, Pupil, Session, Term
+from webapp.models import CareRequest, Pin, Placement, Pupil, Session, Term
 
 
 class PinForm(FlaskForm):
@@ -69,3 +70,19 @@ class PinForm(FlaskForm):
 class PublishForm(FlaskForm):
     expected = HiddenField()
     submit = SubmitField(_l("Publish this run"))
+
+
+HOLD_HOURS_MAX = 24 * 14
+
+
+class PlacementForm(FlaskForm):
+    """What a freed seat becomes in this term (an offer the family answers, or a seat given at once)."""
+
+    placement = SelectField(_l("Freed seats"), choices=[
+        SelectChoice(Placement.OFFER.value, _l("Offer to the next family, who accepts or declines")),
+        SelectChoice(Placement.AUTOMATIC.value, _l("Give to the next family at once")),
+    ])
+    hold_hours = IntegerField(_l("Hours a family has to answer an offer"), validators=[
+        InputRequired(message=_l("Enter a number of hours.")),
+        NumberRange(min=1, max=HOLD_HOURS_MAX, message=_l("The hold time must be between 1 hour and 14 days."))])
+    submit = SubmitField(_l("Save"))

@@ -13,13 +13,28 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from webapp import audit
+from webapp.admin.scope import mask_phone
 from webapp.allocation import service as allocation
+from webapp.allocation import views
+from webapp.allocation.offers import set_placement
 from webapp.extensions import db
 from webapp.inputs import int_arg
 from webapp.jobs import STALE_ERROR, cancel_run, refresh_stale, start_run
-from webapp.models import AllocationRun, Pin, Pupil, RunAssignment, RunState, RunUnserved, Session, Term
+from webapp.models import (
+    AllocationRun,
+    AmendmentKind,
+    OfferState,
+    Pin,
+    Placement,
+    Pupil,
+    RunAssignment,
+    RunState,
+    RunUnserved,
+    Session,
+    Term,
+)
 from webapp.run_metrics import metric_deltas
-from webapp.runs.forms import PinForm, PublishForm
+from webapp.runs.forms import PinForm, PlacementForm, PublishForm
 from webapp.security import school_admin_required
 
 bp = Blueprint("runs", __name__, url_prefix="/admin/runs")
@@ -71,10 +86,30 @@ METRIC_LABELS = {
     "rank_unlisted": _l("Seats at an unlisted activity"),
 }
 
+KIND_LABELS = {
+    AmendmentKind.PUBLISH: _l("First publication"),
+    AmendmentKind.REPUBLISH: _l("New run published"),
+    AmendmentKind.SEAT_REMOVAL: _l("Seat removed by the school"),
+    AmendmentKind.SESSION_EDIT: _l("Session edited"),
+    AmendmentKind.TEACHER_EDIT: _l("Teacher edited"),
+    AmendmentKind.WITHDRAWAL: _l("Family withdrew"),
+    AmendmentKind.CHANGE_REQUEST: _l("Family changed its request"),
+    AmendmentKind.PROMOTION: _l("Freed seats placed from the waitlist"),
+    AmendmentKind.OFFER_ACCEPTED: _l("Offer accepted"),
+}
+OFFER_STATE_LABELS = {
+    OfferState.OPEN: _l("Waiting for an answer"),
+    OfferState.ACCEPTED: _l("Accepted"),
+    OfferState.DECLINED: _l("Declined"),
+    OfferState.EXPIRED: _l("Expired"),
+    OfferState.LAPSED: _l("No longer wanted"),
+}
+
 
 def _labels() -> dict[str, Any]:
     return {"stage_labels": STAGE_LABELS, "state_labels": STATE_LABELS,
-            "reason_labels": REASON_LABELS, "metric_labels": METRIC_LABELS, "stale_error": STALE_ERROR}
+            "reason_labels": REASON_LABELS, "metric_labels": METRIC_LABELS, "stale_error": STALE_ERROR,
+            "kind_labels": KIND_LABELS, "offer_state_labels": OFFER_STATE_LABELS}
 
 
 def _term_or_404(term_id: int) -> Term:
@@ -214,10 +249,18 @@ def detail(run_id: int) -> ResponseReturnValue:
         infeasible=(run.stats or {}).get("infeasible_fixed") or [], error_text=_error_text(run), **_labels())
 
 
-@bp.post("/<int:run_id>/publish")
+@bp.route("/<int:run_id>/publish", methods=["GET", "POST"])
 @school_admin_required
 def publish(run_id: int) -> ResponseReturnValue:
+    """GET: what publishing would change against the plan in force; POST: publish."""
     run = _run_or_404(run_id)
+    term = run.term
+    if request.method == "GET":
+        problem = allocation.publish_problem(run, term)
+        preview = views.publish_preview(run) if run.state == RunState.DONE else None
+        form = PublishForm(expected=str(term.published_run_id or ""))
+        return render_template("runs/publish.html", run=run, term=term, form=form, preview=preview,
+                               problem=_(problem) if problem else None, **_labels())
     form = PublishForm()
     if not form.validate_on_submit():
         abort(400)
@@ -227,9 +270,53 @@ def publish(run_id: int) -> ResponseReturnValue:
         allocation.publish_run(run, current_user, expected=expected)
     except allocation.PublishError as exc:
         flash(_(str(exc)), "error")
-    else:
-        flash(_("Version %(version)d is published. Parents can now see it.", version=run.version or 0), "success")
+        return redirect(url_for("runs.publish", run_id=run.id))
+    flash(_("Version %(version)d is published. Parents can now see it.", version=run.version or 0), "success")
     return redirect(url_for("runs.detail", run_id=run.id))
+
+
+@bp.get("/history")
+@school_admin_required
+def history_index() -> ResponseReturnValue:
+    term = db.session.scalar(select(Term).where(Term.school_id == g.school.id).order_by(Term.id.desc()))
+    if term is None:
+        return render_template("runs/no_term.html")
+    return redirect(url_for("runs.history", term_id=term.id))
+
+
+@bp.get("/term/<int:term_id>/history")
+@school_admin_required
+def history(term_id: int) -> ResponseReturnValue:
+    """Every version of the term's published plan with who gained and lost which seats."""
+    term = _term_or_404(term_id)
+    return render_template("runs/history.html", term=term, versions=views.history(term), mask_phone=mask_phone,
+                           **_labels())
+
+
+@bp.route("/term/<int:term_id>/offers", methods=["GET", "POST"])
+@school_admin_required
+def offers(term_id: int) -> ResponseReturnValue:
+    """Offers outstanding for the term, and the form choosing offers or automatic placement and the hold time."""
+    term = _term_or_404(term_id)
+    form = PlacementForm(placement=term.placement, hold_hours=term.school.offer_hold_hours)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            set_placement(term, Placement(form.placement.data), int(form.hold_hours.data or 0), actor=current_user)
+        except allocation.AllocationError as exc:
+            flash(_(str(exc)), "error")
+            status = 409
+        else:
+            flash(_("The placement settings are saved."), "success")
+            return redirect(url_for("runs.offers", term_id=term.id))
+    elif form.is_submitted():
+        status = 400
+    return render_template("runs/offers.html", term=term, form=form, rows=views.term_offers(term),
+                           session_codes=_session_codes(term), now=allocation.clock(), **_labels()), status
+
+
+def _session_codes(term: Term) -> dict[int, Session]:
+    return {s.id: s for s in db.session.scalars(select(Session).where(Session.term_id == term.id))}
 
 
 @bp.get("/compare")

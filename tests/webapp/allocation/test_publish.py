@@ -221,7 +221,7 @@ def test_publish_button_and_stale_page(app: Flask) -> None:
     term_id, admin_id, (first, second) = _term_with_runs(app)
     client = app.test_client()
     sign_in(client, "pub-admin")
-    page_b = f"/admin/runs/{second}"
+    page_b = f"/admin/runs/{second}/publish"  # the confirmation page carries the version the admin saw
     token_page = client.get(page_b).get_data(as_text=True)
     assert 'name="expected"' in token_page
     # Another admin publishes the first run after this page was loaded...
