@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 
 from tests.webapp.factories import consistent, create_user, publish, pupil, request, session, small_term, teacher
 from webapp import create_app
@@ -64,6 +64,10 @@ def _term(placement: str, waiting: int = 3, capacity: int = 2) -> Term:
     return term
 
 
+def _latest_amendment() -> PlanAmendment | None:
+    return db.session.scalar(select(PlanAmendment).order_by(PlanAmendment.version.desc()).limit(1))
+
+
 def test_publish_needs_a_closed_window(app: Flask) -> None:
     with app.app_context():
         term = _term("automatic")
@@ -71,6 +75,8 @@ def test_publish_needs_a_closed_window(app: Flask) -> None:
         run = term.published_run
         assert run is not None
         run.is_published, run.version, term.published_run_id = False, None, None
+        term.plan_version = 0  # back to never published: the fixture publishes through the service
+        db.session.execute(delete(PlanAmendment))
         term.requests_close_at = utcnow() + timedelta(days=1)
         db.session.commit()
         with pytest.raises(service.PublishError, match="Close the request window"):
@@ -89,8 +95,8 @@ def test_a_withdrawal_is_an_amendment_with_its_changes_and_notifications(app: Fl
         term = _term("automatic")
         parents = _parents(["S2", "W1", "W2", "W3"])
         service.withdraw_request(_request("S2"), actor=parents["S2"], at=utcnow())
-        amendment = db.session.scalar(select(PlanAmendment))
-        assert amendment is not None and amendment.kind == "withdrawal" and amendment.version == 1
+        amendment = _latest_amendment()
+        assert amendment is not None and amendment.kind == "withdrawal" and amendment.version == 2  # 1: publish
         lost = {(c.pupil_id, c.day) for c in amendment.changes if not c.gained}
         gained = {(c.pupil_id, c.day) for c in amendment.changes if c.gained}
         assert lost == {(_id("S2"), 1), (_id("S2"), 2)} and len(gained) == 1
@@ -99,7 +105,7 @@ def test_a_withdrawal_is_an_amendment_with_its_changes_and_notifications(app: Fl
         told = {n.pupil_id for n in db.session.scalars(
             select(Notification).where(Notification.event == "plan_amended"))}
         assert told == {_id("S2"), winner}
-        assert db.session.get(Term, term.id).plan_version == 1
+        assert db.session.get(Term, term.id).plan_version == 2
         assert consistent(term, objective=False) == []
 
 
@@ -133,7 +139,7 @@ def test_a_change_request_frees_dropped_days_and_is_refused_in_the_past(app: Fla
                        periods=["P1"])
         seated = set(db.session.scalars(select(RunAssignment.session_id).where(RunAssignment.pupil_id == _id("S1"))))
         assert len(seated) == 1  # only day 2 is left, and day 1's seat went to the head of the queue
-        amendment = db.session.scalar(select(PlanAmendment))
+        amendment = _latest_amendment()
         assert amendment is not None and amendment.kind == "change_request"
         assert consistent(term, objective=False) == []
 
@@ -243,8 +249,9 @@ def _check_offer_race(app: Flask) -> None:
                                      .where(WaitlistOffer.state == OfferState.ACCEPTED.value))
         assert accepted == seated - 50
         assert db.session.scalar(select(func.count()).select_from(PlanAmendment)) >= accepted
-        assert db.session.scalar(select(func.count()).select_from(PlanChange)
-                                 .where(PlanChange.gained)) == accepted
+        after_publication = select(func.count()).select_from(PlanChange).join(PlanAmendment).where(
+            PlanChange.gained, PlanAmendment.kind != "publish")  # the fixture's publication seats everyone first
+        assert db.session.scalar(after_publication) == accepted
         assert consistent(term, objective=False) == []
 
 
