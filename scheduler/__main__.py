@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from scheduler.generate import generate
 from scheduler.io import (
     InputError,
     dumps,
@@ -22,6 +23,8 @@ from scheduler.io import (
     solution_to_json,
     write_json,
 )
+from scheduler.solve import SolverConfig, solve
+from scheduler.validation import validate
 
 EXIT_OK = 0
 EXIT_NO_SOLUTION = 1
@@ -56,8 +59,6 @@ def _fail(problems: Sequence[str]) -> int:
 
 def cmd_solve(args: argparse.Namespace) -> int:
     instance = load_instance(args.instance)
-    from scheduler.solve import SolverConfig, solve
-    from scheduler.validation import validate
 
     settings: dict[str, Any] = {}
     if args.time_limit is not None:
@@ -87,7 +88,6 @@ def cmd_solve(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     instance = load_instance(args.instance)
     solution = load_solution(args.solution)
-    from scheduler.validation import validate
 
     report = validate(instance, solution)
     for violation in report.violations:
@@ -105,7 +105,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from scheduler.generate import generate
 
     instance = generate(pupils=args.pupils, seed=args.seed, tight=args.tight)
     _emit(instance_to_json(instance), args.output)

@@ -7,7 +7,7 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from webapp import demo, run_summary
+from webapp import demo, privacy, run_summary
 from webapp.bureau.city import allocate_command
 from webapp.extensions import MIGRATIONS_DIR, db
 from webapp.jobs.notify import sweep
@@ -106,4 +106,5 @@ def register(app: Flask) -> None:
                    f"interrupted {outcome['interrupted']}")
 
     app.cli.add_command(allocate_command)
+    privacy.init_app(app)
     demo.register(app)

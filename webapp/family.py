@@ -14,6 +14,7 @@ import secrets
 from flask import current_app
 from sqlalchemy import select
 
+from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import Guardianship, Pupil, School, User, utcnow
 
@@ -58,7 +59,6 @@ def has_consent(user: User) -> bool:
 
 def record_consent(user: User) -> None:
     """The parent agrees to the current data policy (version and time are kept); the caller commits."""
-    from webapp.audit import record
 
     user.consent_policy_version = current_app.config["CONSENT_POLICY_VERSION"]
     user.consent_at = utcnow()
@@ -91,7 +91,6 @@ def link_child(user: User, school_code: str, pupil_number: str, enrolment_code: 
             user_id=user.id, pupil_id=pupil.id, relation=relation,
             consent_policy_version=user.consent_policy_version, consent_at=utcnow(),
         ))
-        from webapp.audit import record
 
         record("family.link_child", f"pupil:{pupil.id}", user_id=user.id, school_id=school.id)
         db.session.commit()

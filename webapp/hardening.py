@@ -33,13 +33,16 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_login import current_user
 from limits import parse as parse_limit
 from sqlalchemy import select, update
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import ApiToken, User
+from webapp.security import normalise_phone
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
@@ -100,7 +103,6 @@ def login_limits() -> str:
 
 def account_key(login: str) -> str:
     """A keyed hash of what the person typed as their login, so counters never hold phone numbers."""
-    from webapp.security import normalise_phone
 
     text = normalise_phone(login.strip()).lower()
     secret = str(current_app.config["SECRET_KEY"]).encode()
@@ -178,7 +180,6 @@ def link_limits() -> str:
 
 
 def signed_in_key() -> str:
-    from flask_login import current_user
 
     return f"user:{current_user.get_id()}"
 
@@ -324,8 +325,6 @@ def end_all_sessions(user: User) -> None:
 
 def set_account_active(login: str, active: bool) -> User:
     """Disable (or re-enable) the account named by phone or username; disabling ends its sessions."""
-    from webapp.audit import record
-    from webapp.security import normalise_phone
 
     login = login.strip()
     user: User | None = db.session.scalar(select(User).where(User.username == login))
@@ -360,7 +359,3 @@ def init_app(app: Flask) -> None:
     for status in JSON_ERROR_CODES:
         _api_aware(app, status)
     _register_commands(app)
-
-    from webapp import privacy
-
-    privacy.init_app(app)

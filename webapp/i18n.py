@@ -26,6 +26,7 @@ from babel.messages.pofile import read_po, write_po
 from flask import current_app, has_request_context, request
 from flask_babel import get_locale
 from flask_login import current_user
+from jinja2.ext import babel_extract
 
 from webapp.labels import DAY_NAMES
 
@@ -92,7 +93,6 @@ def source_files(area: str) -> Iterator[Path]:
 
 
 def extract(area: str) -> Catalog:
-    from jinja2.ext import babel_extract
 
     catalog = Catalog(project="afterschool", locale=None)
     for path in source_files(area):

@@ -31,6 +31,7 @@ import click
 from flask import Flask, current_app
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 
+from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (
     AllocationRun,
@@ -235,7 +236,6 @@ def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False
         if dry_run:
             db.session.rollback()
         else:
-            from webapp.audit import record
 
             record("privacy.purge", "", {"retention_days": retention_days, "terms": expired_ids, **{
                 name.replace(" ", "_"): count for name, count in counts.items()}})

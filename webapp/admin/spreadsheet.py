@@ -16,6 +16,8 @@ from itertools import zip_longest
 from typing import Any
 
 from flask_babel import gettext as _
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Font
 
 from webapp.tabular import append_row, csv_bytes, workbook_bytes
 
@@ -197,7 +199,6 @@ def _xlsx_rows(data: bytes) -> Iterable[list[Cell]]:
     columns, so a tiny file claiming a million empty cells costs no more than a full legitimate one.
     """
     _check_zip(data)
-    from openpyxl import load_workbook
 
     try:
         with warnings.catch_warnings():
@@ -241,8 +242,6 @@ def _xlsx_rows(data: bytes) -> Iterable[list[Cell]]:
 def write_xlsx(headers: Sequence[str], notes: Sequence[Sequence[str]], sheet_title: str,
                notes_title: str) -> bytes:
     """A workbook whose first sheet holds only the header row, and a second sheet explaining each column."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
 
     book = Workbook()
     sheet = book.active

@@ -39,6 +39,7 @@ from webapp.models import (
     Pupil,
     RunAssignment,
     Session,
+    Teacher,
     Term,
     User,
     utcnow,
@@ -424,7 +425,6 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
     force: a teacher who leads a published session may not lose the qualification, the slot or the
     activeness it needs (`RuleBroken`, nothing written). Returns the teacher's id.
     """
-    from webapp.models import Teacher
 
     with _transaction():
         fresh = _lock_seats(term.id) if term is not None else None

@@ -26,6 +26,7 @@ from webapp.hardening import end_all_sessions, limiter, throttle_login
 from webapp.i18n import LANG_COOKIE
 from webapp.inputs import safe_next
 from webapp.models import User, utcnow
+from webapp.privacy import family_export
 from webapp.security import (
     SESSION_VERSION_KEY,
     find_user_for_login,
@@ -147,7 +148,6 @@ def change_password() -> ResponseReturnValue:
 @login_required
 def export() -> ResponseReturnValue:
     """Everything the service holds about the signed-in user's account and family, as a JSON download."""
-    from webapp.privacy import family_export
 
     user: User = current_user._get_current_object()
     data = family_export(user)

@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, func, select, true
 
 from webapp import run_summary
 from webapp.extensions import db
-from webapp.models import AllocationRun, District, Pupil, RunState, School, Session, Term
+from webapp.models import AllocationRun, CapacityAdvice, District, Pupil, RunState, School, Session, Term
 
 Slot = tuple[int, str]
 
@@ -391,7 +391,6 @@ def latest_advice(
 ) -> list[tuple[int, str, str, str, dict[str, Any]]]:
     """(school id, school code, school name, district name, advice JSON) of the newest finished advice of each
     school's current term, for schools matching `where`."""
-    from webapp.models import CapacityAdvice
 
     where = true() if where is None else where
     current = select(func.max(Term.id)).join(School, School.id == Term.school_id).where(where)

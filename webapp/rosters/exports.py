@@ -13,6 +13,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from scheduler.io import dumps, instance_to_json, solution_to_json
@@ -99,7 +100,6 @@ def _setup(ws: Worksheet, header_row: int, widths: Sequence[float], *, landscape
 
 
 def _column(index: int) -> str:
-    from openpyxl.utils import get_column_letter
 
     return str(get_column_letter(index))
 
