@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from tests.webapp.factories import api_token, bearer
-from tests.webapp.test_plan_pages import _world
+from tests.webapp.allocation.test_plan_pages import _world
 from webapp.extensions import db
 from webapp.models import ChangeRequest, PlanAmendment, WaitlistOffer
 
