@@ -26,7 +26,7 @@ from scheduler.generate import generate
 from scheduler.solve import SolverConfig, solve
 from scheduler.validation import recompute_objective, validate
 from tests.conftest import TEST_PASSWORD, make_school
-from webapp.allocation.service import publish_run
+from webapp.allocation.service import clock, publish_run
 from webapp.extensions import db
 from webapp.models import (
     Activity,
@@ -155,8 +155,21 @@ def requests_for(pupil: int) -> list[CareRequest]:
 
 
 def publish_finished(run: AllocationRun) -> AllocationRun:
-    """Publish a finished run as an administrator would, through the allocation service (from the command line)."""
-    return publish_run(run, None)
+    """Publish a finished run as an administrator would, through the allocation service (from the command line).
+
+    Publishing needs the request window closed, so it is closed for the publication; a window that was open is
+    then opened again, as an admin may do, so tests can still send requests and changes after publication.
+    """
+    term = run.term
+    close_at = term.requests_close_at
+    if close_at is None or close_at > clock():
+        term.requests_close_at = clock() - timedelta(minutes=1)
+        db.session.commit()
+    published = publish_run(run, None)
+    if term.requests_close_at != close_at:
+        term.requests_close_at = close_at
+        db.session.commit()
+    return published
 
 
 def publish_for(pupil: int, *, with_params: bool = True) -> int:

@@ -73,6 +73,8 @@ DENIED = {302, 401, 403, 404}
 
 @pytest.fixture
 def matrix(app: Flask) -> Iterator[tuple[World, dict[str, Any]]]:
+    # Jobs a request starts (batches, advice) finish inside it, so no later request sees their writes.
+    app.config.update(JOBS_INLINE=True, BUREAU_TIME_LIMIT=1, BUREAU_ADVICE_TIME_LIMIT=1)
     world = two_families(app)
     with app.app_context():
         pupils = db.session.scalars(select(Pupil)).all()

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 from flask import Flask
 from sqlalchemy import func, select
 
-from tests.webapp.factories import api_token, bearer
 from tests.webapp.allocation.test_plan_pages import _world
+from tests.webapp.factories import api_token, bearer
 from webapp.extensions import db
 from webapp.models import ChangeRequest, PlanAmendment, WaitlistOffer
 
@@ -17,18 +17,20 @@ def test_result_carries_the_plan_version_and_this_childs_changes(app: Flask) -> 
     world = _world(app)
     headers = bearer(api_token(app.test_client(), world["holder"]))
     client = app.test_client()
-    before = client.get(f"/api/v1/children/{world['holder_pupil']}/result", headers=headers).get_json()
-    assert before["plan_version"] == 1 and before["changes"] == []  # the withdrawal did not touch this child
+    # Version 1 is the publication, version 2 another family's withdrawal, which did not touch this child.
+    before = client.get(f"/api/v1/children/{world['holder_pupil']}/result?since_version=1",
+                        headers=headers).get_json()
+    assert before["plan_version"] == 2 and before["changes"] == []
     assert client.get(f"/api/v1/children/{world['holder_pupil']}/result?since_version=x",
                       headers=headers).status_code == 422
     accepted = client.post(f"/api/v1/offers/{world['offer']}/accept", headers=headers)
     assert accepted.status_code == 200 and accepted.get_json()["state"] == "accepted"
-    after = client.get(f"/api/v1/children/{world['holder_pupil']}/result?since_version=1", headers=headers).get_json()
-    assert after["plan_version"] == 2
+    after = client.get(f"/api/v1/children/{world['holder_pupil']}/result?since_version=2", headers=headers).get_json()
+    assert after["plan_version"] == 3
     (change,) = after["changes"]
-    assert change["version"] == 2 and change["kind"] == "offer_accepted" and change["lost"] == []
+    assert change["version"] == 3 and change["kind"] == "offer_accepted" and change["lost"] == []
     assert [g["day"] for g in change["gained"]] == [1]
-    assert client.get(f"/api/v1/children/{world['holder_pupil']}/result?since_version=2",
+    assert client.get(f"/api/v1/children/{world['holder_pupil']}/result?since_version=3",
                       headers=headers).get_json()["changes"] == []
 
 
