@@ -167,8 +167,10 @@ def teachers() -> ResponseReturnValue:
     return render_template("admin/teachers.html", teachers=rows, slots=slots, term=g.term)
 
 
-def _split_tags(text: str) -> list[str]:
-    return sorted({tag for tag in re.split(r"[,，、;；\s]+", text or "") if tag})
+def _split_tags(value: str | list[str] | None) -> list[str]:
+    """Qualification tags from the form's text; a form posted without the field keeps the teacher's own list."""
+    text = "、".join(value) if isinstance(value, list) else (value or "")
+    return sorted({tag for tag in re.split(r"[,，、;；\s]+", text) if tag})
 
 
 @bp.route("/teachers/new", methods=["GET", "POST"])

@@ -247,6 +247,12 @@ def test_teacher_with_availability_grid(app: Flask, client: FlaskClient, signed_
         teacher_id = teacher.id
     html = page(client, f"/admin/teachers/{teacher_id}/edit")
     assert f'value="1:{p1}" checked' in html and f'value="2:{p1}">' in html
+    # A post without the qualifications field keeps the teacher's tags (found by the form fuzzer: it was a 500).
+    kept = post_form(client, f"/admin/teachers/{teacher_id}/edit",
+                     {k: v for k, v in data.items() if k != "qualifications"})
+    assert kept.status_code == 302
+    with app.app_context():
+        assert db.session.get(Teacher, teacher_id).qualifications == ["arts", "sports"]  # type: ignore[union-attr]
     bad = post_form(client, "/admin/teachers/new", dict(data, code="T8", max_sessions="99"))
     assert "请输入 0 到 50 之间的整数。" in bad.get_data(as_text=True)
     post_form(client, f"/admin/teachers/{teacher_id}/delete", token_from="/admin/teachers")
