@@ -31,6 +31,11 @@ def current_term() -> Term | None:
         term = db.session.get(Term, chosen)
         if term is not None and term.school_id == g.school.id:
             return term
+    return newest_term()
+
+
+def newest_term() -> Term | None:
+    """The admin's school's newest term (None before the first one)."""
     return cast(Term | None, db.session.scalar(
         select(Term).where(Term.school_id == g.school.id).order_by(Term.id.desc()).limit(1)))
 

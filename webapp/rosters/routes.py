@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from webapp.admin.scope import school_term
+from webapp.admin.scope import newest_term, school_term
 from webapp.allocation import service as allocation
 from webapp.allocation.waitlist import waitlist
 from webapp.audit import record
@@ -79,7 +79,7 @@ def _download(body: bytes | str, filename: str, mimetype: str, *, kind: str, ter
 @bp.get("/")
 @school_admin_required
 def home() -> ResponseReturnValue:
-    term = db.session.scalar(select(Term).where(Term.school_id == g.school.id).order_by(Term.id.desc()))
+    term = newest_term()
     if term is None:
         return render_template("rosters/no_run.html", term=None)
     return redirect(url_for("rosters.index", term_id=term.id))

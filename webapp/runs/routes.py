@@ -13,7 +13,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from webapp import audit
-from webapp.admin.scope import mask_phone
+from webapp.admin.scope import mask_phone, newest_term, school_term
 from webapp.allocation import service as allocation
 from webapp.allocation import views
 from webapp.allocation.offers import set_placement
@@ -112,12 +112,6 @@ def _labels() -> dict[str, Any]:
             "kind_labels": KIND_LABELS, "offer_state_labels": OFFER_STATE_LABELS}
 
 
-def _term_or_404(term_id: int) -> Term:
-    term = db.session.get(Term, term_id)
-    if term is None or term.school_id != g.school.id:
-        abort(404)
-    return term
-
 
 def _run_or_404(run_id: int) -> AllocationRun:
     run = db.session.get(AllocationRun, run_id)
@@ -137,7 +131,7 @@ def _term_runs(term: Term) -> list[AllocationRun]:
 @bp.get("/")
 @school_admin_required
 def index() -> ResponseReturnValue:
-    term = db.session.scalar(select(Term).where(Term.school_id == g.school.id).order_by(Term.id.desc()))
+    term = newest_term()
     if term is None:
         return render_template("runs/no_term.html")
     return redirect(url_for("runs.term_runs", term_id=term.id))
@@ -146,7 +140,7 @@ def index() -> ResponseReturnValue:
 @bp.get("/term/<int:term_id>")
 @school_admin_required
 def term_runs(term_id: int) -> ResponseReturnValue:
-    term = _term_or_404(term_id)
+    term = school_term(term_id)
     terms = db.session.scalars(select(Term).where(Term.school_id == g.school.id).order_by(Term.id.desc())).all()
     runs = _term_runs(term)
     done = [r for r in runs if r.state == RunState.DONE]
@@ -157,7 +151,7 @@ def term_runs(term_id: int) -> ResponseReturnValue:
 @bp.post("/term/<int:term_id>/start")
 @school_admin_required
 def start(term_id: int) -> ResponseReturnValue:
-    term = _term_or_404(term_id)
+    term = school_term(term_id)
     busy = [r for r in _term_runs(term) if r.state in RunState.active()]
     if busy:
         flash(_("A run for this term is still in progress."), "warning")
@@ -278,7 +272,7 @@ def publish(run_id: int) -> ResponseReturnValue:
 @bp.get("/history")
 @school_admin_required
 def history_index() -> ResponseReturnValue:
-    term = db.session.scalar(select(Term).where(Term.school_id == g.school.id).order_by(Term.id.desc()))
+    term = newest_term()
     if term is None:
         return render_template("runs/no_term.html")
     return redirect(url_for("runs.history", term_id=term.id))
@@ -288,7 +282,7 @@ def history_index() -> ResponseReturnValue:
 @school_admin_required
 def history(term_id: int) -> ResponseReturnValue:
     """Every version of the term's published plan with who gained and lost which seats."""
-    term = _term_or_404(term_id)
+    term = school_term(term_id)
     return render_template("runs/history.html", term=term, versions=views.history(term), mask_phone=mask_phone,
                            **_labels())
 
@@ -297,7 +291,7 @@ def history(term_id: int) -> ResponseReturnValue:
 @school_admin_required
 def offers(term_id: int) -> ResponseReturnValue:
     """Offers outstanding for the term, and the form choosing offers or automatic placement and the hold time."""
-    term = _term_or_404(term_id)
+    term = school_term(term_id)
     form = PlacementForm(placement=term.placement, hold_hours=term.school.offer_hold_hours)
     status = 200
     if form.validate_on_submit():
@@ -347,7 +341,7 @@ def compare() -> ResponseReturnValue:
 @bp.route("/term/<int:term_id>/pins", methods=["GET", "POST"])
 @school_admin_required
 def pins(term_id: int) -> ResponseReturnValue:
-    term = _term_or_404(term_id)
+    term = school_term(term_id)
     form = PinForm(term)
     if form.validate_on_submit():
         assert form.pupil is not None and form.session is not None
