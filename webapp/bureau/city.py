@@ -223,9 +223,9 @@ def batch_history(where: ColumnElement[bool] | None = None, limit: int = 50) -> 
         newest[entry.batch_id] = max(newest.get(entry.batch_id, last_id), last_id)
     chosen = sorted(batches.values(), key=lambda b: newest[b.batch_id], reverse=True)[:limit]
     details = {
-        run_id: (stats, name)
-        for run_id, stats, name in db.session.execute(
-            select(AllocationRun.id, AllocationRun.stats, User.display_name)
+        run_id: (stats, display_name or username)
+        for run_id, stats, display_name, username in db.session.execute(
+            select(AllocationRun.id, AllocationRun.stats, User.display_name, User.username)
             .outerjoin(User, User.id == AllocationRun.created_by)
             .where(AllocationRun.id.in_([first_run[b.batch_id] for b in chosen]))
         )
