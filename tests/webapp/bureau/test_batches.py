@@ -10,14 +10,26 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from openpyxl import Workbook
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
+from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (a fresh PostgreSQL schema per test)
 from tests.webapp.factories import create_user, post_form, seed_city, sign_in
 from webapp.bureau.city import batch_filter, batch_history, batch_results
 from webapp.bureau.stats import city_stats
 from webapp.extensions import db
-from webapp.jobs import STALE_ERROR
-from webapp.models import AllocationRun, AuditLog, CapacityAdvice, CareRequest, District, Pupil, RunState, School, Term
+from webapp.jobs import STALE_ERROR, start_advice_batch
+from webapp.models import (
+    AllocationRun,
+    AuditLog,
+    CapacityAdvice,
+    CareRequest,
+    District,
+    Pupil,
+    RunState,
+    School,
+    Term,
+    utcnow,
+)
 from webapp.tabular import PERCENT_FORMAT, Percent, csv_bytes, set_cell
 
 
@@ -211,6 +223,27 @@ def test_district_advice_stays_in_scope(
         assert db.session.scalar(select(func.count()).select_from(CapacityAdvice)) == 0
 
 
+def test_district_advice_joins_a_computation_queued_meanwhile(app: Flask, city: dict[str, Any]) -> None:
+    """Another request queues one of the terms between our look and our commit: the unique index refuses our row,
+    and the batch is queued again with that term joined, in one transaction."""
+    app.config.update(JOBS_INLINE=True, BUREAU_ADVICE_TIME_LIMIT=2)
+    with app.app_context():
+        terms = [_current_term("KM-TEST-0001"), _current_term("KM-TEST-0002")]
+        racing_term = terms[0].id
+
+        def queue_elsewhere(session: Any) -> None:
+            with db.engine.begin() as other:
+                other.execute(CapacityAdvice.__table__.insert().values(
+                    term_id=racing_term, state=RunState.QUEUED, created_at=utcnow()))
+
+        event.listen(db.session(), "before_commit", queue_elsewhere, once=True)
+        started, joined = start_advice_batch(terms, None)
+        assert [row.term_id for row in joined] == [racing_term]
+        assert [(row.term_id, row.state) for row in started] == [(terms[1].id, "done")]
+        pending = db.session.scalars(select(CapacityAdvice).where(CapacityAdvice.term_id == racing_term)).all()
+        assert len(pending) == 1 and pending[0].state == "queued"
+
+
 # --------------------------------------------------------------------------- the percent cell
 
 
@@ -223,3 +256,37 @@ def test_percent_is_a_number_with_a_percent_format() -> None:
     assert (text.data_type, text.number_format) == ("s", "General")
     assert Percent.of(None) is None and Percent.of(2 / 3) == Percent(0.6667)
     assert csv_bytes([[Percent(0.5), "x"]]).endswith(b"0.5,x\r\n")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.mark.postgres
+def test_batches_advice_and_figures_on_postgresql(request: pytest.FixtureRequest) -> None:
+    app: Flask = request.getfixturevalue("pg_app")
+    app.config.update(JOBS_INLINE=True, BUREAU_TIME_LIMIT=2, BUREAU_ADVICE_TIME_LIMIT=2)
+    with app.app_context():
+        city = seed_city()
+        _unsolvable("KM-TEST-0002")
+        create_user("bureau", login="bureau-city")
+        stats = city_stats()
+        assert (stats.rollup.published.schools, stats.rollup.draft.schools, stats.rollup.not_allocated.schools) == (
+            1, 1, 1)
+    client = app.test_client()
+    sign_in(client, "bureau-city")
+    response = post_form(client, "/bureau/batches", {"district": ""}, token_from="/bureau/")
+    assert response.status_code == 302
+    rows = _rows(client.get(response.location).get_data(as_text=True))
+    assert 'data-state="failed"' in rows["KM-TEST-0002"] and "KeyError" in rows["KM-TEST-0002"]
+    assert client.get("/bureau/batches").status_code == 200
+    wuhua = city["districts"]["五华区"]
+    post_form(client, f"/bureau/district/{wuhua}/advice", token_from=f"/bureau/district/{wuhua}")
+    with app.app_context():
+        [entry] = batch_history()
+        assert (entry.total, entry.done, entry.failed) == (3, 2, 1)
+        states = dict(db.session.execute(select(School.code, CapacityAdvice.state)
+                                         .join(Term, Term.id == CapacityAdvice.term_id)
+                                         .join(School, School.id == Term.school_id)).all())
+        assert states == {"KM-TEST-0001": "done", "KM-TEST-0002": "failed"}  # its instance cannot be built
+    assert client.get("/bureau/export.xlsx").status_code == 200
+    assert "2 所学校的分配结果为草稿" in client.get("/bureau/").get_data(as_text=True)
