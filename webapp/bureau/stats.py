@@ -51,7 +51,7 @@ class Source(StrEnum):
 
 @dataclass
 class Figures:
-    """Summable coverage figures of one term, school, district or the city."""
+    """Summable coverage figures of one term, or of several of one source (see `Rollup`, which never mixes them)."""
 
     schools: int = 0
     allocated: int = 0
