@@ -4,6 +4,9 @@ Names, rooms and classes come from parents and school staff, so a value is alway
 a formula: in .xlsx a string cell (with Excel's quote prefix when it starts like a formula), in .csv a leading
 apostrophe before `= + - @`, tab, carriage return or newline. Characters a workbook cannot hold (C0 controls,
 lone surrogates) become U+FFFD, so stored data can never make an export fail.
+
+A share is written as a number, not as text: wrap it in `Percent` (0.25 for 25 %) and the .xlsx cell holds 0.25
+with the number format `PERCENT_FORMAT`, so a spreadsheet shows "25.0%" and still sums and sorts it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -25,6 +29,19 @@ CSV_MIMETYPE = "text/csv; charset=utf-8"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 _UNWRITABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 _PLAIN_TYPES = (bool, int, float, Decimal, datetime, date, time)
+PERCENT_FORMAT = "0.0%"
+
+
+@dataclass(frozen=True)
+class Percent:
+    """A share to be written as a percentage: `Percent(0.25)` is a cell holding 0.25 shown as 25.0%."""
+
+    value: float
+
+    @classmethod
+    def of(cls, value: float | None, digits: int = 4) -> Percent | None:
+        """`value` rounded to `digits` decimals as a Percent, or None (an empty cell) when there is no value."""
+        return None if value is None else cls(round(float(value), digits))
 
 
 def cell_text(value: Any) -> str:
@@ -38,9 +55,14 @@ def looks_like_formula(text: str) -> bool:
 
 
 def text_cell(sheet: Worksheet, value: Any) -> Cell | Any:
-    """A cell for `sheet.append`: numbers, dates and None as they are, anything else as inert text."""
+    """A cell for `sheet.append`: numbers, dates and None as they are, a `Percent` as a number in percent format,
+    anything else as inert text."""
     if value is None or isinstance(value, _PLAIN_TYPES):
         return value
+    if isinstance(value, Percent):
+        number = Cell(sheet, value=value.value)
+        number.number_format = PERCENT_FORMAT
+        return number
     text = cell_text(value)
     cell = Cell(sheet, value=text)
     cell.data_type = "s"  # openpyxl would otherwise store a leading "=" as a formula
@@ -60,8 +82,11 @@ def set_cell(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:
     written = text_cell(sheet, value)
     if isinstance(written, Cell):
         cell.value = written.value
-        cell.data_type = "s"
-        cell.quotePrefix = written.quotePrefix
+        if written.data_type == "s":
+            cell.data_type = "s"
+            cell.quotePrefix = written.quotePrefix
+        else:
+            cell.number_format = written.number_format
     else:
         cell.value = written
     return cell
@@ -77,6 +102,8 @@ def csv_value(value: Any) -> Any:
     """A CSV field: text that could start a formula gets a leading apostrophe, as spreadsheet programs expect."""
     if value is None or isinstance(value, _PLAIN_TYPES):
         return "" if value is None else value
+    if isinstance(value, Percent):
+        return value.value
     text = cell_text(value)
     return "'" + text if looks_like_formula(text) else text
 

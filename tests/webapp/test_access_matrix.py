@@ -41,7 +41,7 @@ POLICY: dict[str, str] = {
     "bureau.dashboard": BUREAU, "bureau.advice": BUREAU, "bureau.compute_advice": BUREAU,
     "bureau.start_batch_view": BUREAU, "bureau.batch": BUREAU, "bureau.batch_status": BUREAU,
     "bureau.district": BUREAU, "bureau.export": BUREAU, "bureau.hiring": BUREAU,
-    "bureau.hiring_export": BUREAU,
+    "bureau.hiring_export": BUREAU, "bureau.batches": BUREAU, "bureau.district_advice": BUREAU,
     "bureau.school": BUREAU,
     "api.children": API, "api.child": API, "api.options": API, "api.get_request": API, "api.put_request": API,
     "api.delete_request": API, "api.result": API, "api.post_change": API, "api.list_offers": API,

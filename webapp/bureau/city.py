@@ -7,6 +7,9 @@ the single store transaction, failures and the backends: the local pool (`run_lo
 `CELERY_BROKER_URL` is set, Celery over Redis (`run_celery`). One school's failure, even a dead worker process,
 fails only that school's run.
 
+`batch_history` lists the batches a bureau user may see and `batch_results` each school's result in one, with
+the reason of a failure, for the batch pages.
+
 `flask --app webapp allocate --all | --district NAME [--workers N] [--time-limit S] [--resume]`.
 """
 
@@ -25,6 +28,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import ColumnElement, func, select, true
 
+from webapp import run_summary
 from webapp.extensions import db
 from webapp.jobs import (
     BATCH_KEY,
@@ -32,13 +36,14 @@ from webapp.jobs import (
     celery_broker,
     database_url,
     job_threads,
+    refresh_stale,
     run_celery,
     run_local,
     solver_threads,
     submit,
 )
 from webapp.jobs.batch import KIND as BATCH_KIND
-from webapp.models import AllocationRun, District, RunState, School, Term, utcnow
+from webapp.models import AllocationRun, District, RunState, School, Term, User, utcnow
 
 DEFAULT_TIME_LIMIT = 30.0
 
@@ -170,6 +175,117 @@ def batch_progress(batch_id: str, where: ColumnElement[bool] | None = None) -> B
         started,
         eta,
     )
+
+
+# --------------------------------------------------------------------------- batch history
+
+
+@dataclass
+class BatchSummary:
+    """One batch as the history lists it: when, by whom, over what, and how its schools ended."""
+
+    batch_id: str
+    scope: str
+    started_at: Any
+    started_by: str
+    total: int
+    done: int
+    failed: int
+    active: int
+
+
+def batch_history(where: ColumnElement[bool] | None = None, limit: int = 50) -> list[BatchSummary]:
+    """The newest batches with runs in `where`'s schools, newest first, counted over those schools only."""
+    batch = AllocationRun.stats[BATCH_KEY].as_string()
+    rows = db.session.execute(
+        select(batch, AllocationRun.state, func.count(), func.min(AllocationRun.created_at),
+               func.min(AllocationRun.id), func.max(AllocationRun.id))
+        .join(Term, Term.id == AllocationRun.term_id)
+        .join(School, School.id == Term.school_id)
+        .where(batch.is_not(None), true() if where is None else where)
+        .group_by(batch, AllocationRun.state)
+    ).all()
+    batches: dict[str, BatchSummary] = {}
+    first_run: dict[str, int] = {}
+    newest: dict[str, int] = {}
+    for batch_id, state, count, created, first_id, last_id in rows:
+        entry = batches.setdefault(str(batch_id), BatchSummary(str(batch_id), "", created, "", 0, 0, 0, 0))
+        entry.total += int(count)
+        if state == RunState.DONE:
+            entry.done += int(count)
+        elif state in RunState.final():
+            entry.failed += int(count)
+        else:
+            entry.active += int(count)
+        if created is not None and (entry.started_at is None or created < entry.started_at):
+            entry.started_at = created
+        first_run[entry.batch_id] = min(first_run.get(entry.batch_id, first_id), first_id)
+        newest[entry.batch_id] = max(newest.get(entry.batch_id, last_id), last_id)
+    chosen = sorted(batches.values(), key=lambda b: newest[b.batch_id], reverse=True)[:limit]
+    details = {
+        run_id: (stats, display_name or username)
+        for run_id, stats, display_name, username in db.session.execute(
+            select(AllocationRun.id, AllocationRun.stats, User.display_name, User.username)
+            .outerjoin(User, User.id == AllocationRun.created_by)
+            .where(AllocationRun.id.in_([first_run[b.batch_id] for b in chosen]))
+        )
+    }
+    for entry in chosen:
+        stats, name = details.get(first_run[entry.batch_id], (None, None))
+        entry.scope, entry.started_by = str((stats or {}).get("scope") or ""), name or ""
+    return chosen
+
+
+@dataclass
+class SchoolRun:
+    """One school's result in a batch."""
+
+    run_id: int
+    school_id: int
+    school_code: str
+    school_name: str
+    district_name: str
+    state: str
+    status: str | None
+    published: bool
+    coverage: float | None
+    """Covered / requested pupil-days of the run (`webapp.run_summary`), for a finished run."""
+    seconds: float | None
+    error: str | None
+
+
+def batch_results(batch_id: str, where: ColumnElement[bool] | None = None) -> list[SchoolRun]:
+    """Each school's run in the batch (schools in `where`), failures first, then by district and school code.
+
+    A run whose worker stopped sending heartbeats is marked failed first, so a dead worker shows as a failure.
+    """
+    rows = db.session.execute(
+        select(AllocationRun, School.id, School.code, School.name, District.name)
+        .join(Term, Term.id == AllocationRun.term_id)
+        .join(School, School.id == Term.school_id)
+        .outerjoin(District, District.id == School.district_id)
+        .where(batch_filter(batch_id), true() if where is None else where)
+    ).all()
+    runs = [row[0] for row in rows]
+    refresh_stale([run for run in runs if run.state in RunState.active()])
+    done = [run for run in runs if run.state == RunState.DONE]
+    summaries = {run.id: run.summary for run in done if run_summary.is_current(run.summary)}
+    summaries.update(run_summary.count(run.id for run in done if run.id not in summaries))
+    results = []
+    for run, school_id, code, name, district in rows:
+        summary = summaries.get(run.id)
+        coverage = None
+        if summary is not None and summary["requested_days"]:
+            coverage = summary["covered_days"] / summary["requested_days"]
+        seconds = None
+        if run.started_at is not None and run.finished_at is not None:
+            seconds = (run.finished_at - run.started_at).total_seconds()
+        results.append(SchoolRun(
+            run.id, school_id, code, name, district or "", run.state, run.status, bool(run.is_published),
+            coverage, seconds, run.error,
+        ))
+    order = {RunState.FAILED: 0, RunState.CANCELLED: 1}
+    return sorted(results, key=lambda r: (order.get(r.state, 2), r.district_name, r.school_code))
 
 
 # --------------------------------------------------------------------------- a batch started from a page

@@ -1,6 +1,9 @@
 """The bureau's .xlsx exports: coverage by district, school, weekday x period and term, and the workbook
 builder the hiring plan uses too. Cells are written through `webapp.tabular`, the app's one export path, so a
-school or district name can never become a formula.
+school or district name can never become a formula, and every rate is a number in percent format (`Percent`).
+
+As on the pages (docs/bureau.md): district, slot and trend figures are those of published allocations; draft
+allocations have their own sheet; a school not yet allocated has its requests and no seat-side figure.
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
 
-from webapp.bureau.stats import CityStats, Figures
+from webapp.bureau.stats import CityStats, Figures, Rollup, Source
 from webapp.labels import DAY_NAMES
-from webapp.tabular import XLSX_MIMETYPE, append_row, cell_text, workbook_bytes
+from webapp.tabular import XLSX_MIMETYPE, Percent, append_row, cell_text, workbook_bytes
 
 Sheet = tuple[str, Sequence[Any], Iterable[Sequence[Any]]]
-SOURCE_LABELS = {"published": _l("Published"), "draft": _l("Draft"), "none": _l("No allocation yet")}
+SOURCE_LABELS = {
+    Source.PUBLISHED: _l("Published"),
+    Source.DRAFT: _l("Draft"),
+    Source.NOT_ALLOCATED: _l("Not yet allocated"),
+}
+RATES = frozenset({"participation", "coverage"})
 
 
 FIGURE_HEADERS = (
@@ -39,7 +47,14 @@ FIGURE_HEADERS = (
 
 def _figure_cells(figures: Figures) -> list[Any]:
     row = figures.as_row()
-    return [round(row[key], 4) if isinstance(row[key], float) else row[key] for key, _ in FIGURE_HEADERS]
+    return [
+        Percent.of(row[key]) if key in RATES else round(row[key], 4) if isinstance(row[key], float) else row[key]
+        for key, _ in FIGURE_HEADERS
+    ]
+
+
+def _counts(rollup: Rollup) -> list[int]:
+    return [rollup.schools, rollup.published.schools, rollup.draft.schools, rollup.not_allocated.schools]
 
 
 def workbook(sheets: Iterable[Sheet]) -> bytes:
@@ -66,9 +81,11 @@ def xlsx_response(data: bytes, name: str) -> Response:
 
 def coverage_sheets(stats: CityStats) -> list[Sheet]:
     headers = [label for _, label in FIGURE_HEADERS]
-    districts = [
-        [d.name or _("No district"), d.figures.schools, *_figure_cells(d.figures)] for d in stats.districts
-    ]
+    counts = [_("Schools"), _("Published"), _("Draft"), _("Not yet allocated")]
+    districts = [[d.name or _("No district"), *_counts(d.rollup), *_figure_cells(d.rollup.published)]
+                 for d in stats.districts]
+    drafts = [[d.name or _("No district"), d.rollup.draft.schools, *_figure_cells(d.rollup.draft)]
+              for d in stats.districts if d.rollup.draft.schools]
     schools = [
         [
             s.district_name,
@@ -80,32 +97,26 @@ def coverage_sheets(stats: CityStats) -> list[Sheet]:
         ]
         for s in stats.schools
     ]
+    published = stats.rollup.published
     slots = []
     for day in stats.weekdays:
         for period in stats.periods:
-            asked, seated = stats.figures.slots.get((day, period), (0, 0))
-            value = stats.figures.slot_coverage((day, period))
-            slots.append(
-                [
-                    str(DAY_NAMES.get(day, day)),
-                    period,
-                    asked,
-                    seated,
-                    None if value is None else round(value, 4),
-                ]
-            )
-    trend = [[name, figures.schools, *_figure_cells(figures)] for name, figures in stats.trend]
+            asked, seated = published.slots.get((day, period), (0, 0))
+            value = Percent.of(published.slot_coverage((day, period)))
+            slots.append([str(DAY_NAMES.get(day, day)), period, asked, seated, value])
+    trend = [[name, *_counts(rollup), *_figure_cells(rollup.published)] for name, rollup in stats.trend]
     return [
-        (_("Districts"), [_("District"), _("Schools"), *headers], districts),
+        (_("Districts (published)"), [_("District"), *counts, *headers], districts),
         (
             _("Schools"),
             [_("District"), _("School code"), _("School"), _("Term"), _("Source"), *headers],
             schools,
         ),
         (
-            _("Weekday x period"),
+            _("Weekday x period (published)"),
             [_("Weekday"), _("Period"), _("Pupils requesting"), _("Pupils seated"), _("Coverage")],
             slots,
         ),
-        (_("Trend"), [_("Term"), _("Schools"), *headers], trend),
+        (_("Trend (published)"), [_("Term"), *counts, *headers], trend),
+        (_("Drafts (not published)"), [_("District"), _("Schools"), *headers], drafts),
     ]

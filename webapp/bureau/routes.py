@@ -1,5 +1,7 @@
 """Bureau pages: coverage city -> district -> school, xlsx exports, capacity advice, hiring plan, batches.
 
+What the figures mean (published headline, drafts apart, "not yet allocated" never 0 %) is in docs/bureau.md.
+
 Every view is scoped with `bureau_scope`: a district user sees only their district's schools (others are
 404), a city-wide user sees all, and a user whose district is gone sees nothing (`bureau_required` says
 why). Only aggregates reach these pages: no pupil name, number or phone.
@@ -20,18 +22,26 @@ from flask_login import current_user
 from sqlalchemy import ColumnElement, and_, select
 
 from webapp import audit
-from webapp.bureau.city import batch_progress, current_terms, start_batch
+from webapp.bureau.city import (
+    batch_history,
+    batch_progress,
+    batch_results,
+    current_terms,
+    start_batch,
+)
 from webapp.bureau.exports import SOURCE_LABELS, coverage_sheets, workbook, xlsx_response
 from webapp.bureau.stats import (
+    Figures,
     HiringPlan,
     TermStats,
+    advice_counts,
     city_stats,
     latest_advice,
     rollup_advice,
 )
 from webapp.extensions import db
 from webapp.inputs import int_arg
-from webapp.jobs import start_advice
+from webapp.jobs import STALE_ERROR, start_advice, start_advice_batch
 from webapp.labels import DAY_NAMES
 from webapp.models import CapacityAdvice, District, RunState, School
 from webapp.security import bureau_required, bureau_scope, role_required
@@ -55,6 +65,15 @@ ADVICE_STATES = {
     RunState.DONE: _l("Done"),
     RunState.FAILED: _l("Failed"),
 }
+BATCH_STATES = {
+    RunState.QUEUED: _l("Waiting to start"),
+    RunState.RUNNING: _l("Computing"),
+    RunState.CANCELLING: _l("Stopping"),
+    RunState.DONE: _l("Done"),
+    RunState.FAILED: _l("Failed"),
+    RunState.CANCELLED: _l("Cancelled"),
+}
+RUN_STATUS = {"OPTIMAL": _l("proven best"), "FEASIBLE": _l("best found in the time limit")}
 BATCH_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 
 
@@ -81,6 +100,18 @@ def _school_in_scope_or_404(school_id: int) -> School:
 
 def pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def rate_text(figures: Figures, value: float | None) -> str:
+    """A rate of `figures` as shown: "not yet allocated" when nothing there is allocated, never "0.0%"."""
+    return pct(value) if figures.allocated else str(_("Not yet allocated"))
+
+
+def failure_text(error: str | None) -> str:
+    """Why a school's run in a batch failed, in the reader's language."""
+    if error == STALE_ERROR:
+        return str(_("The computation stopped unexpectedly (its worker process ended); start the batch again."))
+    return str(_("The allocation failed: %(error)s", error=error or _("no reason recorded")))
 
 
 def heat_colour(value: float | None) -> str:
@@ -133,6 +164,7 @@ def advice_line(item: dict[str, Any], periods: dict[str, str] | None = None) -> 
 def _helpers() -> dict[str, Any]:
     return {
         "bureau_pct": pct,
+        "bureau_rate": rate_text,
         "heat_colour": heat_colour,
         "text_colour": text_colour,
         "source_labels": SOURCE_LABELS,
@@ -142,8 +174,11 @@ def _helpers() -> dict[str, Any]:
 
 
 def _sorted_by_coverage(schools: Sequence[TermStats]) -> list[TermStats]:
+    """Allocated schools (published or draft) with the lowest coverage first; schools not yet allocated have
+    no coverage to rank."""
+    allocated = [s for s in schools if s.figures.allocated]
     return sorted(
-        schools, key=lambda s: (s.figures.coverage if s.figures.coverage is not None else 2.0, s.school_code)
+        allocated, key=lambda s: (s.figures.coverage if s.figures.coverage is not None else 2.0, s.school_code)
     )
 
 
@@ -166,8 +201,10 @@ def dashboard() -> ResponseReturnValue:
 @bureau_required
 def district(district_id: int) -> ResponseReturnValue:
     district = _district_or_404(district_id)
-    stats = city_stats(and_(_scope(), School.district_id == district.id))
-    return render_template("bureau/district.html", district=district, stats=stats)
+    where = and_(_scope(), School.district_id == district.id)
+    return render_template(
+        "bureau/district.html", district=district, stats=city_stats(where), advice=advice_counts(where)
+    )
 
 
 @bp.route("/school/<int:school_id>")
@@ -259,6 +296,23 @@ def compute_advice(school_id: int) -> ResponseReturnValue:
     else:
         flash(_("Advice for this school is already being computed; this page shows it when it is ready."), "info")
     return redirect(url_for("bureau.advice", school_id=school.id))
+
+
+@bp.route("/district/<int:district_id>/advice", methods=["POST"])
+@bureau_required
+def district_advice(district_id: int) -> ResponseReturnValue:
+    """Capacity advice for the current term of every school of the district, queued as one batch of jobs."""
+    district = _district_or_404(district_id)
+    terms = current_terms(and_(_scope(), School.district_id == district.id))
+    if not terms:
+        flash(_("No school of this district has a term yet."), "error")
+        return redirect(url_for("bureau.district", district_id=district.id))
+    started, joined = start_advice_batch(terms, current_user.id)
+    audit.record("advice.start", f"district:{district.id}",
+                 {"schools": len(terms), "started": len(started), "joined": len(joined)}, commit=True)
+    flash(_("Advice is being computed for %(started)d schools; %(joined)d were being computed already.",
+            started=len(started), joined=len(joined)), "info")
+    return redirect(url_for("bureau.district", district_id=district.id))
 
 
 def _hiring(
@@ -429,10 +483,30 @@ def _batch_or_404(batch_id: str) -> Any:
     return progress
 
 
+@bp.route("/batches", methods=["GET"])
+@bureau_required
+def batches() -> ResponseReturnValue:
+    """Every batch with runs in the user's scope, newest first."""
+    return render_template("bureau/batches.html", history=batch_history(_scope()), scope_label=_scope_label)
+
+
+def _scope_label(scope: str) -> str:
+    """ "city" or "district:<id>" (as a batch records it) as a name."""
+    if scope.startswith("district:"):
+        number = scope.removeprefix("district:")
+        district = db.session.get(District, int(number)) if number.isdigit() else None
+        return district.name if district is not None else str(_("A district"))
+    return str(_("The whole city"))
+
+
 @bp.route("/batches/<batch_id>")
 @bureau_required
 def batch(batch_id: str) -> ResponseReturnValue:
-    return render_template("bureau/batch.html", progress=_batch_or_404(batch_id))
+    progress = _batch_or_404(batch_id)
+    return render_template(
+        "bureau/batch.html", progress=progress, results=batch_results(batch_id, _scope()),
+        states=BATCH_STATES, run_status=RUN_STATUS, failure_text=failure_text,
+    )
 
 
 @bp.route("/batches/<batch_id>/status.json")

@@ -4,16 +4,21 @@ Every figure is an aggregate: counts of pupils and pupil-days, never a pupil row
 issues three queries whatever the number of schools: each run's figures are counted once, when its rows change,
 and stored with it (`webapp.run_summary`); Python only sums them.
 
-Source of each term's figures: its published run, else its latest finished draft run (flagged as draft). The
-request-side figures are those the run was counted against; a term without a run shows its live requests.
+Source of each term's figures (`Source`): its published run, else its latest finished draft run (flagged as draft),
+else none: the term is *not yet allocated*. The request-side figures are those the run was counted against; a term
+without a run shows its live requests, and no seat-side figure at all (its rates are None, never 0 %).
 A school's *current* term is its newest term (highest id); older terms feed the trend.
+
+Roll-ups (district, city, a term of the trend) keep the three sources apart (`Rollup`): the headline figures are
+those of the published allocations; draft allocations are summed separately and always labelled as drafts; schools
+not yet allocated are counted, with their requests, but never enter a rate. See docs/bureau.md.
 
 Definitions (per term):
 - offers service: the term has at least one session;
 - enrolled: active pupils of the school; requesting: active requests with at least one day and one period;
 - requested pupil-days: the sum of requested days; unmet: requested pupil-days left unserved by the run;
 - covered pupil-days: requested minus unmet; served: requesting pupils covered on at least one day;
-- participation rate: served / enrolled; coverage: covered / requested pupil-days;
+- participation rate: served / enrolled; coverage: covered / requested pupil-days (both only for allocated terms);
 - slots: per weekday x period, pupils who asked for it and pupils seated in it;
 - teachers: teachers staffing at least one session, their mean and largest number of sessions a week.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, true
@@ -33,11 +39,23 @@ from webapp.models import AllocationRun, CapacityAdvice, District, Pupil, RunSta
 Slot = tuple[int, str]
 
 
+class Source(StrEnum):
+    """Where a term's figures come from."""
+
+    PUBLISHED = "published"
+    DRAFT = "draft"
+    """The latest finished run, not published: the school may still change it."""
+    NOT_ALLOCATED = "none"
+    """No finished run yet: only the requests are known."""
+
+
 @dataclass
 class Figures:
-    """Summable coverage figures of one term, school, district or the city."""
+    """Summable coverage figures of one term, or of several of one source (see `Rollup`, which never mixes them)."""
 
     schools: int = 0
+    allocated: int = 0
+    """Schools among `schools` whose figures come from an allocation; without one, no rate is defined."""
     offering: int = 0
     enrolled: int = 0
     requesting: int = 0
@@ -51,16 +69,17 @@ class Figures:
     """(day, period) -> [pupils requesting the slot, pupils seated in it]."""
 
     @property
-    def unmet_days(self) -> int:
-        return max(0, self.requested_days - self.covered_days)
+    def unmet_days(self) -> int | None:
+        return max(0, self.requested_days - self.covered_days) if self.allocated else None
 
     @property
     def participation(self) -> float | None:
-        return self.served / self.enrolled if self.enrolled else None
+        return self.served / self.enrolled if self.allocated and self.enrolled else None
 
     @property
     def coverage(self) -> float | None:
-        return self.covered_days / self.requested_days if self.requested_days else None
+        """Covered / requested pupil-days; None when nobody asked or when nothing here is allocated yet."""
+        return self.covered_days / self.requested_days if self.allocated and self.requested_days else None
 
     @property
     def avg_load(self) -> float | None:
@@ -68,6 +87,7 @@ class Figures:
 
     def add(self, other: Figures) -> None:
         self.schools += other.schools
+        self.allocated += other.allocated
         self.offering += other.offering
         self.enrolled += other.enrolled
         self.requesting += other.requesting
@@ -84,25 +104,60 @@ class Figures:
 
     def slot_coverage(self, slot: Slot) -> float | None:
         asked, seated = self.slots.get(slot, (0, 0))
-        return min(1.0, seated / asked) if asked else None
+        return min(1.0, seated / asked) if asked and self.allocated else None
 
     def as_row(self) -> dict[str, Any]:
-        """The summable figures and the rates, for tables and exports."""
+        """The summable figures and the rates, for tables and exports; seat-side ones are None when nothing
+        here is allocated (unknown, not zero)."""
+        allocated = bool(self.allocated)
         return {
             "schools": self.schools,
             "offering": self.offering,
             "enrolled": self.enrolled,
             "requesting": self.requesting,
-            "served": self.served,
+            "served": self.served if allocated else None,
             "participation": self.participation,
             "requested_days": self.requested_days,
-            "covered_days": self.covered_days,
+            "covered_days": self.covered_days if allocated else None,
             "coverage": self.coverage,
             "unmet_days": self.unmet_days,
-            "teachers": self.teachers,
+            "teachers": self.teachers if allocated else None,
             "avg_load": self.avg_load,
-            "max_load": self.max_load,
+            "max_load": self.max_load if allocated else None,
         }
+
+
+@dataclass
+class Rollup:
+    """Figures of several schools kept apart by source: published, draft and not-yet-allocated figures are never
+    summed together. The headline is `published`; `draft` is shown beside it, labelled; `not_allocated` only
+    counts schools and their requests."""
+
+    published: Figures = field(default_factory=Figures)
+    draft: Figures = field(default_factory=Figures)
+    not_allocated: Figures = field(default_factory=Figures)
+
+    def part(self, source: str) -> Figures:
+        return {Source.PUBLISHED: self.published, Source.DRAFT: self.draft}.get(source, self.not_allocated)
+
+    def add(self, source: str, figures: Figures) -> None:
+        self.part(source).add(figures)
+
+    @property
+    def parts(self) -> tuple[Figures, Figures, Figures]:
+        return self.published, self.draft, self.not_allocated
+
+    @property
+    def schools(self) -> int:
+        return sum(f.schools for f in self.parts)
+
+    @property
+    def offering(self) -> int:
+        return sum(f.offering for f in self.parts)
+
+    @property
+    def enrolled(self) -> int:
+        return sum(f.enrolled for f in self.parts)
 
 
 @dataclass
@@ -115,8 +170,7 @@ class TermStats:
     district_id: int | None
     district_name: str
     run_id: int | None
-    source: str
-    """"published", "draft" (latest finished run, not yet published) or "none"."""
+    source: Source
     figures: Figures
     opens: str = ""
     """When requests open (ISO text, "" when unset): orders the trend, oldest first."""
@@ -127,18 +181,18 @@ class TermStats:
 class DistrictStats:
     district_id: int | None
     name: str
-    figures: Figures
+    rollup: Rollup
     schools: list[TermStats]
 
 
 @dataclass
 class CityStats:
-    figures: Figures
+    rollup: Rollup
     districts: list[DistrictStats]
     schools: list[TermStats]
     """Each school's current term, ordered by district then school code."""
-    trend: list[tuple[str, Figures]]
-    """Every term name seen, oldest first, with the figures of all schools in that term."""
+    trend: list[tuple[str, Rollup]]
+    """Every term name seen, oldest first, with the figures of all schools in that term, by source."""
     periods: list[str]
     weekdays: list[int]
 
@@ -216,8 +270,11 @@ def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
         weekdays,
         summary,
     ) in rows:
-        source = "none" if run_id is None else ("published" if published == run_id else "draft")
-        figures = Figures(schools=1, offering=int(n_sessions > 0))
+        if run_id is None:
+            source = Source.NOT_ALLOCATED
+        else:
+            source = Source.PUBLISHED if published == run_id else Source.DRAFT
+        figures = Figures(schools=1, allocated=int(run_id is not None), offering=int(n_sessions > 0))
         terms[term_id] = TermStats(
             term_id,
             term_name,
@@ -275,34 +332,34 @@ def city_stats(where: ColumnElement[bool] | None = None) -> CityStats:
             current[stats.school_id] = stats
     schools = sorted(current.values(), key=lambda s: (s.district_name, s.school_code))
 
-    city = Figures()
+    city = Rollup()
     districts: dict[int | None, DistrictStats] = {}
     for stats in schools:
         district = districts.get(stats.district_id)
         if district is None:
             district = districts[stats.district_id] = DistrictStats(
-                stats.district_id, stats.district_name, Figures(), []
+                stats.district_id, stats.district_name, Rollup(), []
             )
-        district.figures.add(stats.figures)
+        district.rollup.add(stats.source, stats.figures)
         district.schools.append(stats)
-        city.add(stats.figures)
+        city.add(stats.source, stats.figures)
 
-    trend_by_name: dict[str, Figures] = {}
+    trend_by_name: dict[str, Rollup] = {}
     order: dict[str, tuple[int, str, int]] = {}
     for stats in all_terms:
-        trend_by_name.setdefault(stats.term_name, Figures()).add(stats.figures)
+        trend_by_name.setdefault(stats.term_name, Rollup()).add(stats.source, stats.figures)
         key = (0 if stats.opens else 1, stats.opens, stats.term_id)
         order[stats.term_name] = min(order.get(stats.term_name, key), key)
     trend = [(name, trend_by_name[name]) for name in sorted(trend_by_name, key=lambda n: order[n])]
 
+    slots = {slot for part in city.parts for slot in part.slots}
     return CityStats(
-        figures=city,
+        rollup=city,
         districts=sorted(districts.values(), key=lambda d: d.name),
         schools=schools,
         trend=trend,
-        periods=_period_order(city.slots),
-        weekdays=sorted({day for day, _ in city.slots} | {d for s in schools for d in s.weekdays})
-        or [1, 2, 3, 4, 5],
+        periods=_period_order(slots),
+        weekdays=sorted({day for day, _ in slots} | {d for s in schools for d in s.weekdays}) or [1, 2, 3, 4, 5],
     )
 
 
@@ -410,3 +467,30 @@ def latest_advice(
         .order_by(District.name, School.code)
     ).all()
     return [(sid, code, name, district or "", result or {}) for sid, code, name, district, result in rows]
+
+
+@dataclass
+class AdviceCounts:
+    schools: int
+    """Schools with a current term."""
+    done: int
+    """Of which have finished advice for it."""
+    pending: int
+    """Of which have advice queued or being computed."""
+
+
+def advice_counts(where: ColumnElement[bool] | None = None) -> AdviceCounts:
+    """How far capacity advice has got for the current terms of the schools matching `where`."""
+    where = true() if where is None else where
+    current = (
+        select(func.max(Term.id).label("term_id")).join(School, School.id == Term.school_id).where(where)
+        .group_by(Term.school_id).subquery()
+    )
+    schools = db.session.scalar(select(func.count()).select_from(current)) or 0
+    counts = dict(db.session.execute(
+        select(CapacityAdvice.state, func.count(func.distinct(CapacityAdvice.term_id)))
+        .where(CapacityAdvice.term_id.in_(select(current.c.term_id)))
+        .group_by(CapacityAdvice.state)
+    ).all())
+    pending = sum(int(counts.get(state, 0)) for state in RunState.active())
+    return AdviceCounts(int(schools), int(counts.get(RunState.DONE, 0)), pending)

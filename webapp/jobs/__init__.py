@@ -17,7 +17,7 @@ Importing this package registers every kind, in the web app, in pool workers and
 
 from __future__ import annotations
 
-from webapp.jobs.advice import start_advice
+from webapp.jobs.advice import start_advice, start_advice_batch
 from webapp.jobs.allocation import job_options, run_allocation, start_run
 from webapp.jobs.batch import BATCH_KEY, SchoolResult, allocate_school, run_celery, run_local
 from webapp.jobs.notify import sweep
@@ -77,6 +77,7 @@ __all__ = [
     "shutdown_pool",
     "solver_threads",
     "start_advice",
+    "start_advice_batch",
     "start_run",
     "submit",
     "settle_due",

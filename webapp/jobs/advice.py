@@ -1,6 +1,7 @@
 """Capacity advice: the job kind "advice", what-if advice for one term (`scheduler.whatif.advise`).
 
-`start_advice` records a queued `CapacityAdvice` row and submits it. The job reads the term, ends that read
+`start_advice` records a queued `CapacityAdvice` row and submits it; `start_advice_batch` does so for several
+terms at once (a district), queueing every row in one transaction. The job reads the term, ends that read
 transaction, computes the advice, and writes the result with the state done in the ONE transaction opened by
 `Job.claim_store` (see `webapp.jobs.runner`). Advice rows have no heartbeat: no monitor thread runs, and a
 failure is shown on the advice page as a failed computation.
@@ -63,6 +64,37 @@ def start_advice(term: Term, user_id: int | None) -> tuple[CapacityAdvice, bool]
     submit(KIND, row.id, {"time_limit": time_limit, "workers": job_threads()})
     db.session.refresh(row)
     return row, True
+
+
+def start_advice_batch(terms: list[Term], user_id: int | None) -> tuple[list[CapacityAdvice], list[CapacityAdvice]]:
+    """Queue advice for every term in one transaction and start a job for each; returns (started, joined).
+
+    A term whose advice is still pending joins that computation instead (the one-pending-per-term rule): it is
+    in `joined`, and nothing new is queued for it. When another request queues one of these terms meanwhile,
+    the unique index refuses the whole transaction and it is tried once more without that term.
+    """
+    for _attempt in range(3):
+        term_ids = [term.id for term in terms]
+        joined = list(db.session.scalars(select(CapacityAdvice).where(
+            CapacityAdvice.term_id.in_(term_ids), CapacityAdvice.state.in_(RunState.active()))))
+        busy = {row.term_id for row in joined}
+        started = [CapacityAdvice(term_id=term_id, created_by=user_id, state=RunState.QUEUED)
+                   for term_id in term_ids if term_id not in busy]
+        db.session.add_all(started)
+        try:
+            db.session.commit()
+        except IntegrityError:  # another request queued one of them a moment ago: look again
+            db.session.rollback()
+            continue
+        break
+    else:
+        raise RuntimeError("advice could not be queued: the terms kept changing")
+    time_limit = float(current_app.config.get("BUREAU_ADVICE_TIME_LIMIT", DEFAULT_TIME_LIMIT))
+    for row in started:
+        submit(KIND, row.id, {"time_limit": time_limit, "workers": job_threads()})
+    for row in started:
+        db.session.refresh(row)
+    return started, joined
 
 
 def _pending(term_id: int) -> CapacityAdvice | None:

@@ -18,6 +18,7 @@ from webapp.bureau.routes import advice_line, heat_colour
 from webapp.bureau.stats import HiringPlan, city_stats, rollup_advice
 from webapp.extensions import db
 from webapp.models import CapacityAdvice, District, Pupil, School, User
+from webapp.tabular import PERCENT_FORMAT
 
 
 @pytest.fixture
@@ -73,22 +74,27 @@ def test_figures_match_hand_computed_values(app: Flask, city: dict[str, Any]) ->
 
         c = by_code["KM-TEST-0003"]
         assert c.term_name == "2026-autumn" and c.source == "none"
-        assert (c.figures.offering, c.figures.requesting, c.figures.requested_days, c.figures.unmet_days) == (
-            1,
-            1,
-            1,
-            1,
-        )
-        assert c.figures.served == 0
+        assert (c.figures.offering, c.figures.requesting, c.figures.requested_days) == (1, 1, 1)
+        # Not yet allocated: no seat-side figure at all, never a 0 % rate.
+        assert c.figures.coverage is None and c.figures.participation is None and c.figures.unmet_days is None
+        assert c.figures.as_row()["served"] is None and c.figures.slot_coverage((3, "P1")) is None
 
-        wuhua = next(d for d in stats.districts if d.name == "五华区")
-        assert (wuhua.figures.schools, wuhua.figures.enrolled, wuhua.figures.requesting) == (2, 10, 6)
-        assert (wuhua.figures.served, wuhua.figures.requested_days, wuhua.figures.covered_days) == (5, 9, 6)
-        assert (wuhua.figures.teachers, wuhua.figures.teacher_sessions, wuhua.figures.max_load) == (3, 4, 2)
-        assert stats.figures.coverage == pytest.approx(6 / 10)
-        assert stats.figures.enrolled == 13
+        # The headline is the published allocations only; the draft and the unallocated school stay apart.
+        city = stats.rollup
+        assert (city.schools, city.published.schools, city.draft.schools, city.not_allocated.schools) == (3, 1, 1, 1)
+        assert city.published.coverage == pytest.approx(4 / 6)
+        assert city.draft.coverage == pytest.approx(2 / 3)
+        assert city.not_allocated.coverage is None and city.not_allocated.requesting == 1
+        assert city.enrolled == 13 and city.offering == 3
+        wuhua = next(d for d in stats.districts if d.name == "五华区").rollup
+        assert (wuhua.schools, wuhua.enrolled) == (2, 10)
+        assert (wuhua.published.requesting, wuhua.published.served) == (4, 3)
+        assert (wuhua.draft.requesting, wuhua.draft.served, wuhua.draft.covered_days) == (2, 2, 2)
+        assert (wuhua.published.teachers, wuhua.published.max_load) == (2, 2)
+        panlong = next(d for d in stats.districts if d.name == "盘龙区").rollup
+        assert panlong.published.schools == 0 and panlong.published.coverage is None
         assert [name for name, _ in stats.trend] == ["2026-spring", "2026-autumn"]
-        spring = dict(stats.trend)["2026-spring"]
+        spring = dict(stats.trend)["2026-spring"].published
         assert (spring.requested_days, spring.covered_days) == (1, 1)
 
 
@@ -97,8 +103,9 @@ def test_dashboard_shows_figures_and_svg_charts(
 ) -> None:
     _bureau(app, signed_in)
     page = client.get("/bureau/").get_data(as_text=True)
-    assert "<svg" in page and "60.0%" in page and "五华区" in page and "盘龙区" in page
-    assert heat_colour(0.6) in page
+    assert "<svg" in page and "66.7%" in page and "五华区" in page and "盘龙区" in page
+    assert "60.0%" not in page  # the draft is never summed into the headline
+    assert heat_colour(2 / 3) in page
     district = client.get(f"/bureau/district/{city['districts']['五华区']}").get_data(as_text=True)
     assert "66.7%" in district and "测试小学0001" in district and "测试小学0003" not in district
     school = client.get(f"/bureau/school/{city['schools']['KM-TEST-0001']}").get_data(as_text=True)
@@ -113,17 +120,50 @@ def test_xlsx_export_opens_with_the_same_numbers(
     assert response.status_code == 200
     assert response.mimetype.endswith("spreadsheetml.sheet")
     sheets = _sheets(response.data)
-    assert len(sheets) == 4
+    assert len(sheets) == 5
     schools = list(sheets.values())[1]
     header, rows = schools[0], {row[1]: dict(zip(schools[0], row, strict=True)) for row in schools[1:]}
     assert len(header) == 17
     row = rows["KM-TEST-0001"]
     values = list(row.values())
+    assert values[4] == "已发布"
     assert values[5:] == [1, 6, 4, 3, 0.5, 6, 4, 0.6667, 2, 2, 1.5, 2]
+    # The school not yet allocated has its requests and blank seat-side cells, never 0.
+    unallocated = list(rows["KM-TEST-0003"].values())
+    assert unallocated[4] == "尚未分配"
+    assert unallocated[5:] == [1, 3, 1, None, None, 1, None, None, None, None, None, None]
     districts = list(sheets.values())[0]
-    assert {r[0] for r in districts[1:]} == {"五华区", "盘龙区"}
+    assert districts[0][:5] == ["区", "学校", "已发布", "草稿", "尚未分配"]
+    by_district = {r[0]: r for r in districts[1:]}
+    assert set(by_district) == {"五华区", "盘龙区"}
+    assert by_district["五华区"][1:5] == [2, 1, 1, 0] and by_district["五华区"][12] == 0.6667  # published only
+    assert by_district["盘龙区"][1:5] == [1, 0, 0, 1] and by_district["盘龙区"][12] is None
     slots = list(sheets.values())[2]
     assert len(slots) == 1 + 5 * 3
+    drafts = list(sheets.values())[4]
+    assert [r[:2] for r in drafts[1:]] == [["五华区", 1]] and drafts[1][9] == 0.6667  # the draft: 2 of 3 days
+
+
+def test_xlsx_rates_are_numbers_in_percent_format(
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
+) -> None:
+    _bureau(app, signed_in)
+    book = load_workbook(io.BytesIO(client.get("/bureau/export.xlsx").data))
+    percent_columns = {"参与率", "覆盖率"}
+    checked = 0
+    for sheet in book.worksheets:
+        header = [cell.value for cell in sheet[1]]
+        for column, title in enumerate(header, start=1):
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
+                if title in percent_columns and cell.value is not None:
+                    assert isinstance(cell.value, int | float) and cell.data_type == "n", (sheet.title, title)
+                    assert cell.number_format == PERCENT_FORMAT and cell.number_format.endswith("%")
+                    checked += 1
+                elif isinstance(cell.value, int | float):
+                    assert "%" not in cell.number_format, (sheet.title, title)
+    assert checked >= 10
+    coverage = book.worksheets[1]["M2"]
+    assert coverage.value == 0.6667 and coverage.number_format == "0.0%"
 
 
 # --------------------------------------------------------------------------- scope

@@ -40,7 +40,9 @@
         .then(function (status) {
           failures = 0;
           show(status);
-          if (!status.finished) { window.setTimeout(poll, 2000); }
+          if (!status.finished) { window.setTimeout(poll, 2000); return; }
+          // The page was drawn before the batch finished: draw it again for each school's final result.
+          if (box.getAttribute("data-finished") === "0") { window.location.reload(); }
         })
         .catch(function () {
           failures += 1;
