@@ -139,6 +139,12 @@ def free_broken_seats(term: Term, run_id: int, *, sessions: Collection[int] = ()
 
     load = Counter(t for t, _ in kept)
     busy = {(t, *slot(s)) for t, s in kept}
+    for held in db.session.scalars(select(WaitlistOffer.teachers).where(  # an open offer's teacher is spoken for
+            WaitlistOffer.run_id == run_id, WaitlistOffer.state == OfferState.OPEN.value)):
+        for teacher_id, session_id in held or []:
+            if session_id in rows:
+                load[teacher_id] += 1
+                busy.add((teacher_id, *slot(session_id)))
     for session_id in sorted(affected & set(rows), key=lambda s: rows[s].code):
         found = rows[session_id]
         seated = sorted((p for p, s in taken if s == session_id), key=queue_order)
