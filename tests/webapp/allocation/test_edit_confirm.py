@@ -16,8 +16,21 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (the PostgreSQL app fixture)
-from tests.webapp.factories import create_user, publish_for, pupil_id, term_of, the_school
+from tests.webapp.factories import (
+    create_user,
+    publish,
+    publish_for,
+    pupil,
+    pupil_id,
+    request,
+    session,
+    small_term,
+    teacher,
+    term_of,
+    the_school,
+)
 from webapp.allocation import service
+from webapp.allocation.lottery import lottery_key
 from webapp.allocation.service import Confirm, ConfirmationNeeded
 from webapp.extensions import db
 from webapp.models import (
@@ -256,3 +269,31 @@ def test_deleting_an_unused_session_needs_no_confirmation(world: Flask) -> None:
         s14 = _session("S14").id
         change = service.delete_session(term_of(), s14, actor=_admin(), confirm=Confirm())
         assert change.lost == [] and db.session.get(Session, s14) is None and term_of().plan_version == 1
+
+
+def test_a_cut_capacity_takes_the_seats_at_the_end_of_the_waitlist_order(app: Flask) -> None:
+    """Of four pupils in a session cut to two seats, the two the queue ranks last lose (weight, then lottery)."""
+    with app.app_context():
+        numbers = ("A1", "A2", "A3", "A4")
+        term = small_term([session("A", capacity=4, ppt=10)], [teacher("T1", [(1, "P1")])],
+                          [pupil("A1", priority=2), pupil("A2"), pupil("A3"), pupil("A4")],
+                          [request(n) for n in numbers], placement="offer")
+        publish(term, [(n, "A") for n in numbers], [("T1", "A")])
+        admin = create_user("school_admin", school=term.school, login="cut-admin")
+        found = db.session.scalar(select(Session).where(Session.term_id == term.id))
+        assert found is not None
+        pupils = {p.number: p for p in db.session.scalars(select(Pupil).where(Pupil.school_id == term.school_id))}
+        seed = int(term.lottery_seed)
+        expected = sorted(("A2", "A3", "A4"), key=lambda n: lottery_key(seed, pupils[n]))[-2:]
+
+        def cut(confirm: Confirm) -> Any:
+            return service.save_session(term, found.id, {"capacity": 2}, actor=admin, confirm=confirm)
+
+        with pytest.raises(ConfirmationNeeded) as needed:
+            cut(Confirm())
+        preview = needed.value.preview
+        assert sorted(m.number for m in preview.lost) == sorted(expected)  # A1 (weight 4) always stays
+        cut(Confirm("教室变小", preview.token))
+        seated = set(db.session.scalars(select(Pupil.number).join(RunAssignment, RunAssignment.pupil_id == Pupil.id)
+                                        .where(RunAssignment.run_id == term.published_run_id)))
+        assert seated == set(numbers) - set(expected)
