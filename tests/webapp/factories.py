@@ -188,7 +188,7 @@ def publish_for(pupil: int, *, with_params: bool = True) -> int:
     db.session.add(run)
     db.session.flush()
     sessions = {s.code: s for s in db.session.scalars(select(Session).where(Session.term_id == term.id))}
-    teachers = {t.code: t for t in db.session.scalars(select(Teacher))}
+    teachers = {t.code: t for t in db.session.scalars(select(Teacher).where(Teacher.school_id == term.school_id))}
     for code in ("S11", "S12"):
         db.session.add(RunAssignment(run_id=run.id, pupil_id=pupil, session_id=sessions[code].id))
     db.session.add(RunStaffing(run_id=run.id, teacher_id=teachers["T3"].id, session_id=sessions["S11"].id))

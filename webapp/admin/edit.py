@@ -1,4 +1,10 @@
-"""Edit screens: activities and sessions of the current term, teachers and their weekly availability."""
+"""Edit screens: activities and sessions of the current term, teachers and their weekly availability.
+
+Once a plan is published, an edit of a session or a teacher goes through the allocation service with a
+`Confirm`: an edit that moves no seat is saved at once; one that would move published seats is worked out and
+rolled back, and the admin sees who gains and who loses (`admin/confirm_edit.html`). Confirming posts the same
+edit again with a reason and the preview's token; the service applies it only if it still does exactly that.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,6 @@ from webapp.admin.forms import ActivityForm, SessionForm, TeacherForm
 from webapp.admin.routes import bp
 from webapp.admin.scope import (
     admin_view,
-    in_published_run,
     own_activity,
     own_session,
     own_teacher,
@@ -25,6 +30,34 @@ from webapp.audit import record
 from webapp.extensions import db
 from webapp.labels import DAY_NAMES
 from webapp.models import Activity, Period, Session, Teacher, TeacherAvailability, Term
+
+REASON_MAX = 500
+"""The longest reason an admin may give for an amendment (the confirmation form's limit)."""
+
+
+def _confirm() -> allocation.Confirm:
+    """The reason and preview token posted with an edit (both absent on the first post)."""
+    token = (request.form.get("plan_token") or "").strip() or None
+    return allocation.Confirm((request.form.get("reason") or "").strip()[:REASON_MAX], token)
+
+
+def _confirm_page(needed: allocation.ConfirmationNeeded, *, title: str, back: str) -> ResponseReturnValue:
+    """Who gains and who loses: the page that posts the same edit again with a reason and the preview's token."""
+    carried = [(name, value) for name, values in request.form.lists() for value in values
+               if name not in ("csrf_token", "reason", "plan_token", "submit")]
+    reason = (request.form.get("reason") or "").strip()[:REASON_MAX]
+    reason_error = _(str(needed)) if str(needed) == allocation.REASON_NEEDED else None
+    return render_template("admin/confirm_edit.html", title=title, preview=needed.preview, stale=needed.stale,
+                           message=_(str(needed)), action=request.path, carried=carried, reason=reason,
+                           reason_error=reason_error, back=back), 409 if needed.stale else 200
+
+
+def _refused(exc: allocation.AllocationError) -> None:
+    flash(_(str(exc)), "error")
+    if isinstance(exc, allocation.RuleBroken):
+        for problem in exc.problems:
+            flash(problem, "error")
+
 
 # ------------------------------------------------------------------------------------------ activities
 
@@ -129,9 +162,18 @@ def session_form(session_id: int | None = None) -> ResponseReturnValue:
                       "period_id": form.period.data, "room": (form.room.data or "").strip()}
             for name in ("capacity", "grade_lo", "grade_hi", "pupils_per_teacher", "min_pupils"):
                 values[name] = getattr(form, name).data
-            allocation.save_session(term, found.id if found else None, values, actor=current_user)
-            flash(_("Saved."), "success")
-            return redirect(url_for("admin.sessions"))
+            title = _("Edit session %(code)s", code=found.code) if found else _("New session")
+            try:
+                _saved, change = allocation.save_session(term, found.id if found else None, values,
+                                                    actor=current_user, confirm=_confirm())
+            except allocation.ConfirmationNeeded as needed:
+                return _confirm_page(needed, title=title, back=url_for("admin.sessions"))
+            except allocation.AllocationError as exc:
+                _refused(exc)
+            else:
+                flash(_("Saved.") if not change.lost else
+                      _("Saved. The plan is amended: %(n)d seats were taken away.", n=len(change.lost)), "success")
+                return redirect(url_for("admin.sessions"))
     title = _("Edit session") if session_id is not None else _("New session")
     return render_template("admin/form.html", form=form, title=title, back=url_for("admin.sessions"))
 
@@ -140,13 +182,14 @@ def session_form(session_id: int | None = None) -> ResponseReturnValue:
 @admin_view
 def session_delete(session_id: int) -> ResponseReturnValue:
     found = own_session(session_id)
-    if in_published_run(session_id=found.id):
-        flash(_("Session %(code)s has pupils in the published allocation and cannot be deleted. Set its "
-                "capacity to 0 and run the allocation again instead.", code=found.code), "error")
+    try:
+        allocation.delete_session(found.term, found.id, actor=current_user, confirm=_confirm())
+    except allocation.ConfirmationNeeded as needed:
+        return _confirm_page(needed, title=_("Delete session %(code)s", code=found.code),
+                             back=url_for("admin.sessions"))
+    except allocation.AllocationError as exc:
+        _refused(exc)
     else:
-        record("session.delete", f"session:{found.id}", {"code": found.code})
-        db.session.delete(found)
-        db.session.commit()
         flash(_("Deleted."), "success")
     return redirect(url_for("admin.sessions"))
 
@@ -199,27 +242,38 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
         if clash is not None and (teacher is None or clash != teacher.id):
             form.code.errors.append(_("Another teacher of this school already has this staff number."))
         else:
-            if teacher is None:
-                teacher = Teacher(school_id=g.school.id)
-                db.session.add(teacher)
-            teacher.code = form.code.data.strip()
-            teacher.name = form.name.data.strip()
-            teacher.qualifications = _split_tags(form.qualifications.data)
-            teacher.max_sessions = form.max_sessions.data
-            teacher.active = bool(form.active.data)
-            db.session.flush()
-            if term is not None and checked != current:
-                db.session.execute(delete(TeacherAvailability).where(
-                    TeacherAvailability.teacher_id == teacher.id, TeacherAvailability.term_id == term.id))
-                rows = [{"teacher_id": teacher.id, "term_id": term.id, "day": int(day),
-                         "period_id": int(period)}
-                        for day, period in (slot.split(":") for slot in sorted(checked))]
-                if rows:
-                    db.session.execute(insert(TeacherAvailability), rows)
-            record("teacher.save", f"teacher:{teacher.id}", {"slots": len(checked)})
-            db.session.commit()
-            flash(_("Saved."), "success")
-            return redirect(url_for("admin.teachers"))
+            def apply(row: Teacher | None) -> Teacher:
+                if row is None:
+                    row = Teacher(school_id=g.school.id)
+                    db.session.add(row)
+                row.code = form.code.data.strip()
+                row.name = form.name.data.strip()
+                row.qualifications = _split_tags(form.qualifications.data)
+                row.max_sessions = form.max_sessions.data
+                row.active = bool(form.active.data)
+                db.session.flush()
+                if term is not None and checked != current:
+                    db.session.execute(delete(TeacherAvailability).where(
+                        TeacherAvailability.teacher_id == row.id, TeacherAvailability.term_id == term.id))
+                    rows = [{"teacher_id": row.id, "term_id": term.id, "day": int(day), "period_id": int(period)}
+                            for day, period in (slot.split(":") for slot in sorted(checked))]
+                    if rows:
+                        db.session.execute(insert(TeacherAvailability), rows)
+                    db.session.expire(row, ["availability"])
+                record("teacher.save", f"teacher:{row.id}", {"slots": len(checked)})
+                return row
+
+            try:
+                allocation.save_teacher(term, teacher.id if teacher else None, apply, actor=current_user,
+                                        confirm=_confirm())
+            except allocation.ConfirmationNeeded as needed:
+                return _confirm_page(needed, title=_("Edit teacher %(name)s", name=form.name.data),
+                                     back=url_for("admin.teachers"))
+            except allocation.AllocationError as exc:
+                _refused(exc)
+            else:
+                flash(_("Saved."), "success")
+                return redirect(url_for("admin.teachers"))
     title = _("Edit teacher") if teacher_id is not None else _("New teacher")
     return render_template("admin/teacher_form.html", form=form, title=title, term=term, periods=periods,
                            checked=checked)
@@ -229,12 +283,13 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
 @admin_view
 def teacher_delete(teacher_id: int) -> ResponseReturnValue:
     teacher = own_teacher(teacher_id)
-    if in_published_run(teacher_id=teacher.id):
-        flash(_("%(name)s leads sessions in the published allocation and cannot be deleted. Mark the teacher "
-                "inactive instead.", name=teacher.name), "error")
+    try:
+        allocation.delete_teacher(g.term, teacher.id, actor=current_user, confirm=_confirm())
+    except allocation.ConfirmationNeeded as needed:
+        return _confirm_page(needed, title=_("Delete teacher %(name)s", name=teacher.name),
+                             back=url_for("admin.teachers"))
+    except allocation.AllocationError as exc:
+        _refused(exc)
     else:
-        record("teacher.delete", f"teacher:{teacher.id}")
-        db.session.delete(teacher)
-        db.session.commit()
         flash(_("Deleted."), "success")
     return redirect(url_for("admin.teachers"))

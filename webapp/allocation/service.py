@@ -15,6 +15,8 @@ is written.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import delete, func, select, update
 
 from webapp import audit, run_summary
-from webapp.allocation import plan, seats
+from webapp.allocation import plan, repair, seats
 from webapp.allocation.lottery import ensure_lottery_seed, new_seed
 from webapp.allocation.waitlist import positions
 from webapp.extensions import db
@@ -33,15 +35,18 @@ from webapp.models import (
     AllocationRun,
     AmendmentKind,
     CareRequest,
+    Notification,
     OfferState,
     Pin,
     PlanAmendment,
     Pupil,
     RunAssignment,
+    RunStaffing,
     Session,
     Teacher,
     Term,
     User,
+    WaitlistOffer,
     utcnow,
 )
 from webapp.notifications import NotificationEvent, notify
@@ -101,6 +106,8 @@ class SeatChange:
 
     published: bool
     promoted: list[dict[str, Any]] = field(default_factory=list)
+    lost: list[tuple[int, int]] = field(default_factory=list)
+    """(pupil_id, session_id) seats an admin's confirmed edit took away."""
 
 
 # ------------------------------------------------------------------------------------------ transactions
@@ -209,6 +216,158 @@ def _expire_due(term: Term, at: datetime) -> int:
     if expired:
         db.session.flush()
     return expired
+
+
+# ------------------------------------------------------------------------------------------ confirming an admin's edit
+
+
+class ConfirmationNeeded(AllocationError):
+    """The edit would move published seats: nothing was written; `preview` says exactly what it would do.
+
+    `stale` is True when the admin confirmed a preview that no longer matches (the plan changed meanwhile).
+    """
+
+    def __init__(self, message: str, preview: EditPreview, *, stale: bool = False) -> None:
+        super().__init__(message)
+        self.preview = preview
+        self.stale = stale
+
+
+CONFIRM_FIRST = N_("This change moves seats of the published plan. Check who gains and who loses, give a reason "
+                   "and confirm.")
+PLAN_CHANGED = N_("The plan changed since you looked at it. Here is what your change would do now.")
+REASON_NEEDED = N_("Give a reason for this change: families and the history of the plan show it.")
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """An admin's edit on a screen that confirms seat moves: the reason and the token of the preview confirmed.
+
+    `token` None means nothing was confirmed yet: an edit that moves no seat is saved, any other is previewed.
+    """
+
+    reason: str = ""
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class SeatMove:
+    """One pupil's seat gained or lost, or an offer made or withdrawn, as the confirmation page lists it."""
+
+    pupil_id: int
+    number: str
+    name: str
+    day: int
+    sessions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EditPreview:
+    """What an admin's edit would do to the plan in force (`version`), worked out and rolled back."""
+
+    version: int
+    gained: list[SeatMove]
+    lost: list[SeatMove]
+    offered: list[SeatMove]
+    withdrawn: list[SeatMove]
+    """Open offers the edit closes (their seats are gone)."""
+    staffing: list[tuple[str, str, bool]]
+    """(teacher name, session code, True when the teacher takes it over / False when they leave it)."""
+    families: int
+    notifications: int
+    token: str
+
+    @property
+    def moves_seats(self) -> bool:
+        return bool(self.gained or self.lost or self.withdrawn)
+
+    @property
+    def days_gained(self) -> int:
+        return len({(m.pupil_id, m.day) for m in self.gained})
+
+    @property
+    def days_lost(self) -> int:
+        return len({(m.pupil_id, m.day) for m in self.lost})
+
+
+class _Gate:
+    """Inside an edit's transaction: take away what the edit breaks, then let it through only as confirmed."""
+
+    def __init__(self, term: Term | None, change: _Amendment | None, confirm: Confirm | None) -> None:
+        self.term, self.change, self.confirm = term, change, confirm
+        self.active = confirm is not None and term is not None and change is not None and change.run is not None
+        self.lost: list[tuple[int, int]] = []
+        self.fixed: repair.Repair = repair.Repair()
+        self.withdrawn: list[WaitlistOffer] = []
+        if self.active:
+            assert term is not None
+            self.version = int(term.plan_version or 0)
+            self.last_message = int(db.session.scalar(select(func.max(Notification.id))) or 0)
+
+    def repair(self, *, sessions: set[int] | None = None, teachers: set[int] | None = None) -> None:
+        assert self.term is not None and self.change is not None and self.change.run is not None
+        run_id = self.change.run.id
+        self.fixed = repair.free_broken_seats(self.term, run_id, sessions=sessions or (), teachers=teachers or ())
+        self.lost = list(self.fixed.lost)
+        if self.lost:
+            run_summary.mark_changed(db.session, run_id)
+        self.withdrawn = repair.lapse_unfit_offers(self.term, run_id, sessions=sessions or (),
+                                                   teachers=teachers or ())
+        for offer in self.withdrawn:
+            offer.decided_at = clock()
+
+    def reason(self, default: str) -> str:
+        given = (self.confirm.reason if self.confirm is not None else "").strip()
+        return given or default
+
+    def check(self, amendment: PlanAmendment | None, promoted: list[dict[str, Any]]) -> None:
+        """Raise `ConfirmationNeeded` (the caller's transaction rolls back) unless this is what was confirmed."""
+        if not self.active or self.confirm is None:
+            return
+        preview = self._preview(amendment, promoted)
+        if not preview.moves_seats:
+            return
+        if self.confirm.token != preview.token:
+            stale = self.confirm.token is not None
+            raise ConfirmationNeeded(PLAN_CHANGED if stale else CONFIRM_FIRST, preview, stale=stale)
+        if not self.confirm.reason.strip():
+            raise ConfirmationNeeded(REASON_NEEDED, preview)
+
+    def _preview(self, amendment: PlanAmendment | None, promoted: list[dict[str, Any]]) -> EditPreview:
+        assert self.term is not None
+        db.session.flush()
+        codes = dict(db.session.execute(select(Session.id, Session.code).where(Session.term_id == self.term.id)).all())
+        changes = list(amendment.changes) if amendment is not None else []
+        wanted = {c.pupil_id for c in changes} | {int(p["pupil_id"]) for p in promoted} | \
+            {o.pupil_id for o in self.withdrawn}
+        pupils = {p.id: p for p in db.session.scalars(select(Pupil).where(Pupil.id.in_(wanted)))} if wanted else {}
+
+        def moves(items: list[tuple[int, int, list[int]]]) -> list[SeatMove]:
+            grouped: dict[tuple[int, int], list[str]] = {}
+            for pupil_id, day, sessions in items:
+                grouped.setdefault((pupil_id, day), []).extend(codes.get(s, "–") for s in sessions)
+            return sorted((SeatMove(p, pupils[p].number, pupils[p].name, d, tuple(sorted(c)))
+                           for (p, d), c in grouped.items()), key=lambda m: (m.number, m.day))
+
+        gained = moves([(c.pupil_id, c.day, [c.session_id or 0]) for c in changes if c.gained])
+        lost = moves([(c.pupil_id, c.day, [c.session_id or 0]) for c in changes if not c.gained])
+        offered = moves([(int(p["pupil_id"]), int(p["day"]), list(p["sessions"])) for p in promoted if "offer" in p])
+        withdrawn = moves([(o.pupil_id, o.day, list(o.sessions or [])) for o in self.withdrawn])
+        names = dict(db.session.execute(select(Teacher.id, Teacher.name)
+                                        .where(Teacher.school_id == self.term.school_id)).all())
+        staffing = sorted([(names.get(t, "–"), codes.get(s, "–"), True) for t, s in self.fixed.staff_added] +
+                          [(names.get(t, "–"), codes.get(s, "–"), False) for t, s in self.fixed.staff_dropped])
+        touched = {m.pupil_id for m in gained + lost + offered + withdrawn}
+        families = len({pupils[p].family_code or f"pupil:{p}" for p in touched})
+        notifications = int(db.session.scalar(select(func.count()).select_from(Notification).where(
+            Notification.id > self.last_message, Notification.term_id == self.term.id)) or 0)
+        digest = hashlib.sha256(json.dumps(
+            [self.version, [(m.pupil_id, m.day, m.sessions) for m in gained], [(m.pupil_id, m.day, m.sessions)
+             for m in lost], [(m.pupil_id, m.day, m.sessions) for m in offered],
+             [(m.pupil_id, m.day, m.sessions) for m in withdrawn], staffing], ensure_ascii=False).encode()
+        ).hexdigest()[:20]
+        return EditPreview(self.version, gained, lost, offered, withdrawn, staffing, families, notifications,
+                           f"{self.version}.{digest}")
 
 
 # ------------------------------------------------------------------------------------------ lottery and publish
@@ -386,13 +545,15 @@ def withdraw_request(request: CareRequest, *, actor: User, at: datetime) -> int:
     return freed
 
 
-def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, actor: User) -> tuple[Session,
-                                                                                                         SeatChange]:
+def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, actor: User,
+                 confirm: Confirm | None = None) -> tuple[Session, SeatChange]:
     """Create (`session_id` None) or update a session of `term`, in one transaction.
 
     `values` holds the form's fields (`SESSION_FIELDS`). After publication the edit is an amendment: when a
     session gains seats the waitlist is offered them, and an edit that would break a hard rule for pupils
     already seated (fewer seats than pupils, another day, a grade they are not in) raises `RuleBroken`.
+    With `confirm` (the admin's edit screens) such an edit instead takes those seats away (`repair`) and
+    offers what it frees, once the admin has confirmed exactly that change (`ConfirmationNeeded`).
     """
     with _transaction():
         fresh = _lock_seats(term.id)
@@ -400,43 +561,116 @@ def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, 
         if session_id is not None and (found is None or found.term_id != fresh.id):
             raise AllocationError(N_("This session no longer exists."))
         change = _Amendment(fresh)
+        gate = _Gate(fresh, change, confirm)
         old_capacity = found.capacity if found is not None else None
         if found is None:
             found = Session(term_id=fresh.id)
             db.session.add(found)
+        reshaped = False  # a change that can free or open seats (not just the code or the room)
         for name in SESSION_FIELDS:
             if name in values:
+                reshaped = reshaped or (name not in ("code", "room") and getattr(found, name) != values[name])
                 setattr(found, name, values[name])
         db.session.flush()
         audit.record("session.save", f"session:{found.id}", {"code": found.code, "capacity": found.capacity},
                      user_id=actor.id, school_id=fresh.school_id)
         promoted: list[dict[str, Any]] = []
-        if old_capacity is not None and found.capacity > old_capacity:
+        if gate.active and reshaped:
+            gate.repair(sessions={found.id})
+            promoted = _refill(fresh, actor)
+        elif old_capacity is not None and found.capacity > old_capacity:
             promoted = _refill(fresh, actor)
         if change.run is not None:
-            change.done(AmendmentKind.SESSION_EDIT, actor, f"session {found.code} edited")
-    return found, SeatChange(fresh.published_run_id is not None, promoted)
+            amendment = change.done(AmendmentKind.SESSION_EDIT, actor, gate.reason(f"session {found.code} edited"))
+            gate.check(amendment, promoted)
+    return found, SeatChange(fresh.published_run_id is not None, promoted, gate.lost)
 
 
-def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor: User) -> int:
+def delete_session(term: Term, session_id: int, *, actor: User, confirm: Confirm) -> SeatChange:
+    """Delete a session of `term` in one transaction; after publication its seats go first, as an amendment.
+
+    The pupils seated there lose those seats (and join the waitlist), the seats the deletion frees elsewhere
+    are offered, and the admin confirms exactly that change first (`ConfirmationNeeded`).
+    """
+    with _transaction():
+        fresh = _lock_seats(term.id)
+        found = db.session.get(Session, session_id)
+        if found is None or found.term_id != fresh.id:
+            raise AllocationError(N_("This session no longer exists."))
+        change = _Amendment(fresh)
+        gate = _Gate(fresh, change, confirm)
+        code = found.code
+        promoted: list[dict[str, Any]] = []
+        if change.run is not None:
+            found.capacity = 0  # nobody may be offered a seat in it on the way out
+            gate.repair(sessions={found.id})
+            promoted = _refill(fresh, actor)
+            amendment = change.done(AmendmentKind.SESSION_EDIT, actor, gate.reason(f"session {code} deleted"))
+            gate.check(amendment, promoted)
+        audit.record("session.delete", f"session:{found.id}", {"code": code}, user_id=actor.id,
+                     school_id=fresh.school_id)
+        db.session.delete(found)
+    return SeatChange(fresh.published_run_id is not None, promoted, gate.lost)
+
+
+def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor: User,
+                 confirm: Confirm | None = None) -> int:
     """Create or update a teacher (and the term's availability) through `apply(teacher)`, in one transaction.
 
     `apply` sets the fields on the row it is given. After publication the edit is checked against the plan in
     force: a teacher who leads a published session may not lose the qualification, the slot or the
-    activeness it needs (`RuleBroken`, nothing written). Returns the teacher's id.
+    activeness it needs (`RuleBroken`, nothing written). With `confirm` (the admin's edit screens) the teacher
+    instead leaves those sessions, an idle teacher takes over where one may, the seats nobody can staff are
+    taken away, and the admin confirms exactly that change first (`ConfirmationNeeded`). Returns the
+    teacher's id.
     """
 
     with _transaction():
         fresh = _lock_seats(term.id) if term is not None else None
         change = _Amendment(fresh) if fresh is not None else None
+        gate = _Gate(fresh, change, confirm)
         teacher = db.session.get(Teacher, teacher_id) if teacher_id is not None else None
         teacher = apply(teacher)
         db.session.flush()
         if change is not None and change.run is not None:
+            if gate.active:
+                gate.repair(teachers={teacher.id})
             promoted = _refill(fresh, actor)  # type: ignore[arg-type]
-            change.done(AmendmentKind.TEACHER_EDIT, actor,
-                        f"teacher {teacher.code} edited" + (" (freed seats placed)" if promoted else ""))
+            amendment = change.done(AmendmentKind.TEACHER_EDIT, actor, gate.reason(
+                f"teacher {teacher.code} edited" + (" (freed seats placed)" if promoted else "")))
+            gate.check(amendment, promoted)
     return int(teacher.id)
+
+
+def delete_teacher(term: Term | None, teacher_id: int, *, actor: User, confirm: Confirm) -> None:
+    """Delete a teacher in one transaction; after publication the sessions they lead are handed over first.
+
+    An idle teacher who may lead a session takes it over; where nobody can, its pupils lose the seats nobody
+    can staff. The admin confirms exactly that change first (`ConfirmationNeeded`).
+    """
+    with _transaction():
+        fresh = _lock_seats(term.id) if term is not None else None
+        change = _Amendment(fresh) if fresh is not None else None
+        gate = _Gate(fresh, change, confirm)
+        teacher = db.session.get(Teacher, teacher_id)
+        if teacher is None:
+            raise AllocationError(N_("This teacher no longer exists."))
+        code = teacher.code
+        elsewhere = select(RunStaffing.run_id).join(AllocationRun, AllocationRun.id == RunStaffing.run_id).where(
+            RunStaffing.teacher_id == teacher.id, AllocationRun.is_published.is_(True),
+            AllocationRun.term_id != (fresh.id if fresh is not None else -1))
+        if db.session.scalar(elsewhere.limit(1)) is not None:
+            raise AllocationError(N_("This teacher leads sessions in another term's published plan and cannot be "
+                                     "deleted. Mark the teacher inactive instead."))
+        if change is not None and change.run is not None:
+            teacher.active = False  # leads nothing from here on
+            gate.repair(teachers={teacher.id})
+            promoted = _refill(fresh, actor)  # type: ignore[arg-type]
+            amendment = change.done(AmendmentKind.TEACHER_EDIT, actor, gate.reason(f"teacher {code} deleted"))
+            gate.check(amendment, promoted)
+        audit.record("teacher.delete", f"teacher:{teacher.id}", {"code": code}, user_id=actor.id,
+                     school_id=teacher.school_id)
+        db.session.delete(teacher)
 
 
 # ------------------------------------------------------------------------------------------ pins

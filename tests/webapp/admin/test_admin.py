@@ -204,8 +204,8 @@ def test_raising_capacity_calls_the_waitlist_hook(app: Flask, client: FlaskClien
     assert calls == [mine["term"]]
 
 
-def test_session_in_published_run_cannot_be_deleted(app: Flask, client: FlaskClient,
-                                                    signed_in: SignedIn) -> None:
+def test_deleting_a_session_in_the_published_run_is_confirmed_first(app: Flask, client: FlaskClient,
+                                                                    signed_in: SignedIn) -> None:
     signed_in("school_admin")
     mine = ids(app)
     with app.app_context():
@@ -217,11 +217,16 @@ def test_session_in_published_run_cannot_be_deleted(app: Flask, client: FlaskCli
         db.session.add(RunAssignment(run_id=run.id, pupil_id=mine["pupil"], session_id=mine["session"]))
         term.published_run_id = run.id
         db.session.commit()
-    response = post_form(client, f"/admin/sessions/{mine['session']}/delete", token_from="/admin/sessions",
-                         follow_redirects=True)
-    assert "在已发布的分配结果中有学生，不能删除" in response.get_data(as_text=True)
+    url = f"/admin/sessions/{mine['session']}/delete"
+    response = post_form(client, url, token_from="/admin/sessions")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "这项修改会变动已发布方案中的座位" in html and "失去座位" in html
     with app.app_context():
         assert db.session.get(Session, mine["session"]) is not None
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html), reason="停课")
+    assert client.post(url, data=fields).status_code == 302
+    with app.app_context():
+        assert db.session.get(Session, mine["session"]) is None
         spare = db.session.scalar(select(Session.id).where(Session.id != mine["session"]))
     post_form(client, f"/admin/sessions/{spare}/delete", token_from="/admin/sessions")
     with app.app_context():
