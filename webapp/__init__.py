@@ -39,6 +39,7 @@ from webapp.extensions import (
 from webapp.i18n import select_locale, template_globals
 from webapp.inputs import BoundedJSONProvider
 from webapp.jobs import periodic
+from webapp.labels import DEFAULT_TIMEZONE, check_timezone
 from webapp.models import RunState  # also: the models must be known before migrations look at metadata
 from webapp.notifications import init_app as init_notifications
 from webapp.notifications.routes import bp as notifications_bp
@@ -113,7 +114,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=production,
         BABEL_DEFAULT_LOCALE="zh",
-        BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
+        TIMEZONE=DEFAULT_TIMEZONE,
         BABEL_TRANSLATION_DIRECTORIES=_translation_directories(),
         LANGUAGES={"zh": "中文", "en": "English"},
         CONSENT_POLICY_VERSION="2026-01",
@@ -127,6 +128,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
     app.config["PRODUCTION"] = production
+    app.config["BABEL_DEFAULT_TIMEZONE"] = check_timezone(app.config["TIMEZONE"])  # one zone for every shown time
     if production:
         app.config["DEBUG"] = False
         app.config["SESSION_COOKIE_SECURE"] = True

@@ -5,8 +5,7 @@ own font, and every chart label is drawn at 11 px or more. The main pages of eac
 375 px and 1280 px into tmp/artifacts/staff-phone/ (the directory in STAFF_SCREENSHOTS overrides it) for a person
 to look at.
 
-The pages come from the app's URL map: a new GET page of these areas fails `test_every_staff_page_is_listed` until
-it is visited here or named in NOT_PAGES with the reason.
+The pages come from the app's URL map (tests/webapp/staff_pages.py), so a new staff page is checked as it appears.
 """
 
 from __future__ import annotations
@@ -18,35 +17,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
 
 from tests.conftest import TEST_PASSWORD, _make_app
 from tests.e2e.conftest import CHROMIUM_ARGS
-from tests.webapp.factories import create_user, seed_city
+from tests.webapp.staff_pages import LOGINS, staff_urls, staff_world
 from webapp.extensions import db
-from webapp.models import (
-    Activity,
-    AllocationRun,
-    District,
-    Pupil,
-    School,
-    Session,
-    Teacher,
-    Term,
-)
 
 pytestmark = pytest.mark.slow
 
-STAFF_AREAS = ("admin", "runs", "rosters", "bureau", "notifications")
-NOT_PAGES = {
-    # downloads and JSON, not pages
-    "admin.import_template", "rosters.workbook", "rosters.instance_export", "rosters.solution_export",
-    "runs.status", "bureau.batch_status", "bureau.export", "bureau.hiring_export",
-    # the parents' own pages in the notifications area (covered by the parent browser test)
-    "notifications.inbox_page", "notifications.email",
-    # reached by starting a batch in the browser (test_bureau_pages), its id is made there
-    "bureau.batch",
-}
 MAIN_PAGES = {
     "admin": ["/admin/", "/admin/sessions", "/admin/pupils", "/admin/teachers", "/admin/runs/",
               "/admin/rosters/{term}/", "/admin/rosters/{term}/waitlist", "/admin/rosters/{term}/sessions"],
@@ -95,49 +73,13 @@ def live_app(tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def staff_world(live_app: Flask) -> dict[str, Any]:
-    """The tiny city of tests/webapp/factories.py, an admin of its first school and a city-wide bureau user."""
-    with live_app.app_context():
-        city = seed_city()
-        school = db.session.get(School, city["schools"]["KM-TEST-0001"])
-        assert school is not None
-        create_user("school_admin", login="admin-km1", school=school)
-        create_user("bureau", login="bureau-city")
-        term = db.session.scalar(select(Term).where(Term.school_id == school.id))
-        assert term is not None
-        first = {model: db.session.scalar(select(model.id).where(where).order_by(model.id))
-                 for model, where in ((Session, Session.term_id == term.id), (Teacher, Teacher.school_id == school.id),
-                                      (Pupil, Pupil.school_id == school.id), (Activity, Activity.term_id == term.id),
-                                      (AllocationRun, AllocationRun.term_id == term.id))}
-        class_name = db.session.scalar(select(Pupil.class_name).where(Pupil.school_id == school.id))
-        wuhua = db.session.scalar(select(District.id).where(District.name == "五华区"))
-        return {
-            "term_id": term.id, "session_id": first[Session], "teacher_id": first[Teacher],
-            "pupil_id": first[Pupil], "activity_id": first[Activity], "run_id": first[AllocationRun],
-            "class_name": class_name, "kind": "pupils", "district_id": wuhua, "school_id": school.id,
-        }
+def world(live_app: Flask) -> dict[str, Any]:
+    return staff_world(live_app)
 
 
-def staff_urls(app: Flask, ids: dict[str, Any]) -> dict[str, list[str]]:
-    """Every GET page of the staff areas, with its parameters filled from `ids`, by role."""
-    pages: dict[str, list[str]] = {"admin": [], "bureau": []}
-    with app.test_request_context():
-        from flask import url_for
-
-        for rule in app.url_map.iter_rules():
-            area = rule.endpoint.split(".")[0]
-            if area not in STAFF_AREAS or "GET" not in (rule.methods or ()) or rule.endpoint in NOT_PAGES:
-                continue
-            values = {name: ids[name] for name in rule.arguments}
-            if rule.endpoint == "runs.compare":
-                values = {"a": ids["run_id"], "b": ids["run_id"]}
-            pages["bureau" if area == "bureau" else "admin"].append(url_for(rule.endpoint, **values))
-    return {role: sorted(set(urls)) for role, urls in pages.items()}
-
-
-def test_every_staff_page_is_listed(live_app: Flask, staff_world: dict[str, Any]) -> None:
-    urls = staff_urls(live_app, staff_world)
-    assert "/admin/rosters/{}/waitlist".format(staff_world["term_id"]) in urls["admin"]
+def test_every_staff_page_is_listed(live_app: Flask, world: dict[str, Any]) -> None:
+    urls = staff_urls(live_app, world)
+    assert "/admin/rosters/{}/waitlist".format(world["term_id"]) in urls["admin"]
     assert "/bureau/" in urls["bureau"] and len(urls["admin"]) >= 25
 
 
@@ -172,14 +114,14 @@ def _photograph(browser: Any, base: str, login: str, role: str, urls: list[str])
 
 
 @pytest.mark.parametrize("role", ["admin", "bureau"])
-def test_staff_pages_fit_a_phone(live_server: str, live_app: Flask, chromium_path: str, staff_world: dict[str, Any],
+def test_staff_pages_fit_a_phone(live_server: str, live_app: Flask, chromium_path: str, world: dict[str, Any],
                                  role: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    login = {"admin": "admin-km1", "bureau": "bureau-city"}[role]
-    urls = staff_urls(live_app, staff_world)[role]
-    main = [url.format(term=staff_world["term_id"], district=staff_world["district_id"],
-                       school=staff_world["school_id"]) for url in MAIN_PAGES[role]]
+    login = LOGINS[role]
+    urls = staff_urls(live_app, world)[role]
+    main = [url.format(term=world["term_id"], district=world["district_id"],
+                       school=world["school_id"]) for url in MAIN_PAGES[role]]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:

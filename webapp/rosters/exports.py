@@ -131,7 +131,7 @@ def _body_row(ws: Worksheet, values: Sequence[Any]) -> None:
 def _save(workbook: Workbook) -> bytes:
     if not workbook.worksheets:
         empty = workbook.create_sheet("空")
-        empty["A1"] = "此分配方案中没有开班的课程"
+        empty["A1"] = "此分配方案中没有开班的课程班"
     return workbook_bytes(workbook)
 
 
