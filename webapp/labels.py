@@ -9,6 +9,7 @@ keeps naive UTC, `show_time` formats it and `to_local`/`from_local` convert form
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from flask import current_app, has_app_context, has_request_context
-from flask_babel import LazyString, format_date, format_datetime, get_locale
+from flask_babel import LazyString, force_locale, format_date, format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 
 from scheduler.explain import REASON_ZH, reason_text
@@ -146,3 +147,26 @@ def unserved_reason(row: StoredReason, lang: str | None = None) -> str:
         except (KeyError, IndexError, ValueError):
             pass
     return row.reason
+
+
+TERM_ID = re.compile(r"^\s*(\d{4})\s*[-_ ]\s*(spring|summer|autumn|fall|winter)\s*$", re.IGNORECASE)
+SEASONS: dict[str, LazyString] = {
+    "spring": _l("Spring term %(year)s"),
+    "summer": _l("Summer term %(year)s"),
+    "autumn": _l("Autumn term %(year)s"),
+    "fall": _l("Autumn term %(year)s"),
+    "winter": _l("Winter term %(year)s"),
+}
+
+
+def term_label(name: str | None, lang: str | None = None) -> str:
+    """A term as people name it: an id-like name ("2026-autumn", as instance files and the demo write it) becomes
+    "2026年秋季学期" / "Autumn term 2026" (in `lang`, default the reader's); any other name is shown as typed."""
+    found = TERM_ID.match(name or "")
+    if found is None:
+        return name or ""
+    season = SEASONS[found.group(2).lower()]
+    if lang is None or not has_request_context():
+        return str(season) % {"year": found.group(1)}
+    with force_locale(lang):
+        return str(season) % {"year": found.group(1)}
