@@ -63,7 +63,7 @@ def page(client: FlaskClient, url: str) -> str:
 def test_dashboard_summarises_the_term_in_both_languages(client: FlaskClient, signed_in: SignedIn) -> None:
     signed_in("school_admin")
     html = page(client, "/admin/")
-    assert "测试小学0001" in html and "报名中" in html and "立即截止报名" in html
+    assert "测试小学0001" in html and "开放中" in html and "立即截止申请" in html
     assert "各星期、各时段的名额" in html
     assert re.search(r'stat-value">6<.*学生', html, re.S)
     assert re.search(r'<td>40</td>', html)  # homework seats, Monday P1
