@@ -17,14 +17,14 @@ from scheduler.domain import Assignment, Instance, Session, Slot, Staffing, Unse
 from scheduler.weekdays import weekday_name
 
 REASON_ZH: dict[str, str] = {
-    "no_session": "{day_name} {period}：没有面向{grade}年级的课后服务场次",
-    "no_teacher": "{day_name} {period}：{grade}年级可参加的场次未开班，"
+    "no_session": "{day_name} {period}：没有面向{grade}年级的课后服务课程班",
+    "no_teacher": "{day_name} {period}：{grade}年级可参加的课程班未开班，"
                   "该时段没有空闲的合格教师",
-    "no_seat": "{day_name} {period}：{grade}年级可用座位 {seats} 个，需求 {demand} 人",
+    "no_seat": "{day_name} {period}：{grade}年级可用名额 {seats} 个，需求 {demand} 人",
     "min_pupils": "{day_name} {period}：{activity}至少 {min_pupils} 人才开班（容量 {capacity} 人），"
                   "该时段符合条件的申请 {demand} 人",
-    "lost_to_priority": "{day_name} {period}：座位已全部分给优先级更高的学生"
-                        "（{grade}年级可用座位 {seats} 个，需求 {demand} 人）",
+    "lost_to_priority": "{day_name} {period}：名额已全部分给优先级更高的学生"
+                        "（{grade}年级可用名额 {seats} 个，需求 {demand} 人）",
     "partial_day": "{day_name}：已安排部分时段，{period} 没有安排，当天未能全程托管",
     "not_assigned": "{day_name} {period}：该时段仍可安排，但本次分配没有安排，可手动调整",
 }

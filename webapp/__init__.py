@@ -39,6 +39,7 @@ from webapp.extensions import (
 from webapp.i18n import select_locale, template_globals
 from webapp.inputs import BoundedJSONProvider
 from webapp.jobs import periodic
+from webapp.labels import DEFAULT_TIMEZONE, check_timezone, term_label
 from webapp.models import RunState  # also: the models must be known before migrations look at metadata
 from webapp.notifications import init_app as init_notifications
 from webapp.notifications.routes import bp as notifications_bp
@@ -113,7 +114,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=production,
         BABEL_DEFAULT_LOCALE="zh",
-        BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
+        TIMEZONE=DEFAULT_TIMEZONE,
         BABEL_TRANSLATION_DIRECTORIES=_translation_directories(),
         LANGUAGES={"zh": "中文", "en": "English"},
         CONSENT_POLICY_VERSION="2026-01",
@@ -127,6 +128,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
     app.config["PRODUCTION"] = production
+    app.config["BABEL_DEFAULT_TIMEZONE"] = check_timezone(app.config["TIMEZONE"])  # one zone for every shown time
     if production:
         app.config["DEBUG"] = False
         app.config["SESSION_COOKIE_SECURE"] = True
@@ -152,6 +154,7 @@ def _init_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.jinja_env.globals["RunState"] = RunState  # templates compare run states by name, not by string
+    app.jinja_env.filters["term_label"] = term_label  # "2026-autumn" -> 2026年秋季学期 on every page
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please log in to see this page.")

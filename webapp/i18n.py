@@ -28,7 +28,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 from jinja2.ext import babel_extract
 
-from webapp.labels import DAY_NAMES
+from webapp.labels import DAY_NAMES, relation_label, show_date, show_time, solver_status, unserved_reason
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE_DIR / "templates"
@@ -60,6 +60,11 @@ def template_globals() -> dict[str, Any]:
         "app_name": current_app.config["APP_NAME"],
         "has_endpoint": lambda name: name in current_app.view_functions,
         "day_labels": DAY_NAMES,
+        "show_time": show_time,
+        "show_date": show_date,
+        "relation_label": relation_label,
+        "solver_status": solver_status,
+        "unserved_reason": unserved_reason,
     }
 
 

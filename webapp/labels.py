@@ -1,16 +1,26 @@
-"""Weekday names in the reader's language, for views, templates and messages (`scheduler.weekdays` spells them).
+"""Weekday names and displayed times in the reader's language, for views, templates and messages.
 
 `DAY_NAMES[3]` is "周三" or "Wed" depending on the request's language, so a module-level mapping serves every
-request; spreadsheets written for schools use `weekday_name(day, "zh")` directly.
+request; spreadsheets written for schools use `weekday_name(day, "zh")` directly (`scheduler.weekdays` spells them).
+
+Every time a person reads is shown in the one configured zone, `TIMEZONE` (default Asia/Shanghai): the database
+keeps naive UTC, `show_time` formats it and `to_local`/`from_local` convert form fields.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import has_request_context
-from flask_babel import get_locale
+import click
+from flask import current_app, has_app_context, has_request_context
+from flask_babel import LazyString, force_locale, format_date, format_datetime, get_locale
+from flask_babel import lazy_gettext as _l
 
+from scheduler.explain import REASON_ZH, reason_text
 from scheduler.weekdays import WEEKDAYS, weekday_name
 
 
@@ -48,3 +58,115 @@ def day_names(days: list[int] | tuple[int, ...]) -> str:
     """"周一、周三" / "Mon, Wed"."""
     separator = ", " if current_language().startswith("en") else "、"
     return separator.join(DAY_NAMES.get(day, str(day)) for day in days)
+
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+
+def check_timezone(name: object) -> str:
+    """The `TIMEZONE` setting, refused at start-up with a sentence when it names no zone."""
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise click.ClickException(f"TIMEZONE: {name!r} is not a time zone name such as Asia/Shanghai") from error
+    return str(name)
+
+
+def local_zone() -> ZoneInfo:
+    """The zone every displayed time is in: the app's `TIMEZONE`."""
+    name = current_app.config.get("TIMEZONE", DEFAULT_TIMEZONE) if has_app_context() else DEFAULT_TIMEZONE
+    return ZoneInfo(name)
+
+
+def to_local(moment: datetime | None) -> datetime | None:
+    """Naive UTC from the database -> naive local time, for form fields."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC).astimezone(local_zone()).replace(tzinfo=None)
+
+
+def from_local(moment: datetime | None) -> datetime | None:
+    """A naive local time typed into a form -> naive UTC for the database."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=local_zone()).astimezone(UTC).replace(tzinfo=None)
+
+
+def show_time(value: datetime | None) -> str:
+    """A naive-UTC datetime as the reader sees it, in the configured zone: 2026-09-01 08:00."""
+    return str(format_datetime(value, "yyyy-MM-dd HH:mm")) if value else ""
+
+
+def show_date(value: date | None) -> str:
+    return str(format_date(value, "yyyy-MM-dd")) if value else ""
+
+
+RELATION_LABELS: dict[str, LazyString] = {
+    "mother": _l("Mother"),
+    "father": _l("Father"),
+    "grandparent": _l("Grandparent"),
+    "other": _l("Other guardian"),
+}
+"""A guardian's relation to the child: the stored code -> its name in the reader's language."""
+
+
+def relation_label(code: str | None) -> str:
+    """"mother" -> 母亲 / Mother; a relation typed in before the codes existed is shown as it is."""
+    return str(RELATION_LABELS.get(code or "", code or ""))
+
+
+SOLVER_STATUS_LABELS: dict[str, LazyString] = {
+    "OPTIMAL": _l("Best possible plan"),
+    "FEASIBLE": _l("Good plan, not proven best"),
+    "INFEASIBLE": _l("No plan fits the rules"),
+    "UNKNOWN": _l("No plan found in time"),
+    "IMPORTED": _l("Plan imported with the data"),
+}
+"""What the solver's answer (`scheduler.domain.Status`) means for a school."""
+
+
+def solver_status(status: str | None) -> str:
+    return str(SOLVER_STATUS_LABELS.get(status or "", status or ""))
+
+
+class StoredReason(Protocol):
+    code: str
+    day: int
+    reason: str
+    params: dict[str, Any] | None
+
+
+def unserved_reason(row: StoredReason, lang: str | None = None) -> str:
+    """Why a pupil-day is uncovered, in `lang` (default: the reader's), from the stored code and parameters;
+    the stored (Chinese) sentence when they are missing."""
+    params = row.params
+    if row.code in REASON_ZH and params:
+        try:
+            return reason_text(row.code, {**params, "day": params.get("day", row.day)},
+                               lang or ("en" if current_language().startswith("en") else "zh"))
+        except (KeyError, IndexError, ValueError):
+            pass
+    return row.reason
+
+
+TERM_ID = re.compile(r"^\s*(\d{4})\s*[-_ ]\s*(spring|summer|autumn|fall|winter)\s*$", re.IGNORECASE)
+SEASONS: dict[str, LazyString] = {
+    "spring": _l("Spring term %(year)s"),
+    "summer": _l("Summer term %(year)s"),
+    "autumn": _l("Autumn term %(year)s"),
+    "fall": _l("Autumn term %(year)s"),
+    "winter": _l("Winter term %(year)s"),
+}
+
+
+def term_label(name: str | None, lang: str | None = None) -> str:
+    """A term as people name it: an id-like name ("2026-autumn", as instance files and the demo write it) becomes
+    "2026年秋季学期" / "Autumn term 2026" (in `lang`, default the reader's); any other name is shown as typed."""
+    found = TERM_ID.match(name or "")
+    if found is None:
+        return name or ""
+    season = SEASONS[found.group(2).lower()]
+    if lang is None or not has_request_context():
+        return str(season) % {"year": found.group(1)}
+    with force_locale(lang):
+        return str(season) % {"year": found.group(1)}

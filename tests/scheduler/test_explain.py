@@ -28,7 +28,7 @@ def test_no_session_for_the_grade() -> None:
                     [pupil("A", grade=3)], [request("A", days=(3,), periods=("P3",))])
     u = only(inst, [], [])
     assert (u.code, u.day) == ("no_session", 3)
-    assert u.reason == "周三 P3：没有面向3年级的课后服务场次"
+    assert u.reason == "周三 P3：没有面向3年级的课后服务课程班"
 
 
 def test_no_teacher_free() -> None:
@@ -53,7 +53,7 @@ def test_no_seat_gives_seats_and_demand() -> None:
                     [pupil(p) for p in "ABC"], [request(p, days=(3,), periods=("P3",)) for p in "ABC"])
     u = only(inst, pairs(("B", "S1"), ("C", "S1")), staff(("T1", "S1")))
     assert u.code == "no_seat"
-    assert u.reason == "周三 P3：3年级可用座位 2 个，需求 3 人"
+    assert u.reason == "周三 P3：3年级可用名额 2 个，需求 3 人"
 
 
 def test_seats_limited_by_staff_when_no_teacher_is_free() -> None:
@@ -61,7 +61,7 @@ def test_seats_limited_by_staff_when_no_teacher_is_free() -> None:
                     [pupil("A"), pupil("B")], [request("A"), request("B")])
     u = only(inst, pairs(("B", "S1")), staff(("T1", "S1")))
     assert u.code == "no_seat"
-    assert "可用座位 1 个，需求 2 人" in u.reason
+    assert "可用名额 1 个，需求 2 人" in u.reason
 
 
 def test_lost_to_priority() -> None:
@@ -127,7 +127,7 @@ def test_every_uncovered_pupil_day_is_explained_in_order() -> None:
 def test_english_gloss_and_tables_agree() -> None:
     assert set(REASON_EN) == set(REASON_ZH) == set(CODES)
     params: dict[str, str | int] = {"day": 3, "period": "P3", "grade": 3, "seats": 80, "demand": 112}
-    assert reason_text("no_seat", params, "zh") == "周三 P3：3年级可用座位 80 个，需求 112 人"
+    assert reason_text("no_seat", params, "zh") == "周三 P3：3年级可用名额 80 个，需求 112 人"
     assert reason_text("no_seat", params, "en") == "Wed P3: 80 seats for grade 3, 112 pupils asked"
     inst = instance([], [], [pupil("A")], [request("A")])
     (e,) = explain(inst, [], [])

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
+from flask_babel import LazyString, force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, insert, select
 
 from webapp.admin.spreadsheet import EXCEL_ERRORS, Cell, FileRejected, Table, clean_text, read_table
@@ -51,7 +53,8 @@ class Column:
     label: str
     english: str
     required: bool
-    help: str
+    help: LazyString
+    """What to enter, said in the reader's language (the template file's notes are always Chinese)."""
     aliases: tuple[str, ...] = ()
 
     def names(self) -> set[str]:
@@ -60,37 +63,41 @@ class Column:
 
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "pupils": (
-        Column("number", "学号", "pupil number", True, "每名学生唯一，家长绑定孩子时使用",
+        Column("number", "学号", "pupil number", True, _l("Unique for each pupil; parents use it to link their child"),
                ("number", "pupil id", "id")),
-        Column("name", "姓名", "name", True, "学生姓名"),
-        Column("grade", "年级", "grade", True, "1 到 6 的整数"),
-        Column("class_name", "班级", "class", False, "例如 3-1", ("class name",)),
-        Column("family", "家庭编号", "family", False, "兄弟姐妹填同一编号，可留空", ("family code",)),
-        Column("priority", "优先级", "priority", False, "整数，0 为普通；留空按 0"),
+        Column("name", "姓名", "name", True, _l("The pupil's name")),
+        Column("grade", "年级", "grade", True, _l("A whole number from 1 to 6")),
+        Column("class_name", "班级", "class", False, _l("For example 3-1"), ("class name",)),
+        Column("family", "家庭编号", "family", False,
+               _l("The same code for brothers and sisters; may be left empty"), ("family code",)),
+        Column("priority", "优先级", "priority", False, _l("A whole number, 0 for ordinary; empty means 0")),
     ),
     "teachers": (
-        Column("code", "工号", "staff number", True, "每位教师唯一", ("code", "teacher id", "id")),
-        Column("name", "姓名", "name", True, "教师姓名"),
+        Column("code", "工号", "staff number", True, _l("Unique for each teacher"), ("code", "teacher id", "id")),
+        Column("name", "姓名", "name", True, _l("The teacher's name")),
         Column("qualifications", "资质", "qualifications", False,
-               "资质标签，用逗号或顿号分隔，例如 sports、arts"),
-        Column("max_sessions", "每周上限", "weekly cap", False, "每周最多带几个班次；留空按 5",
+               _l("Qualification tags separated by commas, for example sports, arts")),
+        Column("max_sessions", "每周上限", "weekly cap", False,
+               _l("The most sessions a week the teacher leads; empty means 5"),
                ("max sessions", "max_sessions")),
         Column("available", "可用时段", "availability", False,
-               "例如 周一P1,周一P2,周三P3 或 1-P1 1-P2；也可以每个星期×时段一列，填 1、是 或 ✓",
+               _l("For example Mon P1, Mon P2, Wed P3 or 1-P1 1-P2; or one column per weekday and period "
+                  "holding 1 or ✓"),
                ("available",)),
     ),
     "sessions": (
-        Column("code", "编号", "session code", True, "每个班次唯一，例如 S11", ("code", "id")),
-        Column("activity", "活动", "activity", True, "活动代码或中文名称"),
-        Column("day", "星期", "day", True, "周一 到 周五，或 1 到 5", ("weekday",)),
-        Column("period", "时段", "period", True, "时段代码，例如 P1", ()),
-        Column("room", "教室", "room", False, "上课地点"),
-        Column("capacity", "容量", "capacity", True, "最多容纳的学生数，0 或以上"),
-        Column("grade_lo", "年级下限", "lowest grade", False, "1 到 6；留空按 1", ("grade lo", "grade_min")),
-        Column("grade_hi", "年级上限", "highest grade", False, "1 到 6；留空按 6", ("grade hi", "grade_max")),
+        Column("code", "编号", "session code", True, _l("Unique for each session, for example S11"), ("code", "id")),
+        Column("activity", "活动", "activity", True, _l("The activity's code or Chinese name")),
+        Column("day", "星期", "day", True, _l("Mon to Fri, or 1 to 5"), ("weekday",)),
+        Column("period", "时段", "period", True, _l("The period's code, for example P1"), ()),
+        Column("room", "教室", "room", False, _l("Where the session meets")),
+        Column("capacity", "容量", "capacity", True, _l("The most pupils it takes, 0 or more")),
+        Column("grade_lo", "年级下限", "lowest grade", False, _l("1 to 6; empty means 1"), ("grade lo", "grade_min")),
+        Column("grade_hi", "年级上限", "highest grade", False, _l("1 to 6; empty means 6"), ("grade hi", "grade_max")),
         Column("pupils_per_teacher", "每位教师学生数", "pupils per teacher", False,
-               "每位教师最多带的学生数，1 或以上；留空按容量", ("ppt",)),
-        Column("min_pupils", "最少人数", "minimum pupils", False, "不足此人数则不开班；留空按 0",
+               _l("The most pupils one teacher takes, 1 or more; empty means the capacity"), ("ppt",)),
+        Column("min_pupils", "最少人数", "minimum pupils", False,
+               _l("The session does not open with fewer pupils; empty means 0"),
                ("min pupils",)),
     ),
 }
@@ -670,9 +677,10 @@ def template_headers(kind: str, term: Term | None = None) -> list[str]:
 
 def template_notes(kind: str) -> list[list[str]]:
     lines = [["列名", "说明"]]
-    for column in COLUMNS[kind]:
-        required = "（必填）" if column.required else "（选填）"
-        lines.append([column.label, f"{required}{column.help}；英文表头 {column.english} 亦可"])
+    with force_locale("zh"):
+        for column in COLUMNS[kind]:
+            required = "（必填）" if column.required else "（选填）"
+            lines.append([column.label, f"{required}{column.help}；英文表头 {column.english} 亦可"])
     lines.append(["", "第一张工作表第 1 行是表头，从第 2 行起每行一条记录；"
                       "重复导入时按编号更新，不会重复添加。"])
     return lines
@@ -683,5 +691,5 @@ def template_file(kind: str, fmt: str) -> bytes:
     headers = template_headers(kind)
     if fmt == "csv":
         return _write_csv(headers)
-    titles = {"pupils": "学生", "teachers": "教师", "sessions": "班次"}
+    titles = {"pupils": "学生", "teachers": "教师", "sessions": "课程班"}
     return _write_xlsx(headers, template_notes(kind), titles[kind], "填写说明")

@@ -6,7 +6,7 @@ Every lookup by id goes through these helpers, so an id from another school is a
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -15,13 +15,13 @@ from flask_babel import gettext as _
 from sqlalchemy import exists, select
 
 from webapp.extensions import db
+from webapp.labels import from_local, to_local
 from webapp.models import Activity, AllocationRun, Pupil, RunAssignment, RunStaffing, Session, Teacher, Term
 from webapp.security import school_admin_required
 
 F = TypeVar("F", bound=Callable[..., Any])
 Owned = TypeVar("Owned", Term, Activity, Session, Teacher, Pupil)
 TERM_KEY = "admin_term_id"
-CHINA_OFFSET = timedelta(hours=8)
 
 
 def current_term() -> Term | None:
@@ -108,12 +108,12 @@ def in_published_run(session_id: int | None = None, teacher_id: int | None = Non
 
 
 def to_china(moment: datetime | None) -> datetime | None:
-    """Naive UTC from the database -> naive China time for display and form fields."""
-    return moment + CHINA_OFFSET if moment is not None else None
+    """Naive UTC from the database -> naive local time (the configured `TIMEZONE`) for form fields."""
+    return to_local(moment)
 
 
 def from_china(moment: datetime | None) -> datetime | None:
-    return moment - CHINA_OFFSET if moment is not None else None
+    return from_local(moment)
 
 
 def mask_phone(phone: str | None) -> str:

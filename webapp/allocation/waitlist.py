@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -38,6 +39,8 @@ class WaitlistEntry:
     code: str
     weight: int
     lottery: str
+    params: dict[str, Any] | None = None
+    """What the reason names, so it can be said in the reader's language (`labels.unserved_reason`)."""
 
 
 def waitlist(term: Term) -> list[WaitlistEntry]:
@@ -70,7 +73,8 @@ def waitlist(term: Term) -> list[WaitlistEntry]:
     for rank, (_, unserved, pupil, weight) in enumerate(keyed, start=1):
         per_day[unserved.day] += 1
         entries.append(WaitlistEntry(unserved.id, pupil, unserved.day, per_day[unserved.day], rank,
-                                     unserved.reason, unserved.code, weight, lottery_number(seed, pupil)))
+                                     unserved.reason, unserved.code, weight, lottery_number(seed, pupil),
+                                     unserved.params))
     return entries
 
 

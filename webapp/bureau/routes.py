@@ -143,7 +143,7 @@ def _join(parts: Iterable[str]) -> str:
 
 
 def advice_line(item: dict[str, Any], periods: dict[str, str] | None = None) -> str:
-    """ "周三 P3：+1 名教师（体育），+25 个座位，可多覆盖 23 名学生" for one advice item."""
+    """ "周三 P3：+1 名教师（体育），+25 个名额，可多覆盖 23 名学生" for one advice item."""
     parts = []
     for tag, count in sorted((item.get("extra_teachers") or {}).items()):
         parts.append(_("+%(n)d teacher(s) (%(tag)s)", n=int(count), tag=qualification_label(tag)))

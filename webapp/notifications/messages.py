@@ -17,6 +17,7 @@ from flask_babel import force_locale, format_datetime
 from flask_babel import gettext as _
 
 from webapp.extensions import db
+from webapp.labels import term_label
 from webapp.models import Notification, NotificationEvent, Term
 
 SHOWN_PARAMS = ("version", "deadline", "term", "session")
@@ -54,7 +55,7 @@ def _values(notification: Notification) -> dict[str, str]:
     version = params.get("version")
     return {
         "child": pupil.name if pupil is not None else "",
-        "term": str(term)[:60],
+        "term": term_label(str(term))[:60],
         "version": str(version) if isinstance(version, int) and not isinstance(version, bool) else "",
         "deadline": _deadline(params.get("deadline")),
         "session": str(params.get("session") or "")[:60],

@@ -7,11 +7,9 @@ bureau has no page here (403).
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import format_datetime, get_locale
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -21,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from webapp.admin.scope import mask_phone
 from webapp.audit import record
 from webapp.extensions import db
+from webapp.labels import show_time
 from webapp.models import DeliveryState, Notification, NotificationDelivery, NotificationEvent, Pupil, User
 from webapp.notifications import inbox
 from webapp.notifications.delivery import INTERRUPTED, send_again
@@ -47,11 +46,6 @@ STATE_LABELS = {
     DeliveryState.SENT: _l("sent"),
     DeliveryState.FAILED: _l("failed"),
 }
-
-
-def show_time(value: datetime | None) -> str:
-    """A naive-UTC time in China time."""
-    return str(format_datetime(value, "yyyy-MM-dd HH:mm")) if value else ""
 
 
 def _page_arg() -> int:

@@ -11,12 +11,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
-RELATIONS = (
-    SelectChoice("mother", _l("Mother")),
-    SelectChoice("father", _l("Father")),
-    SelectChoice("grandparent", _l("Grandparent")),
-    SelectChoice("other", _l("Other guardian")),
-)
+from webapp.labels import RELATION_LABELS
+
+RELATIONS = tuple(SelectChoice(code, label) for code, label in RELATION_LABELS.items())
 
 
 class ConsentForm(FlaskForm):

@@ -5,11 +5,10 @@ Every child route is 404 to strangers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
@@ -21,7 +20,7 @@ from webapp.extensions import db
 from webapp.family import ConsentMissing, has_consent, link_child, record_consent
 from webapp.hardening import throttle_enrolment_codes
 from webapp.inputs import safe_next
-from webapp.labels import DAY_NAMES
+from webapp.labels import DAY_NAMES, show_date, show_time
 from webapp.models import CareRequest, Pupil, Term
 from webapp.parents import service
 from webapp.parents.forms import ChangeForm, ConsentForm, LinkChildForm, RequestForm
@@ -33,15 +32,6 @@ bp = Blueprint("parents", __name__, url_prefix="/family")
 
 def _lang() -> str:
     return "en" if str(get_locale() or "zh").startswith("en") else "zh"
-
-
-def show_time(value: datetime | None) -> str:
-    """A naive-UTC datetime in China time, e.g. 2026-09-01 08:00."""
-    return format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
-
-
-def show_date(value: date | None) -> str:
-    return format_date(value, "yyyy-MM-dd") if value else ""
 
 
 @bp.app_context_processor

@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from scheduler.explain import REASON_ZH, reason_text
 from webapp.allocation import service as allocation
 from webapp.allocation.changes import ChangeError, request_change
 from webapp.audit import record
 from webapp.extensions import db
+from webapp.labels import unserved_reason
 from webapp.models import (
     Activity,
     AllocationRun,
@@ -477,12 +477,3 @@ def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | No
                        plan_version=int(term.plan_version or 0))
 
 
-def unserved_reason(row: RunUnserved, lang: str = "zh") -> str:
-    """The reason in `lang` from the stored code and parameters; the stored sentence when they are missing."""
-    params = row.params
-    if row.code in REASON_ZH and params:
-        try:
-            return reason_text(row.code, {**params, "day": params.get("day", row.day)}, lang)
-        except (KeyError, IndexError, ValueError):
-            pass
-    return row.reason

@@ -18,6 +18,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from scheduler.io import dumps, instance_to_json, solution_to_json
 from scheduler.weekdays import weekday_name
+from webapp.labels import term_label
 from webapp.models import AllocationRun, Term
 from webapp.rosters.data import (
     HOME_ZH,
@@ -131,7 +132,7 @@ def _body_row(ws: Worksheet, values: Sequence[Any]) -> None:
 def _save(workbook: Workbook) -> bytes:
     if not workbook.worksheets:
         empty = workbook.create_sheet("空")
-        empty["A1"] = "此分配方案中没有开班的课程"
+        empty["A1"] = "此分配方案中没有开班的课程班"
     return workbook_bytes(workbook)
 
 
@@ -157,7 +158,7 @@ def classes_workbook(rosters: Rosters, classes: Sequence[ClassList]) -> bytes:
         headers += [f"{weekday_name(day)}去向", f"{weekday_name(day)}接送时间"]
     for class_list in classes:
         ws = workbook.create_sheet(sheet_title(f"{class_list.class_name}班", taken))
-        _title(ws, f"{class_list.class_name} 班 放学去向（{rosters.term.name}）",
+        _title(ws, f"{class_list.class_name} 班 放学去向（{term_label(rosters.term.name, 'zh')}）",
                f"共 {len(class_list.rows)} 人；15:30 放学时无课后服务的学生由家长接回", len(headers))
         _header(ws, 3, headers)
         for number, row in enumerate(class_list.rows, start=1):
@@ -176,7 +177,7 @@ def teachers_workbook(rosters: Rosters, tables: Sequence[TeacherTimetable]) -> b
     for table in tables:
         ws = workbook.create_sheet(sheet_title(f"{table.teacher.name} {table.teacher.code}", taken))
         _title(ws, f"{table.teacher.name}（{table.teacher.code}）每周值班表",
-               f"{rosters.term.name}    共 {len(table.duties)} 节", len(headers))
+               f"{term_label(rosters.term.name, 'zh')}    共 {len(table.duties)} 个课程班", len(headers))
         _header(ws, 3, headers)
         for period in rosters.periods:
             values = [f"{period.code} {period.start}–{period.end}"]

@@ -63,8 +63,8 @@ def page(client: FlaskClient, url: str) -> str:
 def test_dashboard_summarises_the_term_in_both_languages(client: FlaskClient, signed_in: SignedIn) -> None:
     signed_in("school_admin")
     html = page(client, "/admin/")
-    assert "测试小学0001" in html and "报名中" in html and "立即截止报名" in html
-    assert "各星期、各时段的学位数" in html
+    assert "测试小学0001" in html and "开放中" in html and "立即截止申请" in html
+    assert "各星期、各时段的名额" in html
     assert re.search(r'stat-value">6<.*学生', html, re.S)
     assert re.search(r'<td>40</td>', html)  # homework seats, Monday P1
     client.set_cookie("lang", "en")
@@ -147,7 +147,7 @@ def test_activity_crud(app: Flask, client: FlaskClient, signed_in: SignedIn) -> 
     art = ids(app)["activity"]
     response = post_form(client, f"/admin/activities/{art}/delete", token_from="/admin/activities",
                          follow_redirects=True)
-    assert "还有 2 个班次" in response.get_data(as_text=True)
+    assert "还有 2 个课程班" in response.get_data(as_text=True)
 
 
 SESSION_DATA = {"code": "X1", "day": "3", "room": "101", "capacity": "25", "grade_lo": "2", "grade_hi": "5",
@@ -175,7 +175,7 @@ def test_session_create_and_validation(app: Flask, client: FlaskClient, signed_i
         ({"pupils_per_teacher": "0"}, "请输入 1 到 2000 之间的整数。"),
         ({"min_pupils": "-3"}, "请输入 0 到 2000 之间的整数。"),
         ({"day": "6"}, "不是有效的选择。"),
-        ({"code": "S11"}, "本学期已有班次使用这个编号。"),
+        ({"code": "S11"}, "本学期已有课程班使用这个编号。"),
     ):
         response = post_form(client, "/admin/sessions/new", session_data(app, **{"code": "X2", **changes}))
         assert response.status_code == 200

@@ -305,7 +305,7 @@ def test_advice_line_reads_like_a_sentence(app: Flask) -> None:
         "pupils_covered": 23,
     }
     with app.test_request_context("/"):
-        assert advice_line(item) == "周三 P3：+1 名教师（体育），+25 个座位，可多覆盖 23 名学生"
+        assert advice_line(item) == "周三 P3：+1 名教师（体育），+25 个名额，可多覆盖 23 名学生"
     with app.test_request_context("/", headers={"Cookie": "lang=en"}):
         assert advice_line(item) == "Wed P3: +1 teacher(s) (sports), +25 seats, 23 more pupils covered"
 

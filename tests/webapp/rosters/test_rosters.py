@@ -264,7 +264,7 @@ def test_draft_run_by_query(app: Flask, admin: FlaskClient, world: World) -> Non
     page = admin.get(f"{_base(world)}/sessions?run={draft_id}").get_data(as_text=True)
     assert "草稿方案" in page
     wb = _workbook(admin, f"{_base(world)}/sessions.xlsx?run={draft_id}")
-    assert len(wb.worksheets) == 1 and wb.worksheets[0]["A1"].value == "此分配方案中没有开班的课程"
+    assert len(wb.worksheets) == 1 and wb.worksheets[0]["A1"].value == "此分配方案中没有开班的课程班"
     assert admin.get(f"{_base(world)}/sessions?run=999999").status_code == 404
 
 

@@ -119,7 +119,7 @@ def test_pages_render_in_both_languages(two_schools: dict[str, Any]) -> None:
     client.set_cookie("lang", "en")
     for url in pages:
         text = client.get(url).get_data(as_text=True)
-        assert "Allocation runs" in text or "Pins" in text, url
+        assert "Allocation" in text or "Pins" in text, url
         assert "分配运行" not in text
     detail = client.get(f"/admin/runs/{run_id}").get_data(as_text=True)
     assert "Unserved pupil-days" in detail and "Seated / requested by day and period" in detail
@@ -191,7 +191,7 @@ def test_pins_are_validated_and_used_by_the_next_run(app: Flask) -> None:
     pupil, good, bad = _request_slot(app, term_id)
     url = f"/admin/runs/term/{term_id}/pins"
     refused = post_form(client, url, {"pupil_number": pupil, "session_code": bad})
-    assert refused.status_code == 200 and "没有申请这个场次所在日期和时段" in refused.get_data(as_text=True)
+    assert refused.status_code == 200 and "没有申请这个课程班所在星期和时段" in refused.get_data(as_text=True)
     unknown = post_form(client, url, {"pupil_number": "NOPE", "session_code": good})
     assert "本校没有这个学号的学生" in unknown.get_data(as_text=True)
     assert post_form(client, url, {"pupil_number": pupil, "session_code": good}).status_code == 302
@@ -220,7 +220,7 @@ def test_pins_that_cannot_hold_are_named(app: Flask) -> None:
     client = app.test_client()
     sign_in(client, "runs-admin")
     page = client.get(f"/admin/runs/{run_id}").get_data(as_text=True)
-    assert "INFEASIBLE" in page and "以下固定安排不能同时满足" in page and f"{pupil} → {bad}" in page
+    assert "没有符合规则的方案" in page and "以下固定安排不能同时满足" in page and f"{pupil} → {bad}" in page
     assert "发布本次分配" not in page
 
 
@@ -237,7 +237,7 @@ def test_compare_lists_changed_pupils(app: Flask) -> None:
     client = app.test_client()
     sign_in(client, "runs-admin")
     page = client.get(f"/admin/runs/compare?a={first}&b={second}").get_data(as_text=True)
-    assert "座位有变化的学生 (1)" in page and number in page
+    assert "名额有变化的学生 (1)" in page and number in page
 
 
 def _remove_first_seat(app: Flask, client: FlaskClient, run_id: int) -> tuple[int, int]:
