@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from scheduler import domain
 from scheduler.solve import SolverConfig, solve
+from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (the PostgreSQL app fixture)
 from tests.webapp.factories import build_instance, create_user, import_term, post_form, sign_in
 from webapp.allocation.service import publish_run
 from webapp.extensions import db
@@ -333,3 +334,18 @@ def test_run_page_shows_fairness_and_names_the_worst_served(app: Flask) -> None:
     second = _finished_run(app, term_id, admin_id)
     compare = client.get(f"/admin/runs/compare?a={run_id}&b={second}").get_data(as_text=True)
     assert "合理嫉妒" in compare and "每个申请日都有托管的学生" in compare
+
+
+def test_fairness_is_stored_and_shown_on_postgresql(pg_app: Flask) -> None:  # noqa: F811
+    """The whole way on PostgreSQL: a real run stores its fairness report in JSON and the run page reads it."""
+    term_id, admin_id = _term(pg_app, code="KM-RUNS-PG01", admin="runs-admin-pg")
+    run_id = _finished_run(pg_app, term_id, admin_id)
+    with pg_app.app_context():
+        run = db.session.get(AllocationRun, run_id)
+        assert run is not None and run.metrics is not None
+        served = run.metrics["fairness"]["served"]
+        assert sum(served.values()) == run.metrics["pupils_requesting"]
+    client = pg_app.test_client()
+    sign_in(client, "runs-admin-pg")
+    page = client.get(f"/admin/runs/{run_id}").get_data(as_text=True)
+    assert f"{served['fully']} / {served['partly']} / {served['not_at_all']}" in page
