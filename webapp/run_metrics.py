@@ -4,8 +4,9 @@ The result is plain JSON (stored in `AllocationRun.metrics`) so a run page, a co
 read the same numbers. Keys of nested maps are strings because JSON has no other kind.
 
 `metrics["fairness"]` is `scheduler.fairness.fairness(...).to_dict()`, churn counted against the instance's
-previous plan (the one published when the run was counted). It names pupils (envy cases, the worst served), so
-only the school's own pages read it whole; `fairness_counts` is the part without names, for the bureau.
+previous plan (the one published when the run was counted). It names pupils and families (envy cases, the
+worst served, split families), so only the school's own pages read it whole; `fairness_counts` is the part without
+names, for the bureau, and `without_names` is what a run keeps of it once its term's personal data is purged.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def _fairness(instance: Instance, solution: Solution) -> dict[str, Any]:
 def fairness_counts(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
     """The fairness figures of stored metrics as counts and shares only, no pupil or family named (None for
     metrics counted before fairness was)."""
+    if (metrics or {}).get("fairness_counts"):
+        return dict((metrics or {})["fairness_counts"])
     data = (metrics or {}).get("fairness")
     if not data:
         return None
@@ -178,6 +181,15 @@ def metric_deltas(before: dict[str, Any] | None, after: dict[str, Any] | None) -
         delta = round(b - a, 2) if a is not None and b is not None else None
         rows.append({"key": key, "a": a, "b": b, "delta": delta})
     return rows
+
+
+def without_names(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`metrics` with the fairness report replaced by its counts (`fairness_counts`), so nothing names a pupil."""
+    if not metrics or "fairness" not in metrics:
+        return metrics
+    counts = fairness_counts(metrics)
+    kept = {key: value for key, value in metrics.items() if key != "fairness"}
+    return {**kept, "fairness_counts": counts} if counts else kept
 
 
 FAIRNESS_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
