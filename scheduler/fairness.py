@@ -122,19 +122,20 @@ def _jsonable(value: Any) -> Any:
 def fairness(instance: Instance, solution: Solution, previous: Solution | None = None, *,
              examples: int = 5, worst: int = 10) -> FairnessReport:
     """Every metric of this module for one plan; `examples` envy cases and the `worst` worst-served pupils."""
-    plan = _Plan(instance, solution.assignments)
-    envy = justified_envy(instance, solution)
+    plan = _Plan(instance, solution.assignments)  # built once: covered pupil-days are most of the cost
+    days = _days(instance, plan.covered)
+    envy = justified_envy(instance, solution, plan)
     return FairnessReport(
-        served=served(instance, solution),
-        served_by_priority=served_by(instance, solution, lambda pupil: pupil.priority),
-        served_by_grade=served_by(instance, solution, lambda pupil: pupil.grade),
+        served=_count(list(days.values())),
+        served_by_priority=_split(instance, days, lambda pupil: pupil.priority),
+        served_by_grade=_split(instance, days, lambda pupil: pupil.grade),
         choices=choices(instance, solution),
         justified_envy=len(envy),
         envy_examples=tuple(envy[:examples]),
         idle_seats=idle_seats(instance, solution, plan),
-        split_families=split_families(instance, solution),
+        split_families=split_families(instance, solution, plan.covered),
         churn=churn(previous, solution) if previous is not None else None,
-        worst_served=worst_served(instance, solution, worst),
+        worst_served=_worst(instance, days, worst),
     )
 
 
@@ -142,9 +143,9 @@ class _Plan:
     """Who sits where, by pupil and slot, and which pupil-days are covered."""
 
     def __init__(self, instance: Instance, assignments: tuple[Assignment, ...]) -> None:
-        sessions = instance.session_by_id
+        sessions, pupils = instance.session_by_id, instance.pupil_by_id
         self.pairs = [(a.pupil, sessions[a.session]) for a in assignments
-                      if a.pupil in instance.pupil_by_id and a.session in sessions]
+                      if a.pupil in pupils and a.session in sessions]
         self.seat: dict[tuple[str, Slot], Session] = {(p, s.slot): s for p, s in self.pairs}
         self.enrolment: dict[str, int] = defaultdict(int)
         for _, session in self.pairs:
@@ -162,7 +163,10 @@ def _requests(instance: Instance) -> list[tuple[Pupil, tuple[int, ...], tuple[st
 
 def _covered_days(instance: Instance, solution: Solution) -> dict[str, tuple[int, int]]:
     """(covered, requested) days per requesting pupil."""
-    covered = covered_pupil_days(instance, solution.assignments)
+    return _days(instance, covered_pupil_days(instance, solution.assignments))
+
+
+def _days(instance: Instance, covered: set[tuple[str, int]]) -> dict[str, tuple[int, int]]:
     return {pupil.id: (sum((pupil.id, day) in covered for day in days), len(days))
             for pupil, days, _ in _requests(instance)}
 
@@ -179,7 +183,10 @@ def served(instance: Instance, solution: Solution) -> Served:
 
 def served_by(instance: Instance, solution: Solution, key: Callable[[Pupil], int]) -> dict[int, Served]:
     """`served`, split by `key(pupil)` (the priority level or the grade)."""
-    days = _covered_days(instance, solution)
+    return _split(instance, _covered_days(instance, solution), key)
+
+
+def _split(instance: Instance, days: dict[str, tuple[int, int]], key: Callable[[Pupil], int]) -> dict[int, Served]:
     split: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for pupil_id, counts in days.items():
         split[key(instance.pupil_by_id[pupil_id])].append(counts)
@@ -209,11 +216,11 @@ def choices(instance: Instance, solution: Solution) -> Choices:
                    none=share(sum(rank is None for rank in ranks)))
 
 
-def justified_envy(instance: Instance, solution: Solution) -> list[Envy]:
+def justified_envy(instance: Instance, solution: Solution, plan: _Plan | None = None) -> list[Envy]:
     """Pupil-days left out while a covered pupil of lower priority weight, asking for the same periods, sits
     that day in sessions that all admit the left-out pupil's grade; one case per pupil-day, naming the holder
     first by id. Pupil-days touched by a pin are left out on both sides (an admin decided them)."""
-    plan = _Plan(instance, solution.assignments)
+    plan = plan or _Plan(instance, solution.assignments)
     requests = _requests(instance)
     # Holders of one (day, periods) differ only by weight and by the grades all their seats admit.
     holders: dict[tuple[int, tuple[str, ...]], dict[tuple[int, int, int], list[str]]] = defaultdict(
@@ -262,10 +269,12 @@ def idle_seats(instance: Instance, solution: Solution, plan: _Plan | None = None
     return IdleSeats(seats, tuple(sessions))
 
 
-def split_families(instance: Instance, solution: Solution) -> tuple[str, ...]:
+def split_families(instance: Instance, solution: Solution,
+                   covered: set[tuple[str, int]] | None = None) -> tuple[str, ...]:
     """Families with two or more requesting pupils where, on some day, one is covered and another who asked
-    for that day is not."""
-    covered = covered_pupil_days(instance, solution.assignments)
+    for that day is not (`covered`: the plan's covered pupil-days, when already counted)."""
+    if covered is None:
+        covered = covered_pupil_days(instance, solution.assignments)
     members: dict[str, list[tuple[str, tuple[int, ...]]]] = defaultdict(list)
     for pupil, days, _ in _requests(instance):
         if pupil.family:
@@ -289,7 +298,10 @@ def churn(previous: Solution, solution: Solution) -> Churn:
 def worst_served(instance: Instance, solution: Solution, top: int = 10) -> tuple[WorstServed, ...]:
     """The `top` requesting pupils with the smallest share of their requested days covered; ties go to higher
     priority weight first, then to more days asked, then by pupil id."""
-    days = _covered_days(instance, solution)
+    return _worst(instance, _covered_days(instance, solution), top)
+
+
+def _worst(instance: Instance, days: dict[str, tuple[int, int]], top: int) -> tuple[WorstServed, ...]:
     pupils = instance.pupil_by_id
 
     def key(pupil_id: str) -> tuple[Fraction, int, int, str]:

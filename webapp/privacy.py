@@ -9,7 +9,8 @@ that ended more than `retention_days` ago:
 - a term *ends* when the school's next term opens its request window; the school's newest term ends
   `TERM_LENGTH_DAYS` after its results date (or request deadline, or window opening);
 - of an expired term: care requests, pins, and every run's assignments, unserved days and staffing (the runs'
-  aggregate figures stay for the bureau's statistics);
+  aggregate figures stay for the bureau's statistics; the fairness figures lose the pupils and families they
+  name, `webapp.run_metrics.without_names`);
 - pupils no longer in any current term — inactive, or of a school whose terms have all expired — and who
   have no data left in a current term, with their guardianships;
 - parent accounts left with no child at all that nobody has signed in to (web or API) within the retention
@@ -50,6 +51,7 @@ from webapp.models import (
     utcnow,
 )
 from webapp.parents.service import child_result
+from webapp.run_metrics import without_names
 
 DEFAULT_RETENTION_DAYS = 365
 TERM_LENGTH_DAYS = 183
@@ -217,6 +219,12 @@ def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False
             delete(RunUnserved).where(RunUnserved.run_id.in_(run_ids))))
         counts["staffing rows"] = _count(db.session.execute(
             delete(RunStaffing).where(RunStaffing.run_id.in_(run_ids))))
+        named = db.session.scalars(select(AllocationRun).where(AllocationRun.id.in_(run_ids))).all()
+        counts["fairness lists"] = 0
+        for run in named:
+            if run.metrics and "fairness" in run.metrics:
+                run.metrics = without_names(run.metrics)
+                counts["fairness lists"] += 1
 
         pupil_ids = list(db.session.scalars(select(Pupil.id).where(_pupil_gone(expired_ids))))
         counts["guardianships"] = _count(db.session.execute(

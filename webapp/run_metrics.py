@@ -2,16 +2,23 @@
 
 The result is plain JSON (stored in `AllocationRun.metrics`) so a run page, a comparison and an export all
 read the same numbers. Keys of nested maps are strings because JSON has no other kind.
+
+`metrics["fairness"]` is `scheduler.fairness.fairness(...).to_dict()`, churn counted against the instance's
+previous plan (the one published when the run was counted). It names pupils and families (envy cases, the
+worst served, split families), so only the school's own pages read it whole; `fairness_counts` is the part without
+names, for the bureau, and `without_names` is what a run keeps of it once its term's personal data is purged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from statistics import mean
 from typing import Any
 
 from scheduler import validation
 from scheduler.domain import Instance, Solution
+from scheduler.fairness import fairness
 
 RANKS = ("1", "2", "3", "unlisted")
 """Choice ranks of the histogram: first, second, third choice, or an activity the pupil did not list."""
@@ -113,6 +120,32 @@ def compute_metrics(instance: Instance, solution: Solution) -> dict[str, Any]:
         },
         "unserved_count": len(solution.unserved),
         "unserved_by_reason": dict(sorted(reasons.items())),
+        "fairness": _fairness(instance, solution),
+    }
+
+
+def _fairness(instance: Instance, solution: Solution) -> dict[str, Any]:
+    previous = dataclasses.replace(solution, assignments=instance.previous) if instance.previous else None
+    return fairness(instance, solution, previous).to_dict()
+
+
+def fairness_counts(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fairness figures of stored metrics as counts and shares only, no pupil or family named (None for
+    metrics counted before fairness was)."""
+    if (metrics or {}).get("fairness_counts"):
+        return dict((metrics or {})["fairness_counts"])
+    data = (metrics or {}).get("fairness")
+    if not data:
+        return None
+    return {
+        "served": data["served"],
+        "served_by_priority": data["served_by_priority"],
+        "served_by_grade": data["served_by_grade"],
+        "choices": data["choices"],
+        "justified_envy": data["justified_envy"]["count"],
+        "idle_seats": data["idle_seats"]["seats"],
+        "split_families": len(data["split_families"]),
+        "churn": data["churn"],
     }
 
 
@@ -142,4 +175,43 @@ def metric_deltas(before: dict[str, Any] | None, after: dict[str, Any] | None) -
         b = (after.get("choice_ranks") or {}).get(rank)
         delta = b - a if isinstance(a, int) and isinstance(b, int) else None
         rows.append({"key": f"rank_{rank}", "a": a, "b": b, "delta": delta})
+    fair_a, fair_b = fairness_counts(before) or {}, fairness_counts(after) or {}
+    for key, read in FAIRNESS_ROWS:
+        a, b = _read(read, fair_a), _read(read, fair_b)
+        delta = round(b - a, 2) if a is not None and b is not None else None
+        rows.append({"key": key, "a": a, "b": b, "delta": delta})
     return rows
+
+
+def without_names(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`metrics` with the fairness report replaced by its counts (`fairness_counts`), so nothing names a pupil."""
+    if not metrics or "fairness" not in metrics:
+        return metrics
+    counts = fairness_counts(metrics)
+    kept = {key: value for key, value in metrics.items() if key != "fairness"}
+    return {**kept, "fairness_counts": counts} if counts else kept
+
+
+FAIRNESS_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("served_fully", ("served", "fully")),
+    ("served_partly", ("served", "partly")),
+    ("served_none", ("served", "not_at_all")),
+    ("choice_first_pct", ("choices", "first")),
+    ("choice_top_pct", ("choices", "top")),
+    ("choice_none_pct", ("choices", "none")),
+    ("justified_envy", ("justified_envy",)),
+    ("idle_seats", ("idle_seats",)),
+    ("split_families", ("split_families",)),
+)
+"""Comparison rows of the fairness figures: row key and the path into `fairness_counts`. Shares read as %."""
+
+
+def _read(path: tuple[str, ...], data: dict[str, Any]) -> float | None:
+    value: Any = data
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    if not isinstance(value, int | float):
+        return None
+    return round(100.0 * value, 1) if path[0] == "choices" else value

@@ -12,7 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from scheduler.fairness import fairness
 from tests.conftest import TEST_ENROLMENT_CODE, make_school
+from tests.scheduler import builders as sb
 from tests.webapp.factories import SchoolIds, create_user, post_form
 from webapp.extensions import db
 from webapp.hardening import account_key
@@ -34,6 +36,7 @@ from webapp.models import (
     User,
 )
 from webapp.privacy import purge, term_end
+from webapp.run_metrics import fairness_counts
 
 NOW = datetime(2025, 10, 1, 8, 0)
 
@@ -339,3 +342,35 @@ def test_purge_term_command_counts_accounts(app: Flask, history: dict[str, Any])
     assert done.exit_code == 0 and "deleted 1 parent accounts" in done.output
     with app.app_context():
         assert db.session.scalar(select(User).where(User.phone == "13700000004")) is None
+
+
+def test_purge_keeps_fairness_counts_and_drops_the_names(app: Flask, history: dict[str, Any]) -> None:
+    with app.app_context():
+        # Siblings P001 (seated) and P002 (not); P004 (priority 2) waits while P001 (priority 0) holds a seat.
+        plan = sb.instance([sb.session("S11", capacity=2)], [],
+                           [sb.pupil("P001", family="F1"), sb.pupil("P002", family="F1"),
+                            sb.pupil("P003", priority=2), sb.pupil("P004", priority=2)],
+                           [sb.request(number) for number in ("P001", "P002", "P003", "P004")])
+        report = fairness(plan, sb.solution([("P001", "S11"), ("P003", "S11")])).to_dict()
+        assert report["justified_envy"]["count"] == 1 and report["split_families"] == ["F1"]
+        runs = {key: db.session.get(AllocationRun, history[key]) for key in ("old_run", "current_run")}
+        for run in runs.values():
+            assert run is not None
+            run.metrics = {**(run.metrics or {}), "fairness": report}
+        db.session.commit()
+        old_metrics = runs["old_run"].metrics
+        assert old_metrics["fairness"]["worst_served"], "the old run names pupils before the purge"
+        counts = fairness_counts(old_metrics)
+        current_metrics = runs["current_run"].metrics
+
+        assert purge(30, dry_run=True).counts["fairness lists"] == 1
+        assert db.session.get(AllocationRun, history["old_run"]).metrics == old_metrics, "a dry run keeps them"
+        assert purge(30).counts["fairness lists"] == 1
+        db.session.expire_all()
+        purged = db.session.get(AllocationRun, history["old_run"]).metrics
+        assert "fairness" not in purged and fairness_counts(purged) == counts
+        assert purged["coverage"] == old_metrics["coverage"], "the other figures stay"
+        assert not any(f'"{number}"' in json.dumps(purged) for number in ("P001", "P002", "P003", "P004"))
+        assert '"F1"' not in json.dumps(purged)
+        assert db.session.get(AllocationRun, history["current_run"]).metrics == current_metrics
+        assert purge(30).counts["fairness lists"] == 0

@@ -43,7 +43,8 @@ from webapp.extensions import db
 from webapp.inputs import int_arg
 from webapp.jobs import STALE_ERROR, start_advice, start_advice_batch
 from webapp.labels import DAY_NAMES
-from webapp.models import CapacityAdvice, District, RunState, School
+from webapp.models import AllocationRun, CapacityAdvice, District, RunState, School
+from webapp.run_metrics import fairness_counts
 from webapp.security import bureau_required, bureau_scope, role_required
 
 bp = Blueprint("bureau", __name__, url_prefix="/bureau")
@@ -212,9 +213,10 @@ def district(district_id: int) -> ResponseReturnValue:
 def school(school_id: int) -> ResponseReturnValue:
     school = _school_in_scope_or_404(school_id)
     stats = city_stats(School.id == school.id)
-    return render_template(
-        "bureau/school.html", school=school, stats=stats, current=stats.schools[0] if stats.schools else None
-    )
+    current = stats.schools[0] if stats.schools else None
+    run = db.session.get(AllocationRun, current.run_id) if current and current.run_id else None
+    return render_template("bureau/school.html", school=school, stats=stats, current=current,
+                           fairness=fairness_counts(run.metrics) if run else None)
 
 
 # --------------------------------------------------------------------------- exports

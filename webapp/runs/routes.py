@@ -84,6 +84,15 @@ METRIC_LABELS = {
     "rank_2": _l("Seats at 2nd choice"),
     "rank_3": _l("Seats at 3rd choice"),
     "rank_unlisted": _l("Seats at an unlisted activity"),
+    "served_fully": _l("Pupils served every requested day"),
+    "served_partly": _l("Pupils served some requested days"),
+    "served_none": _l("Pupils served no requested day"),
+    "choice_first_pct": _l("Placements in the 1st choice (%)"),
+    "choice_top_pct": _l("Placements in a top-3 choice (%)"),
+    "choice_none_pct": _l("Placements in no listed choice (%)"),
+    "justified_envy": _l("Justified envy (pupil-days)"),
+    "idle_seats": _l("Empty seats while pupils wait"),
+    "split_families": _l("Families split on a day"),
 }
 
 KIND_LABELS = {
@@ -237,10 +246,27 @@ def detail(run_id: int) -> ResponseReturnValue:
 
     published = term.published_run_id == run.id
     form = PublishForm(expected=str(term.published_run_id or ""))
+    fair = (run.metrics or {}).get("fairness")
+    worst = [item for item in (fair or {}).get("worst_served", []) if item["covered_days"] < item["requested_days"]]
     return render_template(
         "runs/detail.html", run=run, term=term, metrics=run.metrics or {}, unserved=unserved,
+        fair=fair, fair_pupils=_fairness_pupils(term, fair),
+        worst=worst,
         sessions=list(by_session.values()), reason=reason, day=day, published=published, form=form,
         infeasible=(run.stats or {}).get("infeasible_fixed") or [], error_text=_error_text(run), **_labels())
+
+
+def _fairness_pupils(term: Term, fair: dict[str, Any] | None) -> dict[str, Pupil]:
+    """The school's pupils named by the fairness figures (worst served, envy cases), by pupil number."""
+    if not fair:
+        return {}
+    numbers = {item["pupil"] for item in fair.get("worst_served", [])}
+    for case in (fair.get("justified_envy") or {}).get("examples", []):
+        numbers.update((case["pupil"], case["holder"]))
+    if not numbers:
+        return {}
+    return {p.number: p for p in db.session.scalars(
+        select(Pupil).where(Pupil.school_id == term.school_id, Pupil.number.in_(numbers)))}
 
 
 @bp.route("/<int:run_id>/publish", methods=["GET", "POST"])

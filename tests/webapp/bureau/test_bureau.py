@@ -18,6 +18,8 @@ from webapp.bureau.routes import advice_line, heat_colour
 from webapp.bureau.stats import HiringPlan, city_stats, rollup_advice
 from webapp.extensions import db
 from webapp.models import CapacityAdvice, District, Pupil, School, User
+from webapp.run_metrics import compute_metrics
+from webapp.services import run_to_solution, term_to_instance
 from webapp.tabular import PERCENT_FORMAT
 
 
@@ -407,3 +409,27 @@ def test_school_admin_computes_advice_for_own_school_only(
         assert row.result is not None and row.result["demand"] >= row.result["coverage_after"] >= 0
     page = response.get_data(as_text=True)
     assert "最新建议" in page
+
+
+def test_school_page_shows_fairness_counts_and_no_names(
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
+) -> None:
+    school_id = city["schools"]["KM-TEST-0001"]
+    with app.app_context():
+        term = db.session.scalar(select(School).where(School.id == school_id)).terms[0]
+        run = term.published_run
+        run.metrics = compute_metrics(term_to_instance(term), run_to_solution(run))
+        db.session.commit()
+        worst = run.metrics["fairness"]["worst_served"]
+        pupils = db.session.execute(select(Pupil.name, Pupil.number).where(Pupil.school_id == school_id)).all()
+    assert worst, "the school admin's list names pupils the bureau must not see"
+    _bureau(app, signed_in)
+    page = client.get(f"/bureau/school/{school_id}").get_data(as_text=True)
+    section = page[page.index('id="fairness"'):]
+    section = section[:section.index("</section>")]
+    # P001 and P004 every day, P002 on day 1 of 1-2, P003 on none (the hand-built run of seed_city).
+    assert "公平性" in section and "2 / 1 / 1" in section
+    for name, number in pupils:
+        assert name not in page and number not in page
+    other = client.get(f"/bureau/school/{city['schools']['KM-TEST-0002']}").get_data(as_text=True)
+    assert 'id="fairness"' not in other, "a run counted before fairness shows no block"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -11,12 +13,13 @@ from sqlalchemy import func, select
 
 from scheduler import domain
 from scheduler.solve import SolverConfig, solve
+from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (the PostgreSQL app fixture)
 from tests.webapp.factories import build_instance, create_user, import_term, post_form, sign_in
 from webapp.allocation.service import publish_run
 from webapp.extensions import db
 from webapp.jobs import database_url, run_allocation
 from webapp.models import AllocationRun, AuditLog, Pin, Pupil, RunAssignment, Session, Term, User
-from webapp.run_metrics import compute_metrics, metric_deltas
+from webapp.run_metrics import compute_metrics, fairness_counts, metric_deltas
 from webapp.services import term_to_instance
 
 
@@ -277,3 +280,72 @@ def test_removing_a_seat_from_draft_and_published_runs(app: Flask, monkeypatch: 
         assert run.coverage <= coverage_before and run.metrics and run.metrics["coverage"] == run.coverage
         assert db.session.scalar(select(func.count()).select_from(AuditLog)
                                  .where(AuditLog.action == "run.remove_assignment")) == 2
+
+
+def test_metrics_carry_fairness_and_the_bureau_part_names_nobody(app: Flask) -> None:
+    instance = build_instance(20, seed=3, days=3, tight=0.5)
+    solution = solve(instance, SolverConfig(time_limit=5, workers=1))
+    metrics = compute_metrics(instance, solution)
+    fair = metrics["fairness"]
+    served = fair["served"]
+    assert served["fully"] + served["partly"] + served["not_at_all"] == metrics["pupils_requesting"]
+    assert served["fully"] + served["partly"] == metrics["pupils_served"]
+    assert fair["churn"] is None, "no previous plan, no churn"
+    counts = fairness_counts(metrics)
+    assert counts is not None and counts["served"] == served
+    assert counts["justified_envy"] == fair["justified_envy"]["count"]
+    text = json.dumps(counts)
+    assert not any(f'"{p.id}"' in text for p in instance.pupils), "the bureau's part names no pupil"
+    assert fairness_counts({"coverage": 1}) is None, "metrics counted before fairness have none"
+
+    moved = dataclasses.replace(instance, previous=solution.assignments[1:])
+    churn = compute_metrics(moved, solution)["fairness"]["churn"]
+    assert churn == {"kept": len(solution.assignments) - 1, "lost": 0, "new": 1}
+
+    worse = {**metrics, "fairness": {**fair, "served": {**served, "fully": served["fully"] - 2}}}
+    rows = {r["key"]: r for r in metric_deltas(metrics, worse)}
+    assert rows["served_fully"]["delta"] == -2 and rows["justified_envy"]["delta"] == 0
+    assert rows["choice_top_pct"]["a"] == round(100 * fair["choices"]["top"], 1)
+    assert rows["served_none"]["b"] == served["not_at_all"]
+    assert {r["key"]: r for r in metric_deltas({}, metrics)}["idle_seats"]["delta"] is None
+
+
+def test_run_page_shows_fairness_and_names_the_worst_served(app: Flask) -> None:
+    term_id, admin_id = _term(app)
+    run_id = _finished_run(app, term_id, admin_id)
+    with app.app_context():
+        run = db.session.get(AllocationRun, run_id)
+        assert run is not None and run.metrics is not None
+        fair = run.metrics["fairness"]
+        worst = [w for w in fair["worst_served"] if w["covered_days"] < w["requested_days"]]
+        names = dict(db.session.execute(select(Pupil.number, Pupil.name)).all())
+    assert worst, "a tight school leaves someone short"
+    client = app.test_client()
+    sign_in(client, "runs-admin")
+    page = client.get(f"/admin/runs/{run_id}").get_data(as_text=True)
+    section = page[page.index('id="fairness"'):page.index('id="unserved"')]
+    assert "公平性" in section and "服务最少的学生" in section
+    served = fair["served"]
+    assert f"{served['fully']} / {served['partly']} / {served['not_at_all']}" in section
+    for item in worst:
+        assert f"{item['pupil']} {names[item['pupil']]}" in section
+        assert f"{item['covered_days']} / {item['requested_days']}" in section
+
+    second = _finished_run(app, term_id, admin_id)
+    compare = client.get(f"/admin/runs/compare?a={run_id}&b={second}").get_data(as_text=True)
+    assert "合理嫉妒" in compare and "每个申请日都有托管的学生" in compare
+
+
+def test_fairness_is_stored_and_shown_on_postgresql(pg_app: Flask) -> None:  # noqa: F811
+    """The whole way on PostgreSQL: a real run stores its fairness report in JSON and the run page reads it."""
+    term_id, admin_id = _term(pg_app, code="KM-RUNS-PG01", admin="runs-admin-pg")
+    run_id = _finished_run(pg_app, term_id, admin_id)
+    with pg_app.app_context():
+        run = db.session.get(AllocationRun, run_id)
+        assert run is not None and run.metrics is not None
+        served = run.metrics["fairness"]["served"]
+        assert sum(served.values()) == run.metrics["pupils_requesting"]
+    client = pg_app.test_client()
+    sign_in(client, "runs-admin-pg")
+    page = client.get(f"/admin/runs/{run_id}").get_data(as_text=True)
+    assert f"{served['fully']} / {served['partly']} / {served['not_at_all']}" in page
