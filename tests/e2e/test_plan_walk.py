@@ -134,12 +134,12 @@ def test_publish_change_offer_accept_and_amend(live_app: Flask, live_server: str
             page.goto(f"{live_server}/admin/sessions/{ids['s21']}/edit")
             page.fill("#capacity", "0")
             page.get_by_role("button", name="保存").click()
-            expect(page.get_by_text("这项修改会变动已发布方案中的座位")).to_be_visible()
-            lost = page.locator("section", has_text="失去座位").inner_text()
+            expect(page.get_by_text("这项修改会变动已发布方案中的名额")).to_be_visible()
+            lost = page.locator("section", has_text="失去名额").inner_text()
             assert "学生1" in lost and "周二" in lost
             _look(page, shots, "6-confirm-edit")
             page.get_by_role("button", name="确认并修订方案").click()  # no reason yet: the browser asks for one
-            expect(page.get_by_text("这项修改会变动已发布方案中的座位")).to_be_visible()
+            expect(page.get_by_text("这项修改会变动已发布方案中的名额")).to_be_visible()
             page.fill("#reason", "教室维修，周二作业辅导暂停")
             page.get_by_role("button", name="确认并修订方案").click()
             expect(page.get_by_text("方案已修订")).to_be_visible()

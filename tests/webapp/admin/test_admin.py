@@ -220,7 +220,7 @@ def test_deleting_a_session_in_the_published_run_is_confirmed_first(app: Flask, 
     url = f"/admin/sessions/{mine['session']}/delete"
     response = post_form(client, url, token_from="/admin/sessions")
     html = response.get_data(as_text=True)
-    assert response.status_code == 200 and "这项修改会变动已发布方案中的座位" in html and "失去座位" in html
+    assert response.status_code == 200 and "这项修改会变动已发布方案中的名额" in html and "失去名额" in html
     with app.app_context():
         assert db.session.get(Session, mine["session"]) is not None
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html), reason="停课")

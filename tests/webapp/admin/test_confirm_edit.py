@@ -103,8 +103,8 @@ def _lower_s12(app: Flask, world: World) -> tuple[FlaskClient, str, str]:
 
 def test_lowering_a_capacity_shows_who_loses_then_confirming_amends_the_plan(app: Flask, world: World) -> None:
     client, url, page = _lower_s12(app, world)
-    assert "这项修改会变动已发布方案中的座位" in page
-    assert "失去座位" in page and "P001 甲" not in page and "学生1" in page  # who loses, by name
+    assert "这项修改会变动已发布方案中的名额" in page
+    assert "失去名额" in page and "P001 甲" not in page and "学生1" in page  # who loses, by name
     assert "候补中获得名额" in page and "学生4" in page  # the freed Tuesday seat goes to the next family
     assert 'name="reason"' in page and 'name="plan_token" value="1.' in page
     assert "<script" not in page
