@@ -153,6 +153,26 @@ class LexicographicSolver:
                                  "elapsed": round(time.monotonic() - self.started, 2)})
         return result
 
+    def accept(self, name: str, values: list[float], bound: int, seconds: float) -> LevelResult:
+        """Take a plan found outside this model (`values` by variable index) as the level's answer: hinted,
+        held, and proven when it reaches `bound`."""
+        solver = self.built.solver
+        expr = self.built.level(name)
+        maximise = name in MAXIMISED
+        value = round(sum(coefficient * values[var.index()] for var, coefficient in expr.GetCoeffs().items()))
+        self.values = list(values)
+        solver.SetHint(solver.variables(), self.values)
+        solver.Add(expr >= value - 0.5 if maximise else expr <= value + 0.5, f"hold_{name}")
+        proven = value >= bound if maximise else value <= bound
+        status = Status.OPTIMAL if proven else Status.FEASIBLE
+        result = LevelResult(name, status, value, value if proven else bound, round(seconds, 3))
+        logger.info("level %s: %s value=%s bound=%s in %.2fs (day by day)", name, status, value, bound, seconds)
+        self.results.append(result)
+        if self.progress is not None:
+            self.progress(name, {"value": value, "bound": result.bound, "status": status,
+                                 "elapsed": round(time.monotonic() - self.started, 2)})
+        return result
+
     @staticmethod
     def _trustworthy(solver: pywraplp.Solver) -> bool:
         """A time-limited backend may hand back a point that is not a solution: check every row and integer."""

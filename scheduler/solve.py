@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from scheduler import validation
+from scheduler.daywise import coverage_by_day
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Instance, Objective, Solution, Staffing, Status
 from scheduler.explain import explain_unserved
@@ -52,6 +53,8 @@ FINISH_PER_GROUPING = 8.0
 """Extraction, objective and reasons take about this many times as long as grouping the pupil-days did."""
 FINISH_MAX_SHARE = 0.3
 """The time kept back for finishing never exceeds this share of the limit."""
+DAYWISE_SHARE = 0.8
+"""Level 1 solved day by day may use this share of level 1's time; the whole week gets what it leaves."""
 COVERAGE_FLOOR = 0.1
 """Seconds level 1 always gets, even past the deadline: without it there is no plan to return. When that search
 ends with an empty plan although pupils could be covered, level 1 searches once more for up to the time limit:
@@ -155,7 +158,7 @@ class _LevelPlan:
         self.stats["coverage_model"] = _size(model)
         first = self._solver(model)
         seconds = max(COVERAGE_FLOOR, self.levels_deadline.left() * self.config.coverage_share)
-        self.coverage = self._optimise(first, "coverage", seconds)
+        self.coverage = self._coverage(first, seconds)
         if self.coverage.status == Status.UNKNOWN or self.coverage.value == 0 < self.coverage.bound:
             # No plan, or an empty one, helps no family: past the deadline if need be, search once more.
             empty = self.coverage
@@ -171,6 +174,23 @@ class _LevelPlan:
                     self.held["stability"] = stability.value
         self.results += first.results
         return first
+
+    def _coverage(self, first: LexicographicSolver, seconds: float) -> LevelResult:
+        """Level 1 day by day first (`scheduler.daywise`); the whole week only when that proves nothing."""
+        with self.phase("daywise"):
+            days = coverage_by_day(first.built, Deadline.after(DAYWISE_SHARE * seconds), self.config.backend)
+        if days is not None:
+            self.stats["daywise"] = {"value": days.value, "bound": days.bound, "joined": days.values is not None,
+                                     "seconds": round(days.seconds, 3)}
+        if days is not None and days.values is not None:
+            if days.proven:
+                return first.accept("coverage", days.values, days.bound, days.seconds)
+            first.hint(days.values)
+        result = self._optimise(first, "coverage", max(COVERAGE_FLOOR, seconds - (days.seconds if days else 0)))
+        if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
+            result.bound = days.bound
+            result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
+        return result
 
     def preference(self, first: LexicographicSolver) -> LexicographicSolver:
         """Level 3 needs pupils told apart by preference; the seats it chooses per activity then stay put.
