@@ -20,14 +20,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ortools.graph.python import max_flow
 from ortools.linear_solver import pywraplp
 
-from scheduler.deadline import Deadline
+from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Instance, Teacher
 from scheduler.groups import DayClass
+from scheduler.lexicographic import MIN_LEVEL_SECONDS, LexicographicSolver, SolverConfig, hold, transfer
 from scheduler.model import AllocationModel, StaffingGroup, Var, staffing_group
 
 
@@ -40,6 +41,10 @@ class DaywisePlan:
     values: list[float] | None
     """None when the days' plans could not be joined into one week (the bound still holds)."""
     seconds: float
+    days: dict[int, _Day] = field(default_factory=dict)
+    """Each day's own plan, when they were joined."""
+    joined_leads: dict[tuple[str, StaffingGroup], int] = field(default_factory=dict)
+    """Who leads what across the week in the joined plan."""
 
     @property
     def proven(self) -> bool:
@@ -68,8 +73,8 @@ def coverage_by_day(week: AllocationModel, deadline: Deadline, backend: str = "S
     if leads is None:
         return DaywisePlan(0, bound, None, time.monotonic() - began)
     values = _week_values(week, solved, leads)
-    value = sum(day.value for day in solved.values())
-    return DaywisePlan(value, bound, values, time.monotonic() - began)
+    value = sum(day.score for day in solved.values())
+    return DaywisePlan(value, bound, values, time.monotonic() - began, solved, leads)
 
 
 @dataclass
@@ -78,17 +83,109 @@ class _Day:
     keys: list[int]
     """The week's class index of each of this day's classes."""
     values: list[float]
-    value: int
+    score: int
+    """The day's value of the level solved last."""
     bound: int
 
-    def value_of(self, var: Var) -> int:
+    def value(self, var: Var) -> int:
         return int(round(self.values[var.index()]))
+
+
+def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: Deadline,
+                      config: SolverConfig) -> DaywisePlan | None:
+    """Level 3 of `week` (grouped by preference) day by day, once level 1 was proven day by day; None otherwise.
+
+    When the days' coverage adds up to their summed bound, every plan of the week that covers as much covers
+    each day exactly its own best. So each day's model, holding its coverage, bounds the day's part of level 3,
+    and the days' plans joined by the weekly flow are the week's optimum when they reach those bounds.
+    """
+    if not coverage.proven or not coverage.days or week.hire_sessions:
+        return None
+    began = time.monotonic()
+    days = sorted(coverage.days)
+    solved: dict[int, _Day] = {}
+    relaxed = deadline.earlier(RETRY_SHARE * deadline.left())
+    for i, day in enumerate(days):
+        result = _preference_of_day(week, week.instance, coverage.days[day], relaxed.left() / (len(days) - i),
+                                    config)
+        if result is None:
+            return None
+        solved[day] = result
+    bound = sum(day.bound for day in solved.values())
+    leads = _weekly_staffing(week, solved)
+    if leads is None:
+        # The days together ask more of some teacher than their week allows. Again, each day within that
+        # day's share of the weekly caps as level 1's plan used them (so level 1's plan still fits), starting
+        # from the plan just found; the bound above stands.
+        shares = _day_shares(week, coverage)
+        for i, day in enumerate(days):
+            teachers = tuple(dataclasses.replace(t, max_sessions=shares[(t.id, day)]) for t in week.instance.teachers)
+            capped = dataclasses.replace(week.instance, teachers=teachers)
+            result = _preference_of_day(week, capped, coverage.days[day], deadline.left() / (len(days) - i),
+                                        config, solved[day])
+            if result is None:
+                return DaywisePlan(0, bound, None, time.monotonic() - began)
+            solved[day] = result
+        leads = _weekly_staffing(week, solved)
+    if leads is None:
+        return DaywisePlan(0, bound, None, time.monotonic() - began)
+    value = sum(day.score for day in solved.values())
+    return DaywisePlan(value, bound, _week_values(week, solved, leads), time.monotonic() - began, solved, leads)
+
+
+RETRY_SHARE = 0.4
+"""Share of level 3's time kept for solving the days again within their shares of the weekly caps."""
+
+
+def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day, seconds: float,
+                       config: SolverConfig, start: _Day | None = None) -> _Day | None:
+    """One day's level 3, holding the day's coverage, started from `start` (else from level 1's plan)."""
+    began = time.monotonic()
+    try:
+        model = AllocationModel(instance, [week.classes[k] for k in covered.keys], backend=config.backend,
+                                deadline=Deadline.after(seconds))
+    except OutOfTime:
+        return None
+    seconds -= time.monotonic() - began
+    lexi = LexicographicSolver(model, config, began, None)
+    hold(model, {"coverage": covered.score})
+    if start is not None:
+        model.solver.SetHint(model.solver.variables(), start.values)
+    else:
+        known = transfer(covered, covered.model, model)
+        model.solver.SetHint(list(known), list(known.values()))
+    result = lexi.optimise("preference", model.preference_level(), maximise=True, seconds=seconds)
+    if lexi.values is None:
+        return None
+    return _Day(model, covered.keys, lexi.values, result.value, result.bound)
+
+
+def _day_shares(week: AllocationModel, coverage: DaywisePlan) -> dict[tuple[str, int], int]:
+    """Each teacher's sessions per day in level 1's joined plan, plus an even part of what their cap leaves."""
+    load: dict[tuple[str, int], int] = defaultdict(int)
+    for (teacher_id, group), count in coverage.joined_leads.items():
+        load[(teacher_id, group[0])] += count
+    days = sorted(coverage.days)
+    shares: dict[tuple[str, int], int] = {}
+    for teacher in week.instance.teachers:
+        spare = teacher.max_sessions - sum(load[(teacher.id, day)] for day in days)
+        for i, day in enumerate(days):
+            shares[(teacher.id, day)] = load[(teacher.id, day)] + spare // len(days) + (i < spare % len(days))
+    return shares
 
 
 def _solve_day(instance: Instance, classes: list[DayClass], day: int, seconds: float,
                backend: str) -> _Day | None:
+    began = time.monotonic()
     keys = [k for k, c in enumerate(classes) if c.day == day]
-    model = AllocationModel(instance, [classes[k] for k in keys], backend=backend)
+    try:
+        model = AllocationModel(instance, [classes[k] for k in keys], backend=backend,
+                                deadline=Deadline.after(seconds))
+    except OutOfTime:
+        return None
+    seconds -= time.monotonic() - began
+    if seconds < MIN_LEVEL_SECONDS:
+        return None
     solver = model.solver
     # Among the day's best plans, one that needs the fewest teachers leaves the most for the other days.
     weight = 1 + sum(int(var.ub()) for var in model.teachers.values())
@@ -132,7 +229,7 @@ def _weekly_staffing(week: AllocationModel, solved: dict[int, _Day]) -> dict[tup
     need: dict[StaffingGroup, int] = defaultdict(int)
     for day in solved.values():
         for session_id, var in day.model.teachers.items():
-            need[staffing_group(instance, instance.session_by_id[session_id])] += day.value_of(var)
+            need[staffing_group(instance, instance.session_by_id[session_id])] += day.value(var)
     flow = max_flow.SimpleMaxFlow()
     nodes: dict[object, int] = {}
 
@@ -167,10 +264,10 @@ def _week_values(week: AllocationModel, solved: dict[int, _Day],
         for name in ("seats", "seated", "covered", "liked"):
             for key, var in getattr(mine, name).items():
                 week_key = (day.keys[key[0]], *key[1:])
-                values[getattr(week, name)[week_key].index()] = day.value_of(var)
+                values[getattr(week, name)[week_key].index()] = day.value(var)
         for name in ("teachers", "runs"):
             for key, var in getattr(mine, name).items():
-                values[getattr(week, name)[key].index()] = day.value_of(var)
+                values[getattr(week, name)[key].index()] = day.value(var)
     load: dict[str, int] = defaultdict(int)
     for (teacher_id, group), var in week.leads.items():
         values[var.index()] = leads.get((teacher_id, group), 0)

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ortools.linear_solver import pywraplp
 
@@ -213,7 +213,13 @@ class LexicographicSolver:
         return int(round(self.values[var.index()]))
 
 
-def transfer(source: LexicographicSolver, src: AllocationModel, dst: AllocationModel) -> dict[Var, int]:
+class Solved(Protocol):
+    """Anything that holds a solution of a model: `value(var)` is the variable's whole value."""
+
+    def value(self, var: Var) -> int: ...
+
+
+def transfer(source: Solved, src: AllocationModel, dst: AllocationModel) -> dict[Var, int]:
     """A complete solution of `dst` from one of `src` over the same day classes: seats, staffing and class totals
     carry over; covered and seated pupils are spread over `dst`'s preference groups; liked seats start at zero."""
     values: dict[Var, int] = {}

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from scheduler import validation
-from scheduler.daywise import coverage_by_day
+from scheduler.daywise import DaywisePlan, coverage_by_day, preference_by_day
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Instance, Objective, Solution, Staffing, Status
 from scheduler.explain import explain_unserved
@@ -53,12 +53,13 @@ FINISH_PER_GROUPING = 8.0
 """Extraction, objective and reasons take about this many times as long as grouping the pupil-days did."""
 FINISH_MAX_SHARE = 0.3
 """The time kept back for finishing never exceeds this share of the limit."""
-DAYWISE_SHARE = 0.8
-"""Level 1 solved day by day may use this share of level 1's time; the whole week gets what it leaves."""
 COVERAGE_FLOOR = 0.1
 """Seconds level 1 always gets, even past the deadline: without it there is no plan to return. When that search
-ends with an empty plan although pupils could be covered, level 1 searches once more for up to the time limit:
-the one case where a solve may run past its limit (about twice it at most), because an empty plan helps nobody."""
+ends with an empty plan although pupils could be covered, level 1 searches once more until `OVERRUN_SHARE` of the
+limit past the deadline: the one case where a solve runs past its limit, because an empty plan helps nobody."""
+OVERRUN_SHARE = 0.05
+"""The contract allows a solve 10 % of its limit and one second past it; level 1's second search takes at most
+half of that share, the rest is for turning its plan into pupils."""
 
 
 def _checked_step_parts(steps_left: int) -> tuple[int, int, int]:
@@ -110,6 +111,8 @@ class _LevelPlan:
         self.coarse: list[DayClass] = []
         self.fine: list[DayClass] = []
         self.coverage: LevelResult | None = None
+        self.days: DaywisePlan | None = None
+        """Level 1 solved day by day, when it was."""
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -133,7 +136,10 @@ class _LevelPlan:
 
     def _optimise(self, solver: LexicographicSolver, name: str, seconds: float) -> LevelResult:
         with self.phase("solve"):
-            return solver.optimise(name, solver.built.level(name), maximise=name in MAXIMISED, seconds=seconds)
+            result = solver.optimise(name, solver.built.level(name), maximise=name in MAXIMISED, seconds=seconds)
+        if name == "coverage":  # a search stopped before its first bound reports an infinite one
+            result.bound = min(result.bound, self.instance.demand())
+        return result
 
     def _solver(self, model: AllocationModel, *, reports: bool = True) -> LexicographicSolver:
         return LexicographicSolver(model, self.config, self.started, self.progress if reports else None)
@@ -160,9 +166,10 @@ class _LevelPlan:
         seconds = max(COVERAGE_FLOOR, self.levels_deadline.left() * self.config.coverage_share)
         self.coverage = self._coverage(first, seconds)
         if self.coverage.status == Status.UNKNOWN or self.coverage.value == 0 < self.coverage.bound:
-            # No plan, or an empty one, helps no family: past the deadline if need be, search once more.
+            # No plan, or an empty one, helps no family: into the overrun the time limit allows, search once more.
             empty = self.coverage
-            self.coverage = self._optimise(first, "coverage", max(COVERAGE_FLOOR, self.config.time_limit))
+            overrun = self.deadline.left() + OVERRUN_SHARE * self.config.time_limit
+            self.coverage = self._optimise(first, "coverage", max(COVERAGE_FLOOR, overrun))
             first.results.remove(empty)
             self.stats["coverage_extended"] = True
         self.stats["coverage_seconds"] = self._seconds()
@@ -176,9 +183,11 @@ class _LevelPlan:
         return first
 
     def _coverage(self, first: LexicographicSolver, seconds: float) -> LevelResult:
-        """Level 1 day by day first (`scheduler.daywise`); the whole week only when that proves nothing."""
+        """Level 1 day by day first (`scheduler.daywise`, which stops early when it is done); the whole week,
+        started from the days' plan, only when that proves nothing."""
         with self.phase("daywise"):
-            days = coverage_by_day(first.built, Deadline.after(DAYWISE_SHARE * seconds), self.config.backend)
+            days = coverage_by_day(first.built, Deadline.after(seconds), self.config.backend)
+        self.days = days
         if days is not None:
             self.stats["daywise"] = {"value": days.value, "bound": days.bound, "joined": days.values is not None,
                                      "seconds": round(days.seconds, 3)}
@@ -186,7 +195,8 @@ class _LevelPlan:
             if days.proven:
                 return first.accept("coverage", days.values, days.bound, days.seconds)
             first.hint(days.values)
-        result = self._optimise(first, "coverage", max(COVERAGE_FLOOR, seconds - (days.seconds if days else 0)))
+        result = self._optimise(first, "coverage", max(COVERAGE_FLOOR, self.levels_deadline.left()
+                                                        * self.config.coverage_share))
         if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
             result.bound = days.bound
             result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
@@ -211,7 +221,20 @@ class _LevelPlan:
         with self.phase("build"):
             hold(model, self.held)
             third.hint_from(first)
-        self._optimise(third, "preference", PREFERENCE_SHARE * self._share(1))
+        days = None
+        if self.days is not None and self.days.proven and not self.instance.previous:
+            with self.phase("daywise"):
+                days = preference_by_day(model, self.days, self.levels_deadline.earlier(
+                    (1 - PREFERENCE_SHARE) * self.levels_deadline.left()), self.config)
+        if days is not None and days.values is not None:
+            self.stats["daywise_preference"] = {"value": days.value, "bound": days.bound,
+                                                "seconds": round(days.seconds, 3)}
+            third.accept("preference", days.values, days.bound, days.seconds)
+        else:
+            result = self._optimise(third, "preference", PREFERENCE_SHARE * self._share(1))
+            if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
+                result.bound = days.bound
+                result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
         self.results += third.results
         if not third.have_solution:
             return first

@@ -80,3 +80,18 @@ def test_a_deadline_counts_down() -> None:
     assert deadline.earlier(31).passed and deadline.earlier(31).left() == 0
     with pytest.raises(OutOfTime):
         deadline.earlier(31).check()
+
+
+def test_the_whole_solve_ends_within_the_limit_on_a_crowded_school() -> None:
+    # The contract's allowance (10 % and one second past the limit) is the margin: building, the levels,
+    # extraction and reasons all count, on a school short of seats and teachers.
+    from bench.crowded import crowded
+
+    inst = crowded(600, seed=2)
+    limit = 1.5
+    began = time.monotonic()
+    solution = solve(inst, SolverConfig(time_limit=limit, workers=1))
+    wall = time.monotonic() - began
+    assert wall <= 1.1 * limit + 1.0
+    assert solution.stats["seconds"] <= wall
+    assert validation.validate(inst, solution).consistent
