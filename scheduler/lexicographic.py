@@ -130,6 +130,9 @@ class LexicographicSolver:
         if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
             value = round(solver.Objective().Value())
             raw_bound = solver.Objective().BestBound()
+            # A search stopped before its first bound reports an infinite one: the variables' bounds give one.
+            trivial = _trivial_bound(expr, maximise)
+            raw_bound = min(raw_bound, trivial) if maximise else max(raw_bound, trivial)
             bound = math.floor(raw_bound + 1e-6) if maximise else math.ceil(raw_bound - 1e-6)
             proven = code == pywraplp.Solver.OPTIMAL or bound == value
             status = Status.OPTIMAL if proven else Status.FEASIBLE
@@ -159,7 +162,8 @@ class LexicographicSolver:
         solver = self.built.solver
         expr = self.built.level(name)
         maximise = name in MAXIMISED
-        value = round(sum(coefficient * values[var.index()] for var, coefficient in expr.GetCoeffs().items()))
+        value = round(sum(coefficient * (values[var.index()] if isinstance(var, pywraplp.Variable) else 1.0)
+                          for var, coefficient in expr.GetCoeffs().items()))
         self.values = list(values)
         solver.SetHint(solver.variables(), self.values)
         solver.Add(expr >= value - 0.5 if maximise else expr <= value + 0.5, f"hold_{name}")
@@ -211,6 +215,17 @@ class LexicographicSolver:
     def value(self, var: Var) -> int:
         assert self.values is not None, "no level has a solution"
         return int(round(self.values[var.index()]))
+
+
+def _trivial_bound(expr: Expr, maximise: bool) -> float:
+    """The best value `expr` could take with every variable at whichever of its bounds helps most."""
+    best = 0.0
+    for var, coefficient in expr.GetCoeffs().items():
+        if isinstance(var, pywraplp.Variable):
+            best += coefficient * (var.ub() if (coefficient > 0) == maximise else var.lb())
+        else:  # the constant term
+            best += coefficient
+    return best
 
 
 class Solved(Protocol):

@@ -226,11 +226,15 @@ class _LevelPlan:
             with self.phase("daywise"):
                 days = preference_by_day(model, self.days, self.levels_deadline.earlier(
                     (1 - PREFERENCE_SHARE) * self.levels_deadline.left()), self.config)
-        if days is not None and days.values is not None:
+        if days is not None:
             self.stats["daywise_preference"] = {"value": days.value, "bound": days.bound,
-                                                "seconds": round(days.seconds, 3)}
+                                                "joined": days.values is not None, "seconds": round(days.seconds, 3)}
+        if days is not None and days.proven:
+            assert days.values is not None
             third.accept("preference", days.values, days.bound, days.seconds)
         else:
+            if days is not None and days.values is not None:
+                third.hint(days.values)
             result = self._optimise(third, "preference", PREFERENCE_SHARE * self._share(1))
             if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
                 result.bound = days.bound
