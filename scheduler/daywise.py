@@ -23,7 +23,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ortools.graph.python import max_flow
-from ortools.linear_solver import pywraplp
 
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Instance, Teacher
@@ -186,20 +185,19 @@ def _solve_day(instance: Instance, classes: list[DayClass], day: int, seconds: f
     seconds -= time.monotonic() - began
     if seconds < MIN_LEVEL_SECONDS:
         return None
-    solver = model.solver
-    # Among the day's best plans, one that needs the fewest teachers leaves the most for the other days.
-    weight = 1 + sum(int(var.ub()) for var in model.teachers.values())
-    solver.Maximize(weight * model.coverage_level() - model.staffing_level())
-    solver.SetTimeLimit(max(50, int(seconds * 1000)))
-    params = pywraplp.MPSolverParameters()
-    params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, 0.0)
-    code = solver.Solve(params)
-    if code not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) or not solver.VerifySolution(1e-6, False):
+    lexi = LexicographicSolver(model, SolverConfig(backend=backend), began, None)
+    started = time.monotonic()
+    coverage = lexi.optimise("coverage", model.coverage_level(), maximise=True, seconds=seconds)
+    if lexi.values is None:
         return None
-    value = round(model.coverage_level().solution_value())
-    bound = value if code == pywraplp.Solver.OPTIMAL else (
-        int(solver.Objective().BestBound() + weight - 1 + 1e-6) // weight)
-    return _Day(model, keys, [v.solution_value() for v in solver.variables()], value, bound)
+    # Among the day's best plans, one that needs the fewest teachers leaves the most for the other days.
+    left = seconds - (time.monotonic() - started)
+    lexi.optimise("staffing", model.staffing_level(), maximise=False, seconds=min(left, TIE_BREAK_SHARE * seconds))
+    return _Day(model, keys, lexi.values, coverage.value, coverage.bound)
+
+
+TIE_BREAK_SHARE = 0.25
+"""At most this share of a day's time goes to needing fewer teachers once its coverage is decided."""
 
 
 def _in_turn(week: AllocationModel, days: list[int], deadline: Deadline, backend: str) -> dict[int, _Day]:
