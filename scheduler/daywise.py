@@ -8,11 +8,10 @@ whole week can leave it without any plan for many seconds (its root heuristics d
    the week restricted to one day is a plan of that day, so the sum of the days' proven bounds bounds the week.
 2. Put the days' plans together. Which teacher leads what across the week is a flow (teacher -> free slot ->
    staffing group, the weekly cap on the first arc); when its maximum meets the teachers the days need, the plans
-   form one plan of the week, and it is optimal when it reaches the bound.
+   form one plan of the week, and it is optimal when it reaches the bound. When it falls short, each day first
+   looks, among its best plans, for one that needs fewer teachers, and the flow is tried again.
 3. Otherwise the days are solved again in turn, each with an even share of what the days before left of every
    teacher's cap: a plan of the week, not necessarily optimal, that the whole-week model starts from.
-
-Each day takes, among its best plans, one that needs the fewest teachers, to leave the most to the other days.
 """
 
 from __future__ import annotations
@@ -66,6 +65,10 @@ def coverage_by_day(week: AllocationModel, deadline: Deadline, backend: str = "S
         solved[day] = result
     bound = sum(day.bound for day in solved.values())
     leads = _weekly_staffing(week, solved)
+    if leads is None:
+        for i, day in enumerate(days):
+            solved[day] = _fewer_teachers(solved[day], deadline.left() / (2 * (len(days) - i)), backend)
+        leads = _weekly_staffing(week, solved)
     if leads is None:
         solved = _in_turn(week, days, deadline, backend)
         leads = _weekly_staffing(week, solved) if solved else None
@@ -186,18 +189,19 @@ def _solve_day(instance: Instance, classes: list[DayClass], day: int, seconds: f
     if seconds < MIN_LEVEL_SECONDS:
         return None
     lexi = LexicographicSolver(model, SolverConfig(backend=backend), began, None)
-    started = time.monotonic()
     coverage = lexi.optimise("coverage", model.coverage_level(), maximise=True, seconds=seconds)
     if lexi.values is None:
         return None
-    # Among the day's best plans, one that needs the fewest teachers leaves the most for the other days.
-    left = seconds - (time.monotonic() - started)
-    lexi.optimise("staffing", model.staffing_level(), maximise=False, seconds=min(left, TIE_BREAK_SHARE * seconds))
     return _Day(model, keys, lexi.values, coverage.value, coverage.bound)
 
 
-TIE_BREAK_SHARE = 0.25
-"""At most this share of a day's time goes to needing fewer teachers once its coverage is decided."""
+def _fewer_teachers(day: _Day, seconds: float, backend: str) -> _Day:
+    """Among the day's best plans (its model holds its coverage), one that needs fewer teachers: it leaves more
+    of their weekly caps to the other days."""
+    lexi = LexicographicSolver(day.model, SolverConfig(backend=backend), time.monotonic(), None)
+    lexi.hint(day.values)
+    lexi.optimise("staffing", day.model.staffing_level(), maximise=False, seconds=seconds)
+    return day if lexi.values is None else _Day(day.model, day.keys, lexi.values, day.score, day.bound)
 
 
 def _in_turn(week: AllocationModel, days: list[int], deadline: Deadline, backend: str) -> dict[int, _Day]:
