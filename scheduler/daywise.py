@@ -67,7 +67,9 @@ def coverage_by_day(week: AllocationModel, deadline: Deadline, backend: str = "S
     leads = _weekly_staffing(week, solved)
     if leads is None:
         for i, day in enumerate(days):
-            solved[day] = _fewer_teachers(solved[day], deadline.left() / (2 * (len(days) - i)), backend)
+            seconds = min(deadline.left() / (2 * (len(days) - i)),
+                          max(FEWER_TEACHERS_FLOOR, FEWER_TEACHERS_FACTOR * solved[day].seconds))
+            solved[day] = _fewer_teachers(solved[day], seconds, backend)
         leads = _weekly_staffing(week, solved)
     if leads is None:
         solved = _in_turn(week, days, deadline, backend)
@@ -88,6 +90,8 @@ class _Day:
     score: int
     """The day's value of the level solved last."""
     bound: int
+    seconds: float = 0.0
+    """How long the day's level took."""
 
     def value(self, var: Var) -> int:
         return int(round(self.values[var.index()]))
@@ -192,7 +196,13 @@ def _solve_day(instance: Instance, classes: list[DayClass], day: int, seconds: f
     coverage = lexi.optimise("coverage", model.coverage_level(), maximise=True, seconds=seconds)
     if lexi.values is None:
         return None
-    return _Day(model, keys, lexi.values, coverage.value, coverage.bound)
+    return _Day(model, keys, lexi.values, coverage.value, coverage.bound, coverage.seconds)
+
+
+FEWER_TEACHERS_FACTOR = 2.0
+FEWER_TEACHERS_FLOOR = 0.25
+"""A day looks for a plan needing fewer teachers for at most this many times as long as its coverage took
+(at least the floor, in seconds): the search only has to free enough teachers for the weekly flow."""
 
 
 def _fewer_teachers(day: _Day, seconds: float, backend: str) -> _Day:
