@@ -139,7 +139,7 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     return DaywisePlan(value, bound, _week_values(week, solved, leads), time.monotonic() - began, solved, leads)
 
 
-RETRY_SHARE = 0.4
+RETRY_SHARE = 0.25
 """Share of level 3's time kept for solving the days again within their shares of the weekly caps."""
 
 

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from scheduler import validation
+from scheduler.baselines import lottery
 from scheduler.daywise import DaywisePlan, coverage_by_day, preference_by_day
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Instance, Objective, Solution, Staffing, Status
@@ -40,6 +41,7 @@ from scheduler.lexicographic import (
     hold,
 )
 from scheduler.model import MAXIMISED, AllocationModel, total
+from scheduler.warmstart import plan_values
 
 __all__ = ["BACKENDS", "LexicographicSolver", "ProgressCallback", "SolveCancelled", "SolverConfig", "solve"]
 
@@ -47,6 +49,10 @@ STABILITY_PARTS = 4
 """Level 2 may use a quarter of the time level 1 left: level 3 and the steps of level 4 still follow."""
 PREFERENCE_SHARE = 0.6
 """Level 3 may use this share of the time left; the rest is level 4's."""
+DAYWISE_PREFERENCE_SHARE = 0.85
+"""Level 3 solved day by day may use this share of the time left: the days are where its answer comes from on a
+big school (the week's model, which follows only when the days prove nothing, rarely ends its root LP there);
+on a small school the days end early and leave the rest to the week and to level 4."""
 LOAD_STEPS = ("max_load", "staffing")
 """Level 4 in its two steps: the largest teacher load, then the number of staffing pairs."""
 FINISH_PER_GROUPING = 8.0
@@ -184,7 +190,7 @@ class _LevelPlan:
 
     def _coverage(self, first: LexicographicSolver, seconds: float) -> LevelResult:
         """Level 1 day by day first (`scheduler.daywise`, which stops early when it is done); the whole week,
-        started from the days' plan, only when that proves nothing."""
+        started from the days' plan, only when that proves nothing; today's lottery when neither found a plan."""
         with self.phase("daywise"):
             days = coverage_by_day(first.built, Deadline.after(seconds), self.config.backend)
         self.days = days
@@ -197,6 +203,17 @@ class _LevelPlan:
             first.hint(days.values)
         result = self._optimise(first, "coverage", max(COVERAGE_FLOOR, self.levels_deadline.left()
                                                         * self.config.coverage_share))
+        if result.status == Status.UNKNOWN or (first.have_solution and result.value == 0):
+            # Neither the days nor the week found a plan in time: today's lottery is one, if it keeps the pins.
+            with self.phase("fallback"):
+                plan = lottery(self.instance, self.config.seed)
+                usable = plan.has_allocation and validation.validate(self.instance, plan).ok
+            if usable and plan.objective.coverage > result.value:
+                first.results.remove(result)
+                bound = min(result.bound if first.have_solution else self.instance.demand(),
+                            days.bound if days is not None else self.instance.demand())
+                result = first.accept("coverage", plan_values(first.built, plan), bound, result.seconds)
+                self.stats["coverage_fallback"] = "lottery"
         if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
             result.bound = days.bound
             result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
@@ -225,7 +242,7 @@ class _LevelPlan:
         if self.days is not None and self.days.proven and not self.instance.previous:
             with self.phase("daywise"):
                 days = preference_by_day(model, self.days, self.levels_deadline.earlier(
-                    (1 - PREFERENCE_SHARE) * self.levels_deadline.left()), self.config)
+                    (1 - DAYWISE_PREFERENCE_SHARE) * self.levels_deadline.left()), self.config)
         if days is not None:
             self.stats["daywise_preference"] = {"value": days.value, "bound": days.bound,
                                                 "joined": days.values is not None, "seconds": round(days.seconds, 3)}
