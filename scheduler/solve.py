@@ -207,7 +207,7 @@ class _LevelPlan:
             # Neither the days nor the week found a plan in time: today's lottery is one, if it keeps the pins.
             with self.phase("fallback"):
                 plan = lottery(self.instance, self.config.seed)
-                usable = plan.has_allocation and validation.validate(self.instance, plan).ok
+                usable = plan.has_allocation and set(self.instance.fixed) <= set(plan.assignments)
             if usable and plan.objective.coverage > result.value:
                 first.results.remove(result)
                 bound = min(result.bound if first.have_solution else self.instance.demand(),
