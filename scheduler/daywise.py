@@ -22,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ortools.graph.python import max_flow
+from ortools.linear_solver import pywraplp
 
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Instance, Teacher
@@ -121,14 +122,14 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     leads = _weekly_staffing(week, solved)
     if leads is None:
         # The days together ask more of some teacher than their week allows. Again, each day within that
-        # day's share of the weekly caps as level 1's plan used them (so level 1's plan still fits), starting
-        # from the plan just found; the bound above stands.
+        # day's share of the weekly caps as level 1's plan used them, starting from level 1's plan (which
+        # fits them); the bound above stands.
         shares = _day_shares(week, coverage)
         for i, day in enumerate(days):
             teachers = tuple(dataclasses.replace(t, max_sessions=shares[(t.id, day)]) for t in week.instance.teachers)
             capped = dataclasses.replace(week.instance, teachers=teachers)
             result = _preference_of_day(week, capped, coverage.days[day], deadline.left() / (len(days) - i),
-                                        config, solved[day])
+                                        config, keep_start=True)
             if result is None:
                 return DaywisePlan(0, bound, None, time.monotonic() - began)
             solved[day] = result
@@ -144,8 +145,9 @@ RETRY_SHARE = 0.25
 
 
 def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day, seconds: float,
-                       config: SolverConfig, start: _Day | None = None) -> _Day | None:
-    """One day's level 3, holding the day's coverage, started from `start` (else from level 1's plan)."""
+                       config: SolverConfig, *, keep_start: bool = False) -> _Day | None:
+    """One day's level 3, holding the day's coverage, started from level 1's plan of the day. With `keep_start`,
+    a search that finds nothing better in time answers with that plan (its bound is then not a bound)."""
     began = time.monotonic()
     try:
         model = AllocationModel(instance, [week.classes[k] for k in covered.keys], backend=config.backend,
@@ -155,15 +157,17 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
     seconds -= time.monotonic() - began
     lexi = LexicographicSolver(model, config, began, None)
     hold(model, {"coverage": covered.score})
-    if start is not None:
-        model.solver.SetHint(model.solver.variables(), start.values)
-    else:
-        known = transfer(covered, covered.model, model)
-        model.solver.SetHint(list(known), list(known.values()))
+    known = transfer(covered, covered.model, model)
+    model.solver.SetHint(list(known), list(known.values()))
     result = lexi.optimise("preference", model.preference_level(), maximise=True, seconds=seconds)
-    if lexi.values is None:
+    if lexi.values is not None:
+        return _Day(model, covered.keys, lexi.values, result.value, result.bound)
+    if not keep_start:
         return None
-    return _Day(model, covered.keys, lexi.values, result.value, result.bound)
+    values = [float(known.get(var, 0)) for var in model.solver.variables()]
+    points = model.preference_level().GetCoeffs().items()
+    score = round(sum(c * values[var.index()] for var, c in points if isinstance(var, pywraplp.Variable)))
+    return _Day(model, covered.keys, values, score, score)
 
 
 def _day_shares(week: AllocationModel, coverage: DaywisePlan) -> dict[tuple[str, int], int]:
