@@ -164,7 +164,9 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
         return _Day(model, covered.keys, lexi.values, result.value, result.bound)
     if not keep_start:
         return None
-    values = [float(known.get(var, 0)) for var in model.solver.variables()]
+    values = [0.0] * model.solver.NumVariables()
+    for var, value in known.items():
+        values[var.index()] = value
     points = model.preference_level().GetCoeffs().items()
     score = round(sum(c * values[var.index()] for var, c in points if isinstance(var, pywraplp.Variable)))
     return _Day(model, covered.keys, values, score, score)
