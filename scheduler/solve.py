@@ -53,10 +53,16 @@ DAYWISE_PREFERENCE_SHARE = 0.85
 """Level 3 solved day by day may use this share of the time left: the days are where its answer comes from on a
 big school (the week's model, which follows only when the days prove nothing, rarely ends its root LP there);
 on a small school the days end early and leave the rest to the week and to level 4."""
+WEEK_PREFERENCE_FLOOR = 1.0
+WEEK_PREFERENCE_BIG = 20_000
+"""The week's level-3 model with more variables than this is not started with less than the floor in seconds:
+the backend cannot stop inside its first LP, and would overrun the limit for nothing."""
 LOAD_STEPS = ("max_load", "staffing")
 """Level 4 in its two steps: the largest teacher load, then the number of staffing pairs."""
 FINISH_PER_GROUPING = 8.0
 """Extraction, objective and reasons take about this many times as long as grouping the pupil-days did."""
+FINISH_MIN_SHARE = 0.1
+"""... and never less than this share: a grouping timed on a quiet moment says little about a loaded machine."""
 FINISH_MAX_SHARE = 0.3
 """The time kept back for finishing never exceeds this share of the limit."""
 COVERAGE_FLOOR = 0.1
@@ -163,7 +169,8 @@ class _LevelPlan:
         """Levels 1 and 2 on the coarse grouping: preferences do not matter to them."""
         began = time.monotonic()
         self.coarse = self._group(by_preference=False)
-        finish = min(FINISH_PER_GROUPING * (time.monotonic() - began), FINISH_MAX_SHARE * self.config.time_limit)
+        finish = min(max(FINISH_PER_GROUPING * (time.monotonic() - began), FINISH_MIN_SHARE * self.config.time_limit),
+                     FINISH_MAX_SHARE * self.config.time_limit)
         self.levels_deadline = self.deadline.earlier(finish)
         self.stats["finish_reserve"] = round(finish, 3)
         model = self._model(self.coarse, in_time=False)
@@ -252,7 +259,11 @@ class _LevelPlan:
         else:
             if days is not None and days.values is not None:
                 third.hint(days.values)
-            result = self._optimise(third, "preference", PREFERENCE_SHARE * self._share(1))
+            seconds = PREFERENCE_SHARE * self._share(1)
+            if seconds < WEEK_PREFERENCE_FLOOR and model.solver.NumVariables() > WEEK_PREFERENCE_BIG:
+                self.results.append(third.skip("preference"))
+                return first
+            result = self._optimise(third, "preference", seconds)
             if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
                 result.bound = days.bound
                 result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
