@@ -1,6 +1,7 @@
 """Benchmark: the solver against today's lottery and first-come-first-served on generated schools.
 
-`python -m bench.solver [--sizes 1000,2000,3000] [--variants normal,tight] [--time-limit 60] ...` (or `make bench`)
+`python -m bench.solver [--sizes 1000,2000,3000] [--variants normal,tight,crowded] [--time-limit 60] ...`
+(or `make bench`; `crowded` schools are drawn by `bench.crowded`, in another shape than the generator's)
 Every method runs in a fresh spawned process, so the peak memory reported is that method's own; every result
 is checked by `validation.validate` before it is counted.
 """
@@ -19,11 +20,13 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any, NoReturn
 
+from bench.crowded import crowded
 from scheduler.domain import Instance, Solution
 from scheduler.generate import generate
 
 METHODS = ("solver", "lottery", "fcfs")
-VARIANTS = ("normal", "tight")
+VARIANTS = ("normal", "tight", "crowded")
+"""`crowded` schools come from `bench.crowded`, a generator of another shape than `scheduler.generate`."""
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
@@ -121,7 +124,7 @@ def _isolated(method: str, instance: Instance, settings: Settings) -> dict[str, 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = _Parser(prog="python -m bench.solver", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,2000,3000", help="pupil counts, comma separated")
-    parser.add_argument("--variants", default="normal,tight", help="normal and/or tight, comma separated")
+    parser.add_argument("--variants", default="normal,tight", help="normal, tight and/or crowded, comma separated")
     parser.add_argument("--methods", default=",".join(METHODS), help="solver, lottery and/or fcfs")
     parser.add_argument("--time-limit", type=float, default=60.0, help="solver seconds per instance")
     parser.add_argument("--workers", type=int, default=2, help="solver threads")
@@ -166,7 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for size in args.sizes:
         for variant in args.variants:
             started = time.monotonic()
-            instance = generate(size, args.seed, tight=variant == "tight")
+            if variant == "crowded":
+                instance = crowded(size, args.seed)
+            else:
+                instance = generate(size, args.seed, tight=variant == "tight")
             generated = time.monotonic() - started
             name = f"{size}-{variant}"
             for method in methods:

@@ -68,7 +68,7 @@ class DayClass:
     groups: dict[tuple[tuple[str, int], ...], PreferenceGroup]
     """Preference groups keyed by their scores."""
 
-    @property
+    @cached_property
     def name(self) -> str:
         """Unique among a day's classes and readable in a solver log: `d1_g3_P1-P2`, then pins and previous
         sessions when there are any (`d1_g3_P1-P2_pin-S3_prev-S4`)."""

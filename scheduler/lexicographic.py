@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ortools.linear_solver import pywraplp
 
@@ -130,6 +130,9 @@ class LexicographicSolver:
         if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
             value = round(solver.Objective().Value())
             raw_bound = solver.Objective().BestBound()
+            # A search stopped before its first bound reports an infinite one: the variables' bounds give one.
+            trivial = _trivial_bound(expr, maximise)
+            raw_bound = min(raw_bound, trivial) if maximise else max(raw_bound, trivial)
             bound = math.floor(raw_bound + 1e-6) if maximise else math.ceil(raw_bound - 1e-6)
             proven = code == pywraplp.Solver.OPTIMAL or bound == value
             status = Status.OPTIMAL if proven else Status.FEASIBLE
@@ -150,6 +153,27 @@ class LexicographicSolver:
         self.results.append(result)
         if self.progress is not None:
             self.progress(name, {"value": value, "bound": bound, "status": status,
+                                 "elapsed": round(time.monotonic() - self.started, 2)})
+        return result
+
+    def accept(self, name: str, values: list[float], bound: int, seconds: float) -> LevelResult:
+        """Take a plan found outside this model (`values` by variable index) as the level's answer: hinted,
+        held, and proven when it reaches `bound`."""
+        solver = self.built.solver
+        expr = self.built.level(name)
+        maximise = name in MAXIMISED
+        value = round(sum(coefficient * (values[var.index()] if isinstance(var, pywraplp.Variable) else 1.0)
+                          for var, coefficient in expr.GetCoeffs().items()))
+        self.values = list(values)
+        solver.SetHint(solver.variables(), self.values)
+        solver.Add(expr >= value - 0.5 if maximise else expr <= value + 0.5, f"hold_{name}")
+        proven = value >= bound if maximise else value <= bound
+        status = Status.OPTIMAL if proven else Status.FEASIBLE
+        result = LevelResult(name, status, value, value if proven else bound, round(seconds, 3))
+        logger.info("level %s: %s value=%s bound=%s in %.2fs (day by day)", name, status, value, bound, seconds)
+        self.results.append(result)
+        if self.progress is not None:
+            self.progress(name, {"value": value, "bound": result.bound, "status": status,
                                  "elapsed": round(time.monotonic() - self.started, 2)})
         return result
 
@@ -193,7 +217,24 @@ class LexicographicSolver:
         return int(round(self.values[var.index()]))
 
 
-def transfer(source: LexicographicSolver, src: AllocationModel, dst: AllocationModel) -> dict[Var, int]:
+def _trivial_bound(expr: Expr, maximise: bool) -> float:
+    """The best value `expr` could take with every variable at whichever of its bounds helps most."""
+    best = 0.0
+    for var, coefficient in expr.GetCoeffs().items():
+        if isinstance(var, pywraplp.Variable):
+            best += coefficient * (var.ub() if (coefficient > 0) == maximise else var.lb())
+        else:  # the constant term
+            best += coefficient
+    return best
+
+
+class Solved(Protocol):
+    """Anything that holds a solution of a model: `value(var)` is the variable's whole value."""
+
+    def value(self, var: Var) -> int: ...
+
+
+def transfer(source: Solved, src: AllocationModel, dst: AllocationModel) -> dict[Var, int]:
     """A complete solution of `dst` from one of `src` over the same day classes: seats, staffing and class totals
     carry over; covered and seated pupils are spread over `dst`'s preference groups; liked seats start at zero."""
     values: dict[Var, int] = {}

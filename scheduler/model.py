@@ -16,7 +16,7 @@ recovers whole teachers with a max-flow afterwards. That keeps the integer part 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ortools.linear_solver import pywraplp
@@ -85,6 +85,15 @@ class AllocationModel:
         self._add_teacher_flow()
         self._add_max_teacher_load()
 
+    def _row(self, terms: Sequence[tuple[Var, float]], lower: float | None, upper: float | None,
+             name: str = "") -> None:
+        """`lower <= sum(coefficient * var) <= upper` (None: unbounded), written straight into the backend's rows:
+        building expression objects first cost more than half of building a model. Each variable appears once."""
+        infinity = self.solver.infinity()
+        row = self.solver.Constraint(-infinity if lower is None else lower, infinity if upper is None else upper, name)
+        for var, coefficient in terms:
+            row.SetCoefficient(var, coefficient)
+
     def _check_time(self) -> None:
         if self.deadline is not None:
             self.deadline.check()
@@ -112,7 +121,8 @@ class AllocationModel:
                     var = solver.IntVar(0, group.size if seats else 0, f"seated_{day_class.name}_u{u}_{period}")
                     self.seated[(k, u, period)] = var
                     seated.append(var)
-                solver.Add(total(seated) == total(seats), f"seated_{day_class.name}_{period}")
+                self._row([(var, 1) for var in seated] + [(var, -1) for var in seats], 0, 0,
+                          f"seated_{day_class.name}_{period}")
 
     def _add_coverage_needs_every_period(self) -> None:
         """A pupil-day counts as covered only when the pupil has a seat in every period requested that day."""
@@ -125,13 +135,14 @@ class AllocationModel:
                     self.covered[(k, u, level)] = var
                     covered.append(var)
                 for period in day_class.periods:
-                    solver.Add(total(covered) <= self.seated[(k, u, period)])
+                    self._row([(var, 1) for var in covered] + [(self.seated[(k, u, period)], -1)], None, 0)
 
     def _add_pins(self) -> None:
         """Every pupil an admin pinned to a session sits in it."""
         for k, day_class in enumerate(self.classes):
             for session_id in day_class.fixed:
-                self.solver.Add(self.seats[(k, session_id)] == day_class.size, f"pin_{day_class.name}_{session_id}")
+                self._row([(self.seats[(k, session_id)], 1)], day_class.size, day_class.size,
+                          f"pin_{day_class.name}_{session_id}")
 
     def _add_liked_activities(self) -> None:
         """Pupils counted as sitting in a ranked activity do sit in a session of it, at most one per period."""
@@ -150,10 +161,10 @@ class AllocationModel:
                         liked_by_activity[activity].append(var)
                         liked.append(var)
                     if liked:
-                        solver.Add(total(liked) <= self.seated[(k, u, period)])
+                        self._row([(var, 1) for var in liked] + [(self.seated[(k, u, period)], -1)], None, 0)
                 for activity, liked in liked_by_activity.items():
                     seats = [self.seats[(k, s.id)] for s in sessions if s.activity == activity]
-                    solver.Add(total(liked) <= total(seats))
+                    self._row([(var, 1) for var in liked] + [(var, -1) for var in seats], None, 0)
 
     def _add_session_capacity_and_minimum(self) -> None:
         """Enrolment stays within capacity, reaches min_pupils if the session runs, and sets the teachers needed."""
@@ -163,22 +174,23 @@ class AllocationModel:
             seats = self.enrolment.get(session.id)
             if not seats:
                 continue
-            enrolment = total(seats)
-            solver.Add(enrolment <= session.capacity, f"capacity_{session.id}")
+            enrolment = [(var, 1) for var in seats]
+            minus = [(var, -1) for var in seats]
+            self._row(enrolment, None, session.capacity, f"capacity_{session.id}")
             if session.min_pupils > 1:
                 runs = self.runs[session.id] = solver.BoolVar(f"runs_{session.id}")
-                solver.Add(enrolment >= session.min_pupils * runs, f"min_pupils_{session.id}")
-                solver.Add(enrolment <= session.capacity * runs)
+                self._row([*enrolment, (runs, -session.min_pupils)], 0, None, f"min_pupils_{session.id}")
+                self._row([*enrolment, (runs, -session.capacity)], None, 0)
             most = -(-session.capacity // session.pupils_per_teacher)
             teachers = solver.IntVar(0, most, f"teachers_{session.id}")
-            solver.Add(session.pupils_per_teacher * teachers >= enrolment, f"ratio_{session.id}")
+            ratio = session.pupils_per_teacher
+            self._row([(teachers, ratio), *minus], 0, None, f"ratio_{session.id}")
             # The last teacher a session needs may serve fewer than pupils_per_teacher pupils (a room smaller
             # than the ratio needs a whole teacher for one pupil): the convex hull of the ratio rule says so.
-            full, rest = divmod(session.capacity, session.pupils_per_teacher)
+            full, rest = divmod(session.capacity, ratio)
             if rest:
-                solver.Add(rest * teachers >= rest * full + enrolment - full * session.pupils_per_teacher,
-                           f"last_teacher_{session.id}")
-            solver.Add(teachers <= enrolment)
+                self._row([(teachers, rest), *minus], rest * full - full * ratio, None, f"last_teacher_{session.id}")
+            self._row([(teachers, 1), *minus], None, 0)
             self.teachers[session.id] = teachers
 
     def _add_teacher_flow(self) -> None:
@@ -204,22 +216,23 @@ class AllocationModel:
                     supply[group].append(var)
                     in_slot.append(var)
                 if len(in_slot) > 1:
-                    solver.Add(total(in_slot) <= 1)
+                    self._row([(var, 1) for var in in_slot], None, 1)
                 leads += in_slot
             if leads:
-                solver.Add(total(leads) <= teacher.max_sessions, f"week_cap_{teacher.id}")
+                self._row([(var, 1) for var in leads], None, teacher.max_sessions, f"week_cap_{teacher.id}")
                 self.load[teacher.id] = leads
         if self.hire_sessions:
             self._add_hired_teachers(list(demand), supply)
         for group, needed in demand.items():
-            solver.Add(total(needed) == total(supply.get(group, [])), f"staff_{group[0]}_{group[1]}_{group[2]}")
+            self._row([(var, 1) for var in needed] + [(var, -1) for var in supply.get(group, [])], 0, 0,
+                      f"staff_{group[0]}_{group[1]}_{group[2]}")
 
     def _add_max_teacher_load(self) -> None:
         """No teacher leads more sessions than `max_teacher_load`, the number level 4 brings down."""
         most = max((t.max_sessions for t in self.instance.teachers), default=0)
         self.max_load = self.solver.IntVar(0, most, "max_teacher_load")
         for teacher_id, leads in self.load.items():
-            self.solver.Add(total(leads) <= self.max_load, f"max_load_{teacher_id}")
+            self._row([(var, 1) for var in leads] + [(self.max_load, -1)], None, 0, f"max_load_{teacher_id}")
 
     def _add_hired_teachers(self, groups: list[StaffingGroup], supply: dict[StaffingGroup, list[Var]]) -> None:
         """A hired teacher with qualification X leads X or unqualified sessions, one a slot, `hire_sessions` a week."""

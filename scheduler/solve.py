@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from scheduler import validation
+from scheduler.baselines import lottery
+from scheduler.daywise import DaywisePlan, coverage_by_day, preference_by_day
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Instance, Objective, Solution, Staffing, Status
 from scheduler.explain import explain_unserved
@@ -39,6 +41,7 @@ from scheduler.lexicographic import (
     hold,
 )
 from scheduler.model import MAXIMISED, AllocationModel, total
+from scheduler.warmstart import plan_values
 
 __all__ = ["BACKENDS", "LexicographicSolver", "ProgressCallback", "SolveCancelled", "SolverConfig", "solve"]
 
@@ -46,16 +49,29 @@ STABILITY_PARTS = 4
 """Level 2 may use a quarter of the time level 1 left: level 3 and the steps of level 4 still follow."""
 PREFERENCE_SHARE = 0.6
 """Level 3 may use this share of the time left; the rest is level 4's."""
+DAYWISE_PREFERENCE_SHARE = 0.85
+"""Level 3 solved day by day may use this share of the time left: the days are where its answer comes from on a
+big school (the week's model, which follows only when the days prove nothing, rarely ends its root LP there);
+on a small school the days end early and leave the rest to the week and to level 4."""
+WEEK_PREFERENCE_FLOOR = 1.0
+WEEK_PREFERENCE_BIG = 20_000
+"""The week's level-3 model with more variables than this is not started with less than the floor in seconds:
+the backend cannot stop inside its first LP, and would overrun the limit for nothing."""
 LOAD_STEPS = ("max_load", "staffing")
 """Level 4 in its two steps: the largest teacher load, then the number of staffing pairs."""
 FINISH_PER_GROUPING = 8.0
 """Extraction, objective and reasons take about this many times as long as grouping the pupil-days did."""
+FINISH_MIN_SHARE = 0.1
+"""... and never less than this share: a grouping timed on a quiet moment says little about a loaded machine."""
 FINISH_MAX_SHARE = 0.3
 """The time kept back for finishing never exceeds this share of the limit."""
 COVERAGE_FLOOR = 0.1
 """Seconds level 1 always gets, even past the deadline: without it there is no plan to return. When that search
-ends with an empty plan although pupils could be covered, level 1 searches once more for up to the time limit:
-the one case where a solve may run past its limit (about twice it at most), because an empty plan helps nobody."""
+ends with an empty plan although pupils could be covered, level 1 searches once more until `OVERRUN_SHARE` of the
+limit past the deadline: the one case where a solve runs past its limit, because an empty plan helps nobody."""
+OVERRUN_SHARE = 0.05
+"""The contract allows a solve 10 % of its limit and one second past it; level 1's second search takes at most
+half of that share, the rest is for turning its plan into pupils."""
 
 
 def _checked_step_parts(steps_left: int) -> tuple[int, int, int]:
@@ -107,6 +123,8 @@ class _LevelPlan:
         self.coarse: list[DayClass] = []
         self.fine: list[DayClass] = []
         self.coverage: LevelResult | None = None
+        self.days: DaywisePlan | None = None
+        """Level 1 solved day by day, when it was."""
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -130,7 +148,10 @@ class _LevelPlan:
 
     def _optimise(self, solver: LexicographicSolver, name: str, seconds: float) -> LevelResult:
         with self.phase("solve"):
-            return solver.optimise(name, solver.built.level(name), maximise=name in MAXIMISED, seconds=seconds)
+            result = solver.optimise(name, solver.built.level(name), maximise=name in MAXIMISED, seconds=seconds)
+        if name == "coverage":  # a search stopped before its first bound reports an infinite one
+            result.bound = min(result.bound, self.instance.demand())
+        return result
 
     def _solver(self, model: AllocationModel, *, reports: bool = True) -> LexicographicSolver:
         return LexicographicSolver(model, self.config, self.started, self.progress if reports else None)
@@ -148,18 +169,20 @@ class _LevelPlan:
         """Levels 1 and 2 on the coarse grouping: preferences do not matter to them."""
         began = time.monotonic()
         self.coarse = self._group(by_preference=False)
-        finish = min(FINISH_PER_GROUPING * (time.monotonic() - began), FINISH_MAX_SHARE * self.config.time_limit)
+        finish = min(max(FINISH_PER_GROUPING * (time.monotonic() - began), FINISH_MIN_SHARE * self.config.time_limit),
+                     FINISH_MAX_SHARE * self.config.time_limit)
         self.levels_deadline = self.deadline.earlier(finish)
         self.stats["finish_reserve"] = round(finish, 3)
         model = self._model(self.coarse, in_time=False)
         self.stats["coverage_model"] = _size(model)
         first = self._solver(model)
         seconds = max(COVERAGE_FLOOR, self.levels_deadline.left() * self.config.coverage_share)
-        self.coverage = self._optimise(first, "coverage", seconds)
+        self.coverage = self._coverage(first, seconds)
         if self.coverage.status == Status.UNKNOWN or self.coverage.value == 0 < self.coverage.bound:
-            # No plan, or an empty one, helps no family: past the deadline if need be, search once more.
+            # No plan, or an empty one, helps no family: into the overrun the time limit allows, search once more.
             empty = self.coverage
-            self.coverage = self._optimise(first, "coverage", max(COVERAGE_FLOOR, self.config.time_limit))
+            overrun = self.deadline.left() + OVERRUN_SHARE * self.config.time_limit
+            self.coverage = self._optimise(first, "coverage", max(COVERAGE_FLOOR, overrun))
             first.results.remove(empty)
             self.stats["coverage_extended"] = True
         self.stats["coverage_seconds"] = self._seconds()
@@ -171,6 +194,37 @@ class _LevelPlan:
                     self.held["stability"] = stability.value
         self.results += first.results
         return first
+
+    def _coverage(self, first: LexicographicSolver, seconds: float) -> LevelResult:
+        """Level 1 day by day first (`scheduler.daywise`, which stops early when it is done); the whole week,
+        started from the days' plan, only when that proves nothing; today's lottery when neither found a plan."""
+        with self.phase("daywise"):
+            days = coverage_by_day(first.built, Deadline.after(seconds), self.config.backend)
+        self.days = days
+        if days is not None:
+            self.stats["daywise"] = {"value": days.value, "bound": days.bound, "joined": days.values is not None,
+                                     "seconds": round(days.seconds, 3)}
+        if days is not None and days.values is not None:
+            if days.proven:
+                return first.accept("coverage", days.values, days.bound, days.seconds)
+            first.hint(days.values)
+        result = self._optimise(first, "coverage", max(COVERAGE_FLOOR, self.levels_deadline.left()
+                                                        * self.config.coverage_share))
+        if result.status == Status.UNKNOWN or (first.have_solution and result.value == 0):
+            # Neither the days nor the week found a plan in time: today's lottery is one, if it keeps the pins.
+            with self.phase("fallback"):
+                plan = lottery(self.instance, self.config.seed)
+                usable = plan.has_allocation and set(self.instance.fixed) <= set(plan.assignments)
+            if usable and plan.objective.coverage > result.value:
+                first.results.remove(result)
+                bound = min(result.bound if first.have_solution else self.instance.demand(),
+                            days.bound if days is not None else self.instance.demand())
+                result = first.accept("coverage", plan_values(first.built, plan), bound, result.seconds)
+                self.stats["coverage_fallback"] = "lottery"
+        if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
+            result.bound = days.bound
+            result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
+        return result
 
     def preference(self, first: LexicographicSolver) -> LexicographicSolver:
         """Level 3 needs pupils told apart by preference; the seats it chooses per activity then stay put.
@@ -191,7 +245,28 @@ class _LevelPlan:
         with self.phase("build"):
             hold(model, self.held)
             third.hint_from(first)
-        self._optimise(third, "preference", PREFERENCE_SHARE * self._share(1))
+        days = None
+        if self.days is not None and self.days.proven and not self.instance.previous:
+            with self.phase("daywise"):
+                days = preference_by_day(model, self.days, self.levels_deadline.earlier(
+                    (1 - DAYWISE_PREFERENCE_SHARE) * self.levels_deadline.left()), self.config)
+        if days is not None:
+            self.stats["daywise_preference"] = {"value": days.value, "bound": days.bound,
+                                                "joined": days.values is not None, "seconds": round(days.seconds, 3)}
+        if days is not None and days.proven:
+            assert days.values is not None
+            third.accept("preference", days.values, days.bound, days.seconds)
+        else:
+            if days is not None and days.values is not None:
+                third.hint(days.values)
+            seconds = PREFERENCE_SHARE * self._share(1)
+            if seconds < WEEK_PREFERENCE_FLOOR and model.solver.NumVariables() > WEEK_PREFERENCE_BIG:
+                self.results.append(third.skip("preference"))
+                return first
+            result = self._optimise(third, "preference", seconds)
+            if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
+                result.bound = days.bound
+                result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
         self.results += third.results
         if not third.have_solution:
             return first

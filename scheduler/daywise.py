@@ -1,0 +1,294 @@
+"""Level 1 one day at a time: a proven bound and, most often, a plan that meets it, in a fraction of the time.
+
+Days share nothing but the teachers' weekly caps (`max_sessions`). Without those caps the week falls apart into
+five independent models a fifth of the size, which the MIP backend closes in well under a second each where the
+whole week can leave it without any plan for many seconds (its root heuristics do not find the structure). Hence:
+
+1. Solve each day's coverage alone, every teacher free to teach that day up to their weekly cap. Every plan of
+   the week restricted to one day is a plan of that day, so the sum of the days' proven bounds bounds the week.
+2. Put the days' plans together. Which teacher leads what across the week is a flow (teacher -> free slot ->
+   staffing group, the weekly cap on the first arc); when its maximum meets the teachers the days need, the plans
+   form one plan of the week, and it is optimal when it reaches the bound. When it falls short, each day first
+   looks, among its best plans, for one that needs fewer teachers, and the flow is tried again.
+3. Otherwise the days are solved again in turn, each with an even share of what the days before left of every
+   teacher's cap: a plan of the week, not necessarily optimal, that the whole-week model starts from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ortools.graph.python import max_flow
+from ortools.linear_solver import pywraplp
+
+from scheduler.deadline import Deadline, OutOfTime
+from scheduler.domain import Instance, Teacher
+from scheduler.groups import DayClass
+from scheduler.lexicographic import MIN_LEVEL_SECONDS, LexicographicSolver, SolverConfig, hold, transfer
+from scheduler.model import AllocationModel, StaffingGroup, Var, staffing_group
+
+
+@dataclass
+class DaywisePlan:
+    """Coverage of the week from the days: `values` fill every variable of the week's model (by index)."""
+
+    value: int
+    bound: int
+    values: list[float] | None
+    """None when the days' plans could not be joined into one week (the bound still holds)."""
+    seconds: float
+    days: dict[int, _Day] = field(default_factory=dict)
+    """Each day's own plan, when they were joined."""
+    joined_leads: dict[tuple[str, StaffingGroup], int] = field(default_factory=dict)
+    """Who leads what across the week in the joined plan."""
+
+    @property
+    def proven(self) -> bool:
+        return self.values is not None and self.value >= self.bound
+
+
+def coverage_by_day(week: AllocationModel, deadline: Deadline, backend: str = "SCIP") -> DaywisePlan | None:
+    """Level 1 of `week` (a model without hired teachers) solved day by day; None when a day found no plan
+    in its share of the time. The bound is proven even when the days' plans cannot be joined."""
+    began = time.monotonic()
+    instance = week.instance
+    days = sorted({c.day for c in week.classes})
+    if not days or week.hire_sessions:
+        return None
+    solved: dict[int, _Day] = {}
+    for i, day in enumerate(days):
+        result = _solve_day(instance, week.classes, day, deadline.left() / (len(days) - i), backend)
+        if result is None:
+            return None
+        solved[day] = result
+    bound = sum(day.bound for day in solved.values())
+    leads = _weekly_staffing(week, solved)
+    if leads is None:
+        for i, day in enumerate(days):
+            seconds = min(deadline.left() / (2 * (len(days) - i)),
+                          max(FEWER_TEACHERS_FLOOR, FEWER_TEACHERS_FACTOR * solved[day].seconds))
+            solved[day] = _fewer_teachers(solved[day], seconds, backend)
+        leads = _weekly_staffing(week, solved)
+    if leads is None:
+        solved = _in_turn(week, days, deadline, backend)
+        leads = _weekly_staffing(week, solved) if solved else None
+    if leads is None:
+        return DaywisePlan(0, bound, None, time.monotonic() - began)
+    values = _week_values(week, solved, leads)
+    value = sum(day.score for day in solved.values())
+    return DaywisePlan(value, bound, values, time.monotonic() - began, solved, leads)
+
+
+@dataclass
+class _Day:
+    model: AllocationModel
+    keys: list[int]
+    """The week's class index of each of this day's classes."""
+    values: list[float]
+    score: int
+    """The day's value of the level solved last."""
+    bound: int
+    seconds: float = 0.0
+    """How long the day's level took."""
+
+    def value(self, var: Var) -> int:
+        return int(round(self.values[var.index()]))
+
+
+def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: Deadline,
+                      config: SolverConfig) -> DaywisePlan | None:
+    """Level 3 of `week` (grouped by preference) day by day, once level 1 was proven day by day; None otherwise.
+
+    When the days' coverage adds up to their summed bound, every plan of the week that covers as much covers
+    each day exactly its own best. So each day's model, holding its coverage, bounds the day's part of level 3,
+    and the days' plans joined by the weekly flow are the week's optimum when they reach those bounds.
+    """
+    if not coverage.proven or not coverage.days or week.hire_sessions:
+        return None
+    began = time.monotonic()
+    days = sorted(coverage.days)
+    solved: dict[int, _Day] = {}
+    relaxed = deadline.earlier(RETRY_SHARE * deadline.left())
+    for i, day in enumerate(days):
+        result = _preference_of_day(week, week.instance, coverage.days[day], relaxed.left() / (len(days) - i),
+                                    config)
+        if result is None:
+            return None
+        solved[day] = result
+    bound = sum(day.bound for day in solved.values())
+    leads = _weekly_staffing(week, solved)
+    if leads is None:
+        # The days together ask more of some teacher than their week allows. Again, each day within that
+        # day's share of the weekly caps as level 1's plan used them, starting from level 1's plan (which
+        # fits them); the bound above stands.
+        shares = _day_shares(week, coverage)
+        for i, day in enumerate(days):
+            teachers = tuple(dataclasses.replace(t, max_sessions=shares[(t.id, day)]) for t in week.instance.teachers)
+            capped = dataclasses.replace(week.instance, teachers=teachers)
+            result = _preference_of_day(week, capped, coverage.days[day], deadline.left() / (len(days) - i),
+                                        config, keep_start=True)
+            if result is None:
+                return DaywisePlan(0, bound, None, time.monotonic() - began)
+            solved[day] = result
+        leads = _weekly_staffing(week, solved)
+    if leads is None:
+        return DaywisePlan(0, bound, None, time.monotonic() - began)
+    value = sum(day.score for day in solved.values())
+    return DaywisePlan(value, bound, _week_values(week, solved, leads), time.monotonic() - began, solved, leads)
+
+
+RETRY_SHARE = 0.25
+"""Share of level 3's time kept for solving the days again within their shares of the weekly caps."""
+
+
+def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day, seconds: float,
+                       config: SolverConfig, *, keep_start: bool = False) -> _Day | None:
+    """One day's level 3, holding the day's coverage, started from level 1's plan of the day. With `keep_start`,
+    a search that finds nothing better in time answers with that plan (its bound is then not a bound)."""
+    began = time.monotonic()
+    try:
+        model = AllocationModel(instance, [week.classes[k] for k in covered.keys], backend=config.backend,
+                                deadline=Deadline.after(seconds))
+    except OutOfTime:
+        return None
+    seconds -= time.monotonic() - began
+    lexi = LexicographicSolver(model, config, began, None)
+    hold(model, {"coverage": covered.score})
+    known = transfer(covered, covered.model, model)
+    model.solver.SetHint(list(known), list(known.values()))
+    result = lexi.optimise("preference", model.preference_level(), maximise=True, seconds=seconds)
+    if lexi.values is not None:
+        return _Day(model, covered.keys, lexi.values, result.value, result.bound)
+    if not keep_start:
+        return None
+    values = [0.0] * model.solver.NumVariables()
+    for var, value in known.items():
+        values[var.index()] = value
+    points = model.preference_level().GetCoeffs().items()
+    score = round(sum(c * values[var.index()] for var, c in points if isinstance(var, pywraplp.Variable)))
+    return _Day(model, covered.keys, values, score, score)
+
+
+def _day_shares(week: AllocationModel, coverage: DaywisePlan) -> dict[tuple[str, int], int]:
+    """Each teacher's sessions per day in level 1's joined plan, plus an even part of what their cap leaves."""
+    load: dict[tuple[str, int], int] = defaultdict(int)
+    for (teacher_id, group), count in coverage.joined_leads.items():
+        load[(teacher_id, group[0])] += count
+    days = sorted(coverage.days)
+    shares: dict[tuple[str, int], int] = {}
+    for teacher in week.instance.teachers:
+        spare = teacher.max_sessions - sum(load[(teacher.id, day)] for day in days)
+        for i, day in enumerate(days):
+            shares[(teacher.id, day)] = load[(teacher.id, day)] + spare // len(days) + (i < spare % len(days))
+    return shares
+
+
+def _solve_day(instance: Instance, classes: list[DayClass], day: int, seconds: float,
+               backend: str) -> _Day | None:
+    began = time.monotonic()
+    keys = [k for k, c in enumerate(classes) if c.day == day]
+    try:
+        model = AllocationModel(instance, [classes[k] for k in keys], backend=backend,
+                                deadline=Deadline.after(seconds))
+    except OutOfTime:
+        return None
+    seconds -= time.monotonic() - began
+    if seconds < MIN_LEVEL_SECONDS:
+        return None
+    lexi = LexicographicSolver(model, SolverConfig(backend=backend), began, None)
+    coverage = lexi.optimise("coverage", model.coverage_level(), maximise=True, seconds=seconds)
+    if lexi.values is None:
+        return None
+    return _Day(model, keys, lexi.values, coverage.value, coverage.bound, coverage.seconds)
+
+
+FEWER_TEACHERS_FACTOR = 2.0
+FEWER_TEACHERS_FLOOR = 0.25
+"""A day looks for a plan needing fewer teachers for at most this many times as long as its coverage took
+(at least the floor, in seconds): the search only has to free enough teachers for the weekly flow."""
+
+
+def _fewer_teachers(day: _Day, seconds: float, backend: str) -> _Day:
+    """Among the day's best plans (its model holds its coverage), one that needs fewer teachers: it leaves more
+    of their weekly caps to the other days."""
+    lexi = LexicographicSolver(day.model, SolverConfig(backend=backend), time.monotonic(), None)
+    lexi.hint(day.values)
+    lexi.optimise("staffing", day.model.staffing_level(), maximise=False, seconds=seconds)
+    return day if lexi.values is None else _Day(day.model, day.keys, lexi.values, day.score, day.bound)
+
+
+def _in_turn(week: AllocationModel, days: list[int], deadline: Deadline, backend: str) -> dict[int, _Day]:
+    """Each day in turn with the sessions the days before it left each teacher; empty when one fails."""
+    instance = week.instance
+    left = {t.id: t.max_sessions for t in instance.teachers}
+    solved: dict[int, _Day] = {}
+    for i, day in enumerate(days):
+        share = len(days) - i
+        teachers = tuple(dataclasses.replace(t, max_sessions=-(-left[t.id] // share)) for t in instance.teachers)
+        capped = dataclasses.replace(instance, teachers=teachers)
+        result = _solve_day(capped, week.classes, day, deadline.left() / (len(days) - i), backend)
+        if result is None:
+            return {}
+        used: dict[str, float] = defaultdict(float)
+        for (teacher_id, _), var in result.model.leads.items():
+            used[teacher_id] += result.values[var.index()]
+        for teacher_id, sessions in used.items():
+            left[teacher_id] -= round(sessions)
+        solved[day] = result
+    return solved
+
+
+def _weekly_staffing(week: AllocationModel, solved: dict[int, _Day]) -> dict[tuple[str, StaffingGroup], int] | None:
+    """Whole teachers for the days' staffing needs within every weekly cap, or None when there are too few."""
+    instance = week.instance
+    need: dict[StaffingGroup, int] = defaultdict(int)
+    for day in solved.values():
+        for session_id, var in day.model.teachers.items():
+            need[staffing_group(instance, instance.session_by_id[session_id])] += day.value(var)
+    flow = max_flow.SimpleMaxFlow()
+    nodes: dict[object, int] = {}
+
+    def node(key: object) -> int:
+        return nodes.setdefault(key, len(nodes) + 2)
+
+    caps: dict[str, Teacher] = {t.id: t for t in instance.teachers}
+    arcs: dict[int, tuple[str, StaffingGroup]] = {}
+    for teacher_id, group in week.leads:
+        if need.get(group, 0) <= 0:
+            continue
+        if teacher_id not in nodes:
+            flow.add_arc_with_capacity(0, node(teacher_id), caps[teacher_id].max_sessions)
+        slot = (teacher_id, group[0], group[1])
+        if slot not in nodes:
+            flow.add_arc_with_capacity(node(teacher_id), node(slot), 1)
+        arcs[flow.add_arc_with_capacity(node(slot), node(group), 1)] = (teacher_id, group)
+    for group, count in need.items():
+        if count:
+            flow.add_arc_with_capacity(node(group), 1, count)
+    if flow.solve(0, 1) != flow.OPTIMAL or flow.optimal_flow() != sum(need.values()):
+        return None
+    return {key: flow.flow(arc) for arc, key in arcs.items()}
+
+
+def _week_values(week: AllocationModel, solved: dict[int, _Day],
+                 leads: dict[tuple[str, StaffingGroup], int]) -> list[float]:
+    """The days' plans and the weekly staffing as one point of the week's model."""
+    values = [0.0] * week.solver.NumVariables()
+    for day in solved.values():
+        mine = day.model
+        for name in ("seats", "seated", "covered", "liked"):
+            for key, var in getattr(mine, name).items():
+                week_key = (day.keys[key[0]], *key[1:])
+                values[getattr(week, name)[week_key].index()] = day.value(var)
+        for name in ("teachers", "runs"):
+            for key, var in getattr(mine, name).items():
+                values[getattr(week, name)[key].index()] = day.value(var)
+    load: dict[str, int] = defaultdict(int)
+    for (teacher_id, group), var in week.leads.items():
+        values[var.index()] = leads.get((teacher_id, group), 0)
+        load[teacher_id] += leads.get((teacher_id, group), 0)
+    values[week.max_load.index()] = max(load.values(), default=0)
+    return values

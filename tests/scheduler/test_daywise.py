@@ -1,0 +1,94 @@
+"""Level 1 day by day: the days' bound holds, a joined plan is a plan of the week, a tight cap is not ignored."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.crowded import crowded
+from scheduler import validation
+from scheduler.baselines import lottery
+from scheduler.daywise import coverage_by_day
+from scheduler.deadline import Deadline
+from scheduler.domain import Status
+from scheduler.groups import build_day_classes
+from scheduler.lexicographic import LexicographicSolver, SolverConfig
+from scheduler.model import AllocationModel
+from scheduler.solve import solve
+from scheduler.warmstart import plan_values
+from tests.scheduler.builders import instance, pupil, request, session, teacher
+from tests.scheduler.random_instances import random_instance
+from tests.scheduler.reference import reference_optimum
+
+
+def _satisfies_every_row(week: AllocationModel, values: list[float]) -> None:
+    solver = week.solver
+    x = solver.variables()
+    for constraint in (solver.constraint(i) for i in range(solver.NumConstraints())):
+        row = sum(constraint.GetCoefficient(var) * values[var.index()] for var in x)
+        assert constraint.lb() - 1e-6 <= row <= constraint.ub() + 1e-6, constraint.name()
+    for var in x:
+        assert var.lb() - 1e-6 <= values[var.index()] <= var.ub() + 1e-6, var.name()
+
+
+def _week(inst: object) -> AllocationModel:
+    return AllocationModel(inst, build_day_classes(inst, by_preference=False, seed=0))  # type: ignore[arg-type]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), fixed=st.booleans())
+def test_the_days_bound_the_week_and_a_joined_plan_is_a_plan_of_the_week(seed: int, fixed: bool) -> None:
+    inst = random_instance(seed, days=3, with_fixed=fixed)
+    expected = reference_optimum(inst)
+    week = _week(inst)
+    days = coverage_by_day(week, Deadline.after(20))
+    if expected is None or days is None:
+        return
+    assert days.bound >= expected["coverage"]
+    if days.values is None:
+        return
+    assert days.value <= expected["coverage"]
+    # The joined plan satisfies every row of the week's model: the backend accepts it as it stands.
+    _satisfies_every_row(week, days.values)
+    lexi = LexicographicSolver(week, SolverConfig(), 0.0, None)
+    result = lexi.accept("coverage", days.values, days.bound, days.seconds)
+    assert result.value == days.value
+    assert (result.status == Status.OPTIMAL) == (days.value == expected["coverage"] == days.bound)
+
+
+def test_a_weekly_cap_that_the_days_share_is_honoured() -> None:
+    # One teacher may lead one session a week, and each of two days needs them: only one day can be covered,
+    # though each day alone could be.
+    inst = instance([session("S1", day=1), session("S2", day=2)], [teacher("T1", max_sessions=1)],
+                    [pupil("P1")], [request("P1", days=(1, 2))], weekdays=(1, 2))
+    days = coverage_by_day(_week(inst), Deadline.after(20))
+    assert days is not None and days.bound == 2
+    assert days.values is not None and days.value == 1 and not days.proven
+    solution = solve(inst)
+    assert solution.objective.coverage == solution.objective.coverage_bound == 1
+    assert solution.status == Status.OPTIMAL
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), fixed=st.booleans())
+def test_the_lottery_plan_is_a_point_of_the_week_model(seed: int, fixed: bool) -> None:
+    inst = random_instance(seed, days=3, with_fixed=fixed)
+    plan = lottery(inst, seed=seed)
+    if not plan.has_allocation:
+        return
+    week = _week(inst)
+    values = plan_values(week, plan)
+    _satisfies_every_row(week, values)
+    coverage = sum(c * values[v.index()] for v, c in week.coverage_level().GetCoeffs().items() if hasattr(v, "index"))
+    assert round(coverage) == validation.coverage(inst, plan.assignments)
+
+
+def test_a_limit_too_short_for_any_search_still_returns_a_plan_in_time() -> None:
+    inst = crowded(400, seed=3)
+    began = time.monotonic()
+    solution = solve(inst, SolverConfig(time_limit=0.05, workers=1))
+    assert time.monotonic() - began <= 1.1 * 0.05 + 1.0
+    assert validation.validate(inst, solution).consistent
+    assert solution.objective.coverage > 0
