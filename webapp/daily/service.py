@@ -156,6 +156,12 @@ def absences_of(pupil: Pupil, since: date) -> list[Absence]:
         .order_by(Absence.first_day, Absence.id)))
 
 
+def absence_cutoff(pupil: Pupil, on: date) -> str | None:
+    """The local time on `on` by which the pupil's family reports an absence (None: no service calendar)."""
+    found = _term_and_rules(pupil, on)
+    return found[1].absence_cutoff if found is not None else None
+
+
 def can_cancel(absence: Absence) -> bool:
     found = _term_and_rules(absence.pupil, absence.first_day)
     return found is None or not cutoff_passed(found[1], absence.first_day, clock())

@@ -75,7 +75,7 @@ def test_api_conforms_to_its_schema(app: Flask, mode: GenerationMode) -> None:
         own = {"pupil_id": world.ids["pupil_a"], "notification_id": message.id}
     token = api_token(app.test_client(), PHONES["parent_a"])
     operations = _operations(app)
-    assert len(operations) == 16
+    assert len(operations) == 23
     seen: dict[str, set[int]] = {}
     for operation in operations:
         _drive(app, operation, mode, token, own, seen)
