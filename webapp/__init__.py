@@ -51,7 +51,8 @@ __all__ = ["create_app", "normalise_database_url"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BLUEPRINTS = (auth_bp, parents_bp, admin_bp, runs_bp, rosters_bp, bureau_bp, api_bp, notifications_bp, daily_bp)
-HOME_ENDPOINTS = {"parent": "parents.home", "school_admin": "admin.dashboard", "bureau": "bureau.dashboard"}
+HOME_ENDPOINTS = {"parent": "parents.home", "school_admin": "admin.dashboard", "bureau": "bureau.dashboard",
+                  "duty_teacher": "daily.duty"}
 
 
 def _secret_key(instance_path: str) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
 
-ROLES = ("parent", "school_admin", "bureau")
+ROLES = ("parent", "school_admin", "bureau", "duty_teacher")
 REQUEST_STATUSES = ("active", "withdrawn")
 
 
@@ -614,6 +614,8 @@ class NotificationEvent(StrEnum):
     OFFER_EXPIRING = "offer_expiring"
     OFFER_EXPIRED = "offer_expired"
     CHANGE_APPLIED = "change_applied"
+    ABSENCE_UNREPORTED = "absence_unreported"
+    """The duty teacher marked the pupil absent and the family had reported no absence (daily service)."""
 
 
 class Notification(db.Model):  # type: ignore[name-defined,misc]

@@ -8,6 +8,7 @@ from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, RadioField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from webapp.inputs import control_character
@@ -61,8 +62,8 @@ class MarkForm(FlaskForm):
     pupil_id = HiddenField(validators=[InputRequired()])
     session_id = HiddenField(validators=[InputRequired()])
     client_id = HiddenField(validators=[InputRequired(), Length(min=8, max=64)])
-    status = RadioField(choices=[("present", _l("Present")), ("late", _l("Late")), ("absent", _l("Absent"))],
-                        validators=[InputRequired()])
+    status = RadioField(choices=[SelectChoice("present", _l("Present")), SelectChoice("late", _l("Late")),
+                                 SelectChoice("absent", _l("Absent"))], validators=[InputRequired()])
     reason = StringField(_l("Reason for the correction"), validators=[Optional(), Length(max=200)])
 
 

@@ -1,4 +1,5 @@
-"""Pages of the daily service: the family's absences, pickup persons and one-off delegates (phone pages).
+"""Pages of the daily service (phone pages): the family's absences, pickup persons and one-off delegates;
+the duty teacher's sessions of today, roll-call, sign-out and the "still here" board.
 
 Views parse the form, call one function of `webapp.daily.service` and redirect; a refusal is flashed in the
 user's language and nothing is written (the service audits the attempt where the rules ask for it).
@@ -6,19 +7,29 @@ user's language and nothing is written (the service audits the attempt where the
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar, cast
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 
-from webapp.daily import service
-from webapp.daily.attendance import child_days
-from webapp.daily.forms import AbsenceForm, DelegateForm, PickupPersonForm, clean_person
-from webapp.models import Pupil
+from webapp.daily import rollcall, service
+from webapp.daily.attendance import child_days, marks_in_force
+from webapp.daily.forms import AbsenceForm, DelegateForm, HandoverForm, MarkForm, PickupPersonForm, clean_person
+from webapp.daily.roster import RosterSession
+from webapp.extensions import db
+from webapp.models import Handover, Pupil, Session
 from webapp.parents import service as parents
-from webapp.security import parent_required
+from webapp.parents.routes import show_time
+from webapp.security import parent_required, role_required
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 bp = Blueprint("daily", __name__, url_prefix="/daily")
 
@@ -43,6 +54,12 @@ def _child_page(pupil: Pupil, *, absence: AbsenceForm | None = None, person: Pic
         absence_form=absence or AbsenceForm(formdata=None, first_day=today),
         person_form=person or PickupPersonForm(formdata=None),
         delegate_form=delegate or DelegateForm(formdata=None, valid_on=today))
+
+
+def int_form(value: str | None) -> int | None:
+    """A positive database id from a hidden form field, else None."""
+    text = (value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and 0 < len(text) <= 18 else None
 
 
 def _refused(error: service.DailyError) -> None:
@@ -137,3 +154,116 @@ def create_delegate(pupil_id: int) -> ResponseReturnValue:
         _refused(error)
         return redirect(url_for("daily.child", pupil_id=pupil.id))
     return render_template("daily/delegate_code.html", pupil=pupil, issued=issued)
+
+
+# ------------------------------------------------------------------------------------------ duty teacher
+
+
+def duty_teacher_required(view: F) -> F:
+    """A duty-teacher account linked to an active teacher record, loaded into `g.teacher`; others 403."""
+
+    @wraps(view)
+    @role_required("duty_teacher")
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        teacher = rollcall.duty_teacher(current_user)
+        if teacher is None:
+            abort(403)
+        g.teacher = teacher
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+@bp.route("/duty")
+@duty_teacher_required
+def duty() -> ResponseReturnValue:
+    """Today's sessions at the teacher's school, with how many pupils are expected and marked."""
+    now = rollcall.today_of(g.teacher.school_id)
+    sessions = {s.id: s for s in db.session.scalars(select(Session).where(
+        Session.id.in_([e.session_id for e in now.roster.sessions])))}
+    marks = marks_in_force(now.on, session_ids=list(sessions))
+    rows = [(entry, sessions[entry.session_id], sum(1 for (_p, sid) in marks if sid == entry.session_id))
+            for entry in now.roster.sessions]
+    return render_template("daily/duty.html", now=now, rows=rows, late=len(rollcall.still_here(g.teacher)))
+
+
+@bp.route("/duty/sessions/<int:session_id>")
+@duty_teacher_required
+def duty_session(session_id: int) -> ResponseReturnValue:
+    found = rollcall.session_today(g.teacher, session_id)
+    if found is None:
+        abort(404)
+    return _session_page(*found)
+
+
+def _session_page(now: rollcall.Today, entry: RosterSession, session: Session) -> ResponseReturnValue:
+    pupil_ids = list(entry.expected + entry.reported_absent)
+    pupils = {p.id: p for p in db.session.scalars(select(Pupil).where(Pupil.id.in_(pupil_ids)))}
+    marks = marks_in_force(now.on, pupil_ids, [session.id])
+    gone = {h.pupil_id: h for h in db.session.scalars(select(Handover).where(
+        Handover.day == now.on, Handover.pupil_id.in_(pupil_ids)))}
+    rows = [(pupils[pid], pid in entry.reported_absent, marks.get((pid, session.id)), gone.get(pid))
+            for pid in sorted(pupil_ids, key=lambda p: (pupils[p].class_name, pupils[p].name))]
+    return render_template("daily/duty_session.html", now=now, entry=entry, session=session, rows=rows,
+                           new_client_id=lambda: secrets.token_urlsafe(16))
+
+
+@bp.route("/duty/sessions/<int:session_id>/mark", methods=["POST"])
+@duty_teacher_required
+def mark(session_id: int) -> ResponseReturnValue:
+    """One tap: present, late or absent. A retried post (same client id) changes nothing."""
+    form = MarkForm()
+    pupil_id = int_form(form.pupil_id.data)
+    if not form.validate_on_submit() or pupil_id is None:
+        flash(_("The mark was not understood. Reload the page and try again."), "error")
+        return redirect(url_for("daily.duty_session", session_id=session_id))
+    try:
+        rollcall.mark(current_user, g.teacher, session_id, pupil_id, form.status.data or "",
+                      form.client_id.data or "", form.reason.data or "")
+    except service.DailyError as error:
+        _refused(error)
+        if error.status == 404:
+            return redirect(url_for("daily.duty"))
+    return redirect(url_for("daily.duty_session", session_id=session_id) + f"#pupil-{pupil_id}")
+
+
+@bp.route("/duty/pupils/<int:pupil_id>/handover")
+@duty_teacher_required
+def handover_page(pupil_id: int) -> ResponseReturnValue:
+    """Sign-out: the authorised persons with their full numbers (the one staff view that shows them)."""
+    found = rollcall.pupil_today(g.teacher, pupil_id)
+    if found is None:
+        abort(404)
+    now, pupil = found
+    done = db.session.scalar(select(Handover).where(Handover.pupil_id == pupil_id, Handover.day == now.on))
+    return render_template("daily/handover.html", now=now, pupil=pupil, done=done,
+                           persons=service.pickup_persons(pupil), form=HandoverForm(formdata=None))
+
+
+@bp.route("/duty/pupils/<int:pupil_id>/handover", methods=["POST"])
+@duty_teacher_required
+def handover(pupil_id: int) -> ResponseReturnValue:
+    form = HandoverForm()
+    person_id = int_form(form.person_id.data)
+    if not form.validate_on_submit():
+        flash(_("The handover was not understood. Reload the page and try again."), "error")
+        return redirect(url_for("daily.handover_page", pupil_id=pupil_id))
+    try:
+        done = rollcall.hand_over(current_user, g.teacher, pupil_id, person_id=person_id,
+                                  code=form.code.data or "")
+    except service.DailyError as error:
+        _refused(error)
+        if error.status == 404:
+            return redirect(url_for("daily.duty"))
+        return redirect(url_for("daily.handover_page", pupil_id=pupil_id))
+    flash(_("Handed over at %(time)s.", time=show_time(done.at)), "success")
+    return redirect(url_for("daily.duty_session", session_id=done.session_id) if done.session_id
+                    else url_for("daily.duty"))
+
+
+@bp.route("/duty/still-here")
+@duty_teacher_required
+def still_here() -> ResponseReturnValue:
+    """Pupils still waiting after their pickup time, with the family's numbers to call."""
+    return render_template("daily/still_here.html", now=rollcall.today_of(g.teacher.school_id),
+                           waiting=rollcall.still_here(g.teacher))

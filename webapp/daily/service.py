@@ -4,6 +4,12 @@ Views (`webapp.daily.routes`, `webapp.daily.api`) parse input, call one function
 function owns one transaction: it commits its rows with their audit row, or raises `DailyError` having
 written nothing but (for refusals the rules call for) an audit row of the attempt in its own transaction.
 Callers pass a pupil they have already checked is the user's own child.
+
+Concurrency. Cancelling an absence and the duty teacher's mark for the same pupil both take the pupil's lock
+(`lock_pupil`: the SQLite write lock, or SELECT ... FOR UPDATE on the pupil row) and read again after it. So
+either the cancel commits first and the teacher's `absent` then finds no reported absence (the family is told),
+or the mark commits first and the cancel is refused because the roll-call has begun: never a cancelled absence
+with a silent `absent`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from webapp.daily.calendar import CalendarRules, cutoff_passed, local_now
 from webapp.daily.roster import calendar_rules, load_roster, term_on
 from webapp.extensions import db
 from webapp.family import hash_enrolment_code, make_enrolment_code
-from webapp.models import Absence, PickupDelegate, PickupPerson, Pupil, Term, User
+from webapp.models import Absence, PickupDelegate, PickupPerson, Pupil, RollCallMark, Term, User
 
 MAX_ABSENCE_DAYS = 31
 MAX_PICKUP_PERSONS = 10
@@ -35,6 +41,18 @@ class DailyError(Exception):
         self.code = code
         self.status = status
         self.params = params
+
+
+def lock_pupil(pupil_id: int) -> None:
+    """Serialise this transaction's writes about one pupil's day with every other (see the module docstring)."""
+    connection = db.session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        db.session.execute(select(Pupil.id).where(Pupil.id == pupil_id).with_for_update()).all()
+    db.session.expire_all()
 
 
 def today() -> date:
@@ -143,8 +161,20 @@ def cancel_absence(user: User, pupil: Pupil, absence_id: int) -> Absence:
         _refuse(AuditAction.ABSENCE_REFUSE, user, pupil,
                 DailyError(N_("It is past %(time)s on the first day: the absence can no longer be cancelled."),
                            "cutoff_passed", time=found[1].absence_cutoff), detail)
-    absence.cancelled_at, absence.cancelled_by = clock(), user.id
-    record(AuditAction.ABSENCE_CANCEL, f"pupil:{pupil.id}", detail, user_id=user.id, school_id=pupil.school_id)
+    pupil_id, user_id = pupil.id, user.id
+    lock_pupil(pupil_id)
+    absence = db.session.get(Absence, absence_id)
+    assert absence is not None
+    if absence.cancelled_at is not None:
+        db.session.commit()
+        return absence
+    if db.session.scalar(select(RollCallMark.id).where(
+            RollCallMark.pupil_id == pupil_id, RollCallMark.day == absence.first_day).limit(1)) is not None:
+        _refuse(AuditAction.ABSENCE_REFUSE, user, pupil,
+                DailyError(N_("The roll-call for this day has begun: please contact the school."),
+                           "already_marked"), detail)
+    absence.cancelled_at, absence.cancelled_by = clock(), user_id
+    record(AuditAction.ABSENCE_CANCEL, f"pupil:{pupil_id}", detail, user_id=user_id, school_id=pupil.school_id)
     db.session.commit()
     return absence
 

@@ -15,11 +15,12 @@ from datetime import UTC, date, datetime, time
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
-from tests.webapp.factories import SchoolIds, pupil_id
+from tests.webapp.factories import SchoolIds, create_user, pupil_id, sign_in
 from webapp.daily.calendar import SCHOOL_TZ
 from webapp.extensions import db
-from webapp.models import CalendarDay, CalendarDayKind, PickupWindow, SchoolCalendar, User
+from webapp.models import CalendarDay, CalendarDayKind, DutyTeacher, PickupWindow, SchoolCalendar, Teacher, User
 
 MONDAY = date(2026, 9, 7)
 HOLIDAY = date(2026, 10, 5)
@@ -79,3 +80,22 @@ def at(app: Flask) -> Callable[[date, str], None]:
 def parent(app: Flask, client: FlaskClient, signed_in: Callable[..., User], daily: Daily) -> User:
     """A parent of P001, signed in on `client`."""
     return signed_in("parent")
+
+
+def make_duty_teacher(school_id: int, login: str = "duty-x", teacher_code: str = "T1") -> User:
+    """A duty-teacher account linked to the school's teacher `teacher_code`."""
+    teacher = db.session.scalar(select(Teacher).where(Teacher.school_id == school_id, Teacher.code == teacher_code))
+    assert teacher is not None
+    user = create_user("duty_teacher", login=login)
+    db.session.add(DutyTeacher(user_id=user.id, teacher_id=teacher.id))
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def duty(app: Flask, client: FlaskClient, daily: Daily) -> int:
+    """The test school's duty teacher (李老师, T1), signed in on `client`: the account's id."""
+    with app.app_context():
+        user_id = make_duty_teacher(daily.school.id).id
+    sign_in(client, "duty-x")
+    return user_id
