@@ -4,8 +4,9 @@ Twelve primary schools in three Kunming districts, 400 to 3,000 pupils each, gen
 `scheduler.generate` and imported with `services.instance_to_term`. Term "2026-autumn" is open for requests
 at most schools (closing in two weeks) and closed at a few. One ~600-pupil school has a solved allocation,
 published through `webapp.allocation.service` (which numbers its waitlist), and demo accounts for a parent of
-two of its pupils, an admin per school and bureau users for the city and one district. Running it again
-changes nothing; `--reset` first removes everything it made.
+two of its pupils, an admin per school, bureau users for the city and one district, and a duty teacher whose
+day is in progress (`webapp.daily.demo`: a calendar covering today, marks, a handover, an unreported absence).
+Running it again changes nothing; `--reset` first removes everything it made.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from scheduler import domain
 from scheduler.generate import generate
 from scheduler.solve import SolverConfig, solve
 from webapp.allocation import service as allocation
+from webapp.daily.demo import DUTY_USERNAME, seed_day
 from webapp.extensions import db
 from webapp.family import hash_enrolment_code
 from webapp.models import (
@@ -48,7 +50,7 @@ TERM = "2026-autumn"
 DEMO_PASSWORD = "kunming-demo-2026"
 DEMO_ENROLMENT_CODE = "HAPPY234"
 """Every pupil of the published school gets this code, so the link form can be tried with any of them."""
-DEMO_USERNAMES = ("bureau", "bureau-wuhua", "admin", "admin-0001", "admin-0002")
+DEMO_USERNAMES = ("bureau", "bureau-wuhua", "admin", "admin-0001", "admin-0002", DUTY_USERNAME)
 """Usernames the demo seed creates; `demo-logins` lists whichever exist (plus demo parents)."""
 PARENT_PHONES = ("13800000001", "13800000002")
 
@@ -94,6 +96,7 @@ class SeedReport:
     users: int = 0
     seconds: float = 0.0
     skipped: bool = False
+    daily: str = ""
 
 
 def reset_demo() -> None:
@@ -150,6 +153,8 @@ def seed_demo(*, time_limit: float = 20.0, reset: bool = False,
     report.published_school = published.name
     report.users = _demo_users(term)
     db.session.commit()
+    report.daily = seed_day(term, hash_password(DEMO_PASSWORD))
+    log(f"  {published.code}: {report.daily}")
     report.seconds = round(time.monotonic() - started, 1)
     return report
 

@@ -37,7 +37,7 @@ def clean_person(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, Lazy
 
 
 class AbsenceForm(FlaskForm):
-    first_day = DateField(_l("From"), validators=[InputRequired(message=_l("Choose a date."))])
+    first_day = DateField(_l("First day away"), validators=[InputRequired(message=_l("Choose a date."))])
     last_day = DateField(_l("Until (optional)"), validators=[Optional()])
     reason = StringField(_l("Reason"), validators=[DataRequired(message=_l("Give a reason.")), Length(max=200)])
     submit = SubmitField(_l("Report absence"))
@@ -62,8 +62,8 @@ class MarkForm(FlaskForm):
     pupil_id = HiddenField(validators=[InputRequired()])
     session_id = HiddenField(validators=[InputRequired()])
     client_id = HiddenField(validators=[InputRequired(), Length(min=8, max=64)])
-    status = RadioField(choices=[SelectChoice("present", _l("Present")), SelectChoice("late", _l("Late")),
-                                 SelectChoice("absent", _l("Absent"))], validators=[InputRequired()])
+    status = RadioField(choices=[SelectChoice("present", _l("Mark present")), SelectChoice("late", _l("Mark late")),
+                                 SelectChoice("absent", _l("Mark absent"))], validators=[InputRequired()])
     reason = StringField(_l("Reason for the correction"), validators=[Optional(), Length(max=200)])
 
 
