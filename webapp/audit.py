@@ -80,6 +80,7 @@ class AuditAction(StrEnum):
     ROLLCALL_REFUSE = "rollcall.refuse"
     HANDOVER_RECORD = "handover.record"
     HANDOVER_REFUSE = "handover.refuse"
+    CALENDAR_IMPORT = "calendar.import"
 
 
 _SECRET_KEYS = ("phone", "password", "mobile", "secret", "token", "enrolment_code", "code_plain")

@@ -54,6 +54,7 @@ POLICY: dict[str, str] = {
     "daily.add_pickup_person": PARENT, "daily.remove_pickup_person": PARENT, "daily.create_delegate": PARENT,
     "daily.duty": DUTY, "daily.duty_session": DUTY, "daily.mark": DUTY, "daily.handover_page": DUTY,
     "daily.handover": DUTY, "daily.still_here": DUTY,
+    "daily.calendar": ADMIN, "daily.calendar_template": ADMIN,
     "notifications.inbox_page": PARENT, "notifications.read": PARENT, "notifications.read_all": PARENT,
     "notifications.email": PARENT,
     "notifications.delivery_log": ADMIN, "notifications.resend": ADMIN,

@@ -7,6 +7,7 @@ from typing import Any
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, HiddenField, RadioField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
@@ -71,3 +72,9 @@ class HandoverForm(FlaskForm):
     pupil_id = HiddenField(validators=[InputRequired()])
     person_id = HiddenField()
     code = StringField(_l("One-off code"), validators=[Optional(), Length(max=32)])
+
+
+class CalendarImportForm(FlaskForm):
+    file = FileField(_l("Calendar spreadsheet (.xlsx or .csv)"),
+                     validators=[FileRequired(_l("Choose a file to upload."))])
+    submit = SubmitField(_l("Check and import the calendar"))

@@ -1,5 +1,6 @@
 """Pages of the daily service (phone pages): the family's absences, pickup persons and one-off delegates;
-the duty teacher's sessions of today, roll-call, sign-out and the "still here" board.
+the duty teacher's sessions of today, roll-call, sign-out and the "still here" board; the school admin's
+term calendar import.
 
 Views parse the form, call one function of `webapp.daily.service` and redirect; a refusal is flashed in the
 user's language and nothing is written (the service audits the attempt where the rules ask for it).
@@ -13,27 +14,40 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from webapp.admin.importer import ImportRejected, Problem
+from webapp.admin.scope import newest_term
 from webapp.daily import rollcall, service
 from webapp.daily.attendance import child_days, marks_in_force
-from webapp.daily.forms import AbsenceForm, DelegateForm, HandoverForm, MarkForm, PickupPersonForm, clean_person
-from webapp.daily.roster import RosterSession
+from webapp.daily.calendar_import import import_calendar, template_file
+from webapp.daily.forms import (
+    AbsenceForm,
+    CalendarImportForm,
+    DelegateForm,
+    HandoverForm,
+    MarkForm,
+    PickupPersonForm,
+    clean_person,
+)
+from webapp.daily.roster import RosterSession, calendar_of
 from webapp.extensions import db
 from webapp.models import Handover, Pupil, Session
 from webapp.parents import service as parents
 from webapp.parents.routes import show_time
-from webapp.security import parent_required, role_required
+from webapp.security import parent_required, role_required, school_admin_required
+from webapp.tabular import XLSX_MIMETYPE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 bp = Blueprint("daily", __name__, url_prefix="/daily")
 
 UPCOMING_DAYS = 14
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
 def _own(pupil_id: int) -> Pupil:
@@ -267,3 +281,36 @@ def still_here() -> ResponseReturnValue:
     """Pupils still waiting after their pickup time, with the family's numbers to call."""
     return render_template("daily/still_here.html", now=rollcall.today_of(g.teacher.school_id),
                            waiting=rollcall.still_here(g.teacher))
+
+
+# ------------------------------------------------------------------------------------------ school admin
+
+
+@bp.route("/calendar", methods=["GET", "POST"])
+@school_admin_required
+def calendar() -> ResponseReturnValue:
+    """The newest term's calendar, and its import from a spreadsheet (which replaces it)."""
+    term = newest_term()
+    form = CalendarImportForm()
+    problems: list[Problem] = []
+    if term is not None and form.validate_on_submit():
+        upload = form.file.data
+        try:
+            import_calendar(term, upload.filename or "", upload.stream.read(MAX_UPLOAD_BYTES + 1))
+        except ImportRejected as rejected:
+            db.session.rollback()
+            problems = rejected.problems
+        else:
+            flash(_("The calendar is imported."), "success")
+            return redirect(url_for("daily.calendar"))
+    found = calendar_of(term) if term is not None else None
+    return render_template("daily/calendar.html", term=term, calendar=found, form=form,
+                           problems=problems), 422 if problems else 200
+
+
+@bp.route("/calendar/template.xlsx")
+@school_admin_required
+def calendar_template() -> ResponseReturnValue:
+    response = Response(template_file(), mimetype=XLSX_MIMETYPE)
+    response.headers["Content-Disposition"] = "attachment; filename=calendar-template.xlsx"
+    return response
