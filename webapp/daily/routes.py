@@ -1,6 +1,6 @@
 """Pages of the daily service (phone pages): the family's absences, pickup persons and one-off delegates;
 the duty teacher's sessions of today, roll-call, sign-out and the "still here" board; the school admin's
-term calendar import.
+term calendar import; the bureau's attendance figures (counts only).
 
 Views parse the form, call one function of `webapp.daily.service` and redirect; a refusal is flashed in the
 user's language and nothing is written (the service audits the attempt where the rules ask for it).
@@ -25,6 +25,7 @@ from webapp.admin.scope import newest_term
 from webapp.daily import rollcall, service
 from webapp.daily.attendance import child_days, marks_in_force
 from webapp.daily.calendar_import import import_calendar, template_file
+from webapp.daily.figures import school_figures
 from webapp.daily.forms import (
     AbsenceForm,
     CalendarImportForm,
@@ -36,10 +37,10 @@ from webapp.daily.forms import (
 )
 from webapp.daily.roster import RosterSession, calendar_of
 from webapp.extensions import db
-from webapp.models import Handover, Pupil, Session
+from webapp.models import Handover, Pupil, School, Session
 from webapp.parents import service as parents
 from webapp.parents.routes import show_time
-from webapp.security import parent_required, role_required, school_admin_required
+from webapp.security import bureau_required, bureau_scope, parent_required, role_required, school_admin_required
 from webapp.tabular import XLSX_MIMETYPE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -314,3 +315,22 @@ def calendar_template() -> ResponseReturnValue:
     response = Response(template_file(), mimetype=XLSX_MIMETYPE)
     response.headers["Content-Disposition"] = "attachment; filename=calendar-template.xlsx"
     return response
+
+
+# ------------------------------------------------------------------------------------------ bureau
+
+
+BUREAU_DAYS = 14
+
+
+@bp.route("/bureau")
+@bureau_required
+def bureau() -> ResponseReturnValue:
+    """Attendance against placements and late pickups over the last two weeks, per school in scope (counts)."""
+    last = service.today()
+    first = last - timedelta(days=BUREAU_DAYS - 1)
+    schools = db.session.scalars(select(School).where(bureau_scope(current_user))
+                                 .order_by(School.district_id, School.code)).all()
+    rows = [school_figures(school, first, last) for school in schools]
+    return render_template("daily/bureau.html", rows=[r for r in rows if r.expected or r.reported_absent],
+                           first=first, last=last, quiet=sum(1 for r in rows if not r.expected))
