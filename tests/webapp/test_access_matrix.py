@@ -55,7 +55,7 @@ POLICY: dict[str, str] = {
     "daily.duty": DUTY, "daily.duty_session": DUTY, "daily.mark": DUTY, "daily.handover_page": DUTY,
     "daily.handover": DUTY, "daily.still_here": DUTY,
     "daily.calendar": ADMIN, "daily.calendar_template": ADMIN,
-    "daily.bureau": BUREAU,
+    "daily.bureau": BUREAU, "daily.teacher_hours": ADMIN,
     "notifications.inbox_page": PARENT, "notifications.read": PARENT, "notifications.read_all": PARENT,
     "notifications.email": PARENT,
     "notifications.delivery_log": ADMIN, "notifications.resend": ADMIN,

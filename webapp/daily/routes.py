@@ -8,13 +8,14 @@ user's language and nothing is written (the service audits the attempt where the
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -35,6 +36,7 @@ from webapp.daily.forms import (
     PickupPersonForm,
     clean_person,
 )
+from webapp.daily.hours import hours_workbook
 from webapp.daily.roster import RosterSession, calendar_of
 from webapp.extensions import db
 from webapp.models import Handover, Pupil, School, Session
@@ -334,3 +336,26 @@ def bureau() -> ResponseReturnValue:
     rows = [school_figures(school, first, last) for school in schools]
     return render_template("daily/bureau.html", rows=[r for r in rows if r.expected or r.reported_absent],
                            first=first, last=last, quiet=sum(1 for r in rows if not r.expected))
+
+
+def _month(text: str) -> date | None:
+    """The first day of a month written YYYY-MM, else None."""
+    if not re.fullmatch(r"\d{4}-\d{2}", text):
+        return None
+    try:
+        return date(int(text[:4]), int(text[5:]), 1)
+    except ValueError:
+        return None
+
+
+@bp.route("/hours.xlsx")
+@school_admin_required
+def teacher_hours() -> ResponseReturnValue:
+    """`?month=YYYY-MM` (default: this month): the teachers' lessons for payroll as .xlsx."""
+    text = request.args.get("month", "")
+    first = _month(text) if text else service.today().replace(day=1)
+    if first is None:
+        abort(400)
+    response = Response(hours_workbook(g.school, first), mimetype=XLSX_MIMETYPE)
+    response.headers["Content-Disposition"] = f"attachment; filename=teacher-hours-{first:%Y-%m}.xlsx"
+    return response
