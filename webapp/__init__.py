@@ -26,6 +26,7 @@ from webapp.admin import bp as admin_bp
 from webapp.api import bp as api_bp
 from webapp.auth import bp as auth_bp
 from webapp.bureau import bp as bureau_bp
+from webapp.daily import bp as daily_bp
 from webapp.extensions import (
     MIGRATIONS_DIR,
     babel,
@@ -50,8 +51,9 @@ from webapp.runs import bp as runs_bp
 __all__ = ["create_app", "normalise_database_url"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-BLUEPRINTS = (auth_bp, parents_bp, admin_bp, runs_bp, rosters_bp, bureau_bp, api_bp, notifications_bp)
-HOME_ENDPOINTS = {"parent": "parents.home", "school_admin": "admin.dashboard", "bureau": "bureau.dashboard"}
+BLUEPRINTS = (auth_bp, parents_bp, admin_bp, runs_bp, rosters_bp, bureau_bp, api_bp, notifications_bp, daily_bp)
+HOME_ENDPOINTS = {"parent": "parents.home", "school_admin": "admin.dashboard", "bureau": "bureau.dashboard",
+                  "duty_teacher": "daily.duty"}
 
 
 def _secret_key(instance_path: str) -> str:

@@ -69,6 +69,18 @@ class AuditAction(StrEnum):
     ADVICE_START = "advice.start"
     BATCH_START = "batch.start"
     NOTIFICATION_SEND_AGAIN = "notification.send_again"
+    ABSENCE_REPORT = "absence.report"
+    ABSENCE_CANCEL = "absence.cancel"
+    ABSENCE_REFUSE = "absence.refuse"
+    PICKUP_ADD = "pickup.add"
+    PICKUP_REMOVE = "pickup.remove"
+    DELEGATE_CREATE = "delegate.create"
+    ROLLCALL_MARK = "rollcall.mark"
+    ROLLCALL_CORRECT = "rollcall.correct"
+    ROLLCALL_REFUSE = "rollcall.refuse"
+    HANDOVER_RECORD = "handover.record"
+    HANDOVER_REFUSE = "handover.refuse"
+    CALENDAR_IMPORT = "calendar.import"
 
 
 _SECRET_KEYS = ("phone", "password", "mobile", "secret", "token", "enrolment_code", "code_plain")

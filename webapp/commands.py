@@ -12,7 +12,7 @@ from webapp.bureau.city import allocate_command
 from webapp.extensions import MIGRATIONS_DIR, db
 from webapp.jobs.notify import sweep
 from webapp.jobs.offers import settle_due
-from webapp.models import ROLES, AllocationRun, District, RunState, School, User
+from webapp.models import ROLES, AllocationRun, District, DutyTeacher, RunState, School, Teacher, User
 from webapp.security import hash_password, password_problem
 
 
@@ -23,7 +23,7 @@ def init_db() -> None:
 
 def create_user(role: str, password: str, *, username: str | None = None, phone: str | None = None,
                 school_code: str | None = None, district_name: str | None = None,
-                display_name: str = "") -> User:
+                display_name: str = "", teacher_code: str | None = None) -> User:
     if role not in ROLES:
         raise click.UsageError(f"role must be one of {', '.join(ROLES)}")
     problem = password_problem(password)
@@ -36,8 +36,14 @@ def create_user(role: str, password: str, *, username: str | None = None, phone:
         if school is None:
             raise click.UsageError(f"no school with code {school_code!r}")
         user.school_id = school.id
-    elif role == "school_admin":
-        raise click.UsageError("a school_admin needs --school CODE")
+    elif role in ("school_admin", "duty_teacher"):
+        raise click.UsageError(f"a {role} needs --school CODE")
+    teacher = None
+    if role == "duty_teacher":
+        teacher = db.session.scalar(select(Teacher).where(Teacher.school_id == user.school_id,
+                                                          Teacher.code == (teacher_code or "")))
+        if teacher is None:
+            raise click.UsageError(f"a duty_teacher needs --teacher CODE of a teacher at {school_code}")
     if district_name:
         district = db.session.scalar(select(District).where(District.name == district_name))
         if district is None:
@@ -45,6 +51,9 @@ def create_user(role: str, password: str, *, username: str | None = None, phone:
         user.district_id = district.id
     user.city_wide = role == "bureau" and not district_name
     db.session.add(user)
+    if teacher is not None:
+        db.session.flush()
+        db.session.add(DutyTeacher(user_id=user.id, teacher_id=teacher.id))
     db.session.commit()
     return user
 
@@ -61,17 +70,19 @@ def register(app: Flask) -> None:
     @click.option("--role", type=click.Choice(ROLES), required=True)
     @click.option("--username", default=None)
     @click.option("--phone", default=None)
-    @click.option("--school", "school_code", default=None, help="school code, for school_admin")
+    @click.option("--school", "school_code", default=None, help="school code, for school_admin and duty_teacher")
+    @click.option("--teacher", "teacher_code", default=None, help="the teacher's staff code, for duty_teacher")
     @click.option("--district", "district_name", default=None, help="district name, for bureau (omit: city)")
     @click.option("--name", "display_name", default="")
     @click.password_option()
     def create_user_command(role: str, username: str | None, phone: str | None, school_code: str | None,
-                            district_name: str | None, display_name: str, password: str) -> None:
+                            district_name: str | None, display_name: str, teacher_code: str | None,
+                            password: str) -> None:
         """Create a user; the password is prompted twice."""
         if not username and not phone:
             raise click.UsageError("give --username or --phone")
         user = create_user(role, password, username=username, phone=phone, school_code=school_code,
-                           district_name=district_name, display_name=display_name)
+                           district_name=district_name, display_name=display_name, teacher_code=teacher_code)
         click.echo(f"created {user.role} {user.username or user.phone}")
 
     @app.cli.command("summarize-runs")

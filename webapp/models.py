@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
 
-ROLES = ("parent", "school_admin", "bureau")
+ROLES = ("parent", "school_admin", "bureau", "duty_teacher")
 REQUEST_STATUSES = ("active", "withdrawn")
 
 
@@ -614,6 +614,8 @@ class NotificationEvent(StrEnum):
     OFFER_EXPIRING = "offer_expiring"
     OFFER_EXPIRED = "offer_expired"
     CHANGE_APPLIED = "change_applied"
+    ABSENCE_UNREPORTED = "absence_unreported"
+    """The duty teacher marked the pupil absent and the family had reported no absence (daily service)."""
 
 
 class Notification(db.Model):  # type: ignore[name-defined,misc]
@@ -697,3 +699,197 @@ class NotificationSweep(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# ==================================================================================================================
+# Daily service (issue 15): term calendar, absences, pickup persons, delegates, roll-call marks, handovers.
+# Rules live in `webapp.daily`; rows here are only ever added (marks, handovers) or closed with a timestamp
+# (absences, pickup persons, delegates), never edited in place, so the day's record stays what happened.
+# ==================================================================================================================
+
+
+class CalendarDayKind(StrEnum):
+    """What a dated calendar entry changes (`CalendarDay.kind`)."""
+
+    HOLIDAY = "holiday"
+    """No school and no after-school service."""
+    MAKEUP = "makeup"
+    """调休: a working day (often a Saturday or Sunday) that runs another weekday's timetable (`runs_weekday`)."""
+    EARLY_CLOSE = "early_close"
+    """School runs, but the service ends by `pickup_time`."""
+
+
+class SchoolCalendar(db.Model):  # type: ignore[name-defined,misc]
+    """A term's real dates: first and last day, the parents' absence cutoff, and dated exceptions."""
+
+    __tablename__ = "school_calendars"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), unique=True)
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    absence_cutoff: Mapped[str] = mapped_column(String(5), default="12:00", server_default="12:00")
+    """Local time (HH:MM) on the day itself after which parents can no longer report or cancel an absence."""
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    term: Mapped[Term] = relationship()
+    days: Mapped[list[CalendarDay]] = relationship(back_populates="calendar", cascade="all, delete-orphan",
+                                                   order_by="CalendarDay.day")
+    pickup_windows: Mapped[list[PickupWindow]] = relationship(
+        back_populates="calendar", cascade="all, delete-orphan", order_by="PickupWindow.starts_on")
+
+
+class CalendarDay(db.Model):  # type: ignore[name-defined,misc]
+    """One dated exception to the weekly rhythm: a holiday, a 调休 make-up day or an early-close day."""
+
+    __tablename__ = "calendar_days"
+    __table_args__ = (UniqueConstraint("calendar_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("school_calendars.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    runs_weekday: Mapped[int | None] = mapped_column(Integer)
+    """For a make-up day: the weekday (1 = Monday) whose timetable runs."""
+    pickup_time: Mapped[str] = mapped_column(String(5), default="")
+    """For an early-close day: the service ends by this local time (HH:MM)."""
+    note: Mapped[str] = mapped_column(String(100), default="")
+
+    calendar: Mapped[SchoolCalendar] = relationship(back_populates="days")
+
+
+class PickupWindow(db.Model):  # type: ignore[name-defined,misc]
+    """A seasonal timetable: from `starts_on` to `ends_on` (inclusive) the service ends by `pickup_time`."""
+
+    __tablename__ = "pickup_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("school_calendars.id", ondelete="CASCADE"), index=True)
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    pickup_time: Mapped[str] = mapped_column(String(5))
+    note: Mapped[str] = mapped_column(String(100), default="")
+
+    calendar: Mapped[SchoolCalendar] = relationship(back_populates="pickup_windows")
+
+
+ACTIVE_ABSENCE = "cancelled_at IS NULL"
+
+
+class Absence(db.Model):  # type: ignore[name-defined,misc]
+    """A family's report that a pupil will not attend from `first_day` to `last_day`; cancelled, never deleted."""
+
+    __tablename__ = "absences"
+    __table_args__ = (
+        # The same absence reported twice (a retry, a double tap) is one row.
+        Index("uq_absences_active", "pupil_id", "first_day", "last_day", unique=True,
+              sqlite_where=text(ACTIVE_ABSENCE), postgresql_where=text(ACTIVE_ABSENCE)),
+        Index("ix_absences_pupil_days", "pupil_id", "first_day", "last_day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"))
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    reported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cancelled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    pupil: Mapped[Pupil] = relationship()
+
+
+class PickupPerson(db.Model):  # type: ignore[name-defined,misc]
+    """An adult the family authorises to collect the pupil. Removal closes the row so past handovers keep it."""
+
+    __tablename__ = "pickup_persons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    relation: Mapped[str] = mapped_column(String(20))
+    phone: Mapped[str] = mapped_column(String(20))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    pupil: Mapped[Pupil] = relationship()
+
+
+class PickupDelegate(db.Model):  # type: ignore[name-defined,misc]
+    """A one-off person collecting the pupil on `valid_on` with a single-use code; only the code's HMAC is kept."""
+
+    __tablename__ = "pickup_delegates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    valid_on: Mapped[date] = mapped_column(Date)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    pupil: Mapped[Pupil] = relationship()
+
+
+class MarkStatus(StrEnum):
+    """A roll-call mark (`RollCallMark.status`)."""
+
+    PRESENT = "present"
+    ABSENT = "absent"
+    LATE = "late"
+
+
+class RollCallMark(db.Model):  # type: ignore[name-defined,misc]
+    """One roll-call mark. The newest row for (pupil, session, day) is in force; a correction is a new row
+    naming the one it corrects and why. `client_id` comes from the phone, so a retried post is one row."""
+
+    __tablename__ = "roll_call_marks"
+    __table_args__ = (Index("ix_roll_call_marks_day_session", "day", "session_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    marked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    marked_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("roll_call_marks.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Handover(db.Model):  # type: ignore[name-defined,misc]
+    """The moment a pupil left the service with an authorised adult: one per pupil and day."""
+
+    __tablename__ = "handovers"
+    __table_args__ = (UniqueConstraint("pupil_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date, index=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    pickup_person_id: Mapped[int | None] = mapped_column(ForeignKey("pickup_persons.id", ondelete="SET NULL"))
+    delegate_id: Mapped[int | None] = mapped_column(ForeignKey("pickup_delegates.id", ondelete="SET NULL"))
+    handed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    pickup_person: Mapped[PickupPerson | None] = relationship()
+    delegate: Mapped[PickupDelegate | None] = relationship()
+
+
+class DutyTeacher(db.Model):  # type: ignore[name-defined,misc]
+    """Links a `duty_teacher` account to its teacher record (and so to one school)."""
+
+    __tablename__ = "duty_teachers"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id", ondelete="CASCADE"), unique=True)
+
+    user: Mapped[User] = relationship()
+    teacher: Mapped[Teacher] = relationship()
+
+
+# ============================================================================================ end of daily service

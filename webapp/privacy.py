@@ -10,7 +10,8 @@ that ended more than `retention_days` ago:
   `TERM_LENGTH_DAYS` after its results date (or request deadline, or window opening);
 - of an expired term: care requests, pins, and every run's assignments, unserved days and staffing (the runs'
   aggregate figures stay for the bureau's statistics; the fairness figures lose the pupils and families they
-  name, `webapp.run_metrics.without_names`);
+  name, `webapp.run_metrics.without_names`); the daily service's roll-call marks and handovers of its
+  sessions, and absences and one-off delegates dated within its calendar;
 - pupils no longer in any current term — inactive, or of a school whose terms have all expired — and who
   have no data left in a current term, with their guardianships;
 - parent accounts left with no child at all that nobody has signed in to (web or API) within the retention
@@ -35,17 +36,23 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (
+    Absence,
     AllocationRun,
     ApiToken,
     AuditLog,
     CareRequest,
     Guardianship,
+    Handover,
+    PickupDelegate,
     Pin,
     Pupil,
+    RollCallMark,
     RunAssignment,
     RunStaffing,
     RunUnserved,
     School,
+    SchoolCalendar,
+    Session,
     Term,
     User,
     utcnow,
@@ -194,6 +201,24 @@ def _count(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _purge_daily(expired_ids: list[int], counts: dict[str, int]) -> None:
+    """The daily service's records of expired terms: roll-call marks and handovers of their sessions, and
+    absences and one-off delegates dated within their calendars (pickup persons stay with the child)."""
+    session_ids = select(Session.id).where(Session.term_id.in_(expired_ids))
+    counts["roll-call marks"] = _count(db.session.execute(
+        delete(RollCallMark).where(RollCallMark.session_id.in_(session_ids))))
+    counts["handovers"] = _count(db.session.execute(delete(Handover).where(Handover.session_id.in_(session_ids))))
+    counts["absences"] = counts["delegates"] = 0
+    for school_id, first, last in db.session.execute(
+            select(Term.school_id, SchoolCalendar.first_day, SchoolCalendar.last_day)
+            .join(SchoolCalendar, SchoolCalendar.term_id == Term.id).where(Term.id.in_(expired_ids))):
+        pupils = select(Pupil.id).where(Pupil.school_id == school_id)
+        counts["absences"] += _count(db.session.execute(delete(Absence).where(
+            Absence.pupil_id.in_(pupils), Absence.first_day >= first, Absence.last_day <= last)))
+        counts["delegates"] += _count(db.session.execute(delete(PickupDelegate).where(
+            PickupDelegate.pupil_id.in_(pupils), PickupDelegate.valid_on >= first, PickupDelegate.valid_on <= last)))
+
+
 def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False,
           at: datetime | None = None) -> PurgeReport:
     """Delete the personal data of terms that ended more than `retention_days` before `at` (default now).
@@ -225,6 +250,7 @@ def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False
             if run.metrics and "fairness" in run.metrics:
                 run.metrics = without_names(run.metrics)
                 counts["fairness lists"] += 1
+        _purge_daily(expired_ids, counts)
 
         pupil_ids = list(db.session.scalars(select(Pupil.id).where(_pupil_gone(expired_ids))))
         counts["guardianships"] = _count(db.session.execute(

@@ -24,12 +24,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import inspect, select, text
 from werkzeug.routing import Rule
 
-from tests.webapp.factories import World, api_token, bearer, csrf_token, sign_in, two_families
+from tests.webapp.factories import World, api_token, bearer, create_user, csrf_token, sign_in, two_families
 from webapp.extensions import db
-from webapp.models import AllocationRun, District, NotificationEvent, Pin, Pupil, Session, Teacher
+from webapp.models import AllocationRun, District, DutyTeacher, NotificationEvent, Pin, Pupil, Session, Teacher
 from webapp.notifications import notify
 
 PUBLIC, ACCOUNT, PARENT, ADMIN, BUREAU, API = "public", "account", "parent", "school_admin", "bureau", "api"
+DUTY = "duty_teacher"
 POLICY: dict[str, str] = {
     "index": PUBLIC, "static": PUBLIC, "auth.login": PUBLIC, "auth.register": PUBLIC, "auth.logout": PUBLIC,
     "auth.set_language": PUBLIC, "api.openapi": PUBLIC, "api.create_token": PUBLIC,
@@ -47,6 +48,14 @@ POLICY: dict[str, str] = {
     "api.delete_request": API, "api.result": API, "api.post_change": API, "api.list_offers": API,
     "api.accept_offer": API, "api.decline_offer": API, "api.me": API, "api.revoke_token": API,
     "api.notifications": API, "api.read_notification": API,
+    "api.attendance": API, "api.post_absence": API, "api.delete_absence": API, "api.list_pickup_persons": API,
+    "api.post_pickup_person": API, "api.delete_pickup_person": API, "api.post_delegate": API,
+    "daily.child": PARENT, "daily.report_absence": PARENT, "daily.cancel_absence": PARENT,
+    "daily.add_pickup_person": PARENT, "daily.remove_pickup_person": PARENT, "daily.create_delegate": PARENT,
+    "daily.duty": DUTY, "daily.duty_session": DUTY, "daily.mark": DUTY, "daily.handover_page": DUTY,
+    "daily.handover": DUTY, "daily.still_here": DUTY,
+    "daily.calendar": ADMIN, "daily.calendar_template": ADMIN,
+    "daily.bureau": BUREAU, "daily.teacher_hours": ADMIN,
     "notifications.inbox_page": PARENT, "notifications.read": PARENT, "notifications.read_all": PARENT,
     "notifications.email": PARENT,
     "notifications.delivery_log": ADMIN, "notifications.resend": ADMIN,
@@ -63,9 +72,9 @@ for _endpoint in ("index", "detail", "remove_assignment", "cancel", "publish", "
                   "delete_pin", "term_runs", "pins", "start", "history", "history_index", "offers"):
     POLICY[f"runs.{_endpoint}"] = ADMIN
 
-ROLES = ("anonymous", "parent_a", "parent_b", "admin_x", "admin_y", "bureau")
+ROLES = ("anonymous", "parent_a", "parent_b", "admin_x", "admin_y", "bureau", "duty_x")
 ROLE_KIND = {"anonymous": None, "parent_a": PARENT, "parent_b": PARENT, "admin_x": ADMIN, "admin_y": ADMIN,
-             "bureau": BUREAU}
+             "bureau": BUREAU, "duty_x": DUTY}
 PARAM_RE = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
 DENIED = {302, 401, 403, 404}
 """A refusal: to the login page (anonymous), 401 (API), 403 (wrong role), 404 (someone else's object)."""
@@ -95,6 +104,9 @@ def matrix(app: Flask) -> Iterator[tuple[World, dict[str, Any]]]:
             "y": Pin(term_id=world.ids["term_y"], pupil_id=world.ids["pupil_c"], session_id=first["y"].id),
         }
         db.session.add_all(pins.values())
+        duty_x = create_user("duty_teacher", login="duty-x")
+        db.session.add(DutyTeacher(user_id=duty_x.id, teacher_id=teachers["x"].id))
+        world.logins["duty_x"] = "duty-x"
         messages = {key: notify(NotificationEvent.PLAN_AMENDED, pupil_id=world.ids[key])[0]
                     for key in ("pupil_a", "pupil_b", "pupil_c")}  # each with an SMS delivery (log provider)
         db.session.commit()
@@ -127,7 +139,7 @@ def _foreign(role: str, world: World, objects: dict[str, Any]) -> dict[str, Any]
         return {**objects["y"], "pupil_id": world.ids["pupil_b"], "notification_id": world.ids["notification_b"]}
     if role == "parent_b":
         return {**objects["y"], "pupil_id": world.ids["pupil_a"], "notification_id": world.ids["notification_a"]}
-    if role in ("admin_x", "bureau", "anonymous"):
+    if role in ("admin_x", "bureau", "anonymous", "duty_x"):
         return objects["y"]
     return {**objects["x"], "pupil_id": world.ids["pupil_b"]}  # admin_y
 
@@ -140,7 +152,7 @@ def _forbidden_text(role: str) -> list[str]:
         return [n for n in x_children if n != "甲校孩子P001"] + y_children
     if role == "parent_b":
         return [n for n in x_children if n != "甲校孩子P002"] + y_children
-    if role == "admin_x":
+    if role in ("admin_x", "duty_x"):
         return y_children + ["乙校教师"]
     if role == "admin_y":
         return x_children
@@ -197,7 +209,7 @@ def _allowed(policy: str, role: str) -> bool:
 def test_every_route_is_classified(app: Flask) -> None:
     unknown = sorted({rule.endpoint for rule in app.url_map.iter_rules()} - set(POLICY))
     assert not unknown, ("classify these endpoints in POLICY of tests/webapp/test_access_matrix.py "
-                         f"(public, account, parent, school_admin, bureau or api): {unknown}")
+                         f"(public, account, parent, school_admin, bureau, duty_teacher or api): {unknown}")
 
 
 def test_access_matrix(app: Flask, matrix: tuple[World, dict[str, Any]]) -> None:
@@ -259,11 +271,11 @@ def test_state_changing_routes_need_csrf(app: Flask, matrix: tuple[World, dict[s
         policy = POLICY.get(rule.endpoint)
         if policy in (None, API) or rule.endpoint.startswith("api.") or "POST" not in (rule.methods or set()):
             continue
-        role = {PARENT: "parent_a", ADMIN: "admin_x", BUREAU: "bureau", ACCOUNT: "parent_a"}.get(policy or "",
-                                                                                                "anonymous")
+        role = {PARENT: "parent_a", ADMIN: "admin_x", BUREAU: "bureau", ACCOUNT: "parent_a",
+                DUTY: "duty_x"}.get(policy or "", "anonymous")
         client, _token = clients[role]
         own = {"parent_a": {**objects["x"], "pupil_id": world.ids["pupil_a"]}, "admin_x": objects["x"],
-               "bureau": objects["x"], "anonymous": objects["x"]}[role]
+               "bureau": objects["x"], "anonymous": objects["x"], "duty_x": objects["x"]}[role]
         with app.app_context():
             before = _snapshot()
         response = client.post(_url(rule, own), data={"x": "1"})

@@ -98,7 +98,7 @@ def test_seed_demo_builds_the_city_once(app: Flask, runner: FlaskCliRunner) -> N
         assert set(DEMO_USERNAMES) <= names
         assert {f"admin-{s.number:04d}" for s in SCHOOLS} <= names
         rows = demo_logins()
-        assert {role for role, _, _ in rows} == {"parent", "school_admin", "bureau"}
+        assert {role for role, _, _ in rows} == {"parent", "school_admin", "bureau", "duty_teacher"}
         parent = db.session.scalar(select(User).where(User.phone == PARENT_PHONES[0]))
         assert parent is not None
         children = parent.pupils

@@ -11,10 +11,12 @@ HHMM = {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"}
 ERROR_DESCRIPTIONS = {
     "400": "The body is not valid JSON",
     "401": "Missing, expired or revoked token, or wrong credentials",
-    "404": "No such child or message on this account, no term, no request or nothing published",
+    "404": "No such child, message, absence or pickup person on this account, no term, no request or nothing "
+           "published",
     "405": "Method not allowed",
     "409": "The request window is not open, there is nothing to withdraw or change, or the offer was already "
-           "answered or has expired (the message says which)",
+           "answered or has expired, the absence cutoff has passed, or there is no service on the date (the message "
+           "says which)",
     "413": "Body too large",
     "415": "The body is not JSON",
     "422": "Invalid fields; `fields` maps each field path to a sentence",
@@ -225,7 +227,7 @@ SCHEMAS["Notification"] = {
     "properties": {
         "id": {"type": "integer"},
         "event": {"enum": ["results_published", "plan_amended", "offer_made", "offer_expiring", "offer_expired",
-                           "change_applied"]},
+                           "change_applied", "absence_unreported"]},
         "title": {"type": "string"}, "body": {"type": "string"},
         "pupil_id": {"type": ["integer", "null"]}, "term_id": {"type": ["integer", "null"]},
         "created_at": DATE_TIME, "read_at": NULLABLE_DATE_TIME,
@@ -249,6 +251,119 @@ PAGE_PARAMS = [
 ]
 NOTIFICATION_ID = {"name": "notification_id", "in": "path", "required": True,
                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
+
+DATE = {"type": "string", "format": "date"}
+DATE_STRING = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+SCHEMAS["AttendanceDay"] = {
+    "type": "object", "additionalProperties": False,
+    "required": ["date", "status", "sessions", "checked_in_at", "picked_up_at", "picked_up_by"],
+    "properties": {
+        "date": DATE,
+        "status": {"enum": ["scheduled", "reported_absent", "present", "absent", "late", "picked_up",
+                            "no_service"]},
+        "sessions": {"type": "array", "items": {
+            "type": "object", "required": ["session_id", "activity", "start", "end", "room"],
+            "properties": {"session_id": {"type": "integer"}, "activity": {"type": "string"}, "start": HHMM,
+                           "end": HHMM, "room": {"type": "string"}}}},
+        "checked_in_at": NULLABLE_DATE_TIME, "picked_up_at": NULLABLE_DATE_TIME,
+        "picked_up_by": {"type": ["string", "null"]},
+    },
+}
+SCHEMAS["Attendance"] = {
+    "type": "object", "additionalProperties": False, "required": ["days"],
+    "properties": {"days": {"type": "array", "items": {"$ref": "#/components/schemas/AttendanceDay"}}},
+}
+SCHEMAS["AbsenceInput"] = {
+    "type": "object", "required": ["date", "reason"], "additionalProperties": False,
+    "properties": {"date": {**DATE_STRING, "examples": ["2026-09-07"]},
+                   "until": {**DATE_STRING, "description": "The last day away (default: `date`)."},
+                   "reason": {"type": "string", "minLength": 1, "maxLength": 200, "examples": ["看病"]}},
+}
+SCHEMAS["Absence"] = {
+    "type": "object", "additionalProperties": False,
+    "required": ["id", "date", "until", "reason", "created_at", "cancelled_at"],
+    "properties": {"id": {"type": "integer"}, "date": DATE, "until": DATE, "reason": {"type": "string"},
+                   "created_at": DATE_TIME, "cancelled_at": NULLABLE_DATE_TIME},
+}
+SCHEMAS["PickupPersonInput"] = {
+    "type": "object", "required": ["name", "relation", "phone"], "additionalProperties": False,
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 50, "examples": ["王奶奶"]},
+                   "relation": {"type": "string", "minLength": 1, "maxLength": 20, "examples": ["奶奶"]},
+                   "phone": {"type": "string", "minLength": 1, "maxLength": 32, "examples": ["13900139000"]}},
+}
+SCHEMAS["PickupPerson"] = {
+    "type": "object", "additionalProperties": False, "required": ["id", "name", "relation", "phone"],
+    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "relation": {"type": "string"},
+                   "phone": {"type": "string"}},
+}
+SCHEMAS["PickupPersons"] = {
+    "type": "object", "additionalProperties": False, "required": ["pickup_persons"],
+    "properties": {"pickup_persons": {"type": "array", "items": {"$ref": "#/components/schemas/PickupPerson"}}},
+}
+SCHEMAS["DelegateInput"] = {
+    "type": "object", "required": ["name", "date"], "additionalProperties": False,
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 50, "examples": ["李阿姨"]},
+                   "date": {**DATE_STRING, "description": "The one date the code is valid on."}},
+}
+SCHEMAS["Delegate"] = {
+    "type": "object", "additionalProperties": False, "required": ["id", "name", "date", "code"],
+    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "date": DATE,
+                   "code": {"type": "string", "description": "Single-use; returned this once only."}},
+}
+ABSENCE_ID = {"name": "absence_id", "in": "path", "required": True,
+              "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
+PERSON_ID = {"name": "person_id", "in": "path", "required": True,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def daily_paths() -> dict[str, Any]:
+    """The daily service's operations (`webapp.daily.api`)."""
+    child = [PUPIL_ID]
+    return {
+        "/children/{pupil_id}/attendance": {"parameters": child, "get": {
+            "operationId": "getAttendance",
+            "summary": "The child's days in a range (at most 62): planned, reported absent, marked, picked up",
+            "parameters": [{"name": "from", "in": "query", "required": True, "schema": DATE_STRING},
+                           {"name": "to", "in": "query", "required": True, "schema": DATE_STRING}],
+            "responses": _responses(_ok("One entry per date", "Attendance"), "404", "422"),
+        }},
+        "/children/{pupil_id}/absences": {"parameters": child, "post": {
+            "operationId": "postAbsence",
+            "summary": "Report an absence before the day's cutoff (default 12:00 local on the first day)",
+            "requestBody": _body("AbsenceInput"),
+            "responses": _responses({**_ok("Created", "Absence", "201"),
+                                     **_ok("The same absence was already reported: no second row", "Absence")},
+                                    "400", "404", "409", "413", "415", "422"),
+        }},
+        "/children/{pupil_id}/absences/{absence_id}": {"parameters": [PUPIL_ID, ABSENCE_ID], "delete": {
+            "operationId": "cancelAbsence", "summary": "Cancel an absence before its first day's cutoff",
+            "responses": _responses(_ok("Cancelled", "Absence"), "404", "409"),
+        }},
+        "/children/{pupil_id}/pickup-persons": {
+            "parameters": child,
+            "get": {"operationId": "listPickupPersons", "summary": "Adults authorised to collect the child",
+                    "responses": _responses(_ok("The pickup persons", "PickupPersons"), "404")},
+            "post": {"operationId": "addPickupPerson", "summary": "Authorise an adult to collect the child",
+                     "requestBody": _body("PickupPersonInput"),
+                     "responses": _responses(_ok("Added", "PickupPerson", "201"),
+                                             "400", "404", "409", "413", "415", "422")},
+        },
+        "/children/{pupil_id}/pickup-persons/{person_id}": {"parameters": [PUPIL_ID, PERSON_ID], "delete": {
+            "operationId": "removePickupPerson", "summary": "Withdraw an adult's authorisation",
+            "responses": _responses({"204": {"description": "Removed"}}, "404"),
+        }},
+        "/children/{pupil_id}/delegates": {"parameters": child, "post": {
+            "operationId": "createDelegate", "summary": "A single-use pickup code for one person on one date",
+            "requestBody": _body("DelegateInput"),
+            "responses": _responses(_ok("The code, shown this once", "Delegate", "201"),
+                                    "400", "404", "409", "413", "415", "422"),
+        }},
+    }
+
 
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
@@ -348,5 +463,6 @@ def openapi_document() -> dict[str, Any]:
                 "operationId": "readNotification", "summary": "Mark one of the parent's messages read",
                 "responses": _responses(_ok("The message, now read", "Notification"), "404"),
             }},
+            **daily_paths(),
         },
     }

@@ -104,6 +104,10 @@ def _wording(event: NotificationEvent, v: dict[str, str]) -> tuple[str, str]:
         title = _("Your offer has expired")
         body = _("The place offered to %(child)s was not accepted in time and has gone to the next family on "
                  "the waiting list.", child=child)
+    elif event == NotificationEvent.ABSENCE_UNREPORTED:
+        title = _("Your child is not at after-school care")
+        body = _("%(child)s was marked absent at after-school care today (%(session)s) and no absence was "
+                 "reported. Please contact the school.", child=child, session=v["session"])
     else:
         title = _("Your change request was applied")
         body = _("Your change request for %(child)s was applied. Open the app to see the new timetable.",

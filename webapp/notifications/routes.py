@@ -38,6 +38,7 @@ EVENT_LABELS = {
     NotificationEvent.OFFER_EXPIRING: _l("Offer expiring"),
     NotificationEvent.OFFER_EXPIRED: _l("Offer expired"),
     NotificationEvent.CHANGE_APPLIED: _l("Change applied"),
+    NotificationEvent.ABSENCE_UNREPORTED: _l("Unreported absence"),
 }
 CHANNEL_LABELS = {"email": _l("E-mail"), "sms": _l("SMS")}
 STATE_LABELS = {

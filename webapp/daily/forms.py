@@ -1,0 +1,80 @@
+"""Forms of the daily service, and the one check of a pickup person's details (shared with the API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import DateField, HiddenField, RadioField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from webapp.inputs import control_character
+from webapp.security import PHONE_RE, normalise_phone
+
+NAME_MAX = 50
+RELATION_MAX = 20
+
+
+def clean_person(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, LazyString]]:
+    """A pickup person's name, relation and phone, trimmed and checked: (values, problems by field)."""
+    cleaned: dict[str, str] = {}
+    problems: dict[str, LazyString] = {}
+    for key, limit in (("name", NAME_MAX), ("relation", RELATION_MAX)):
+        value = values.get(key)
+        text = value.strip() if isinstance(value, str) else ""
+        if not text or len(text) > limit or control_character(text):
+            problems[key] = _l("Enter 1 to %(n)d characters.", n=limit)
+        cleaned[key] = text
+    phone = values.get("phone")
+    number = normalise_phone(phone.strip()) if isinstance(phone, str) and len(phone) <= 32 else ""
+    if not PHONE_RE.match(number):
+        problems["phone"] = _l("Enter an 11-digit mainland mobile number.")
+    cleaned["phone"] = number
+    return cleaned, problems
+
+
+class AbsenceForm(FlaskForm):
+    first_day = DateField(_l("First day away"), validators=[InputRequired(message=_l("Choose a date."))])
+    last_day = DateField(_l("Until (optional)"), validators=[Optional()])
+    reason = StringField(_l("Reason"), validators=[DataRequired(message=_l("Give a reason.")), Length(max=200)])
+    submit = SubmitField(_l("Report absence"))
+
+
+class PickupPersonForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
+    relation = StringField(_l("Relation to the child"), validators=[DataRequired(), Length(max=RELATION_MAX)])
+    phone = StringField(_l("Mobile number"), validators=[DataRequired(), Length(max=32)])
+    submit = SubmitField(_l("Add pickup person"))
+
+
+class DelegateForm(FlaskForm):
+    name = StringField(_l("Name of the person collecting"), validators=[DataRequired(), Length(max=NAME_MAX)])
+    valid_on = DateField(_l("Date"), validators=[InputRequired(message=_l("Choose a date."))])
+    submit = SubmitField(_l("Create one-off code"))
+
+
+class MarkForm(FlaskForm):
+    """One tap on the roll-call page: the pupil, the session and the mark; `client_id` makes a retry harmless."""
+
+    pupil_id = HiddenField(validators=[InputRequired()])
+    session_id = HiddenField(validators=[InputRequired()])
+    client_id = HiddenField(validators=[InputRequired(), Length(min=8, max=64)])
+    status = RadioField(choices=[SelectChoice("present", _l("Mark present")), SelectChoice("late", _l("Mark late")),
+                                 SelectChoice("absent", _l("Mark absent"))], validators=[InputRequired()])
+    reason = StringField(_l("Reason for the correction"), validators=[Optional(), Length(max=200)])
+
+
+class HandoverForm(FlaskForm):
+    pupil_id = HiddenField(validators=[InputRequired()])
+    person_id = HiddenField()
+    code = StringField(_l("One-off code"), validators=[Optional(), Length(max=32)])
+
+
+class CalendarImportForm(FlaskForm):
+    file = FileField(_l("Calendar spreadsheet (.xlsx or .csv)"),
+                     validators=[FileRequired(_l("Choose a file to upload."))])
+    submit = SubmitField(_l("Check and import the calendar"))

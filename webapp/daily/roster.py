@@ -1,0 +1,176 @@
+"""The roster for a date: which pupils are expected in which session, from the plan in force, the calendar,
+the family's dated changes and their reported absences.
+
+`roster_for` is pure (plain values in, a `Roster` out) so the rules can be tested without a database;
+`load_roster` reads those values for one term and calls it. Seats come from the term's published run as it
+stands (changes already applied are in it); a change still pending but dated on or before the date is applied
+here on the fly, so a roster for next week shows next week's plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from webapp.daily.calendar import CalendarRules, DayException, DayReason, ServiceDay, service_day
+from webapp.extensions import db
+from webapp.models import (
+    Absence,
+    CalendarDayKind,
+    ChangeRequest,
+    Period,
+    RunAssignment,
+    SchoolCalendar,
+    Session,
+    Term,
+)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """A pupil's weekly seat in the plan in force."""
+
+    pupil_id: int
+    session_id: int
+    day: int
+    period: str
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class DatedChange:
+    """A family's change not applied yet: from `effective_on`, only `days` x `periods` (nothing if withdrawn)."""
+
+    pupil_id: int
+    effective_on: date
+    withdraw: bool
+    days: frozenset[int]
+    periods: frozenset[str]
+
+
+@dataclass(frozen=True)
+class AbsenceSpan:
+    id: int
+    pupil_id: int
+    first_day: date
+    last_day: date
+
+
+@dataclass(frozen=True)
+class RosterSession:
+    session_id: int
+    start: str
+    end: str
+    """The period's end, or the day's latest pickup when that comes first."""
+    expected: tuple[int, ...]
+    """Pupils who should be there (reported absences excluded)."""
+    reported_absent: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Roster:
+    day: ServiceDay
+    sessions: tuple[RosterSession, ...]
+
+    def session(self, session_id: int) -> RosterSession | None:
+        return next((s for s in self.sessions if s.session_id == session_id), None)
+
+    def expected_in(self, pupil_id: int, session_id: int) -> bool:
+        found = self.session(session_id)
+        return found is not None and pupil_id in found.expected
+
+    def sessions_of(self, pupil_id: int) -> list[RosterSession]:
+        """The sessions the pupil has a seat in on this date, absent or not."""
+        return [s for s in self.sessions if pupil_id in s.expected or pupil_id in s.reported_absent]
+
+    def reported_absent(self, pupil_id: int) -> bool:
+        return any(pupil_id in s.reported_absent for s in self.sessions)
+
+
+def roster_for(on: date, rules: CalendarRules | None, seats: Iterable[Seat], changes: Iterable[DatedChange],
+               absences: Iterable[AbsenceSpan]) -> Roster:
+    """Who is expected where on `on`. No calendar or no service that day: an empty roster saying why not."""
+    if rules is None:
+        return Roster(ServiceDay(on, False, None, None, DayReason.OUTSIDE_TERM), ())
+    day = service_day(rules, on)
+    if not day.service:
+        return Roster(day, ())
+    in_force: dict[int, DatedChange] = {}
+    for change in sorted(changes, key=lambda c: c.effective_on):
+        if change.effective_on <= on:
+            in_force[change.pupil_id] = change
+    away = {a.pupil_id for a in absences if a.first_day <= on <= a.last_day}
+    by_session: dict[int, tuple[str, str, list[int], list[int]]] = {}
+    for seat in seats:
+        if seat.day != day.weekday or (day.ends_by is not None and seat.start >= day.ends_by):
+            continue
+        change = in_force.get(seat.pupil_id)
+        if change is not None and (change.withdraw or seat.day not in change.days
+                                   or seat.period not in change.periods):
+            continue
+        end = min(seat.end, day.ends_by) if day.ends_by else seat.end
+        entry = by_session.setdefault(seat.session_id, (seat.start, end, [], []))
+        entry[3 if seat.pupil_id in away else 2].append(seat.pupil_id)
+    sessions = tuple(RosterSession(sid, start, end, tuple(sorted(expected)), tuple(sorted(absent)))
+                     for sid, (start, end, expected, absent) in sorted(by_session.items(),
+                                                                       key=lambda kv: (kv[1][0], kv[0])))
+    return Roster(day, sessions)
+
+
+# ------------------------------------------------------------------------------------------ from the database
+
+
+def calendar_of(term: Term) -> SchoolCalendar | None:
+    return db.session.scalar(select(SchoolCalendar).where(SchoolCalendar.term_id == term.id))
+
+
+def calendar_rules(term: Term) -> CalendarRules | None:
+    """The term's calendar as plain values, or None when the school has not entered one."""
+    calendar = calendar_of(term)
+    if calendar is None:
+        return None
+    exceptions = {d.day: DayException(CalendarDayKind(d.kind), d.runs_weekday, d.pickup_time or "")
+                  for d in calendar.days}
+    windows = tuple((w.starts_on, w.ends_on, w.pickup_time) for w in calendar.pickup_windows)
+    return CalendarRules(calendar.first_day, calendar.last_day, frozenset(term.weekdays or ()), exceptions,
+                         windows, calendar.absence_cutoff or "12:00")
+
+
+def term_on(school_id: int, on: date) -> Term | None:
+    """The school's term whose calendar contains `on` (the newest if calendars overlap)."""
+    return db.session.scalar(
+        select(Term).join(SchoolCalendar, SchoolCalendar.term_id == Term.id)
+        .where(Term.school_id == school_id, SchoolCalendar.first_day <= on, SchoolCalendar.last_day >= on)
+        .order_by(Term.id.desc()).limit(1))
+
+
+def load_roster(term: Term, on: date, *, pupil_id: int | None = None) -> Roster:
+    """The roster of `term` on `on` (only `pupil_id`'s seats when given), read in this transaction."""
+    rules = calendar_rules(term)
+    run = term.published_run if term.published_run is not None and term.published_run.is_published else None
+    if rules is None or run is None:
+        return roster_for(on, None if run is None else rules, (), (), ())
+    seat_query = (select(RunAssignment.pupil_id, Session.id, Session.day, Period.code, Period.start, Period.end)
+                  .join(Session, Session.id == RunAssignment.session_id)
+                  .join(Period, Period.id == Session.period_id)
+                  .where(RunAssignment.run_id == run.id))
+    change_query = select(ChangeRequest).where(ChangeRequest.term_id == term.id, ChangeRequest.state == "pending",
+                                               ChangeRequest.effective_on <= on)
+    absence_query = select(Absence.id, Absence.pupil_id, Absence.first_day, Absence.last_day).where(
+        Absence.cancelled_at.is_(None), Absence.first_day <= on, Absence.last_day >= on)
+    if pupil_id is not None:
+        seat_query = seat_query.where(RunAssignment.pupil_id == pupil_id)
+        change_query = change_query.where(ChangeRequest.pupil_id == pupil_id)
+        absence_query = absence_query.where(Absence.pupil_id == pupil_id)
+    else:
+        absence_query = absence_query.where(Absence.pupil_id.in_(
+            select(RunAssignment.pupil_id).where(RunAssignment.run_id == run.id)))
+    seats = [Seat(*row) for row in db.session.execute(seat_query)]
+    changes = [DatedChange(c.pupil_id, c.effective_on, bool(c.withdraw), frozenset(c.days or ()),
+                           frozenset(c.periods or ())) for c in db.session.scalars(change_query)]
+    absences = [AbsenceSpan(*row) for row in db.session.execute(absence_query)]
+    return roster_for(on, rules, seats, changes, absences)

@@ -1,0 +1,361 @@
+"""Pages of the daily service (phone pages): the family's absences, pickup persons and one-off delegates;
+the duty teacher's sessions of today, roll-call, sign-out and the "still here" board; the school admin's
+term calendar import; the bureau's attendance figures (counts only).
+
+Views parse the form, call one function of `webapp.daily.service` and redirect; a refusal is flashed in the
+user's language and nothing is written (the service audits the attempt where the rules ask for it).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from datetime import date, timedelta
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from webapp.admin.importer import ImportRejected, Problem
+from webapp.admin.scope import newest_term
+from webapp.daily import rollcall, service
+from webapp.daily.attendance import child_days, marks_in_force
+from webapp.daily.calendar_import import import_calendar, template_file
+from webapp.daily.figures import school_figures
+from webapp.daily.forms import (
+    AbsenceForm,
+    CalendarImportForm,
+    DelegateForm,
+    HandoverForm,
+    MarkForm,
+    PickupPersonForm,
+    clean_person,
+)
+from webapp.daily.hours import hours_workbook
+from webapp.daily.roster import RosterSession, calendar_of
+from webapp.extensions import db
+from webapp.models import Handover, Pupil, School, Session
+from webapp.parents import service as parents
+from webapp.labels import show_time
+from webapp.security import bureau_required, bureau_scope, parent_required, role_required, school_admin_required
+from webapp.tabular import XLSX_MIMETYPE
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+bp = Blueprint("daily", __name__, url_prefix="/daily")
+
+UPCOMING_DAYS = 14
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+
+def _own(pupil_id: int) -> Pupil:
+    try:
+        return parents.own_pupil(current_user, pupil_id)
+    except parents.NotYourChild:
+        abort(404)
+
+
+def _child_page(pupil: Pupil, *, absence: AbsenceForm | None = None, person: PickupPersonForm | None = None,
+                delegate: DelegateForm | None = None) -> ResponseReturnValue:
+    today = service.today()
+    absences = service.absences_of(pupil, today)
+    return render_template(
+        "daily/child.html", pupil=pupil, days=child_days(pupil, today, today + timedelta(days=UPCOMING_DAYS - 1)),
+        absences=[(a, service.can_cancel(a)) for a in absences], persons=service.pickup_persons(pupil),
+        cutoff=service.absence_cutoff(pupil, today),
+        absence_form=absence or AbsenceForm(formdata=None, first_day=today),
+        person_form=person or PickupPersonForm(formdata=None),
+        delegate_form=delegate or DelegateForm(formdata=None, valid_on=today))
+
+
+def int_form(value: str | None) -> int | None:
+    """A positive database id from a hidden form field, else None."""
+    text = (value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and 0 < len(text) <= 18 else None
+
+
+def _refused(error: service.DailyError) -> None:
+    flash(_(error.message, **error.params), "error")
+
+
+@bp.route("/children/<int:pupil_id>")
+@parent_required
+def child(pupil_id: int) -> ResponseReturnValue:
+    return _child_page(_own(pupil_id))
+
+
+@bp.route("/children/<int:pupil_id>/absences", methods=["POST"])
+@parent_required
+def report_absence(pupil_id: int) -> ResponseReturnValue:
+    pupil = _own(pupil_id)
+    form = AbsenceForm()
+    if not form.validate_on_submit():
+        return _child_page(pupil, absence=form), 422
+    try:
+        reported = service.report_absence(current_user, pupil, form.first_day.data, form.last_day.data,
+                                          form.reason.data or "")
+    except service.DailyError as error:
+        _refused(error)
+    else:
+        flash(_("The absence is recorded.") if reported.created else _("This absence was already recorded."),
+              "success")
+    return redirect(url_for("daily.child", pupil_id=pupil.id))
+
+
+@bp.route("/children/<int:pupil_id>/absences/<int:absence_id>/cancel", methods=["POST"])
+@parent_required
+def cancel_absence(pupil_id: int, absence_id: int) -> ResponseReturnValue:
+    pupil = _own(pupil_id)
+    if service.pupil_absence(pupil, absence_id) is None:
+        abort(404)
+    try:
+        service.cancel_absence(current_user, pupil, absence_id)
+    except service.DailyError as error:
+        _refused(error)
+    else:
+        flash(_("The absence is cancelled."), "success")
+    return redirect(url_for("daily.child", pupil_id=pupil.id))
+
+
+@bp.route("/children/<int:pupil_id>/pickup-persons", methods=["POST"])
+@parent_required
+def add_pickup_person(pupil_id: int) -> ResponseReturnValue:
+    pupil = _own(pupil_id)
+    form = PickupPersonForm()
+    if not form.validate_on_submit():
+        return _child_page(pupil, person=form), 422
+    cleaned, problems = clean_person({"name": form.name.data, "relation": form.relation.data,
+                                      "phone": form.phone.data})
+    if problems:
+        for key, message in problems.items():
+            getattr(form, key).errors = [message]
+        return _child_page(pupil, person=form), 422
+    try:
+        service.add_pickup_person(current_user, pupil, **cleaned)
+    except service.DailyError as error:
+        _refused(error)
+    else:
+        flash(_("%(name)s may now collect your child.", name=cleaned["name"]), "success")
+    return redirect(url_for("daily.child", pupil_id=pupil.id))
+
+
+@bp.route("/children/<int:pupil_id>/pickup-persons/<int:person_id>/remove", methods=["POST"])
+@parent_required
+def remove_pickup_person(pupil_id: int, person_id: int) -> ResponseReturnValue:
+    pupil = _own(pupil_id)
+    try:
+        service.remove_pickup_person(current_user, pupil, person_id)
+    except service.DailyError:
+        abort(404)
+    flash(_("The pickup person is removed."), "success")
+    return redirect(url_for("daily.child", pupil_id=pupil.id))
+
+
+@bp.route("/children/<int:pupil_id>/delegates", methods=["POST"])
+@parent_required
+def create_delegate(pupil_id: int) -> ResponseReturnValue:
+    """Show the one-off code once: it is not stored in readable form and cannot be shown again."""
+    pupil = _own(pupil_id)
+    form = DelegateForm()
+    if not form.validate_on_submit():
+        return _child_page(pupil, delegate=form), 422
+    name = (form.name.data or "").strip()
+    try:
+        issued = service.create_delegate(current_user, pupil, name, form.valid_on.data)
+    except service.DailyError as error:
+        _refused(error)
+        return redirect(url_for("daily.child", pupil_id=pupil.id))
+    return render_template("daily/delegate_code.html", pupil=pupil, issued=issued)
+
+
+# ------------------------------------------------------------------------------------------ duty teacher
+
+
+def duty_teacher_required(view: F) -> F:
+    """A duty-teacher account linked to an active teacher record, loaded into `g.teacher`; others 403."""
+
+    @wraps(view)
+    @role_required("duty_teacher")
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        teacher = rollcall.duty_teacher(current_user)
+        if teacher is None:
+            abort(403)
+        g.teacher = teacher
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+@bp.route("/duty")
+@duty_teacher_required
+def duty() -> ResponseReturnValue:
+    """Today's sessions at the teacher's school, with how many pupils are expected and marked."""
+    now = rollcall.today_of(g.teacher.school_id)
+    sessions = {s.id: s for s in db.session.scalars(select(Session).where(
+        Session.id.in_([e.session_id for e in now.roster.sessions])))}
+    marks = marks_in_force(now.on, session_ids=list(sessions))
+    rows = [(entry, sessions[entry.session_id], sum(1 for (_p, sid) in marks if sid == entry.session_id))
+            for entry in now.roster.sessions]
+    return render_template("daily/duty.html", now=now, rows=rows, late=len(rollcall.still_here(g.teacher)))
+
+
+@bp.route("/duty/sessions/<int:session_id>")
+@duty_teacher_required
+def duty_session(session_id: int) -> ResponseReturnValue:
+    found = rollcall.session_today(g.teacher, session_id)
+    if found is None:
+        abort(404)
+    return _session_page(*found)
+
+
+def _session_page(now: rollcall.Today, entry: RosterSession, session: Session) -> ResponseReturnValue:
+    pupil_ids = list(entry.expected + entry.reported_absent)
+    pupils = {p.id: p for p in db.session.scalars(select(Pupil).where(Pupil.id.in_(pupil_ids)))}
+    marks = marks_in_force(now.on, pupil_ids, [session.id])
+    gone = {h.pupil_id: h for h in db.session.scalars(select(Handover).where(
+        Handover.day == now.on, Handover.pupil_id.in_(pupil_ids)))}
+    rows = [(pupils[pid], pid in entry.reported_absent, marks.get((pid, session.id)), gone.get(pid))
+            for pid in sorted(pupil_ids, key=lambda p: (pupils[p].class_name, pupils[p].name))]
+    return render_template("daily/duty_session.html", now=now, entry=entry, session=session, rows=rows,
+                           new_client_id=lambda: secrets.token_urlsafe(16))
+
+
+@bp.route("/duty/sessions/<int:session_id>/mark", methods=["POST"])
+@duty_teacher_required
+def mark(session_id: int) -> ResponseReturnValue:
+    """One tap: present, late or absent. A retried post (same client id) changes nothing."""
+    form = MarkForm()
+    pupil_id = int_form(form.pupil_id.data)
+    if not form.validate_on_submit() or pupil_id is None:
+        flash(_("The mark was not understood. Reload the page and try again."), "error")
+        return redirect(url_for("daily.duty_session", session_id=session_id))
+    try:
+        rollcall.mark(current_user, g.teacher, session_id, pupil_id, form.status.data or "",
+                      form.client_id.data or "", form.reason.data or "")
+    except service.DailyError as error:
+        _refused(error)
+        if error.status == 404:
+            return redirect(url_for("daily.duty"))
+    return redirect(url_for("daily.duty_session", session_id=session_id) + f"#pupil-{pupil_id}")
+
+
+@bp.route("/duty/pupils/<int:pupil_id>/handover")
+@duty_teacher_required
+def handover_page(pupil_id: int) -> ResponseReturnValue:
+    """Sign-out: the authorised persons with their full numbers (the one staff view that shows them)."""
+    found = rollcall.pupil_today(g.teacher, pupil_id)
+    if found is None:
+        abort(404)
+    now, pupil = found
+    done = db.session.scalar(select(Handover).where(Handover.pupil_id == pupil_id, Handover.day == now.on))
+    return render_template("daily/handover.html", now=now, pupil=pupil, done=done,
+                           persons=service.pickup_persons(pupil), form=HandoverForm(formdata=None))
+
+
+@bp.route("/duty/pupils/<int:pupil_id>/handover", methods=["POST"])
+@duty_teacher_required
+def handover(pupil_id: int) -> ResponseReturnValue:
+    form = HandoverForm()
+    person_id = int_form(form.person_id.data)
+    if not form.validate_on_submit():
+        flash(_("The handover was not understood. Reload the page and try again."), "error")
+        return redirect(url_for("daily.handover_page", pupil_id=pupil_id))
+    try:
+        done = rollcall.hand_over(current_user, g.teacher, pupil_id, person_id=person_id,
+                                  code=form.code.data or "")
+    except service.DailyError as error:
+        _refused(error)
+        if error.status == 404:
+            return redirect(url_for("daily.duty"))
+        return redirect(url_for("daily.handover_page", pupil_id=pupil_id))
+    flash(_("Handed over at %(time)s.", time=show_time(done.at)), "success")
+    return redirect(url_for("daily.duty_session", session_id=done.session_id) if done.session_id
+                    else url_for("daily.duty"))
+
+
+@bp.route("/duty/still-here")
+@duty_teacher_required
+def still_here() -> ResponseReturnValue:
+    """Pupils still waiting after their pickup time, with the family's numbers to call."""
+    return render_template("daily/still_here.html", now=rollcall.today_of(g.teacher.school_id),
+                           waiting=rollcall.still_here(g.teacher))
+
+
+# ------------------------------------------------------------------------------------------ school admin
+
+
+@bp.route("/calendar", methods=["GET", "POST"])
+@school_admin_required
+def calendar() -> ResponseReturnValue:
+    """The newest term's calendar, and its import from a spreadsheet (which replaces it)."""
+    term = newest_term()
+    form = CalendarImportForm()
+    problems: list[Problem] = []
+    if term is not None and form.validate_on_submit():
+        upload = form.file.data
+        try:
+            import_calendar(term, upload.filename or "", upload.stream.read(MAX_UPLOAD_BYTES + 1))
+        except ImportRejected as rejected:
+            db.session.rollback()
+            problems = rejected.problems
+        else:
+            flash(_("The calendar is imported."), "success")
+            return redirect(url_for("daily.calendar"))
+    found = calendar_of(term) if term is not None else None
+    return render_template("daily/calendar.html", term=term, calendar=found, form=form,
+                           problems=problems), 422 if problems else 200
+
+
+@bp.route("/calendar/template.xlsx")
+@school_admin_required
+def calendar_template() -> ResponseReturnValue:
+    response = Response(template_file(), mimetype=XLSX_MIMETYPE)
+    response.headers["Content-Disposition"] = "attachment; filename=calendar-template.xlsx"
+    return response
+
+
+# ------------------------------------------------------------------------------------------ bureau
+
+
+BUREAU_DAYS = 14
+
+
+@bp.route("/bureau")
+@bureau_required
+def bureau() -> ResponseReturnValue:
+    """Attendance against placements and late pickups over the last two weeks, per school in scope (counts)."""
+    last = service.today()
+    first = last - timedelta(days=BUREAU_DAYS - 1)
+    schools = db.session.scalars(select(School).where(bureau_scope(current_user))
+                                 .order_by(School.district_id, School.code)).all()
+    rows = [school_figures(school, first, last) for school in schools]
+    return render_template("daily/bureau.html", rows=[r for r in rows if r.expected or r.reported_absent],
+                           first=first, last=last, quiet=sum(1 for r in rows if not r.expected))
+
+
+def _month(text: str) -> date | None:
+    """The first day of a month written YYYY-MM, else None."""
+    if not re.fullmatch(r"\d{4}-\d{2}", text):
+        return None
+    try:
+        return date(int(text[:4]), int(text[5:]), 1)
+    except ValueError:
+        return None
+
+
+@bp.route("/hours.xlsx")
+@school_admin_required
+def teacher_hours() -> ResponseReturnValue:
+    """`?month=YYYY-MM` (default: this month): the teachers' lessons for payroll as .xlsx."""
+    text = request.args.get("month", "")
+    first = _month(text) if text else service.today().replace(day=1)
+    if first is None:
+        abort(400)
+    response = Response(hours_workbook(g.school, first), mimetype=XLSX_MIMETYPE)
+    response.headers["Content-Disposition"] = f"attachment; filename=teacher-hours-{first:%Y-%m}.xlsx"
+    return response
