@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 
 from tests.webapp.factories import consistent, create_user, publish, pupil, request, session, small_term, teacher
-from webapp import create_app
 from webapp.allocation import offers, service
 from webapp.allocation.changes import ChangeError, request_change
 from webapp.allocation.waitlist import waitlist
@@ -26,6 +22,7 @@ from webapp.models import (
     PlanChange,
     Pupil,
     RunAssignment,
+    Session,
     Term,
     User,
     WaitlistOffer,
@@ -259,33 +256,34 @@ def test_fifty_threads_answer_ten_offers_sqlite(app: Flask) -> None:
     _check_offer_race(app)
 
 
-@pytest.fixture
-def pg_app() -> Iterator[Flask]:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"plan_{uuid.uuid4().hex[:12]}"
-    separator = "&" if "?" in url else "?"
-    scoped = f"{url}{separator}options=-csearch_path%3D{schema}"
-    app = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": scoped,
-                      "RATELIMIT_ENABLED": False,
-                      "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 10, "max_overflow": 45, "pool_timeout": 60}})
-    with app.app_context():
-        with db.engine.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        db.create_all()
-    try:
-        yield app
-    finally:
-        with app.app_context():
-            db.session.remove()
-            with db.engine.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            db.engine.dispose()
-
-
 @pytest.mark.postgres
 def test_fifty_threads_answer_ten_offers_postgresql(pg_app: Flask) -> None:
     _check_offer_race(pg_app)
 
 
+
+
+# ------------------------------------------------------------------------------------------ regressions
+
+
+def test_seats_added_after_publication_raise_the_coverage_bound_with_the_coverage(app: Flask) -> None:
+    """Found by the plan state machine: more seats covered more than the solver's bound for the old term, and the
+    plan in force then failed the validator (a bound below the coverage reached, a negative gap on the run page)."""
+    with app.app_context():
+        term = _term("automatic")
+        admin = create_user("school_admin", school=term.school, login="plan-admin")
+        run = term.published_run
+        assert run is not None
+        reached = int(run.coverage or 0)
+        run.coverage_bound = reached  # what a solver proves for a full session A
+        run.objective = {**(run.objective or {}), "coverage_bound": reached}
+        db.session.commit()
+        session_a = db.session.scalar(select(Session).where(Session.term_id == term.id, Session.code == "A"))
+        assert session_a is not None
+        _, change = service.save_session(term, session_a.id, {"capacity": 3}, actor=admin)
+        assert len(change.promoted) == 1
+        run = db.session.get(Term, term.id).published_run
+        assert run is not None and run.coverage == reached + 1
+        assert run.coverage_bound == run.objective["coverage_bound"] == reached + 1
+        assert run.metrics["solver"]["gap"] == 0
+        assert consistent(term) == []
