@@ -562,10 +562,15 @@ def _run_machine(app: Flask) -> None:
         APP.clear()
 
 
+TIMEOUT = pytest.mark.timeout(3600 if PROFILE == "big" else 600)
+
+
+@TIMEOUT
 def test_plan_state_machine_sqlite(app: Flask) -> None:
     _run_machine(app)
 
 
+@TIMEOUT
 @pytest.mark.postgres
 def test_plan_state_machine_postgresql(pg_app: Flask) -> None:
     _run_machine(pg_app)
