@@ -6,7 +6,8 @@ seat lock, with the seats as they stood before (`snapshot`). It compares the sea
 - runs the independent validator (`scheduler.validation`) on the new version and refuses the change
   (`RuleBroken`, nothing written) when it breaks a hard rule the previous version kept;
 - bumps `Term.plan_version` and writes one `PlanAmendment` with a `PlanChange` per seat gained or lost;
-- recomputes the reason of every uncovered pupil-day and the run's coverage figures;
+- recomputes the reason of every uncovered pupil-day and the run's coverage figures (the solver's coverage
+  bound is raised to the coverage reached when added seats cover more than the term it solved);
 - queues one notification per family whose seats changed.
 
 Pins. A pinned seat must stay in every version while the family still asks for its day and period; a pin
@@ -139,15 +140,18 @@ def refresh_reasons(term: Term, run: AllocationRun) -> None:
             db.session.add(RunUnserved(run_id=run.id, pupil_id=ids[item.pupil], day=item.day, code=item.code,
                                        reason=item.reason, params=dict(item.params) or None))
     db.session.flush()
-    solution = run_to_solution(run)
-    metrics = compute_metrics(instance, solution)
-    recomputed = recompute_objective(instance, solution)
-    run.metrics = metrics
-    run.coverage = metrics["coverage"]
+    recomputed = recompute_objective(instance, run_to_solution(run))
     objective = dict(run.objective or {})
-    objective.update(coverage=metrics["coverage"], preference=recomputed.preference,
+    # The solver's bound held for the term it solved; seats added since (more capacity, an accepted offer) can
+    # cover more than that, and a bound is never below what the plan achieves.
+    bound = max(int(objective.get("coverage_bound", run.coverage_bound or 0)), recomputed.coverage)
+    objective.update(coverage=recomputed.coverage, coverage_bound=bound, preference=recomputed.preference,
                      max_teacher_load=recomputed.max_teacher_load)
     run.objective = objective
+    run.coverage_bound = bound
+    metrics = compute_metrics(instance, run_to_solution(run))
+    run.metrics = metrics
+    run.coverage = metrics["coverage"]
     run_summary.mark_changed(db.session, run.id)
     positions(term)
 

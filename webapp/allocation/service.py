@@ -37,6 +37,7 @@ from webapp.models import (
     CareRequest,
     Notification,
     OfferState,
+    Period,
     Pin,
     PlanAmendment,
     Pupil,
@@ -189,11 +190,29 @@ class _Amendment:
 
 
 def _lapse_offers(term: Term) -> None:
-    """Close open offers the family no longer asks for (a withdrawn request, a dropped day or period)."""
-    for offer in seats.open_offers(term.id):
+    """Close open offers the family no longer asks for (a withdrawn request, a dropped day or period).
+
+    An offer holds the seats that complete its day for the request it was made for; once the request asks for
+    other periods (another pickup time), those seats are no longer the day the family wants, so the offer
+    lapses and the day waits for an offer that fits.
+    """
+    open_now = seats.open_offers(term.id)
+    if not open_now:
+        return
+    period_of = {session_id: code for session_id, code in db.session.execute(
+        select(Session.id, Period.code).join(Period, Period.id == Session.period_id).where(Session.term_id == term.id))}
+    for offer in open_now:
         request = db.session.scalar(select(CareRequest).where(CareRequest.term_id == term.id,
                                                               CareRequest.pupil_id == offer.pupil_id))
         wanted = request is not None and request.status == "active" and offer.day in (request.days or [])
+        if wanted and request is not None:
+            needed = set(request.periods or [])
+            offered = {period_of.get(session_id) for session_id in offer.sessions}
+            seated = {period_of.get(session_id) for session_id in db.session.scalars(
+                select(RunAssignment.session_id).join(Session, Session.id == RunAssignment.session_id)
+                .where(RunAssignment.run_id == offer.run_id, RunAssignment.pupil_id == offer.pupil_id,
+                       Session.day == offer.day))}
+            wanted = offered <= needed and needed <= offered | seated
         if wanted and offer.run_id == term.published_run_id:
             continue
         offer.state = OfferState.LAPSED.value
@@ -551,9 +570,10 @@ def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, 
 
     `values` holds the form's fields (`SESSION_FIELDS`). After publication the edit is an amendment: when a
     session gains seats the waitlist is offered them, and an edit that would break a hard rule for pupils
-    already seated (fewer seats than pupils, another day, a grade they are not in) raises `RuleBroken`.
-    With `confirm` (the admin's edit screens) such an edit instead takes those seats away (`repair`) and
-    offers what it frees, once the admin has confirmed exactly that change (`ConfirmationNeeded`).
+    already seated (fewer seats than pupils, another day, a grade they are not in), or for families holding an
+    open offer of its seats (`_held_problems`), raises `RuleBroken`. With `confirm` (the admin's edit screens)
+    such an edit instead takes those seats away (`repair`), closes the offers it no longer honours, and offers
+    what it frees, once the admin has confirmed exactly that change (`ConfirmationNeeded`).
     """
     with _transaction():
         fresh = _lock_seats(term.id)
@@ -563,6 +583,7 @@ def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, 
         change = _Amendment(fresh)
         gate = _Gate(fresh, change, confirm)
         old_capacity = found.capacity if found is not None else None
+        old_slot = (found.day, found.period_id) if found is not None else None
         if found is None:
             found = Session(term_id=fresh.id)
             db.session.add(found)
@@ -572,6 +593,10 @@ def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, 
                 reshaped = reshaped or (name not in ("code", "room") and getattr(found, name) != values[name])
                 setattr(found, name, values[name])
         db.session.flush()
+        if old_slot is not None and not gate.active:  # the confirmed path lapses unfit offers (`repair`)
+            held = _held_problems(found, old_slot)
+            if held:
+                raise RuleBroken(RULE_BROKEN, held)
         audit.record("session.save", f"session:{found.id}", {"code": found.code, "capacity": found.capacity},
                      user_id=actor.id, school_id=fresh.school_id)
         promoted: list[dict[str, Any]] = []
@@ -611,6 +636,33 @@ def delete_session(term: Term, session_id: int, *, actor: User, confirm: Confirm
                      school_id=fresh.school_id)
         db.session.delete(found)
     return SeatChange(fresh.published_run_id is not None, promoted, gate.lost)
+
+
+def _held_problems(session: Session, old_slot: tuple[int, int]) -> list[str]:
+    """Seats of `session` held by open offers that its edited values could no longer honour (English, for admins).
+
+    A held seat counts as taken (`webapp.allocation.seats`): an edit may not leave fewer seats than pupils seated
+    plus seats on offer, nor move the session to another day or period, or out of a holder's grade, under an
+    offer the family may still accept.
+    """
+    held = [o for o in seats.open_offers(session.term_id) if session.id in (o.sessions or [])]
+    if not held:
+        return []
+    seated = db.session.scalar(select(func.count()).select_from(RunAssignment).join(
+        Term, Term.published_run_id == RunAssignment.run_id).where(
+        Term.id == session.term_id, RunAssignment.session_id == session.id)) or 0
+    problems = []
+    if seated + len(held) > session.capacity:
+        problems.append(f"session {session.code}: {session.capacity} seats for {seated} pupils seated and "
+                        f"{len(held)} seats held by open waitlist offers")
+    for offer in held:
+        pupil = db.session.get(Pupil, offer.pupil_id)
+        fits = pupil is not None and session.grade_lo <= pupil.grade <= session.grade_hi
+        if not fits or (session.day, session.period_id) != old_slot:
+            problems.append(f"session {session.code}: {pupil.number if pupil else offer.pupil_id} holds an open "
+                            f"waitlist offer of a seat here on day {offer.day}, which this day, period or grade "
+                            "range would no longer fit")
+    return problems
 
 
 def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor: User,

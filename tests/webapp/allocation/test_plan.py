@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 
 from tests.webapp.factories import consistent, create_user, publish, pupil, request, session, small_term, teacher
-from webapp import create_app
 from webapp.allocation import offers, service
 from webapp.allocation.changes import ChangeError, request_change
 from webapp.allocation.waitlist import waitlist
@@ -26,6 +22,7 @@ from webapp.models import (
     PlanChange,
     Pupil,
     RunAssignment,
+    Session,
     Term,
     User,
     WaitlistOffer,
@@ -259,33 +256,87 @@ def test_fifty_threads_answer_ten_offers_sqlite(app: Flask) -> None:
     _check_offer_race(app)
 
 
-@pytest.fixture
-def pg_app() -> Iterator[Flask]:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"plan_{uuid.uuid4().hex[:12]}"
-    separator = "&" if "?" in url else "?"
-    scoped = f"{url}{separator}options=-csearch_path%3D{schema}"
-    app = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": scoped,
-                      "RATELIMIT_ENABLED": False,
-                      "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 10, "max_overflow": 45, "pool_timeout": 60}})
-    with app.app_context():
-        with db.engine.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        db.create_all()
-    try:
-        yield app
-    finally:
-        with app.app_context():
-            db.session.remove()
-            with db.engine.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            db.engine.dispose()
-
-
 @pytest.mark.postgres
 def test_fifty_threads_answer_ten_offers_postgresql(pg_app: Flask) -> None:
     _check_offer_race(pg_app)
 
 
+
+
+# ------------------------------------------------------------------------------------------ regressions
+
+
+def test_seats_added_after_publication_raise_the_coverage_bound_with_the_coverage(app: Flask) -> None:
+    """Found by the plan state machine: more seats covered more than the solver's bound for the old term, and the
+    plan in force then failed the validator (a bound below the coverage reached, a negative gap on the run page)."""
+    with app.app_context():
+        term = _term("automatic")
+        admin = create_user("school_admin", school=term.school, login="plan-admin")
+        run = term.published_run
+        assert run is not None
+        reached = int(run.coverage or 0)
+        run.coverage_bound = reached  # what a solver proves for a full session A
+        run.objective = {**(run.objective or {}), "coverage_bound": reached}
+        db.session.commit()
+        session_a = db.session.scalar(select(Session).where(Session.term_id == term.id, Session.code == "A"))
+        assert session_a is not None
+        _, change = service.save_session(term, session_a.id, {"capacity": 3}, actor=admin)
+        assert len(change.promoted) == 1
+        run = db.session.get(Term, term.id).published_run
+        assert run is not None and run.coverage == reached + 1
+        assert run.coverage_bound == run.objective["coverage_bound"] == reached + 1
+        assert run.metrics["solver"]["gap"] == 0
+        assert consistent(term) == []
+
+
+def test_a_session_cannot_shrink_under_seats_held_by_open_offers(app: Flask) -> None:
+    """Found by the plan state machine: fewer seats than pupils seated plus seats on offer was accepted, and the
+    family then accepting its offer got an error page instead of the seat (the new plan broke capacity)."""
+    with app.app_context():
+        term = _term("offer")
+        parents = _parents(["S2", "W1", "W2", "W3"])
+        admin = create_user("school_admin", school=term.school, login="plan-admin")
+        service.withdraw_request(_request("S2"), actor=parents["S2"], at=utcnow())
+        offer = db.session.scalar(select(WaitlistOffer).where(WaitlistOffer.state == "open"))
+        assert offer is not None
+        session_a = db.session.scalar(select(Session).where(Session.term_id == term.id, Session.code == "A"))
+        assert session_a is not None
+        version = db.session.get(Term, term.id).plan_version
+        for values in ({"capacity": 1}, {"day": 2}, {"grade_lo": 4}):
+            with pytest.raises(service.RuleBroken) as refused:
+                service.save_session(term, session_a.id, values, actor=admin)
+            assert "open waitlist offer" in " ".join(refused.value.problems)
+        db.session.refresh(session_a)
+        assert (session_a.capacity, session_a.day, session_a.grade_lo) == (2, 1, 1)
+        assert db.session.get(Term, term.id).plan_version == version
+        service.save_session(term, session_a.id, {"capacity": 2, "room": "A101"}, actor=admin)  # still fits
+        holder = next(p for n, p in parents.items() if _id(n) == offer.pupil_id)
+        amendment = offers.accept_offer(offer.id, holder)
+        assert amendment is not None and amendment.kind == "offer_accepted"
+        assert consistent(term, objective=False) == []
+
+
+def test_an_offer_lapses_when_the_family_changes_its_pickup_time(app: Flask) -> None:
+    """Found by the plan state machine: an open offer kept holding a seat in a period the family no longer asked
+    for; accepting it then failed with an error page, and the day never got the offer that fits."""
+    with app.app_context():
+        seated, waiting = [pupil("S1"), pupil("S2")], [pupil("W1")]
+        term = small_term([session("A", capacity=2, ppt=10), session("B", period="P2", capacity=2, ppt=10)],
+                          [teacher("T1", [(1, "P1"), (1, "P2")])], seated + waiting,
+                          [request(p.id, periods=("P1", "P2")) for p in seated + waiting], placement="offer")
+        publish(term, [(p.id, code) for p in seated for code in ("A", "B")], [("T1", "A"), ("T1", "B")])
+        parents = _parents(["S2", "W1"])
+        service.withdraw_request(_request("S2"), actor=parents["S2"], at=utcnow())
+        first = db.session.scalar(select(WaitlistOffer))
+        assert first is not None and first.pupil_id == _id("W1") and len(first.sessions) == 2
+        request_change(_request("W1"), actor=parents["W1"], effective_on=utcnow().date(), days=[1],
+                       pickup_time="16:30", periods=["P1"])
+        db.session.refresh(first)
+        assert first.state == "lapsed"
+        with pytest.raises(offers.OfferClosed):
+            offers.accept_offer(first.id, parents["W1"])
+        fitting = db.session.scalar(select(WaitlistOffer).where(WaitlistOffer.state == "open"))
+        assert fitting is not None and fitting.pupil_id == _id("W1") and len(fitting.sessions) == 1
+        amendment = offers.accept_offer(fitting.id, parents["W1"])
+        assert amendment is not None
+        assert consistent(term, objective=False) == []

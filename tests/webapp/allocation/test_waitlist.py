@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +11,6 @@ from flask import Flask
 from sqlalchemy import delete, func, select, text, update
 
 from tests.webapp.factories import consistent, publish, pupil, request, session, small_term, teacher
-from webapp import create_app
 from webapp.allocation.lottery import ensure_lottery_seed, lottery_number
 from webapp.allocation.service import fill_freed_seats
 from webapp.allocation.waitlist import positions, waitlist
@@ -334,37 +330,6 @@ def _check_race(app: Flask) -> None:
 def test_fifty_threads_ten_seats_sqlite_file(app: Flask) -> None:
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     _check_race(app)
-
-
-@pytest.fixture
-def pg_app() -> Iterator[Flask]:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail("REQUIRE_SERVICES=1 but TEST_DATABASE_URL is not set")
-        print("TEST_DATABASE_URL is not set: skipping the PostgreSQL race test")
-        pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"waitlist_{uuid.uuid4().hex[:12]}"
-    separator = "&" if "?" in url else "?"
-    scoped = f"{url}{separator}options=-csearch_path%3D{schema}"
-    app = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": scoped,
-                      "RATELIMIT_ENABLED": False,
-                      "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 10, "max_overflow": 45, "pool_timeout": 60}})
-    with app.app_context():
-        try:
-            with db.engine.begin() as connection:
-                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        except Exception as exc:  # the server is down or refuses us
-            pytest.fail(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {exc}")
-        db.create_all()
-    try:
-        yield app
-    finally:
-        with app.app_context():
-            db.session.remove()
-            with db.engine.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            db.engine.dispose()
 
 
 @pytest.mark.postgres

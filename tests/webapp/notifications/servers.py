@@ -3,6 +3,7 @@ Alibaba Cloud's SMS endpoint that checks the request's signature the way the rea
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -36,6 +37,8 @@ class SmtpHandler:
     """Keeps every accepted message; answers 451 (try later) to the next `refuse_next` messages."""
 
     received: list[Message] = field(default_factory=list)
+    delay: float = 0.0
+    """Seconds to wait after accepting each message before answering, so a test can kill a sender mid-batch."""
     refuse_next: int = 0
     refused: int = 0
     reject_rcpt: set[str] = field(default_factory=set)
@@ -53,6 +56,8 @@ class SmtpHandler:
             self.refused += 1
             return "451 4.3.0 try again later"
         self.received.append(message_from_bytes(envelope.content))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return "250 OK"
 
     def message_ids(self) -> list[str]:

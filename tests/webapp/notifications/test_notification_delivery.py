@@ -1,7 +1,8 @@
 """Delivering the outbox: exactly once per channel, counted at a real local SMTP server and a fake SMS endpoint.
 
 The killed-worker tests run `flask --app webapp deliver-notifications` as a separate process that exits
-(`os._exit`) after N messages (`NOTIFY_TEST_KILL_AFTER`), then run it again.
+(`os._exit`) after N messages (`NOTIFY_TEST_KILL_AFTER`), or is killed with SIGKILL from outside mid-batch, then
+run it again.
 """
 
 from __future__ import annotations
@@ -262,6 +263,55 @@ def test_killed_worker_restarted_sends_every_message_exactly_once(outbox_db: tup
     assert len(ids) == 8 and len(set(ids)) == 8
     with app.app_context():
         assert _states() == [DeliveryState.SENT] * 8
+
+
+@pytest.mark.parametrize("outbox_db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_worker_killed_from_outside_mid_batch_then_restarted(outbox_db: tuple[Flask, str],
+                                                            smtp_server: SmtpServer) -> None:  # noqa: F811
+    """SIGKILL from outside while messages are going out, at whatever moment that is: after a restart (and the
+    lease of the one in flight running out) every message has arrived at the server exactly once, except at most
+    the one in flight, which arrived at most once and is marked failed "interrupted", never sent blindly again."""
+    app, url = outbox_db
+    with app.app_context():
+        _family(6, emails=("mum@example.com", "dad@example.com"))  # 12 e-mails
+    smtp_server.handler.delay = 0.25
+    environment = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "x", "MAIL_SERVER": smtp_server.host,
+                   "MAIL_PORT": str(smtp_server.port), "MAIL_FROM": "noreply@school.example", "SMS_PROVIDER": "none",
+                   "PYTHONPATH": str(REPO)}
+    for key in ("CELERY_BROKER_URL", "NOTIFY_SWEEP_SECONDS", "NOTIFY_TEST_KILL_AFTER"):
+        environment.pop(key, None)
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "webapp", "deliver-notifications"],
+                              env=environment, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(smtp_server.handler.received) < 4 and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert worker.poll() is None, "the worker finished before it could be killed mid-batch"
+        worker.kill()  # SIGKILL: no handler, no cleanup
+    finally:
+        worker.wait(timeout=30)
+    assert worker.returncode == -9
+    arrived_before = len(smtp_server.handler.received)
+    assert 4 <= arrived_before < 12
+    smtp_server.handler.delay = 0.0
+    with app.app_context():
+        db.session.execute(update(NotificationDelivery).where(NotificationDelivery.state == "sending")
+                           .values(lease_until=utcnow() - timedelta(seconds=1)))  # the lease runs out
+        db.session.commit()
+    again = _deliver_in_process(url, smtp_server)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _deliver_in_process(url, smtp_server).stdout.strip() == "nothing to deliver"
+    ids = smtp_server.handler.message_ids()
+    assert len(ids) == len(set(ids)), "a message arrived twice"
+    with app.app_context():
+        rows = list(db.session.scalars(select(NotificationDelivery).order_by(NotificationDelivery.id)))
+        sent = {f"<delivery-{r.id}.{r.channel}@" for r in rows if r.state == DeliveryState.SENT}
+        interrupted = [r for r in rows if r.state == DeliveryState.FAILED]
+    assert len(rows) == 12 and len(sent) + len(interrupted) == 12
+    assert len(interrupted) <= 1 and all(r.last_error == INTERRUPTED for r in interrupted)
+    assert all(sum(i.startswith(prefix) for i in ids) == 1 for prefix in sent)
+    assert len(ids) in (len(sent), len(sent) + 1)
 
 
 def test_a_send_interrupted_before_its_mark_is_not_sent_again(outbox_db: tuple[Flask, str],
