@@ -15,10 +15,12 @@ from webapp.admin.routes import bp
 from webapp.admin.scope import (
     admin_view,
     in_published_run,
+    known_qualifications,
     own_activity,
     own_session,
     own_teacher,
     term_view,
+    unknown_qualification_message,
 )
 from webapp.allocation import service as allocation
 from webapp.audit import record
@@ -196,8 +198,13 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
     if form.validate_on_submit():
         clash = db.session.scalar(select(Teacher.id).where(Teacher.school_id == g.school.id,
                                                            Teacher.code == form.code.data))
+        refused = (unknown_qualification_message(_split_tags(form.qualifications.data),
+                                                 known_qualifications(g.school.id))
+                   if isinstance(form.qualifications.data, str) else None)  # a list: the field was not posted
         if clash is not None and (teacher is None or clash != teacher.id):
             form.code.errors.append(_("Another teacher of this school already has this staff number."))
+        elif refused is not None:
+            form.qualifications.errors.append(refused)
         else:
             if teacher is None:
                 teacher = Teacher(school_id=g.school.id)
@@ -222,7 +229,7 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
             return redirect(url_for("admin.teachers"))
     title = _("Edit teacher") if teacher_id is not None else _("New teacher")
     return render_template("admin/teacher_form.html", form=form, title=title, term=term, periods=periods,
-                           checked=checked)
+                           checked=checked, known_tags=known_qualifications(g.school.id))
 
 
 @bp.route("/teachers/<int:teacher_id>/delete", methods=["POST"])

@@ -255,6 +255,11 @@ def test_teacher_with_availability_grid(app: Flask, client: FlaskClient, signed_
         assert db.session.get(Teacher, teacher_id).qualifications == ["arts", "sports"]  # type: ignore[union-attr]
     bad = post_form(client, "/admin/teachers/new", dict(data, code="T8", max_sessions="99"))
     assert "请输入 0 到 50 之间的整数。" in bad.get_data(as_text=True)
+    misspelt = post_form(client, "/admin/teachers/new", dict(data, code="T8", qualifications="sprots, arts"))
+    assert misspelt.status_code == 200
+    assert "“sprots”：没有活动要求这项资质。已有的资质标签：arts、sports。" in misspelt.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Teacher).where(Teacher.code == "T8")) is None
     post_form(client, f"/admin/teachers/{teacher_id}/delete", token_from="/admin/teachers")
     with app.app_context():
         assert db.session.get(Teacher, teacher_id) is None
