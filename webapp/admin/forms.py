@@ -11,6 +11,7 @@ from wtforms import (
     BooleanField,
     DateField,
     DateTimeLocalField,
+    HiddenField,
     IntegerField,
     SelectField,
     StringField,
@@ -94,6 +95,20 @@ class WindowForm(FlaskForm):  # type: ignore[misc]
     def validate_closes_at(self, field: DateTimeLocalField) -> None:
         if self.opens_at.data and field.data and field.data <= self.opens_at.data:
             raise ValidationError(_l("The closing time must be after the opening time."))
+
+    def validate_results_date(self, field: DateField) -> None:
+        if self.closes_at.data and field.data and field.data <= self.closes_at.data.date():
+            raise ValidationError(_l("Parents cannot see results before requests close: choose a results date "
+                                     "after the closing date."))
+
+
+class WindowNowForm(FlaskForm):  # type: ignore[misc]
+    """The confirmation step of opening or closing requests now; reopening after the closing time asks for a
+    new closing time instead of leaving the window open without end."""
+
+    confirmed = HiddenField()
+    closes_at = DateTimeLocalField(_l("Requests close (China time)"), format="%Y-%m-%dT%H:%M",
+                                   validators=[Optional()])
 
 
 class CodesForm(FlaskForm):  # type: ignore[misc]
