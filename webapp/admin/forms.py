@@ -116,3 +116,11 @@ class CodesForm(FlaskForm):  # type: ignore[misc]
     confirm = BooleanField(_l("I understand that codes issued before for these pupils stop working."),
                            validators=[DataRequired(_l("Please confirm first."))])
     submit = SubmitField(_l("Issue codes and print"))
+
+
+class PlaceForm(FlaskForm):  # type: ignore[misc]
+    """The confirmation step of placing a waitlisted pupil-day by hand: why, kept with the plan version."""
+
+    confirmed = HiddenField()
+    reason = StringField(_l("Reason (kept in the plan's history)"),
+                         validators=[DataRequired(_l("Give a reason.")), Length(max=200)])

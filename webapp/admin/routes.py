@@ -16,8 +16,6 @@ from webapp.admin.scope import (
     TERM_KEY,
     admin_view,
     from_china,
-    mask_phone,
-    own_pupil,
     school_term,
     term_view,
     to_china,
@@ -216,19 +214,6 @@ def pupils() -> ResponseReturnValue:
     pages = max(1, -(-total // PAGE_SIZE))
     return render_template("admin/pupils.html", pupils=rows, total=total, page=page, pages=pages, q=query,
                            class_name=class_name, classes=classes, requested=requested)
-
-
-@bp.route("/pupils/<int:pupil_id>")
-@admin_view
-def pupil_detail(pupil_id: int) -> ResponseReturnValue:
-    pupil = own_pupil(pupil_id)
-    care_request = None
-    if g.term is not None:
-        care_request = db.session.scalar(select(CareRequest).where(
-            CareRequest.term_id == g.term.id, CareRequest.pupil_id == pupil.id))
-    guardians = [{"name": link.user.display_name, "relation": link.relation,
-                  "phone": mask_phone(link.user.phone)} for link in pupil.guardianships]
-    return render_template("admin/pupil.html", pupil=pupil, guardians=guardians, care_request=care_request)
 
 
 def school_classes() -> list[str]:
