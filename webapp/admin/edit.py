@@ -80,6 +80,10 @@ def activity_delete(activity_id: int) -> ResponseReturnValue:
     if sessions:
         flash(_("Activity %(code)s still has %(n)d sessions; delete or move them first.", code=activity.code,
                 n=sessions), "error")
+    elif request.form.get("confirmed") != "1":  # the list's button leads to this confirmation step
+        return render_template("admin/confirm_delete.html", action=request.path, back=url_for("admin.activities"),
+                               title=_("Delete activity %(code)s %(name)s?", code=activity.code, name=activity.name),
+                               detail=_("The activity has no sessions. Deleting it cannot be undone."))
     else:
         record("activity.delete", f"activity:{activity.id}", {"code": activity.code})
         db.session.delete(activity)

@@ -141,7 +141,11 @@ def test_activity_crud(app: Flask, client: FlaskClient, signed_in: SignedIn) -> 
     with app.app_context():
         chess = db.session.get(Activity, chess_id)
         assert chess is not None and chess.name == "国际象棋" and chess.qualification is None
-    post_form(client, f"/admin/activities/{chess_id}/delete", token_from="/admin/activities")
+    step = post_form(client, f"/admin/activities/{chess_id}/delete", token_from="/admin/activities")
+    assert step.status_code == 200 and "是，删除" in step.get_data(as_text=True)  # the confirmation step
+    with app.app_context():
+        assert db.session.get(Activity, chess_id) is not None
+    post_form(client, f"/admin/activities/{chess_id}/delete", {"confirmed": "1"}, token_from="/admin/activities")
     with app.app_context():
         assert db.session.get(Activity, chess_id) is None
     art = ids(app)["activity"]
