@@ -57,3 +57,25 @@ def test_roster_reads_one_query_per_table(app: Flask, admin: FlaskClient, world:
     """The sheets come from a fixed number of statements whatever the school's size (no lazy load per row)."""
     for page in ("sessions", "sessions.xlsx", "classes", "teachers"):
         assert _statements(app, admin, f"{_base(world)}/{page}") <= 12, page
+
+
+def test_sessions_page_one_weekday_at_a_time(app: Flask, admin: FlaskClient, world: World) -> None:  # noqa: F811
+    from sqlalchemy import select
+
+    from webapp.models import RunAssignment, Session
+    with app.app_context():
+        days = sorted(set(db.session.scalars(select(Session.day).join(
+            RunAssignment, RunAssignment.session_id == Session.id).where(RunAssignment.run_id == world.run_id))))
+        codes = {day: set(db.session.scalars(select(Session.code).join(
+            RunAssignment, RunAssignment.session_id == Session.id)
+            .where(RunAssignment.run_id == world.run_id, Session.day == day))) for day in days}
+    assert len(days) > 1
+
+    def shown(query: str) -> set[str]:
+        page = admin.get(f"{_base(world)}/sessions{query}").get_data(as_text=True)
+        return {code for day_codes in codes.values() for code in day_codes if f"<h1>{code} " in page}
+
+    assert shown("") == codes[days[0]]  # the first weekday by default
+    assert shown(f"?day={days[1]}") == codes[days[1]]
+    assert shown("?day=all") == set().union(*codes.values())
+    assert shown("?day=9") == codes[days[0]]
