@@ -3,7 +3,8 @@
 A school of 3,000 pupils (`scheduler.generate`) is written into a fresh SQLite file (or the empty database at
 `--db-url`) through `webapp.services`, the lottery baseline gives it a plan (a real, valid allocation that takes
 a second rather than a solver run), and `allocation.service.publish_run` publishes it. A signed-in school admin
-then fetches the attendance sheets page and its `.xlsx` through the test client: one warm-up, then the median
+then fetches the attendance sheets page (one weekday, the default, and the whole week), its `.xlsx` and the other
+roster pages through the test client: one warm-up, then the median
 of `--repeats`, with the number of SQL statements each request sends. Targets: page <= 300 ms, .xlsx <= 1 s.
 """
 
@@ -108,7 +109,8 @@ def main(pupils: int, seed: int, repeats: int, db_url: str | None) -> None:
             raise click.ClickException("could not sign in as the school admin")
         rows = [("pupils", f"{pupils}"), ("cores", f"{os.cpu_count()}"),
                 ("school built and published", f"{built:.1f} s")]
-        for label, path, target in (("sessions page", "sessions", PAGE_TARGET),
+        for label, path, target in (("sessions page, one weekday", "sessions", PAGE_TARGET),
+                                    ("sessions page, whole week", "sessions?day=all", None),
                                     ("sessions.xlsx", "sessions.xlsx", XLSX_TARGET),
                                     ("classes page", "classes", None), ("classes.xlsx", "classes.xlsx", None),
                                     ("teachers page", "teachers", None)):
