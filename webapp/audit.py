@@ -52,6 +52,7 @@ class AuditAction(StrEnum):
     CODES_ISSUE = "codes.issue"
     ROSTER_EXPORT = "roster.export"
     WAITLIST_PROMOTE = "waitlist.promote"
+    WAITLIST_PLACE = "waitlist.place"
     PLAN_AMEND = "plan.amend"
     OFFER_MAKE = "offer.make"
     OFFER_ACCEPT = "offer.accept"

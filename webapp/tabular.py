@@ -7,6 +7,10 @@ lone surrogates) become U+FFFD, so stored data can never make an export fail.
 
 A share is written as a number, not as text: wrap it in `Percent` (0.25 for 25 %) and the .xlsx cell holds 0.25
 with the number format `PERCENT_FORMAT`, so a spreadsheet shows "25.0%" and still sums and sorts it.
+
+Large exports (rosters of a 3,000-pupil school) use `StreamingBook`: a write-only workbook whose rows go
+straight to the file, and whose cell styles are registered once as named styles and then copied by index,
+because openpyxl hashes every style object assigned to a cell and that dominates a styled export's time.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from copy import copy
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -22,6 +27,10 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import Cell
+from openpyxl.styles import NamedStyle
+from openpyxl.styles.cell_style import StyleArray
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.cell_range import CellRange
 from openpyxl.worksheet.worksheet import Worksheet
 
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -54,7 +63,7 @@ def looks_like_formula(text: str) -> bool:
     return text.startswith(FORMULA_STARTS) or text.lstrip(" ").startswith(FORMULA_STARTS[:4])
 
 
-def text_cell(sheet: Worksheet, value: Any) -> Cell | Any:
+def text_cell(sheet: Worksheet | WriteOnlyWorksheet, value: Any) -> Cell | Any:
     """A cell for `sheet.append`: numbers, dates and None as they are, a `Percent` as a number in percent format,
     anything else as inert text."""
     if value is None or isinstance(value, _PLAIN_TYPES):
@@ -64,7 +73,7 @@ def text_cell(sheet: Worksheet, value: Any) -> Cell | Any:
         number.number_format = PERCENT_FORMAT
         return number
     text = cell_text(value)
-    cell = Cell(sheet, value=text)
+    cell = Cell(sheet, row=1, column=1, value=text)  # placed by append; a write-only sheet needs a position
     cell.data_type = "s"  # openpyxl would otherwise store a leading "=" as a formula
     if looks_like_formula(text):
         cell.quotePrefix = True  # Excel keeps it text even when the cell is edited
@@ -90,6 +99,67 @@ def set_cell(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:
     else:
         cell.value = written
     return cell
+
+
+class _StreamingSheet(WriteOnlyWorksheet):
+    """A write-only sheet fed ready-made cells by `StreamingBook.row`, placed as they are (openpyxl's own
+    write-only sheet tries each value as a plain value first and only then as a cell, which costs an exception
+    per cell)."""
+
+    def _values_to_row(self, values: Iterable[Cell], row_idx: int) -> Iterator[Cell]:
+        for col_idx, cell in enumerate(values, start=1):
+            cell.row = row_idx
+            cell.column = col_idx
+            yield cell
+
+
+class StreamingBook:
+    """A write-only workbook: sheets are written top to bottom, row by row, every value through `text_cell`.
+
+    A sheet's column widths, frozen panes and print setup must be set before its first row (they precede the
+    rows in the file); merged ranges may be added at any time with `merge`.
+    """
+
+    def __init__(self) -> None:
+        self.book = Workbook(write_only=True)
+        self._styles: dict[str, StyleArray] = {}
+
+    def sheet(self, title: str) -> WriteOnlyWorksheet:
+        sheet = _StreamingSheet(parent=self.book, title=title)
+        self.book._add_sheet(sheet)  # what `create_sheet` does for its own write-only sheets
+        return sheet
+
+    def style(self, name: str, **attributes: Any) -> str:
+        """Register the named style `name` (font=, fill=, border=, alignment=) once; returns its name."""
+        if name not in self._styles:
+            style = NamedStyle(name=name, **attributes)
+            self.book.add_named_style(style)
+            self._styles[name] = style.as_tuple()
+        return name
+
+    def row(self, sheet: WriteOnlyWorksheet, values: Iterable[Any], style: str | None = None) -> None:
+        """Append one row; every cell gets the named style `style`, shared by index (no style hashing)."""
+        shared = self._styles[style] if style is not None else None
+        cells = []
+        for value in values:
+            cell = text_cell(sheet, value)
+            if not isinstance(cell, Cell):
+                cell = Cell(sheet, row=1, column=1, value=cell)
+            if shared is not None:
+                if cell.quotePrefix:
+                    cell._style = copy(shared)
+                    cell.quotePrefix = True
+                else:
+                    cell._style = shared  # written at once and dropped, so one array serves every cell
+            cells.append(cell)
+        sheet.append(cells)
+
+    @staticmethod
+    def merge(sheet: WriteOnlyWorksheet, row: int, first_column: int, last_column: int) -> None:
+        sheet.merged_cells.add(CellRange(min_row=row, max_row=row, min_col=first_column, max_col=last_column))
+
+    def bytes(self) -> bytes:
+        return workbook_bytes(self.book)
 
 
 def workbook_bytes(book: Workbook) -> bytes:

@@ -62,7 +62,8 @@ POLICY: dict[str, str] = {
 }
 for _endpoint in ("dashboard", "activities", "activity_delete", "activity_form", "codes", "import_data",
                   "import_template", "pupils", "pupil_detail", "sessions", "session_delete", "session_form",
-                  "teachers", "teacher_delete", "teacher_form", "choose_term", "window", "window_now"):
+                  "teachers", "teacher_delete", "teacher_form", "choose_term", "window", "window_now",
+                  "place_pupil"):
     POLICY[f"admin.{_endpoint}"] = ADMIN
 for _endpoint in ("home", "index", "workbook", "classes", "class_list", "instance_export", "sessions",
                   "session_sheet", "solution_export", "teachers", "teacher_timetable", "waitlist_page",

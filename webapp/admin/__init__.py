@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from webapp.admin import edit  # noqa: F401  (registers the edit screens on bp)
+from webapp.admin import (
+    edit,  # noqa: F401  (registers the edit screens on bp)
+    placement,  # noqa: F401  (registers the pupil page and manual placement on bp)
+)
 from webapp.admin.routes import bp
 
 __all__ = ["bp"]

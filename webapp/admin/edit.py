@@ -20,10 +20,12 @@ from webapp.admin.forms import ActivityForm, SessionForm, TeacherForm
 from webapp.admin.routes import bp
 from webapp.admin.scope import (
     admin_view,
+    known_qualifications,
     own_activity,
     own_session,
     own_teacher,
     term_view,
+    unknown_qualification_message,
 )
 from webapp.allocation import service as allocation
 from webapp.audit import record
@@ -111,6 +113,10 @@ def activity_delete(activity_id: int) -> ResponseReturnValue:
     if sessions:
         flash(_("Activity %(code)s still has %(n)d sessions; delete or move them first.", code=activity.code,
                 n=sessions), "error")
+    elif request.form.get("confirmed") != "1":  # the list's button leads to this confirmation step
+        return render_template("admin/confirm_delete.html", action=request.path, back=url_for("admin.activities"),
+                               title=_("Delete activity %(code)s %(name)s?", code=activity.code, name=activity.name),
+                               detail=_("The activity has no sessions. Deleting it cannot be undone."))
     else:
         record("activity.delete", f"activity:{activity.id}", {"code": activity.code})
         db.session.delete(activity)
@@ -239,8 +245,13 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
     if form.validate_on_submit():
         clash = db.session.scalar(select(Teacher.id).where(Teacher.school_id == g.school.id,
                                                            Teacher.code == form.code.data))
+        refused = (unknown_qualification_message(_split_tags(form.qualifications.data),
+                                                 known_qualifications(g.school.id))
+                   if isinstance(form.qualifications.data, str) else None)  # a list: the field was not posted
         if clash is not None and (teacher is None or clash != teacher.id):
             form.code.errors.append(_("Another teacher of this school already has this staff number."))
+        elif refused is not None:
+            form.qualifications.errors.append(refused)
         else:
             def apply(row: Teacher | None) -> Teacher:
                 if row is None:
@@ -276,7 +287,7 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
                 return redirect(url_for("admin.teachers"))
     title = _("Edit teacher") if teacher_id is not None else _("New teacher")
     return render_template("admin/teacher_form.html", form=form, title=title, term=term, periods=periods,
-                           checked=checked)
+                           checked=checked, known_tags=known_qualifications(g.school.id))
 
 
 @bp.route("/teachers/<int:teacher_id>/delete", methods=["POST"])

@@ -11,6 +11,7 @@ from wtforms import (
     BooleanField,
     DateField,
     DateTimeLocalField,
+    HiddenField,
     IntegerField,
     SelectField,
     StringField,
@@ -95,9 +96,31 @@ class WindowForm(FlaskForm):  # type: ignore[misc]
         if self.opens_at.data and field.data and field.data <= self.opens_at.data:
             raise ValidationError(_l("The closing time must be after the opening time."))
 
+    def validate_results_date(self, field: DateField) -> None:
+        if self.closes_at.data and field.data and field.data <= self.closes_at.data.date():
+            raise ValidationError(_l("Parents cannot see results before requests close: choose a results date "
+                                     "after the closing date."))
+
+
+class WindowNowForm(FlaskForm):  # type: ignore[misc]
+    """The confirmation step of opening or closing requests now; reopening after the closing time asks for a
+    new closing time instead of leaving the window open without end."""
+
+    confirmed = HiddenField()
+    closes_at = DateTimeLocalField(_l("Requests close (China time)"), format="%Y-%m-%dT%H:%M",
+                                   validators=[Optional()])
+
 
 class CodesForm(FlaskForm):  # type: ignore[misc]
     class_name = SelectField(_l("Pupils"), validators=[Optional()])
     confirm = BooleanField(_l("I understand that codes issued before for these pupils stop working."),
                            validators=[DataRequired(_l("Please confirm first."))])
     submit = SubmitField(_l("Issue codes and print"))
+
+
+class PlaceForm(FlaskForm):  # type: ignore[misc]
+    """The confirmation step of placing a waitlisted pupil-day by hand: why, kept with the plan version."""
+
+    confirmed = HiddenField()
+    reason = StringField(_l("Reason (kept in the plan's history)"),
+                         validators=[DataRequired(_l("Give a reason.")), Length(max=200)])

@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, insert, select
 
+from webapp.admin.scope import known_qualifications, unknown_qualification_message
 from webapp.admin.spreadsheet import EXCEL_ERRORS, Cell, FileRejected, Table, clean_text, read_table
 from webapp.admin.spreadsheet import write_csv as _write_csv
 from webapp.admin.spreadsheet import write_xlsx as _write_xlsx
@@ -411,7 +412,7 @@ def _grid_columns(table: Table, columns: dict[str, int],
             if index not in taken and header and (slot := parse_slot(header, periods)) is not None}
 
 
-def _read_teachers(table: Table, columns: dict[str, int], term: Term | None,
+def _read_teachers(table: Table, columns: dict[str, int], school: School, term: Term | None,
                    problems: list[Problem]) -> list[TeacherRecord]:
     periods = {p.code.lower(): p for p in term.periods} if term else {}
     weekdays = list(term.weekdays) if term else []
@@ -422,6 +423,7 @@ def _read_teachers(table: Table, columns: dict[str, int], term: Term | None,
         return []
     seen: dict[str, int] = {}
     records = []
+    known = known_qualifications(school.id)
     for number, cells in table.rows:
         row = _Row(number, cells, columns, table.headers, problems)
         code = row.text("code", required=True, max_length=64)
@@ -430,6 +432,8 @@ def _read_teachers(table: Table, columns: dict[str, int], term: Term | None,
         tags = [t for t in _LIST_SPLIT.split(row.text("qualifications", max_length=500)) if t]
         if any(len(t) > 64 for t in tags):
             row.fail("qualifications", _("A qualification tag is longer than 64 characters."))
+        elif (refused := unknown_qualification_message(tags, known)) is not None:
+            row.fail("qualifications", refused)
         cap = row.integer("max_sessions", 0, 50, 5)
         available: set[tuple[int, int]] | None = None
         if "available" in columns:
@@ -623,7 +627,7 @@ def check_file(kind: str, filename: str, data: bytes, school: School, term: Term
     if kind == "pupils":
         records = _read_pupils(table, columns, term, problems)
     elif kind == "teachers":
-        records = _read_teachers(table, columns, term, problems)
+        records = _read_teachers(table, columns, school, term, problems)
     else:
         if term is None:
             raise ImportRejected([Problem(_("This school has no term yet. Create a term before importing "

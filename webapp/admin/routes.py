@@ -10,14 +10,12 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from webapp.admin.forms import CodesForm, ImportForm, WindowForm
+from webapp.admin.forms import CodesForm, ImportForm, WindowForm, WindowNowForm
 from webapp.admin.importer import COLUMNS, KINDS, import_file, template_file
 from webapp.admin.scope import (
     TERM_KEY,
     admin_view,
     from_china,
-    mask_phone,
-    own_pupil,
     school_term,
     term_view,
     to_china,
@@ -147,27 +145,45 @@ def window() -> ResponseReturnValue:
     return render_template("admin/window.html", form=form, term=term, state=window_state(term))
 
 
-@bp.route("/window/<action>", methods=["POST"])
+@bp.route("/window/<any(open, close):action>", methods=["GET", "POST"])
 @term_view
 def window_now(action: str) -> ResponseReturnValue:
+    """GET: what opening or closing now changes; POST from that page (with `confirmed`): do it.
+
+    Opening keeps the dates the window had: an opening time already past stays, a closing time still ahead
+    stays, and a closing time already past is replaced by the new one the admin enters (never erased).
+    """
     term: Term = g.term
     now = utcnow()
-    if action == "open":
-        term.requests_open_at = now
-        if term.requests_close_at is not None and term.requests_close_at <= now:
-            term.requests_close_at = None
-        flash(_("Requests are open now."), "success")
-    elif action == "close":
-        term.requests_close_at = now
-        if term.requests_open_at is not None and term.requests_open_at > now:
-            term.requests_open_at = now
-        flash(_("Requests are closed now."), "success")
-    else:
-        abort(404)
-    record(f"window.{action}", f"term:{term.id}")
-    db.session.commit()
-    return redirect(request.referrer if request.referrer and request.referrer.startswith(request.host_url)
-                    else url_for("admin.dashboard"))
+    form = WindowNowForm()
+    needs_close = action == "open" and term.requests_close_at is not None and term.requests_close_at <= now
+    if request.method == "POST" and form.validate_on_submit() and form.confirmed.data == "1":
+        if action == "close":
+            term.requests_close_at = now
+            if term.requests_open_at is not None and term.requests_open_at > now:
+                term.requests_open_at = now
+            flash(_("Requests are closed now."), "success")
+        else:
+            closes = from_china(form.closes_at.data) if needs_close else term.requests_close_at
+            if needs_close and (closes is None or closes <= now):
+                form.closes_at.errors.append(_("Enter a new closing time in the future."))
+            elif needs_close and closes is not None and term.results_date is not None \
+                    and term.results_date <= (to_china(closes) or closes).date():
+                form.closes_at.errors.append(_("The closing time must be before the results date (%(date)s).",
+                                               date=term.results_date.isoformat()))
+            else:
+                if term.requests_open_at is None or term.requests_open_at > now:
+                    term.requests_open_at = now
+                term.requests_close_at = closes
+                flash(_("Requests are open now."), "success")
+        if not form.closes_at.errors:
+            record(f"window.{action}", f"term:{term.id}", {
+                "opens_at": term.requests_open_at.isoformat() if term.requests_open_at else None,
+                "closes_at": term.requests_close_at.isoformat() if term.requests_close_at else None})
+            db.session.commit()
+            return redirect(url_for("admin.dashboard"))
+    return render_template("admin/window_confirm.html", form=form, action=action, term=term,
+                           needs_close=needs_close, state=window_state(term), to_china=to_china)
 
 
 # ------------------------------------------------------------------------------------------ pupils
@@ -198,19 +214,6 @@ def pupils() -> ResponseReturnValue:
     pages = max(1, -(-total // PAGE_SIZE))
     return render_template("admin/pupils.html", pupils=rows, total=total, page=page, pages=pages, q=query,
                            class_name=class_name, classes=classes, requested=requested)
-
-
-@bp.route("/pupils/<int:pupil_id>")
-@admin_view
-def pupil_detail(pupil_id: int) -> ResponseReturnValue:
-    pupil = own_pupil(pupil_id)
-    care_request = None
-    if g.term is not None:
-        care_request = db.session.scalar(select(CareRequest).where(
-            CareRequest.term_id == g.term.id, CareRequest.pupil_id == pupil.id))
-    guardians = [{"name": link.user.display_name, "relation": link.relation,
-                  "phone": mask_phone(link.user.phone)} for link in pupil.guardianships]
-    return render_template("admin/pupil.html", pupil=pupil, guardians=guardians, care_request=care_request)
 
 
 def school_classes() -> list[str]:

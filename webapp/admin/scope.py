@@ -24,6 +24,27 @@ Owned = TypeVar("Owned", Term, Activity, Session, Teacher, Pupil)
 TERM_KEY = "admin_term_id"
 
 
+def known_qualifications(school_id: int) -> list[str]:
+    """The qualification tags a teacher of the school can usefully hold: those its activities require."""
+    return sorted(set(db.session.scalars(
+        select(Activity.qualification).join(Term, Term.id == Activity.term_id)
+        .where(Term.school_id == school_id, Activity.qualification.is_not(None), Activity.qualification != "")
+        .distinct())))
+
+
+def unknown_qualification_message(tags: list[str], known: list[str]) -> str | None:
+    """The sentence refusing `tags` that no activity requires (None when every tag is known)."""
+    unknown = [tag for tag in tags if tag not in known]
+    if not unknown:
+        return None
+    named = "、".join(f"“{tag}”" for tag in unknown)
+    if not known:
+        return _("%(tags)s: no activity of this school asks for a qualification yet. Leave the qualifications "
+                 "empty, or set the activity's qualification first.", tags=named)
+    return _("%(tags)s: no activity asks for this qualification. Known tags: %(known)s.", tags=named,
+             known="、".join(known))
+
+
 def current_term() -> Term | None:
     """The term chosen on the dashboard, else the school's newest term."""
     chosen = session.get(TERM_KEY)

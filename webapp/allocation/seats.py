@@ -150,6 +150,24 @@ class _SeatState:
             extra_load.update(option.new_teachers)
         return chosen
 
+    def eligible(self, pupil: Pupil, day: int) -> bool:
+        """Whether every requested period of `day` has a session the pupil may join at all (grade, day,
+        period, a teacher with the activity's qualification on the school's staff), seats aside."""
+        request = self.requests.get(pupil.id)
+        if request is None or day not in request.days:
+            return False
+        for code in request.periods or []:
+            period_id = self.period_by_code.get(code)
+            if period_id is None or not any(
+                    self.sessions[s].grade_lo <= pupil.grade <= self.sessions[s].grade_hi
+                    and self.sessions[s].pupils_per_teacher > 0
+                    and any(self.sessions[s].qualification is None
+                            or self.sessions[s].qualification in (t.qualifications or [])
+                            for t in self.teachers.values())
+                    for s in self.by_slot.get((day, period_id), [])):
+                return False
+        return True
+
     def _best_option(self, pupil: Pupil, request: CareRequest, day: int, period_id: int,
                      extra_load: Counter[int]) -> _Option | None:
         preferences = list(request.preferences or [])
@@ -232,17 +250,7 @@ def promote(term: Term, *, actor: int | None = None, at: datetime | None = None)
         if offering:
             promoted.append(_offer(term, run, entry.pupil.id, entry.day, entry.rank, options, actor, at))
             continue
-        preferences = list(state.requests[entry.pupil.id].preferences or [])
-        for option in options:
-            db.session.add(RunAssignment(run_id=run.id, pupil_id=entry.pupil.id,
-                                         session_id=option.session_id, pinned=False))
-            for teacher_id in option.new_teachers:
-                db.session.add(RunStaffing(run_id=run.id, teacher_id=teacher_id, session_id=option.session_id))
-            activity = state.sessions[option.session_id].activity
-            added_preference += rank_score(preferences, activity)
-        unserved = db.session.get(RunUnserved, entry.unserved_id)
-        if unserved is not None:
-            db.session.delete(unserved)
+        added_preference += _seat(run, state, entry.pupil.id, entry.unserved_id, options)
         added_weight += entry.weight
         promotion = {
             "run_id": run.id, "pupil_id": entry.pupil.id, "day": entry.day, "rank": entry.rank,
@@ -256,6 +264,60 @@ def promote(term: Term, *, actor: int | None = None, at: datetime | None = None)
         db.session.flush()
         _update_objective(run, added_weight, added_preference, state)
     return promoted
+
+
+def _seat(run: AllocationRun, state: _SeatState, pupil_id: int, unserved_id: int, options: list[_Option]) -> int:
+    """Write a pupil-day's seats (and any teacher they need) and strike it off the waitlist; returns the
+    preference score the seats add."""
+    preferences = list(state.requests[pupil_id].preferences or [])
+    added_preference = 0
+    for option in options:
+        db.session.add(RunAssignment(run_id=run.id, pupil_id=pupil_id, session_id=option.session_id, pinned=False))
+        for teacher_id in option.new_teachers:
+            db.session.add(RunStaffing(run_id=run.id, teacher_id=teacher_id, session_id=option.session_id))
+        added_preference += rank_score(preferences, state.sessions[option.session_id].activity)
+    unserved = db.session.get(RunUnserved, unserved_id)
+    if unserved is not None:
+        db.session.delete(unserved)
+    return added_preference
+
+
+class Unplaceable(Exception):
+    """The waitlisted pupil-day cannot be seated; `reason` is "not_waiting", "offered", "ineligible" or
+    "no_seat"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def place(term: Term, pupil_id: int, day: int, *, actor: int | None) -> dict[str, Any]:
+    """Seat one waitlisted pupil-day now, ahead of the queue, in seats that are free (nobody is moved).
+
+    The same test as a promotion: every requested period of the day needs an eligible session (day, period,
+    grade) with a free seat and enough staff, or an idle qualified teacher who is available and under the weekly
+    maximum. Raises `Unplaceable` saying why not. Works inside the caller's transaction and seat lock.
+    """
+    run = term.published_run
+    entry = next((e for e in waitlist(term) if e.pupil.id == pupil_id and e.day == day), None)
+    if run is None or entry is None:
+        raise Unplaceable("not_waiting")
+    if any(o.pupil_id == pupil_id and o.day == day for o in open_offers(term.id, run.id)):
+        raise Unplaceable("offered")
+    state = _SeatState.load_run(term, run.id)
+    options = state.plan(entry.pupil, day)
+    if options is None:
+        raise Unplaceable("no_seat" if state.eligible(entry.pupil, day) else "ineligible")
+    state.apply(pupil_id, options)
+    added_preference = _seat(run, state, pupil_id, entry.unserved_id, options)
+    placement = {"run_id": run.id, "pupil_id": pupil_id, "day": day, "rank": entry.rank,
+                 "sessions": [o.session_id for o in options],
+                 "teachers_added": [[t, o.session_id] for o in options for t in o.new_teachers]}
+    record("waitlist.place", f"run:{run.id}", {"term_id": term.id, **placement}, user_id=actor,
+           school_id=term.school_id)
+    db.session.flush()
+    _update_objective(run, entry.weight, added_preference, state)
+    return placement
 
 
 def seat_offer(term: Term, offer: WaitlistOffer) -> bool:

@@ -493,6 +493,46 @@ def fill_freed_seats(term: Term, *, actor: User | int | None = None) -> list[dic
     return promoted
 
 
+UNPLACEABLE = {
+    "not_waiting": N_("This pupil is not on the waitlist for that day."),
+    "offered": N_("This pupil already has an open offer for that day; wait for the family's answer."),
+    "ineligible": N_("No session that day and period is open to this pupil (grade, day or period), so the "
+                     "pupil cannot be placed."),
+    "no_seat": N_("No seat is free for this pupil that day: every eligible session is full or has no teacher "
+                  "to spare. Nobody was moved."),
+}
+
+
+class NotPlaceable(AllocationError):
+    """A waitlisted pupil-day cannot be placed by hand; the message says why (nothing was written)."""
+
+
+def place_from_waitlist(term: Term, pupil_id: int, day: int, *, actor: User, reason: str) -> list[int]:
+    """Seat a waitlisted pupil-day in free seats now, as a new plan version, in one transaction.
+
+    The school decides ahead of the queue (a hardship case, say); `reason` is kept with the version and in the
+    audit log, and the family is told. Nobody already placed is moved, and the validator's hard rules must hold
+    (capacity, eligibility, one seat per period, staffing), else `RuleBroken`. Raises `NotPlaceable` when the
+    pupil is not waiting that day, has an open offer, is not eligible, or no seat is free. Returns the
+    sessions given.
+    """
+    if not reason.strip():
+        raise NotPlaceable(N_("Give a reason for placing this pupil ahead of the waitlist."))
+    with _transaction():
+        fresh = _lock_seats(term.id)
+        if _published(fresh) is None:
+            raise NotPlaceable(N_("There is no published allocation yet."))
+        _expire_due(fresh, clock())
+        change = _Amendment(fresh)
+        try:
+            placement = seats.place(fresh, pupil_id, day, actor=_actor_id(actor))
+        except seats.Unplaceable as exc:
+            raise NotPlaceable(UNPLACEABLE[exc.reason]) from None
+        positions(fresh)
+        change.done(AmendmentKind.PROMOTION, actor, f"placed by the school from the waitlist: {reason.strip()}")
+    return list(placement["sessions"])
+
+
 def remove_seat(run: AllocationRun, pupil_id: int, session_id: int, *, actor: User) -> SeatChange:
     """Take a pupil out of one session of a finished run and recount the run, in one transaction.
 

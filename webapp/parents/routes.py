@@ -280,6 +280,9 @@ def withdraw(pupil_id: int) -> ResponseReturnValue:
     term = service.current_term(pupil)
     if term is None:
         abort(404)
+    if request.form.get("confirmed") != "1":  # the child page's button leads to this confirmation step
+        return render_template("parents/withdraw_confirm.html", pupil=pupil, term=term,
+                               published=term.published_run_id is not None)
     try:
         service.withdraw_request(current_user, pupil, term)
     except service.RequestError as error:

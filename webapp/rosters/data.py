@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import select
 
@@ -90,13 +91,14 @@ class TeacherTimetable:
 
 @dataclass
 class Rosters:
+    """A run's sheets, read with one query per table; the class lists and duty timetables are derived from the
+    sheets on first use, so a page that shows only attendance sheets never reads the whole school's pupils."""
+
     term: Term
     run: AllocationRun
     periods: list[Period]
     weekdays: list[int]
     sheets: list[SessionSheet]
-    classes: list[ClassList]
-    timetables: list[TeacherTimetable]
 
     def sheet(self, session_id: int) -> SessionSheet | None:
         return next((s for s in self.sheets if s.session.id == session_id), None)
@@ -106,6 +108,33 @@ class Rosters:
 
     def timetable(self, teacher_id: int) -> TeacherTimetable | None:
         return next((t for t in self.timetables if t.teacher.id == teacher_id), None)
+
+    @cached_property
+    def classes(self) -> list[ClassList]:
+        """Every active pupil of the school by class, with where each goes on each day."""
+        stops: dict[int, dict[int, list[Stop]]] = defaultdict(lambda: defaultdict(list))
+        for sheet in self.sheets:
+            for pupil in sheet.pupils:
+                stops[pupil.id][sheet.session.day].append(Stop(sheet.period, sheet.activity, sheet.session))
+        pupils = db.session.scalars(
+            select(Pupil).where(Pupil.school_id == self.term.school_id, Pupil.active)
+            .order_by(Pupil.class_name, Pupil.number)
+        ).all()
+        classes: dict[str, ClassList] = {}
+        for pupil in pupils:
+            days = stops.get(pupil.id, {})
+            row = DismissalRow(pupil, {day: list(day_stops) for day, day_stops in days.items()})
+            classes.setdefault(pupil.class_name, ClassList(pupil.class_name)).rows.append(row)
+        return [classes[name] for name in sorted(classes, key=class_sort_key)]
+
+    @cached_property
+    def timetables(self) -> list[TeacherTimetable]:
+        timetables: dict[int, TeacherTimetable] = {}
+        for sheet in self.sheets:
+            for teacher in sheet.teachers:
+                table = timetables.setdefault(teacher.id, TeacherTimetable(teacher))
+                table.duties[(sheet.session.day, sheet.period.id)] = Duty(sheet)
+        return sorted(timetables.values(), key=lambda t: t.teacher.code)
 
 
 def load_rosters(term: Term, run: AllocationRun) -> Rosters:
@@ -136,31 +165,7 @@ def load_rosters(term: Term, run: AllocationRun) -> Rosters:
         sheet.teachers.sort(key=lambda t: t.code)
     running = sorted((s for s in sheets.values() if s.pupils or s.teachers),
                      key=lambda s: (s.session.day, position[s.period.id], s.session.code))
-
-    stops: dict[int, dict[int, list[Stop]]] = defaultdict(lambda: defaultdict(list))
-    timetables: dict[int, TeacherTimetable] = {}
-    for sheet in running:
-        for pupil in sheet.pupils:
-            stops[pupil.id][sheet.session.day].append(Stop(sheet.period, sheet.activity, sheet.session))
-        for teacher in sheet.teachers:
-            table = timetables.setdefault(teacher.id, TeacherTimetable(teacher))
-            table.duties[(sheet.session.day, sheet.period.id)] = Duty(sheet)
-
-    pupils = db.session.scalars(
-        select(Pupil).where(Pupil.school_id == term.school_id, Pupil.active).order_by(Pupil.class_name,
-                                                                                     Pupil.number)
-    ).all()
-    classes: dict[str, ClassList] = {}
-    for pupil in pupils:
-        days = stops.get(pupil.id, {})
-        row = DismissalRow(pupil, {day: list(day_stops) for day, day_stops in days.items()})
-        classes.setdefault(pupil.class_name, ClassList(pupil.class_name)).rows.append(row)
-
-    return Rosters(
-        term=term, run=run, periods=periods, weekdays=sorted(term.weekdays), sheets=running,
-        classes=[classes[name] for name in sorted(classes, key=class_sort_key)],
-        timetables=sorted(timetables.values(), key=lambda t: t.teacher.code),
-    )
+    return Rosters(term=term, run=run, periods=periods, weekdays=sorted(term.weekdays), sheets=running)
 
 
 def class_sort_key(name: str) -> tuple[tuple[int, str], ...]:

@@ -1,6 +1,7 @@
 """Spreadsheets a school office prints (one sheet per session, class or teacher) and the JSON exports.
 
-Every cell is written through `webapp.tabular`, so names and rooms are always text, never formulas. Every
+Every cell is written through `webapp.tabular` (a streaming workbook: rows go straight to the file, styles are
+registered once), so names and rooms are always text, never formulas. Every
 sheet is set up for A4: a title, a frozen header row that repeats on every printed page, column widths
 wide enough for Chinese names, and fit-to-width so nothing falls off the right edge.
 """
@@ -11,9 +12,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.worksheet import Worksheet
 
 from scheduler.io import dumps, instance_to_json, solution_to_json
@@ -30,7 +31,7 @@ from webapp.rosters.data import (
 )
 from webapp.services import run_to_solution, term_to_instance
 from webapp.tabular import XLSX_MIMETYPE as XLSX_MIMETYPE
-from webapp.tabular import append_row, cell_text, set_cell, workbook_bytes
+from webapp.tabular import StreamingBook, cell_text
 
 SESSION_HEADERS = ("序号", "学号", "姓名", "班级", "签到")
 _THIN = Side(style="thin", color="999999")
@@ -78,114 +79,107 @@ def duty_text(table: TeacherTimetable, day: int, period_id: int) -> str:
     return f"{sheet.session.code} {sheet.activity.name}\n{sheet.session.room or '—'} · {duty.pupil_count}人"
 
 
-def _new_workbook() -> tuple[Workbook, set[str]]:
-    workbook = Workbook()
-    default = workbook.active
-    if default is not None:
-        workbook.remove(default)
-    return workbook, set()
+class _Book(StreamingBook):
+    """The roster workbooks' one look: a bold title, a shaded header row, bordered wrapped body cells."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken: set[str] = set()
+        self.title_style = self.style("roster-title", font=Font(bold=True, size=14))
+        self.header_style = self.style("roster-header", font=Font(bold=True), fill=_HEADER_FILL, border=_BORDER,
+                                       alignment=Alignment(horizontal="center", vertical="center"))
+        self.body_style = self.style("roster-body", border=_BORDER,
+                                     alignment=Alignment(vertical="center", wrap_text=True))
 
-def _setup(ws: Worksheet, header_row: int, widths: Sequence[float], *, landscape: bool = False,
-           freeze: str | None = None) -> None:
-    for index, width in enumerate(widths, start=1):
-        ws.column_dimensions[_column(index)].width = width
-    ws.freeze_panes = freeze or f"A{header_row + 1}"
-    ws.print_title_rows = f"{header_row}:{header_row}"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = "landscape" if landscape else "portrait"
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.print_options.horizontalCentered = True
+    def new_sheet(self, name: str, header_row: int, widths: Sequence[float], *, landscape: bool = False,
+                  freeze: str | None = None) -> WriteOnlyWorksheet:
+        """A sheet set up for A4 before its first row: widths, frozen header, repeated header row, fit to width."""
+        ws = self.sheet(sheet_title(name, self.taken))
+        for index, width in enumerate(widths, start=1):
+            ws.column_dimensions[_column(index)].width = width
+        ws.freeze_panes = freeze or f"A{header_row + 1}"
+        ws.print_title_rows = f"{header_row}:{header_row}"
+        ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+        ws.page_setup.orientation = "landscape" if landscape else "portrait"
+        ws.page_setup.fitToWidth = 1
+        ws.page_setup.fitToHeight = 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.print_options.horizontalCentered = True
+        return ws
+
+    def title(self, ws: WriteOnlyWorksheet, text: str, detail: str, columns: int) -> None:
+        self.row(ws, [text], self.title_style)
+        self.row(ws, [detail])
+        self.merge(ws, 1, 1, columns)
+        self.merge(ws, 2, 1, columns)
+
+    def header(self, ws: WriteOnlyWorksheet, headers: Sequence[str]) -> None:
+        self.row(ws, headers, self.header_style)
+
+    def body(self, ws: WriteOnlyWorksheet, values: Sequence[Any]) -> None:
+        self.row(ws, values, self.body_style)
+
+    def save(self) -> bytes:
+        if not self.book.worksheets:
+            empty = self.sheet("空")
+            self.row(empty, ["此分配方案中没有开班的课程"])
+        return self.bytes()
 
 
 def _column(index: int) -> str:
-
     return str(get_column_letter(index))
-
-
-def _title(ws: Worksheet, text: str, detail: str, columns: int) -> None:
-    append_row(ws, [text])
-    append_row(ws, [detail])
-    ws["A1"].font = Font(bold=True, size=14)
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=columns)
-    ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=columns)
-
-
-def _header(ws: Worksheet, row: int, headers: Sequence[str]) -> None:
-    for col, text in enumerate(headers, start=1):
-        cell = set_cell(ws, row, col, text)
-        cell.font = Font(bold=True)
-        cell.fill = _HEADER_FILL
-        cell.border = _BORDER
-        cell.alignment = Alignment(horizontal="center", vertical="center")
-
-
-def _body_row(ws: Worksheet, values: Sequence[Any]) -> None:
-    append_row(ws, values)
-    for cell in ws[ws.max_row]:
-        cell.border = _BORDER
-        cell.alignment = Alignment(vertical="center", wrap_text=True)
-
-
-def _save(workbook: Workbook) -> bytes:
-    if not workbook.worksheets:
-        empty = workbook.create_sheet("空")
-        empty["A1"] = "此分配方案中没有开班的课程班"
-    return workbook_bytes(workbook)
 
 
 def sessions_workbook(sheets: Sequence[SessionSheet]) -> bytes:
     """Attendance sheets: one worksheet per session, pupils by class then number, an empty tick column."""
-    workbook, taken = _new_workbook()
+    book = _Book()
     for sheet in sheets:
-        ws = workbook.create_sheet(sheet_title(f"{sheet.session.code} {sheet.activity.name}", taken))
-        _title(ws, session_heading(sheet), session_details(sheet), len(SESSION_HEADERS))
-        _header(ws, 3, SESSION_HEADERS)
+        ws = book.new_sheet(f"{sheet.session.code} {sheet.activity.name}", 3, (6, 14, 14, 10, 12))
+        book.title(ws, session_heading(sheet), session_details(sheet), len(SESSION_HEADERS))
+        book.header(ws, SESSION_HEADERS)
         for number, pupil in enumerate(sheet.pupils, start=1):
-            _body_row(ws, [number, pupil.number, pupil.name, pupil.class_name, ""])
-        _setup(ws, 3, (6, 14, 14, 10, 12))
-    return _save(workbook)
+            book.body(ws, [number, pupil.number, pupil.name, pupil.class_name, ""])
+    return book.save()
 
 
 def classes_workbook(rosters: Rosters, classes: Sequence[ClassList]) -> bytes:
     """Dismissal lists: one worksheet per class; for each weekday where the pupil goes and the pickup time."""
-    workbook, taken = _new_workbook()
+    book = _Book()
     days = rosters.weekdays
     headers = ["序号", "学号", "姓名"]
     for day in days:
         headers += [f"{weekday_name(day)}去向", f"{weekday_name(day)}接送时间"]
     for class_list in classes:
-        ws = workbook.create_sheet(sheet_title(f"{class_list.class_name}班", taken))
-        _title(ws, f"{class_list.class_name} 班 放学去向（{term_label(rosters.term.name, 'zh')}）",
-               f"共 {len(class_list.rows)} 人；15:30 放学时无课后服务的学生由家长接回", len(headers))
-        _header(ws, 3, headers)
+        ws = book.new_sheet(f"{class_list.class_name}班", 3, [6, 12, 10] + [22, 9] * len(days), landscape=True,
+                            freeze="D4")
+        book.title(ws, f"{class_list.class_name} 班 放学去向（{term_label(rosters.term.name, 'zh')}）",
+                   f"共 {len(class_list.rows)} 人；15:30 放学时无课后服务的学生由家长接回", len(headers))
+        book.header(ws, headers)
         for number, row in enumerate(class_list.rows, start=1):
             values: list[Any] = [number, row.pupil.number, row.pupil.name]
             for day in days:
                 values += [stops_text(row, day), row.pickup(day) or ""]
-            _body_row(ws, values)
-        _setup(ws, 3, [6, 12, 10] + [22, 9] * len(days), landscape=True, freeze="D4")
-    return _save(workbook)
+            book.body(ws, values)
+    return book.save()
 
 
 def teachers_workbook(rosters: Rosters, tables: Sequence[TeacherTimetable]) -> bytes:
     """Duty timetables: one worksheet per teacher, periods down, weekdays across."""
-    workbook, taken = _new_workbook()
+    book = _Book()
     headers = ["时段"] + [weekday_name(day) for day in rosters.weekdays]
     for table in tables:
-        ws = workbook.create_sheet(sheet_title(f"{table.teacher.name} {table.teacher.code}", taken))
-        _title(ws, f"{table.teacher.name}（{table.teacher.code}）每周值班表",
-               f"{term_label(rosters.term.name, 'zh')}    共 {len(table.duties)} 个课程班", len(headers))
-        _header(ws, 3, headers)
+        ws = book.new_sheet(f"{table.teacher.name} {table.teacher.code}", 3,
+                            [16] + [20] * len(rosters.weekdays), landscape=True, freeze="B4")
+        for row in range(4, 4 + len(rosters.periods)):
+            ws.row_dimensions[row].height = 36
+        book.title(ws, f"{table.teacher.name}（{table.teacher.code}）每周值班表",
+                   f"{term_label(rosters.term.name, 'zh')}    共 {len(table.duties)} 个课程班", len(headers))
+        book.header(ws, headers)
         for period in rosters.periods:
             values = [f"{period.code} {period.start}–{period.end}"]
             values += [duty_text(table, day, period.id) for day in rosters.weekdays]
-            _body_row(ws, values)
-            ws.row_dimensions[ws.max_row].height = 36
-        _setup(ws, 3, [16] + [20] * len(rosters.weekdays), landscape=True, freeze="B4")
-    return _save(workbook)
+            book.body(ws, values)
+    return book.save()
 
 
 def instance_json(term: Term) -> str:

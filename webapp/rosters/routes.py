@@ -103,9 +103,19 @@ def index(term_id: int) -> ResponseReturnValue:
 @bp.get("/<int:term_id>/sessions")
 @school_admin_required
 def sessions(term_id: int) -> ResponseReturnValue:
+    """One weekday's attendance sheets (`?day=N`, by default the first day with sessions), or `?day=all`: a
+    big school runs hundreds of sessions a week, and an office prints a day's sheets at a time."""
     rosters = _rosters(term_id)
-    return render_template("rosters/sessions.html", rosters=rosters, sheets=rosters.sheets,
-                           args=_run_args(rosters))
+    days = sorted({sheet.session.day for sheet in rosters.sheets})
+    chosen = request.args.get("day", "")
+    day: int | None = None
+    if chosen == "all":
+        sheets = rosters.sheets
+    else:
+        day = int(chosen) if chosen.isdigit() and int(chosen) in days else (days[0] if days else None)
+        sheets = [sheet for sheet in rosters.sheets if sheet.session.day == day]
+    return render_template("rosters/sessions.html", rosters=rosters, sheets=sheets, days=days, day=day,
+                           whole_week=chosen == "all", args=_run_args(rosters))
 
 
 @bp.get("/<int:term_id>/sessions/<int:session_id>")

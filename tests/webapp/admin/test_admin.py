@@ -141,7 +141,11 @@ def test_activity_crud(app: Flask, client: FlaskClient, signed_in: SignedIn) -> 
     with app.app_context():
         chess = db.session.get(Activity, chess_id)
         assert chess is not None and chess.name == "国际象棋" and chess.qualification is None
-    post_form(client, f"/admin/activities/{chess_id}/delete", token_from="/admin/activities")
+    step = post_form(client, f"/admin/activities/{chess_id}/delete", token_from="/admin/activities")
+    assert step.status_code == 200 and "是，删除" in step.get_data(as_text=True)  # the confirmation step
+    with app.app_context():
+        assert db.session.get(Activity, chess_id) is not None
+    post_form(client, f"/admin/activities/{chess_id}/delete", {"confirmed": "1"}, token_from="/admin/activities")
     with app.app_context():
         assert db.session.get(Activity, chess_id) is None
     art = ids(app)["activity"]
@@ -260,6 +264,11 @@ def test_teacher_with_availability_grid(app: Flask, client: FlaskClient, signed_
         assert db.session.get(Teacher, teacher_id).qualifications == ["arts", "sports"]  # type: ignore[union-attr]
     bad = post_form(client, "/admin/teachers/new", dict(data, code="T8", max_sessions="99"))
     assert "请输入 0 到 50 之间的整数。" in bad.get_data(as_text=True)
+    misspelt = post_form(client, "/admin/teachers/new", dict(data, code="T8", qualifications="sprots, arts"))
+    assert misspelt.status_code == 200
+    assert "“sprots”：没有活动要求这项资质。已有的资质标签：arts、sports。" in misspelt.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Teacher).where(Teacher.code == "T8")) is None
     post_form(client, f"/admin/teachers/{teacher_id}/delete", token_from="/admin/teachers")
     with app.app_context():
         assert db.session.get(Teacher, teacher_id) is None
@@ -306,19 +315,47 @@ def test_window_is_entered_in_china_time_and_stored_in_utc(app: Flask, client: F
     assert 'value="2026-09-01T08:00"' in page(client, "/admin/window")
     bad = post_form(client, "/admin/window", dict(data, closes_at="2026-08-01T08:00"))
     assert "截止时间必须晚于开始时间。" in bad.get_data(as_text=True)
+    early = post_form(client, "/admin/window", dict(data, results_date="2026-09-10"))
+    assert early.status_code == 200 and "请选择截止日期之后的结果日期" in early.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Term.results_date)).isoformat() == "2026-09-15"  # type: ignore[union-attr]
 
 
 def test_open_and_close_now(app: Flask, client: FlaskClient, signed_in: SignedIn) -> None:
     signed_in("school_admin")
-    post_form(client, "/admin/window/close", token_from="/admin/")
+    with app.app_context():
+        term = db.session.scalar(select(Term))
+        assert term is not None
+        term.requests_open_at = datetime(2026, 8, 1, 0, 0)
+        term.results_date = (utcnow() + timedelta(days=30)).date()
+        db.session.commit()
+    assert 'href="/admin/window/close"' in page(client, "/admin/")
+    # Without the confirmation the POST only shows the confirmation step, and nothing changes.
+    unconfirmed = post_form(client, "/admin/window/close", token_from="/admin/window/close")
+    assert unconfirmed.status_code == 200 and "是，立即截止" in unconfirmed.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Term)).requests_open()  # type: ignore[union-attr]
+    post_form(client, "/admin/window/close", {"confirmed": "1"}, token_from="/admin/window/close")
     with app.app_context():
         term = db.session.scalar(select(Term))
         assert term is not None and not term.requests_open()
+        closed_at = term.requests_close_at
     assert "已截止" in page(client, "/admin/")
-    post_form(client, "/admin/window/open", token_from="/admin/")
+    # Reopening after the closing time asks for a new one: in the future, before the results date.
+    assert 'name="closes_at"' in page(client, "/admin/window/open")
+    for bad in ("", (closed_at - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),  # type: ignore[operator]
+                (utcnow() + timedelta(days=40)).strftime("%Y-%m-%dT%H:%M")):
+        refused = post_form(client, "/admin/window/open", {"confirmed": "1", "closes_at": bad},
+                            token_from="/admin/window/open")
+        assert refused.status_code == 200
+    closes = (utcnow() + timedelta(days=7, hours=8)).replace(second=0, microsecond=0)
+    post_form(client, "/admin/window/open", {"confirmed": "1", "closes_at": closes.strftime("%Y-%m-%dT%H:%M")},
+              token_from="/admin/window/open")
     with app.app_context():
         term = db.session.scalar(select(Term))
         assert term is not None and term.requests_open(utcnow() + timedelta(seconds=1))
+        assert term.requests_open_at == datetime(2026, 8, 1, 0, 0)  # the opening date is kept
+        assert term.requests_close_at == closes - timedelta(hours=8)  # entered in China time
         actions = set(db.session.scalars(select(AuditLog.action)))
         assert {"window.close", "window.open"} <= actions
 

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from openpyxl import Workbook, load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.conftest import make_school
 from webapp.admin.importer import ImportResult, import_file, parse_day, parse_slot, template_file
 from webapp.admin.spreadsheet import MAX_ROWS
 from webapp.extensions import db
-from webapp.models import AuditLog, Pupil, School, Session, Teacher, TeacherAvailability, Term
+from webapp.models import Activity, AuditLog, Pupil, School, Session, Teacher, TeacherAvailability, Term
 
 PUPIL_HEADER = ["学号", "姓名", "年级", "班级", "家庭编号", "优先级"]
 
@@ -270,6 +270,30 @@ def test_teachers_with_availability_text(school: School) -> None:
     assert teacher is not None and teacher.qualifications == ["arts", "sports"] and teacher.max_sessions == 4
     again = run("teachers", xlsx(rows), school)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+
+
+def test_unknown_qualification_refused_with_row_column_and_known_tags(school: School) -> None:
+    rows = [TEACHER_HEADER, ["T9", "孙老师", "sports、arts", 4, ""], ["T8", "周老师", "sprots", 3, ""],
+            ["T7", "钱老师", "arts, 书法", 3, ""]]
+    before = count(Teacher, school)
+    result = run("teachers", xlsx(rows), school)
+    assert not result.ok and count(Teacher, school) == before  # nothing written
+    assert messages(result) == [
+        "第 3 行，「资质」列：“sprots”：没有活动要求这项资质。已有的资质标签：arts、sports。",
+        "第 4 行，「资质」列：“书法”：没有活动要求这项资质。已有的资质标签：arts、sports。",
+    ]
+
+
+def test_unknown_qualification_in_english_and_without_any_known_tag(app: Flask) -> None:
+    with app.test_request_context("/admin/import/teachers", headers={"Cookie": "lang=en"}):
+        school = make_school()
+        result = run("teachers", xlsx([TEACHER_HEADER, ["T9", "孙老师", "sprots", 4, ""]]), school)
+        assert messages(result) == ["Row 2, column “资质”: “sprots”: no activity asks for this qualification. "
+                                    "Known tags: arts、sports."]
+        db.session.execute(update(Activity).values(qualification=None))
+        result = run("teachers", xlsx([TEACHER_HEADER, ["T9", "孙老师", "sports", 4, ""]]), school)
+        assert messages(result)[0].startswith("Row 2, column “资质”: “sports”: no activity of this school asks "
+                                              "for a qualification yet.")
 
 
 def test_teachers_with_a_grid_of_columns(school: School) -> None:

@@ -108,13 +108,18 @@ def test_submit_edit_withdraw_resubmit(app: Flask, client: FlaskClient, parent: 
         assert (row.days, row.periods, row.preferences) == ([2], ["P1", "P2", "P3"], ["care"])
         assert row.submitted_at == T0 and row.updated_at == T0 + timedelta(hours=3)
 
-    response = post_form(client, f"{url}/withdraw", token_from=url)
+    step = post_form(client, f"{url}/withdraw", token_from=url)  # the child page's button: a confirmation step
+    assert step.status_code == 200 and "是，撤回" in text(step) and "可以重新提交" in text(step)
+    with app.app_context():
+        assert [r.status for r in requests_for(parent)] == ["active"]
+    response = post_form(client, f"{url}/withdraw", {"confirmed": "1"}, token_from=url)
     assert response.status_code == 302
     assert "申请已撤回" in text(client.get(url))
     with app.app_context():
         assert [r.status for r in requests_for(parent)] == ["withdrawn"]
     assert "已撤回" in text(client.get("/family/"))
-    assert "没有可撤回的申请" in text(post_form(client, f"{url}/withdraw", token_from=url, follow_redirects=True))
+    assert "没有可撤回的申请" in text(post_form(client, f"{url}/withdraw", {"confirmed": "1"}, token_from=url,
+                                                follow_redirects=True))
 
     assert post_form(client, url, REQUEST).status_code == 302
     with app.app_context():
@@ -282,7 +287,11 @@ def test_withdraw_after_publication_frees_seats(app: Flask, client: FlaskClient,
         term_id = term_of().id
     url = f"/family/child/{parent}"
     assert "撤回后，孩子已获得的名额将让给其他家庭" in text(client.get(url))
-    assert post_form(client, f"{url}/withdraw", token_from=url).status_code == 302
+    step = post_form(client, f"{url}/withdraw", token_from=url)
+    assert step.status_code == 200 and "让给候补名单上的孩子" in text(step)
+    with app.app_context():
+        assert db.session.scalars(select(RunAssignment).where(RunAssignment.run_id == run_id)).all() != []
+    assert post_form(client, f"{url}/withdraw", {"confirmed": "1"}, token_from=url).status_code == 302
     with app.app_context():
         left = db.session.scalars(select(RunAssignment).where(RunAssignment.run_id == run_id)).all()
         assert left == []

@@ -1,0 +1,81 @@
+"""The streaming workbook behind large roster exports, and the roster reads' statement counts."""
+
+from __future__ import annotations
+
+import io
+
+from flask import Flask
+from flask.testing import FlaskClient
+from openpyxl import load_workbook
+from openpyxl.styles import Border, Font, Side
+from sqlalchemy import event
+
+from tests.webapp.rosters.test_rosters import World, _base
+from tests.webapp.rosters.test_rosters import admin as admin  # noqa: F401  (fixture)
+from tests.webapp.rosters.test_rosters import world as world  # noqa: F401  (fixture)
+from webapp.extensions import db
+from webapp.tabular import StreamingBook
+
+
+def test_streaming_book_keeps_text_inert_and_styles_every_cell() -> None:
+    book = StreamingBook()
+    sheet = book.sheet("名单")
+    bold = book.style("bold-boxed", font=Font(bold=True), border=Border(left=Side(style="thin")))
+    sheet.column_dimensions["A"].width = 18
+    sheet.freeze_panes = "A2"
+    book.row(sheet, ["=HYPERLINK(\"x\")", 7, None, "李\x01明"], bold)
+    book.row(sheet, ["plain", "+1+1"])
+    book.merge(sheet, 3, 1, 4)
+    book.row(sheet, ["merged"])
+    ws = load_workbook(io.BytesIO(book.bytes()))["名单"]
+    assert [c.value for c in ws[1]] == ['=HYPERLINK("x")', 7, None, "李\ufffd明"]
+    assert ws["A1"].data_type == "s" and ws["A1"].quotePrefix and ws["A1"].font.b
+    assert ws["B1"].font.b and ws["C1"].border.left.style == "thin" and not ws["B1"].quotePrefix
+    assert ws["A2"].font.b is False and ws["B2"].data_type == "s" and ws["B2"].quotePrefix
+    assert str(ws.merged_cells) == "A3:D3" and ws.freeze_panes == "A2"
+    assert ws.column_dimensions["A"].width == 18
+
+
+def _statements(app: Flask, client: FlaskClient, url: str) -> int:
+    with app.app_context():
+        engine = db.engine
+    count = 0
+
+    def counted(*_args: object) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+    return count
+
+
+def test_roster_reads_one_query_per_table(app: Flask, admin: FlaskClient, world: World) -> None:  # noqa: F811
+    """The sheets come from a fixed number of statements whatever the school's size (no lazy load per row)."""
+    for page in ("sessions", "sessions.xlsx", "classes", "teachers"):
+        assert _statements(app, admin, f"{_base(world)}/{page}") <= 12, page
+
+
+def test_sessions_page_one_weekday_at_a_time(app: Flask, admin: FlaskClient, world: World) -> None:  # noqa: F811
+    from sqlalchemy import select
+
+    from webapp.models import RunAssignment, Session
+    with app.app_context():
+        days = sorted(set(db.session.scalars(select(Session.day).join(
+            RunAssignment, RunAssignment.session_id == Session.id).where(RunAssignment.run_id == world.run_id))))
+        codes = {day: set(db.session.scalars(select(Session.code).join(
+            RunAssignment, RunAssignment.session_id == Session.id)
+            .where(RunAssignment.run_id == world.run_id, Session.day == day))) for day in days}
+    assert len(days) > 1
+
+    def shown(query: str) -> set[str]:
+        page = admin.get(f"{_base(world)}/sessions{query}").get_data(as_text=True)
+        return {code for day_codes in codes.values() for code in day_codes if f"<h1>{code} " in page}
+
+    assert shown("") == codes[days[0]]  # the first weekday by default
+    assert shown(f"?day={days[1]}") == codes[days[1]]
+    assert shown("?day=all") == set().union(*codes.values())
+    assert shown("?day=9") == codes[days[0]]
