@@ -175,8 +175,9 @@ def seed_demo(*, time_limit: float = DEFAULT_TIME_LIMIT, reset: bool = False,
     _publish(report, log)
     report.users += _parents()
     db.session.commit()
-    report.daily = seed_day(term, hash_password(DEMO_PASSWORD))
-    log(f"  {published.code}: {report.daily}")
+    first = _demo_terms((Stage.PUBLISHED,))[SCHOOLS[0].code]  # the school of the demo parent and admin
+    report.daily = seed_day(first, hash_password(DEMO_PASSWORD))
+    log(f"  {SCHOOLS[0].code}: {report.daily}")
     report.seconds = round(time.monotonic() - started, 1)
     return report
 
