@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select, update
 
 from scheduler import domain
 from scheduler.explain import explain_unserved
@@ -125,20 +125,37 @@ def refresh_reasons(term: Term, run: AllocationRun) -> None:
     ids = dict(db.session.execute(select(Pupil.number, Pupil.id).where(Pupil.school_id == term.school_id)).all())
     requested = {(r.pupil, d) for r in instance.requests for d in r.days}
     seen = set()
-    rows = db.session.execute(select(RunUnserved, Pupil.number).join(Pupil, Pupil.id == RunUnserved.pupil_id)
-                              .where(RunUnserved.run_id == run.id)).all()
-    for row, number in rows:
-        key = (number, row.day)
+    updates, gone = [], []
+    rows = db.session.execute(select(RunUnserved.id, Pupil.number, RunUnserved.day, RunUnserved.code,
+                                     RunUnserved.reason, RunUnserved.params)
+                              .join(Pupil, Pupil.id == RunUnserved.pupil_id).where(RunUnserved.run_id == run.id))
+    for row_id, number, day, code, text, params in rows:  # columns, not objects: a school has thousands
+        key = (number, day)
         seen.add(key)
         item = fresh.get(key)
         if item is not None:
-            row.code, row.reason, row.params = item.code, item.reason, dict(item.params) or None
+            now = {"code": item.code, "reason": item.reason, "params": dict(item.params) or None}
+            if (code, text, params) != (now["code"], now["reason"], now["params"]):
+                updates.append({"id": row_id, **now})
         elif key in requested:
-            db.session.delete(row)
-    for key, item in fresh.items():
-        if key not in seen and item.pupil in ids:
-            db.session.add(RunUnserved(run_id=run.id, pupil_id=ids[item.pupil], day=item.day, code=item.code,
-                                       reason=item.reason, params=dict(item.params) or None))
+            gone.append(row_id)
+    added = [{"run_id": run.id, "pupil_id": ids[item.pupil], "day": item.day, "code": item.code,
+              "reason": item.reason, "params": dict(item.params) or None}
+             for key, item in fresh.items() if key not in seen and item.pupil in ids]
+    if updates:
+        db.session.execute(update(RunUnserved), updates)
+    for start in range(0, len(gone), 500):
+        db.session.execute(delete(RunUnserved).where(RunUnserved.id.in_(gone[start:start + 500])),
+                           execution_options={"synchronize_session": False})
+    if added:
+        db.session.execute(insert(RunUnserved), added)
+    if updates or gone or added:  # rows loaded before this point are stale now
+        for held in [o for o in db.session.identity_map.values() if isinstance(o, RunUnserved)]:
+            if held.id in gone:
+                db.session.expunge(held)
+            else:
+                db.session.expire(held)
+        db.session.expire(run, ["unserved"])
     db.session.flush()
     recomputed = recompute_objective(instance, run_to_solution(run))
     objective = dict(run.objective or {})
@@ -189,11 +206,17 @@ def amend(term: Term, run: AllocationRun, *, kind: AmendmentKind, actor_id: int 
     db.session.add(amendment)
     days = dict(db.session.execute(select(Session.id, Session.day).where(Session.term_id == term.id)).all())
     touched: dict[int, dict[str, set[int]]] = defaultdict(lambda: {"gained": set(), "lost": set()})
+    db.session.flush()  # the amendment's id, for its changes, written in one statement
+    changes = []
     for gained, pairs in ((True, after - before), (False, before - after)):
         for pupil_id, session_id in sorted(pairs):
             day = days.get(session_id, 0)
-            amendment.changes.append(PlanChange(pupil_id=pupil_id, session_id=session_id, day=day, gained=gained))
+            changes.append({"amendment_id": amendment.id, "pupil_id": pupil_id, "session_id": session_id,
+                            "day": day, "gained": gained})
             touched[pupil_id]["gained" if gained else "lost"].add(day)
+    if changes:
+        db.session.execute(insert(PlanChange), changes)
+    db.session.expire(amendment, ["changes"])
     refresh_reasons(term, run)
 
     if kind == AmendmentKind.PUBLISH:
