@@ -6,15 +6,18 @@ tests call themselves live in `tests/webapp/factories.py`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tests.webapp.factories import SchoolIds, create_user, publish_for, pupil_id, sign_in, term_of, the_school
+from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Pupil, User
 
@@ -59,3 +62,38 @@ def signed_in(app: Flask, client: FlaskClient) -> Callable[..., User]:
             return found
 
     return sign_in_as
+
+
+@pytest.fixture
+def pg_app() -> Iterator[Flask]:
+    """The app on `TEST_DATABASE_URL` in a fresh schema (dropped afterwards), with a pool for 50 threads.
+
+    Skipped, saying why, when TEST_DATABASE_URL is unset; failed instead when REQUIRE_SERVICES=1.
+    """
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail("REQUIRE_SERVICES=1 but TEST_DATABASE_URL is not set")
+        print("TEST_DATABASE_URL is not set: skipping the PostgreSQL test")
+        pytest.skip("TEST_DATABASE_URL is not set")
+    schema = f"alloc_{uuid.uuid4().hex[:12]}"
+    separator = "&" if "?" in url else "?"
+    scoped = f"{url}{separator}options=-csearch_path%3D{schema}"
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": scoped,
+                      "RATELIMIT_ENABLED": False,
+                      "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 10, "max_overflow": 45, "pool_timeout": 60}})
+    with app.app_context():
+        try:
+            with db.engine.begin() as connection:
+                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        except Exception as exc:  # the server is down or refuses us
+            pytest.fail(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {exc}")
+        db.create_all()
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            with db.engine.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            db.engine.dispose()

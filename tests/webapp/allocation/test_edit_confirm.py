@@ -15,7 +15,6 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (the PostgreSQL app fixture)
 from tests.webapp.factories import (
     create_user,
     publish,

@@ -7,7 +7,6 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from tests.webapp.allocation.test_waitlist import _pairs, _queue
-from tests.webapp.allocation.test_waitlist import pg_app as pg_app  # noqa: F401  (fixture)
 from tests.webapp.factories import consistent, create_user, publish, pupil, request, session, small_term, teacher
 from webapp.allocation import service as allocation
 from webapp.extensions import db

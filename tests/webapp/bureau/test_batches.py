@@ -12,7 +12,6 @@ from flask.testing import FlaskClient
 from openpyxl import Workbook
 from sqlalchemy import event, func, select, update
 
-from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (a fresh PostgreSQL schema per test)
 from tests.webapp.factories import create_user, post_form, seed_city, sign_in
 from webapp.bureau.city import batch_filter, batch_history, batch_results
 from webapp.bureau.stats import city_stats

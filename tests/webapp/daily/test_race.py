@@ -16,7 +16,6 @@ from flask import Flask
 from sqlalchemy import select
 
 from tests.conftest import make_school
-from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (the PostgreSQL app fixture)
 from tests.webapp.daily.conftest import MONDAY, make_calendar, make_duty_teacher, utc
 from tests.webapp.factories import create_user, publish_for, pupil_id, term_of
 from webapp.daily import rollcall, service

@@ -9,7 +9,6 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import delete, select, update
 
-from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (a fresh PostgreSQL schema per test)
 from tests.webapp.factories import (
     create_user,
     post_form,

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from scheduler import domain
 from scheduler.solve import SolverConfig, solve
-from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (the PostgreSQL app fixture)
 from tests.webapp.factories import build_instance, create_user, import_term, post_form, sign_in
 from webapp.allocation.service import publish_run
 from webapp.extensions import db
