@@ -6,7 +6,8 @@ request; spreadsheets written for schools use `weekday_name(day, "zh")` directly
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from flask import has_request_context
 from flask_babel import get_locale
@@ -48,3 +49,13 @@ def day_names(days: list[int] | tuple[int, ...]) -> str:
     """"周一、周三" / "Mon, Wed"."""
     separator = ", " if current_language().startswith("en") else "、"
     return separator.join(DAY_NAMES.get(day, str(day)) for day in days)
+
+
+def clock_span(start: str, end: str) -> str:
+    """"15:30–16:20": how a period is shown to families (never its code)."""
+    return f"{start}–{end}"
+
+
+def period_clocks(periods: Iterable[Any]) -> dict[str, str]:
+    """Period code -> its clock span, for rows with `code`, `start` and `end` (a term's periods)."""
+    return {period.code: clock_span(period.start, period.end) for period in periods}

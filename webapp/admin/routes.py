@@ -5,9 +5,22 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_login import current_user
 from sqlalchemy import func, or_, select
 
 from webapp.admin.forms import CodesForm, ImportForm, WindowForm
@@ -23,10 +36,11 @@ from webapp.admin.scope import (
     to_china,
 )
 from webapp.audit import record
+from webapp.auth.recovery import SLIP_VALID_HOURS, issue_slip_code, show_slip_code
 from webapp.extensions import db
 from webapp.family import issue_enrolment_code
 from webapp.inputs import int_arg
-from webapp.models import CareRequest, Pupil, Session, Teacher, Term, utcnow
+from webapp.models import CareRequest, Guardianship, Pupil, Session, Teacher, Term, utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -209,7 +223,7 @@ def pupil_detail(pupil_id: int) -> ResponseReturnValue:
         care_request = db.session.scalar(select(CareRequest).where(
             CareRequest.term_id == g.term.id, CareRequest.pupil_id == pupil.id))
     guardians = [{"name": link.user.display_name, "relation": link.relation,
-                  "phone": mask_phone(link.user.phone)} for link in pupil.guardianships]
+                  "phone": mask_phone(link.user.phone), "user_id": link.user_id} for link in pupil.guardianships]
     return render_template("admin/pupil.html", pupil=pupil, guardians=guardians, care_request=care_request)
 
 
@@ -220,6 +234,23 @@ def school_classes() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ enrolment codes
+
+
+@bp.route("/pupils/<int:pupil_id>/guardians/<int:user_id>/reset-code", methods=["POST"])
+@admin_view
+def reset_code(pupil_id: int, user_id: int) -> ResponseReturnValue:
+    """Print a one-time password reset slip for a parent linked to one of the school's pupils."""
+    pupil = own_pupil(pupil_id)
+    link = db.session.scalar(select(Guardianship).where(Guardianship.pupil_id == pupil.id,
+                                                        Guardianship.user_id == user_id))
+    if link is None or link.user.role != "parent":
+        abort(404)
+    code = issue_slip_code(link.user, current_user, g.school.id)
+    hours = int(current_app.config.get("PASSWORD_RESET_SLIP_HOURS", SLIP_VALID_HOURS))
+    response = Response(render_template("admin/reset_print.html", school=g.school, pupil=pupil, link=link,
+                                        phone=mask_phone(link.user.phone), code=show_slip_code(code), hours=hours))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/codes", methods=["GET", "POST"])

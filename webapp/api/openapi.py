@@ -302,6 +302,11 @@ def openapi_document() -> dict[str, Any]:
                         "responses": _responses(_ok("The request", "CareRequest"), "404")},
                 "put": {
                     "operationId": "putRequest", "summary": "Submit or change the request",
+                    "description": "Any time while the window is open is as good as any other: places are not "
+                                   "first come, first served. The allocation runs after the window closes, and "
+                                   "among children the school's rules rank equal a lottery decides. Listing a "
+                                   "second and third choice never lowers the chance of the first (rank points "
+                                   "3/2/1, the same however many are listed).",
                     "requestBody": {"required": True, "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/RequestInput"}}}},
                     "responses": _responses({**_ok("Updated", "CareRequest"),
