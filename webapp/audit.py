@@ -47,6 +47,7 @@ class AuditAction(StrEnum):
     TEACHERS_IMPORT = "teachers.import"
     SESSIONS_IMPORT = "sessions.import"
     ACTIVITY_SAVE = "activity.save"
+    SCHOOL_CONTACT = "school.contact"
     ACTIVITY_DELETE = "activity.delete"
     SESSION_SAVE = "session.save"
     SESSION_DELETE = "session.delete"

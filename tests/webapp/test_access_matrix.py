@@ -37,7 +37,7 @@ POLICY: dict[str, str] = {
     "auth.logout_others": ACCOUNT,
     "auth.privacy_notice": PUBLIC, "auth.forgot_password": PUBLIC, "auth.reset_sms": PUBLIC,
     "auth.reset_password": PUBLIC, "auth.delete_account": PARENT, "parents.unlink": PARENT,
-    "admin.reset_code": ADMIN,
+    "admin.reset_code": ADMIN, "admin.school_contact": ADMIN,
     "parents.home": PARENT, "parents.child": PARENT, "parents.withdraw": PARENT, "parents.link": PARENT,
     "parents.consent": PARENT, "parents.change": PARENT, "parents.accept_offer": PARENT,
     "parents.decline_offer": PARENT,

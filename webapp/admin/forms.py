@@ -15,6 +15,7 @@ from wtforms import (
     SelectField,
     StringField,
     SubmitField,
+    TextAreaField,
 )
 from wtforms.validators import (
     DataRequired,
@@ -43,6 +44,8 @@ class ActivityForm(FlaskForm):  # type: ignore[misc]
     category = StringField(_l("Category"), validators=[Optional(), Length(max=64)])
     qualification = StringField(_l("Qualification a teacher needs (empty: any teacher)"),
                                 validators=[Optional(), Length(max=64)])
+    description = TextAreaField(_l("What the children do, for parents (optional)"),
+                                validators=[Optional(), Length(max=1000)])
     submit = SubmitField(_l("Save"))
 
 
@@ -101,3 +104,11 @@ class CodesForm(FlaskForm):  # type: ignore[misc]
     confirm = BooleanField(_l("I understand that codes issued before for these pupils stop working."),
                            validators=[DataRequired(_l("Please confirm first."))])
     submit = SubmitField(_l("Issue codes and print"))
+
+
+class SchoolContactForm(FlaskForm):  # type: ignore[misc]
+    """Who families contact about after-school care; shown on every child's page."""
+
+    contact = StringField(_l("Contact for families (a person, an office, a phone number)"),
+                          validators=[Optional(), Length(max=200)])
+    submit = SubmitField(_l("Save"))

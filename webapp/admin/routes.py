@@ -23,7 +23,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
-from webapp.admin.forms import CodesForm, ImportForm, WindowForm
+from webapp.admin.forms import CodesForm, ImportForm, SchoolContactForm, WindowForm
 from webapp.admin.importer import COLUMNS, KINDS, import_file, template_file
 from webapp.admin.scope import (
     TERM_KEY,
@@ -231,6 +231,24 @@ def school_classes() -> list[str]:
     return [name for name in db.session.scalars(
         select(Pupil.class_name).where(Pupil.school_id == g.school.id, Pupil.active).distinct()
         .order_by(Pupil.class_name)) if name]
+
+
+# ------------------------------------------------------------------------------------------ school contact
+
+
+@bp.route("/contact", methods=["GET", "POST"])
+@admin_view
+def school_contact() -> ResponseReturnValue:
+    """The contact families see on their child's page."""
+    form = SchoolContactForm(obj=g.school)
+    if form.validate_on_submit():
+        g.school.contact = (form.contact.data or "").strip()
+        record("school.contact", f"school:{g.school.id}")
+        db.session.commit()
+        flash(_("Saved."), "success")
+        return redirect(url_for("admin.dashboard"))
+    return render_template("admin/form.html", form=form, title=_("Contact for families"),
+                           back=url_for("admin.dashboard"))
 
 
 # ------------------------------------------------------------------------------------------ enrolment codes

@@ -89,8 +89,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "grade": {"type": "integer"},
             "class_name": {"type": "string"},
-            "school": {"type": "object", "required": ["code", "name"],
-                       "properties": {"code": {"type": "string"}, "name": {"type": "string"}}},
+            "school": {"type": "object", "required": ["code", "name", "contact"],
+                       "properties": {"code": {"type": "string"}, "name": {"type": "string"},
+                                      "contact": {"type": "string",
+                                                  "description": "Whom families contact; may be empty"}}},
             "term": {"oneOf": [{"$ref": "#/components/schemas/Term"}, {"type": "null"}]},
             "request_status": {"enum": ["active", "withdrawn", None]},
         },
@@ -109,9 +111,11 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {"time": HHMM, "periods": {"type": "array", "items": {"type": "string"}},
                                "activities": {"type": "array", "items": {"type": "string"}}}}},
             "activities": {"type": "array", "items": {
-                "type": "object", "required": ["code", "name", "category"],
+                "type": "object", "required": ["code", "name", "category", "description"],
                 "properties": {"code": {"type": "string"}, "name": {"type": "string"},
-                               "category": {"type": "string"}}}},
+                               "category": {"type": "string"},
+                               "description": {"type": "string", "description": "What the children do; may be "
+                                                                                 "empty"}}}},
             "max_preferences": {"type": "integer"},
         },
     },

@@ -270,3 +270,24 @@ def test_deleting_keeps_another_guardians_link(app: Flask, client: FlaskClient, 
     with app.app_context():
         links = db.session.scalars(select(Guardianship)).all()
         assert [(link.user_id, link.pupil_id) for link in links] == [(other_id, parent)]
+
+
+def test_admin_sets_the_contact_and_descriptions_parents_read(app: Flask, client: FlaskClient,
+                                                              signed_in: Callable[..., User]) -> None:
+    signed_in("school_admin")
+    assert 'href="/admin/contact"' in text(client.get("/admin/"))
+    too_long = post_form(client, "/admin/contact", {"contact": "x" * 201})
+    assert too_long.status_code == 200 and "200" in text(too_long)
+    assert post_form(client, "/admin/contact", {"contact": " 王老师 13800000000 "}).status_code == 302
+    with app.app_context():
+        football = db.session.scalar(select(Activity).where(Activity.code == "football"))
+        assert football is not None
+        football_id = football.id
+    form = {"code": "football", "name": "足球", "category": "sports", "qualification": "sports",
+            "description": "传球和小场比赛。"}
+    assert post_form(client, f"/admin/activities/{football_id}/edit", form).status_code == 302
+    with app.app_context():
+        school = db.session.scalar(select(School))
+        assert school is not None and school.contact == "王老师 13800000000"
+        assert db.session.get(Activity, football_id).description == "传球和小场比赛。"  # type: ignore[union-attr]
+        assert db.session.scalar(select(AuditLog).where(AuditLog.action == "school.contact")) is not None
