@@ -131,8 +131,14 @@ def reset_password(phone: str, code: str, new_password: str) -> bool:
                user_id=user.id if user is not None else None)
         db.session.commit()
         return False
-    for row in live:
-        row.used_at = now
+    # Single use under concurrency: only the request whose conditional UPDATE takes the code goes on.
+    taken = db.session.execute(update(PasswordResetCode).where(
+        PasswordResetCode.id == match.id, PasswordResetCode.used_at.is_(None)).values(used_at=now))
+    if int(getattr(taken, "rowcount", 0) or 0) != 1:
+        db.session.rollback()
+        return False
+    db.session.execute(update(PasswordResetCode).where(
+        PasswordResetCode.user_id == user.id, PasswordResetCode.used_at.is_(None)).values(used_at=now))
     user.password_hash = hash_password(new_password)
     end_all_sessions(user)
     record("auth.password_reset", f"user:{user.id}", {"kind": match.kind}, user_id=user.id)
