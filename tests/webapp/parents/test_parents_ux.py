@@ -291,3 +291,24 @@ def test_admin_sets_the_contact_and_descriptions_parents_read(app: Flask, client
         assert school is not None and school.contact == "王老师 13800000000"
         assert db.session.get(Activity, football_id).description == "传球和小场比赛。"  # type: ignore[union-attr]
         assert db.session.scalar(select(AuditLog).where(AuditLog.action == "school.contact")) is not None
+
+
+def test_new_pages_speak_english_on_request(app: Flask, client: FlaskClient, parent: int,
+                                            published_run: int) -> None:
+    post_form(client, "/lang/en", {"next": "/family/"}, token_from="/family/")
+    with app.app_context():  # names of people, places and activities stay as the school wrote them
+        names = ["学生1", "测试小学0001", "3-1教室", "操场", "赵老师", "李老师", "中文", app.config["APP_NAME"],
+                 *db.session.scalars(select(Activity.name))]
+    for url in (f"/family/child/{parent}", f"/family/child/{parent}/unlink", "/account/delete", "/privacy",
+                "/account"):
+        page = visible(text(client.get(url)))
+        for name in names:
+            page = page.replace(name, "")
+        assert not re.search(r"[\u4e00-\u9fff]", page), (url, re.findall(r".{20}[\u4e00-\u9fff]+.{20}", page))
+    grid = text(client.get(f"/family/child/{parent}"))
+    assert "<th scope=\"col\">Mon</th>" in grid and "Not arranged" in grid
+    anonymous = app.test_client()
+    post_form(anonymous, "/lang/en", {"next": "/login"}, token_from="/login")
+    for url in ("/password/forgot", "/password/reset", "/privacy"):
+        page = visible(text(anonymous.get(url))).replace("中文", "").replace(app.config["APP_NAME"], "")
+        assert not re.search(r"[\u4e00-\u9fff]", page), (url, re.findall(r".{20}[\u4e00-\u9fff]+.{20}", page))
