@@ -216,6 +216,8 @@ def reset_sms() -> ResponseReturnValue:
     """Text a code if the number has an account; the answer is the same if it has none."""
     if not recovery.sms_recovery_available():
         abort(404)
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.change_password"))
     form = ResetSmsForm()
     if form.validate_on_submit():
         recovery.send_sms_code(form.phone.data or "")
