@@ -1,4 +1,4 @@
-"""Account rules: opening a parent account, issuing API tokens, ending other sessions and tokens.
+"""Account rules: opening and deleting a parent account, issuing API tokens, ending other sessions and tokens.
 
 The views in `auth/routes.py` and `api/routes.py` only parse, call one of these and answer. Each function here
 owns exactly one transaction: it commits its own writes (with their audit row) or rolls back, so a caller never
@@ -13,13 +13,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from webapp.audit import record
+from webapp.audit import AuditAction, record
 from webapp.extensions import db
 from webapp.hardening import account_key
-from webapp.models import ApiToken, User, utcnow
+from webapp.models import (
+    ApiToken,
+    AuditLog,
+    Guardianship,
+    Notification,
+    PasswordResetCode,
+    User,
+    utcnow,
+)
 from webapp.security import PHONE_RE, hash_password, normalise_phone, verify_password
 
 TOKEN_DAYS = 30
@@ -109,3 +117,38 @@ def revoke_other_tokens(user: User, keep: ApiToken | None = None) -> int:
     record("auth.logout_others", f"user:{user.id}", {"revoked": revoked}, user_id=user.id)
     db.session.commit()
     return revoked
+
+
+def erase_parent_accounts(account_ids: list[int]) -> dict[str, int]:
+    """Delete these parent accounts with their links, API tokens, reset codes and inbox, in the caller's
+    transaction. Their audit rows stay, without the account and without the keyed hash of its phone number."""
+    if not account_ids:
+        return {"api tokens": 0, "parent accounts": 0}
+    tokens = db.session.execute(delete(ApiToken).where(ApiToken.user_id.in_(account_ids)))
+    db.session.execute(delete(PasswordResetCode).where(PasswordResetCode.user_id.in_(account_ids)))
+    db.session.execute(delete(Notification).where(Notification.user_id.in_(account_ids)))
+    db.session.execute(delete(Guardianship).where(Guardianship.user_id.in_(account_ids)))
+    db.session.execute(update(AuditLog).where(AuditLog.user_id.in_(account_ids), AuditLog.target.like("acct:%"))
+                       .values(target=""))
+    db.session.execute(update(AuditLog).where(AuditLog.user_id.in_(account_ids)).values(user_id=None))
+    accounts = db.session.execute(delete(User).where(User.id.in_(account_ids)))
+    db.session.expire_all()
+    return {"api tokens": int(getattr(tokens, "rowcount", 0) or 0),
+            "parent accounts": int(getattr(accounts, "rowcount", 0) or 0)}
+
+
+def delete_parent_account(user: User) -> None:
+    """Delete a parent's account for good: links, tokens, reset codes, inbox and the account (one transaction).
+
+    The children's care requests stay with their schools, as when a child is unlinked
+    (`webapp.family.unlink_child`). The audit trail keeps its rows without the account, and one more row says
+    that an account was deleted, with how many children it had and nothing that names anyone.
+    """
+    if user.role != "parent":
+        raise ValueError("only parent accounts are deleted by their owner")
+    children = len(user.guardianships)
+    erase_parent_accounts([user.id])
+    # Not `record`: it would name the signed-in account, which no longer exists.
+    db.session.add(AuditLog(user_id=None, school_id=None, action=AuditAction.ACCOUNT_DELETE.value, target="",
+                            detail={"children": children}))
+    db.session.commit()

@@ -163,6 +163,7 @@ def seed_demo(*, time_limit: float = DEFAULT_TIME_LIMIT, reset: bool = False,
         school = school_from_instance(instance, CITY)
         term = instance_to_term(instance, school)
         _set_window(term, spec, now, index)
+        _describe_for_families(school, term, spec)
         report.schools += 1
         report.pupils += len(instance.pupils)
         report.requests += len(instance.requests)
@@ -255,6 +256,33 @@ def _publish(report: SeedReport, log: Callable[[str], None]) -> None:
         report.published.append(code)
     if report.published:
         log(f"  published: {', '.join(report.published)}")
+
+
+ACTIVITY_DESCRIPTIONS = {
+    "homework": "老师在教室看护孩子完成当天作业，答疑但不讲新课。",
+    "care": "在礼堂看护、自由阅读和游戏，等家长来接。",
+    "football": "传球、运球和小场比赛；雨天改在风雨操场。",
+    "basketball": "运球、投篮和半场比赛，三年级起。",
+    "pingpong": "发球、推挡和对练。",
+    "rope": "单摇、双摇和集体长绳。",
+    "art": "水彩、线描和手工绘画，材料由学校提供。",
+    "calligraphy": "硬笔和毛笔书法，从基本笔画练起。",
+    "crafts": "剪纸、折纸和黏土手工。",
+    "choir": "发声练习和合唱曲目，学期末有汇报演出。",
+    "dance": "民族舞和形体基础。",
+    "science": "动手做小实验，观察和记录。",
+    "coding": "图形化编程和简单的小游戏制作。",
+    "go": "围棋规则、死活题和对弈。",
+    "reading": "在阅览室自主阅读，老师每周推荐书目。",
+}
+"""What the demo's activities are, as a school would describe them to parents."""
+
+
+def _describe_for_families(school: School, term: Term, spec: DemoSchool) -> None:
+    """The school's contact and its activities' descriptions, as a school fills them in for parents."""
+    school.contact = f"课后服务办公室 0871-6{spec.number:03d}0000（工作日 8:30–17:30）"
+    for activity in term.activities:
+        activity.description = ACTIVITY_DESCRIPTIONS.get(activity.code, "")
 
 
 def _has_term(school: School) -> bool:

@@ -12,11 +12,11 @@ import hmac
 import secrets
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
 from webapp.audit import record
 from webapp.extensions import db
-from webapp.models import Guardianship, Pupil, School, User, utcnow
+from webapp.models import Guardianship, Notification, Pupil, School, User, utcnow
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 8
@@ -31,9 +31,14 @@ def normalise_code(code: str) -> str:
     return "".join(code.split()).replace("-", "").upper()
 
 
-def hash_enrolment_code(code: str) -> str:
+def keyed_code_hash(code: str, purpose: str = "") -> str:
+    """HMAC-SHA256 of the normalised code under the app's code key; `purpose` keeps kinds of code apart."""
     key = current_app.config.get("ENROLMENT_CODE_KEY") or current_app.config["SECRET_KEY"]
-    return hmac.new(str(key).encode(), normalise_code(code).encode(), hashlib.sha256).hexdigest()
+    return hmac.new(str(key).encode(), (purpose + normalise_code(code)).encode(), hashlib.sha256).hexdigest()
+
+
+def hash_enrolment_code(code: str) -> str:
+    return keyed_code_hash(code)
 
 
 def issue_enrolment_code(pupil: Pupil) -> str:
@@ -74,7 +79,7 @@ def link_child(user: User, school_code: str, pupil_number: str, enrolment_code: 
     """
     if not has_consent(user):
         raise ConsentMissing
-    school = db.session.scalar(select(School).where(School.code == school_code.strip()))
+    school = db.session.scalar(select(School).where(func.upper(School.code) == school_code.strip().upper()))
     if school is None:
         hash_enrolment_code(enrolment_code)  # the same work on every path
         return None
@@ -95,3 +100,23 @@ def link_child(user: User, school_code: str, pupil_number: str, enrolment_code: 
         record("family.link_child", f"pupil:{pupil.id}", user_id=user.id, school_id=school.id)
         db.session.commit()
     return pupil
+
+
+def unlink_child(user: User, pupil: Pupil) -> bool:
+    """End `user`'s guardianship of `pupil` (one transaction, audited); False when there was none.
+
+    The child's care request stays with the school: it is the child's request, and another guardian, or the
+    school, may still rely on it (a parent who wants the seats given up withdraws the request first). What
+    the account was told about this child (its inbox rows) goes with the link.
+    """
+    link = db.session.scalar(
+        select(Guardianship).where(Guardianship.user_id == user.id, Guardianship.pupil_id == pupil.id))
+    if link is None:
+        return False
+    db.session.delete(link)
+    db.session.execute(delete(Notification).where(Notification.user_id == user.id,
+                                                  Notification.pupil_id == pupil.id))
+    record("family.unlink_child", f"pupil:{pupil.id}", user_id=user.id, school_id=pupil.school_id)
+    db.session.commit()
+    return True
+

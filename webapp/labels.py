@@ -10,7 +10,7 @@ keeps naive UTC, `show_time` formats it and `to_local`/`from_local` convert form
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -170,3 +170,13 @@ def term_label(name: str | None, lang: str | None = None) -> str:
         return str(season) % {"year": found.group(1)}
     with force_locale(lang):
         return str(season) % {"year": found.group(1)}
+
+
+def clock_span(start: str, end: str) -> str:
+    """"15:30–16:20": how a period is shown to families (never its code)."""
+    return f"{start}–{end}"
+
+
+def period_clocks(periods: Iterable[Any]) -> dict[str, str]:
+    """Period code -> its clock span, for rows with `code`, `start` and `end` (a term's periods)."""
+    return {period.code: clock_span(period.start, period.end) for period in periods}

@@ -88,6 +88,8 @@ class School(db.Model):  # type: ignore[name-defined,misc]
     district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id", ondelete="SET NULL"), index=True)
     offer_hold_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
     """How long a waitlist offer is held for a family before it passes on."""
+    contact: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """Who families call or write to about after-school care (a person, a phone number, an office)."""
 
     district: Mapped[District | None] = relationship(back_populates="schools")
     terms: Mapped[list[Term]] = relationship(back_populates="school", cascade="all, delete-orphan")
@@ -166,6 +168,8 @@ class Activity(db.Model):  # type: ignore[name-defined,misc]
     name: Mapped[str] = mapped_column(String(100))
     category: Mapped[str] = mapped_column(String(64), default="")
     qualification: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """What the children do, in a sentence or two for parents."""
 
     term: Mapped[Term] = relationship(back_populates="activities")
 
@@ -701,7 +705,8 @@ class NotificationSweep(db.Model):  # type: ignore[name-defined,misc]
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-# ==================================================================================================================
+# ===========================================================================================================
+
 # Daily service (issue 15): term calendar, absences, pickup persons, delegates, roll-call marks, handovers.
 # Rules live in `webapp.daily`; rows here are only ever added (marks, handovers) or closed with a timestamp
 # (absences, pickup persons, delegates), never edited in place, so the day's record stays what happened.
@@ -893,3 +898,33 @@ class DutyTeacher(db.Model):  # type: ignore[name-defined,misc]
 
 
 # ============================================================================================ end of daily service
+# ------------------------------------------------------------------------------------------ password reset codes
+
+
+class ResetCodeKind(StrEnum):
+    """How a password reset code reached the family."""
+
+    SLIP = "slip"
+    """Printed by the school admin and handed to the family, like an enrolment code."""
+    SMS = "sms"
+    """Sent by text message to the account's phone."""
+
+
+class PasswordResetCode(db.Model):  # type: ignore[name-defined,misc]
+    """A one-time code that lets a parent choose a new password. Only its keyed hash is stored.
+
+    A code is good once, until `expires_at`, and for at most `MAX_ATTEMPTS` wrong guesses
+    (`webapp.auth.recovery`); issuing a new code of the same kind ends the older ones.
+    """
+
+    __tablename__ = "password_reset_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    issued_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

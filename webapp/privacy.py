@@ -33,6 +33,7 @@ import click
 from flask import Flask, current_app
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 
+from webapp.accounts import erase_parent_accounts
 from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (
@@ -259,11 +260,10 @@ def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False
 
         account_ids = list(db.session.scalars(select(User.id).where(_idle_childless_parent(cutoff))))
         counts["api tokens"] = _count(db.session.execute(
-            delete(ApiToken).where(or_(ApiToken.expires_at < cutoff, ApiToken.user_id.in_(account_ids)))))
-        db.session.execute(update(AuditLog).where(AuditLog.user_id.in_(account_ids), AuditLog.target.like("acct:%"))
-                           .values(target=""))
-        db.session.execute(update(AuditLog).where(AuditLog.user_id.in_(account_ids)).values(user_id=None))
-        counts["parent accounts"] = _count(db.session.execute(delete(User).where(User.id.in_(account_ids))))
+            delete(ApiToken).where(ApiToken.expires_at < cutoff)))
+        erased = erase_parent_accounts(account_ids)
+        counts["api tokens"] += erased["api tokens"]
+        counts["parent accounts"] = erased["parent accounts"]
 
         counts["audit details"] = _count(db.session.execute(
             update(AuditLog).where(AuditLog.at < cutoff, AuditLog.detail.is_not(None)).values(detail=None)))

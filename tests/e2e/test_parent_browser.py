@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from sqlalchemy import select
 
-from tests.conftest import TEST_ENROLMENT_CODE
+from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD
 from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.webapp.factories import create_user, publish_for, pupil_id
+from webapp.extensions import db
+from webapp.models import Activity, Pupil, School
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +78,75 @@ def test_new_parent_requests_care(live_server: str, chromium_path: str, tmp_path
         finally:
             browser.close()
     assert (tmp_path / "home.png").stat().st_size > 5_000
+
+
+def _no_sideways_scroll(page: object, width: int, what: str) -> None:
+    scroll = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
+    assert scroll <= width, f"{what} scrolls sideways at {width}px ({scroll}px wide)"
+
+
+def test_published_week_as_grid_on_desktop_and_days_on_a_phone(live_app: Flask, live_server: str,
+                                                               chromium_path: str, tmp_path: Path) -> None:
+    """P001 is seated on Monday and waits for Tuesday: a grid of days × clock times at 1280 px, one block per
+    day at 375 px, with the plain reason, the school's contact and an activity's description on both."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("E2E_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with live_app.app_context():
+        pupil = db.session.get(Pupil, pupil_id())
+        create_user("parent", login="13800138000", pupil=pupil)
+        publish_for(pupil_id())
+        school = db.session.scalar(select(School))
+        football = db.session.scalar(select(Activity).where(Activity.code == "football"))
+        assert school is not None and football is not None
+        school.contact = "课后服务办公室 0871-6000000"
+        football.description = "传球、运球和小场比赛。"
+        db.session.commit()
+        child_path = f"/family/child/{pupil_id()}"
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+            page.set_default_timeout(15_000)
+            page.goto(f"{live_server}/login")
+            page.fill("#login", "13800138000")
+            page.fill("#password", TEST_PASSWORD)
+            page.click("#submit")
+            page.goto(f"{live_server}{child_path}")
+
+            grid = page.locator("table.week-grid")
+            expect(grid).to_be_visible()
+            expect(page.locator(".day-list")).to_be_hidden()
+            assert grid.locator("thead th").all_inner_texts() == ["时间", "周一", "周二"]
+            assert grid.locator("tbody th").all_inner_texts() == ["15:30–16:30", "16:30–17:30"]
+            monday = grid.locator("tbody tr").first.locator("td").first
+            assert "作业辅导" in monday.inner_text()
+            expect(grid.locator("td.grid-missing").first).to_have_text("未安排")
+            body = page.inner_text("body")
+            assert "周二 15:30–16:30仍有空余名额" in body and "候补第 2 位" in body
+            assert "课后服务办公室 0871-6000000" in body and "传球、运球和小场比赛。" in body
+            assert " P1" not in body and "P2" not in body
+            _no_sideways_scroll(page, 1280, "the child's page")
+            page.screenshot(path=str(shots / "parent-child-1280.png"), full_page=True)
+
+            page.set_viewport_size({"width": 375, "height": 812})
+            expect(grid).to_be_hidden()
+            days = page.locator(".day-list .day-block")
+            expect(days.first).to_be_visible()
+            assert days.locator("h3").all_inner_texts() == ["周一", "周二"]
+            assert "未安排" in days.nth(1).inner_text()
+            _no_sideways_scroll(page, 375, "the child's page")
+            page.screenshot(path=str(shots / "parent-child-375.png"), full_page=True)
+            page.locator("section.card", has=page.locator(".day-list")).screenshot(
+                path=str(shots / "parent-timetable-375.png"))
+
+            for path, name in (("/privacy", "privacy"), (f"{child_path}/unlink", "unlink"),
+                               ("/account/delete", "delete")):
+                page.goto(f"{live_server}{path}")
+                _no_sideways_scroll(page, 375, path)
+                page.screenshot(path=str(shots / f"parent-{name}-375.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (shots / "parent-child-1280.png").stat().st_size > 5_000

@@ -26,6 +26,7 @@ from webapp.demo import (
 )
 from webapp.extensions import db
 from webapp.models import (
+    Activity,
     AllocationRun,
     CareRequest,
     District,
@@ -61,6 +62,8 @@ def test_seed_demo_builds_the_city_once(app: Flask, runner: FlaskCliRunner) -> N
             select(School.code, func.count(Pupil.id)).join(Pupil).group_by(School.code)).all())
         assert len(sizes) == 12 and min(sizes.values()) == 400 and max(sizes.values()) == 3000
         assert all(name.endswith("小学") for name in db.session.scalars(select(School.name)))
+        assert all(contact.startswith("课后服务办公室") for contact in db.session.scalars(select(School.contact)))
+        assert all(db.session.scalars(select(Activity.description)))  # parents read what each activity is
         now = utcnow()
         terms = {t.school.code: t for t in db.session.scalars(select(Term))}
         assert {t.name for t in terms.values()} == {"2026-autumn"}

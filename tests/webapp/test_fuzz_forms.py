@@ -206,9 +206,14 @@ FORMS: dict[str, FormSpec] = {
     "password": FormSpec("parent", lambda ids: "/account/password", {
         "current": _plausible("wrong-password-1"), "password": _strong_password, "confirm": _strong_password,
     }, ("users",)),
+    "password_reset": FormSpec("anonymous", lambda ids: "/password/reset", {
+        "phone": _plausible(PARENT_PHONE, "+86 139 0000 0000", "nobody"), "code": _plausible("ABCDE-FGHJK", ""),
+        "password": _strong_password, "confirm": _strong_password,
+    }, ("users", "password_reset_codes"), ok_statuses=frozenset({200, 302, 422})),
+    "school_contact": FormSpec("school_admin", lambda ids: "/admin/contact", {"contact": _chinese}, ("schools",)),
     "activity_new": FormSpec("school_admin", lambda ids: "/admin/activities/new", {
         "code": _codes, "name": _chinese, "category": _plausible("sports", "arts", ""),
-        "qualification": _plausible("sports", ""),
+        "qualification": _plausible("sports", ""), "description": _chinese,
     }, ("activities",)),
     "activity_edit": FormSpec("school_admin", lambda ids: f"/admin/activities/{ids['activity']}/edit", {
         "code": _plausible("homework", "football", "hw2"), "name": _chinese, "category": _plausible("homework"),

@@ -95,6 +95,7 @@ def activity_form(activity_id: int | None = None) -> ResponseReturnValue:
             activity.name = form.name.data.strip()
             activity.category = (form.category.data or "").strip()
             activity.qualification = (form.qualification.data or "").strip() or None
+            activity.description = (form.description.data or "").strip()
             db.session.flush()
             record("activity.save", f"activity:{activity.id}", {"code": activity.code})
             db.session.commit()

@@ -16,6 +16,7 @@ from wtforms import (
     SelectField,
     StringField,
     SubmitField,
+    TextAreaField,
 )
 from wtforms.validators import (
     DataRequired,
@@ -44,6 +45,8 @@ class ActivityForm(FlaskForm):  # type: ignore[misc]
     category = StringField(_l("Category"), validators=[Optional(), Length(max=64)])
     qualification = StringField(_l("Qualification a teacher needs (empty: any teacher)"),
                                 validators=[Optional(), Length(max=64)])
+    description = TextAreaField(_l("What the children do, for parents (optional)"),
+                                validators=[Optional(), Length(max=1000)])
     submit = SubmitField(_l("Save"))
 
 
@@ -124,3 +127,11 @@ class PlaceForm(FlaskForm):  # type: ignore[misc]
     confirmed = HiddenField()
     reason = StringField(_l("Reason (kept in the plan's history)"),
                          validators=[DataRequired(_l("Give a reason.")), Length(max=200)])
+
+
+class SchoolContactForm(FlaskForm):  # type: ignore[misc]
+    """Who families contact about after-school care; shown on every child's page."""
+
+    contact = StringField(_l("Contact for families (a person, an office, a phone number)"),
+                          validators=[Optional(), Length(max=200)])
+    submit = SubmitField(_l("Save"))

@@ -57,7 +57,8 @@ def pupil_detail(pupil_id: int) -> ResponseReturnValue:
         care_request = db.session.scalar(select(CareRequest).where(
             CareRequest.term_id == term.id, CareRequest.pupil_id == pupil.id))
     guardians = [{"name": link.user.display_name, "relation": link.relation,
-                  "phone": mask_phone(link.user.phone)} for link in pupil.guardianships]
+                  "phone": mask_phone(link.user.phone), "user_id": link.user_id}
+                 for link in pupil.guardianships]
     return render_template("admin/pupil.html", pupil=pupil, guardians=guardians, care_request=care_request,
                            term=term, seats=placement(term, pupil) if term else [],
                            waiting=waiting(term, pupil) if term else [])

@@ -5,26 +5,42 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_login import current_user
 from sqlalchemy import func, or_, select
 
-from webapp.admin.forms import CodesForm, ImportForm, WindowForm, WindowNowForm
+from webapp.admin.forms import CodesForm, ImportForm, SchoolContactForm, WindowForm, WindowNowForm
 from webapp.admin.importer import COLUMNS, KINDS, import_file, template_file
 from webapp.admin.scope import (
     TERM_KEY,
     admin_view,
     from_china,
+    mask_phone,
+    own_pupil,
     school_term,
     term_view,
     to_china,
 )
 from webapp.audit import record
+from webapp.auth.recovery import SLIP_VALID_HOURS, issue_slip_code, show_slip_code
 from webapp.extensions import db
 from webapp.family import issue_enrolment_code
 from webapp.inputs import int_arg
-from webapp.models import CareRequest, Pupil, Session, Teacher, Term, utcnow
+from webapp.models import CareRequest, Guardianship, Pupil, Session, Teacher, Term, utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -222,7 +238,42 @@ def school_classes() -> list[str]:
         .order_by(Pupil.class_name)) if name]
 
 
+# ------------------------------------------------------------------------------------------ school contact
+
+
+@bp.route("/contact", methods=["GET", "POST"])
+@admin_view
+def school_contact() -> ResponseReturnValue:
+    """The contact families see on their child's page."""
+    form = SchoolContactForm(obj=g.school)
+    if form.validate_on_submit():
+        g.school.contact = (form.contact.data or "").strip()
+        record("school.contact", f"school:{g.school.id}")
+        db.session.commit()
+        flash(_("Saved."), "success")
+        return redirect(url_for("admin.dashboard"))
+    return render_template("admin/form.html", form=form, title=_("Contact for families"),
+                           back=url_for("admin.dashboard"))
+
+
 # ------------------------------------------------------------------------------------------ enrolment codes
+
+
+@bp.route("/pupils/<int:pupil_id>/guardians/<int:user_id>/reset-code", methods=["POST"])
+@admin_view
+def reset_code(pupil_id: int, user_id: int) -> ResponseReturnValue:
+    """Print a one-time password reset slip for a parent linked to one of the school's pupils."""
+    pupil = own_pupil(pupil_id)
+    link = db.session.scalar(select(Guardianship).where(Guardianship.pupil_id == pupil.id,
+                                                        Guardianship.user_id == user_id))
+    if link is None or link.user.role != "parent":
+        abort(404)
+    code = issue_slip_code(link.user, current_user, g.school.id)
+    hours = int(current_app.config.get("PASSWORD_RESET_SLIP_HOURS", SLIP_VALID_HOURS))
+    response = Response(render_template("admin/reset_print.html", school=g.school, pupil=pupil, link=link,
+                                        phone=mask_phone(link.user.phone), code=show_slip_code(code), hours=hours))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/codes", methods=["GET", "POST"])

@@ -91,8 +91,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "grade": {"type": "integer"},
             "class_name": {"type": "string"},
-            "school": {"type": "object", "required": ["code", "name"],
-                       "properties": {"code": {"type": "string"}, "name": {"type": "string"}}},
+            "school": {"type": "object", "required": ["code", "name", "contact"],
+                       "properties": {"code": {"type": "string"}, "name": {"type": "string"},
+                                      "contact": {"type": "string",
+                                                  "description": "Whom families contact; may be empty"}}},
             "term": {"oneOf": [{"$ref": "#/components/schemas/Term"}, {"type": "null"}]},
             "request_status": {"enum": ["active", "withdrawn", None]},
         },
@@ -111,9 +113,11 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {"time": HHMM, "periods": {"type": "array", "items": {"type": "string"}},
                                "activities": {"type": "array", "items": {"type": "string"}}}}},
             "activities": {"type": "array", "items": {
-                "type": "object", "required": ["code", "name", "category"],
+                "type": "object", "required": ["code", "name", "category", "description"],
                 "properties": {"code": {"type": "string"}, "name": {"type": "string"},
-                               "category": {"type": "string"}}}},
+                               "category": {"type": "string"},
+                               "description": {"type": "string", "description": "What the children do; may be "
+                                                                                 "empty"}}}},
             "max_preferences": {"type": "integer"},
         },
     },
@@ -417,6 +421,11 @@ def openapi_document() -> dict[str, Any]:
                         "responses": _responses(_ok("The request", "CareRequest"), "404")},
                 "put": {
                     "operationId": "putRequest", "summary": "Submit or change the request",
+                    "description": "Any time while the window is open is as good as any other: places are not "
+                                   "first come, first served. The allocation runs after the window closes, and "
+                                   "among children the school's rules rank equal a lottery decides. Listing a "
+                                   "second and third choice never lowers the chance of the first (rank points "
+                                   "3/2/1, the same however many are listed).",
                     "requestBody": {"required": True, "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/RequestInput"}}}},
                     "responses": _responses({**_ok("Updated", "CareRequest"),

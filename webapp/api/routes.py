@@ -212,7 +212,8 @@ def _child_json(pupil: Pupil) -> dict[str, Any]:
     term = service.current_term(pupil)
     found = service.find_request(pupil, term) if term is not None else None
     return {"id": pupil.id, "name": pupil.name, "grade": pupil.grade, "class_name": pupil.class_name,
-            "school": {"code": pupil.school.code, "name": pupil.school.name}, "term": _term_json(term),
+            "school": {"code": pupil.school.code, "name": pupil.school.name, "contact": pupil.school.contact or ""},
+            "term": _term_json(term),
             "request_status": found.status if found is not None else None}
 
 
@@ -246,7 +247,8 @@ def options(pupil_id: int) -> ResponseReturnValue:
                 "activities": [a.code for a in service.offered_activities(term, pupil.grade,
                                                                           service.periods_until(term, t))]}
                for t in service.pickup_times(term)]
-    offered = [{"code": a.code, "name": a.name, "category": a.category} for a in activities]
+    offered = [{"code": a.code, "name": a.name, "category": a.category, "description": a.description or ""}
+               for a in activities]
     return jsonify({"term": _term_json(term), "days": sorted(term.weekdays), "pickup_times": pickups,
                     "activities": offered,
                     "max_preferences": service.MAX_PREFERENCES})

@@ -64,3 +64,35 @@ class PasswordChangeForm(FlaskForm):
             raise ValidationError(str(problem))
         if field.data == self.current.data:
             raise ValidationError(_l("Choose a password different from the current one."))
+
+
+class ResetSmsForm(FlaskForm):
+    phone = StringField(_l("Mobile phone number"), validators=[DataRequired(), Length(max=20)])
+    submit = SubmitField(_l("Send me a code"))
+
+
+class ResetPasswordForm(FlaskForm):
+    """Phone, reset code and a new password; whether the number has an account is not the form's business."""
+
+    phone = StringField(_l("Mobile phone number"), validators=[DataRequired(), Length(max=20)])
+    code = StringField(_l("Reset code"), validators=[DataRequired(), Length(max=32)])
+    password = PasswordField(_l("New password"), validators=[DataRequired()])
+    confirm = PasswordField(
+        _l("Repeat new password"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The two passwords do not match."))],
+    )
+    submit = SubmitField(_l("Set new password"))
+
+    def validate_password(self, field: PasswordField) -> None:
+        problem = password_problem(field.data or "")
+        if problem:
+            raise ValidationError(str(problem))
+
+
+class DeleteAccountForm(FlaskForm):
+    password = PasswordField(_l("Your password"), validators=[DataRequired(), Length(max=PASSWORD_MAX)])
+    confirm = BooleanField(
+        _l("I understand that my account, my links to my children and my messages are deleted for good."),
+        validators=[DataRequired(message=_l("Tick the box to confirm."))],
+    )
+    submit = SubmitField(_l("Delete my account"))

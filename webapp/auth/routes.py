@@ -18,19 +18,29 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 
-from webapp.accounts import record_failed_login, register_parent, revoke_other_tokens
+from webapp.accounts import delete_parent_account, record_failed_login, register_parent, revoke_other_tokens
 from webapp.audit import record
-from webapp.auth.forms import EmptyForm, LoginForm, PasswordChangeForm, RegisterForm
+from webapp.auth import recovery
+from webapp.auth.forms import (
+    DeleteAccountForm,
+    EmptyForm,
+    LoginForm,
+    PasswordChangeForm,
+    RegisterForm,
+    ResetPasswordForm,
+    ResetSmsForm,
+)
 from webapp.extensions import db
-from webapp.hardening import end_all_sessions, limiter, throttle_login
+from webapp.hardening import account_key, end_all_sessions, failed_attempt, limiter, throttle_login
 from webapp.i18n import LANG_COOKIE
 from webapp.inputs import safe_next
 from webapp.models import User, utcnow
-from webapp.privacy import family_export
+from webapp.privacy import DEFAULT_RETENTION_DAYS, family_export
 from webapp.security import (
     SESSION_VERSION_KEY,
     find_user_for_login,
     hash_password,
+    parent_required,
     start_session,
     verify_password,
 )
@@ -38,6 +48,22 @@ from webapp.security import (
 bp = Blueprint("auth", __name__)
 
 REGISTER_LIMITS = "10 per minute;100 per hour"
+RESET_LIMITS = "5 per 15 minutes;20 per day"
+"""Wrong reset codes, per address and per phone number typed (config `PASSWORD_RESET_RATE_LIMIT`)."""
+RESET_SMS_LIMITS = "3 per hour;6 per day"
+"""Text-message codes asked for, per address and per phone number typed (config `PASSWORD_RESET_SMS_RATE_LIMIT`)."""
+
+
+def _typed_phone_key() -> str:
+    return account_key(request.form.get("phone") or "")
+
+
+def _reset_limits() -> str:
+    return str(current_app.config.get("PASSWORD_RESET_RATE_LIMIT", RESET_LIMITS))
+
+
+def _reset_sms_limits() -> str:
+    return str(current_app.config.get("PASSWORD_RESET_SMS_RATE_LIMIT", RESET_SMS_LIMITS))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -159,3 +185,87 @@ def export() -> ResponseReturnValue:
     response.headers["Content-Disposition"] = f'attachment; filename="my-data-{stamp}.json"'
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# ------------------------------------------------------------------------------------------ privacy notice
+
+
+@bp.route("/privacy")
+def privacy_notice() -> ResponseReturnValue:
+    """The privacy notice in force, with its version: what every consent checkbox refers to."""
+    return render_template("auth/privacy.html", policy_version=current_app.config["CONSENT_POLICY_VERSION"],
+                           retention_days=DEFAULT_RETENTION_DAYS)
+
+
+# ------------------------------------------------------------------------------------------ password recovery
+
+
+@bp.route("/password/forgot")
+def forgot_password() -> ResponseReturnValue:
+    """How to get a reset code: from the school on a printed slip, or by text message when SMS is set up."""
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.change_password"))
+    return render_template("auth/forgot.html", sms_form=ResetSmsForm() if recovery.sms_recovery_available()
+                           else None)
+
+
+@bp.route("/password/sms", methods=["POST"])
+@limiter.limit(_reset_sms_limits, key_func=_typed_phone_key, scope="reset-sms-phone")
+@limiter.limit(_reset_sms_limits, scope="reset-sms-ip")
+def reset_sms() -> ResponseReturnValue:
+    """Text a code if the number has an account; the answer is the same if it has none."""
+    if not recovery.sms_recovery_available():
+        abort(404)
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.change_password"))
+    form = ResetSmsForm()
+    if form.validate_on_submit():
+        recovery.send_sms_code(form.phone.data or "")
+        flash(_("If this number has an account, a code is on its way by text message. It is valid for "
+                "%(minutes)d minutes.", minutes=recovery.SMS_VALID_MINUTES), "info")
+        return redirect(url_for("auth.reset_password"))
+    return render_template("auth/forgot.html", sms_form=form), 422
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+@limiter.limit(_reset_limits, key_func=_typed_phone_key, methods=["POST"], deduct_when=failed_attempt,
+               scope="reset-phone")
+@limiter.limit(_reset_limits, methods=["POST"], deduct_when=failed_attempt, scope="reset-ip")
+def reset_password() -> ResponseReturnValue:
+    """Phone, reset code, new password. A wrong number and a wrong code get the same answer."""
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.change_password"))
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        if recovery.reset_password(form.phone.data or "", form.code.data or "", form.password.data or ""):
+            flash(_("Your password has been changed. Please log in with the new one."), "success")
+            return redirect(url_for("auth.login"))
+        form.code.errors = [*form.code.errors, _("This code does not work for this number: it is wrong, used "
+                                                 "or expired. Ask the school for a new one.")]
+    return render_template("auth/reset.html", form=form), 422 if form.is_submitted() else 200
+
+
+# ------------------------------------------------------------------------------------------ deleting the account
+
+
+@bp.route("/account/delete", methods=["GET", "POST"])
+@parent_required
+@limiter.limit(lambda: str(current_app.config.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")),
+               key_func=lambda: f"user:{current_user.get_id()}", methods=["POST"],
+               deduct_when=lambda response: response.status_code != 302, scope="account-delete")
+def delete_account() -> ResponseReturnValue:
+    """GET: what is deleted and what stays, with the data download offered first; POST: password, then delete."""
+    form = DeleteAccountForm()
+    user: User = current_user._get_current_object()
+    if form.validate_on_submit():
+        if not verify_password(user, form.password.data or ""):
+            db.session.rollback()
+            form.password.errors = [*form.password.errors, _("The password is wrong.")]
+        else:
+            delete_parent_account(user)
+            logout_user()
+            session.clear()
+            flash(_("Your account has been deleted."), "success")
+            return redirect(url_for("auth.login"))
+    children = sorted((link.pupil for link in user.guardianships), key=lambda p: p.name)
+    return render_template("auth/delete.html", form=form, children=children), 422 if form.is_submitted() else 200

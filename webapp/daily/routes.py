@@ -39,9 +39,9 @@ from webapp.daily.forms import (
 from webapp.daily.hours import hours_workbook
 from webapp.daily.roster import RosterSession, calendar_of
 from webapp.extensions import db
+from webapp.labels import show_time
 from webapp.models import Handover, Pupil, School, Session
 from webapp.parents import service as parents
-from webapp.labels import show_time
 from webapp.security import bureau_required, bureau_scope, parent_required, role_required, school_admin_required
 from webapp.tabular import XLSX_MIMETYPE
 

@@ -68,3 +68,9 @@ class ChangeForm(RequestForm):
                                                                                 "change applies."))])
     withdraw = BooleanField(_l("Withdraw from this date instead (give up all seats)"))
     submit = SubmitField(_l("Request the change"))
+
+
+class UnlinkForm(FlaskForm):
+    """The confirmation step of unlinking a child: only the CSRF token and the button."""
+
+    submit = SubmitField(_l("Unlink"))

@@ -17,13 +17,13 @@ from webapp.allocation import offers as offer_service
 from webapp.allocation import views
 from webapp.allocation.service import clock
 from webapp.extensions import db
-from webapp.family import ConsentMissing, has_consent, link_child, record_consent
+from webapp.family import ConsentMissing, has_consent, link_child, record_consent, unlink_child
 from webapp.hardening import throttle_enrolment_codes
 from webapp.inputs import safe_next
 from webapp.labels import DAY_NAMES, show_date, show_time
 from webapp.models import CareRequest, Pupil, Term
 from webapp.parents import service
-from webapp.parents.forms import ChangeForm, ConsentForm, LinkChildForm, RequestForm
+from webapp.parents.forms import ChangeForm, ConsentForm, LinkChildForm, RequestForm, UnlinkForm
 from webapp.security import parent_required
 
 bp = Blueprint("parents", __name__, url_prefix="/family")
@@ -188,12 +188,14 @@ def child(pupil_id: int) -> ResponseReturnValue:
                   "success")
             return redirect(url_for("parents.child", pupil_id=saved.pupil_id))
     names = {a.code: a.name for a in term.activities}
+    described = [a for a in service.offered_activities(term, pupil.grade) if a.description]
     published = card.state == "published" and request is not None and request.status == "active"
     change_form = _change_form(pupil, term, request) if published else None
     open_offers = views.open_offers(pupil, offer_service.offers_for(current_user)) if published else []
     return render_template("parents/child.html", card=card, form=form, pupil=pupil, offers=offers,
                            activity_names=names, editable=card.window is not None and card.window.is_open,
-                           change_form=change_form, open_offers=open_offers, offer_sessions=views.offer_sessions)
+                           change_form=change_form, open_offers=open_offers, offer_sessions=views.offer_sessions,
+                           described_activities=described)
 
 
 def _change_form(pupil: Pupil, term: Term, request: CareRequest | None) -> ChangeForm:
@@ -291,3 +293,19 @@ def withdraw(pupil_id: int) -> ResponseReturnValue:
         flash(_("Your request has been withdrawn."), "success")
     return redirect(url_for("parents.child", pupil_id=pupil_id))
 
+
+
+@bp.route("/child/<int:pupil_id>/unlink", methods=["GET", "POST"])
+@parent_required
+def unlink(pupil_id: int) -> ResponseReturnValue:
+    """GET: what unlinking does (the request stays with the school); POST: unlink and go home."""
+    pupil = _own_pupil(pupil_id)
+    form = UnlinkForm()
+    if form.validate_on_submit():
+        unlink_child(current_user, pupil)
+        flash(_("%(name)s is no longer linked to your account.", name=pupil.name), "success")
+        return redirect(url_for("parents.home"))
+    term = service.current_term(pupil)
+    request_row = service.find_request(pupil, term) if term is not None else None
+    active = request_row is not None and request_row.status == "active"
+    return render_template("parents/unlink.html", pupil=pupil, form=form, active_request=active)

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
-from flask_babel import LazyString, gettext
+from flask_babel import LazyString, force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +24,7 @@ from webapp.allocation import service as allocation
 from webapp.allocation.changes import ChangeError, request_change
 from webapp.audit import record
 from webapp.extensions import db
-from webapp.labels import unserved_reason
+from webapp.labels import period_clocks, unserved_reason
 from webapp.models import (
     Activity,
     AllocationRun,
@@ -42,6 +42,7 @@ from webapp.models import (
     User,
     utcnow,
 )
+from webapp.parents.timetable import WeekGrid, plain_reason, waitlist_text, week_grid
 from webapp.security import parent_owns_pupil
 from webapp.services import periods_for_pickup
 
@@ -408,13 +409,18 @@ class Slot:
     activity: str
     room: str
     teachers: tuple[str, ...]
+    description: str = ""
 
 
 @dataclass(frozen=True)
 class UncoveredDay:
+    """A requested day not covered: why, in plain words with clock times, and the waiting-list place if any."""
+
     day: int
     reason: str
     waitlist_position: int | None
+    code: str = ""
+    waitlist_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -428,6 +434,8 @@ class ChildResult:
     requested_days: list[int]
     covered_days: list[int] = field(default_factory=list)
     plan_version: int = 0
+    grid: WeekGrid | None = None
+    """The timetable as days × clock times (None when nothing is requested)."""
 
 
 def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | None:
@@ -438,7 +446,7 @@ def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | No
     assert run is not None
     run_id = run.id
     rows = db.session.execute(
-        select(Session, Activity.name, Period)
+        select(Session, Activity, Period)
         .select_from(RunAssignment)
         .join(Session, Session.id == RunAssignment.session_id)
         .join(Activity, Activity.id == Session.activity_id)
@@ -460,20 +468,29 @@ def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | No
     requested = sorted(request.days) if request is not None and request.status == "active" else []
     needed = set(request.periods) if request is not None and request.status == "active" else set()
     rows = [(s, activity, p) for s, activity, p in rows if s.day in requested and p.code in needed]
-    timetable = [Slot(s.day, p.start, p.end, activity, s.room, tuple(teachers.get(s.id, [])))
+    timetable = [Slot(s.day, p.start, p.end, activity.name, s.room, tuple(teachers.get(s.id, [])),
+                      activity.description or "")
                  for s, activity, p in rows]
 
     unserved = db.session.scalars(
         select(RunUnserved).where(RunUnserved.run_id == run_id, RunUnserved.pupil_id == pupil.id)
         .order_by(RunUnserved.day)
     ).all()
-    uncovered = [UncoveredDay(u.day, unserved_reason(u, lang), u.waitlist_position) for u in unserved
-                 if u.day in requested]
+    periods = term_periods(term)
+    clocks = period_clocks(periods)
+    with force_locale(lang):
+        uncovered = [UncoveredDay(u.day, plain_reason(u.code, u.params, u.day, clocks, unserved_reason(u, lang),
+                                                   lang),
+                                  u.waitlist_position, u.code,
+                                  waitlist_text(u.waitlist_position, u.day, lang) if u.waitlist_position else "")
+                     for u in unserved if u.day in requested]
     seated: dict[int, set[str]] = {}
     for s, _, p in rows:
         seated.setdefault(s.day, set()).add(p.code)
     covered = [d for d in requested if needed and needed <= seated.get(d, set())]
+    grid = week_grid(timetable, requested, periods, sorted(needed),
+                     [d for d in requested if d not in covered]) if requested else None
     return ChildResult(run_id, run.published_at, timetable, uncovered, requested, covered,
-                       plan_version=int(term.plan_version or 0))
+                       plan_version=int(term.plan_version or 0), grid=grid)
 
 

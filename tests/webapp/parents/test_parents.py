@@ -243,11 +243,13 @@ def test_published_timetable_reason_and_waitlist(client: FlaskClient, parent: in
     assert "每周课表" in page and "作业辅导" in page and "足球" in page and "操场" in page
     assert "李老师" in page and "赵老师" in page and "15:30–16:30" in page
     # Publishing recounts every reason: the fixture's made-up "no seat" sentence gives way to the true one.
-    assert "周二 P1：该时段仍可安排，但本次分配没有安排，可手动调整" in page and "（已存）" not in page
+    assert "周二 15:30–16:30仍有空余名额，但本次没有安排您的孩子；学校仍可以手动安排。" in page
+    assert "（已存）" not in page and "P1" not in page
     assert "候补第 2 位" in page
     switch_to_english(client)
     page = text(client.get(f"/family/child/{parent}"))
-    assert "Weekly timetable" in page and "Tue P1: room was left but the allocation did not place the pupil" in page
+    assert "Weekly timetable" in page and "A place was still free on Tue at 15:30–16:30 but your child was not " \
+        "placed" in page
     assert "Waiting list: number 2" in page
     assert "1 of 2 requested days covered" in text(client.get("/family/"))
 

@@ -153,7 +153,9 @@ def test_withdraw_and_result(family: tuple[Flask, int, int]) -> None:
         assert (result.requested_days, result.covered_days) == ([1, 2], [1])
         assert [(u.day, u.waitlist_position) for u in result.uncovered] == [(2, 2)]
         # Publishing recounts the reason: seats were left on Tuesday, so the fixture's "no seat" gives way.
-        assert result.uncovered[0].reason.startswith("Tue P1: room was left")
+        assert result.uncovered[0].reason.startswith("A place was still free on Tue at 15:30–16:30")
+        assert result.uncovered[0].code == "not_assigned" and "number 2 on the waiting list for Tue" in \
+            result.uncovered[0].waitlist_note
         row = service.withdraw_request(*load(user_id, pupil))
         assert row.status == "withdrawn"
         after = service.child_result(*load(user_id, pupil)[1:])
