@@ -72,9 +72,9 @@ def test_admin_tags_and_untags_a_pupil(app: Flask, client: FlaskClient, signed_i
     assert response.status_code == 302 and _tags(app, pupil) == []
     with app.app_context():
         actions = [(row.action, row.target, (row.detail or {}).get("renewed")) for row in db.session.scalars(
-            select(AuditLog).where(AuditLog.action.like("priority_tag.%")).order_by(AuditLog.id))]
-    assert actions == [("priority_tag.add", f"pupil:{pupil}", False), ("priority_tag.add", f"pupil:{pupil}", True),
-                       ("priority_tag.remove", f"pupil:{pupil}", None)]
+            select(AuditLog).where(AuditLog.action.like("group.%tag")).order_by(AuditLog.id))]
+    assert actions == [("group.tag", f"pupil:{pupil}", False), ("group.tag", f"pupil:{pupil}", True),
+                       ("group.untag", f"pupil:{pupil}", None)]
 
 
 @pytest.mark.parametrize(("form", "error"), [

@@ -36,7 +36,7 @@ def test_city_bureau_adds_and_edits_a_group(app: Flask, client: FlaskClient,
     assert _groups(app) == [("特殊教育需要", "Special educational needs", 6, False)]
     with app.app_context():
         details = [row.detail for row in db.session.scalars(
-            select(AuditLog).where(AuditLog.action == "priority_group.save").order_by(AuditLog.id))]
+            select(AuditLog).where(AuditLog.action == "group.save").order_by(AuditLog.id))]
     assert details[0]["before"] is None and details[1]["before"]["weight"] == 8
 
 
