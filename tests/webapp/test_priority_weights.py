@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
+from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from scheduler.solve import SolverConfig, solve
 from scheduler.validation import validate
 from tests.webapp.factories import pupil, request, session, small_term, teacher
+from webapp import create_app
 from webapp.extensions import db
 from webapp.models import PriorityGroup, PriorityTag, Pupil, Term
 from webapp.services import effective_weights, term_to_instance
@@ -111,3 +114,57 @@ def test_the_waitlist_orders_by_the_same_weights(app: Flask) -> None:
         group.active = False
         db.session.flush()
         assert [(e.pupil.number, e.weight) for e in waitlist(term)] == [("P003", 4), ("P002", 1)]
+
+
+def _upgrade_keeps_weights(app: Flask) -> None:
+    """At the revision before priority groups, a term with levels and pupils on them; after the upgrade every
+    pupil weighs what their level weighed, and the solver instance says so."""
+    from flask_migrate import upgrade
+    from sqlalchemy import inspect
+
+    from tests.conftest import make_school
+    from webapp.commands import MIGRATIONS_DIR
+
+    with app.app_context():
+        upgrade(directory=MIGRATIONS_DIR, revision="43c05c325870")
+        assert "priority_tags" not in inspect(db.engine).get_table_names()
+        school = make_school("KM-UPGRADE-01")
+        term = school.terms[0]
+        term.priority_weights = {"0": 1, "1": 2, "2": 4}
+        for index, row in enumerate(sorted(school.pupils, key=lambda p: p.number)):
+            row.priority = index % 3
+        db.session.commit()
+        before = {p.number: term.priority_weights[str(p.priority)] for p in school.pupils}
+        upgrade(directory=MIGRATIONS_DIR)
+        assert {"priority_groups", "priority_tags"} <= set(inspect(db.engine).get_table_names())
+        db.session.expire_all()
+        assert _weights(term) == before and set(before.values()) == {1, 2, 4}
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_upgrade_keeps_existing_pupils_weights_sqlite(tmp_path: Path) -> None:
+    _upgrade_keeps_weights(create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'u.db'}"}))
+
+
+def test_weights_and_upgrade_on_postgresql(pg_app: Flask) -> None:
+    """The same rule on PostgreSQL (the max per pupil is one grouped query), then the upgrade in another schema."""
+    with pg_app.app_context():
+        term = _term()
+        _tag("P001", _group("特殊教育需要", 8), date(2027, 1, 31))
+        _tag("P002", _group("留守儿童", 3), date(2026, 10, 14))
+        assert _weights(term) == {"P001": 8, "P002": 1, "P003": 4}
+        url = str(db.engine.url.render_as_string(hide_password=False))
+    schema = f"upgrade_{uuid.uuid4().hex[:12]}"
+    base, _, _ = url.partition("?")
+    app = create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": f"{base}?options=-csearch_path%3D{schema}"})
+    with app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        _upgrade_keeps_weights(app)
+    finally:
+        with app.app_context():
+            with db.engine.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            db.engine.dispose()
