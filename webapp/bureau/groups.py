@@ -49,7 +49,7 @@ def _save(group: PriorityGroup | None, form: PriorityGroupForm) -> bool:
     return True
 
 
-def _page(form: PriorityGroupForm, **extra: Any) -> ResponseReturnValue:
+def _page(form: PriorityGroupForm, **extra: Any) -> str:
     tagged = dict(db.session.execute(
         select(PriorityTag.group_id, func.count(PriorityTag.id)).group_by(PriorityTag.group_id)).all())
     return render_template("bureau/groups.html", groups=city_groups(), tagged=tagged, form=form,
