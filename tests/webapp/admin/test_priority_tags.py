@@ -174,7 +174,8 @@ def test_import_tags_pupils_by_group_name(school: School) -> None:
     result = run("pupils", xlsx(rows), school)
     assert result.ok, messages(result)
     tags = {(t.pupil.number, t.group.name_zh, t.note, t.expires_on) for t in db.session.scalars(select(PriorityTag))}
-    assert tags == {("1", "特殊教育需要", "残疾人证", date(2027, 1, 31)), ("2", "双职工", "单位证明", date(2026, 12, 31))}
+    assert tags == {("1", "特殊教育需要", "残疾人证", date(2027, 1, 31)),
+                    ("2", "双职工", "单位证明", date(2026, 12, 31))}
     li = db.session.scalar(select(Pupil).where(Pupil.number == "2"))
     assert li is not None and li.priority == 1  # the old column still works beside the group
     assert run("pupils", xlsx(rows), school).ok  # importing twice renews, never duplicates

@@ -37,9 +37,12 @@ def upgrade():
     sa.Column('expires_on', sa.Date(), nullable=False),
     sa.Column('tagged_by', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['group_id'], ['priority_groups.id'], name=op.f('fk_priority_tags_group_id_priority_groups'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['pupil_id'], ['pupils.id'], name=op.f('fk_priority_tags_pupil_id_pupils'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['tagged_by'], ['users.id'], name=op.f('fk_priority_tags_tagged_by_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['group_id'], ['priority_groups.id'],
+                            name=op.f('fk_priority_tags_group_id_priority_groups'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['pupil_id'], ['pupils.id'],
+                            name=op.f('fk_priority_tags_pupil_id_pupils'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tagged_by'], ['users.id'],
+                            name=op.f('fk_priority_tags_tagged_by_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_priority_tags')),
     sa.UniqueConstraint('pupil_id', 'group_id', name=op.f('uq_priority_tags_pupil_id_group_id'))
     )
