@@ -89,6 +89,9 @@ class AuditAction(StrEnum):
     HANDOVER_RECORD = "handover.record"
     HANDOVER_REFUSE = "handover.refuse"
     CALENDAR_IMPORT = "calendar.import"
+    PRIORITY_GROUP_SAVE = "group.save"
+    PRIORITY_TAG_ADD = "group.tag"
+    PRIORITY_TAG_REMOVE = "group.untag"
 
 
 _SECRET_KEYS = ("phone", "password", "mobile", "secret", "token", "enrolment_code", "code_plain")

@@ -42,6 +42,8 @@ from webapp.models import (
     CareRequest,
     District,
     Guardianship,
+    PriorityGroup,
+    PriorityTag,
     Pupil,
     RunAssignment,
     RunState,
@@ -123,6 +125,7 @@ class SeedReport:
     solve_seconds: float = 0.0
     skipped: bool = False
     daily: str = ""
+    tags: int = 0
 
 
 def reset_demo() -> None:
@@ -179,6 +182,8 @@ def seed_demo(*, time_limit: float = DEFAULT_TIME_LIMIT, reset: bool = False,
     first = _demo_terms((Stage.PUBLISHED,))[SCHOOLS[0].code]  # the school of the demo parent and admin
     report.daily = seed_day(first, hash_password(DEMO_PASSWORD))
     log(f"  {SCHOOLS[0].code}: {report.daily}")
+    report.tags = _priority_tags(first, now)
+    log(f"  {SCHOOLS[0].code}: {report.tags} priority-group tags")
     report.seconds = round(time.monotonic() - started, 1)
     return report
 
@@ -283,6 +288,41 @@ def _describe_for_families(school: School, term: Term, spec: DemoSchool) -> None
     school.contact = f"课后服务办公室 0871-6{spec.number:03d}0000（工作日 8:30–17:30）"
     for activity in term.activities:
         activity.description = ACTIVITY_DESCRIPTIONS.get(activity.code, "")
+
+
+DEMO_GROUPS = (  # (Chinese, English, weight): weights equal to the generator's levels 2 and 1
+    ("特殊教育需要", "Special educational needs", 4),
+    ("建档立卡/低保家庭", "Registered low-income family", 4),
+    ("留守儿童", "Left-behind child", 2),
+    ("双职工", "Both parents working", 2),
+)
+
+
+def _priority_tags(term: Term, now: datetime) -> int:
+    """The city's groups, and tags on a few pupils of `term` who already hold the level of the same weight, so the
+    published plan stays the one the tags would give; one tag has expired and one ends within a month, for the
+    review page. Returns how many tags were added (0 when already there)."""
+    groups = {}
+    for name_zh, name_en, weight in DEMO_GROUPS:
+        group = db.session.scalar(select(PriorityGroup).where(PriorityGroup.name_zh == name_zh))
+        if group is None:
+            group = PriorityGroup(name_zh=name_zh, name_en=name_en, weight=weight)
+            db.session.add(group)
+        groups[name_zh] = group
+    db.session.flush()
+    if db.session.scalar(select(PriorityTag.id).join(Pupil).where(Pupil.school_id == term.school_id).limit(1)):
+        return 0
+    today = now.date()
+    pupils = db.session.scalars(select(Pupil).join(CareRequest).where(
+        CareRequest.term_id == term.id, Pupil.priority > 0).order_by(Pupil.number).limit(6)).all()
+    plans = {2: [("特殊教育需要", "残疾人证（已查验原件）", 300), ("建档立卡/低保家庭", "低保证（已查验）", 20)],
+             1: [("留守儿童", "村委会证明", -10), ("双职工", "父母单位在职证明", 150)]}
+    for index, pupil in enumerate(pupils):
+        name_zh, note, days = plans[min(pupil.priority, 2)][index % 2]
+        db.session.add(PriorityTag(pupil_id=pupil.id, group_id=groups[name_zh].id, note=note,
+                                   expires_on=today + timedelta(days=days)))
+    db.session.commit()
+    return len(pupils)
 
 
 def _has_term(school: School) -> bool:

@@ -928,3 +928,42 @@ class PasswordResetCode(db.Model):  # type: ignore[name-defined,misc]
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     issued_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+# ============================================================================================ priority groups
+
+
+class PriorityGroup(db.Model):  # type: ignore[name-defined,misc]
+    """A city-wide priority group the bureau defines (特殊教育需要, 留守儿童, ...) and the coverage weight it gives."""
+
+    __tablename__ = "priority_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64), unique=True)
+    name_en: Mapped[str] = mapped_column(String(64), unique=True)
+    weight: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PriorityTag(db.Model):  # type: ignore[name-defined,misc]
+    """A school admin's finding that a pupil belongs to a priority group, on evidence seen, until a date."""
+
+    __tablename__ = "priority_tags"
+    __table_args__ = (UniqueConstraint("pupil_id", "group_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("priority_groups.id", ondelete="RESTRICT"), index=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    """The evidence the admin saw (a certificate's kind and number, never a scan)."""
+    expires_on: Mapped[date] = mapped_column(Date, index=True)
+    """The last day the tag counts."""
+    tagged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    pupil: Mapped[Pupil] = relationship()
+    group: Mapped[PriorityGroup] = relationship()
+
+
+# ============================================================================================ end of priority groups

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
+from datetime import date
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
@@ -23,6 +24,8 @@ from webapp.models import (
     District,
     Period,
     Pin,
+    PriorityGroup,
+    PriorityTag,
     Pupil,
     RunAssignment,
     RunStaffing,
@@ -47,6 +50,61 @@ def pickup_for_periods(periods: Sequence[Period], codes: Iterable[str]) -> str:
     wanted = set(codes)
     ends = [p.end for p in periods if p.code in wanted]
     return max(ends) if ends else ""
+
+
+# ------------------------------------------------------------------------------------------ priority weights
+
+
+def school_today() -> date:
+    """The school's date now, from the app clock (`NOW` in tests)."""
+    from webapp.daily.service import today  # imported here: the daily service imports the allocation side
+
+    return today()
+
+
+def default_weight(term: Term, pupil: Pupil) -> int:
+    """The weight of the pupil's own `priority` level in the term (1 when the term does not list it)."""
+    return int((term.priority_weights or {}).get(str(pupil.priority), 1))
+
+
+def effective_weights(term: Term, pupils: Iterable[Pupil], today: date | None = None) -> dict[int, int]:
+    """Each pupil's coverage weight, by pupil id: the highest weight among their tags that still count on
+    `today` (tag not expired, group active), or their level's `default_weight` when no tag counts.
+
+    The one place this rule lives: the solver instance, the waitlist order and the repair queue all call it.
+    """
+    pupils = list(pupils)
+    on = today if today is not None else school_today()
+    tagged: dict[int, int] = {}
+    for pupil_id, weight in db.session.execute(
+        select(PriorityTag.pupil_id, func.max(PriorityGroup.weight))
+        .join(PriorityGroup, PriorityGroup.id == PriorityTag.group_id)
+        .where(PriorityTag.pupil_id.in_([p.id for p in pupils]), PriorityTag.expires_on >= on,
+               PriorityGroup.active)
+        .group_by(PriorityTag.pupil_id)
+    ):
+        tagged[pupil_id] = int(weight)
+    return {p.id: tagged.get(p.id, default_weight(term, p)) for p in pupils}
+
+
+def _instance_levels(term: Term, pupils: Sequence[Pupil], weights: dict[int, int]) -> tuple[dict[int, int],
+                                                                                           dict[int, int]]:
+    """The instance's `priority_weights` and each pupil's level in it, so that each pupil's level weighs
+    exactly `weights[pupil.id]`: the term's own levels are kept, and a weight that no level carries gets a new
+    level above them (the solver's contract takes levels and weights, never groups)."""
+    levels = {int(level): int(weight) for level, weight in (term.priority_weights or {"0": 1}).items()}
+    level_of = {}
+    for pupil in pupils:
+        weight = weights[pupil.id]
+        if levels.get(pupil.priority) == weight:
+            level_of[pupil.id] = pupil.priority
+            continue
+        same = sorted(level for level, w in levels.items() if w == weight)
+        if not same:
+            same = [max(levels, default=-1) + 1]
+            levels[same[0]] = weight
+        level_of[pupil.id] = same[0]
+    return levels, level_of
 
 
 # ------------------------------------------------------------------------------------------ term -> instance
@@ -85,6 +143,7 @@ def term_to_instance(term: Term) -> domain.Instance:
     pupil_ids = {r.pupil_id for r in requests} | {p.pupil_id for p in pins}
     pupils = db.session.scalars(select(Pupil).where(Pupil.id.in_(pupil_ids)).order_by(Pupil.id)).all()
     pupil_number = {p.id: p.number for p in pupils}
+    levels, level_of = _instance_levels(term, pupils, effective_weights(term, pupils))
 
     previous: list[domain.Assignment] = []
     if term.published_run_id is not None:
@@ -100,7 +159,7 @@ def term_to_instance(term: Term) -> domain.Instance:
         term=term.name,
         weekdays=tuple(term.weekdays),
         periods=tuple(domain.Period(p.code, p.start, p.end) for p in periods),
-        priority_weights={int(level): int(weight) for level, weight in term.priority_weights.items()},
+        priority_weights=levels,
         activities=tuple(domain.Activity(a.code, a.name, a.category, a.qualification) for a in activities),
         sessions=tuple(
             domain.Session(s.code, activity_code[s.activity_id], s.day, period_code[s.period_id], s.room,
@@ -111,7 +170,7 @@ def term_to_instance(term: Term) -> domain.Instance:
             domain.Teacher(t.code, t.name, frozenset(t.qualifications), frozenset(available[t.id]), t.max_sessions)
             for t in teachers
         ),
-        pupils=tuple(domain.Pupil(p.number, p.name, p.grade, p.class_name, p.family_code, p.priority)
+        pupils=tuple(domain.Pupil(p.number, p.name, p.grade, p.class_name, p.family_code, level_of[p.id])
                      for p in pupils),
         requests=tuple(
             domain.Request(pupil_number[r.pupil_id], tuple(r.days), tuple(r.periods), tuple(r.preferences))

@@ -7,6 +7,7 @@ is not a page (a download, JSON) or needs an id made later is named in NOT_PAGES
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Flask, url_for
@@ -14,7 +15,20 @@ from sqlalchemy import select
 
 from tests.webapp.factories import create_user, seed_city
 from webapp.extensions import db
-from webapp.models import Activity, AllocationRun, District, Period, Pupil, School, Session, Teacher, Term, User
+from webapp.models import (
+    Activity,
+    AllocationRun,
+    District,
+    Period,
+    PriorityGroup,
+    PriorityTag,
+    Pupil,
+    School,
+    Session,
+    Teacher,
+    Term,
+    User,
+)
 
 STAFF_AREAS = ("admin", "runs", "rosters", "bureau", "notifications")
 NOT_PAGES = {
@@ -25,6 +39,8 @@ NOT_PAGES = {
     "notifications.inbox_page", "notifications.email",
     # its id is made by starting a batch (the browser test does)
     "bureau.batch",
+    # needs a published plan with a waitlisted pupil-day (tests/webapp/admin/test_pupil_page.py covers it)
+    "admin.place_pupil",
 }
 LOGINS = {"admin": "admin-km1", "bureau": "bureau-city"}
 
@@ -44,11 +60,18 @@ def staff_world(app: Flask) -> dict[str, Any]:
                  for model, where in ((Session, Session.term_id == term.id), (Teacher, Teacher.school_id == school.id),
                                       (Pupil, Pupil.school_id == school.id), (Activity, Activity.term_id == term.id),
                                       (AllocationRun, AllocationRun.term_id == term.id))}
+        group = PriorityGroup(name_zh="特殊教育需要", name_en="Special educational needs", weight=4)
+        db.session.add(group)
+        db.session.flush()
+        db.session.add(PriorityTag(pupil_id=first[Pupil], group_id=group.id, note="残疾人证 5301",
+                                   expires_on=date.today() + timedelta(days=20)))
+        db.session.commit()
         return {
+            "group_id": group.id,
             "term_id": term.id, "session_id": first[Session], "teacher_id": first[Teacher],
             "pupil_id": first[Pupil], "activity_id": first[Activity], "run_id": first[AllocationRun],
             "class_name": db.session.scalar(select(Pupil.class_name).where(Pupil.school_id == school.id)),
-            "kind": "pupils", "school_id": school.id,
+            "kind": "pupils", "school_id": school.id, "action": "close",
             "district_id": db.session.scalar(select(District.id).where(District.name == "五华区")),
         }
 
@@ -74,7 +97,8 @@ def data_words(app: Flask) -> set[str]:
     with app.app_context():
         columns = (School.name, School.code, District.name, District.city, Pupil.name, Pupil.number,
                    Pupil.class_name, Teacher.name, Teacher.code, Activity.name, Activity.code, Activity.category,
-                   Activity.qualification, Session.code, Session.room, Term.name, Period.code, User.username)
+                   Activity.qualification, Session.code, Session.room, Term.name, Period.code, User.username,
+                   PriorityGroup.name_zh, PriorityGroup.name_en, PriorityTag.note)
         words = {value for column in columns for value in db.session.scalars(select(column)) if value}
         for tags in db.session.scalars(select(Teacher.qualifications)):
             words.update(tags or ())

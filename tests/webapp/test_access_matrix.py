@@ -46,7 +46,7 @@ POLICY: dict[str, str] = {
     "bureau.start_batch_view": BUREAU, "bureau.batch": BUREAU, "bureau.batch_status": BUREAU,
     "bureau.district": BUREAU, "bureau.export": BUREAU, "bureau.hiring": BUREAU,
     "bureau.hiring_export": BUREAU, "bureau.batches": BUREAU, "bureau.district_advice": BUREAU,
-    "bureau.school": BUREAU,
+    "bureau.school": BUREAU, "bureau.groups": BUREAU, "bureau.group_edit": BUREAU,
     "api.children": API, "api.child": API, "api.options": API, "api.get_request": API, "api.put_request": API,
     "api.delete_request": API, "api.result": API, "api.post_change": API, "api.list_offers": API,
     "api.accept_offer": API, "api.decline_offer": API, "api.me": API, "api.revoke_token": API,
@@ -66,7 +66,7 @@ POLICY: dict[str, str] = {
 for _endpoint in ("dashboard", "activities", "activity_delete", "activity_form", "codes", "import_data",
                   "import_template", "pupils", "pupil_detail", "sessions", "session_delete", "session_form",
                   "teachers", "teacher_delete", "teacher_form", "choose_term", "window", "window_now",
-                  "place_pupil"):
+                  "place_pupil", "pupil_tag_add", "pupil_tag_remove", "priority_review"):
     POLICY[f"admin.{_endpoint}"] = ADMIN
 for _endpoint in ("home", "index", "workbook", "classes", "class_list", "instance_export", "sessions",
                   "session_sheet", "solution_export", "teachers", "teacher_timetable", "waitlist_page",

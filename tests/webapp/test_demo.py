@@ -30,6 +30,7 @@ from webapp.models import (
     AllocationRun,
     CareRequest,
     District,
+    PriorityTag,
     Pupil,
     RunAssignment,
     RunUnserved,
@@ -107,6 +108,8 @@ def test_seed_demo_builds_the_city_once(app: Flask, runner: FlaskCliRunner) -> N
         children = parent.pupils
         assert len(children) == 2 and len({c.grade for c in children}) == 2
         assert {c.school_id for c in children} == {first.school_id}
+        tags = db.session.scalars(select(PriorityTag).join(Pupil).where(Pupil.school_id == first.school_id)).all()
+        assert len(tags) == 6 and all(t.group.weight == {1: 2, 2: 4}[t.pupil.priority] for t in tags)
         before = counts()
 
     # Every role's first screen shows a working city.

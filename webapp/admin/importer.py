@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
+from flask import has_request_context
 from flask_babel import LazyString, force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import delete, insert, select
 
 from webapp.admin.scope import known_qualifications, unknown_qualification_message
@@ -29,7 +31,19 @@ from webapp.audit import record
 from webapp.extensions import db
 from webapp.inputs import control_character
 from webapp.labels import day_names
-from webapp.models import Activity, Period, Pupil, School, Session, Teacher, TeacherAvailability, Term
+from webapp.models import (
+    Activity,
+    Period,
+    PriorityGroup,
+    Pupil,
+    School,
+    Session,
+    Teacher,
+    TeacherAvailability,
+    Term,
+)
+from webapp.priority_groups import city_groups, tag_pupil
+from webapp.services import school_today
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +54,7 @@ _DAY_RE = re.compile(
     r"^(?:(?:周|星期|礼拜)([一二三四五六日天])|(mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?|([1-7]))",
     re.IGNORECASE,
 )
+_DATE_RE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 _LIST_SPLIT = re.compile(r"[,，、;；/\s]+")
 _YES = frozenset({"1", "是", "✓", "√", "✔", "y", "yes", "true", "x", "有", "可", "可以", "○", "o"})
 _NO = frozenset({"", "0", "否", "n", "no", "false", "×", "✗", "-", "无", "不可"})
@@ -71,7 +86,17 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("class_name", "班级", "class", False, _l("For example 3-1"), ("class name",)),
         Column("family", "家庭编号", "family", False,
                _l("The same code for brothers and sisters; may be left empty"), ("family code",)),
-        Column("priority", "优先级", "priority", False, _l("A whole number, 0 for ordinary; empty means 0")),
+        Column("priority", "优先级", "priority", False,
+               _l("Older files only: a whole number, 0 for ordinary; empty means 0. Prefer a priority group")),
+        Column("group", "优先群体", "priority group", False,
+               _l("The name of one of the city's priority groups, in Chinese or English; may be left empty"),
+               ("group",)),
+        Column("group_note", "群体证明", "group evidence", False,
+               _l("With a group: the evidence you saw, for example the kind and number of a certificate"),
+               ("evidence",)),
+        Column("group_expires", "群体有效期至", "group expires", False,
+               _l("With a group: the last day the group counts, for example 2027-01-31"),
+               ("group expires on", "expires")),
     ),
     "teachers": (
         Column("code", "工号", "staff number", True, _l("Unique for each teacher"), ("code", "teacher id", "id")),
@@ -209,6 +234,29 @@ class _Row:
                              n=max_length))
         return value
 
+    def date_value(self, key: str, *, required: bool = False) -> date | None:
+        """A date cell (an Excel date, or text like 2026-09-01, 2026/9/1, 2026年9月1日)."""
+        raw = self.raw(key)
+        if self.failed_on(key):
+            return None
+        if isinstance(raw, datetime):
+            return raw.date()
+        if isinstance(raw, date):
+            return raw
+        text = as_text(raw)
+        if not text:
+            if required:
+                self.fail(key, _("%(column)s must not be empty.", column=self.header(key)))
+            return None
+        match = _DATE_RE.match(text)
+        if match is not None:
+            try:
+                return date(*(int(part) for part in match.groups()))
+            except ValueError:
+                pass
+        self.fail(key, _("“%(value)s” is not a date like 2026-09-01.", value=text))
+        return None
+
     def failed_on(self, key: str) -> bool:
         column = self.header(key) if key in self.columns else key
         return any(p.row == self.number and p.column == column for p in self.problems)
@@ -339,6 +387,16 @@ class PupilRecord:
     class_name: str
     family_code: str | None
     priority: int
+    tag: GroupTag | None = None
+
+
+@dataclass(frozen=True)
+class GroupTag:
+    """A priority-group tag read from an import row, written like one added on the pupil page."""
+
+    group: PriorityGroup
+    note: str
+    expires_on: date
 
 
 def _read_pupils(table: Table, columns: dict[str, int], term: Term | None,
@@ -346,6 +404,9 @@ def _read_pupils(table: Table, columns: dict[str, int], term: Term | None,
     levels = list(range(10))
     if term is not None and term.priority_weights:
         levels = sorted(int(level) for level in term.priority_weights)
+    groups = {key: group for group in city_groups(active_only=True)
+              for key in (group.name_zh.lower(), group.name_en.lower())}
+    today = school_today()
     seen: dict[str, int] = {}
     records = []
     for number, cells in table.rows:
@@ -360,9 +421,44 @@ def _read_pupils(table: Table, columns: dict[str, int], term: Term | None,
         if priority is not None and priority not in levels:
             row.fail("priority", _("%(column)s must be one of %(levels)s.", column=row.header("priority"),
                                    levels="、".join(str(level) for level in levels)))
+        tag = _group_tag(row, groups, today)
         if not row.failed and grade is not None and priority is not None:
-            records.append(PupilRecord(pupil_number, name, grade, class_name, family or None, priority))
+            records.append(PupilRecord(pupil_number, name, grade, class_name, family or None, priority, tag))
     return records
+
+
+def _group_tag(row: _Row, groups: dict[str, PriorityGroup], today: date) -> GroupTag | None:
+    """The row's priority group, evidence and expiry: all three or none (an unknown group is refused)."""
+    name = row.text("group", max_length=64)
+    note = row.text("group_note", max_length=200)
+    expires_on = row.date_value("group_expires")
+    if not name:
+        if note or expires_on:
+            row.fail("group", _("%(column)s must not be empty when evidence or an expiry date is given.",
+                                column=row.header("group")))
+        return None
+    group = groups.get(name.lower())
+    if group is None:
+        known = "、".join(sorted({g.name_zh for g in groups.values()})) or _("none yet")
+        row.fail("group", _("“%(value)s” is not one of the city's priority groups (%(groups)s).", value=name,
+                            groups=known))
+        return None
+    if not note:
+        row.fail("group_note" if "group_note" in row.columns else "group",
+                 _("Say in %(column)s what evidence you saw.", column=_column_name("group_note")))
+    if expires_on is None:
+        if not row.failed_on("group_expires"):
+            row.fail("group_expires" if "group_expires" in row.columns else "group",
+                     _("%(column)s must not be empty.", column=_column_name("group_expires")))
+    elif expires_on < today:
+        row.fail("group_expires", _("%(column)s has already passed.", column=row.header("group_expires")))
+    if row.failed or expires_on is None:
+        return None
+    return GroupTag(group, note, expires_on)
+
+
+def _column_name(key: str) -> str:
+    return next(column.label for column in COLUMNS["pupils"] if column.key == key)
 
 
 def _write_pupils(records: list[PupilRecord], school: School, result: ImportResult) -> None:
@@ -381,6 +477,16 @@ def _write_pupils(records: list[PupilRecord], school: School, result: ImportResu
     if new_rows:
         db.session.execute(insert(Pupil), new_rows)
     result.created = len(new_rows)
+    tagged = [rec for rec in records if rec.tag is not None]
+    if tagged:
+        pupils = {p.number: p for p in db.session.scalars(select(Pupil).where(
+            Pupil.school_id == school.id, Pupil.number.in_([rec.number for rec in tagged])))}
+        today = school_today()
+        user_id = current_user.id if has_request_context() and current_user.is_authenticated else None
+        for rec in tagged:
+            assert rec.tag is not None
+            tag_pupil(pupils[rec.number], rec.tag.group, note=rec.tag.note, expires_on=rec.tag.expires_on,
+                      today=today, user_id=user_id, commit=False)
 
 
 def _update(row: Any, values: dict[str, Any]) -> bool:

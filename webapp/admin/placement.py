@@ -14,6 +14,7 @@ from sqlalchemy import select
 from webapp.admin.forms import PlaceForm
 from webapp.admin.routes import bp
 from webapp.admin.scope import admin_view, mask_phone, own_pupil
+from webapp.admin.tags import pupil_groups_context
 from webapp.allocation import service as allocation
 from webapp.allocation.waitlist import WaitlistEntry, waitlist
 from webapp.extensions import db
@@ -61,7 +62,8 @@ def pupil_detail(pupil_id: int) -> ResponseReturnValue:
                  for link in pupil.guardianships]
     return render_template("admin/pupil.html", pupil=pupil, guardians=guardians, care_request=care_request,
                            term=term, seats=placement(term, pupil) if term else [],
-                           waiting=waiting(term, pupil) if term else [])
+                           waiting=waiting(term, pupil) if term else [],
+                           **pupil_groups_context(pupil))
 
 
 @bp.route("/pupils/<int:pupil_id>/place", methods=["GET", "POST"])

@@ -42,6 +42,7 @@ from webapp.models import (
     Term,
     WaitlistOffer,
 )
+from webapp.services import effective_weights
 
 Pair = tuple[int, int]
 """(pupil_id or teacher_id, session_id)."""
@@ -130,12 +131,12 @@ def free_broken_seats(term: Term, run_id: int, *, sessions: Collection[int] = ()
     taken = seats - set(repair.lost)
 
     # Seats, teachers and the minimum of every affected session: the end of the queue leaves first.
-    weights = term.priority_weights or {}
+    weights = effective_weights(term, pupils.values())
     seed = int(term.lottery_seed or 0)
 
     def queue_order(pupil_id: int) -> tuple[int, bytes]:
         pupil = pupils[pupil_id]
-        return -int(weights.get(str(pupil.priority), 1)), lottery_key(seed, pupil)
+        return -weights[pupil.id], lottery_key(seed, pupil)
 
     load = Counter(t for t, _ in kept)
     busy = {(t, *slot(s)) for t, s in kept}

@@ -2,7 +2,8 @@
 
 The rule. Every pupil-day the published run leaves uncovered (a `RunUnserved` row) waits in one queue, but only
 while the family still asks for it: the request is active, the pupil is active and the day is still one of the
-request's days. Within the queue, a higher priority weight comes first, then the term's lottery (siblings share
+request's days. Within the queue, a higher priority weight (`webapp.services.effective_weights`: priority-group tags
+that still count, else the pupil's level) comes first, then the term's lottery (siblings share
 one draw, see `webapp.allocation.lottery`); a pupil's days keep weekday order. Positions count per weekday.
 A pupil-day whose offer of a freed seat was declined or expired leaves the queue: the family said no, or did
 not answer in time, and the seat passed on (`webapp.allocation.offers`).
@@ -24,6 +25,7 @@ from sqlalchemy import select
 from webapp.allocation.lottery import lottery_key, lottery_number
 from webapp.extensions import db
 from webapp.models import CareRequest, OfferState, Pupil, RunUnserved, Term, WaitlistOffer
+from webapp.services import effective_weights
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,13 @@ def waitlist(term: Term) -> list[WaitlistEntry]:
             WaitlistOffer.run_id == run_id,
             WaitlistOffer.state.in_((OfferState.DECLINED.value, OfferState.EXPIRED.value))))
     )
-    weights = term.priority_weights or {}
+    weights = effective_weights(term, {pupil.id: pupil for _, pupil, _ in rows}.values())
     seed = int(term.lottery_seed or 0)
     keyed = []
     for unserved, pupil, days in rows:
         if unserved.day not in (days or []) or (pupil.id, unserved.day) in refused:
             continue
-        weight = int(weights.get(str(pupil.priority), 1))
+        weight = weights[pupil.id]
         keyed.append(((-weight, lottery_key(seed, pupil), unserved.day, unserved.id), unserved, pupil, weight))
     keyed.sort(key=lambda item: item[0])
     per_day: Counter[int] = Counter()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
@@ -40,7 +40,6 @@ KINDS = {"学期": "term", "term": "term", "请假截止": "cutoff", "cutoff": "
          "放假": "holiday", "假期": "holiday", "holiday": "holiday", "调休": "makeup", "makeup": "makeup",
          "提前放学": "early_close", "early close": "early_close", "季节作息": "season", "season": "season"}
 MAX_RANGE_DAYS = 366
-_DATE_RE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 _TIME_RE = re.compile(r"^([01]?\d|2[0-3])[:：]([0-5]\d)$")
 
 
@@ -54,27 +53,7 @@ class CalendarRecord:
 
 
 def _date(row: _Row, key: str, required: bool) -> date | None:
-    """A date cell (an Excel date, or text like 2026-09-01, 2026/9/1, 2026年9月1日)."""
-    raw = row.raw(key)
-    if row.failed_on(key):
-        return None
-    if isinstance(raw, datetime):
-        return raw.date()
-    if isinstance(raw, date):
-        return raw
-    text = as_text(raw)
-    if not text:
-        if required:
-            row.fail(key, _("%(column)s must not be empty.", column=row.header(key)))
-        return None
-    match = _DATE_RE.match(text)
-    if match is not None:
-        try:
-            return date(*(int(part) for part in match.groups()))
-        except ValueError:
-            pass
-    row.fail(key, _("“%(value)s” is not a date like 2026-09-01.", value=text))
-    return None
+    return row.date_value(key, required=required)
 
 
 def _time(row: _Row, key: str) -> str | None:
