@@ -81,6 +81,8 @@ class AuditAction(StrEnum):
     HANDOVER_RECORD = "handover.record"
     HANDOVER_REFUSE = "handover.refuse"
     CALENDAR_IMPORT = "calendar.import"
+    NOTICE_PUBLISH = "notice.publish"
+    NOTICE_SIGN = "notice.sign"
 
 
 _SECRET_KEYS = ("phone", "password", "mobile", "secret", "token", "enrolment_code", "code_plain")
