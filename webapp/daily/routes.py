@@ -26,7 +26,7 @@ from webapp.admin.scope import newest_term
 from webapp.daily import notice, rollcall, service
 from webapp.daily.attendance import child_days, marks_in_force
 from webapp.daily.calendar_import import import_calendar, template_file
-from webapp.daily.figures import school_figures
+from webapp.daily.figures import rollup, school_figures
 from webapp.daily.forms import (
     AbsenceForm,
     CalendarImportForm,
@@ -389,14 +389,20 @@ BUREAU_DAYS = 14
 @bp.route("/bureau")
 @bureau_required
 def bureau() -> ResponseReturnValue:
-    """Attendance against placements and late pickups over the last two weeks, per school in scope (counts)."""
+    """Attendance against placements, late pickups and signed agreements over the last two weeks, per school in
+    scope and rolled up by district and city (counts and rates, never a name)."""
     last = service.today()
     first = last - timedelta(days=BUREAU_DAYS - 1)
     schools = db.session.scalars(select(School).where(bureau_scope(current_user))
                                  .order_by(School.district_id, School.code)).all()
     rows = [school_figures(school, first, last) for school in schools]
-    return render_template("daily/bureau.html", rows=[r for r in rows if r.expected or r.reported_absent],
-                           first=first, last=last, quiet=sum(1 for r in rows if not r.expected))
+    active = [r for r in rows if r.expected or r.reported_absent or r.placed]
+    no_district, no_city = _("(no district)"), _("(no city)")
+    return render_template(
+        "daily/bureau.html", rows=active, first=first, last=last, quiet=len(rows) - len(active),
+        cities=rollup(active, lambda s: s.district.city or no_city if s.district else no_city),
+        districts=rollup(active, lambda s: s.district.name if s.district else no_district),
+        total=rollup(active, lambda s: "")[0] if active else None)
 
 
 def _month(text: str) -> date | None:
