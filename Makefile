@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo run test lint typecheck pytest bench bench-city bench-load clean
+.PHONY: setup demo run test lint typecheck pytest bench bench-city bench-load bench-rollcall clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,9 @@ bench-city: setup
 
 bench-load: setup
 	$(PY) -m bench.load.rush bench
+
+bench-rollcall: setup
+	$(PY) -m bench.load.rollcall
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
