@@ -53,6 +53,7 @@ _lock = threading.Lock()
 _tokens: list[str] = Path(TOKENS_FILE).read_text().split() if TOKENS_FILE else []
 DUTY_FILE = os.environ.get("LOAD_DUTY", "")
 _duty: list[dict[str, Any]] = json.loads(Path(DUTY_FILE).read_text()) if DUTY_FILE else []
+DUTY_PAUSE = [float(x) for x in os.environ.get("LOAD_DUTY_PAUSE", "0.5,1.5").split(",")]
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
@@ -164,7 +165,8 @@ class DutyTeacher(HttpUser):
     on. The phone follows the redirect and reloads the page; the mark and the reload are timed apart.
     """
 
-    wait_time = between(0.5, 1.5)
+    wait_time = between(DUTY_PAUSE[0], DUTY_PAUSE[-1])
+    """Seconds between taps (`LOAD_DUTY_PAUSE`, "low,high"; default 0.5 to 1.5: a teacher in a hurry)."""
 
     def on_start(self) -> None:
         plan = _duty[_next_index() % len(_duty)]

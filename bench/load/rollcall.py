@@ -135,6 +135,7 @@ def bench(args: argparse.Namespace) -> int:
         plan_file = work / "duty.json"
         plan_file.write_text(json.dumps(plan))
         os.environ["LOAD_DUTY"] = str(plan_file)
+        os.environ["LOAD_DUTY_PAUSE"] = args.pause
         with gunicorn(scoped, work / "gunicorn.log", workers=args.workers, threads=args.threads,
                       config={"LOGIN_RATE_LIMIT": "1000 per minute"}) as base:
             no_tokens = work / "tokens.txt"  # the parents' scenarios read it; duty teachers sign in themselves
@@ -149,7 +150,8 @@ def bench(args: argparse.Namespace) -> int:
             print((work / "locust.log").read_text(errors="replace")[-3000:], file=sys.stderr)
             raise
     mark = next((row for row in rows if row.name == MARK), None)
-    print(f"roll-call: {args.pupils} pupils, {args.teachers} duty teachers at once, {args.seconds} s steady state, "
+    print(f"roll-call: {args.pupils} pupils, {args.teachers} duty teachers at once (pause {args.pause} s between "
+          f"taps), {args.seconds} s steady state, "
           f"gunicorn -w {args.workers} --threads {args.threads}, {os.cpu_count()} cores")
     print(table(rows))
     if mark is not None:
@@ -171,6 +173,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--teachers", type=int, default=60)
     parser.add_argument("--seconds", type=int, default=60, help="steady state measured")
     parser.add_argument("--spawn-rate", type=float, default=10)
+    parser.add_argument("--pause", default="0.5,1.5", help="seconds between one teacher's taps: low,high")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     return bench(parser.parse_args(argv))
