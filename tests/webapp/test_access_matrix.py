@@ -50,6 +50,7 @@ POLICY: dict[str, str] = {
     "api.notifications": API, "api.read_notification": API,
     "api.attendance": API, "api.post_absence": API, "api.delete_absence": API, "api.list_pickup_persons": API,
     "api.post_pickup_person": API, "api.delete_pickup_person": API, "api.post_delegate": API,
+    "api.get_notice": API, "api.post_notice": API,
     "daily.child": PARENT, "daily.report_absence": PARENT, "daily.cancel_absence": PARENT,
     "daily.add_pickup_person": PARENT, "daily.remove_pickup_person": PARENT, "daily.create_delegate": PARENT,
     "daily.duty": DUTY, "daily.duty_session": DUTY, "daily.mark": DUTY, "daily.handover_page": DUTY,

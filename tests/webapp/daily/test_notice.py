@@ -294,3 +294,32 @@ def test_two_guardians_signing_at_once_make_one_row_and_two_admins_two_versions(
         assert versions == sorted(set(versions), reverse=True) and versions[-1] == 1
         assert len(versions) - 1 + len(refused) == 3 and set(refused) <= {"conflict"}
         assert len(_audits("notice.publish")) == len(versions)
+
+
+def test_the_api_shows_and_signs_the_notice(app: Flask, client: FlaskClient, school: SchoolIds) -> None:
+    _open_window(app)
+    with app.app_context():
+        child = pupil_id()
+        create_user("parent", login=PHONES["parent_a"], pupil=db.session.get(Pupil, child))
+        stranger = pupil_id("P002")
+    headers = bearer(api_token(client, PHONES["parent_a"]))
+    url = f"/api/v1/children/{child}/notice"
+    assert client.get(url, headers=headers).get_json() == {"notice": None, "signed_at": None}
+    first = _publish(app)
+    shown = client.get(url, headers=headers).get_json()
+    assert shown["notice"]["id"] == first and shown["notice"]["version"] == 1 and shown["signed_at"] is None
+    bad = client.post(url, json={"notice_id": "1", "agree": "yes", "extra": 1}, headers=headers)
+    assert bad.status_code == 422 and set(bad.get_json()["fields"]) == {"notice_id", "agree", "extra"}
+    assert client.post(f"/api/v1/children/{stranger}/notice", json={"notice_id": first, "agree": True},
+                       headers=headers).status_code == 404
+    second = _publish(app, "修订")
+    stale = client.post(url, json={"notice_id": first, "agree": True}, headers=headers)
+    assert stale.status_code == 409 and stale.get_json()["error"] == "superseded"
+    signed = client.post(url, json={"notice_id": second, "agree": True}, headers=headers)
+    assert signed.status_code == 201 and signed.get_json()["signed_at"]
+    again = client.post(url, json={"notice_id": second, "agree": True}, headers=headers)
+    assert again.status_code == 200 and again.get_json() == signed.get_json()
+    with app.app_context():
+        assert _count(NoticeSignature) == 1 and len(_audits("notice.sign")) == 1
+    body = {"days": [1, 2], "pickup_time": "17:30", "preferences": ["football"]}
+    assert client.put(f"/api/v1/children/{child}/request", json=body, headers=headers).status_code == 201
