@@ -65,6 +65,7 @@ def _open_window(app: Flask) -> None:
 def test_the_admin_publishes_versions_and_the_newest_is_in_force(app: Flask, client: FlaskClient,
                                                                   signed_in: Callable[..., User]) -> None:
     signed_in("school_admin")
+    assert "/daily/notice/report" in client.get("/daily/calendar").get_data(as_text=True)  # reachable
     page = client.get("/daily/notice").get_data(as_text=True)
     assert "还没有告家长书" in page or "No notice yet" in page
     empty = post_form(client, "/daily/notice", {**NOTICE, "safety": "  "})
