@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo run test lint typecheck pytest bench bench-city bench-load bench-rosters clean
+.PHONY: setup demo run test lint typecheck pytest bench bench-city bench-load bench-rosters bench-rollcall clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,9 @@ bench-load: setup
 
 bench-rosters: setup
 	$(PY) -m bench.rosters
+
+bench-rollcall: setup
+	$(PY) -m bench.load.rollcall
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -26,7 +26,8 @@ from webapp.admin import bp as admin_bp
 from webapp.api import bp as api_bp
 from webapp.auth import bp as auth_bp
 from webapp.bureau import bp as bureau_bp
-from webapp.daily import bp as daily_bp
+from webapp.daily import api as daily_api  # noqa: F401  (registers the daily routes on the API blueprint)
+from webapp.daily.routes import bp as daily_bp
 from webapp.extensions import (
     MIGRATIONS_DIR,
     babel,

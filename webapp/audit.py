@@ -92,6 +92,8 @@ class AuditAction(StrEnum):
     PRIORITY_GROUP_SAVE = "group.save"
     PRIORITY_TAG_ADD = "group.tag"
     PRIORITY_TAG_REMOVE = "group.untag"
+    NOTICE_PUBLISH = "notice.publish"
+    NOTICE_SIGN = "notice.sign"
 
 
 _SECRET_KEYS = ("phone", "password", "mobile", "secret", "token", "enrolment_code", "code_plain")

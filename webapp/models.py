@@ -967,3 +967,42 @@ class PriorityTag(db.Model):  # type: ignore[name-defined,misc]
 
 
 # ============================================================================================ end of priority groups
+
+
+# ==================================================================================================================
+# Daily service: the service notice and safety agreement (告家长书). A notice version is only ever added (a new
+# version supersedes the old); a guardian's signature names the version it agrees to, for one pupil.
+# ==================================================================================================================
+
+
+class ServiceNotice(db.Model):  # type: ignore[name-defined,misc]
+    """One published version of a term's notice to families; the highest version of the term is in force."""
+
+    __tablename__ = "service_notices"
+    __table_args__ = (UniqueConstraint("term_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(100))
+    content: Mapped[str] = mapped_column(Text)
+    hours: Mapped[str] = mapped_column(String(200))
+    safety: Mapped[str] = mapped_column(Text)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    published_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class NoticeSignature(db.Model):  # type: ignore[name-defined,misc]
+    """A guardian's agreement to one notice version for one pupil: one per (version, pupil)."""
+
+    __tablename__ = "notice_signatures"
+    __table_args__ = (UniqueConstraint("notice_id", "pupil_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("service_notices.id", ondelete="CASCADE"))
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
+    signed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    signed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# ================================================================================ end of the daily service notice

@@ -1,7 +1,9 @@
 """Children's personal data (PIPL): what a family can download, and what is deleted once a term is long past.
 
 `family_export(user)` returns everything the service holds about a user's account and, for a guardian, the
-linked children, their care requests and published results — the JSON behind `/account/export`.
+linked children, their care requests and published results, and each child's daily-service records (absences,
+pickup persons, one-off delegates without their codes, roll-call marks, handovers, signed service notices) —
+the JSON behind `/account/export`.
 
 `purge(retention_days, dry_run, now)` — `flask --app webapp purge-term` — deletes the personal data of terms
 that ended more than `retention_days` ago:
@@ -11,7 +13,8 @@ that ended more than `retention_days` ago:
 - of an expired term: care requests, pins, and every run's assignments, unserved days and staffing (the runs'
   aggregate figures stay for the bureau's statistics; the fairness figures lose the pupils and families they
   name, `webapp.run_metrics.without_names`); the daily service's roll-call marks and handovers of its
-  sessions, and absences and one-off delegates dated within its calendar;
+  sessions, absences and one-off delegates dated within its calendar, and the signatures of its service
+  notices (the notices themselves name nobody and stay);
 - pupils no longer in any current term — inactive, or of a school whose terms have all expired — and who
   have no data left in a current term, with their guardianships;
 - parent accounts left with no child at all that nobody has signed in to (web or API) within the retention
@@ -44,7 +47,9 @@ from webapp.models import (
     CareRequest,
     Guardianship,
     Handover,
+    NoticeSignature,
     PickupDelegate,
+    PickupPerson,
     Pin,
     Pupil,
     RollCallMark,
@@ -53,6 +58,7 @@ from webapp.models import (
     RunUnserved,
     School,
     SchoolCalendar,
+    ServiceNotice,
     Session,
     Term,
     User,
@@ -137,6 +143,41 @@ def _child_export(link: Guardianship) -> dict[str, Any]:
             for r, term in requests
         ],
         "results": [result for term in terms if (result := _result_export(pupil, term)) is not None],
+        "daily": _daily_export(pupil),
+    }
+
+
+def _daily_export(pupil: Pupil) -> dict[str, Any]:
+    """The child's daily-service records, oldest first; a one-off delegate's code is never stored readably."""
+    def rows(model: Any, *order: Any) -> list[Any]:
+        return list(db.session.scalars(select(model).where(model.pupil_id == pupil.id).order_by(*order)))
+
+    sessions = {s.id: s.code for s in db.session.scalars(
+        select(Session).where(Session.id.in_(select(RollCallMark.session_id).where(
+            RollCallMark.pupil_id == pupil.id))))}
+    notices = db.session.execute(
+        select(NoticeSignature, ServiceNotice, Term).join(ServiceNotice, ServiceNotice.id == NoticeSignature.notice_id)
+        .join(Term, Term.id == ServiceNotice.term_id).where(NoticeSignature.pupil_id == pupil.id)
+        .order_by(NoticeSignature.signed_at, NoticeSignature.id)).all()
+    return {
+        "absences": [{"first_day": a.first_day.isoformat(), "last_day": a.last_day.isoformat(), "reason": a.reason,
+                      "reported_at": _iso(a.created_at), "cancelled_at": _iso(a.cancelled_at)}
+                     for a in rows(Absence, Absence.first_day, Absence.id)],
+        "pickup_persons": [{"name": p.name, "relation": p.relation, "phone": p.phone,
+                            "added_at": _iso(p.created_at), "removed_at": _iso(p.removed_at)}
+                           for p in rows(PickupPerson, PickupPerson.id)],
+        "delegates": [{"name": d.name, "valid_on": d.valid_on.isoformat(), "created_at": _iso(d.created_at),
+                       "used_at": _iso(d.used_at)} for d in rows(PickupDelegate, PickupDelegate.valid_on,
+                                                                 PickupDelegate.id)],
+        "roll_call": [{"day": m.day.isoformat(), "session": sessions.get(m.session_id), "status": m.status,
+                       "marked_at": _iso(m.marked_at), "correction_reason": m.reason or None}
+                      for m in rows(RollCallMark, RollCallMark.day, RollCallMark.id)],
+        "handovers": [{"day": h.day.isoformat(), "at": _iso(h.at),
+                       "collected_by": (h.pickup_person.name if h.pickup_person is not None
+                                        else h.delegate.name if h.delegate is not None else None)}
+                      for h in rows(Handover, Handover.day)],
+        "service_notices": [{"term": term.name, "version": notice.version, "title": notice.title,
+                             "signed_at": _iso(signature.signed_at)} for signature, notice, term in notices],
     }
 
 
@@ -204,11 +245,14 @@ def _count(result: Any) -> int:
 
 def _purge_daily(expired_ids: list[int], counts: dict[str, int]) -> None:
     """The daily service's records of expired terms: roll-call marks and handovers of their sessions, and
-    absences and one-off delegates dated within their calendars (pickup persons stay with the child)."""
+    absences and one-off delegates dated within their calendars, signatures of their service notices (pickup
+    persons stay with the child)."""
     session_ids = select(Session.id).where(Session.term_id.in_(expired_ids))
     counts["roll-call marks"] = _count(db.session.execute(
         delete(RollCallMark).where(RollCallMark.session_id.in_(session_ids))))
     counts["handovers"] = _count(db.session.execute(delete(Handover).where(Handover.session_id.in_(session_ids))))
+    counts["notice signatures"] = _count(db.session.execute(delete(NoticeSignature).where(
+        NoticeSignature.notice_id.in_(select(ServiceNotice.id).where(ServiceNotice.term_id.in_(expired_ids))))))
     counts["absences"] = counts["delegates"] = 0
     for school_id, first, last in db.session.execute(
             select(Term.school_id, SchoolCalendar.first_day, SchoolCalendar.last_day)

@@ -1,7 +1,10 @@
 """Locust scenarios: parents on the JSON API, against gunicorn on PostgreSQL.
 
 - `Parent` browses their child, looks at the request and the result, and now and then submits (the default);
-- `RushParent` is the last hour before the deadline: mostly submitting, sometimes checking what was stored.
+- `RushParent` is the last hour before the deadline: mostly submitting, sometimes checking what was stored;
+- `DutyTeacher` is the roll-call rush on the web pages: a duty teacher signs in, opens the session's roll-call
+  page and marks its pupils one tap at a time (`python -m bench.load.rollcall`, which seeds the school and
+  names each teacher's login, session and pupils in the JSON file `LOAD_DUTY`).
 
 The whole measurement (scratch schema, seed, gunicorn, sign-ins, locust, report, tear-down) is one command:
 
@@ -25,14 +28,17 @@ on their own), users take the next token instead, so the argon2 sign-ins do not 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
+import re
+import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import between, constant, events, task
+from locust import HttpUser, between, constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -45,6 +51,10 @@ WARMUP = float(os.environ.get("LOAD_WARMUP", "0"))
 _numbers = itertools.count()
 _lock = threading.Lock()
 _tokens: list[str] = Path(TOKENS_FILE).read_text().split() if TOKENS_FILE else []
+DUTY_FILE = os.environ.get("LOAD_DUTY", "")
+_duty: list[dict[str, Any]] = json.loads(Path(DUTY_FILE).read_text()) if DUTY_FILE else []
+DUTY_PAUSE = [float(x) for x in os.environ.get("LOAD_DUTY_PAUSE", "0.5,1.5").split(",")]
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 @events.test_start.add_listener
@@ -146,3 +156,51 @@ class CeilingParent(_ApiParent):
     @task
     def me(self) -> None:
         self.client.get("/api/v1/me", headers=self.auth, name="GET /me")
+
+
+class DutyTeacher(HttpUser):
+    """A duty teacher's phone at roll-call: sign in, open the session, tap one pupil after another.
+
+    Every tap writes a row: the first round marks present, the next late with a reason (a correction), and so
+    on. The phone follows the redirect and reloads the page; the mark and the reload are timed apart.
+    """
+
+    wait_time = between(DUTY_PAUSE[0], DUTY_PAUSE[-1])
+    """Seconds between taps (`LOAD_DUTY_PAUSE`, "low,high"; default 0.5 to 1.5: a teacher in a hurry)."""
+
+    def on_start(self) -> None:
+        plan = _duty[_next_index() % len(_duty)]
+        self.session_id: int = plan["session"]
+        self.pupils: list[int] = plan["pupils"]
+        self.turn = 0
+        login = self.client.get("/login", name="GET /login")
+        body = {"csrf_token": self._token(login.text), "login": plan["login"], "password": PASSWORD}
+        signed = self.client.post("/login", data=body, name="POST /login", allow_redirects=False)
+        if signed.status_code != 302:
+            raise RuntimeError(f"sign-in of {plan['login']} answered {signed.status_code}")
+        self.page = f"/daily/duty/sessions/{self.session_id}"
+        self.csrf = self._token(self.client.get(self.page, name="GET roll-call page").text)
+
+    @staticmethod
+    def _token(html: str) -> str:
+        found = CSRF_RE.search(html)
+        if found is None:
+            raise RuntimeError("no CSRF token on the page")
+        return found.group(1)
+
+    @task
+    def tap(self) -> None:
+        pupil = self.pupils[self.turn % len(self.pupils)]
+        late = (self.turn // len(self.pupils)) % 2 == 1
+        self.turn += 1
+        body = {"csrf_token": self.csrf, "pupil_id": str(pupil), "session_id": str(self.session_id),
+                "client_id": secrets.token_urlsafe(16), "status": "late" if late else "present",
+                "reason": "迟到补记" if late else ""}
+        with self.client.post(f"{self.page}/mark", data=body, name="POST /mark", allow_redirects=False,
+                              catch_response=True) as response:
+            if response.status_code != 302 or "/daily/duty/sessions/" not in response.headers.get("Location", ""):
+                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                return
+        with self.client.get(self.page, name="GET roll-call page", catch_response=True) as page:
+            if "flash-error" in page.text:
+                page.failure("the mark was refused: " + page.text[page.text.find("flash-error"):][:200])

@@ -84,10 +84,11 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(database_url: str, log_path: Path, *, port: int | None = None, workers: int = 2,
-             threads: int = 4, options: Sequence[str] = ()) -> Iterator[str]:
-    """Run the app under gunicorn on 127.0.0.1; yield its base URL; stop it (and only it) afterwards."""
+             threads: int = 4, options: Sequence[str] = (), config: dict[str, Any] | None = None) -> Iterator[str]:
+    """Run the app under gunicorn on 127.0.0.1 (`config` added to `app_config`); yield its base URL; stop it
+    (and only it) afterwards."""
     port = port or free_port()
-    target = f"webapp:create_app({app_config(database_url)!r})"
+    target = f"webapp:create_app({ {**app_config(database_url), **(config or {})}!r})"
     command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
                "-b", f"127.0.0.1:{port}", "--timeout", "60", "--error-logfile", "-", *options, target]
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -15,8 +15,9 @@ ERROR_DESCRIPTIONS = {
            "published",
     "405": "Method not allowed",
     "409": "The request window is not open, there is nothing to withdraw or change, or the offer was already "
-           "answered or has expired, the absence cutoff has passed, or there is no service on the date (the message "
-           "says which)",
+           "answered or has expired, the absence cutoff has passed, there is no service on the date, or the school's "
+           "service notice must be signed first (`notice_unsigned`: POST /children/{pupil_id}/notice; a newer "
+           "version than the one sent is `superseded`) — the message says which",
     "413": "Body too large",
     "415": "The body is not JSON",
     "422": "Invalid fields; `fields` maps each field path to a sentence",
@@ -314,6 +315,24 @@ SCHEMAS["Delegate"] = {
     "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "date": DATE,
                    "code": {"type": "string", "description": "Single-use; returned this once only."}},
 }
+SCHEMAS["NoticeState"] = {
+    "type": "object", "additionalProperties": False, "required": ["notice", "signed_at"],
+    "properties": {
+        "notice": {"oneOf": [{"type": "null"}, {
+            "type": "object", "additionalProperties": False,
+            "required": ["id", "version", "title", "content", "hours", "safety", "published_at"],
+            "properties": {"id": {"type": "integer"}, "version": {"type": "integer"}, "title": {"type": "string"},
+                           "content": {"type": "string"}, "hours": {"type": "string"}, "safety": {"type": "string"},
+                           "published_at": DATE_TIME}}],
+                   "description": "The service notice (告家长书) in force for the child's term; null when none."},
+        "signed_at": {**NULLABLE_DATE_TIME, "description": "When a guardian signed the version in force."},
+    },
+}
+SCHEMAS["NoticeSignInput"] = {
+    "type": "object", "required": ["notice_id", "agree"], "additionalProperties": False,
+    "properties": {"notice_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                   "agree": {"type": "boolean", "const": True}},
+}
 ABSENCE_ID = {"name": "absence_id", "in": "path", "required": True,
               "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
 PERSON_ID = {"name": "person_id", "in": "path", "required": True,
@@ -360,6 +379,17 @@ def daily_paths() -> dict[str, Any]:
             "operationId": "removePickupPerson", "summary": "Withdraw an adult's authorisation",
             "responses": _responses({"204": {"description": "Removed"}}, "404"),
         }},
+        "/children/{pupil_id}/notice": {
+            "parameters": child,
+            "get": {"operationId": "getNotice",
+                    "summary": "The service notice in force (must be signed before a request) and its signature",
+                    "responses": _responses(_ok("The notice and when it was signed", "NoticeState"), "404")},
+            "post": {"operationId": "signNotice", "summary": "Sign the notice in force for the child",
+                     "requestBody": _body("NoticeSignInput"),
+                     "responses": _responses({**_ok("Signed", "NoticeState", "201"),
+                                              **_ok("Already signed: no second row", "NoticeState")},
+                                             "400", "404", "409", "413", "415", "422")},
+        },
         "/children/{pupil_id}/delegates": {"parameters": child, "post": {
             "operationId": "createDelegate", "summary": "A single-use pickup code for one person on one date",
             "requestBody": _body("DelegateInput"),

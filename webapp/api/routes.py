@@ -292,6 +292,9 @@ def _service_error(error: service.RequestError) -> ApiError:
         return ApiError(409, "window_closed", str(error.message))
     if error.field == "form":
         return ApiError(409, "conflict", str(error.message))
+    if error.field == "notice":
+        return ApiError(409, "notice_unsigned", _("%(message)s Sign it here: %(link)s", message=str(error.message),
+                                                   link=error.link))
     fields: dict[str, str] = {}
     for path, message in error.problems:
         fields.setdefault(path, str(message))

@@ -1,12 +1,7 @@
-"""The daily service: term calendar, the roster for a date, absences, pickup persons, roll-call, handovers.
+"""The daily service: term calendar, the roster for a date, absences, pickup persons, roll-call, handovers,
+and the service notice (告家长书) families sign before requesting care.
 
 Its pages are the `daily` blueprint (`webapp.daily.routes`); its JSON routes join the parents' API blueprint
-(`webapp.daily.api`), imported here so that they exist whenever the app does.
+(`webapp.daily.api`). The app factory (`webapp/__init__.py`) imports both, so this package imports nothing:
+the parents' request service can then use `webapp.daily.notice` whichever module loads first.
 """
-
-from __future__ import annotations
-
-from webapp.daily import api  # noqa: F401  (registers the daily routes on the API blueprint)
-from webapp.daily.routes import bp
-
-__all__ = ["bp"]

@@ -15,10 +15,12 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from webapp.api.routes import ApiError, _iso, _json_object, _own_pupil, _unknown_fields, bp, token_required
-from webapp.daily import service
+from webapp.daily import notice, service
 from webapp.daily.attendance import MAX_RANGE_DAYS, ChildDay, child_days
 from webapp.daily.forms import clean_person
-from webapp.models import Absence, PickupPerson
+from webapp.extensions import db
+from webapp.models import Absence, PickupPerson, ServiceNotice
+from webapp.parents.service import current_term
 
 
 def _date(value: object) -> date | None:
@@ -168,3 +170,44 @@ def post_delegate(pupil_id: int) -> ResponseReturnValue:
         raise _daily_error(error) from None
     return jsonify({"id": issued.delegate.id, "name": issued.delegate.name,
                     "date": issued.delegate.valid_on.isoformat(), "code": issued.code}), 201
+
+
+def _notice_json(pupil_id: int, term_id: int | None) -> dict[str, Any]:
+    current = notice.notice_in_force(term_id) if term_id is not None else None
+    signature = notice.signature_of(current, pupil_id) if current is not None else None
+    return {"notice": None if current is None else {
+        "id": current.id, "version": current.version, "title": current.title, "content": current.content,
+        "hours": current.hours, "safety": current.safety, "published_at": _iso(current.published_at)},
+        "signed_at": _iso(signature.signed_at) if signature is not None else None}
+
+
+@bp.route("/children/<int:pupil_id>/notice")
+@token_required
+def get_notice(pupil_id: int) -> ResponseReturnValue:
+    """The school's service notice in force for the child's term (or null), and when it was signed (or null)."""
+    pupil = _own_pupil(pupil_id)
+    term = current_term(pupil)
+    return jsonify(_notice_json(pupil.id, term.id if term is not None else None))
+
+
+@bp.route("/children/<int:pupil_id>/notice", methods=["POST"])
+@token_required
+def post_notice(pupil_id: int) -> ResponseReturnValue:
+    """Sign the version shown (`notice_id`, with `agree: true`): 201 signed, 200 already signed."""
+    data = _json_object()
+    pupil = _own_pupil(pupil_id)
+    fields = _unknown_fields(data, {"notice_id", "agree"})
+    notice_id = data.get("notice_id")
+    if not isinstance(notice_id, int) or isinstance(notice_id, bool) or not 0 < notice_id < 2**31:
+        fields["notice_id"] = _("Give the id of the notice shown.")
+    if data.get("agree") is not True:
+        fields["agree"] = _("Agree to the notice to sign it (agree: true).")
+    if fields:
+        raise ApiError(422, "invalid", _("Some fields are not valid."), fields)
+    assert isinstance(notice_id, int)
+    try:
+        signed, created = notice.sign_notice(g.api_user, pupil, notice_id)
+    except service.DailyError as error:
+        raise _daily_error(error) from None
+    term_id = db.session.get(ServiceNotice, signed.notice_id).term_id  # type: ignore[union-attr]
+    return jsonify(_notice_json(pupil.id, term_id)), 201 if created else 200

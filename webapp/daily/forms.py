@@ -8,7 +8,7 @@ from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import DateField, HiddenField, RadioField, StringField, SubmitField
+from wtforms import BooleanField, DateField, HiddenField, RadioField, StringField, SubmitField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
@@ -78,3 +78,30 @@ class CalendarImportForm(FlaskForm):
     file = FileField(_l("Calendar spreadsheet (.xlsx or .csv)"),
                      validators=[FileRequired(_l("Choose a file to upload."))])
     submit = SubmitField(_l("Check and import the calendar"))
+
+
+class NoticeForm(FlaskForm):
+    """A new version of the service notice and safety agreement (告家长书); it supersedes the one in force."""
+
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=100)])
+    content = TextAreaField(_l("Notice to families"), validators=[DataRequired(), Length(max=20000)])
+    hours = StringField(_l("Service hours"), validators=[DataRequired(), Length(max=200)])
+    safety = TextAreaField(_l("Safety arrangements"), validators=[DataRequired(), Length(max=20000)])
+    submit = SubmitField(_l("Publish this version"))
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = bool(super().validate(extra_validators))
+        for field in (self.title, self.hours):
+            if field.data and control_character(field.data):
+                field.errors = [*field.errors, _l("Enter text without control characters.")]
+                ok = False
+        return ok
+
+
+class SignForm(FlaskForm):
+    """A guardian's agreement to the version shown (`notice_id`), for one child."""
+
+    notice_id = HiddenField(validators=[InputRequired()])
+    agree = BooleanField(_l("I have read the notice and agree to the safety arrangements."),
+                         validators=[DataRequired(message=_l("Tick the box to agree."))])
+    submit = SubmitField(_l("Sign"))

@@ -62,13 +62,14 @@ class Today:
     roster: Roster
 
 
-def today_of(school_id: int, pupil_id: int | None = None) -> Today:
-    """Today's roster at the school (only `pupil_id`'s seats when given: one pupil's check stays cheap)."""
+def today_of(school_id: int, pupil_id: int | None = None, session_id: int | None = None) -> Today:
+    """Today's roster at the school (only `pupil_id`'s seats, or session `session_id`'s, when given: one pupil's
+    check and one session's page stay cheap)."""
     on = today()
     term = term_on(school_id, on)
     if term is None:
         return Today(on, None, roster_for(on, None, (), (), ()))
-    return Today(on, term, load_roster(term, on, pupil_id=pupil_id))
+    return Today(on, term, load_roster(term, on, pupil_id=pupil_id, session_id=session_id))
 
 
 def _refuse(action: AuditAction, user: User, teacher: Teacher, target: str, error: DailyError,
@@ -83,7 +84,7 @@ def session_today(teacher: Teacher, session_id: int,
                   pupil_id: int | None = None) -> tuple[Today, RosterSession, Session] | None:
     """Session `session_id` if it runs today at the teacher's school, with today's roster (of `pupil_id` only
     when given: then None also when the pupil has no seat in it)."""
-    now = today_of(teacher.school_id, pupil_id)
+    now = today_of(teacher.school_id, pupil_id, session_id)
     entry = now.roster.session(session_id)
     row = db.session.get(Session, session_id) if entry is not None else None
     if entry is None or row is None or now.term is None or row.term_id != now.term.id:

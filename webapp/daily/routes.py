@@ -23,17 +23,19 @@ from sqlalchemy import select
 
 from webapp.admin.importer import ImportRejected, Problem
 from webapp.admin.scope import newest_term
-from webapp.daily import rollcall, service
+from webapp.daily import notice, rollcall, service
 from webapp.daily.attendance import child_days, marks_in_force
 from webapp.daily.calendar_import import import_calendar, template_file
-from webapp.daily.figures import school_figures
+from webapp.daily.figures import rollup, school_figures
 from webapp.daily.forms import (
     AbsenceForm,
     CalendarImportForm,
     DelegateForm,
     HandoverForm,
     MarkForm,
+    NoticeForm,
     PickupPersonForm,
+    SignForm,
     clean_person,
 )
 from webapp.daily.hours import hours_workbook
@@ -171,6 +173,31 @@ def create_delegate(pupil_id: int) -> ResponseReturnValue:
         _refused(error)
         return redirect(url_for("daily.child", pupil_id=pupil.id))
     return render_template("daily/delegate_code.html", pupil=pupil, issued=issued)
+
+
+@bp.route("/children/<int:pupil_id>/notice", methods=["GET", "POST"])
+@parent_required
+def notice_sign(pupil_id: int) -> ResponseReturnValue:
+    """The service notice in force for the child's term, and the guardian's signature of it."""
+    pupil = _own(pupil_id)
+    term = parents.current_term(pupil)
+    current = notice.notice_in_force(term.id) if term is not None else None
+    form = SignForm()
+    if current is not None and form.validate_on_submit():
+        notice_id = int_form(form.notice_id.data)
+        try:
+            _signed, created = notice.sign_notice(current_user, pupil, notice_id or 0)
+        except service.DailyError as error:
+            _refused(error)
+            return redirect(url_for("daily.notice_sign", pupil_id=pupil.id))
+        flash(_("Thank you: the agreement is signed.") if created else _("The agreement was already signed."),
+              "success")
+        return redirect(url_for("parents.child", pupil_id=pupil.id))
+    if current is not None and not form.is_submitted():
+        form.notice_id.data = str(current.id)
+    signature = notice.signature_of(current, pupil.id) if current is not None else None
+    return render_template("daily/notice_sign.html", pupil=pupil, notice=current, signature=signature,
+                           form=form), 422 if form.errors else 200
 
 
 # ------------------------------------------------------------------------------------------ duty teacher
@@ -319,6 +346,40 @@ def calendar_template() -> ResponseReturnValue:
     return response
 
 
+@bp.route("/notice", methods=["GET", "POST"])
+@school_admin_required
+def notice_admin() -> ResponseReturnValue:
+    """The newest term's service notice: the version in force, earlier versions, and a new version's form."""
+    term = newest_term()
+    current = notice.notice_in_force(term.id) if term is not None else None
+    form = NoticeForm()
+    if term is not None and form.validate_on_submit():
+        try:
+            published = notice.publish_notice(current_user, term, form.title.data.strip(), form.content.data,
+                                              form.hours.data.strip(), form.safety.data)
+        except service.DailyError as error:
+            _refused(error)
+        else:
+            flash(_("Version %(version)d is published and in force; families sign it before requesting care.",
+                    version=published.version), "success")
+            return redirect(url_for("daily.notice_admin"))
+    elif current is not None and not form.is_submitted():
+        form.title.data, form.content.data = current.title, current.content
+        form.hours.data, form.safety.data = current.hours, current.safety
+    versions = notice.notice_versions(term.id) if term is not None else []
+    return render_template("daily/notice_admin.html", term=term, notice=current, versions=versions,
+                           form=form), 422 if form.errors else 200
+
+
+@bp.route("/notice/report")
+@school_admin_required
+def notice_report() -> ResponseReturnValue:
+    """Every placed pupil and whether a guardian signed the version in force; the unsigned listed first."""
+    term = newest_term()
+    report = notice.signature_report(term) if term is not None else None
+    return render_template("daily/notice_report.html", term=term, report=report)
+
+
 # ------------------------------------------------------------------------------------------ bureau
 
 
@@ -328,14 +389,20 @@ BUREAU_DAYS = 14
 @bp.route("/bureau")
 @bureau_required
 def bureau() -> ResponseReturnValue:
-    """Attendance against placements and late pickups over the last two weeks, per school in scope (counts)."""
+    """Attendance against placements, late pickups and signed agreements over the last two weeks, per school in
+    scope and rolled up by district and city (counts and rates, never a name)."""
     last = service.today()
     first = last - timedelta(days=BUREAU_DAYS - 1)
     schools = db.session.scalars(select(School).where(bureau_scope(current_user))
                                  .order_by(School.district_id, School.code)).all()
     rows = [school_figures(school, first, last) for school in schools]
-    return render_template("daily/bureau.html", rows=[r for r in rows if r.expected or r.reported_absent],
-                           first=first, last=last, quiet=sum(1 for r in rows if not r.expected))
+    active = [r for r in rows if r.expected or r.reported_absent or r.placed]
+    no_district, no_city = _("(no district)"), _("(no city)")
+    return render_template(
+        "daily/bureau.html", rows=active, first=first, last=last, quiet=len(rows) - len(active),
+        cities=rollup(active, lambda s: s.district.city or no_city if s.district else no_city),
+        districts=rollup(active, lambda s: s.district.name if s.district else no_district),
+        total=rollup(active, lambda s: "")[0] if active else None)
 
 
 def _month(text: str) -> date | None:

@@ -16,6 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from webapp.allocation import offers as offer_service
 from webapp.allocation import views
 from webapp.allocation.service import clock
+from webapp.daily.notice import unsigned_notice
 from webapp.extensions import db
 from webapp.family import ConsentMissing, has_consent, link_child, record_consent, unlink_child
 from webapp.hardening import throttle_enrolment_codes
@@ -150,6 +151,8 @@ def _attach_errors(form: RequestForm, error: service.RequestError) -> None:
             target = form.pref1
         if target is not None:
             target.errors = [*target.errors, str(message)]
+        elif path == "notice":
+            pass  # the page shows the sentence with its link (`notice_due`)
         else:
             flash(str(message), "error")
 
@@ -193,7 +196,8 @@ def child(pupil_id: int) -> ResponseReturnValue:
     change_form = _change_form(pupil, term, request) if published else None
     open_offers = views.open_offers(pupil, offer_service.offers_for(current_user)) if published else []
     return render_template("parents/child.html", card=card, form=form, pupil=pupil, offers=offers,
-                           activity_names=names, editable=card.window is not None and card.window.is_open,
+                           notice_due=unsigned_notice(pupil, term), activity_names=names,
+                           editable=card.window is not None and card.window.is_open,
                            change_form=change_form, open_offers=open_offers, offer_sessions=views.offer_sessions,
                            described_activities=described)
 

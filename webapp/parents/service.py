@@ -23,6 +23,7 @@ from sqlalchemy.orm import joinedload
 from webapp.allocation import service as allocation
 from webapp.allocation.changes import ChangeError, request_change
 from webapp.audit import record
+from webapp.daily.notice import unsigned_notice
 from webapp.extensions import db
 from webapp.labels import period_clocks, unserved_reason
 from webapp.models import (
@@ -53,10 +54,12 @@ class RequestError(Exception):
     """Input a parent must correct. `field` is the first problem's field path (e.g. "preferences[1]")."""
 
     def __init__(self, field: str, message: str | LazyString,
-                 problems: Sequence[tuple[str, str | LazyString]] | None = None) -> None:
+                 problems: Sequence[tuple[str, str | LazyString]] | None = None, *, link: str = "") -> None:
         super().__init__(field, message)
         self.field = field
         self.message = message
+        self.link = link
+        """Where the parent can put it right (the service notice to sign), when there is such a page."""
         self.problems: list[tuple[str, str | LazyString]] = list(problems or [(field, message)])
 
     def __str__(self) -> str:
@@ -299,6 +302,9 @@ def store_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pic
     _check_term(pupil, term)
     at = at or now()
     _check_open(term, at)
+    due = unsigned_notice(pupil, term)
+    if due is not None:
+        raise RequestError("notice", due.message, link=due.url)
     clean = clean_request(pupil, term, days, pickup, preferences)
     pupil_id, term_id, user_id, school_id = pupil.id, term.id, user.id, term.school_id
 

@@ -75,7 +75,7 @@ def test_api_conforms_to_its_schema(app: Flask, mode: GenerationMode) -> None:
         own = {"pupil_id": world.ids["pupil_a"], "notification_id": message.id}
     token = api_token(app.test_client(), PHONES["parent_a"])
     operations = _operations(app)
-    assert len(operations) == 23
+    assert len(operations) == 25
     seen: dict[str, set[int]] = {}
     for operation in operations:
         _drive(app, operation, mode, token, own, seen)
@@ -90,5 +90,6 @@ def test_api_conforms_to_its_schema(app: Flask, mode: GenerationMode) -> None:
         assert 200 in seen["GET /children/{pupil_id}/attendance"]
         assert 200 in seen["GET /children/{pupil_id}/pickup-persons"]
         assert seen["POST /children/{pupil_id}/absences"] & {409, 422}  # no calendar here: no service on any date
+        assert 200 in seen["GET /children/{pupil_id}/notice"]
     else:
         assert seen["PUT /children/{pupil_id}/request"] & {400, 415, 422}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Flask
+from sqlalchemy import select
 
 from tests.webapp.daily.conftest import (
     EARLY_CLOSE,
@@ -120,3 +121,19 @@ def test_load_roster_reads_the_published_plan(app: Flask, daily: Daily) -> None:
         roster = load_roster(term, MONDAY)
         assert roster.reported_absent(pupil) and roster.sessions_of(pupil)
         assert load_roster(term, date(2026, 9, 14)).sessions == ()
+
+
+def test_one_sessions_roster_is_that_session_of_the_whole_roster(app: Flask, daily: Daily) -> None:
+    with app.app_context():
+        term = db.session.get(Term, daily.school.term_id)
+        assert term is not None
+        db.session.add(Absence(pupil_id=daily.pupil_id, first_day=MONDAY, last_day=MONDAY, reason="看牙"))
+        db.session.commit()
+        whole = load_roster(term, MONDAY)
+        assert whole.sessions
+        for entry in whole.sessions:
+            alone = load_roster(term, MONDAY, session_id=entry.session_id)
+            assert alone.sessions == (entry,)
+        s11 = db.session.scalar(select(Session.id).where(Session.code == "S11"))
+        assert load_roster(term, MONDAY, session_id=s11).session(s11).reported_absent == (daily.pupil_id,)
+        assert load_roster(term, MONDAY, session_id=s11, pupil_id=daily.pupil_id).sessions_of(daily.pupil_id)
