@@ -219,6 +219,8 @@ class LexicographicSolver:
 
 def _trivial_bound(expr: Expr, maximise: bool) -> float:
     """The best value `expr` could take with every variable at whichever of its bounds helps most."""
+    if isinstance(expr, int | float):  # an empty sum: a level with nothing to choose
+        return float(expr)
     best = 0.0
     for var, coefficient in expr.GetCoeffs().items():
         if isinstance(var, pywraplp.Variable):

@@ -122,7 +122,7 @@ def test_publish_change_offer_accept_and_amend(live_app: Flask, live_server: str
             page.get_by_role("button", name="接受").click()
             expect(page.get_by_text("名额已归您所有")).to_be_visible()
             expect(page.get_by_text("已安排 1 / 1 天")).to_be_visible()
-            timetable = page.locator(".timetable").inner_text()
+            timetable = page.locator(".day-list").inner_text()  # the phone view: one block per day
             assert "周二" in timetable and "作业辅导" in timetable
             _look(page, shots, "4-parent-a-timetable")
 

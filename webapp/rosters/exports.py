@@ -122,7 +122,7 @@ class _Book(StreamingBook):
     def save(self) -> bytes:
         if not self.book.worksheets:
             empty = self.sheet("空")
-            self.row(empty, ["此分配方案中没有开班的课程"])
+            self.row(empty, ["此分配方案中没有开班的课程班"])
         return self.bytes()
 
 

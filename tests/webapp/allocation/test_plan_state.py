@@ -575,8 +575,13 @@ def _run_machine(app: Flask, share: int = 1) -> None:
         run_state_machine_as_test(PlanMachine, settings=settings(
             chosen, max_examples=max(2, chosen.max_examples // share)))
         print("plan state machine outcomes:", dict(sorted(SEEN.items())))
-        # The search got past the setup: offers were answered and parents' changes made (not only refused).
-        assert "offer accepted" in SEEN and any(k.startswith(("change applied", "change pending")) for k in SEEN), SEEN
+        # The search got past the setup: offers were answered and (over the full profile) parents' changes made,
+        # not only refused; a shared run (`share` > 1) draws fewer examples and is only held to the first.
+        # The world comes from a timed solve, so which steps apply varies with the machine's speed; the full
+        # profile must reach both kinds, a shared run at least one of them.
+        offers = "offer accepted" in SEEN
+        changes = any(k.startswith(("change applied", "change pending")) for k in SEEN)
+        assert (offers and changes) if share == 1 else (offers or changes), SEEN
     finally:
         APP.clear()
 
@@ -592,5 +597,5 @@ def test_plan_state_machine_sqlite(app: Flask) -> None:
 @TIMEOUT
 @pytest.mark.postgres
 def test_plan_state_machine_postgresql(pg_app: Flask) -> None:
-    """Half the examples: what PostgreSQL adds is its locking and types, not a wider search."""
-    _run_machine(pg_app, share=2)
+    """The same examples as on SQLite: what PostgreSQL adds is its locking and types."""
+    _run_machine(pg_app)

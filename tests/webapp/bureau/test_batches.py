@@ -23,9 +23,11 @@ from webapp.models import (
     CapacityAdvice,
     CareRequest,
     District,
+    Pin,
     Pupil,
     RunState,
     School,
+    Session,
     Term,
     utcnow,
 )
@@ -99,12 +101,15 @@ def test_a_school_whose_requests_are_all_unmet_is_zero_not_unallocated(app: Flas
 
 
 def _unsolvable(code: str) -> None:
-    """A pupil whose priority level has no weight: the school's instance cannot be built."""
+    """A pin on a session of another school's term (rows no form can make): the school's instance cannot be built."""
     school = db.session.scalar(select(School).where(School.code == code))
     assert school is not None
+    term_id = db.session.scalar(select(Term.id).where(Term.school_id == school.id))
     pupil_id = db.session.scalar(
-        select(CareRequest.pupil_id).join(Pupil).where(Pupil.school_id == school.id).limit(1))
-    db.session.execute(update(Pupil).where(Pupil.id == pupil_id).values(priority=9))
+        select(CareRequest.pupil_id).join(Pupil).where(Pupil.school_id == school.id).order_by(Pupil.id).limit(1))
+    foreign = db.session.scalar(select(Session.id).join(Term, Term.id == Session.term_id)
+                                .where(Term.school_id != school.id).order_by(Session.id).limit(1))
+    db.session.add(Pin(term_id=term_id, pupil_id=pupil_id, session_id=foreign))
     db.session.commit()
 
 
