@@ -3,37 +3,61 @@
 from __future__ import annotations
 
 import io
+from datetime import date, datetime
+from decimal import Decimal
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
-from openpyxl.styles import Border, Font, Side
 from sqlalchemy import event
 
 from tests.webapp.rosters.test_rosters import World, _base
 from tests.webapp.rosters.test_rosters import admin as admin  # noqa: F401  (fixture)
 from tests.webapp.rosters.test_rosters import world as world  # noqa: F401  (fixture)
 from webapp.extensions import db
-from webapp.tabular import StreamingBook
+from webapp.tabular import PERCENT_FORMAT, Percent, StreamingBook
 
 
 def test_streaming_book_keeps_text_inert_and_styles_every_cell() -> None:
     book = StreamingBook()
     sheet = book.sheet("名单")
-    bold = book.style("bold-boxed", font=Font(bold=True), border=Border(left=Side(style="thin")))
-    sheet.column_dimensions["A"].width = 18
-    sheet.freeze_panes = "A2"
+    bold = book.style("bold-boxed", bold=True, border="#999999")
+    sheet.widths([18])
+    sheet.freeze("A2")
     book.row(sheet, ["=HYPERLINK(\"x\")", 7, None, "李\x01明"], bold)
-    book.row(sheet, ["plain", "+1+1"])
-    book.merge(sheet, 3, 1, 4)
-    book.row(sheet, ["merged"])
+    book.row(sheet, ["plain", "+1+1", "  @SUM(A1)", "-", "1.5", "https://example.org"])
+    book.row(sheet, ["merged"], merge_to=4)
     ws = load_workbook(io.BytesIO(book.bytes()))["名单"]
-    assert [c.value for c in ws[1]] == ['=HYPERLINK("x")', 7, None, "李\ufffd明"]
+    assert [c.value for c in ws[1]][:4] == ['=HYPERLINK("x")', 7, None, "李\ufffd明"]
     assert ws["A1"].data_type == "s" and ws["A1"].quotePrefix and ws["A1"].font.b
     assert ws["B1"].font.b and ws["C1"].border.left.style == "thin" and not ws["B1"].quotePrefix
     assert ws["A2"].font.b is False and ws["B2"].data_type == "s" and ws["B2"].quotePrefix
-    assert str(ws.merged_cells) == "A3:D3" and ws.freeze_panes == "A2"
-    assert ws.column_dimensions["A"].width == 18
+    assert ws["C2"].quotePrefix and ws["D2"].quotePrefix
+    assert [ws.cell(2, c).data_type for c in (5, 6)] == ["s", "s"] and ws["E2"].value == "1.5"
+    assert not ws["E2"].quotePrefix and not ws["F2"].hyperlink
+    assert str(ws.merged_cells) == "A3:D3" and ws["A3"].value == "merged" and ws.freeze_panes == "A2"
+    assert ws.column_dimensions["A"].width == pytest.approx(18, abs=1)
+
+
+def test_streaming_book_writes_shares_dates_and_page_setup() -> None:
+    book = StreamingBook()
+    sheet = book.sheet("比例")
+    sheet.print_setup(title_row=2, landscape=True)
+    sheet.row_height(2, 36)
+    boxed = book.style("boxed", border="#999999", wrap=True, valign="center")
+    book.row(sheet, [Percent(0.256), Percent(0.5), date(2026, 9, 1), Decimal("2.5"), True, 3.25], boxed)
+    book.row(sheet, [Percent(0.1)])
+    ws = load_workbook(io.BytesIO(book.bytes()))["比例"]
+    assert ws["A1"].value == 0.256 and ws["A1"].number_format == PERCENT_FORMAT and ws["A1"].border.top.style
+    assert ws["A1"].alignment.wrap_text and ws["A1"].alignment.vertical == "center"
+    assert ws["C1"].value == datetime(2026, 9, 1) and ws["C1"].is_date
+    assert [ws["D1"].value, ws["E1"].value, ws["F1"].value] == [2.5, True, 3.25]
+    assert ws["A2"].value == 0.1 and ws["A2"].number_format == PERCENT_FORMAT
+    assert ws.page_setup.orientation == "landscape" and str(ws.page_setup.paperSize) == ws.PAPERSIZE_A4
+    assert ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight == 0  # 1 is the default
+    assert ws.sheet_properties.pageSetUpPr.fitToPage
+    assert ws.print_title_rows.replace("$", "") == "2:2" and ws.row_dimensions[2].height == 36
 
 
 def _statements(app: Flask, client: FlaskClient, url: str) -> int:
