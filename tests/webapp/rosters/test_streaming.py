@@ -103,3 +103,30 @@ def test_sessions_page_one_weekday_at_a_time(app: Flask, admin: FlaskClient, wor
     assert shown(f"?day={days[1]}") == codes[days[1]]
     assert shown("?day=all") == set().union(*codes.values())
     assert shown("?day=9") == codes[days[0]]
+
+
+def test_prebuilt_page_rows_escape_names_and_show_each_day(app: Flask, admin: FlaskClient,  # noqa: F811
+                                                           world: World) -> None:  # noqa: F811
+    """The attendance and dismissal rows built in Python escape what parents and staff typed, like Jinja."""
+    from sqlalchemy import select
+
+    from webapp.models import Period, Pupil, RunAssignment, Session
+    with app.app_context():
+        seat = db.session.execute(select(RunAssignment).where(RunAssignment.run_id == world.run_id)).scalars().first()
+        assert seat is not None
+        pupil, session = db.session.get(Pupil, seat.pupil_id), db.session.get(Session, seat.session_id)
+        assert pupil is not None and session is not None
+        period = db.session.get(Period, session.period_id)
+        assert period is not None
+        pupil.name, session.room = '<b>"小&明"</b>', "<i>101</i>"
+        class_name, number, day, start = pupil.class_name, pupil.number, session.day, period.start
+        db.session.commit()
+    week = admin.get(f"{_base(world)}/sessions?day=all").get_data(as_text=True)
+    assert "<b>" not in week and '<td>&lt;b&gt;&#34;小&amp;明&#34;&lt;/b&gt;</td>' in week
+    assert f"<td>{number}</td>" in week and "<i>" not in week
+    page = admin.get(f"{_base(world)}/classes/{class_name}").get_data(as_text=True)
+    assert "<b>" not in page and "<i>" not in page and "&lt;b&gt;&#34;小&amp;明&#34;&lt;/b&gt;" in page
+    assert " · &lt;i&gt;101&lt;/i&gt;</div>" in page and f"<div>{start} " in page
+    assert '<div class="pickup">' in page and " 接</div>" in page
+    whole = admin.get(f"{_base(world)}/classes").get_data(as_text=True)
+    assert '<td><span class="home">回家/家长接</span></td>' in whole and day in range(1, 8)
