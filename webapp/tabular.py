@@ -17,13 +17,14 @@ openpyxl through `append_row` / `set_cell`, which follow the same rules.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import Cell
@@ -147,6 +148,7 @@ class StreamingSheet:
 class StreamingBook:
     """A workbook written row by row (XlsxWriter, in memory), every value through the rules above.
 
+    Use it as a context manager (`with StreamingBook() as book:`) for big exports, see `__enter__`.
     Styles are registered once by name (`style`) and shared by every cell that uses them; a text cell that looks
     like a formula gets the same style with Excel's quote prefix, a `Percent` the same style with `PERCENT_FORMAT`.
     XlsxWriter is told never to turn text into formulas, numbers or links, and every value is written with the
@@ -161,6 +163,19 @@ class StreamingBook:
         self._styles: dict[str, dict[str, Any]] = {"": {}}
         self._formats: dict[tuple[str, str], Format | None] = {}
         self.sheets: list[StreamingSheet] = []
+        self._collecting = False
+
+    def __enter__(self) -> Self:
+        """Pause the cyclic garbage collector while the book is built: a big export allocates ~100,000 small
+        cell records that hold no cycles, and the collections they trigger (each scanning every object of the
+        process) took a third of an export's time. Restored on leaving, whatever happens."""
+        self._collecting = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._collecting:
+            gc.enable()
 
     def sheet(self, title: str) -> StreamingSheet:
         """A new worksheet; `title` must already be a valid, unique sheet name (see rosters' `sheet_title`)."""

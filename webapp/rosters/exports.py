@@ -112,54 +112,54 @@ class _Book(StreamingBook):
 
 def sessions_workbook(sheets: Sequence[SessionSheet]) -> bytes:
     """Attendance sheets: one worksheet per session, pupils by class then number, an empty tick column."""
-    book = _Book()
-    for sheet in sheets:
-        ws = book.new_sheet(f"{sheet.session.code} {sheet.activity.name}", 3, (6, 14, 14, 10, 12))
-        book.title(ws, session_heading(sheet), session_details(sheet), len(SESSION_HEADERS))
-        book.header(ws, SESSION_HEADERS)
-        for number, pupil in enumerate(sheet.pupils, start=1):
-            book.body(ws, [number, pupil.number, pupil.name, pupil.class_name, ""])
-    return book.save()
+    with _Book() as book:
+        for sheet in sheets:
+            ws = book.new_sheet(f"{sheet.session.code} {sheet.activity.name}", 3, (6, 14, 14, 10, 12))
+            book.title(ws, session_heading(sheet), session_details(sheet), len(SESSION_HEADERS))
+            book.header(ws, SESSION_HEADERS)
+            for number, pupil in enumerate(sheet.pupils, start=1):
+                book.body(ws, [number, pupil.number, pupil.name, pupil.class_name, ""])
+        return book.save()
 
 
 def classes_workbook(rosters: Rosters, classes: Sequence[ClassList]) -> bytes:
     """Dismissal lists: one worksheet per class; for each weekday where the pupil goes and the pickup time."""
-    book = _Book()
-    days = rosters.weekdays
-    headers = ["序号", "学号", "姓名"]
-    for day in days:
-        headers += [f"{weekday_name(day)}去向", f"{weekday_name(day)}接送时间"]
-    for class_list in classes:
-        ws = book.new_sheet(f"{class_list.class_name}班", 3, [6, 12, 10] + [22, 9] * len(days), landscape=True,
-                            freeze="D4")
-        book.title(ws, f"{class_list.class_name} 班 放学去向（{term_label(rosters.term.name, 'zh')}）",
-                   f"共 {len(class_list.rows)} 人；15:30 放学时无课后服务的学生由家长接回", len(headers))
-        book.header(ws, headers)
-        for number, row in enumerate(class_list.rows, start=1):
-            values: list[Any] = [number, row.pupil.number, row.pupil.name]
-            for day in days:
-                values += [stops_text(row, day), row.pickup(day) or ""]
-            book.body(ws, values)
-    return book.save()
+    with _Book() as book:
+        days = rosters.weekdays
+        headers = ["序号", "学号", "姓名"]
+        for day in days:
+            headers += [f"{weekday_name(day)}去向", f"{weekday_name(day)}接送时间"]
+        for class_list in classes:
+            ws = book.new_sheet(f"{class_list.class_name}班", 3, [6, 12, 10] + [22, 9] * len(days), landscape=True,
+                                freeze="D4")
+            book.title(ws, f"{class_list.class_name} 班 放学去向（{term_label(rosters.term.name, 'zh')}）",
+                       f"共 {len(class_list.rows)} 人；15:30 放学时无课后服务的学生由家长接回", len(headers))
+            book.header(ws, headers)
+            for number, row in enumerate(class_list.rows, start=1):
+                values: list[Any] = [number, row.pupil.number, row.pupil.name]
+                for day in days:
+                    values += [stops_text(row, day), row.pickup(day) or ""]
+                book.body(ws, values)
+        return book.save()
 
 
 def teachers_workbook(rosters: Rosters, tables: Sequence[TeacherTimetable]) -> bytes:
     """Duty timetables: one worksheet per teacher, periods down, weekdays across."""
-    book = _Book()
-    headers = ["时段"] + [weekday_name(day) for day in rosters.weekdays]
-    for table in tables:
-        ws = book.new_sheet(f"{table.teacher.name} {table.teacher.code}", 3,
-                            [16] + [20] * len(rosters.weekdays), landscape=True, freeze="B4")
-        for row in range(4, 4 + len(rosters.periods)):
-            ws.row_height(row, 36)
-        book.title(ws, f"{table.teacher.name}（{table.teacher.code}）每周值班表",
-                   f"{term_label(rosters.term.name, 'zh')}    共 {len(table.duties)} 个课程班", len(headers))
-        book.header(ws, headers)
-        for period in rosters.periods:
-            values = [f"{period.code} {period.start}–{period.end}"]
-            values += [duty_text(table, day, period.id) for day in rosters.weekdays]
-            book.body(ws, values)
-    return book.save()
+    with _Book() as book:
+        headers = ["时段"] + [weekday_name(day) for day in rosters.weekdays]
+        for table in tables:
+            ws = book.new_sheet(f"{table.teacher.name} {table.teacher.code}", 3,
+                                [16] + [20] * len(rosters.weekdays), landscape=True, freeze="B4")
+            for row in range(4, 4 + len(rosters.periods)):
+                ws.row_height(row, 36)
+            book.title(ws, f"{table.teacher.name}（{table.teacher.code}）每周值班表",
+                       f"{term_label(rosters.term.name, 'zh')}    共 {len(table.duties)} 个课程班", len(headers))
+            book.header(ws, headers)
+            for period in rosters.periods:
+                values = [f"{period.code} {period.start}–{period.end}"]
+                values += [duty_text(table, day, period.id) for day in rosters.weekdays]
+                book.body(ws, values)
+        return book.save()
 
 
 def instance_json(term: Term) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 from datetime import date, datetime
 from decimal import Decimal
@@ -58,6 +59,23 @@ def test_streaming_book_writes_shares_dates_and_page_setup() -> None:
     assert ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight == 0  # 1 is the default
     assert ws.sheet_properties.pageSetUpPr.fitToPage
     assert ws.print_title_rows.replace("$", "") == "2:2" and ws.row_dimensions[2].height == 36
+
+
+def test_streaming_book_pauses_collection_only_while_building() -> None:
+    assert gc.isenabled()
+    with pytest.raises(ValueError), StreamingBook() as book:
+        assert not gc.isenabled()
+        book.row(book.sheet("一"), [1])
+        raise ValueError("a failed export")
+    assert gc.isenabled()  # restored after a failure too
+    gc.disable()
+    try:
+        with StreamingBook() as book:
+            book.row(book.sheet("一"), [1])
+            assert load_workbook(io.BytesIO(book.bytes()))["一"]["A1"].value == 1
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
 
 
 def _statements(app: Flask, client: FlaskClient, url: str) -> int:
