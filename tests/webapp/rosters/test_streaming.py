@@ -148,3 +148,27 @@ def test_prebuilt_page_rows_escape_names_and_show_each_day(app: Flask, admin: Fl
     assert '<div class="pickup">' in page and " 接</div>" in page
     whole = admin.get(f"{_base(world)}/classes").get_data(as_text=True)
     assert '<td><span class="home">回家/家长接</span></td>' in whole and day in range(1, 8)
+
+
+def test_roster_reads_on_postgresql(pg_app: Flask) -> None:
+    """The seats read as id pairs and the pupils once give the same sheets on PostgreSQL: every seat on its
+    session's sheet and its pupil's dismissal row, and the workbook has one row per seat."""
+    from sqlalchemy import func, select
+
+    from tests.webapp.factories import create_user, generated_term, sign_in
+    from webapp.models import RunAssignment
+    with pg_app.app_context():
+        term, run = generated_term()
+        create_user("school_admin", school=term.school, login="pg-roster-admin")
+        term_id, run_id = term.id, run.id
+        seats = db.session.scalar(select(func.count()).select_from(RunAssignment)
+                                  .where(RunAssignment.run_id == run_id))
+    client = pg_app.test_client()
+    sign_in(client, "pg-roster-admin")
+    week = client.get(f"/admin/rosters/{term_id}/sessions?day=all").get_data(as_text=True)
+    assert week.count('<td class="tick">') == seats > 0
+    classes = client.get(f"/admin/rosters/{term_id}/classes").get_data(as_text=True)
+    assert classes.count("</div><div class=\"pickup\">") > 0
+    response = client.get(f"/admin/rosters/{term_id}/sessions.xlsx")
+    wb = load_workbook(io.BytesIO(response.data))
+    assert sum(ws.max_row - 3 for ws in wb.worksheets) == seats
