@@ -35,15 +35,26 @@ _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
 
 def sheet_title(text: str, taken: set[str]) -> str:
-    """A valid, unique worksheet name (at most 31 characters, none of []:*?/\\)."""
+    """A valid, unique worksheet name (at most 31 UTF-16 units, as Excel counts: an emoji is two; none of
+    []:*?/\\; no apostrophe at either end)."""
     base = _BAD_SHEET_CHARS.sub("_", cell_text(text).replace("\ufffd", "_")).strip("'") or "Sheet"
-    base = base[:31]
+    base = _utf16_prefix(base, 31).rstrip("'") or "Sheet"
     title, n = base, 2
     while title.lower() in taken:
         suffix = f"~{n}"
-        title, n = base[: 31 - len(suffix)] + suffix, n + 1
+        title, n = _utf16_prefix(base, 31 - len(suffix)) + suffix, n + 1
     taken.add(title.lower())
     return title
+
+
+def _utf16_prefix(text: str, units: int) -> str:
+    """The longest start of `text` that is at most `units` UTF-16 code units long."""
+    length = 0
+    for index, char in enumerate(text):
+        length += 2 if ord(char) > 0xFFFF else 1
+        if length > units:
+            return text[:index]
+    return text
 
 
 def session_heading(sheet: SessionSheet) -> str:

@@ -172,3 +172,18 @@ def test_roster_reads_on_postgresql(pg_app: Flask) -> None:
     response = client.get(f"/admin/rosters/{term_id}/sessions.xlsx")
     wb = load_workbook(io.BytesIO(response.data))
     assert sum(ws.max_row - 3 for ws in wb.worksheets) == seats
+
+
+def test_sheet_titles_fit_excel_counting_utf16_units() -> None:
+    """A name of emoji (two UTF-16 units each) or with apostrophes still gives a sheet XlsxWriter accepts."""
+    from webapp.rosters.exports import sheet_title
+    taken: set[str] = set()
+    book = StreamingBook()
+    names = ["🏀" * 40, "🏀" * 40, "'" + "a" * 29 + "'b", "a" * 30 + "'" + "c", "课[1]:*?/\\"]
+    for name in names:
+        book.row(book.sheet(sheet_title(name, taken)), [name])
+    wb = load_workbook(io.BytesIO(book.bytes()))
+    assert len(wb.sheetnames) == 5 and len({title.lower() for title in wb.sheetnames}) == 5
+    assert all(len(title.encode("utf-16-le")) <= 62 and not title.endswith("'") for title in wb.sheetnames)
+    assert wb.sheetnames[0] == "🏀" * 15 and wb.sheetnames[1] == "🏀" * 14 + "~2"
+    assert wb.sheetnames[4] == "课_1______"
