@@ -6,6 +6,7 @@ import gc
 import io
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -187,3 +188,23 @@ def test_sheet_titles_fit_excel_counting_utf16_units() -> None:
     assert all(len(title.encode("utf-16-le")) <= 62 and not title.endswith("'") for title in wb.sheetnames)
     assert wb.sheetnames[0] == "🏀" * 15 and wb.sheetnames[1] == "🏀" * 14 + "~2"
     assert wb.sheetnames[4] == "课_1______"
+
+
+def test_roster_workbooks_keep_their_print_look(admin: FlaskClient, world: World) -> None:  # noqa: F811
+    """Title, header and body styles, merged title rows, print titles, A4 fit to width, teachers' row heights."""
+    def book(kind: str) -> Any:
+        return load_workbook(io.BytesIO(admin.get(f"{_base(world)}/{kind}.xlsx").data))
+
+    ws = book("sessions").worksheets[0]
+    assert ws["A1"].font.b and ws["A1"].font.sz == 14 and {"A1:E1", "A2:E2"} <= set(map(str, ws.merged_cells))
+    header, body = ws["A3"], ws["C4"]
+    assert header.font.b and header.fill.fgColor.rgb.endswith("E8EEF7") and header.border.bottom.style == "thin"
+    assert header.alignment.horizontal == "center" and header.alignment.vertical == "center"
+    assert body.border.left.style == "thin" and body.alignment.wrap_text and not body.font.b
+    assert ws["E4"].value is None and ws["E4"].border.right.style == "thin"  # the empty tick box is boxed
+    assert ws.print_title_rows.replace("$", "") == "3:3" and ws.page_setup.orientation == "portrait"
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToHeight == 0
+    assert ws.print_options.horizontalCentered
+    assert book("classes").worksheets[0].page_setup.orientation == "landscape"
+    teachers = book("teachers").worksheets[0]
+    assert teachers.freeze_panes == "B4" and teachers.row_dimensions[4].height == 36
