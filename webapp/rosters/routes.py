@@ -26,6 +26,7 @@ from webapp.rosters.exports import (
     solution_json,
     teachers_workbook,
 )
+from webapp.rosters.html import attendance_rows, dismissal_rows
 from webapp.security import school_admin_required
 
 bp = Blueprint("rosters", __name__, url_prefix="/admin/rosters")
@@ -34,7 +35,7 @@ bp = Blueprint("rosters", __name__, url_prefix="/admin/rosters")
 
 @bp.app_context_processor
 def _roster_globals() -> dict[str, object]:
-    return {"roster_day_names": DAY_NAMES_LONG}
+    return {"roster_day_names": DAY_NAMES_LONG, "dismissal_rows": dismissal_rows}
 
 
 def _run(term: Term, *, required: bool = True) -> AllocationRun | None:
@@ -115,7 +116,7 @@ def sessions(term_id: int) -> ResponseReturnValue:
         day = int(chosen) if chosen.isdigit() and int(chosen) in days else (days[0] if days else None)
         sheets = [sheet for sheet in rosters.sheets if sheet.session.day == day]
     return render_template("rosters/sessions.html", rosters=rosters, sheets=sheets, days=days, day=day,
-                           whole_week=chosen == "all", args=_run_args(rosters))
+                           whole_week=chosen == "all", args=_run_args(rosters), pupil_rows=attendance_rows(sheets))
 
 
 @bp.get("/<int:term_id>/sessions/<int:session_id>")
@@ -124,7 +125,7 @@ def session_sheet(term_id: int, session_id: int) -> ResponseReturnValue:
     rosters = _rosters(term_id)
     sheet = rosters.sheet(session_id) or abort(404)
     return render_template("rosters/sessions.html", rosters=rosters, sheets=[sheet], args=_run_args(rosters),
-                           single=sheet)
+                           single=sheet, pupil_rows=attendance_rows([sheet]))
 
 
 @bp.get("/<int:term_id>/classes")
