@@ -28,7 +28,15 @@ from flask_babel import get_locale
 from flask_login import current_user
 from jinja2.ext import babel_extract
 
-from webapp.labels import DAY_NAMES, relation_label, show_date, show_time, solver_status, unserved_reason
+from webapp.labels import (
+    DAY_NAMES,
+    amendment_reason,
+    relation_label,
+    show_date,
+    show_time,
+    solver_status,
+    unserved_reason,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE_DIR / "templates"
@@ -65,6 +73,7 @@ def template_globals() -> dict[str, Any]:
         "relation_label": relation_label,
         "solver_status": solver_status,
         "unserved_reason": unserved_reason,
+        "amendment_reason": amendment_reason,
     }
 
 

@@ -180,3 +180,36 @@ def clock_span(start: str, end: str) -> str:
 def period_clocks(periods: Iterable[Any]) -> dict[str, str]:
     """Period code -> its clock span, for rows with `code`, `start` and `end` (a term's periods)."""
     return {period.code: clock_span(period.start, period.end) for period in periods}
+
+
+AMENDMENT_REASONS: tuple[tuple[re.Pattern[str], LazyString], ...] = tuple(
+    (re.compile(pattern), label) for pattern, label in (
+    (r"^run (?P<run>\d+) published as run version (?P<version>\d+)$",
+     _l("Run %(run)s published as run version %(version)s")),
+    (r"^change request (?P<id>\d+) applied$", _l("Change request %(id)s applied")),
+    (r"^offer (?P<id>\d+) accepted$", _l("Offer %(id)s accepted")),
+    (r"^offer (?P<id>\d+) declined$", _l("Offer %(id)s declined")),
+    (r"^(?P<n>\d+) offers expired$", _l("%(n)s offers expired")),
+    (r"^placement set to (?P<placement>\w+)$", _l("Waitlist placement set to %(placement)s")),
+    (r"^freed seats placed from the waitlist$", _l("Freed seats placed from the waitlist")),
+    (r"^placed by the school from the waitlist: (?P<reason>.*)$",
+     _l("Placed by the school from the waitlist: %(reason)s")),
+    (r"^seat of (?P<pupil>\S+) in (?P<session>\S+) removed$", _l("Seat of %(pupil)s in %(session)s removed")),
+    (r"^the family withdrew its request$", _l("The family withdrew its request")),
+    (r"^session (?P<code>\S+) edited$", _l("Session %(code)s edited")),
+    (r"^session (?P<code>\S+) deleted$", _l("Session %(code)s deleted")),
+    (r"^teacher (?P<code>\S+) edited$", _l("Teacher %(code)s edited")),
+    (r"^teacher (?P<code>\S+) edited \(freed seats placed\)$", _l("Teacher %(code)s edited (freed seats placed)")),
+    (r"^teacher (?P<code>\S+) deleted$", _l("Teacher %(code)s deleted")),
+))
+"""The reasons `webapp.allocation` writes on an amendment when nobody gave one (English, as stored), and how
+they read in the reader's language; a reason a person typed matches none and is shown as typed."""
+
+
+def amendment_reason(text: str | None) -> str:
+    """A plan version's reason in the reader's language: "session S11 edited" -> 课程班 S11 已修改."""
+    for pattern, label in AMENDMENT_REASONS:
+        found = pattern.match(text or "")
+        if found is not None:
+            return str(label) % found.groupdict()
+    return text or ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -11,7 +12,17 @@ from flask import Flask
 from flask_babel import force_locale
 
 from tests.conftest import _make_app
-from webapp.labels import from_local, relation_label, show_date, show_time, solver_status, term_label, to_local
+from webapp.labels import (
+    AMENDMENT_REASONS,
+    amendment_reason,
+    from_local,
+    relation_label,
+    show_date,
+    show_time,
+    solver_status,
+    term_label,
+    to_local,
+)
 
 
 def test_times_show_in_beijing_time_by_default(app: Flask) -> None:
@@ -44,3 +55,27 @@ def test_words_in_the_readers_language(app: Flask) -> None:
             assert term_label("2026-autumn") == "Autumn term 2026"
             assert relation_label("mother") == "Mother" and solver_status("FEASIBLE") == "Good plan, not proven best"
         assert term_label("2026-autumn", "en") == "Autumn term 2026"
+
+
+def test_plan_history_reasons_read_in_the_readers_language(app: Flask) -> None:
+    """Reasons the allocation service writes (English, stored) read in the reader's language; typed ones as typed."""
+    with app.test_request_context():
+        assert amendment_reason("session S11 edited") == "课程班 S11 已修改"
+        assert amendment_reason("run 3 published as run version 2") == "分配运行 3 作为第 2 版发布"
+        assert amendment_reason("teacher T02 edited (freed seats placed)") == "教师 T02 已修改（空出的名额已安排）"
+        assert amendment_reason("教室维修，周二作业辅导暂停") == "教室维修，周二作业辅导暂停"
+        with force_locale("en"):
+            assert amendment_reason("seat of P001 in S21 removed") == "Seat of P001 in S21 removed"
+            assert amendment_reason("the family withdrew its request") == "The family withdrew its request"
+
+
+def test_every_reason_the_allocation_service_writes_has_a_reading() -> None:
+    """Each fixed reason string in webapp/allocation/ (given to `done`, `gate.reason` or `reason=`) has a reading."""
+    written = set()
+    for path in Path("webapp/allocation").glob("*.py"):
+        source = re.sub(r'"\s*\n\s*"', "", path.read_text())  # join implicitly concatenated literals
+        written |= set(re.findall(r'(?:done\([^,]+, [^,]+, |gate\.reason\(\s*|reason=)f?"([^"]+)"', source))
+    assert len(written) >= 10, written  # the pattern above still reads the service
+    for text in written:
+        sample = re.sub(r"\{[^}]*\}", "7", text)
+        assert any(pattern.match(sample) for pattern, _ in AMENDMENT_REASONS), text
