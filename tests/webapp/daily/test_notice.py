@@ -12,7 +12,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from tests.conftest import make_school
-from tests.webapp.allocation.test_waitlist import pg_app  # noqa: F401  (the PostgreSQL app fixture)
 from tests.webapp.daily.conftest import Daily
 from tests.webapp.factories import (
     PHONES,
