@@ -102,4 +102,6 @@ def data_words(app: Flask) -> set[str]:
         words = {value for column in columns for value in db.session.scalars(select(column)) if value}
         for tags in db.session.scalars(select(Teacher.qualifications)):
             words.update(tags or ())
+        for note in db.session.scalars(select(PriorityTag.note)):  # free text: each word of it is data too
+            words.update((note or "").split())
     return words | {app.config["APP_NAME"]}
