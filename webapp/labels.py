@@ -85,6 +85,11 @@ def to_local(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC).astimezone(local_zone()).replace(tzinfo=None)
 
 
+def local_date(moment: datetime) -> date:
+    """The date a naive-UTC instant falls on in the configured zone (the school's "today")."""
+    return moment.replace(tzinfo=UTC).astimezone(local_zone()).date()
+
+
 def from_local(moment: datetime | None) -> datetime | None:
     """A naive local time typed into a form -> naive UTC for the database."""
     if moment is None:

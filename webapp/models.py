@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
+from flask import current_app, has_app_context
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
@@ -67,6 +68,14 @@ class RunState(StrEnum):
 def utcnow() -> datetime:
     """The current time as naive UTC, the only form datetimes take in the database."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def clock() -> datetime:
+    """The app's clock: now as naive UTC, or the app's frozen `NOW` (a datetime or a callable) in tests."""
+    frozen = current_app.config.get("NOW") if has_app_context() else None
+    if frozen is None:
+        return utcnow()
+    return frozen() if callable(frozen) else frozen  # type: ignore[no-any-return]
 
 
 class District(db.Model):  # type: ignore[name-defined,misc]

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select
 from scheduler import domain
 from webapp import run_summary
 from webapp.extensions import db
+from webapp.labels import local_date
 from webapp.models import (
     Activity,
     AllocationRun,
@@ -36,6 +37,7 @@ from webapp.models import (
     Teacher,
     TeacherAvailability,
     Term,
+    clock,
     utcnow,
 )
 
@@ -56,10 +58,8 @@ def pickup_for_periods(periods: Sequence[Period], codes: Iterable[str]) -> str:
 
 
 def school_today() -> date:
-    """The school's date now, from the app clock (`NOW` in tests)."""
-    from webapp.daily.service import today  # imported here: the daily service imports the allocation side
-
-    return today()
+    """The school's date now (the app's `TIMEZONE`), from the app clock (`NOW` in tests)."""
+    return local_date(clock())
 
 
 def default_weight(term: Term, pupil: Pupil) -> int:

@@ -35,6 +35,7 @@ from webapp.models import (
     District,
     Guardianship,
     Period,
+    Pin,
     Pupil,
     RunAssignment,
     RunStaffing,
@@ -604,3 +605,18 @@ def two_families(app: Flask, *, publish: bool = True) -> World:
         if publish:
             world.ids["run_x"] = publish_for(world.ids["pupil_a"])
     return world
+
+
+def break_school(code: str) -> None:
+    """Make school `code`'s instance impossible to build (a pin on a session of another school's term: rows no
+    form can make), for tests of how a batch reports one school's failure and carries on."""
+    school = db.session.scalar(select(School).where(School.code == code))
+    assert school is not None
+    term_id = db.session.scalar(select(Term.id).where(Term.school_id == school.id).order_by(Term.id).limit(1))
+    pupil_id = db.session.scalar(select(CareRequest.pupil_id).where(CareRequest.term_id == term_id)
+                                 .order_by(CareRequest.pupil_id).limit(1))
+    foreign = db.session.scalar(select(Session.id).join(Term, Term.id == Session.term_id)
+                                .where(Term.school_id != school.id).order_by(Session.id).limit(1))
+    assert term_id is not None and pupil_id is not None and foreign is not None
+    db.session.add(Pin(term_id=term_id, pupil_id=pupil_id, session_id=foreign))
+    db.session.commit()

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, has_app_context
 from sqlalchemy import delete, func, select, update
 
 from webapp import audit, run_summary
@@ -48,6 +47,7 @@ from webapp.models import (
     Term,
     User,
     WaitlistOffer,
+    clock,
     utcnow,
 )
 from webapp.notifications import NotificationEvent, notify
@@ -91,14 +91,6 @@ class RuleBroken(AllocationError):
 
 
 RULE_BROKEN = N_("This change would break a hard rule of the published plan, so nothing was changed.")
-
-
-def clock() -> datetime:
-    """Now as naive UTC, or the app's frozen `NOW` (a datetime or a callable) in tests."""
-    frozen = current_app.config.get("NOW") if has_app_context() else None
-    if frozen is None:
-        return utcnow()
-    return frozen() if callable(frozen) else frozen  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

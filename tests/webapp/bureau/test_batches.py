@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from openpyxl import Workbook
 from sqlalchemy import event, func, select, update
 
-from tests.webapp.factories import create_user, post_form, seed_city, sign_in
+from tests.webapp.factories import break_school, create_user, post_form, seed_city, sign_in
 from webapp.bureau.city import batch_filter, batch_history, batch_results
 from webapp.bureau.stats import city_stats
 from webapp.extensions import db
@@ -21,13 +21,9 @@ from webapp.models import (
     AllocationRun,
     AuditLog,
     CapacityAdvice,
-    CareRequest,
     District,
-    Pin,
-    Pupil,
     RunState,
     School,
-    Session,
     Term,
     utcnow,
 )
@@ -100,25 +96,12 @@ def test_a_school_whose_requests_are_all_unmet_is_zero_not_unallocated(app: Flas
 # --------------------------------------------------------------------------- batches
 
 
-def _unsolvable(code: str) -> None:
-    """A pin on a session of another school's term (rows no form can make): the school's instance cannot be built."""
-    school = db.session.scalar(select(School).where(School.code == code))
-    assert school is not None
-    term_id = db.session.scalar(select(Term.id).where(Term.school_id == school.id))
-    pupil_id = db.session.scalar(
-        select(CareRequest.pupil_id).join(Pupil).where(Pupil.school_id == school.id).order_by(Pupil.id).limit(1))
-    foreign = db.session.scalar(select(Session.id).join(Term, Term.id == Session.term_id)
-                                .where(Term.school_id != school.id).order_by(Session.id).limit(1))
-    db.session.add(Pin(term_id=term_id, pupil_id=pupil_id, session_id=foreign))
-    db.session.commit()
-
-
 def test_batch_history_shows_each_school_with_its_failure(
     app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
 ) -> None:
     app.config.update(JOBS_INLINE=True, BUREAU_TIME_LIMIT=2)
     with app.app_context():
-        _unsolvable("KM-TEST-0002")
+        break_school("KM-TEST-0002")
         headline = city_stats().rollup.published.coverage
     signed_in("bureau")
     response = post_form(client, "/bureau/batches", {"district": ""}, token_from="/bureau/")
@@ -271,7 +254,7 @@ def test_batches_advice_and_figures_on_postgresql(request: pytest.FixtureRequest
     app.config.update(JOBS_INLINE=True, BUREAU_TIME_LIMIT=2, BUREAU_ADVICE_TIME_LIMIT=2)
     with app.app_context():
         city = seed_city()
-        _unsolvable("KM-TEST-0002")
+        break_school("KM-TEST-0002")
         create_user("bureau", login="bureau-city")
         stats = city_stats()
         assert (stats.rollup.published.schools, stats.rollup.draft.schools, stats.rollup.not_allocated.schools) == (

@@ -17,11 +17,12 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from bench.city import build_city, school_sizes
+from tests.webapp.factories import break_school
 from webapp import run_summary
 from webapp.bureau.city import batch_filter, prepare_batch
 from webapp.extensions import db
 from webapp.jobs import BATCH_KEY, run_local, solver_threads
-from webapp.models import AllocationRun, CareRequest, Pupil, School, Term
+from webapp.models import AllocationRun, School, Term
 
 BAD_SCHOOL = "KM-0007"
 
@@ -29,14 +30,8 @@ BAD_SCHOOL = "KM-0007"
 def _city(app: Flask, schools: int, *, bad: bool = True) -> None:
     with app.app_context():
         build_city(schools, seed=3, sizes=[100 + (i * 37) % 101 for i in range(schools)], echo=lambda _: None)
-        if bad:  # a pupil whose priority level has no weight: the school's instance cannot be solved
-            school = db.session.scalar(select(School).where(School.code == BAD_SCHOOL))
-            assert school is not None
-            pupil_id = db.session.scalar(
-                select(CareRequest.pupil_id).join(Term).where(Term.school_id == school.id).limit(1)
-            )
-            db.session.execute(update(Pupil).where(Pupil.id == pupil_id).values(priority=9))
-            db.session.commit()
+        if bad:  # one school's instance cannot be built: the batch reports it and carries on
+            break_school(BAD_SCHOOL)
 
 
 def _batch_runs(app: Flask, batch_id: str) -> list[tuple[str, str, str | None]]:
