@@ -119,14 +119,16 @@ def test_the_waitlist_orders_by_the_same_weights(app: Flask) -> None:
 def _upgrade_keeps_weights(app: Flask) -> None:
     """At the revision before priority groups, a term with levels and pupils on them; after the upgrade every
     pupil weighs what their level weighed, and the solver instance says so."""
+    from alembic.script import ScriptDirectory
     from flask_migrate import upgrade
     from sqlalchemy import inspect
 
     from tests.conftest import make_school
     from webapp.commands import MIGRATIONS_DIR
 
+    groups = ScriptDirectory(MIGRATIONS_DIR).get_revision("b4e2c7a9f1d3")  # the priority groups migration
     with app.app_context():
-        upgrade(directory=MIGRATIONS_DIR, revision="43c05c325870")
+        upgrade(directory=MIGRATIONS_DIR, revision=str(groups.down_revision))  # the revision just before it
         assert "priority_tags" not in inspect(db.engine).get_table_names()
         school = make_school("KM-UPGRADE-01")
         term = school.terms[0]
