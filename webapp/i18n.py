@@ -36,6 +36,7 @@ from webapp.labels import (
     show_time,
     solver_status,
     unserved_reason,
+    zone_label,
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -74,6 +75,7 @@ def template_globals() -> dict[str, Any]:
         "solver_status": solver_status,
         "unserved_reason": unserved_reason,
         "amendment_reason": amendment_reason,
+        "zone_label": zone_label,
     }
 
 

@@ -85,6 +85,17 @@ def to_local(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC).astimezone(local_zone()).replace(tzinfo=None)
 
 
+def zone_label() -> str:
+    """The configured zone as staff say it: "China time (UTC+8)" / 北京时间（UTC+8） for Asia/Shanghai, otherwise the
+    zone's name and its offset now ("Asia/Urumqi (UTC+6)")."""
+    zone = local_zone()
+    offset = datetime.now(zone).strftime("%z")  # "+0800"
+    utc = f"UTC{offset[0]}{int(offset[1:3])}" + (f":{offset[3:]}" if offset[3:] != "00" else "")
+    if zone.key == DEFAULT_TIMEZONE:
+        return str(_l("China time (%(utc)s)")) % {"utc": utc}
+    return f"{zone.key} ({utc})"
+
+
 def local_date(moment: datetime) -> date:
     """The date a naive-UTC instant falls on in the configured zone (the school's "today")."""
     return moment.replace(tzinfo=UTC).astimezone(local_zone()).date()

@@ -22,6 +22,7 @@ from webapp.labels import (
     solver_status,
     term_label,
     to_local,
+    zone_label,
 )
 
 
@@ -79,3 +80,15 @@ def test_every_reason_the_allocation_service_writes_has_a_reading() -> None:
     for text in written:
         sample = re.sub(r"\{[^}]*\}", "7", text)
         assert any(pattern.match(sample) for pattern, _ in AMENDMENT_REASONS), text
+
+
+def test_the_zone_is_named_as_configured(app: Flask, tmp_path: Path) -> None:
+    """Staff pages say which clock times are entered in: the configured zone, never a fixed "UTC+8"."""
+    with app.test_request_context():
+        assert zone_label() == "北京时间（UTC+8）"
+        with force_locale("en"):
+            assert zone_label() == "China time (UTC+8)"
+    (tmp_path / "other").mkdir()
+    other = _make_app(tmp_path / "other", TIMEZONE="Asia/Kathmandu")
+    with other.test_request_context():
+        assert zone_label() == "Asia/Kathmandu (UTC+5:45)"

@@ -88,9 +88,9 @@ class TeacherForm(FlaskForm):  # type: ignore[misc]
 
 
 class WindowForm(FlaskForm):  # type: ignore[misc]
-    opens_at = DateTimeLocalField(_l("Requests open (China time)"), format="%Y-%m-%dT%H:%M",
+    opens_at = DateTimeLocalField(_l("Requests open"), format="%Y-%m-%dT%H:%M",
                                   validators=[Optional()])
-    closes_at = DateTimeLocalField(_l("Requests close (China time)"), format="%Y-%m-%dT%H:%M",
+    closes_at = DateTimeLocalField(_l("Requests close"), format="%Y-%m-%dT%H:%M",
                                    validators=[Optional()])
     results_date = DateField(_l("Date parents see the results"), validators=[Optional()])
     submit = SubmitField(_l("Save"))
@@ -110,7 +110,7 @@ class WindowNowForm(FlaskForm):  # type: ignore[misc]
     new closing time instead of leaving the window open without end."""
 
     confirmed = HiddenField()
-    closes_at = DateTimeLocalField(_l("Requests close (China time)"), format="%Y-%m-%dT%H:%M",
+    closes_at = DateTimeLocalField(_l("Requests close"), format="%Y-%m-%dT%H:%M",
                                    validators=[Optional()])
 
 
