@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.conftest import _make_app, make_school
+from tests.conftest import TEST_PASSWORD, _make_app, make_school
 from webapp.extensions import db
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,3 +51,19 @@ def chromium_path() -> str:
         print(f"SKIPPED: {reason}")
         pytest.skip(reason)
     return str(CHROMIUM)
+
+
+def sign_in_page(page: Any, base: str, login: str) -> None:
+    """Sign `login` in through the form with the test password, after dropping whoever was signed in."""
+    page.context.clear_cookies()
+    page.goto(f"{base}/login")
+    page.fill("#login", login)
+    page.fill("#password", TEST_PASSWORD)
+    page.click("#submit")
+
+
+def phone_screenshot(page: Any, shots: Path, name: str) -> None:
+    """Save a full-page screenshot as `shots/name.png` and check the page does not scroll sideways at 375 px."""
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"{name}: the page scrolls sideways on a phone ({width}px)"

@@ -10,8 +10,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tests.conftest import TEST_PASSWORD
-from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM_ARGS, sign_in_page
 from tests.webapp.daily.conftest import TUESDAY, make_calendar, utc
 from tests.webapp.factories import create_user, publish_for, pupil_id, requests_for, term_of
 from webapp.extensions import db
@@ -24,14 +23,6 @@ SHOTS = Path("/tmp/notice-shots")
 def _fits(page: object) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     assert width <= 375, f"the page scrolls sideways on a phone ({width}px)"
-
-
-def _sign_in(page: object, base: str, login: str) -> None:
-    page.context.clear_cookies()  # type: ignore[attr-defined]
-    page.goto(f"{base}/login")  # type: ignore[attr-defined]
-    page.fill("#login", login)  # type: ignore[attr-defined]
-    page.fill("#password", TEST_PASSWORD)  # type: ignore[attr-defined]
-    page.click("#submit")  # type: ignore[attr-defined]
 
 
 def test_publish_sign_then_request(live_app: Flask, live_server: str, chromium_path: str) -> None:
@@ -56,7 +47,7 @@ def test_publish_sign_then_request(live_app: Flask, live_server: str, chromium_p
         try:
             page = browser.new_page(viewport={"width": 375, "height": 812}, locale="zh-CN")
             page.set_default_timeout(15_000)
-            _sign_in(page, live_server, "admin-n")
+            sign_in_page(page, live_server, "admin-n")
             page.goto(f"{live_server}/daily/notice")
             page.fill("#title", "2026秋季课后服务告家长书")
             page.fill("#content", "尊敬的家长：\n本学期课后服务周一至周五开展。")
@@ -67,7 +58,7 @@ def test_publish_sign_then_request(live_app: Flask, live_server: str, chromium_p
             _fits(page)
             page.screenshot(path=str(SHOTS / "admin-notice.png"), full_page=True)
 
-            _sign_in(page, live_server, "13800000002")
+            sign_in_page(page, live_server, "13800000002")
             page.goto(f"{live_server}/family/child/{child}")
             expect(page.get_by_role("link", name="阅读并签署告家长书")).to_be_visible()
             page.locator("input[name=days][value='1']").check()
@@ -93,13 +84,13 @@ def test_publish_sign_then_request(live_app: Flask, live_server: str, chromium_p
                 assert len(requests_for(child)) == 1
                 assert db.session.scalar(select(NoticeSignature.pupil_id)) == child
 
-            _sign_in(page, live_server, "admin-n")
+            sign_in_page(page, live_server, "admin-n")
             page.goto(f"{live_server}/daily/notice/report")
             expect(page.get_by_text("未签署").first).to_be_visible()
             _fits(page)
             page.screenshot(path=str(SHOTS / "admin-report.png"), full_page=True)
 
-            _sign_in(page, live_server, "bureau-n")
+            sign_in_page(page, live_server, "bureau-n")
             page.goto(f"{live_server}/daily/bureau")
             expect(page.get_by_role("heading", name="按区")).to_be_visible()
             _fits(page)

@@ -23,7 +23,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from scheduler.solve import SolverConfig, solve
-from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM_ARGS, phone_screenshot, sign_in_page
 from tests.webapp.factories import create_user
 from webapp.allocation.service import clock
 from webapp.extensions import db
@@ -32,7 +32,7 @@ from webapp.services import store_solution, term_to_instance
 
 pytestmark = pytest.mark.slow
 
-PHONE_A, PHONE_B, PASSWORD = "13900000001", "13900000002", "correct-horse-battery"
+PHONE_A, PHONE_B = "13900000001", "13900000002"
 
 
 def _prepare(app: Flask) -> dict[str, Any]:
@@ -68,18 +68,8 @@ def _prepare(app: Flask) -> dict[str, Any]:
 
 def _look(page: Any, shots: Path, name: str) -> None:
     """Screenshot the page and check it fits a phone and speaks Chinese."""
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 375, f"{name}: the page scrolls sideways on a phone ({width}px)"
+    phone_screenshot(page, shots, name)
     assert any("\u4e00" <= ch <= "\u9fff" for ch in page.inner_text("body")), f"{name}: no Chinese text"
-
-
-def _sign_in(page: Any, base: str, login: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{base}/login")
-    page.fill("#login", login)
-    page.fill("#password", PASSWORD)
-    page.click("#submit")
 
 
 def test_publish_change_offer_accept_and_amend(live_app: Flask, live_server: str, chromium_path: str,
@@ -96,7 +86,7 @@ def test_publish_change_offer_accept_and_amend(live_app: Flask, live_server: str
             page.set_default_timeout(15_000)
 
             # 1. The admin publishes after looking at what it changes.
-            _sign_in(page, live_server, "walk-admin")
+            sign_in_page(page, live_server, "walk-admin")
             page.goto(f"{live_server}/admin/runs/{ids['run']}/publish")
             expect(page.get_by_text("将发送的通知")).to_be_visible()
             assert "学生2" in page.inner_text("body")  # B gains Monday and Tuesday
@@ -105,7 +95,7 @@ def test_publish_change_offer_accept_and_amend(live_app: Flask, live_server: str
             expect(page.get_by_text("家长现在可以看到")).to_be_visible()
 
             # 2. Parent B drops Tuesday from today.
-            _sign_in(page, live_server, PHONE_B)
+            sign_in_page(page, live_server, PHONE_B)
             page.goto(f"{live_server}/family/child/{ids['b']}")
             expect(page.get_by_text("已安排 2 / 2 天")).to_be_visible()
             page.uncheck("#change-days-1")
@@ -115,7 +105,7 @@ def test_publish_change_offer_accept_and_amend(live_app: Flask, live_server: str
             expect(page.get_by_text("已安排 1 / 1 天")).to_be_visible()
 
             # 3. Parent A, first on Tuesday's waitlist, is offered the seat and accepts it.
-            _sign_in(page, live_server, PHONE_A)
+            sign_in_page(page, live_server, PHONE_A)
             page.goto(f"{live_server}/family/child/{ids['a']}")
             expect(page.get_by_text("为您保留的候补名额")).to_be_visible()
             _look(page, shots, "3-parent-a-offer")
@@ -127,7 +117,7 @@ def test_publish_change_offer_accept_and_amend(live_app: Flask, live_server: str
             _look(page, shots, "4-parent-a-timetable")
 
             # 4. The admin's roster shows A in S21; lowering S21 to no seats is confirmed before it applies.
-            _sign_in(page, live_server, "walk-admin")
+            sign_in_page(page, live_server, "walk-admin")
             page.goto(f"{live_server}/admin/rosters/{ids['term']}/sessions/{ids['s21']}")
             assert "学生1" in page.inner_text("body") and "学生2" not in page.inner_text("body")
             _look(page, shots, "5-roster-s21")

@@ -7,33 +7,17 @@ from __future__ import annotations
 import os
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tests.conftest import TEST_PASSWORD
-from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM_ARGS, phone_screenshot, sign_in_page
 from tests.webapp.factories import create_user
 from webapp.extensions import db
 from webapp.models import PriorityTag, Pupil, School
 
 pytestmark = pytest.mark.slow
-
-
-def _look(page: Any, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 375, f"{name}: the page scrolls sideways on a phone ({width}px)"
-
-
-def _sign_in(page: Any, base: str, login: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{base}/login")
-    page.fill("#login", login)
-    page.fill("#password", TEST_PASSWORD)
-    page.click("#submit")
 
 
 def test_bureau_defines_a_group_and_an_admin_tags_a_pupil(live_app: Flask, live_server: str, chromium_path: str,
@@ -55,16 +39,16 @@ def test_bureau_defines_a_group_and_an_admin_tags_a_pupil(live_app: Flask, live_
             page = browser.new_page(viewport={"width": 375, "height": 812}, locale="zh-CN")
             page.set_default_timeout(15_000)
 
-            _sign_in(page, live_server, "city-bureau")
+            sign_in_page(page, live_server, "city-bureau")
             page.goto(f"{live_server}/bureau/groups")
             page.fill("#name_zh", "特殊教育需要")
             page.fill("#name_en", "Special educational needs")
             page.fill("#weight", "4")
             page.click("#submit")
             expect(page.locator("table.data")).to_contain_text("特殊教育需要")
-            _look(page, shots, "1-bureau-groups")
+            phone_screenshot(page, shots, "1-bureau-groups")
 
-            _sign_in(page, live_server, "tag-admin")
+            sign_in_page(page, live_server, "tag-admin")
             page.goto(f"{live_server}/admin/pupils/{pupil_id}")
             page.select_option("#tag-group", label="特殊教育需要 (4)")
             page.fill("#tag-note", "残疾人证 5301，已查验原件")
@@ -73,11 +57,11 @@ def test_bureau_defines_a_group_and_an_admin_tags_a_pupil(live_app: Flask, live_
             section = page.locator("#priority-groups")
             expect(section).to_contain_text("残疾人证 5301")
             expect(section.locator("dl.facts dd")).to_have_text("4")
-            _look(page, shots, "2-pupil-tagged")
+            phone_screenshot(page, shots, "2-pupil-tagged")
 
             page.click("text=待复核的标记")
             expect(page.locator("main")).to_contain_text("残疾人证 5301")
-            _look(page, shots, "3-review")
+            phone_screenshot(page, shots, "3-review")
         finally:
             browser.close()
     with live_app.app_context():
