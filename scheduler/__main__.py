@@ -7,12 +7,14 @@ Exit codes: 0 done, 1 no allocation (solve) or a broken solution (validate), 2 b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from scheduler.domain import SEAT_POLICIES
 from scheduler.generate import generate
 from scheduler.io import (
     InputError,
@@ -59,6 +61,8 @@ def _fail(problems: Sequence[str]) -> int:
 
 def cmd_solve(args: argparse.Namespace) -> int:
     instance = load_instance(args.instance)
+    if args.seat_policy is not None:
+        instance = dataclasses.replace(instance, seat_policy=args.seat_policy)
 
     settings: dict[str, Any] = {}
     if args.time_limit is not None:
@@ -144,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--time-limit", type=_positive_float, help="seconds for the whole solve")
     solve.add_argument("--workers", type=_positive_int, help="solver threads")
     solve.add_argument("--seed", type=int, help="random seed (search and lottery among equals)")
+    solve.add_argument("--seat-policy", choices=SEAT_POLICIES,
+                       help="who among equals gets the seats (overrides the instance's seat_policy): spread "
+                            "(fewest families with nothing, the default) or whole_week (most pupils covered every "
+                            "day they asked for)")
     solve.set_defaults(run=cmd_solve)
 
     validate = commands.add_parser("validate", help="check a solution against the hard rules")

@@ -26,6 +26,11 @@ def rank_score(preferences: Sequence[str], activity: str, rank_points: Sequence[
     return rank_points[rank] if rank < len(rank_points) else 0
 """Points for a placement in a pupil's first, second and third choice when the instance names none."""
 
+SEAT_POLICIES = ("spread", "whole_week")
+"""Who among interchangeable pupils gets the seats (`scheduler.seat_policy`): as few families as possible left with
+nothing, or as many pupils as possible covered on every day they asked for."""
+DEFAULT_SEAT_POLICY = SEAT_POLICIES[0]
+
 Slot = tuple[int, str]
 """A (weekday, period id) pair: the unit of time in which a pupil sits in one session."""
 
@@ -137,6 +142,8 @@ class Instance:
     """Points for a placement in the activity a pupil ranked first, second, ...; ranks beyond score 0."""
     lottery_seed: int | None = None
     """Fixes the draw among interchangeable pupils; None leaves it to the solver's configured seed."""
+    seat_policy: str = DEFAULT_SEAT_POLICY
+    """Who among interchangeable pupils gets the seats: `spread` or `whole_week` (`scheduler.seat_policy`)."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Fields outside the spec, kept so a round trip loses nothing."""
 

@@ -1,7 +1,8 @@
 """Concrete pupils and teachers from the counts a solved model holds.
 
-The model decides how many pupils of each group sit where; here the lottery order inside each group decides
-who they are, and a max-flow over the model's teacher side decides which teacher leads what.
+The model decides how many pupils of each group sit where; here the school's seat policy and the draw decide
+who they are (`scheduler.seat_policy`), and a max-flow over the model's teacher side decides which teacher
+leads what.
 """
 
 from __future__ import annotations
@@ -10,26 +11,53 @@ from collections import defaultdict
 
 from ortools.graph.python import max_flow
 
+from scheduler.deadline import Deadline
 from scheduler.domain import Assignment, Staffing
+from scheduler.fairness import family_key
+from scheduler.groups import lottery_order
 from scheduler.lexicographic import LexicographicSolver
 from scheduler.model import StaffingGroup, staffing_group
+from scheduler.seat_policy import DEFAULT_SEAT_POLICY, Bucket, Choice, choose
 
 
-def assign_pupils(labels: LexicographicSolver, seats: LexicographicSolver) -> tuple[Assignment, ...]:
-    """Turn counts into pupils: the label model says who is covered and who sits in a liked activity (within a
-    group the lottery order decides), the seat model how many of each class sit in each session."""
+def assign_pupils(labels: LexicographicSolver, seats: LexicographicSolver, *, policy: str = DEFAULT_SEAT_POLICY,
+                  seed: int = 0, deadline: Deadline | None = None) -> tuple[tuple[Assignment, ...], Choice]:
+    """Turn counts into pupils: the label model says how many of each bucket are covered and how many sit in a
+    liked activity, the seat policy (`scheduler.seat_policy`) which pupils are covered, the draw (`seed` unless
+    the instance names its own) who of the others has a seat in some periods; the seat model says how many of
+    each class sit in each session. Returns the pairs and the policy's choice."""
     label_model, seat_model = labels.built, seats.built
+    instance = label_model.instance
+    weights = instance.priority_weights
+    buckets: list[Bucket] = []
+    where: dict[tuple[int, int, int], int] = {}
+    for k, day_class in enumerate(label_model.classes):
+        for u, group in enumerate(day_class.groups.values()):
+            levels = sorted(group.pupils_by_priority.items(), key=lambda item: -weights[item[0]])
+            counts = {level: labels.value(label_model.covered[(k, u, level)]) for level, _ in levels}
+            # Seats in every period beyond the covered count cover pupils too (the draw's first waiting ones,
+            # highest weight first): they count as covered here, so the policy chooses them as well.
+            spare = min(labels.value(label_model.seated[(k, u, period)]) for period in day_class.periods)
+            spare -= sum(counts.values())
+            for level, pupils in levels:
+                extra = max(0, min(spare, len(pupils) - counts[level]))
+                spare -= extra
+                where[(k, u, level)] = len(buckets)
+                buckets.append(Bucket(tuple(pupils), counts[level] + extra))
+    rank = {r.pupil: i for i, r in enumerate(lottery_order(instance, seed))}
+    family = {p.id: family_key(p) for p in instance.pupils}
+    choice = choose(policy, buckets, family, rank, deadline, labels.config.workers)
     pairs: list[Assignment] = []
     for k, day_class in enumerate(label_model.classes):
         labelled: dict[str, list[tuple[str | None, str]]] = defaultdict(list)
         for u, group in enumerate(day_class.groups.values()):
             covered: list[str] = []
             waiting: list[str] = []
-            for level, pupils in sorted(group.pupils_by_priority.items(),
-                                        key=lambda item: -label_model.instance.priority_weights[item[0]]):
-                n = labels.value(label_model.covered[(k, u, level)])
-                covered += pupils[:n]
-                waiting += pupils[n:]
+            for level, pupils in sorted(group.pupils_by_priority.items(), key=lambda item: -weights[item[0]]):
+                chosen = choice.covered[where[(k, u, level)]]
+                taken = set(chosen)
+                covered += chosen
+                waiting += [p for p in pupils if p not in taken]
             for period in day_class.periods:
                 seated = covered + waiting[: labels.value(label_model.seated[(k, u, period)]) - len(covered)]
                 cursor = 0
@@ -44,12 +72,12 @@ def assign_pupils(labels: LexicographicSolver, seats: LexicographicSolver) -> tu
             # Pupils who count a liked activity go to its sessions first; everyone else fills what is left.
             queue = sorted(labelled[period], key=lambda item: item[0] is None)
             for liked_activity, pupil in queue:
-                choice = next((s.id for s in sessions if free[s.id] > 0 and s.activity == liked_activity), None)
-                if choice is None:
-                    choice = next(s.id for s in sessions if free[s.id] > 0)
-                free[choice] -= 1
-                pairs.append(Assignment(pupil, choice))
-    return tuple(sorted(pairs, key=lambda a: (a.pupil, a.session)))
+                choice_id = next((s.id for s in sessions if free[s.id] > 0 and s.activity == liked_activity), None)
+                if choice_id is None:
+                    choice_id = next(s.id for s in sessions if free[s.id] > 0)
+                free[choice_id] -= 1
+                pairs.append(Assignment(pupil, choice_id))
+    return tuple(sorted(pairs, key=lambda a: (a.pupil, a.session))), choice
 
 
 def assign_teachers(lexi: LexicographicSolver) -> tuple[Staffing, ...]:

@@ -37,6 +37,15 @@ class Served:
 
 
 @dataclass(frozen=True)
+class Families:
+    """Requesting families (siblings share one family; a pupil without one is a family alone) by what they got."""
+
+    requesting: int
+    with_nothing: int
+    """No pupil of the family is covered on any day asked for: what the `spread` seat policy keeps smallest."""
+
+
+@dataclass(frozen=True)
 class Choices:
     """Placed pupil-sessions of pupils who ranked at least one activity, by where the activity stands."""
 
@@ -98,6 +107,8 @@ class FairnessReport:
     split_families: tuple[str, ...]
     churn: Churn | None
     worst_served: tuple[WorstServed, ...]
+    families: Families | None = None
+    """Families left with nothing (always set by `fairness()`; `served.fully` counts pupils served every day)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values: dict keys become strings, tuples lists."""
@@ -136,6 +147,7 @@ def fairness(instance: Instance, solution: Solution, previous: Solution | None =
         split_families=split_families(instance, solution, plan.covered),
         churn=churn(previous, solution) if previous is not None else None,
         worst_served=_worst(instance, days, worst),
+        families=_families(instance, days),
     )
 
 
@@ -179,6 +191,24 @@ def _count(days: list[tuple[int, int]]) -> Served:
 def served(instance: Instance, solution: Solution) -> Served:
     """Requesting pupils covered on all, some, or none of the days they asked for."""
     return _count(list(_covered_days(instance, solution).values()))
+
+
+def families(instance: Instance, solution: Solution) -> Families:
+    """Requesting families, and those of them with no pupil covered on any requested day."""
+    return _families(instance, _covered_days(instance, solution))
+
+
+def _families(instance: Instance, days: dict[str, tuple[int, int]]) -> Families:
+    got: dict[str, bool] = {}
+    for pupil_id, (covered, _) in days.items():
+        key = family_key(instance.pupil_by_id[pupil_id])
+        got[key] = got.get(key, False) or covered > 0
+    return Families(requesting=len(got), with_nothing=sum(not any_day for any_day in got.values()))
+
+
+def family_key(pupil: Pupil) -> str:
+    """The family a pupil counts in: siblings share their `family`; a pupil without one is a family alone."""
+    return f"family:{pupil.family}" if pupil.family else f"pupil:{pupil.id}"
 
 
 def served_by(instance: Instance, solution: Solution, key: Callable[[Pupil], int]) -> dict[int, Served]:

@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 
 from scheduler.domain import (
     DEFAULT_RANK_POINTS,
+    DEFAULT_SEAT_POLICY,
     INSTANCE_FORMAT,
+    SEAT_POLICIES,
     SOLUTION_FORMAT,
     Activity,
     Assignment,
@@ -38,7 +40,7 @@ T = TypeVar("T")
 
 INSTANCE_FIELDS = ("format", "school", "term", "weekdays", "periods", "priority_weights", "activities",
                    "sessions", "teachers", "pupils", "requests", "fixed", "previous", "rank_points",
-                   "lottery_seed")
+                   "lottery_seed", "seat_policy")
 SOLUTION_STATUSES = tuple(Status)
 OBJECTIVE_FIELDS = ("coverage", "coverage_bound", "stability", "preference", "max_teacher_load")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -205,6 +207,7 @@ class _InstanceParser(_Reader):
                               optional=True)
         rank_points = self._rank_points(root)
         lottery_seed = self._lottery_seed(root)
+        seat_policy = self._seat_policy(root)
         if self.problems or school is None or term is None or weights is None or rank_points is None:
             return None
         extra = {k: v for k, v in root.items() if k not in INSTANCE_FIELDS}
@@ -212,7 +215,7 @@ class _InstanceParser(_Reader):
             school=school, term=term, weekdays=weekdays, periods=tuple(periods), priority_weights=weights,
             activities=tuple(activities), sessions=tuple(sessions), teachers=tuple(teachers),
             pupils=tuple(pupils), requests=tuple(requests), fixed=tuple(fixed), previous=tuple(previous),
-            rank_points=rank_points, lottery_seed=lottery_seed, extra=extra,
+            rank_points=rank_points, lottery_seed=lottery_seed, seat_policy=seat_policy, extra=extra,
         )
 
     @staticmethod
@@ -299,6 +302,15 @@ class _InstanceParser(_Reader):
         if root.get("lottery_seed") is None:
             return None
         return self.integer(root["lottery_seed"], "lottery_seed")
+
+    def _seat_policy(self, root: dict[str, Any]) -> str:
+        value = root.get("seat_policy")
+        if value is None:
+            return DEFAULT_SEAT_POLICY
+        if value not in SEAT_POLICIES:
+            self.problem("seat_policy", f"must be one of {', '.join(repr(p) for p in SEAT_POLICIES)}, not {value!r}")
+            return DEFAULT_SEAT_POLICY
+        return str(value)
 
     def _period(self, obj: dict[str, Any], path: str) -> Period | None:
         period_id = self.string(obj, "id", path, non_empty=True)
@@ -525,6 +537,8 @@ def instance_to_json(instance: Instance) -> dict[str, Any]:
     }
     if instance.lottery_seed is not None:
         data["lottery_seed"] = instance.lottery_seed
+    if instance.seat_policy != DEFAULT_SEAT_POLICY:
+        data["seat_policy"] = instance.seat_policy
     for key, value in instance.extra.items():
         data.setdefault(key, value)
     return data

@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from scheduler import validation
+from scheduler import fairness, validation
 from scheduler.baselines import lottery
 from scheduler.daywise import DaywisePlan, coverage_by_day, preference_by_day
 from scheduler.deadline import Deadline, OutOfTime
-from scheduler.domain import Instance, Objective, Solution, Staffing, Status
+from scheduler.domain import Assignment, Instance, Objective, Solution, Staffing, Status
 from scheduler.explain import explain_unserved
 from scheduler.extract import assign_pupils, assign_teachers
 from scheduler.fixed import check_fixed
@@ -41,6 +41,7 @@ from scheduler.lexicographic import (
     hold,
 )
 from scheduler.model import MAXIMISED, AllocationModel, total
+from scheduler.seat_policy import Choice
 from scheduler.warmstart import plan_values
 
 __all__ = ["BACKENDS", "LexicographicSolver", "ProgressCallback", "SolveCancelled", "SolverConfig", "solve"]
@@ -367,7 +368,8 @@ class _LevelPlan:
         """Concrete pupils and teachers, the objective recomputed from them, proven when every level is."""
         instance = self.instance
         with self.phase("extract"):
-            assignments = assign_pupils(labels, seats)
+            assignments, choice = assign_pupils(labels, seats, policy=instance.seat_policy, seed=self.config.seed,
+                                                deadline=self.deadline)
             staffing = assign_teachers(seats)
         with self.phase("objective"):
             loads = validation.teacher_loads(instance, staffing)
@@ -380,6 +382,7 @@ class _LevelPlan:
                 max_teacher_load=max(loads.values(), default=0),
             )
         self._settle_skipped(objective, staffing)
+        self.stats["seat_policy"] = _seat_policy_stats(instance, assignments, choice)
         with self.phase("explain"):
             unserved = explain_unserved(instance, assignments, staffing)
         self.stats["levels"] = [vars(r) for r in self.results]
@@ -428,6 +431,17 @@ class _LevelPlan:
     def no_allocation(self, status: str) -> Solution:
         self.stats["seconds"] = self._seconds()
         return Solution(self.instance.school.id, status, (), (), Objective(0, 0, 0, 0, 0), (), self.stats)
+
+
+def _seat_policy_stats(instance: Instance, assignments: tuple[Assignment, ...], choice: Choice) -> dict[str, Any]:
+    """The policy that chose who among equals is covered, whether its aim is proven met, and both policies'
+    measures of the plan (families left with nothing, pupils covered on every day asked for)."""
+    plan = Solution(instance.school.id, Status.FEASIBLE, assignments, (), Objective(0, 0, 0, 0, 0))
+    families, served = fairness.families(instance, plan), fairness.served(instance, plan)
+    return {"policy": choice.policy, "proven": choice.proven, "seconds": choice.seconds,
+            "requesting_families": families.requesting, "families_with_nothing": families.with_nothing,
+            "pupils_fully_served": served.fully, "pupils_partly_served": served.partly,
+            "pupils_not_served": served.not_at_all}
 
 
 def _keep_activity_seats(built: AllocationModel, labels: LexicographicSolver) -> None:
