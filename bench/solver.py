@@ -84,7 +84,32 @@ def run_method(method: str, instance: Instance, settings: Settings) -> dict[str,
         "levels": levels,
         "phases": solution.stats.get("phases", {}),
         "fairness": fairness(instance, solution).to_dict() if solution.has_allocation else None,
+        "seat_policies": _seat_policies(instance, solution, settings) if method == "solver" else None,
     }
+
+
+def _seat_policies(instance: Instance, solution: Solution, settings: Settings) -> list[dict[str, Any]] | None:
+    """The solver's plan with its seats handed out among equals again under each seat policy (the same counts,
+    so the same objective): families with no day, pupils served every/some/no requested day, seconds the choice
+    took and whether it was proven."""
+    from scheduler.domain import SEAT_POLICIES
+    from scheduler.fairness import families, served
+    from scheduler.seat_policy import reseat
+
+    if not solution.has_allocation:
+        return None
+    rows = []
+    for policy in SEAT_POLICIES:
+        started = time.monotonic()
+        pairs, choice = reseat(instance, solution.assignments, policy, settings.seed, workers=settings.workers)
+        seconds = time.monotonic() - started
+        plan = Solution(solution.school, solution.status, pairs, solution.staffing, solution.objective)
+        got, counts = families(instance, plan), served(instance, plan)
+        rows.append({"policy": policy, "families": got.requesting, "families_with_nothing": got.with_nothing,
+                     "fully": counts.fully, "partly": counts.partly, "not_at_all": counts.not_at_all,
+                     "choice_seconds": round(choice.seconds, 3), "seconds": round(seconds, 3),
+                     "proven": choice.proven})
+    return rows
 
 
 def _level(level: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +280,7 @@ def _print_table(runs: list[dict[str, Any]], comparisons: list[dict[str, Any]]) 
               f"({item['extra_children_per_day']:+.1f} children a day)")
     _print_levels(runs)
     _print_fairness(runs)
+    _print_seat_policies(runs)
     invalid = [f"{run['instance']} {run['method']}" for run in runs if not run["valid"]]
     if invalid:
         print(f"invalid or failed runs: {', '.join(invalid)}")
@@ -317,6 +343,22 @@ def _print_fairness(runs: list[dict[str, Any]]) -> None:
     print("fairness (pupils served: full/part/none; placements in 1st, top-3, unranked choice; envious pupil-days;"
           " idle seats with a waitlist; families split on a day; the worst served pupil's covered/requested days)")
     _table(FAIRNESS_COLUMNS, rows)
+
+
+
+def _print_seat_policies(runs: list[dict[str, Any]]) -> None:
+    """Each solver plan under both seat policies (`_seat_policies`)."""
+    rows = [[run["instance"], row["policy"], f"{row['families_with_nothing']}/{row['families']}",
+             str(row["fully"]), str(row["partly"]), str(row["not_at_all"]), f"{row['choice_seconds']:.2f}",
+             "yes" if row["proven"] else "no"]
+            for run in runs for row in run.get("seat_policies") or []]
+    if not rows:
+        return
+    print()
+    print("seat policies (one solver plan, its seats among equals handed out under each policy: families with no "
+          "day / requesting families; pupils served every/some/no requested day; seconds of the choice; proven)")
+    _table((("instance", 14), ("policy", 11), ("no day", 10), ("full", 6), ("part", 6), ("none", 6),
+            ("seconds", 8), ("proven", 7)), rows)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,9 @@ from ortools.graph.python import max_flow
 
 from scheduler.deadline import Deadline
 from scheduler.domain import Assignment, Staffing
-from scheduler.fairness import family_key
-from scheduler.groups import lottery_order
 from scheduler.lexicographic import LexicographicSolver
 from scheduler.model import StaffingGroup, staffing_group
-from scheduler.seat_policy import DEFAULT_SEAT_POLICY, Bucket, Choice, choose
+from scheduler.seat_policy import DEFAULT_SEAT_POLICY, Bucket, Choice, choose, draw
 
 
 def assign_pupils(labels: LexicographicSolver, seats: LexicographicSolver, *, policy: str = DEFAULT_SEAT_POLICY,
@@ -44,8 +42,7 @@ def assign_pupils(labels: LexicographicSolver, seats: LexicographicSolver, *, po
                 spare -= extra
                 where[(k, u, level)] = len(buckets)
                 buckets.append(Bucket(tuple(pupils), counts[level] + extra))
-    rank = {r.pupil: i for i, r in enumerate(lottery_order(instance, seed))}
-    family = {p.id: family_key(p) for p in instance.pupils}
+    family, rank = draw(instance, seed)
     choice = choose(policy, buckets, family, rank, deadline, labels.config.workers)
     pairs: list[Assignment] = []
     for k, day_class in enumerate(label_model.classes):

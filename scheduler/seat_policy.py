@@ -29,9 +29,11 @@ from ortools.graph.python import min_cost_flow
 from ortools.sat.python import cp_model
 
 from scheduler.deadline import Deadline
-from scheduler.domain import DEFAULT_SEAT_POLICY, SEAT_POLICIES
+from scheduler.domain import DEFAULT_SEAT_POLICY, SEAT_POLICIES, Assignment, Instance
+from scheduler.fairness import family_key
+from scheduler.groups import build_day_classes, lottery_order
 
-__all__ = ["DEFAULT_SEAT_POLICY", "SEAT_POLICIES", "Bucket", "Choice", "choose"]
+__all__ = ["DEFAULT_SEAT_POLICY", "SEAT_POLICIES", "Bucket", "Choice", "choose", "draw", "reseat"]
 
 SPREAD, WHOLE_WEEK = SEAT_POLICIES
 
@@ -74,6 +76,46 @@ def choose(policy: str, buckets: Sequence[Bucket], family: Mapping[str, str], ra
     else:
         raise ValueError(f"unknown seat policy {policy!r}; choose one of {', '.join(SEAT_POLICIES)}")
     return Choice(tuple(covered), policy, proven, round(time.monotonic() - began, 3))
+
+
+def draw(instance: Instance, seed: int) -> tuple[dict[str, str], dict[str, int]]:
+    """Every pupil's family key and place in the draw (`seed` unless the instance names its own): what `choose`
+    needs besides the buckets."""
+    family = {p.id: family_key(p) for p in instance.pupils}
+    rank = {r.pupil: i for i, r in enumerate(lottery_order(instance, seed))}
+    return family, rank
+
+
+def reseat(instance: Instance, assignments: Sequence[Assignment], policy: str, seed: int = 0,
+           deadline: Deadline | None = None, workers: int = 1) -> tuple[tuple[Assignment, ...], Choice]:
+    """A plan's pairs with its seats handed out again among equals under `policy`: each pupil's seats of a day
+    go as a whole to another pupil of the same bucket, so every objective level keeps its value. Lets the two
+    policies be compared on one solve (`bench.solver`)."""
+    sessions = instance.session_by_id
+    seats_of: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for pair in assignments:
+        seats_of[(pair.pupil, sessions[pair.session].day)].append(pair.session)
+    buckets: list[Bucket] = []
+    days: list[tuple[int, list[tuple[str, ...]], list[tuple[str, ...]]]] = []
+    for day_class in build_day_classes(instance, by_preference=True, seed=seed):
+        for group in day_class.groups.values():
+            for pupils in group.pupils_by_priority.values():
+                held = [tuple(seats_of.pop((p, day_class.day), ())) for p in pupils]
+                whole = [seats for seats in held if len(seats) == len(day_class.periods)]
+                part = sorted((seats for seats in held if len(seats) < len(day_class.periods)), key=len, reverse=True)
+                buckets.append(Bucket(tuple(pupils), len(whole)))
+                days.append((day_class.day, whole, part))
+    if seats_of:
+        raise ValueError("the plan seats pupils on days they did not ask for; it cannot be reseated")
+    family, rank = draw(instance, seed)
+    choice = choose(policy, buckets, family, rank, deadline, workers)
+    pairs: list[Assignment] = []
+    for bucket, covered, (_day, whole, part) in zip(buckets, choice.covered, days, strict=True):
+        taken = set(covered)
+        others = [p for p in bucket.pupils if p not in taken]
+        for pupil, seats in [*zip(covered, whole, strict=True), *zip(others, part, strict=True)]:
+            pairs += [Assignment(pupil, session) for session in seats]
+    return tuple(sorted(pairs, key=lambda a: (a.pupil, a.session))), choice
 
 
 def _fill(bucket: Bucket, chosen: Sequence[str], first: Sequence[str] = ()) -> tuple[str, ...]:

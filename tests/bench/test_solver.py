@@ -127,3 +127,24 @@ def test_run_method_validates_what_it_measures() -> None:
     result = bench.run_method("lottery", generate(120, seed=4), bench.Settings(1.0, 1, 3))
     assert result["valid"] and result["status"] == "FEASIBLE" and result["violations"] == []
     assert result["coverage_proven"] is False and result["coverage_seconds"] is None
+
+
+@pytest.mark.skipif(not bench.solver_available(), reason="scheduler.solve is not in this checkout")
+def test_one_solver_plan_under_both_seat_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    run = bench.run_method("solver", generate(150, seed=2, tight=True), bench.Settings(5.0, 1, 0))
+    assert run["valid"]
+    spread, whole = run["seat_policies"]
+    assert (spread["policy"], whole["policy"]) == ("spread", "whole_week")
+    for row in (spread, whole):
+        assert row["fully"] + row["partly"] + row["not_at_all"] == run["fairness"]["served"]["fully"] + run[
+            "fairness"]["served"]["partly"] + run["fairness"]["served"]["not_at_all"]
+        assert row["families"] == run["fairness"]["families"]["requesting"]
+    assert spread["families_with_nothing"] <= whole["families_with_nothing"]
+    if whole["proven"]:
+        assert whole["fully"] >= spread["fully"]
+    run.update(instance="150-tight")
+    bench._print_seat_policies([run])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("seat policies (") and lines[2].split()[:3] == ["instance", "policy", "no"]
+    assert [line.split()[1] for line in lines[4:]] == ["spread", "whole_week"]
+    assert bench.run_method("lottery", generate(40, seed=2), bench.Settings(1.0, 1, 0))["seat_policies"] is None

@@ -22,7 +22,8 @@ from scheduler import fairness, validation
 from scheduler.domain import Instance, Pupil, Request, Status
 from scheduler.groups import lottery_key
 from scheduler.io import InputError, instance_to_json, parse_instance
-from scheduler.seat_policy import SEAT_POLICIES, Bucket, choose
+from scheduler.explain import explain_unserved
+from scheduler.seat_policy import SEAT_POLICIES, Bucket, choose, reseat
 from scheduler.solve import SolverConfig, solve
 from tests.scheduler.builders import instance, session, teacher
 from tests.scheduler.random_instances import random_instance
@@ -261,3 +262,21 @@ def test_cli_seat_policy_overrides_the_instance(tmp_path: Path, example_instance
     bad = subprocess.run([sys.executable, "-m", "scheduler", "solve", str(path), "--seat-policy", "first_come"],
                          capture_output=True, text=True, cwd=REPO, check=False)
     assert bad.returncode == 2 and "seat-policy" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@SOLVES
+@given(seed=st.integers(0, 10**6))
+def test_reseating_a_plan_keeps_every_level(seed: int) -> None:
+    inst = random_instance(seed, pupils=8, days=2, with_fixed=seed % 3 == 0, with_previous=seed % 2 == 0)
+    solution = solve(inst, SolverConfig(time_limit=20, workers=1))
+    if not solution.has_allocation:
+        return
+    for policy in SEAT_POLICIES:
+        pairs, choice = reseat(inst, solution.assignments, policy)
+        again = dataclasses.replace(solution, assignments=pairs)
+        assert choice.policy == policy and choice.proven
+        assert validation.validate(inst, dataclasses.replace(
+            again, unserved=explain_unserved(inst, pairs, solution.staffing))).ok
+        assert validation.coverage(inst, pairs) == solution.objective.coverage
+        assert validation.stability(inst, pairs) == solution.objective.stability
+        assert validation.preference(inst, pairs) == solution.objective.preference
