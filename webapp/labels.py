@@ -145,6 +145,17 @@ def solver_status(status: str | None) -> str:
     return str(SOLVER_STATUS_LABELS.get(status or "", status or ""))
 
 
+SEAT_POLICY_LABELS: dict[str, LazyString] = {
+    "spread": _l("As many families as possible get a day"),
+    "whole_week": _l("As many pupils as possible get the whole week"),
+}
+"""Who among equals gets the seats (`scheduler.domain.SEAT_POLICIES`), in the school's words."""
+
+
+def seat_policy_label(policy: str | None) -> str:
+    return str(SEAT_POLICY_LABELS.get(policy or "", policy or ""))
+
+
 class StoredReason(Protocol):
     code: str
     day: int

@@ -128,6 +128,8 @@ class Term(db.Model):  # type: ignore[name-defined,misc]
     """The version of the plan in force: 1 at the first publication, +1 with every amendment (0: unpublished)."""
     placement: Mapped[str] = mapped_column(String(16), default="offer", server_default="offer")
     """What a freed seat becomes: a `Placement.OFFER` the family answers, or `Placement.AUTOMATIC` placement."""
+    seat_policy: Mapped[str] = mapped_column(String(16), default="spread", server_default="spread")
+    """Who among equals gets the seats in a run: `spread` or `whole_week` (`scheduler.seat_policy`)."""
 
     school: Mapped[School] = relationship(back_populates="terms")
     periods: Mapped[list[Period]] = relationship(

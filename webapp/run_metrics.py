@@ -146,6 +146,7 @@ def fairness_counts(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
         "idle_seats": data["idle_seats"]["seats"],
         "split_families": len(data["split_families"]),
         "churn": data["churn"],
+        "families": data.get("families"),
     }
 
 
@@ -202,6 +203,7 @@ FAIRNESS_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("justified_envy", ("justified_envy",)),
     ("idle_seats", ("idle_seats",)),
     ("split_families", ("split_families",)),
+    ("families_with_nothing", ("families", "with_nothing")),
 )
 """Comparison rows of the fairness figures: row key and the path into `fairness_counts`. Shares read as %."""
 

@@ -179,6 +179,7 @@ def term_to_instance(term: Term) -> domain.Instance:
         fixed=tuple(domain.Assignment(pupil_number[p.pupil_id], session_code[p.session_id]) for p in pins),
         previous=tuple(previous),
         lottery_seed=term.lottery_seed or None,  # 0: not drawn yet
+        seat_policy=term.seat_policy or domain.DEFAULT_SEAT_POLICY,
     )
 
 
@@ -214,6 +215,7 @@ def instance_to_term(instance: domain.Instance, school: School, *, created_by: i
         db.session.add(term)
     term.weekdays = list(instance.weekdays)
     term.priority_weights = {str(level): weight for level, weight in sorted(instance.priority_weights.items())}
+    term.seat_policy = instance.seat_policy
     db.session.flush()
 
     periods = _replace_by_code(term.periods, Period, term, [

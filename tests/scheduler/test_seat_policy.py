@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from scheduler import fairness, validation
 from scheduler.domain import Instance, Pupil, Request, Status
+from scheduler.explain import explain_unserved
 from scheduler.groups import lottery_key
 from scheduler.io import InputError, instance_to_json, parse_instance
-from scheduler.explain import explain_unserved
 from scheduler.seat_policy import SEAT_POLICIES, Bucket, choose, reseat
 from scheduler.solve import SolverConfig, solve
 from tests.scheduler.builders import instance, session, teacher

@@ -18,6 +18,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -27,6 +28,9 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
+
+from scheduler.domain import DEFAULT_SEAT_POLICY
+from webapp.labels import SEAT_POLICY_LABELS
 
 CODE_PATTERN = Regexp(r"^[A-Za-z0-9_.\-]+$",
                       message=_l("Use letters, digits, dots, dashes or underscores only."))
@@ -93,6 +97,12 @@ class WindowForm(FlaskForm):  # type: ignore[misc]
     closes_at = DateTimeLocalField(_l("Requests close"), format="%Y-%m-%dT%H:%M",
                                    validators=[Optional()])
     results_date = DateField(_l("Date parents see the results"), validators=[Optional()])
+    seat_policy = SelectField(
+        _l("Seat policy"), choices=[SelectChoice(value, label) for value, label in SEAT_POLICY_LABELS.items()],
+        default=DEFAULT_SEAT_POLICY)
+    seat_policy_hint = _l("Among pupils who are equal under every rule, the lottery decides who gets a seat. Either "
+                          "as many families as possible get at least one day, or as many pupils as possible get "
+                          "every day they asked for. Coverage, kept seats and choices met are the same either way.")
     submit = SubmitField(_l("Save"))
 
     def validate_closes_at(self, field: DateTimeLocalField) -> None:

@@ -146,14 +146,19 @@ def window() -> ResponseReturnValue:
         form.opens_at.data = to_china(term.requests_open_at)
         form.closes_at.data = to_china(term.requests_close_at)
         form.results_date.data = term.results_date
+        form.seat_policy.data = term.seat_policy
+    elif "seat_policy" not in request.form:  # a form posted without the choice keeps the term's policy
+        form.seat_policy.data = term.seat_policy
     if form.validate_on_submit():
         term.requests_open_at = from_china(form.opens_at.data)
         term.requests_close_at = from_china(form.closes_at.data)
         term.results_date = form.results_date.data
+        term.seat_policy = form.seat_policy.data
         record("window.set", f"term:{term.id}", {
             "opens_at": term.requests_open_at.isoformat() if term.requests_open_at else None,
             "closes_at": term.requests_close_at.isoformat() if term.requests_close_at else None,
             "results_date": term.results_date.isoformat() if term.results_date else None,
+            "seat_policy": term.seat_policy,
         })
         db.session.commit()
         flash(_("The request window was saved."), "success")

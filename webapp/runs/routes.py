@@ -93,6 +93,7 @@ METRIC_LABELS = {
     "justified_envy": _l("Justified envy (pupil-days)"),
     "idle_seats": _l("Empty seats while pupils wait"),
     "split_families": _l("Families split on a day"),
+    "families_with_nothing": _l("Families with no day"),
 }
 
 KIND_LABELS = {
@@ -253,7 +254,8 @@ def detail(run_id: int) -> ResponseReturnValue:
         fair=fair, fair_pupils=_fairness_pupils(term, fair),
         worst=worst,
         sessions=list(by_session.values()), reason=reason, day=day, published=published, form=form,
-        infeasible=(run.stats or {}).get("infeasible_fixed") or [], error_text=_error_text(run), **_labels())
+        infeasible=(run.stats or {}).get("infeasible_fixed") or [], error_text=_error_text(run),
+        seat_policy=(run.stats or {}).get("seat_policy"), **_labels())
 
 
 def _fairness_pupils(term: Term, fair: dict[str, Any] | None) -> dict[str, Pupil]:

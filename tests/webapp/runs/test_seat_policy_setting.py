@@ -77,6 +77,12 @@ def test_an_unknown_policy_is_refused_with_a_form_error(app: Flask) -> None:
     with app.app_context():
         term = db.session.get(Term, term_id)
         assert term is not None and term.seat_policy == "spread"
+    assert post_form(client, "/admin/window", {"seat_policy": "whole_week"}).status_code == 302
+    # A form posted without the choice (only the window's dates) keeps the policy.
+    assert post_form(client, "/admin/window", {"opens_at": "2026-09-01T08:00"}).status_code == 302
+    with app.app_context():
+        term = db.session.get(Term, term_id)
+        assert term is not None and term.seat_policy == "whole_week"
 
 
 def test_an_imported_instance_sets_the_terms_policy(app: Flask) -> None:
