@@ -93,9 +93,12 @@ def test_full_run_with_the_solver(capsys: pytest.CaptureFixture[str]) -> None:
     names = [line.split()[1] for line in lines[levels + 3:] if line.startswith("200-normal ")][:4]
     assert names == ["coverage", "preference", "max_load", "staffing"]
     assert any(line.startswith("200-normal: phases ") and " build " in line for line in lines)
-    fair_rows = [line.split()[1] for line in lines[lines.index(next(
-        line for line in lines if line.startswith("fairness ("))):] if line.startswith("200-normal ")]
+    fairness = lines.index(next(line for line in lines if line.startswith("fairness (")))
+    policies = lines.index(next(line for line in lines if line.startswith("seat policies (")))
+    fair_rows = [line.split()[1] for line in lines[fairness:policies] if line.startswith("200-normal ")]
     assert fair_rows == ["solver", "lottery", "fcfs"]
+    policy_rows = [line.split()[1] for line in lines[policies:] if line.startswith("200-normal ")]
+    assert policy_rows == ["spread", "whole_week"]
 
 
 def test_levels_carry_their_gap_and_fairness_rows_read_the_report() -> None:

@@ -241,6 +241,7 @@ FORMS: dict[str, FormSpec] = {
         "opens_at": _plausible("2026-09-01T08:00", "2026-09-10T08:00", ""),
         "closes_at": _plausible("2026-09-05T18:00", "2026-09-01T08:00", ""),
         "results_date": _plausible("2026-09-20", "2026-02-30", ""),
+        "seat_policy": _plausible("spread", "whole_week", "first_come", ""),
     }, ("terms",)),
     "pins": FormSpec("school_admin", lambda ids: f"/admin/runs/term/{ids['term']}/pins", {
         "pupil_number": _plausible("P001", "P002", "P999", " P002 "),
