@@ -1,9 +1,9 @@
 """Who among interchangeable pupils gets the seats: the school's seat policy (PROBLEM.md, "Among equals").
 
 The model decides how many pupils of each bucket (day class, preference group, priority level) are covered; any
-choice of which pupils leaves every objective level where it is. Today's lottery alone would cover the first n of
-every bucket in the order of the draw; as the draw is the same every day, the same pupils would win every day and
-other families would get nothing. The policy decides instead:
+choice of which pupils leaves every objective level where it is. The draw alone would cover the first n of every
+bucket; as the draw is the same every day, the same pupils would win every day and other families would get
+nothing. The policy decides instead:
 
 - `spread` (default): as few requesting families (a pupil without a family is a family of one) as possible left
   with no covered day at all. Exact, as a min-cost flow: family -> bucket (capacity 1) -> sink (the bucket's
@@ -96,7 +96,8 @@ def reseat(instance: Instance, assignments: Sequence[Assignment], policy: str, s
     for pair in assignments:
         seats_of[(pair.pupil, sessions[pair.session].day)].append(pair.session)
     buckets: list[Bucket] = []
-    days: list[tuple[int, list[tuple[str, ...]], list[tuple[str, ...]]]] = []
+    # Per bucket, the seats of its covered pupils and (longest first) those of the others.
+    held_seats: list[tuple[list[tuple[str, ...]], list[tuple[str, ...]]]] = []
     for day_class in build_day_classes(instance, by_preference=True, seed=seed):
         for group in day_class.groups.values():
             for pupils in group.pupils_by_priority.values():
@@ -104,13 +105,13 @@ def reseat(instance: Instance, assignments: Sequence[Assignment], policy: str, s
                 whole = [seats for seats in held if len(seats) == len(day_class.periods)]
                 part = sorted((seats for seats in held if len(seats) < len(day_class.periods)), key=len, reverse=True)
                 buckets.append(Bucket(tuple(pupils), len(whole)))
-                days.append((day_class.day, whole, part))
+                held_seats.append((whole, part))
     if seats_of:
         raise ValueError("the plan seats pupils on days they did not ask for; it cannot be reseated")
     family, rank = draw(instance, seed)
     choice = choose(policy, buckets, family, rank, deadline, workers)
     pairs: list[Assignment] = []
-    for bucket, covered, (_day, whole, part) in zip(buckets, choice.covered, days, strict=True):
+    for bucket, covered, (whole, part) in zip(buckets, choice.covered, held_seats, strict=True):
         taken = set(covered)
         others = [p for p in bucket.pupils if p not in taken]
         for pupil, seats in [*zip(covered, whole, strict=True), *zip(others, part, strict=True)]:
@@ -122,7 +123,8 @@ def _fill(bucket: Bucket, chosen: Sequence[str], first: Sequence[str] = ()) -> t
     """`chosen`, then pupils of `first`, then the rest in the order of the draw, up to the bucket's count."""
     taken = list(dict.fromkeys(chosen))
     given = set(taken)
-    for pupil in [p for p in bucket.pupils if p in set(first)] + list(bucket.pupils):
+    ahead = set(first)
+    for pupil in [p for p in bucket.pupils if p in ahead] + list(bucket.pupils):
         if len(taken) >= bucket.covered:
             break
         if pupil not in given:
