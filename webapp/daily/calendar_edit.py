@@ -218,7 +218,7 @@ def remove_entry(user: User, owner: Owner, what: str, entry_id: int) -> bool:
     row = next((r for r in rows if r.id == entry_id), None)
     if row is None:
         return False
-    rows.remove(row)  # type: ignore[arg-type]
+    rows.remove(row)
     _audit_entry(user, owner, "remove", entry=what, entry_id=entry_id)
     db.session.commit()
     return True

@@ -112,8 +112,8 @@ def outside(day: date, first: date, last: date) -> str | None:
     """Why `day` cannot be an entry of a term from `first` to `last` (None: it can)."""
     if first <= day <= last:
         return None
-    return _("%(day)s is outside the term (%(first)s to %(last)s).", day=day.isoformat(), first=first.isoformat(),
-             last=last.isoformat())
+    return str(_("%(day)s is outside the term (%(first)s to %(last)s).", day=day.isoformat(),
+                 first=first.isoformat(), last=last.isoformat()))
 
 
 def _read(table: Any, columns: dict[str, int], problems: list[Problem], *, bureau: bool,

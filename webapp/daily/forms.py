@@ -98,7 +98,7 @@ class CalendarImportForm(FlaskForm):
     submit = SubmitField(_l("Check and import the calendar"))
 
 
-ENTRY_KINDS = (SelectChoice("holiday", _l("No service (holiday)")), SelectChoice("makeup", _l("Make-up day (调休)")),
+ENTRY_KINDS = (SelectChoice("holiday", _l("No service (holiday)")), SelectChoice("makeup", _l("Make-up day")),
                SelectChoice("early_close", _l("Early close")), SelectChoice("season", _l("Seasonal pickup time")))
 
 

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import IntEnum
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from webapp.daily.calendar import DEFAULT_CUTOFF, CalendarRules, DayException
@@ -39,7 +40,8 @@ class Source(IntEnum):
     SCHOOL = 3
 
 
-SOURCE_NAMES = {Source.CITY: _l("City"), Source.DISTRICT: _l("District"), Source.SCHOOL: _l("This school")}
+SOURCE_NAMES = {Source.CITY: _l("City bureau"), Source.DISTRICT: _l("District bureau"),
+                Source.SCHOOL: _l("This school")}
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class EffectiveCalendar:
 def published_for(term: Term) -> list[BureauCalendar]:
     """The published bureau calendars a term inherits: the city's and its school's district's, city first."""
     school = term.school if term.school is not None else db.session.get(School, term.school_id)
-    scope = BureauCalendar.district_id.is_(None)
+    scope: ColumnElement[bool] = BureauCalendar.district_id.is_(None)
     if school is not None and school.district_id is not None:
         scope = or_(scope, BureauCalendar.district_id == school.district_id)
     found = db.session.scalars(select(BureauCalendar).where(
@@ -136,7 +138,7 @@ def rules_of(calendar: EffectiveCalendar, weekdays: Sequence[int]) -> CalendarRu
                          calendar.absence_cutoff)
 
 
-def term_bounds() -> Select[tuple[int, int, date | None, date | None]]:
+def term_bounds() -> Select[Any]:
     """(term id, school id, first day, last day) of every term, the dates taken school > district > city: one query
     for `term_on` and the purge of expired terms."""
     city = aliased(BureauCalendar)
