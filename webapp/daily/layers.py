@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import IntEnum
-from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -138,7 +137,7 @@ def rules_of(calendar: EffectiveCalendar, weekdays: Sequence[int]) -> CalendarRu
                          calendar.absence_cutoff)
 
 
-def term_bounds() -> Select[Any]:
+def term_bounds() -> Select[int, int, date, date]:
     """(term id, school id, first day, last day) of every term, the dates taken school > district > city: one query
     for `term_on` and the purge of expired terms."""
     city = aliased(BureauCalendar)
