@@ -41,7 +41,7 @@ from webapp.services import school_today
 DUTY_USERNAME = "duty"
 DEMO_MARKS = 12
 """Pupils of the day's first session the demo has already called."""
-SIGNING_PHONES = tuple(f"138000001{n:02d}" for n in range(6))
+SIGNING_PHONES = tuple(f"137000001{n:02d}" for n in range(6))
 """Demo guardians of placed pupils who have signed the service notice (the other placed pupils' have not)."""
 
 
