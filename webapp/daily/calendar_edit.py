@@ -136,7 +136,11 @@ def import_bureau_calendar(user: User, term_name: str, filename: str, data: byte
     calendar.first_day, calendar.last_day = found.first_day, found.last_day
     calendar.days = []
     calendar.pickup_windows = []
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same new term name imported by a colleague at the same moment
+        db.session.rollback()
+        raise CalendarError(_("There is already a calendar for %(name)s.", name=term_name), "term_name") from None
     calendar.days, calendar.pickup_windows = found.days, found.windows
     _changed(user, calendar, "import")
     db.session.commit()

@@ -23,7 +23,7 @@ from datetime import date, datetime
 from enum import IntEnum
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from webapp.daily.calendar import DEFAULT_CUTOFF, CalendarRules, DayException
@@ -84,12 +84,10 @@ class EffectiveCalendar:
 
 def published_for(term: Term) -> list[BureauCalendar]:
     """The published bureau calendars a term inherits: the city's and its school's district's, city first."""
-    school = term.school if term.school is not None else db.session.get(School, term.school_id)
-    scope: ColumnElement[bool] = BureauCalendar.district_id.is_(None)
-    if school is not None and school.district_id is not None:
-        scope = or_(scope, BureauCalendar.district_id == school.district_id)
+    district = select(School.district_id).where(School.id == term.school_id).scalar_subquery()
     found = db.session.scalars(select(BureauCalendar).where(
-        BureauCalendar.term_name == term.name, BureauCalendar.published_at.is_not(None), scope))
+        BureauCalendar.term_name == term.name, BureauCalendar.published_at.is_not(None),
+        or_(BureauCalendar.district_id.is_(None), BureauCalendar.district_id == district)))
     return sorted(found, key=lambda c: c.district_id is not None)
 
 
@@ -97,18 +95,30 @@ def school_calendar(term: Term) -> SchoolCalendar | None:
     return db.session.scalar(select(SchoolCalendar).where(SchoolCalendar.term_id == term.id))
 
 
-def layers_of(term: Term) -> list[Layer]:
-    layers = [Layer(Source.DISTRICT if c.district_id is not None else Source.CITY, c.first_day, c.last_day,
-                    c.days, c.pickup_windows, c.changed_at) for c in published_for(term)]
-    own = school_calendar(term)
-    if own is not None:
-        layers.append(Layer(Source.SCHOOL, own.first_day, own.last_day, own.days, own.pickup_windows))
-    return layers
-
-
 def effective_calendar(term: Term) -> EffectiveCalendar | None:
-    """The term's calendar with every layer applied, or None when no layer gives the term's dates."""
-    layers = layers_of(term)
+    """The term's calendar with every layer applied, or None when no layer gives the term's dates.
+
+    Four queries whatever the layers (the bureau's calendars, the school's, then every layer's entries and
+    windows at once): the roster reads this for every date it is asked about."""
+    bureau = published_for(term)
+    own = school_calendar(term)
+    if own is None and not bureau:
+        return None
+    bureau_ids = [c.id for c in bureau]
+    own_id = own.id if own is not None else -1  # -1: no row, never NULL (NULL would match the bureau's rows)
+    days = db.session.scalars(select(CalendarDay).where(or_(
+        CalendarDay.bureau_calendar_id.in_(bureau_ids), CalendarDay.calendar_id == own_id))
+        .order_by(CalendarDay.day)).all()
+    all_windows = db.session.scalars(select(PickupWindow).where(or_(
+        PickupWindow.bureau_calendar_id.in_(bureau_ids), PickupWindow.calendar_id == own_id))
+        .order_by(PickupWindow.starts_on)).all()
+    layers = [Layer(Source.DISTRICT if c.district_id is not None else Source.CITY, c.first_day, c.last_day,
+                    [d for d in days if d.bureau_calendar_id == c.id],
+                    [w for w in all_windows if w.bureau_calendar_id == c.id], c.changed_at) for c in bureau]
+    if own is not None:
+        layers.append(Layer(Source.SCHOOL, own.first_day, own.last_day,
+                            [d for d in days if d.calendar_id == own.id],
+                            [w for w in all_windows if w.calendar_id == own.id]))
     dated = [layer for layer in layers if layer.first_day is not None and layer.last_day is not None]
     if not dated:
         return None
@@ -121,7 +131,6 @@ def effective_calendar(term: Term) -> EffectiveCalendar | None:
     entries = sorted((Entry(day, layer.source, top[day.day] > layer.source) for layer in layers
                       for day in layer.days), key=lambda e: (e.day.day, e.source))
     windows = tuple(Window(window, layer.source) for layer in layers for window in layer.windows)
-    own = school_calendar(term)
     cutoff = own.absence_cutoff if own is not None and own.absence_cutoff else DEFAULT_CUTOFF
     return EffectiveCalendar(first_day, last_day, cutoff, tuple(entries), windows, tuple(layers))
 

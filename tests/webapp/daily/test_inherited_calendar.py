@@ -101,6 +101,14 @@ def test_drafts_and_other_districts_are_not_inherited(app: Flask, school: School
         other_name = create_calendar(_district_user(), "2027-spring", FIRST, LAST)
         publish(db.session.scalar(select(User).where(User.username == "wuhua")), other_name)
         assert calendar_rules(term) is None  # a calendar of another term name
+        panlong_calendar = db.session.scalar(select(BureauCalendar).where(
+            BureauCalendar.district_id == panlong.district_id))
+        assert panlong_calendar is not None
+        add_entry(panlong, panlong_calendar, "holiday", MONDAY, None, runs_weekday=None, pickup=None, note="盘龙区")
+        publish(db.session.scalar(select(User).where(User.username == "city")),
+                db.session.scalar(select(BureauCalendar).where(BureauCalendar.district_id.is_(None))))
+        rules = calendar_rules(term)  # the city's now, never 盘龙区's holiday
+        assert rules is not None and service_day(rules, MONDAY).service and MONDAY not in rules.exceptions
 
 
 def test_a_change_after_publication_reaches_the_school_at_once(app: Flask, school: SchoolIds) -> None:
