@@ -37,7 +37,7 @@ STAFF_AREAS = ("admin", "runs", "rosters", "bureau", "notifications")
 NOT_PAGES = {
     # downloads and JSON, not pages
     "admin.import_template", "rosters.workbook", "rosters.instance_export", "rosters.solution_export",
-    "runs.status", "bureau.batch_status", "bureau.export", "bureau.hiring_export",
+    "runs.status", "bureau.batch_status", "bureau.export", "bureau.hiring_export", "bureau.calendar_template",
     # the parents' own pages in the notifications area (covered by the parent tests)
     "notifications.inbox_page", "notifications.email",
     # its id is made by starting a batch (the browser test does)

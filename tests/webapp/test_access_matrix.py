@@ -61,7 +61,7 @@ POLICY: dict[str, str] = {
     "bureau.hiring_export": BUREAU, "bureau.batches": BUREAU, "bureau.district_advice": BUREAU,
     "bureau.school": BUREAU, "bureau.groups": BUREAU, "bureau.group_edit": BUREAU,
     "bureau.calendars": BUREAU, "bureau.calendar": BUREAU, "bureau.calendar_import": BUREAU,
-    "bureau.calendar_publish": BUREAU, "bureau.calendar_entry_remove": BUREAU,
+    "bureau.calendar_publish": BUREAU, "bureau.calendar_entry_remove": BUREAU, "bureau.calendar_template": BUREAU,
     "api.children": API, "api.child": API, "api.options": API, "api.get_request": API, "api.put_request": API,
     "api.delete_request": API, "api.result": API, "api.post_change": API, "api.list_offers": API,
     "api.accept_offer": API, "api.decline_offer": API, "api.me": API, "api.revoke_token": API,

@@ -7,7 +7,7 @@ rules and writes are `webapp.daily.calendar_edit`; what a school ends up with is
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import Response, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -25,11 +25,12 @@ from webapp.daily.calendar_edit import (
     readable_one,
     remove_entry,
 )
-from webapp.daily.calendar_import import MAX_UPLOAD_BYTES
+from webapp.daily.calendar_import import MAX_UPLOAD_BYTES, template_file
 from webapp.daily.forms import BureauCalendarForm, BureauCalendarImportForm, CalendarEntryForm, add_form_error
 from webapp.extensions import db
 from webapp.models import BureauCalendar
 from webapp.security import bureau_required
+from webapp.tabular import XLSX_MIMETYPE
 
 
 def _list_page(form: BureauCalendarForm, import_form: BureauCalendarImportForm,
@@ -78,6 +79,15 @@ def calendar_import() -> ResponseReturnValue:
             flash(_("The calendar is imported."), "success")
             return redirect(url_for("bureau.calendar", calendar_id=calendar.id))
     return _list_page(BureauCalendarForm(formdata=None), import_form, problems), 422 if problems else 400
+
+
+@bp.route("/calendars/template.xlsx")
+@bureau_required
+def calendar_template() -> ResponseReturnValue:
+    """The schools' calendar template: the bureau fills in the same columns."""
+    response = Response(template_file(), mimetype=XLSX_MIMETYPE)
+    response.headers["Content-Disposition"] = "attachment; filename=calendar-template.xlsx"
+    return response
 
 
 def _calendar_or_404(calendar_id: int) -> BureauCalendar:

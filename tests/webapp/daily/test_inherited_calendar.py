@@ -246,6 +246,8 @@ def test_the_bureau_imports_the_schools_spreadsheet(app: Flask, client: FlaskCli
     with app.app_context():
         _city_user()
     sign_in(client, "city")
+    template = client.get("/bureau/calendars/template.xlsx")
+    assert template.status_code == 200 and template.data.startswith(b"PK")  # the schools' own template
     bad = [
         ["学期", "2026-09-01", "2027-01-22", None, None, None],
         ["请假截止", None, None, None, "11:30", None],          # row 3: each school sets its own
