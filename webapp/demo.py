@@ -32,13 +32,14 @@ from scheduler import domain
 from scheduler.generate import generate
 from webapp.allocation import service as allocation
 from webapp.bureau.city import new_batch_id, prepare_batch
-from webapp.daily.demo import DUTY_USERNAME, seed_day
+from webapp.daily.demo import DUTY_USERNAME, SIGNING_PHONES, seed_day
 from webapp.extensions import db
 from webapp.family import hash_enrolment_code
 from webapp.jobs import BATCH_KEY, database_url, execute
 from webapp.jobs.batch import KIND as BATCH_KIND
 from webapp.models import (
     AllocationRun,
+    BureauCalendar,
     CareRequest,
     District,
     Guardianship,
@@ -131,7 +132,9 @@ class SeedReport:
 def reset_demo() -> None:
     """Remove the demo schools (their terms, pupils and runs cascade), demo users and empty demo districts."""
     usernames = [*DEMO_USERNAMES, *(admin_username(s) for s in SCHOOLS)]
-    db.session.execute(delete(User).where(User.username.in_(usernames) | User.phone.in_(PARENT_PHONES)))
+    db.session.execute(delete(User).where(User.username.in_(usernames)
+                                          | User.phone.in_([*PARENT_PHONES, *SIGNING_PHONES])))
+    db.session.execute(delete(BureauCalendar).where(BureauCalendar.term_name == TERM))
     school_ids = select(School.id).where(School.code.like(f"{CODE_PREFIX}%")).scalar_subquery()
     db.session.execute(update(Term).where(Term.school_id.in_(school_ids)).values(published_run_id=None))
     db.session.execute(delete(School).where(School.code.like(f"{CODE_PREFIX}%")))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -78,8 +78,14 @@ def local_zone() -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@overload
+def to_local(moment: datetime) -> datetime: ...
+@overload
+def to_local(moment: None) -> None: ...
+
+
 def to_local(moment: datetime | None) -> datetime | None:
-    """Naive UTC from the database -> naive local time, for form fields."""
+    """Naive UTC from the database -> naive local time (the school's wall clock), for form fields and cutoffs."""
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC).astimezone(local_zone()).replace(tzinfo=None)

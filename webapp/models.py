@@ -736,14 +736,16 @@ class CalendarDayKind(StrEnum):
 
 
 class SchoolCalendar(db.Model):  # type: ignore[name-defined,misc]
-    """A term's real dates: first and last day, the parents' absence cutoff, and dated exceptions."""
+    """A school's own layer of a term's calendar: its dates (or None to inherit them), the parents' absence
+    cutoff, and its own dated exceptions on top of what the city and the district publish."""
 
     __tablename__ = "school_calendars"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     term_id: Mapped[int] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), unique=True)
-    first_day: Mapped[date] = mapped_column(Date)
-    last_day: Mapped[date] = mapped_column(Date)
+    first_day: Mapped[date | None] = mapped_column(Date)
+    last_day: Mapped[date | None] = mapped_column(Date)
+    """None: the term's dates come from the bureau's calendars (`webapp.daily.layers`)."""
     absence_cutoff: Mapped[str] = mapped_column(String(5), default="12:00", server_default="12:00")
     """Local time (HH:MM) on the day itself after which parents can no longer report or cancel an absence."""
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -755,14 +757,51 @@ class SchoolCalendar(db.Model):  # type: ignore[name-defined,misc]
         back_populates="calendar", cascade="all, delete-orphan", order_by="PickupWindow.starts_on")
 
 
+CITY_CALENDAR = "district_id IS NULL"
+
+
+class BureauCalendar(db.Model):  # type: ignore[name-defined,misc]
+    """A calendar the city (`district_id` None) or a district publishes for every school's term of that name.
+
+    A draft until `published_at`; schools inherit published ones only, and changes after publication reach
+    them at once (their effective calendar is computed when read, `webapp.daily.layers`)."""
+
+    __tablename__ = "bureau_calendars"
+    __table_args__ = (
+        UniqueConstraint("district_id", "term_name"),
+        Index("uq_bureau_calendars_city_term", "term_name", unique=True,
+              sqlite_where=text(CITY_CALENDAR), postgresql_where=text(CITY_CALENDAR)),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id", ondelete="CASCADE"), index=True)
+    term_name: Mapped[str] = mapped_column(String(64))
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    district: Mapped[District | None] = relationship()
+    days: Mapped[list[CalendarDay]] = relationship(back_populates="bureau_calendar", cascade="all, delete-orphan",
+                                                   order_by="CalendarDay.day")
+    pickup_windows: Mapped[list[PickupWindow]] = relationship(
+        back_populates="bureau_calendar", cascade="all, delete-orphan", order_by="PickupWindow.starts_on")
+
+
 class CalendarDay(db.Model):  # type: ignore[name-defined,misc]
     """One dated exception to the weekly rhythm: a holiday, a 调休 make-up day or an early-close day."""
 
     __tablename__ = "calendar_days"
-    __table_args__ = (UniqueConstraint("calendar_id", "day"),)
+    __table_args__ = (UniqueConstraint("calendar_id", "day"), UniqueConstraint("bureau_calendar_id", "day"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    calendar_id: Mapped[int] = mapped_column(ForeignKey("school_calendars.id", ondelete="CASCADE"), index=True)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("school_calendars.id", ondelete="CASCADE"),
+                                                    index=True)
+    """The school's calendar the entry belongs to, or None when it is a bureau calendar's."""
+    bureau_calendar_id: Mapped[int | None] = mapped_column(ForeignKey("bureau_calendars.id", ondelete="CASCADE"),
+                                                           index=True)
     day: Mapped[date] = mapped_column(Date)
     kind: Mapped[str] = mapped_column(String(16))
     runs_weekday: Mapped[int | None] = mapped_column(Integer)
@@ -771,7 +810,8 @@ class CalendarDay(db.Model):  # type: ignore[name-defined,misc]
     """For an early-close day: the service ends by this local time (HH:MM)."""
     note: Mapped[str] = mapped_column(String(100), default="")
 
-    calendar: Mapped[SchoolCalendar] = relationship(back_populates="days")
+    calendar: Mapped[SchoolCalendar | None] = relationship(back_populates="days")
+    bureau_calendar: Mapped[BureauCalendar | None] = relationship(back_populates="days")
 
 
 class PickupWindow(db.Model):  # type: ignore[name-defined,misc]
@@ -780,13 +820,17 @@ class PickupWindow(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "pickup_windows"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    calendar_id: Mapped[int] = mapped_column(ForeignKey("school_calendars.id", ondelete="CASCADE"), index=True)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("school_calendars.id", ondelete="CASCADE"),
+                                                    index=True)
+    bureau_calendar_id: Mapped[int | None] = mapped_column(ForeignKey("bureau_calendars.id", ondelete="CASCADE"),
+                                                           index=True)
     starts_on: Mapped[date] = mapped_column(Date)
     ends_on: Mapped[date] = mapped_column(Date)
     pickup_time: Mapped[str] = mapped_column(String(5))
     note: Mapped[str] = mapped_column(String(100), default="")
 
-    calendar: Mapped[SchoolCalendar] = relationship(back_populates="pickup_windows")
+    calendar: Mapped[SchoolCalendar | None] = relationship(back_populates="pickup_windows")
+    bureau_calendar: Mapped[BureauCalendar | None] = relationship(back_populates="pickup_windows")
 
 
 ACTIVE_ABSENCE = "cancelled_at IS NULL"

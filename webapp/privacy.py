@@ -38,6 +38,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 
 from webapp.accounts import erase_parent_accounts
 from webapp.audit import record
+from webapp.daily.layers import term_bounds
 from webapp.extensions import db
 from webapp.models import (
     Absence,
@@ -57,7 +58,6 @@ from webapp.models import (
     RunStaffing,
     RunUnserved,
     School,
-    SchoolCalendar,
     ServiceNotice,
     Session,
     Term,
@@ -254,9 +254,9 @@ def _purge_daily(expired_ids: list[int], counts: dict[str, int]) -> None:
     counts["notice signatures"] = _count(db.session.execute(delete(NoticeSignature).where(
         NoticeSignature.notice_id.in_(select(ServiceNotice.id).where(ServiceNotice.term_id.in_(expired_ids))))))
     counts["absences"] = counts["delegates"] = 0
-    for school_id, first, last in db.session.execute(
-            select(Term.school_id, SchoolCalendar.first_day, SchoolCalendar.last_day)
-            .join(SchoolCalendar, SchoolCalendar.term_id == Term.id).where(Term.id.in_(expired_ids))):
+    for _term_id, school_id, first, last in db.session.execute(term_bounds().where(Term.id.in_(expired_ids))):
+        if first is None or last is None:
+            continue
         pupils = select(Pupil.id).where(Pupil.school_id == school_id)
         counts["absences"] += _count(db.session.execute(delete(Absence).where(
             Absence.pupil_id.in_(pupils), Absence.first_day >= first, Absence.last_day <= last)))

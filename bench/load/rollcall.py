@@ -37,8 +37,8 @@ def seed(database_url: str, pupils: int, teachers: int) -> list[dict[str, Any]]:
 
     from tests.conftest import make_school
     from webapp import create_app
-    from webapp.daily.calendar import local_now
     from webapp.extensions import db
+    from webapp.labels import local_date
     from webapp.models import (
         Activity,
         AllocationRun,
@@ -64,7 +64,7 @@ def seed(database_url: str, pupils: int, teachers: int) -> list[dict[str, Any]]:
         school = make_school("KM-ROLL-0001", n_pupils=pupils)
         term = db.session.scalar(select(Term).where(Term.school_id == school.id))
         assert term is not None
-        today = local_now(utcnow()).date()
+        today = local_date(utcnow())
         weekday = today.isoweekday()
         calendar = SchoolCalendar(term_id=term.id, first_day=today - timedelta(days=30),
                                   last_day=today + timedelta(days=60))

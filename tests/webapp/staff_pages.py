@@ -18,6 +18,9 @@ from webapp.extensions import db
 from webapp.models import (
     Activity,
     AllocationRun,
+    BureauCalendar,
+    CalendarDay,
+    CalendarDayKind,
     District,
     Period,
     PriorityGroup,
@@ -34,7 +37,7 @@ STAFF_AREAS = ("admin", "runs", "rosters", "bureau", "notifications")
 NOT_PAGES = {
     # downloads and JSON, not pages
     "admin.import_template", "rosters.workbook", "rosters.instance_export", "rosters.solution_export",
-    "runs.status", "bureau.batch_status", "bureau.export", "bureau.hiring_export",
+    "runs.status", "bureau.batch_status", "bureau.export", "bureau.hiring_export", "bureau.calendar_template",
     # the parents' own pages in the notifications area (covered by the parent tests)
     "notifications.inbox_page", "notifications.email",
     # its id is made by starting a batch (the browser test does)
@@ -65,9 +68,12 @@ def staff_world(app: Flask) -> dict[str, Any]:
         db.session.flush()
         db.session.add(PriorityTag(pupil_id=first[Pupil], group_id=group.id, note="残疾人证 5301",
                                    expires_on=date.today() + timedelta(days=20)))
+        calendar = BureauCalendar(term_name=term.name, first_day=date(2026, 9, 1), last_day=date(2027, 1, 22),
+                                  days=[CalendarDay(day=date(2026, 10, 1), kind=CalendarDayKind.HOLIDAY, note="国庆")])
+        db.session.add(calendar)
         db.session.commit()
         return {
-            "group_id": group.id,
+            "group_id": group.id, "calendar_id": calendar.id,
             "term_id": term.id, "session_id": first[Session], "teacher_id": first[Teacher],
             "pupil_id": first[Pupil], "activity_id": first[Activity], "run_id": first[AllocationRun],
             "class_name": db.session.scalar(select(Pupil.class_name).where(Pupil.school_id == school.id)),
@@ -98,7 +104,8 @@ def data_words(app: Flask) -> set[str]:
         columns = (School.name, School.code, District.name, District.city, Pupil.name, Pupil.number,
                    Pupil.class_name, Teacher.name, Teacher.code, Activity.name, Activity.code, Activity.category,
                    Activity.qualification, Session.code, Session.room, Term.name, Period.code, User.username,
-                   PriorityGroup.name_zh, PriorityGroup.name_en, PriorityTag.note)
+                   PriorityGroup.name_zh, PriorityGroup.name_en, PriorityTag.note, BureauCalendar.term_name,
+                   CalendarDay.note)
         words = {value for column in columns for value in db.session.scalars(select(column)) if value}
         for tags in db.session.scalars(select(Teacher.qualifications)):
             words.update(tags or ())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -26,7 +27,19 @@ from werkzeug.routing import Rule
 
 from tests.webapp.factories import World, api_token, bearer, create_user, csrf_token, sign_in, two_families
 from webapp.extensions import db
-from webapp.models import AllocationRun, District, DutyTeacher, NotificationEvent, Pin, Pupil, Session, Teacher
+from webapp.models import (
+    AllocationRun,
+    BureauCalendar,
+    CalendarDay,
+    CalendarDayKind,
+    District,
+    DutyTeacher,
+    NotificationEvent,
+    Pin,
+    Pupil,
+    Session,
+    Teacher,
+)
 from webapp.notifications import notify
 
 PUBLIC, ACCOUNT, PARENT, ADMIN, BUREAU, API = "public", "account", "parent", "school_admin", "bureau", "api"
@@ -47,6 +60,8 @@ POLICY: dict[str, str] = {
     "bureau.district": BUREAU, "bureau.export": BUREAU, "bureau.hiring": BUREAU,
     "bureau.hiring_export": BUREAU, "bureau.batches": BUREAU, "bureau.district_advice": BUREAU,
     "bureau.school": BUREAU, "bureau.groups": BUREAU, "bureau.group_edit": BUREAU,
+    "bureau.calendars": BUREAU, "bureau.calendar": BUREAU, "bureau.calendar_import": BUREAU,
+    "bureau.calendar_publish": BUREAU, "bureau.calendar_entry_remove": BUREAU, "bureau.calendar_template": BUREAU,
     "api.children": API, "api.child": API, "api.options": API, "api.get_request": API, "api.put_request": API,
     "api.delete_request": API, "api.result": API, "api.post_change": API, "api.list_offers": API,
     "api.accept_offer": API, "api.decline_offer": API, "api.me": API, "api.revoke_token": API,
@@ -58,7 +73,8 @@ POLICY: dict[str, str] = {
     "daily.add_pickup_person": PARENT, "daily.remove_pickup_person": PARENT, "daily.create_delegate": PARENT,
     "daily.duty": DUTY, "daily.duty_session": DUTY, "daily.mark": DUTY, "daily.handover_page": DUTY,
     "daily.handover": DUTY, "daily.still_here": DUTY,
-    "daily.calendar": ADMIN, "daily.calendar_template": ADMIN,
+    "daily.calendar": ADMIN, "daily.calendar_template": ADMIN, "daily.calendar_entry_add": ADMIN,
+    "daily.calendar_entry_remove": ADMIN,
     "daily.bureau": BUREAU, "daily.teacher_hours": ADMIN,
     "daily.notice_sign": PARENT, "daily.notice_admin": ADMIN, "daily.notice_report": ADMIN,
     "notifications.inbox_page": PARENT, "notifications.read": PARENT, "notifications.read_all": PARENT,
@@ -121,8 +137,15 @@ def matrix(app: Flask) -> Iterator[tuple[World, dict[str, Any]]]:
         assert other_district is not None
         own_district = db.session.scalar(select(District).where(District.name == "五华区"))
         assert own_district is not None
+        calendars = {key: BureauCalendar(district_id=district.id, term_name="2026-autumn",
+                                         first_day=date(2026, 9, 1), last_day=date(2027, 1, 22),
+                                         days=[CalendarDay(day=date(2026, 10, 1), kind=CalendarDayKind.HOLIDAY)])
+                     for key, district in (("x", own_district), ("y", other_district))}
+        db.session.add_all(calendars.values())
+        db.session.commit()
         objects = {
             "x": {"term_id": world.ids["term_x"], "run_id": world.ids["run_x"],
+                  "calendar_id": calendars["x"].id, "entry_id": calendars["x"].days[0].id,
                   "school_id": world.ids["school_x"],
                   "session_id": first["x"].id, "teacher_id": teachers["x"].id,
                   "activity_id": first["x"].activity_id, "pin_id": pins["x"].id,
@@ -130,6 +153,7 @@ def matrix(app: Flask) -> Iterator[tuple[World, dict[str, Any]]]:
                   "notification_id": messages["pupil_a"].id, "delivery_id": messages["pupil_a"].deliveries[0].id,
                   "district_id": own_district.id},
             "y": {"term_id": world.ids["term_y"], "run_id": run_y.id, "school_id": world.ids["school_y"],
+                  "calendar_id": calendars["y"].id, "entry_id": calendars["y"].days[0].id,
                   "session_id": first["y"].id, "teacher_id": teachers["y"].id,
                   "activity_id": first["y"].activity_id, "pin_id": pins["y"].id,
                   "pupil_id": world.ids["pupil_c"],

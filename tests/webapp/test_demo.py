@@ -13,6 +13,9 @@ from sqlalchemy import func, select
 
 from tests.webapp.factories import post_form
 from webapp.bureau.city import batch_history
+from webapp.daily.layers import Source, effective_calendar
+from webapp.daily.notice import signature_report
+from webapp.daily.roster import calendar_rules
 from webapp.demo import (
     DEMO_ENROLMENT_CODE,
     DEMO_PASSWORD,
@@ -39,6 +42,7 @@ from webapp.models import (
     User,
     utcnow,
 )
+from webapp.services import school_today
 
 
 def counts() -> dict[str, int]:
@@ -108,6 +112,15 @@ def test_seed_demo_builds_the_city_once(app: Flask, runner: FlaskCliRunner) -> N
         children = parent.pupils
         assert len(children) == 2 and len({c.grade for c in children}) == 2
         assert {c.school_id for c in children} == {first.school_id}
+        # The daily service: the city's published calendar covers today and every demo school inherits it; the
+        # term's service notice is signed for some placed pupils, not all.
+        for term in terms.values():
+            rules = calendar_rules(term)
+            assert rules is not None and rules.first_day <= school_today() <= rules.last_day, term.school.code
+        effective = effective_calendar(first)
+        assert effective is not None and {e.source for e in effective.entries} == set(Source)
+        report = signature_report(first)
+        assert report.notice is not None and 0 < report.signed < len(report.rows)
         tags = db.session.scalars(select(PriorityTag).join(Pupil).where(Pupil.school_id == first.school_id)).all()
         assert len(tags) == 6 and all(t.group.weight == {1: 2, 2: 4}[t.pupil.priority] for t in tags)
         before = counts()

@@ -5,7 +5,10 @@ Views live in `routes.py`; the batch command `flask --app webapp allocate` is `c
 
 from __future__ import annotations
 
-from webapp.bureau import groups  # noqa: F401  (registers the priority-group pages on bp)
+from webapp.bureau import (
+    calendars,  # noqa: F401  (registers the term-calendar pages on bp)
+    groups,  # noqa: F401  (registers the priority-group pages on bp)
+)
 from webapp.bureau.routes import bp
 
 __all__ = ["bp"]

@@ -13,7 +13,8 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
-from webapp.daily.roster import load_roster, term_on
+from webapp.daily.layers import term_on
+from webapp.daily.roster import load_roster
 from webapp.extensions import db
 from webapp.models import Handover, MarkStatus, Pupil, RollCallMark, Session
 

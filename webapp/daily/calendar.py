@@ -1,21 +1,20 @@
 """Which dates have after-school service, which weekday's timetable runs, and by when pupils are collected.
 
 Pure: `service_day` takes `CalendarRules` (built from the database by `webapp.daily.roster.calendar_rules`)
-and a date, and touches nothing else. Times are the school's local wall-clock times (Asia/Shanghai);
-`local_now` turns the app's naive-UTC clock into that.
+and a date, and touches nothing else. Times are the school's local wall-clock times (the app's `TIMEZONE`);
+`cutoff_passed` turns the app's naive-UTC clock into that with `webapp.labels.to_local`, the one conversion.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
+from webapp.labels import to_local
 from webapp.models import CalendarDayKind
 
-SCHOOL_TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_CUTOFF = "12:00"
 
 
@@ -87,12 +86,7 @@ def service_day(rules: CalendarRules, on: date) -> ServiceDay:
     return ServiceDay(on, True, weekday, ends_by, reason)
 
 
-def local_now(now_utc: datetime) -> datetime:
-    """The school's wall-clock time (naive) for a naive-UTC instant."""
-    return now_utc.replace(tzinfo=UTC).astimezone(SCHOOL_TZ).replace(tzinfo=None)
-
-
 def cutoff_passed(rules: CalendarRules, on: date, now_utc: datetime) -> bool:
     """Whether parents may no longer report or cancel an absence for `on` (local cutoff time on that day)."""
     hours, minutes = (int(part) for part in rules.absence_cutoff.split(":"))
-    return local_now(now_utc) >= datetime.combine(on, time(hours, minutes))
+    return to_local(now_utc) >= datetime.combine(on, time(hours, minutes))

@@ -1,4 +1,6 @@
-"""The daily service in the demo city: a calendar around today, a duty-teacher login and a day in progress.
+"""The daily service in the demo city: the city's published calendar around today (the district's and the school's
+own entries on top), the term's service notice signed by some families, a duty-teacher login and a day in
+progress.
 
 Called by `webapp.demo.seed_demo` for the published school. Everything goes through the real services
 (`webapp.daily.rollcall`), so the marks, the handover, the unreported-absence message and the audit rows are
@@ -7,16 +9,18 @@ the ones the app writes. Running it again changes nothing.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
-from webapp.daily import rollcall
-from webapp.daily.roster import calendar_of, load_roster
-from webapp.daily.service import today
+from webapp.daily import notice, rollcall
+from webapp.daily.layers import school_calendar
+from webapp.daily.roster import load_roster
 from webapp.extensions import db
 from webapp.models import (
     Absence,
+    BureauCalendar,
     CalendarDay,
     CalendarDayKind,
     DutyTeacher,
@@ -25,34 +29,27 @@ from webapp.models import (
     PickupWindow,
     Pupil,
     RollCallMark,
+    School,
     SchoolCalendar,
     Teacher,
     Term,
     User,
+    clock,
 )
+from webapp.services import school_today
 
 DUTY_USERNAME = "duty"
 DEMO_MARKS = 12
 """Pupils of the day's first session the demo has already called."""
+SIGNING_PHONES = tuple(f"137000001{n:02d}" for n in range(6))
+"""Demo guardians of placed pupils who have signed the service notice (the other placed pupils' have not)."""
 
 
 def seed_day(term: Term, password_hash: str) -> str:
-    """Calendar, duty teacher and today's roll-call for `term`; returns a line for the seed report."""
-    on = today()
-    if calendar_of(term) is None:
-        calendar = SchoolCalendar(term_id=term.id, first_day=on - timedelta(days=28),
-                                  last_day=on + timedelta(days=112))
-        weekday = on.isoweekday()
-        if weekday > 5:  # a weekend demo still shows a school day: today is a 调休 day running Monday
-            calendar.days.append(CalendarDay(day=on, kind=CalendarDayKind.MAKEUP, runs_weekday=1, note="调休"))
-        calendar.days.append(CalendarDay(day=on + timedelta(days=14), kind=CalendarDayKind.HOLIDAY, note="校运会"))
-        calendar.days.append(CalendarDay(day=on + timedelta(days=15), kind=CalendarDayKind.EARLY_CLOSE,
-                                         pickup_time="16:30", note="教研活动"))
-        calendar.pickup_windows.append(PickupWindow(starts_on=on + timedelta(days=60),
-                                                    ends_on=on + timedelta(days=112), pickup_time="17:00",
-                                                    note="冬季作息"))
-        db.session.add(calendar)
-        db.session.commit()
+    """Calendars, the service notice, duty teacher and today's roll-call for `term`; a line for the seed report."""
+    on = school_today()
+    _calendars(term, on)
+    signed = _notice(term, password_hash)
     user = db.session.scalar(select(User).where(User.username == DUTY_USERNAME))
     if user is None:
         teacher = db.session.scalars(select(Teacher).where(Teacher.school_id == term.school_id,
@@ -67,11 +64,73 @@ def seed_day(term: Term, password_hash: str) -> str:
         db.session.commit()
     if db.session.scalar(select(RollCallMark.id).where(RollCallMark.day == on).limit(1)) is not None:
         return "daily service: today's roll-call is already there"
-    return _day_in_progress(term, user)
+    return f"{_day_in_progress(term, user)}; {signed}"
+
+
+def _calendars(term: Term, on: date) -> None:
+    """The city's published calendar for the term's name around today (today a 调休 day when seeded at a
+    weekend), the district's early-close day, and the school's own sports day: the school inherits the first
+    two and adds the third."""
+    if db.session.scalar(select(BureauCalendar.id).where(BureauCalendar.term_name == term.name).limit(1)):
+        return
+    published_at = clock()
+    city = BureauCalendar(district_id=None, term_name=term.name, first_day=on - timedelta(days=28),
+                          last_day=on + timedelta(days=112), published_at=published_at)
+    if on.isoweekday() > 5:  # a weekend demo still shows a school day: today runs Monday's timetable
+        city.days.append(CalendarDay(day=on, kind=CalendarDayKind.MAKEUP, runs_weekday=1, note="调休"))
+    city.days += [CalendarDay(day=on + timedelta(days=d), kind=CalendarDayKind.HOLIDAY, note="法定节假日")
+                  for d in (21, 22, 23)]
+    city.pickup_windows.append(PickupWindow(starts_on=on + timedelta(days=60), ends_on=on + timedelta(days=112),
+                                            pickup_time="17:00", note="冬季作息"))
+    db.session.add(city)
+    school = db.session.get(School, term.school_id)
+    if school is not None and school.district_id is not None:
+        db.session.add(BureauCalendar(
+            district_id=school.district_id, term_name=term.name, first_day=city.first_day, last_day=city.last_day,
+            published_at=published_at, days=[CalendarDay(day=on + timedelta(days=15),
+                                                         kind=CalendarDayKind.EARLY_CLOSE, pickup_time="16:30",
+                                                         note="全区教研活动")]))
+    if school_calendar(term) is None:
+        db.session.add(SchoolCalendar(term_id=term.id, first_day=None, last_day=None, days=[
+            CalendarDay(day=on + timedelta(days=14), kind=CalendarDayKind.HOLIDAY, note="校运会")]))
+    db.session.commit()
+
+
+def _notice(term: Term, password_hash: str) -> str:
+    """The term's service notice (告家长书), signed for a few placed pupils by their demo guardians, not all."""
+    if notice.notice_in_force(term.id) is not None:
+        return "service notice already there"
+    admin = db.session.scalars(select(User).where(User.role == "school_admin", User.school_id == term.school_id)
+                               .order_by(User.id)).first()
+    if admin is None:
+        return "no school admin to publish the service notice"
+    current = notice.publish_notice(
+        admin, term, "课后服务告家长书",
+        "本学期课后服务在放学后于校内开展，家长自愿参加。请阅读服务时间与安全约定后签署。",
+        "周一至周五 15:30–17:30（冬季作息 17:00 前接走）",
+        "学生由家长或家长授权的接送人接走；临时代接请在当天生成代接码。请假请在当天 12:00 前提交。")
+    taken = set(db.session.scalars(select(Guardianship.pupil_id)))
+    placed = sorted(pid for pid in notice.placed_pupil_ids(term) if pid not in taken)
+    signed = 0
+    consent = current_app.config["CONSENT_POLICY_VERSION"]
+    for phone, pupil_id in zip(SIGNING_PHONES, placed, strict=False):
+        pupil = db.session.get(Pupil, pupil_id)
+        if pupil is None or db.session.scalar(select(User.id).where(User.phone == phone)) is not None:
+            continue
+        guardian = User(role="parent", phone=phone, password_hash=password_hash, display_name=f"{pupil.name}家长",
+                        consent_policy_version=consent, consent_at=clock())
+        db.session.add(guardian)
+        db.session.flush()
+        db.session.add(Guardianship(user_id=guardian.id, pupil_id=pupil_id, relation="mother",
+                                    consent_policy_version=consent, consent_at=clock()))
+        db.session.flush()
+        notice.sign_notice(guardian, pupil, current.id)
+        signed += 1
+    return f"service notice signed for {signed} of {len(notice.placed_pupil_ids(term))} placed pupils"
 
 
 def _day_in_progress(term: Term, user: User) -> str:
-    on = today()
+    on = school_today()
     teacher = rollcall.duty_teacher(user)
     assert teacher is not None
     roster = load_roster(term, on)

@@ -19,10 +19,11 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from webapp.daily.attendance import marks_in_force
-from webapp.daily.calendar import local_now
+from webapp.daily.layers import term_on
 from webapp.daily.notice import signed_share
-from webapp.daily.roster import load_roster, term_on
+from webapp.daily.roster import load_roster
 from webapp.extensions import db
+from webapp.labels import to_local
 from webapp.models import Handover, MarkStatus, School
 
 LATE_GRACE_MINUTES = 10
@@ -102,7 +103,7 @@ def school_figures(school: School, first: date, last: date) -> SchoolFigures:
             for handover in db.session.scalars(select(Handover).where(Handover.day == on,
                                                                       Handover.pupil_id.in_(list(due)))):
                 end = datetime.combine(on, datetime.strptime(due[handover.pupil_id], "%H:%M").time())
-                if local_now(handover.at) > end + timedelta(minutes=LATE_GRACE_MINUTES):
+                if to_local(handover.at) > end + timedelta(minutes=LATE_GRACE_MINUTES):
                     late += 1
         on += timedelta(days=1)
     term = term_on(school.id, last)

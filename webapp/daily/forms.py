@@ -8,11 +8,21 @@ from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DateField, HiddenField, RadioField, StringField, SubmitField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
 from webapp.inputs import control_character
+from webapp.labels import DAY_NAMES
 from webapp.security import PHONE_RE, normalise_phone
 
 NAME_MAX = 50
@@ -35,6 +45,14 @@ def clean_person(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, Lazy
         problems["phone"] = _l("Enter an 11-digit mainland mobile number.")
     cleaned["phone"] = number
     return cleaned, problems
+
+
+def add_form_error(form: FlaskForm, field: str, message: str) -> None:
+    """Show a service's refusal on the field it is about, or above the form when it names none."""
+    if field and field in form:
+        form[field].errors = [*form[field].errors, message]
+    else:
+        form.form_errors.append(message)
 
 
 class AbsenceForm(FlaskForm):
@@ -75,6 +93,47 @@ class HandoverForm(FlaskForm):
 
 
 class CalendarImportForm(FlaskForm):
+    file = FileField(_l("Calendar spreadsheet (.xlsx or .csv)"),
+                     validators=[FileRequired(_l("Choose a file to upload."))])
+    submit = SubmitField(_l("Check and import the calendar"))
+
+
+ENTRY_KINDS = (SelectChoice("holiday", _l("No service (holiday)")), SelectChoice("makeup", _l("Make-up day")),
+               SelectChoice("early_close", _l("Early close")), SelectChoice("season", _l("Seasonal pickup time")))
+
+
+class CalendarEntryForm(FlaskForm):
+    """One entry of a term calendar, for a school's own layer or a city or district calendar."""
+
+    kind = SelectField(_l("Kind"), choices=list(ENTRY_KINDS), validators=[InputRequired()])
+    first_day = DateField(_l("First day"), validators=[InputRequired(_l("Enter a date."))])
+    last_day = DateField(_l("Last day (a range of holidays, a season; leave empty for one day)"),
+                         validators=[Optional()])
+    runs_weekday = SelectField(_l("Timetable of (make-up day)"), coerce=int, validators=[Optional()])
+    pickup_time = StringField(_l("Pickup by (early close, season), e.g. 16:30"),
+                              validators=[Optional(), Regexp(r"^([01]\d|2[0-3]):[0-5]\d$",
+                                                             message=_l("give a time like 16:30."))])
+    note = StringField(_l("Note"), validators=[Optional(), Length(max=100)])
+    submit = SubmitField(_l("Add"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.runs_weekday.choices = [SelectChoice(0, "—")] + [SelectChoice(day, DAY_NAMES[day]) for day in range(1, 6)]
+
+
+class BureauCalendarForm(FlaskForm):
+    """A new city or district calendar: the term's name as schools call it, and its first and last day."""
+
+    term_name = StringField(_l("Term name (as the schools' terms are called)"),
+                            validators=[DataRequired(_l("Enter a name.")), Length(max=64)])
+    first_day = DateField(_l("First day"), validators=[InputRequired(_l("Enter a date."))])
+    last_day = DateField(_l("Last day"), validators=[InputRequired(_l("Enter a date."))])
+    submit = SubmitField(_l("Create the draft"))
+
+
+class BureauCalendarImportForm(FlaskForm):
+    term_name = StringField(_l("Term name (as the schools' terms are called)"),
+                            validators=[DataRequired(_l("Enter a name.")), Length(max=64)])
     file = FileField(_l("Calendar spreadsheet (.xlsx or .csv)"),
                      validators=[FileRequired(_l("Choose a file to upload."))])
     submit = SubmitField(_l("Check and import the calendar"))

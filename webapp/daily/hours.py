@@ -17,7 +17,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from sqlalchemy import select
 
-from webapp.daily.roster import load_roster, term_on
+from webapp.daily.layers import term_on
+from webapp.daily.roster import load_roster
 from webapp.extensions import db
 from webapp.models import RollCallMark, RunStaffing, School, Session, Teacher
 from webapp.tabular import append_row, workbook_bytes

@@ -23,11 +23,12 @@ from sqlalchemy.exc import IntegrityError
 from webapp.allocation.service import N_, clock
 from webapp.audit import AuditAction, record
 from webapp.daily.attendance import marks_in_force
-from webapp.daily.calendar import local_now
-from webapp.daily.roster import Roster, RosterSession, load_roster, roster_for, term_on
-from webapp.daily.service import DailyError, lock_pupil, today
+from webapp.daily.layers import term_on
+from webapp.daily.roster import Roster, RosterSession, load_roster, roster_for
+from webapp.daily.service import DailyError, lock_pupil
 from webapp.extensions import db
 from webapp.family import hash_enrolment_code
+from webapp.labels import to_local
 from webapp.models import (
     DutyTeacher,
     Guardianship,
@@ -44,6 +45,7 @@ from webapp.models import (
     User,
 )
 from webapp.notifications import notify
+from webapp.services import school_today
 
 
 def duty_teacher(user: User) -> Teacher | None:
@@ -65,7 +67,7 @@ class Today:
 def today_of(school_id: int, pupil_id: int | None = None, session_id: int | None = None) -> Today:
     """Today's roster at the school (only `pupil_id`'s seats, or session `session_id`'s, when given: one pupil's
     check and one session's page stay cheap)."""
-    on = today()
+    on = school_today()
     term = term_on(school_id, on)
     if term is None:
         return Today(on, None, roster_for(on, None, (), (), ()))
@@ -244,7 +246,7 @@ class Waiting:
 def still_here(teacher: Teacher, at: datetime | None = None) -> list[Waiting]:
     """Pupils marked present or late today, not handed over, whose last session has ended by now."""
     now = today_of(teacher.school_id)
-    clock_time = local_now(at or clock()).strftime("%H:%M")
+    clock_time = to_local(at or clock()).strftime("%H:%M")
     last_end: dict[int, str] = {}
     for entry in now.roster.sessions:
         for pupil_id in entry.expected + entry.reported_absent:

@@ -2,9 +2,10 @@
 the family's dated changes and their reported absences.
 
 `roster_for` is pure (plain values in, a `Roster` out) so the rules can be tested without a database;
-`load_roster` reads those values for one term and calls it. Seats come from the term's published run as it
-stands (changes already applied are in it); a change still pending but dated on or before the date is applied
-here on the fly, so a roster for next week shows next week's plan.
+`load_roster` reads those values for one term and calls it, with the term's effective calendar
+(`webapp.daily.layers`: the city's, the district's and the school's own entries). Seats come from the term's
+published run as it stands (changes already applied are in it); a change still pending but dated on or
+before the date is applied here on the fly, so a roster for next week shows next week's plan.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from datetime import date
 
 from sqlalchemy import select
 
-from webapp.daily.calendar import CalendarRules, DayException, DayReason, ServiceDay, service_day
+from webapp.daily.calendar import CalendarRules, DayReason, ServiceDay, service_day
+from webapp.daily.layers import effective_calendar, rules_of
 from webapp.extensions import db
 from webapp.models import (
     Absence,
-    CalendarDayKind,
     ChangeRequest,
     Period,
     RunAssignment,
-    SchoolCalendar,
     Session,
     Term,
 )
@@ -124,28 +124,11 @@ def roster_for(on: date, rules: CalendarRules | None, seats: Iterable[Seat], cha
 # ------------------------------------------------------------------------------------------ from the database
 
 
-def calendar_of(term: Term) -> SchoolCalendar | None:
-    return db.session.scalar(select(SchoolCalendar).where(SchoolCalendar.term_id == term.id))
-
-
 def calendar_rules(term: Term) -> CalendarRules | None:
-    """The term's calendar as plain values, or None when the school has not entered one."""
-    calendar = calendar_of(term)
-    if calendar is None:
-        return None
-    exceptions = {d.day: DayException(CalendarDayKind(d.kind), d.runs_weekday, d.pickup_time or "")
-                  for d in calendar.days}
-    windows = tuple((w.starts_on, w.ends_on, w.pickup_time) for w in calendar.pickup_windows)
-    return CalendarRules(calendar.first_day, calendar.last_day, frozenset(term.weekdays or ()), exceptions,
-                         windows, calendar.absence_cutoff or "12:00")
-
-
-def term_on(school_id: int, on: date) -> Term | None:
-    """The school's term whose calendar contains `on` (the newest if calendars overlap)."""
-    return db.session.scalar(
-        select(Term).join(SchoolCalendar, SchoolCalendar.term_id == Term.id)
-        .where(Term.school_id == school_id, SchoolCalendar.first_day <= on, SchoolCalendar.last_day >= on)
-        .order_by(Term.id.desc()).limit(1))
+    """The term's effective calendar (city, district and school layers) as plain values, or None when no layer
+    gives the term's dates."""
+    calendar = effective_calendar(term)
+    return rules_of(calendar, term.weekdays or ()) if calendar is not None else None
 
 
 def load_roster(term: Term, on: date, *, pupil_id: int | None = None, session_id: int | None = None) -> Roster:

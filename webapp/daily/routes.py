@@ -25,10 +25,12 @@ from webapp.admin.importer import ImportRejected, Problem
 from webapp.admin.scope import newest_term
 from webapp.daily import notice, rollcall, service
 from webapp.daily.attendance import child_days, marks_in_force
-from webapp.daily.calendar_import import import_calendar, template_file
+from webapp.daily.calendar_edit import CalendarError, add_entry, own_calendar, remove_entry
+from webapp.daily.calendar_import import MAX_UPLOAD_BYTES, import_calendar, template_file
 from webapp.daily.figures import rollup, school_figures
 from webapp.daily.forms import (
     AbsenceForm,
+    CalendarEntryForm,
     CalendarImportForm,
     DelegateForm,
     HandoverForm,
@@ -36,15 +38,18 @@ from webapp.daily.forms import (
     NoticeForm,
     PickupPersonForm,
     SignForm,
+    add_form_error,
     clean_person,
 )
 from webapp.daily.hours import hours_workbook
-from webapp.daily.roster import RosterSession, calendar_of
+from webapp.daily.layers import SOURCE_NAMES, effective_calendar, school_calendar
+from webapp.daily.roster import RosterSession
 from webapp.extensions import db
 from webapp.labels import show_time
-from webapp.models import Handover, Pupil, School, Session
+from webapp.models import Handover, Pupil, School, Session, Term
 from webapp.parents import service as parents
 from webapp.security import bureau_required, bureau_scope, parent_required, role_required, school_admin_required
+from webapp.services import school_today
 from webapp.tabular import XLSX_MIMETYPE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,7 +57,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 bp = Blueprint("daily", __name__, url_prefix="/daily")
 
 UPCOMING_DAYS = 14
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
 def _own(pupil_id: int) -> Pupil:
@@ -64,7 +68,7 @@ def _own(pupil_id: int) -> Pupil:
 
 def _child_page(pupil: Pupil, *, absence: AbsenceForm | None = None, person: PickupPersonForm | None = None,
                 delegate: DelegateForm | None = None) -> ResponseReturnValue:
-    today = service.today()
+    today = school_today()
     absences = service.absences_of(pupil, today)
     return render_template(
         "daily/child.html", pupil=pupil, days=child_days(pupil, today, today + timedelta(days=UPCOMING_DAYS - 1)),
@@ -319,7 +323,8 @@ def still_here() -> ResponseReturnValue:
 @bp.route("/calendar", methods=["GET", "POST"])
 @school_admin_required
 def calendar() -> ResponseReturnValue:
-    """The newest term's calendar, and its import from a spreadsheet (which replaces it)."""
+    """The newest term's effective calendar (what the city and the district publish, and the school's own
+    entries), and the import of the school's own entries from a spreadsheet (which replaces them)."""
     term = newest_term()
     form = CalendarImportForm()
     problems: list[Problem] = []
@@ -333,9 +338,49 @@ def calendar() -> ResponseReturnValue:
         else:
             flash(_("The calendar is imported."), "success")
             return redirect(url_for("daily.calendar"))
-    found = calendar_of(term) if term is not None else None
-    return render_template("daily/calendar.html", term=term, calendar=found, form=form,
-                           problems=problems), 422 if problems else 200
+    return _calendar_page(term, form, CalendarEntryForm(formdata=None), problems), 422 if problems else 200
+
+
+def _calendar_page(term: Term | None, form: CalendarImportForm, entry_form: CalendarEntryForm,
+                   problems: list[Problem]) -> str:
+    effective = effective_calendar(term) if term is not None else None
+    return render_template("daily/calendar.html", term=term, own=school_calendar(term) if term else None,
+                           effective=effective, form=form, entry_form=entry_form, problems=problems,
+                           sources=SOURCE_NAMES)
+
+
+@bp.route("/calendar/entries", methods=["POST"])
+@school_admin_required
+def calendar_entry_add() -> ResponseReturnValue:
+    """Add one of the school's own entries (a sports day, a school holiday) on top of the inherited calendar."""
+    term = newest_term()
+    if term is None:
+        abort(404)
+    entry_form = CalendarEntryForm()
+    if entry_form.validate_on_submit():
+        try:
+            add_entry(current_user, own_calendar(term), entry_form.kind.data, entry_form.first_day.data,
+                      entry_form.last_day.data, runs_weekday=entry_form.runs_weekday.data or None,
+                      pickup=entry_form.pickup_time.data or None, note=entry_form.note.data or "", term=term)
+        except CalendarError as error:
+            db.session.rollback()
+            add_form_error(entry_form, error.field, error.message)
+        else:
+            flash(_("Saved."), "success")
+            return redirect(url_for("daily.calendar"))
+    return _calendar_page(term, CalendarImportForm(formdata=None), entry_form, []), 400
+
+
+@bp.route("/calendar/<any(day, window):what>/<int:entry_id>/remove", methods=["POST"])
+@school_admin_required
+def calendar_entry_remove(what: str, entry_id: int) -> ResponseReturnValue:
+    """Remove one of the school's own entries; the inherited ones are the bureau's (404 here)."""
+    term = newest_term()
+    own = school_calendar(term) if term is not None else None
+    if own is None or not remove_entry(current_user, own, what, entry_id):
+        abort(404)
+    flash(_("Removed."), "success")
+    return redirect(url_for("daily.calendar"))
 
 
 @bp.route("/calendar/template.xlsx")
@@ -391,7 +436,7 @@ BUREAU_DAYS = 14
 def bureau() -> ResponseReturnValue:
     """Attendance against placements, late pickups and signed agreements over the last two weeks, per school in
     scope and rolled up by district and city (counts and rates, never a name)."""
-    last = service.today()
+    last = school_today()
     first = last - timedelta(days=BUREAU_DAYS - 1)
     schools = db.session.scalars(select(School).where(bureau_scope(current_user))
                                  .order_by(School.district_id, School.code)).all()
@@ -420,7 +465,7 @@ def _month(text: str) -> date | None:
 def teacher_hours() -> ResponseReturnValue:
     """`?month=YYYY-MM` (default: this month): the teachers' lessons for payroll as .xlsx."""
     text = request.args.get("month", "")
-    first = _month(text) if text else service.today().replace(day=1)
+    first = _month(text) if text else school_today().replace(day=1)
     if first is None:
         abort(400)
     response = Response(hours_workbook(g.school, first), mimetype=XLSX_MIMETYPE)

@@ -22,11 +22,13 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.allocation.service import N_, clock
 from webapp.audit import AuditAction, record
-from webapp.daily.calendar import CalendarRules, cutoff_passed, local_now
-from webapp.daily.roster import calendar_rules, load_roster, term_on
+from webapp.daily.calendar import CalendarRules, cutoff_passed
+from webapp.daily.layers import term_on
+from webapp.daily.roster import calendar_rules, load_roster
 from webapp.extensions import db
 from webapp.family import hash_enrolment_code, make_enrolment_code
 from webapp.models import Absence, PickupDelegate, PickupPerson, Pupil, RollCallMark, Term, User
+from webapp.services import school_today
 
 MAX_ABSENCE_DAYS = 31
 MAX_PICKUP_PERSONS = 10
@@ -53,11 +55,6 @@ def lock_pupil(pupil_id: int) -> None:
     else:
         db.session.execute(select(Pupil.id).where(Pupil.id == pupil_id).with_for_update()).all()
     db.session.expire_all()
-
-
-def today() -> date:
-    """The school's date now (Asia/Shanghai), from the app clock (`NOW` in tests)."""
-    return local_now(clock()).date()
 
 
 def _refuse(action: AuditAction, user: User, pupil: Pupil, error: DailyError, detail: dict[str, object]) -> None:
@@ -244,7 +241,7 @@ class IssuedDelegate:
 
 def create_delegate(user: User, pupil: Pupil, name: str, valid_on: date) -> IssuedDelegate:
     """A single-use code for `name` to collect the pupil on `valid_on` (today or later, a service day)."""
-    if valid_on < today():
+    if valid_on < school_today():
         raise DailyError(N_("Choose today or a later date."), "invalid", 422)
     found = _term_and_rules(pupil, valid_on)
     if found is None or not _service_dates(found[0], pupil, valid_on, valid_on):

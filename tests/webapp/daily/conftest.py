@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -18,8 +19,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from tests.webapp.factories import SchoolIds, create_user, pupil_id, sign_in
-from webapp.daily.calendar import SCHOOL_TZ
 from webapp.extensions import db
+from webapp.labels import DEFAULT_TIMEZONE
 from webapp.models import CalendarDay, CalendarDayKind, DutyTeacher, PickupWindow, SchoolCalendar, Teacher, User
 
 MONDAY = date(2026, 9, 7)
@@ -30,9 +31,9 @@ WINTER_MONDAY = date(2026, 11, 2)
 TUESDAY = date(2026, 9, 8)
 
 
-def utc(day: date, hhmm: str) -> datetime:
-    """The naive-UTC instant of a local (Asia/Shanghai, UTC+8) wall-clock time."""
-    local = datetime.combine(day, time.fromisoformat(hhmm), SCHOOL_TZ)
+def utc(day: date, hhmm: str, zone: str = DEFAULT_TIMEZONE) -> datetime:
+    """The naive-UTC instant of a local wall-clock time (Asia/Shanghai, UTC+8, unless `zone` says otherwise)."""
+    local = datetime.combine(day, time.fromisoformat(hhmm), ZoneInfo(zone))
     return local.astimezone(UTC).replace(tzinfo=None)
 
 

@@ -1,0 +1,170 @@
+"""A term's effective calendar: the city's, then the district's, then the school's own, computed when read.
+
+The city (a `BureauCalendar` without a district) and a district publish calendars for a term name; every school
+term of that name inherits the published ones of the city and of the school's district. Precedence is
+school > district > city:
+
+- the term's first and last day come from the most specific layer that gives them (a school's own calendar may
+  leave them to the bureau, `SchoolCalendar.first_day` None);
+- a dated entry (holiday, 调休, early close) of a more specific layer replaces the other layers' entry of the
+  same date; the replaced one is still shown, marked as overridden;
+- on a date covered by seasonal windows of several layers, the most specific layer's window applies;
+- the absence cutoff is the school's (12:00 when the school has no calendar of its own).
+
+Nothing is copied into the school: a change the bureau makes after publication is what every school reads
+next, and the roster for a date (`webapp.daily.roster.calendar_rules`) always uses this calendar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import IntEnum
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import aliased
+
+from webapp.daily.calendar import DEFAULT_CUTOFF, CalendarRules, DayException
+from webapp.extensions import db
+from webapp.models import BureauCalendar, CalendarDay, CalendarDayKind, PickupWindow, School, SchoolCalendar, Term
+
+
+class Source(IntEnum):
+    """Where an entry comes from; a higher value takes precedence."""
+
+    CITY = 1
+    DISTRICT = 2
+    SCHOOL = 3
+
+
+SOURCE_NAMES = {Source.CITY: _l("City bureau"), Source.DISTRICT: _l("District bureau"),
+                Source.SCHOOL: _l("This school")}
+
+
+@dataclass(frozen=True)
+class Layer:
+    source: Source
+    first_day: date | None
+    last_day: date | None
+    days: Sequence[CalendarDay]
+    windows: Sequence[PickupWindow]
+    changed_at: datetime | None = None
+    """When the bureau last changed its calendar (None for the school's own layer)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One dated entry as the school sees it: which layer gave it and whether a more specific one replaced it."""
+
+    day: CalendarDay
+    source: Source
+    overridden: bool
+
+
+@dataclass(frozen=True)
+class Window:
+    window: PickupWindow
+    source: Source
+
+
+@dataclass(frozen=True)
+class EffectiveCalendar:
+    first_day: date
+    last_day: date
+    absence_cutoff: str
+    entries: tuple[Entry, ...]
+    windows: tuple[Window, ...]
+    layers: tuple[Layer, ...]
+
+    def in_force(self) -> dict[date, Entry]:
+        return {entry.day.day: entry for entry in self.entries if not entry.overridden}
+
+
+def published_for(term: Term) -> list[BureauCalendar]:
+    """The published bureau calendars a term inherits: the city's and its school's district's, city first."""
+    district = select(School.district_id).where(School.id == term.school_id).scalar_subquery()
+    found = db.session.scalars(select(BureauCalendar).where(
+        BureauCalendar.term_name == term.name, BureauCalendar.published_at.is_not(None),
+        or_(BureauCalendar.district_id.is_(None), BureauCalendar.district_id == district)))
+    return sorted(found, key=lambda c: c.district_id is not None)
+
+
+def school_calendar(term: Term) -> SchoolCalendar | None:
+    return db.session.scalar(select(SchoolCalendar).where(SchoolCalendar.term_id == term.id))
+
+
+def effective_calendar(term: Term) -> EffectiveCalendar | None:
+    """The term's calendar with every layer applied, or None when no layer gives the term's dates.
+
+    Four queries whatever the layers (the bureau's calendars, the school's, then every layer's entries and
+    windows at once): the roster reads this for every date it is asked about."""
+    bureau = published_for(term)
+    own = school_calendar(term)
+    if own is None and not bureau:
+        return None
+    bureau_ids = [c.id for c in bureau]
+    own_id = own.id if own is not None else -1  # -1: no row, never NULL (NULL would match the bureau's rows)
+    days = db.session.scalars(select(CalendarDay).where(or_(
+        CalendarDay.bureau_calendar_id.in_(bureau_ids), CalendarDay.calendar_id == own_id))
+        .order_by(CalendarDay.day)).all()
+    all_windows = db.session.scalars(select(PickupWindow).where(or_(
+        PickupWindow.bureau_calendar_id.in_(bureau_ids), PickupWindow.calendar_id == own_id))
+        .order_by(PickupWindow.starts_on)).all()
+    layers = [Layer(Source.DISTRICT if c.district_id is not None else Source.CITY, c.first_day, c.last_day,
+                    [d for d in days if d.bureau_calendar_id == c.id],
+                    [w for w in all_windows if w.bureau_calendar_id == c.id], c.changed_at) for c in bureau]
+    if own is not None:
+        layers.append(Layer(Source.SCHOOL, own.first_day, own.last_day,
+                            [d for d in days if d.calendar_id == own.id],
+                            [w for w in all_windows if w.calendar_id == own.id]))
+    dated = [layer for layer in layers if layer.first_day is not None and layer.last_day is not None]
+    if not dated:
+        return None
+    first_day, last_day = dated[-1].first_day, dated[-1].last_day
+    assert first_day is not None and last_day is not None
+    top: dict[date, Source] = {}
+    for layer in layers:
+        for day in layer.days:
+            top[day.day] = max(top.get(day.day, layer.source), layer.source)
+    entries = sorted((Entry(day, layer.source, top[day.day] > layer.source) for layer in layers
+                      for day in layer.days), key=lambda e: (e.day.day, e.source))
+    windows = tuple(Window(window, layer.source) for layer in layers for window in layer.windows)
+    cutoff = own.absence_cutoff if own is not None and own.absence_cutoff else DEFAULT_CUTOFF
+    return EffectiveCalendar(first_day, last_day, cutoff, tuple(entries), windows, tuple(layers))
+
+
+def rules_of(calendar: EffectiveCalendar, weekdays: Sequence[int]) -> CalendarRules:
+    """The plain values `webapp.daily.calendar.service_day` reads. Windows go least specific first: the pure rule
+    applies the last window that covers a date, so the school's beats the district's beats the city's."""
+    exceptions = {on: DayException(CalendarDayKind(e.day.kind), e.day.runs_weekday, e.day.pickup_time or "")
+                  for on, e in calendar.in_force().items()}
+    windows = tuple((w.window.starts_on, w.window.ends_on, w.window.pickup_time)
+                    for w in sorted(calendar.windows, key=lambda w: (w.source, w.window.starts_on)))
+    return CalendarRules(calendar.first_day, calendar.last_day, frozenset(weekdays), exceptions, windows,
+                         calendar.absence_cutoff)
+
+
+def term_bounds() -> Select[int, int, date, date]:
+    """(term id, school id, first day, last day) of every term, the dates taken school > district > city: one query
+    for `term_on` and the purge of expired terms."""
+    city = aliased(BureauCalendar)
+    district = aliased(BureauCalendar)
+    first = func.coalesce(SchoolCalendar.first_day, district.first_day, city.first_day)
+    last = func.coalesce(SchoolCalendar.last_day, district.last_day, city.last_day)
+    return (select(Term.id, Term.school_id, first.label("first_day"), last.label("last_day"))
+            .join(School, School.id == Term.school_id)
+            .outerjoin(SchoolCalendar, SchoolCalendar.term_id == Term.id)
+            .outerjoin(district, and_(district.term_name == Term.name, district.district_id == School.district_id,
+                                      district.published_at.is_not(None)))
+            .outerjoin(city, and_(city.term_name == Term.name, city.district_id.is_(None),
+                                  city.published_at.is_not(None))))
+
+
+def term_on(school_id: int, on: date) -> Term | None:
+    """The school's term whose effective calendar contains `on` (the newest if calendars overlap)."""
+    bounds = term_bounds().where(Term.school_id == school_id).subquery()
+    return db.session.scalar(
+        select(Term).join(bounds, bounds.c.id == Term.id)
+        .where(bounds.c.first_day <= on, bounds.c.last_day >= on).order_by(Term.id.desc()).limit(1))
