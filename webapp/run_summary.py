@@ -241,7 +241,8 @@ def _mark_orm_changes(session: OrmSession, _context: Any, _instances: Any) -> No
 
 @event.listens_for(OrmSession, "before_commit")
 def _recount_before_commit(session: OrmSession) -> None:
-    # The commit flushes only after this hook: changes still pending are flushed here, so they mark their runs.
+    # The commit flushes only after this hook, so changes to runs still pending are flushed here to mark them.
+    # Nothing else is flushed early: a commit that touches no run takes its locks exactly when it did before.
     pending = any(isinstance(obj, (AllocationRun, *_ROW_MODELS))
                   for obj in (*session.new, *session.dirty, *session.deleted))
     if not pending and not session.info.get(_CHANGED) and not session.info.get(_METRICS_CHANGED):

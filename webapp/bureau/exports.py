@@ -127,15 +127,15 @@ def coverage_sheets(stats: CityStats) -> list[Sheet]:
             value = Percent.of(published.slot_coverage((day, period)))
             slots.append([str(DAY_NAMES.get(day, day)), period, asked, seated, value])
     trend = [[name, *_counts(rollup), *_figure_cells(rollup.published)] for name, rollup in stats.trend]
-    published, draft = str(SOURCE_LABELS[Source.PUBLISHED]), str(SOURCE_LABELS[Source.DRAFT])
-    fairness = [[_("Total"), None, None, published, *_fairness_cells(stats.rollup.published.fairness)]]
+    published_label, draft_label = str(SOURCE_LABELS[Source.PUBLISHED]), str(SOURCE_LABELS[Source.DRAFT])
+    fairness = [[_("Total"), None, None, published_label, *_fairness_cells(stats.rollup.published.fairness)]]
     if stats.rollup.draft.schools:
-        fairness.append([_("Total"), None, None, draft, *_fairness_cells(stats.rollup.draft.fairness)])
+        fairness.append([_("Total"), None, None, draft_label, *_fairness_cells(stats.rollup.draft.fairness)])
     for d in stats.districts:
         name = d.name or _("No district")
-        fairness.append([name, None, None, published, *_fairness_cells(d.rollup.published.fairness)])
+        fairness.append([name, None, None, published_label, *_fairness_cells(d.rollup.published.fairness)])
         if d.rollup.draft.schools:
-            fairness.append([name, None, None, draft, *_fairness_cells(d.rollup.draft.fairness)])
+            fairness.append([name, None, None, draft_label, *_fairness_cells(d.rollup.draft.fairness)])
     fairness += [[s.district_name, s.school_code, s.school_name, str(SOURCE_LABELS[s.source]),
                   *_fairness_cells(s.figures.fairness)] for s in stats.schools if s.figures.allocated]
     return [
