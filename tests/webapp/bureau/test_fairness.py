@@ -348,3 +348,23 @@ def test_the_district_page_reads_stored_figures_in_a_bounded_number_of_queries(
     assert "run_assignments" not in reads and "metrics" not in reads, "the page reads the stored summaries only"
     with app.app_context():
         assert db.session.scalar(select(School.id).where(School.code == "KM-TEST-0006")) is not None
+
+
+@pytest.mark.postgres
+def test_fairness_aggregates_on_postgresql(request: pytest.FixtureRequest) -> None:
+    """The whole way on PostgreSQL: metrics stored in JSON, their counts copied into the summary by the commit
+    hook, summed per district, and kept when a purge-style rewrite drops the names."""
+    from webapp.run_metrics import without_names
+
+    app: Flask = request.getfixturevalue("pg_app")
+    with app.app_context():
+        ids = seed_city()
+        add_fairness(ids)
+        districts = {d.name: d.rollup for d in city_stats().districts}
+        assert _row(districts["五华区"].published.fairness) == A
+        assert _row(districts["五华区"].draft.fairness) == B
+        for run in db.session.scalars(select(AllocationRun).where(AllocationRun.metrics.is_not(None))):
+            run.metrics = without_names(run.metrics)
+        db.session.commit()
+        districts = {d.name: d.rollup for d in city_stats().districts}
+        assert _row(districts["五华区"].published.fairness) == A and _row(districts["五华区"].draft.fairness) == B
