@@ -5,7 +5,14 @@ figures are counted once per run, when its rows change, and kept in `AllocationR
 
     {"v": 1, "requesting": 412, "requested_days": 1530, "served": 398, "covered_days": 1489,
      "teachers": 31, "teacher_sessions": 96, "max_load": 5,
-     "slots": [[day, period, pupils asking, pupils seated], ...]}
+     "slots": [[day, period, pupils asking, pupils seated], ...],
+     "fairness": {"served": {"fully": 300, "partly": 98, "not_at_all": 14},
+                  "choices": {"placed": 820, "first": 0.61, "top": 0.93, "none": 0.02},
+                  "justified_envy": 3, "idle_seats": 12, "split_families": 1}}
+
+`fairness` is the part of the run's fairness figures that sums over schools (`fairness_part`), copied from its
+metrics (`webapp.run_metrics.fairness_counts`, no pupil named), or None for a run whose metrics have none; a summary
+counted before fairness was stored has no such key (`summarize-runs` adds it).
 
 Request-side figures (pupils requesting, requested days, asked per slot) are those of the run's term at the
 moment the summary is counted, so they always match the seats beside them.
@@ -13,6 +20,8 @@ moment the summary is counted, so they always match the seats beside them.
 Any transaction that adds or deletes a run's assignment, staffing or unserved rows through the ORM marks the run
 by itself (a `before_flush` hook); code that writes those rows with bulk statements calls `mark_changed`. The run's
 summary is recounted just before that transaction commits, in it, so a summary is never older than its rows.
+A transaction that only replaces a run's `metrics` (a recount, a purge dropping names) refreshes just the summary's
+`fairness`: the row-side figures stay as counted, which keeps those of a purged run whose rows are gone.
 """
 
 from __future__ import annotations
@@ -23,12 +32,15 @@ from typing import Any
 
 from sqlalchemy import String, and_, cast, event, func, select, update
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm.attributes import get_history
 
 from webapp.extensions import db
 from webapp.models import AllocationRun, CareRequest, Period, Pupil, RunAssignment, RunStaffing, RunUnserved, Session
+from webapp.run_metrics import fairness_counts
 
 VERSION = 1
 _CHANGED = "run_summary_changed"
+_METRICS_CHANGED = "run_summary_metrics_changed"
 _ROW_MODELS = (RunAssignment, RunStaffing, RunUnserved)
 
 
@@ -40,6 +52,24 @@ def empty() -> dict[str, Any]:
 def is_current(summary: Any) -> bool:
     """Whether a stored summary has this module's format (older or missing ones are counted again)."""
     return isinstance(summary, dict) and summary.get("v") == VERSION
+
+
+def fairness_part(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fairness figures of a run's metrics that add up over schools (None when the metrics have none).
+
+    Served-by-priority figures are left out: a priority level is a school's own number, not a city-wide group.
+    """
+    counts = fairness_counts(metrics)
+    if counts is None:
+        return None
+    return {
+        "served": {key: int(counts["served"][key]) for key in ("fully", "partly", "not_at_all")},
+        "choices": {"placed": int(counts["choices"]["placed"]),
+                    **{key: float(counts["choices"][key]) for key in ("first", "top", "none")}},
+        "justified_envy": int(counts["justified_envy"]),
+        "idle_seats": int(counts["idle_seats"]),
+        "split_families": int(counts["split_families"]),
+    }
 
 
 def _json_list(text: str | None, cache: dict[str | None, list[Any]]) -> list[Any]:
@@ -157,12 +187,34 @@ def count(run_ids: Iterable[int], session: Any = None) -> dict[int, dict[str, An
     for run_id, by_slot in slots.items():
         summaries[run_id]["slots"] = [[day, period, asked, seated]
                                       for (day, period), (asked, seated) in sorted(by_slot.items())]
+    for run_id, metrics in session.execute(select(AllocationRun.id, AllocationRun.metrics)
+                                           .where(AllocationRun.id.in_(ids))):
+        summaries[run_id]["fairness"] = fairness_part(metrics)
     return summaries
 
 
 def store(run_ids: Iterable[int]) -> None:
     """Recount and save the summaries of the given runs in the current transaction (the caller commits)."""
     _save(db.session, count(run_ids))
+
+
+def store_fairness(run_ids: Iterable[int], session: Any = None) -> int:
+    """Refresh only the `fairness` of the given runs' stored summaries from their metrics (runs without a current
+    summary are left to a full count); returns how many summaries changed. The caller commits."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return 0
+    session = session or db.session
+    changed = {}
+    for run_id, summary, metrics in session.execute(
+        select(AllocationRun.id, AllocationRun.summary, AllocationRun.metrics).where(AllocationRun.id.in_(ids))
+    ):
+        if is_current(summary):
+            part = fairness_part(metrics)
+            if "fairness" not in summary or summary["fairness"] != part:
+                changed[run_id] = {**summary, "fairness": part}
+    _save(session, changed)
+    return len(changed)
 
 
 def _save(session: Any, summaries: dict[int, dict[str, Any]]) -> None:
@@ -182,19 +234,29 @@ def _mark_orm_changes(session: OrmSession, _context: Any, _instances: Any) -> No
     for obj in (*session.new, *session.deleted):
         if isinstance(obj, _ROW_MODELS):
             mark_changed(session, obj.run_id)
+    for obj in session.dirty:
+        if isinstance(obj, AllocationRun) and obj.id is not None and get_history(obj, "metrics").has_changes():
+            session.info.setdefault(_METRICS_CHANGED, set()).add(int(obj.id))
 
 
 @event.listens_for(OrmSession, "before_commit")
 def _recount_before_commit(session: OrmSession) -> None:
-    if not session.info.get(_CHANGED):
+    # The commit flushes only after this hook, so changes to runs still pending are flushed here to mark them.
+    # Nothing else is flushed early: a commit that touches no run takes its locks exactly when it did before.
+    pending = any(isinstance(obj, (AllocationRun, *_ROW_MODELS))
+                  for obj in (*session.new, *session.dirty, *session.deleted))
+    if not pending and not session.info.get(_CHANGED) and not session.info.get(_METRICS_CHANGED):
         return
     session.flush()
     run_ids = session.info.pop(_CHANGED, set())
-    if not run_ids:
-        return
-    _save(session, count(run_ids, session))
+    metrics_only = session.info.pop(_METRICS_CHANGED, set()) - run_ids
+    if run_ids:
+        _save(session, count(run_ids, session))
+    if metrics_only:
+        store_fairness(metrics_only, session)
 
 
 @event.listens_for(OrmSession, "after_rollback")
 def _forget_on_rollback(session: OrmSession) -> None:
     session.info.pop(_CHANGED, None)
+    session.info.pop(_METRICS_CHANGED, None)

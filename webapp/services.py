@@ -8,7 +8,7 @@ ids: school code, period/activity/session codes, teacher staff numbers and pupil
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -67,24 +67,46 @@ def default_weight(term: Term, pupil: Pupil) -> int:
     return int((term.priority_weights or {}).get(str(pupil.priority), 1))
 
 
+@dataclass(frozen=True)
+class PupilGroup:
+    """One of a pupil's priority tags, with its (active) group: `counts` is False once the tag has expired."""
+
+    group: PriorityGroup
+    expires_on: date
+    counts: bool
+
+
+def pupil_groups(pupil_ids: Iterable[int], today: date | None = None) -> dict[int, list[PupilGroup]]:
+    """Each pupil's tags in active groups, heaviest group first, in one query; a tag counts until its
+    `expires_on` (inclusive, on the school's `today`). Pupils without such a tag are absent."""
+    ids = sorted(set(pupil_ids))
+    if not ids:
+        return {}
+    on = today if today is not None else school_today()
+    groups: dict[int, list[PupilGroup]] = {}
+    for pupil_id, expires_on, group in db.session.execute(
+        select(PriorityTag.pupil_id, PriorityTag.expires_on, PriorityGroup)
+        .join(PriorityGroup, PriorityGroup.id == PriorityTag.group_id)
+        .where(PriorityTag.pupil_id.in_(ids), PriorityGroup.active)
+        .order_by(PriorityTag.pupil_id, PriorityGroup.weight.desc(), PriorityGroup.id)
+    ):
+        groups.setdefault(pupil_id, []).append(PupilGroup(group, expires_on, expires_on >= on))
+    return groups
+
+
 def effective_weights(term: Term, pupils: Iterable[Pupil], today: date | None = None) -> dict[int, int]:
     """Each pupil's coverage weight, by pupil id: the highest weight among their tags that still count on
-    `today` (tag not expired, group active), or their level's `default_weight` when no tag counts.
+    `today` (tag not expired, group active: `pupil_groups`), or their level's `default_weight` when no tag counts.
 
     The one place this rule lives: the solver instance, the waitlist order and the repair queue all call it.
     """
     pupils = list(pupils)
-    on = today if today is not None else school_today()
-    tagged: dict[int, int] = {}
-    for pupil_id, weight in db.session.execute(
-        select(PriorityTag.pupil_id, func.max(PriorityGroup.weight))
-        .join(PriorityGroup, PriorityGroup.id == PriorityTag.group_id)
-        .where(PriorityTag.pupil_id.in_([p.id for p in pupils]), PriorityTag.expires_on >= on,
-               PriorityGroup.active)
-        .group_by(PriorityTag.pupil_id)
-    ):
-        tagged[pupil_id] = int(weight)
-    return {p.id: tagged.get(p.id, default_weight(term, p)) for p in pupils}
+    groups = pupil_groups((p.id for p in pupils), today)
+    weights = {}
+    for pupil in pupils:
+        counting = [tag.group.weight for tag in groups.get(pupil.id, ()) if tag.counts]
+        weights[pupil.id] = max(counting) if counting else default_weight(term, pupil)
+    return weights
 
 
 def _instance_levels(term: Term, pupils: Sequence[Pupil], weights: dict[int, int]) -> tuple[dict[int, int],

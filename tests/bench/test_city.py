@@ -26,6 +26,7 @@ def test_bench_city_small(tmp_path: Path) -> None:
     assert "schools done                " in result.output and "4/4" in result.output
     assert "dashboard render, stored summaries" in result.output
     assert "dashboard render, counted from rows" in result.output
+    assert "dashboard render, summaries without fairness" in result.output
 
     again = runner.invoke(city.main, ["--reuse", "--db", str(db_path)])
     assert again.exit_code == 0, again.output

@@ -362,6 +362,8 @@ def test_purge_keeps_fairness_counts_and_drops_the_names(app: Flask, history: di
         assert old_metrics["fairness"]["worst_served"], "the old run names pupils before the purge"
         counts = fairness_counts(old_metrics)
         current_metrics = runs["current_run"].metrics
+        summary = dict(runs["old_run"].summary or {})
+        assert summary["fairness"]["justified_envy"] == 1 and summary["requesting"] > 0
 
         assert purge(30, dry_run=True).counts["fairness lists"] == 1
         assert db.session.get(AllocationRun, history["old_run"]).metrics == old_metrics, "a dry run keeps them"
@@ -369,6 +371,8 @@ def test_purge_keeps_fairness_counts_and_drops_the_names(app: Flask, history: di
         db.session.expire_all()
         purged = db.session.get(AllocationRun, history["old_run"]).metrics
         assert "fairness" not in purged and fairness_counts(purged) == counts
+        assert db.session.get(AllocationRun, history["old_run"]).summary == summary, \
+            "the bureau's figures of a purged run, fairness included, stay as they were (its rows are gone)"
         assert purged["coverage"] == old_metrics["coverage"], "the other figures stay"
         assert not any(f'"{number}"' in json.dumps(purged) for number in ("P001", "P002", "P003", "P004"))
         assert '"F1"' not in json.dumps(purged)

@@ -41,6 +41,8 @@ from webapp.extensions import db
 from webapp.family import issue_enrolment_code
 from webapp.inputs import int_arg
 from webapp.models import CareRequest, Guardianship, Pupil, Session, Teacher, Term, utcnow
+from webapp.priority_groups import group_name
+from webapp.services import pupil_groups
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -234,7 +236,8 @@ def pupils() -> ResponseReturnValue:
     classes = school_classes()
     pages = max(1, -(-total // PAGE_SIZE))
     return render_template("admin/pupils.html", pupils=rows, total=total, page=page, pages=pages, q=query,
-                           class_name=class_name, classes=classes, requested=requested)
+                           class_name=class_name, classes=classes, requested=requested,
+                           groups=pupil_groups(p.id for p in rows), group_name=group_name)
 
 
 def school_classes() -> list[str]:

@@ -3,7 +3,9 @@ builder the hiring plan uses too. Cells are written through `webapp.tabular`, th
 school or district name can never become a formula, and every rate is a number in percent format (`Percent`).
 
 As on the pages (docs/bureau.md): district, slot and trend figures are those of published allocations; draft
-allocations have their own sheet; a school not yet allocated has its requests and no seat-side figure.
+allocations have their own sheet; a school not yet allocated has its requests and no seat-side figure. The
+fairness sheet gives the published and draft totals of the export and of each district apart, then each allocated
+school: counts and shares only, never a pupil.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
 
-from webapp.bureau.stats import CityStats, Figures, Rollup, Source
+from webapp.bureau.stats import CityStats, Fairness, Figures, Rollup, Source
 from webapp.labels import DAY_NAMES
 from webapp.tabular import XLSX_MIMETYPE, Percent, append_row, cell_text, workbook_bytes
 
@@ -43,6 +45,26 @@ FIGURE_HEADERS = (
     ("avg_load", _l("Average weekly load")),
     ("max_load", _l("Largest weekly load")),
 )
+
+
+FAIRNESS_HEADERS = (
+    ("schools", _l("Schools with fairness figures")),
+    ("fully", _l("Pupils served every requested day")),
+    ("partly", _l("Pupils served some requested days")),
+    ("not_at_all", _l("Pupils served no requested day")),
+    ("first", _l("Placements in the 1st choice (%)")),
+    ("top", _l("Placements in a top-3 choice (%)")),
+    ("unlisted", _l("Placements in no listed choice (%)")),
+    ("justified_envy", _l("Justified envy (pupil-days)")),
+    ("idle_seats", _l("Empty seats while pupils wait")),
+    ("split_families", _l("Families split on a day")),
+)
+FAIRNESS_SHARES = frozenset({"first", "top", "unlisted"})
+
+
+def _fairness_cells(fairness: Fairness) -> list[Any]:
+    row = fairness.as_row()
+    return [Percent.of(row[key]) if key in FAIRNESS_SHARES else row[key] for key, _ in FAIRNESS_HEADERS]
 
 
 def _figure_cells(figures: Figures) -> list[Any]:
@@ -105,6 +127,17 @@ def coverage_sheets(stats: CityStats) -> list[Sheet]:
             value = Percent.of(published.slot_coverage((day, period)))
             slots.append([str(DAY_NAMES.get(day, day)), period, asked, seated, value])
     trend = [[name, *_counts(rollup), *_figure_cells(rollup.published)] for name, rollup in stats.trend]
+    published_label, draft_label = str(SOURCE_LABELS[Source.PUBLISHED]), str(SOURCE_LABELS[Source.DRAFT])
+    fairness = [[_("Total"), None, None, published_label, *_fairness_cells(stats.rollup.published.fairness)]]
+    if stats.rollup.draft.schools:
+        fairness.append([_("Total"), None, None, draft_label, *_fairness_cells(stats.rollup.draft.fairness)])
+    for d in stats.districts:
+        name = d.name or _("No district")
+        fairness.append([name, None, None, published_label, *_fairness_cells(d.rollup.published.fairness)])
+        if d.rollup.draft.schools:
+            fairness.append([name, None, None, draft_label, *_fairness_cells(d.rollup.draft.fairness)])
+    fairness += [[s.district_name, s.school_code, s.school_name, str(SOURCE_LABELS[s.source]),
+                  *_fairness_cells(s.figures.fairness)] for s in stats.schools if s.figures.allocated]
     return [
         (_("Districts (published)"), [_("District"), *counts, *headers], districts),
         (
@@ -119,4 +152,9 @@ def coverage_sheets(stats: CityStats) -> list[Sheet]:
         ),
         (_("Trend (published)"), [_("Term"), *counts, *headers], trend),
         (_("Drafts (not published)"), [_("District"), _("Schools"), *headers], drafts),
+        (
+            _("Fairness"),
+            [_("District"), _("School code"), _("School"), _("Source"), *(label for _, label in FAIRNESS_HEADERS)],
+            fairness,
+        ),
     ]

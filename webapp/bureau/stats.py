@@ -20,7 +20,11 @@ Definitions (per term):
 - covered pupil-days: requested minus unmet; served: requesting pupils covered on at least one day;
 - participation rate: served / enrolled; coverage: covered / requested pupil-days (both only for allocated terms);
 - slots: per weekday x period, pupils who asked for it and pupils seated in it;
-- teachers: teachers staffing at least one session, their mean and largest number of sessions a week.
+- teachers: teachers staffing at least one session, their mean and largest number of sessions a week;
+- fairness (`Fairness`, from the run's stored summary): requesting pupils served on every / some / no requested day,
+  the shares of placements in the first, a top-3 and no listed choice (weighted by each school's placements),
+  justified envy, empty seats while pupils wait and families split on a day; summed over the schools whose run
+  has them (`Fairness.schools`), never over a school whose run was counted before fairness was stored.
 """
 
 from __future__ import annotations
@@ -50,6 +54,73 @@ class Source(StrEnum):
 
 
 @dataclass
+class Fairness:
+    """Summable fairness figures of one allocated term, or of several of one source (counts only, no name)."""
+
+    schools: int = 0
+    """Schools whose run has fairness figures: the others are not in these sums."""
+    fully: int = 0
+    partly: int = 0
+    not_at_all: int = 0
+    placed: int = 0
+    """Placements of pupils who ranked activities: the base of the choice shares."""
+    first_placed: float = 0.0
+    top_placed: float = 0.0
+    unlisted_placed: float = 0.0
+    """Placements in the first, in a top-3 and in no listed choice (share x placements, so they sum)."""
+    justified_envy: int = 0
+    idle_seats: int = 0
+    split_families: int = 0
+
+    @classmethod
+    def of(cls, part: dict[str, Any] | None) -> Fairness:
+        """One run's figures from its summary's `fairness` (`webapp.run_summary.fairness_part`); none -> empty."""
+        if not part:
+            return cls()
+        served, choices = part["served"], part["choices"]
+        placed = int(choices["placed"])
+        return cls(1, int(served["fully"]), int(served["partly"]), int(served["not_at_all"]), placed,
+                   placed * float(choices["first"]), placed * float(choices["top"]), placed * float(choices["none"]),
+                   int(part["justified_envy"]), int(part["idle_seats"]), int(part["split_families"]))
+
+    def add(self, other: Fairness) -> None:
+        for name in ("schools", "fully", "partly", "not_at_all", "placed", "first_placed", "top_placed",
+                     "unlisted_placed", "justified_envy", "idle_seats", "split_families"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def _share(self, part: float) -> float | None:
+        return part / self.placed if self.schools and self.placed else None
+
+    @property
+    def first(self) -> float | None:
+        return self._share(self.first_placed)
+
+    @property
+    def top(self) -> float | None:
+        return self._share(self.top_placed)
+
+    @property
+    def unlisted(self) -> float | None:
+        return self._share(self.unlisted_placed)
+
+    def as_row(self) -> dict[str, Any]:
+        """Counts and shares for tables and exports; all None when no school here has fairness figures."""
+        known = bool(self.schools)
+        return {
+            "schools": self.schools,
+            "fully": self.fully if known else None,
+            "partly": self.partly if known else None,
+            "not_at_all": self.not_at_all if known else None,
+            "first": self.first,
+            "top": self.top,
+            "unlisted": self.unlisted,
+            "justified_envy": self.justified_envy if known else None,
+            "idle_seats": self.idle_seats if known else None,
+            "split_families": self.split_families if known else None,
+        }
+
+
+@dataclass
 class Figures:
     """Summable coverage figures of one term, or of several of one source (see `Rollup`, which never mixes them)."""
 
@@ -67,6 +138,7 @@ class Figures:
     max_load: int = 0
     slots: dict[Slot, list[int]] = field(default_factory=dict)
     """(day, period) -> [pupils requesting the slot, pupils seated in it]."""
+    fairness: Fairness = field(default_factory=Fairness)
 
     @property
     def unmet_days(self) -> int | None:
@@ -97,6 +169,7 @@ class Figures:
         self.teachers += other.teachers
         self.teacher_sessions += other.teacher_sessions
         self.max_load = max(self.max_load, other.max_load)
+        self.fairness.add(other.fairness)
         for slot, (asked, seated) in other.slots.items():
             mine = self.slots.setdefault(slot, [0, 0])
             mine[0] += asked
@@ -318,6 +391,7 @@ def term_stats(where: ColumnElement[bool] | None = None) -> list[TermStats]:
         figures.served, figures.covered_days = summary["served"], summary["covered_days"]
         figures.teachers, figures.teacher_sessions = summary["teachers"], summary["teacher_sessions"]
         figures.max_load = summary["max_load"]
+        figures.fairness = Fairness.of(summary.get("fairness"))
         figures.slots = {(int(day), str(period)): [int(asked), int(seated)]
                          for day, period, asked, seated in summary["slots"]}
     return list(terms.values())

@@ -33,9 +33,11 @@ from webapp.models import (
     Session,
     Term,
 )
+from webapp.priority_groups import group_name
 from webapp.run_metrics import metric_deltas
 from webapp.runs.forms import PinForm, PlacementForm, PublishForm
 from webapp.security import school_admin_required
+from webapp.services import pupil_groups
 
 bp = Blueprint("runs", __name__, url_prefix="/admin/runs")
 
@@ -249,10 +251,11 @@ def detail(run_id: int) -> ResponseReturnValue:
     form = PublishForm(expected=str(term.published_run_id or ""))
     fair = (run.metrics or {}).get("fairness")
     worst = [item for item in (fair or {}).get("worst_served", []) if item["covered_days"] < item["requested_days"]]
+    fair_pupils = _fairness_pupils(term, fair)
     return render_template(
         "runs/detail.html", run=run, term=term, metrics=run.metrics or {}, unserved=unserved,
-        fair=fair, fair_pupils=_fairness_pupils(term, fair),
-        worst=worst,
+        fair=fair, fair_pupils=fair_pupils, worst=worst,
+        fair_groups=pupil_groups(p.id for p in fair_pupils.values()), group_name=group_name,
         sessions=list(by_session.values()), reason=reason, day=day, published=published, form=form,
         infeasible=(run.stats or {}).get("infeasible_fixed") or [], error_text=_error_text(run),
         seat_policy=(run.stats or {}).get("seat_policy"), **_labels())

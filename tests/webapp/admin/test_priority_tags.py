@@ -8,7 +8,7 @@ from datetime import date, datetime
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.conftest import make_school
 from tests.webapp.admin.test_import import PUPIL_HEADER, messages, run, xlsx
@@ -197,3 +197,53 @@ def test_import_refuses_unknown_groups_with_row_and_column(school: School) -> No
     ]
     assert db.session.scalars(select(PriorityTag)).all() == []
     assert db.session.scalars(select(Pupil).where(Pupil.number == "1")).all() == []
+
+
+def _pupils_page_statements(app: Flask, client: FlaskClient) -> tuple[str, int]:
+    with app.app_context():
+        engine = db.engine
+    count = 0
+
+    def counted(*_args: object) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        response = client.get("/admin/pupils")
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+    assert response.status_code == 200
+    return response.get_data(as_text=True), count
+
+
+def test_pupils_list_names_each_pupils_groups_and_marks_expired_tags(
+        app: Flask, client: FlaskClient, signed_in: Callable[..., User], groups: dict[str, int]) -> None:
+    signed_in("school_admin")
+    _page, untagged = _pupils_page_statements(app, client)
+    with app.app_context():
+        db.session.add_all([
+            PriorityTag(pupil_id=_pupil(app, "P001"), group_id=groups["Special educational needs"],
+                        expires_on=date(2027, 1, 31)),
+            PriorityTag(pupil_id=_pupil(app, "P001"), group_id=groups["Both parents working"],
+                        expires_on=date(2026, 10, 14)),  # ended yesterday
+            PriorityTag(pupil_id=_pupil(app, "P002"), group_id=groups["Both parents working"],
+                        expires_on=date(2026, 10, 15)),  # its last day
+            PriorityTag(pupil_id=_pupil(app, "P003"), group_id=groups["Retired group"],
+                        expires_on=date(2027, 1, 31)),
+        ])
+        db.session.commit()
+    page, tagged = _pupils_page_statements(app, client)
+    assert tagged == untagged, "the groups of every pupil on the page come from one query"
+    rows = {number: row for row in page.split("<tr") for number in ("P001", "P002", "P003", "P004")
+            if f">{number}</a>" in row}
+    heaviest_first = '<span class="badge">特殊教育需要</span> <span class="badge badge-warn">双职工 · 已过期</span>'
+    assert heaviest_first in rows["P001"]
+    assert '<span class="badge">双职工</span>' in rows["P002"]
+    assert "停用组" not in page and "<td>—</td>" in rows["P003"] and "<td>—</td>" in rows["P004"]
+    assert "优先群体" in page
+
+    post_form(client, "/lang/en", {"next": "/admin/pupils"}, token_from="/admin/pupils")
+    english = client.get("/admin/pupils").get_data(as_text=True)
+    assert "Special educational needs" in english and "Both parents working · expired" in english
+    assert "Priority groups" in english

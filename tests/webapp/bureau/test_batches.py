@@ -66,8 +66,11 @@ def test_pages_never_show_a_school_not_yet_allocated_as_zero(
     page = client.get("/bureau/").get_data(as_text=True)
     assert "1 所学校尚未分配" in page and "1 所学校的分配结果为草稿" in page
     zero = re.compile(r"(?<![\d.])0\.0%")
-    [panlong_row] = [row for row in re.findall(r"<tr>.*?</tr>", page, re.S) if "盘龙区" in row]
+    coverage, fairness = page.split('id="fairness"', 1)
+    [panlong_row] = [row for row in re.findall(r"<tr>.*?</tr>", coverage, re.S) if "盘龙区" in row]
     assert "尚未分配" in panlong_row and not zero.search(panlong_row)
+    [panlong_fairness] = [row for row in re.findall(r"<tr>.*?</tr>", fairness, re.S) if "盘龙区" in row]
+    assert "–" in panlong_fairness and not zero.search(panlong_fairness)
     worst = page.split("覆盖率最低的学校", 1)[1].split("</section>", 1)[0]
     assert "测试小学0003" not in worst  # nothing to rank before it is allocated
 

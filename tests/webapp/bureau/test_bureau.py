@@ -122,7 +122,7 @@ def test_xlsx_export_opens_with_the_same_numbers(
     assert response.status_code == 200
     assert response.mimetype.endswith("spreadsheetml.sheet")
     sheets = _sheets(response.data)
-    assert len(sheets) == 5
+    assert len(sheets) == 6
     schools = list(sheets.values())[1]
     header, rows = schools[0], {row[1]: dict(zip(schools[0], row, strict=True)) for row in schools[1:]}
     assert len(header) == 17

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import date
 from typing import Any
 
 import pytest
@@ -17,7 +18,18 @@ from tests.webapp.factories import build_instance, create_user, import_term, pos
 from webapp.allocation.service import publish_run
 from webapp.extensions import db
 from webapp.jobs import database_url, run_allocation
-from webapp.models import AllocationRun, AuditLog, Pin, Pupil, RunAssignment, Session, Term, User
+from webapp.models import (
+    AllocationRun,
+    AuditLog,
+    Pin,
+    PriorityGroup,
+    PriorityTag,
+    Pupil,
+    RunAssignment,
+    Session,
+    Term,
+    User,
+)
 from webapp.run_metrics import compute_metrics, fairness_counts, metric_deltas
 from webapp.services import term_to_instance
 
@@ -319,16 +331,33 @@ def test_run_page_shows_fairness_and_names_the_worst_served(app: Flask) -> None:
         worst = [w for w in fair["worst_served"] if w["covered_days"] < w["requested_days"]]
         names = dict(db.session.execute(select(Pupil.number, Pupil.name)).all())
     assert worst, "a tight school leaves someone short"
+    with app.app_context():  # the worst served pupil's priority groups: one that counts, one expired
+        ids = dict(db.session.execute(select(Pupil.number, Pupil.id)).all())
+        sen = PriorityGroup(name_zh="特殊教育需要", name_en="Special educational needs", weight=8)
+        working = PriorityGroup(name_zh="双职工", name_en="Both parents working", weight=2)
+        db.session.add_all([sen, working])
+        db.session.flush()
+        first = ids[worst[0]["pupil"]]
+        db.session.add_all([PriorityTag(pupil_id=first, group_id=sen.id, expires_on=date(2099, 1, 31)),
+                            PriorityTag(pupil_id=first, group_id=working.id, expires_on=date(2000, 1, 31))])
+        db.session.commit()
     client = app.test_client()
     sign_in(client, "runs-admin")
     page = client.get(f"/admin/runs/{run_id}").get_data(as_text=True)
     section = page[page.index('id="fairness"'):page.index('id="unserved"')]
-    assert "公平性" in section and "服务最少的学生" in section
+    assert "公平性" in section and "服务最少的学生" in section and "优先群体" in section
     served = fair["served"]
     assert f"{served['fully']} / {served['partly']} / {served['not_at_all']}" in section
+    rows = section.split("<tr>")
     for item in worst:
         assert f"{item['pupil']} {names[item['pupil']]}" in section
         assert f"{item['covered_days']} / {item['requested_days']}" in section
+        [row] = [r for r in rows if f"<td>{item['pupil']} " in r]
+        if item is worst[0]:
+            assert '<span class="badge">特殊教育需要</span>' in row
+            assert '<span class="badge badge-warn">双职工 · 已过期</span>' in row
+        else:
+            assert "<td>—</td>" in row
 
     second = _finished_run(app, term_id, admin_id)
     compare = client.get(f"/admin/runs/compare?a={run_id}&b={second}").get_data(as_text=True)
