@@ -8,7 +8,16 @@ from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DateField, HiddenField, RadioField, StringField, SubmitField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
@@ -105,3 +114,12 @@ class SignForm(FlaskForm):
     agree = BooleanField(_l("I have read the notice and agree to the safety arrangements."),
                          validators=[DataRequired(message=_l("Tick the box to agree."))])
     submit = SubmitField(_l("Sign"))
+
+
+class ClassTeacherForm(FlaskForm):
+    """The class teacher of one class: the class in hidden fields, the teacher chosen (or none)."""
+
+    grade = HiddenField(validators=[InputRequired()])
+    class_name = HiddenField(validators=[InputRequired(), Length(max=64)])
+    teacher_id = SelectField(_l("Class teacher"), choices=[], validate_choice=True)
+    submit = SubmitField(_l("Save"))
