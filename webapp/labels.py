@@ -121,7 +121,8 @@ def class_label(grade: int | None, class_name: str) -> str:
     """A class as people say it, in the current language: 3年级 3-1 / Grade 3 3-1 (the name alone without a grade)."""
     if not isinstance(grade, int) or isinstance(grade, bool):
         return class_name
-    return f"{_l('Grade %(grade)d', grade=grade)} {class_name}".strip()
+    grade_text = str(_l("Grade %(grade)d", grade=grade))
+    return f"{grade_text} {class_name}".strip()
 
 
 RELATION_LABELS: dict[str, LazyString] = {
