@@ -287,3 +287,29 @@ def test_another_schools_admin_sees_none_of_our_alerts(app: Flask, client: Flask
     sign_in(stranger, "admin-other")
     page = stranger.get("/daily/alerts").get_data(as_text=True)
     assert "学生1" not in page and "当天没有未请假缺席。" in page
+
+
+def test_a_teachers_contact_is_entered_once_and_then_shown_masked(app: Flask, client: FlaskClient,
+                                                                  signed_in: Callable[..., Any]) -> None:
+    admin = signed_in("school_admin")
+    with app.app_context():
+        wang = _teacher(admin.school_id or 0, "T2")
+        url = f"/admin/teachers/{wang.id}/edit"
+    form = {"code": "T2", "name": "王老师", "qualifications": "arts", "max_sessions": 6, "active": "y",
+            "phone": "139 0000 0002", "email": WANG_MAIL}
+    assert post_form(client, url, {**form, "phone": "12345"}).status_code == 200  # refused, shown again
+    with app.app_context():
+        assert _teacher(admin.school_id or 0, "T2").phone is None
+    assert post_form(client, url, form).status_code == 302
+    listing = client.get("/admin/teachers").get_data(as_text=True)
+    assert "139****0002" in listing and "w***@school.example" in listing and WANG_PHONE not in listing
+    edit = client.get(url).get_data(as_text=True)
+    assert WANG_PHONE not in edit and WANG_MAIL not in edit and "已登记：139****0002。留空则保留。" in edit
+    post_form(client, url, {**form, "phone": "", "email": ""})  # empty fields keep what is on file
+    with app.app_context():
+        kept = _teacher(admin.school_id or 0, "T2")
+        assert (kept.phone, kept.email) == (WANG_PHONE, WANG_MAIL)
+    post_form(client, url, {**form, "phone": "", "email": "", "clear_contact": "y"})
+    with app.app_context():
+        cleared = _teacher(admin.school_id or 0, "T2")
+        assert (cleared.phone, cleared.email) == (None, None)
