@@ -51,7 +51,7 @@ def class_teacher_of(pupil: Pupil) -> Teacher | None:
 def set_class_teacher(user: User, school: School, grade: int, class_name: str, teacher_id: int | None) -> None:
     """Record (or, with None, remove) the class teacher of a class; one transaction with its audit row."""
     class_name = class_name.strip()
-    if not class_name or not 1 <= grade <= 6:
+    if not any(c.grade == grade and c.class_name == class_name for c in school_classes(school.id)):
         raise DailyError(N_("Choose a class of the school."), "invalid", 422)
     teacher = None
     if teacher_id is not None:

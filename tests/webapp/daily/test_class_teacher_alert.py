@@ -257,6 +257,9 @@ def test_the_school_admin_records_class_teachers(app: Flask, client: FlaskClient
     refused = post_form(client, "/daily/class-teachers", {"grade": 3, "class_name": "3-1", "teacher_id": foreign},
                         follow_redirects=True)
     assert "未能识别所选班主任" in refused.get_data(as_text=True)  # not a teacher of this school
+    unknown = post_form(client, "/daily/class-teachers", {"grade": 3, "class_name": "9-9", "teacher_id": wang_id},
+                        follow_redirects=True)
+    assert "请选择本校的班级。" in unknown.get_data(as_text=True)  # not a class of this school's pupils
     assert client.post("/daily/class-teachers", data={"grade": 3, "class_name": "3-1",
                                                       "teacher_id": ""}).status_code == 400  # no CSRF token
     with app.app_context():
