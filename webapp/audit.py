@@ -97,6 +97,9 @@ class AuditAction(StrEnum):
     PRIORITY_TAG_REMOVE = "group.untag"
     NOTICE_PUBLISH = "notice.publish"
     NOTICE_SIGN = "notice.sign"
+    CLASS_TEACHER_SET = "classteacher.set"
+    ABSENCE_ALERT = "absence.alert"
+    ABSENCE_ARRIVED = "absence.arrived"
 
 
 _SECRET_KEYS = ("phone", "password", "mobile", "secret", "token", "enrolment_code", "code_plain")

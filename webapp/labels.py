@@ -123,6 +123,14 @@ def show_date(value: date | None) -> str:
     return str(format_date(value, "yyyy-MM-dd")) if value else ""
 
 
+def class_label(grade: int | None, class_name: str) -> str:
+    """A class as people say it, in the current language: 3年级 3-1 / Grade 3 3-1 (the name alone without a grade)."""
+    if not isinstance(grade, int) or isinstance(grade, bool):
+        return class_name
+    grade_text = str(_l("Grade %(grade)d", grade=grade))
+    return f"{grade_text} {class_name}".strip()
+
+
 RELATION_LABELS: dict[str, LazyString] = {
     "mother": _l("Mother"),
     "father": _l("Father"),

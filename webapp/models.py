@@ -220,6 +220,9 @@ class Teacher(db.Model):  # type: ignore[name-defined,misc]
     qualifications: Mapped[list[str]] = mapped_column(JSON, default=list)
     max_sessions: Mapped[int] = mapped_column(Integer, default=5)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    """A mainland mobile number the school's messages reach the teacher on (class teacher's alerts)."""
+    email: Mapped[str | None] = mapped_column(String(254))
 
     school: Mapped[School] = relationship(back_populates="teachers")
     availability: Mapped[list[TeacherAvailability]] = relationship(
@@ -631,6 +634,12 @@ class NotificationEvent(StrEnum):
     CHANGE_APPLIED = "change_applied"
     ABSENCE_UNREPORTED = "absence_unreported"
     """The duty teacher marked the pupil absent and the family had reported no absence (daily service)."""
+    ABSENCE_ARRIVED = "absence_arrived"
+    """The unreported absence was a mistake: the mark was corrected to present or late (to the family)."""
+    CLASS_ABSENCE = "class_absence"
+    """To the class teacher (a teacher record): a pupil of the class is absent and nobody reported it."""
+    CLASS_ARRIVED = "class_arrived"
+    """To the class teacher: the absence of `CLASS_ABSENCE` was corrected, the pupil is there."""
 
 
 class Notification(db.Model):  # type: ignore[name-defined,misc]
@@ -643,7 +652,10 @@ class Notification(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (Index("ix_notifications_user_unread", "user_id", "read_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    """The account told (a guardian), or None for a message to a teacher record (`teacher_id`)."""
+    teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teachers.id", ondelete="CASCADE"), index=True)
+    """A teacher without an account, reached on the contact of their teacher record (the class teacher)."""
     pupil_id: Mapped[int | None] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"), index=True)
     term_id: Mapped[int | None] = mapped_column(ForeignKey("terms.id", ondelete="CASCADE"), index=True)
     event: Mapped[str] = mapped_column(String(32))
@@ -651,7 +663,8 @@ class Notification(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     read_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    user: Mapped[User] = relationship()
+    user: Mapped[User | None] = relationship()
+    teacher: Mapped[Teacher | None] = relationship()
     pupil: Mapped[Pupil | None] = relationship()
     deliveries: Mapped[list[NotificationDelivery]] = relationship(
         back_populates="notification", cascade="all, delete-orphan", order_by="NotificationDelivery.channel")
@@ -950,6 +963,58 @@ class DutyTeacher(db.Model):  # type: ignore[name-defined,misc]
 
     user: Mapped[User] = relationship()
     teacher: Mapped[Teacher] = relationship()
+
+
+class ClassTeacher(db.Model):  # type: ignore[name-defined,misc]
+    """The class teacher (班主任) of one class (grade and class name, as the pupils carry them) of a school."""
+
+    __tablename__ = "class_teachers"
+    __table_args__ = (UniqueConstraint("school_id", "grade", "class_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"))
+    grade: Mapped[int] = mapped_column(Integer)
+    class_name: Mapped[str] = mapped_column(String(64))
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id", ondelete="CASCADE"), index=True)
+
+    teacher: Mapped[Teacher] = relationship()
+
+
+class AlertProblem(StrEnum):
+    """Why the class teacher could not be told of an unreported absence (`AbsenceAlert.problem`)."""
+
+    NO_CLASS_TEACHER = "no_class_teacher"
+    NO_CONTACT = "no_contact"
+
+
+class AbsenceAlert(db.Model):  # type: ignore[name-defined,misc]
+    """An absence nobody reported, raised by the duty teacher's first `absent` of the day for a pupil: one per
+    pupil and day. It names the class teacher told (or why nobody was) and, once the mark is corrected to
+    present or late, when the follow-up went out."""
+
+    __tablename__ = "absence_alerts"
+    __table_args__ = (UniqueConstraint("pupil_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date, index=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    mark_id: Mapped[int | None] = mapped_column(ForeignKey("roll_call_marks.id", ondelete="SET NULL"))
+    raised_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    raised_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    class_teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teachers.id", ondelete="SET NULL"),
+                                                         index=True)
+    notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id", ondelete="SET NULL"))
+    """The class teacher's message (its deliveries say whether it reached them)."""
+    problem: Mapped[str | None] = mapped_column(String(32))
+    """An `AlertProblem` when the class teacher could not be told."""
+    arrived_at: Mapped[datetime | None] = mapped_column(DateTime)
+    """When a correction to present or late sent the follow-up (once)."""
+
+    pupil: Mapped[Pupil] = relationship()
+    session: Mapped[Session | None] = relationship()
+    class_teacher: Mapped[Teacher | None] = relationship()
+    notification: Mapped[Notification | None] = relationship()
 
 
 # ============================================================================================ end of daily service

@@ -42,6 +42,7 @@ from webapp.daily.layers import term_bounds
 from webapp.extensions import db
 from webapp.models import (
     Absence,
+    AbsenceAlert,
     AllocationRun,
     ApiToken,
     AuditLog,
@@ -172,6 +173,10 @@ def _daily_export(pupil: Pupil) -> dict[str, Any]:
         "roll_call": [{"day": m.day.isoformat(), "session": sessions.get(m.session_id), "status": m.status,
                        "marked_at": _iso(m.marked_at), "correction_reason": m.reason or None}
                       for m in rows(RollCallMark, RollCallMark.day, RollCallMark.id)],
+        "absence_alerts": [{"day": a.day.isoformat(), "raised_at": _iso(a.raised_at),
+                            "class_teacher_told": a.class_teacher_id is not None and not a.problem,
+                            "arrived_at": _iso(a.arrived_at)}
+                           for a in rows(AbsenceAlert, AbsenceAlert.day)],
         "handovers": [{"day": h.day.isoformat(), "at": _iso(h.at),
                        "collected_by": (h.pickup_person.name if h.pickup_person is not None
                                         else h.delegate.name if h.delegate is not None else None)}
@@ -248,6 +253,8 @@ def _purge_daily(expired_ids: list[int], counts: dict[str, int]) -> None:
     absences and one-off delegates dated within their calendars, signatures of their service notices (pickup
     persons stay with the child)."""
     session_ids = select(Session.id).where(Session.term_id.in_(expired_ids))
+    counts["absence alerts"] = _count(db.session.execute(
+        delete(AbsenceAlert).where(AbsenceAlert.session_id.in_(session_ids))))
     counts["roll-call marks"] = _count(db.session.execute(
         delete(RollCallMark).where(RollCallMark.session_id.in_(session_ids))))
     counts["handovers"] = _count(db.session.execute(delete(Handover).where(Handover.session_id.in_(session_ids))))

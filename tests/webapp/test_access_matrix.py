@@ -77,6 +77,7 @@ POLICY: dict[str, str] = {
     "daily.calendar_entry_remove": ADMIN,
     "daily.bureau": BUREAU, "daily.teacher_hours": ADMIN,
     "daily.notice_sign": PARENT, "daily.notice_admin": ADMIN, "daily.notice_report": ADMIN,
+    "daily.class_teacher_list": ADMIN, "daily.alert_overview": ADMIN,
     "notifications.inbox_page": PARENT, "notifications.read": PARENT, "notifications.read_all": PARENT,
     "notifications.email": PARENT,
     "notifications.delivery_log": ADMIN, "notifications.resend": ADMIN,

@@ -21,6 +21,8 @@ from webapp.admin.routes import bp
 from webapp.admin.scope import (
     admin_view,
     known_qualifications,
+    mask_email,
+    mask_phone,
     own_activity,
     own_session,
     own_teacher,
@@ -214,7 +216,8 @@ def teachers() -> ResponseReturnValue:
         slots = dict(db.session.execute(
             select(TeacherAvailability.teacher_id, func.count())
             .where(TeacherAvailability.term_id == g.term.id).group_by(TeacherAvailability.teacher_id)).all())
-    return render_template("admin/teachers.html", teachers=rows, slots=slots, term=g.term)
+    return render_template("admin/teachers.html", teachers=rows, slots=slots, term=g.term, mask_phone=mask_phone,
+                           mask_email=mask_email)
 
 
 def _split_tags(value: str | list[str] | None) -> list[str]:
@@ -238,6 +241,7 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
             select(TeacherAvailability.day, TeacherAvailability.period_id)
             .where(TeacherAvailability.teacher_id == teacher.id, TeacherAvailability.term_id == term.id))}
     if request.method == "GET":
+        form.phone.data = form.email.data = None  # shown masked as a hint, never in full
         if teacher is not None:
             form.qualifications.data = "、".join(teacher.qualifications)
         else:
@@ -263,6 +267,9 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
                 row.qualifications = _split_tags(form.qualifications.data)
                 row.max_sessions = form.max_sessions.data
                 row.active = bool(form.active.data)
+                if form.clear_contact.data:
+                    row.phone = row.email = None
+                row.phone, row.email = form.phone.data or row.phone, form.email.data or row.email
                 db.session.flush()
                 if term is not None and checked != current:
                     db.session.execute(delete(TeacherAvailability).where(
@@ -288,7 +295,8 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
                 return redirect(url_for("admin.teachers"))
     title = _("Edit teacher") if teacher_id is not None else _("New teacher")
     return render_template("admin/teacher_form.html", form=form, title=title, term=term, periods=periods,
-                           checked=checked, known_tags=known_qualifications(g.school.id))
+                           checked=checked, known_tags=known_qualifications(g.school.id), teacher=teacher,
+                           mask_phone=mask_phone, mask_email=mask_email)
 
 
 @bp.route("/teachers/<int:teacher_id>/delete", methods=["POST"])

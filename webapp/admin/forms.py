@@ -31,6 +31,8 @@ from wtforms.validators import (
 
 from scheduler.domain import DEFAULT_SEAT_POLICY
 from webapp.labels import SEAT_POLICY_LABELS
+from webapp.notifications.forms import EMAIL_MAX, EMAIL_RE
+from webapp.security import PHONE_RE, normalise_phone
 
 CODE_PATTERN = Regexp(r"^[A-Za-z0-9_.\-]+$",
                       message=_l("Use letters, digits, dots, dashes or underscores only."))
@@ -88,6 +90,15 @@ class TeacherForm(FlaskForm):  # type: ignore[misc]
                                  validators=[Optional(), Length(max=500)])
     max_sessions = _int_field(_l("Most sessions per week"), 0, 50)
     active = BooleanField(_l("Active"), default=True)
+    # The contact is never shown back in full (staff views mask it): an empty field keeps what is on file.
+    phone = StringField(_l("Mobile number (for class teachers' messages)"),
+                        filters=[lambda value: normalise_phone(value.strip()) if value else None],
+                        validators=[Optional(),
+                                    Regexp(PHONE_RE, message=_l("Enter an 11-digit mainland mobile number."))])
+    email = StringField(_l("E-mail address"), filters=[lambda value: (value or "").strip() or None],
+                        validators=[Optional(), Length(max=EMAIL_MAX, message=_l("At most %(max)d characters.")),
+                                    Regexp(EMAIL_RE, message=_l("Enter an e-mail address such as name@example.com."))])
+    clear_contact = BooleanField(_l("Remove the phone and e-mail on file"))
     submit = SubmitField(_l("Save"))
 
 

@@ -33,6 +33,7 @@ from webapp.inputs import control_character
 from webapp.labels import day_names
 from webapp.models import (
     Activity,
+    ClassTeacher,
     Period,
     PriorityGroup,
     Pupil,
@@ -42,7 +43,9 @@ from webapp.models import (
     TeacherAvailability,
     Term,
 )
+from webapp.notifications.forms import EMAIL_MAX, EMAIL_RE
 from webapp.priority_groups import city_groups, tag_pupil
+from webapp.security import PHONE_RE, normalise_phone
 from webapp.services import school_today
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,17 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                _l("For example Mon P1, Mon P2, Wed P3 or 1-P1 1-P2; or one column per weekday and period "
                   "holding 1 or ✓"),
                ("available",)),
+        Column("phone", "手机", "mobile", False,
+               _l("The teacher's mainland mobile number: a class teacher is told by SMS of absences nobody "
+                  "reported"), ("phone", "mobile number")),
+        Column("email", "邮箱", "e-mail", False, _l("The teacher's e-mail address, for the same messages"),
+               ("email",)),
+        Column("class_of", "班主任班级", "class teacher of", False,
+               _l("The class this teacher is class teacher of, as the pupils' class column has it, for example "
+                  "3-1; empty means none"), ("class teacher", "班主任")),
+        Column("class_grade", "班主任年级", "class teacher grade", False,
+               _l("Only when two grades have a class of that name: the class's grade, 1 to 6"),
+               ("class grade",)),
     ),
     "sessions": (
         Column("code", "编号", "session code", True, _l("Unique for each session, for example S11"), ("code", "id")),
@@ -509,6 +523,10 @@ class TeacherRecord:
     max_sessions: int
     available: frozenset[tuple[int, int]] | None
     """(day, period id) pairs; None when the file says nothing about availability."""
+    contact: dict[str, str | None] = field(default_factory=dict)
+    """`phone` and `email`, for the columns the file has (an empty cell removes what is on file)."""
+    leads: tuple[tuple[int, str], ...] | None = None
+    """The (grade, class name) the teacher is class teacher of; None when the file has no such column."""
 
 
 def _grid_columns(table: Table, columns: dict[str, int],
@@ -530,6 +548,8 @@ def _read_teachers(table: Table, columns: dict[str, int], school: School, term: 
     seen: dict[str, int] = {}
     records = []
     known = known_qualifications(school.id)
+    classes = _school_classes(school) if "class_of" in columns else {}
+    led: dict[tuple[int, str], int] = {}
     for number, cells in table.rows:
         row = _Row(number, cells, columns, table.headers, problems)
         code = row.text("code", required=True, max_length=64)
@@ -559,10 +579,71 @@ def _read_teachers(table: Table, columns: dict[str, int], school: School, term: 
                 elif value not in _NO:
                     row.fail(table.headers[index], _("“%(value)s” should be 1, 是 or ✓ for available, or "
                                                      "empty for not available.", value=value))
+        contact = _contact(row, columns)
+        leads = _class_led(row, columns, classes, led) if "class_of" in columns else None
         if not row.failed and cap is not None:
             records.append(TeacherRecord(code, name, sorted(set(tags)), cap,
-                                         frozenset(available) if available is not None else None))
+                                         frozenset(available) if available is not None else None,
+                                         contact, leads))
     return records
+
+
+def _contact(row: _Row, columns: dict[str, int]) -> dict[str, str | None]:
+    """The phone and e-mail cells the file has, checked (None for an empty cell)."""
+    found: dict[str, str | None] = {}
+    if "phone" in columns:
+        text = row.text("phone", max_length=32)
+        number = normalise_phone(text) if text else ""
+        if text and not PHONE_RE.match(number):
+            row.fail("phone", _("“%(value)s” is not an 11-digit mainland mobile number.", value=text))
+        found["phone"] = number or None
+    if "email" in columns:
+        text = row.text("email", max_length=EMAIL_MAX)
+        if text and not EMAIL_RE.match(text):
+            row.fail("email", _("“%(value)s” is not an e-mail address such as name@example.com.", value=text))
+        found["email"] = text or None
+    return found
+
+
+def _school_classes(school: School) -> dict[str, tuple[str, set[int]]]:
+    """Class name (lower case) -> (its spelling, the grades with an active pupil in a class of that name)."""
+    found: dict[str, tuple[str, set[int]]] = {}
+    for grade, name in db.session.execute(select(Pupil.grade, Pupil.class_name).where(
+            Pupil.school_id == school.id, Pupil.active.is_(True), Pupil.class_name != "").distinct()):
+        found.setdefault(name.lower(), (name, set()))[1].add(grade)
+    return found
+
+
+def _class_led(row: _Row, columns: dict[str, int], classes: dict[str, tuple[str, set[int]]],
+               led: dict[tuple[int, str], int]) -> tuple[tuple[int, str], ...]:
+    """The class named in the row's class-teacher cells, checked against the school's pupils' classes."""
+    text = row.text("class_of", max_length=64)
+    grade = row.integer("class_grade", 1, MAX_GRADE, 0) if "class_grade" in columns else 0
+    if not text:
+        if grade:
+            row.fail("class_of", _("Give the class as well as its grade."))
+        return ()
+    spelling, grades = classes.get(text.lower(), (text, set()))
+    if not grades:
+        row.fail("class_of", _("No pupil of the school is in class “%(value)s”. Import the pupils with their "
+                               "class first, or check the spelling.", value=text))
+        return ()
+    if grade and grade not in grades:
+        row.fail("class_grade", _("Class “%(value)s” has no pupils in grade %(grade)d (grades: %(grades)s).",
+                                  value=text, grade=grade, grades="、".join(str(g) for g in sorted(grades))))
+        return ()
+    if not grade and len(grades) > 1:
+        row.fail("class_of", _("Grades %(grades)s each have a class “%(value)s”: give the grade in column "
+                               "“%(column)s”.", grades="、".join(str(g) for g in sorted(grades)), value=text,
+                               column="班主任年级"))
+        return ()
+    key = (grade or min(grades), spelling)
+    first = led.get(key)
+    if first is not None:
+        row.fail("class_of", _("“%(value)s” already appears in row %(first)d.", value=text, first=first))
+        return ()
+    led[key] = row.number
+    return (key,)
 
 
 def _add_slot(row: _Row, key: str, token: str, periods: dict[str, Period], weekdays: list[int],
@@ -589,9 +670,12 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
         ):
             current.setdefault(teacher_id, set()).add((day, period_id))
     new_grids: list[tuple[Teacher, frozenset[tuple[int, int]]]] = []
+    leading: dict[int, set[tuple[int, str]]] = {}
+    for row in db.session.scalars(select(ClassTeacher).where(ClassTeacher.school_id == school.id)):
+        leading.setdefault(row.teacher_id, set()).add((row.grade, row.class_name))
     for rec in records:
         values = {"name": rec.name, "qualifications": rec.qualifications, "max_sessions": rec.max_sessions,
-                  "active": True}
+                  "active": True, **rec.contact}
         teacher = existing.get(rec.code)
         if teacher is None:
             teacher = Teacher(school_id=school.id, code=rec.code, **values)
@@ -604,10 +688,12 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
         grid_changed = rec.available is not None and current.get(teacher.id, set()) != rec.available
         if grid_changed and rec.available is not None:
             new_grids.append((teacher, rec.available))
-        if _update(teacher, values) or grid_changed:
+        class_changed = rec.leads is not None and leading.get(teacher.id, set()) != set(rec.leads)
+        if _update(teacher, values) or grid_changed or class_changed:
             result.updated += 1
         else:
             result.unchanged += 1
+    _write_class_teachers(records, school, existing)
     if term is None or not new_grids:
         return
     db.session.flush()
@@ -620,6 +706,30 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
             for teacher, grid in new_grids for day, period_id in sorted(grid)]
     if rows:
         db.session.execute(insert(TeacherAvailability), rows)
+
+
+def _write_class_teachers(records: list[TeacherRecord], school: School, teachers: dict[str, Teacher]) -> None:
+    """The file's class teachers: each listed teacher leads the class of their row (or none when it is empty);
+    a class led by someone else before passes to the teacher named in the file."""
+    listed = [rec for rec in records if rec.leads is not None]
+    if not listed:
+        return
+    db.session.flush()
+    rows = {(row.grade, row.class_name): row for row in db.session.scalars(
+        select(ClassTeacher).where(ClassTeacher.school_id == school.id))}
+    wanted = {key: teachers[rec.code].id for rec in listed for key in rec.leads or ()}
+    listed_ids = {teachers[rec.code].id for rec in listed}
+    for key, lead in list(rows.items()):
+        if lead.teacher_id in listed_ids and key not in wanted:
+            db.session.delete(lead)
+            del rows[key]
+    for (grade, class_name), teacher_id in wanted.items():
+        found = rows.get((grade, class_name))
+        if found is None:
+            db.session.add(ClassTeacher(school_id=school.id, grade=grade, class_name=class_name,
+                                        teacher_id=teacher_id))
+        else:
+            found.teacher_id = teacher_id
 
 
 # ------------------------------------------------------------------------------------------ sessions

@@ -144,3 +144,11 @@ def mask_phone(phone: str | None) -> str:
     if len(phone) < 7:
         return "*" * len(phone)
     return f"{phone[:3]}****{phone[-4:]}"
+
+
+def mask_email(email: str | None) -> str:
+    """l***@school.example: enough to recognise an address on file, not to copy it."""
+    if not email or "@" not in email:
+        return ""
+    name, _at, domain = email.partition("@")
+    return f"{name[:1]}***@{domain}"

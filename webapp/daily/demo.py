@@ -23,6 +23,7 @@ from webapp.models import (
     BureauCalendar,
     CalendarDay,
     CalendarDayKind,
+    ClassTeacher,
     DutyTeacher,
     Guardianship,
     PickupPerson,
@@ -39,6 +40,7 @@ from webapp.models import (
 from webapp.services import school_today
 
 DUTY_USERNAME = "duty"
+DEMO_TEACHER_PHONE = "13900003333"
 DEMO_MARKS = 12
 """Pupils of the day's first session the demo has already called."""
 SIGNING_PHONES = tuple(f"137000001{n:02d}" for n in range(6))
@@ -144,7 +146,8 @@ def _day_in_progress(term: Term, user: User) -> str:
     away = pupils[-1]
     db.session.add(Absence(pupil_id=away, first_day=on, last_day=on, reason="感冒"))
     db.session.commit()
-    statuses = {pupils[2]: "late", pupils[3]: "absent"}  # pupils[3]: nobody reported it; the family is told
+    _lead_class_of(pupils[3], teacher)
+    statuses = {pupils[2]: "late", pupils[3]: "absent"}  # pupils[3]: nobody reported it; family and class teacher told
     marked = 0
     for pupil_id in pupils[:-1]:  # the rest of the session's list is still to be called
         rollcall.mark(user, teacher, first.session_id, pupil_id, statuses.get(pupil_id, "present"),
@@ -160,4 +163,19 @@ def _day_in_progress(term: Term, user: User) -> str:
     person = db.session.scalar(select(PickupPerson.id).where(PickupPerson.pupil_id == pupils[1]))
     rollcall.hand_over(user, teacher, pupils[1], person_id=person)
     return (f"daily service: {marked + 1} of {len(first.expected) + len(first.reported_absent)} marked in the "
-            f"first session today, one handed over, one unreported absence; duty login {DUTY_USERNAME}")
+            f"first session today, one handed over, one unreported absence (its class teacher is the duty login's "
+            f"teacher); duty login {DUTY_USERNAME}")
+
+
+def _lead_class_of(pupil_id: int, teacher: Teacher) -> None:
+    """The duty login's teacher becomes the class teacher of the pupil's class (with a demo number), so the demo
+    shows the class teacher's alert on the duty page."""
+    pupil = db.session.get(Pupil, pupil_id)
+    if pupil is None or not pupil.class_name or db.session.scalar(select(ClassTeacher.id).where(
+            ClassTeacher.school_id == pupil.school_id, ClassTeacher.grade == pupil.grade,
+            ClassTeacher.class_name == pupil.class_name)) is not None:
+        return
+    db.session.add(ClassTeacher(school_id=pupil.school_id, grade=pupil.grade, class_name=pupil.class_name,
+                                teacher_id=teacher.id))
+    teacher.phone = teacher.phone or DEMO_TEACHER_PHONE
+    db.session.commit()

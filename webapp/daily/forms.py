@@ -164,3 +164,12 @@ class SignForm(FlaskForm):
     agree = BooleanField(_l("I have read the notice and agree to the safety arrangements."),
                          validators=[DataRequired(message=_l("Tick the box to agree."))])
     submit = SubmitField(_l("Sign"))
+
+
+class ClassTeacherForm(FlaskForm):
+    """The class teacher of one class: the class in hidden fields, the teacher chosen (or none)."""
+
+    grade = HiddenField(validators=[InputRequired()])
+    class_name = HiddenField(validators=[InputRequired(), Length(max=64)])
+    teacher_id = SelectField(_l("Class teacher"), choices=[], validate_choice=True)
+    submit = SubmitField(_l("Save"))

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.allocation.service import N_, clock
 from webapp.audit import AuditAction, record
+from webapp.daily import alerts
 from webapp.daily.attendance import marks_in_force
 from webapp.daily.layers import term_on
 from webapp.daily.roster import Roster, RosterSession, load_roster, roster_for
@@ -30,11 +31,11 @@ from webapp.extensions import db
 from webapp.family import hash_enrolment_code
 from webapp.labels import to_local
 from webapp.models import (
+    AbsenceAlert,
     DutyTeacher,
     Guardianship,
     Handover,
     MarkStatus,
-    NotificationEvent,
     PickupDelegate,
     PickupPerson,
     Pupil,
@@ -44,7 +45,6 @@ from webapp.models import (
     Term,
     User,
 )
-from webapp.notifications import notify
 from webapp.services import school_today
 
 
@@ -101,13 +101,16 @@ def session_today(teacher: Teacher, session_id: int,
 class Marked:
     mark: RollCallMark
     created: bool
+    alert: AbsenceAlert | None = None
+    """The absence alert this mark raised (the family and the class teacher told), if it raised one."""
 
 
 def mark(user: User, teacher: Teacher, session_id: int, pupil_id: int, status: str, client_id: str,
          reason: str = "") -> Marked:
     """Record a roll-call mark; a changed mark is a correction (a new row naming the old one, with a reason).
 
-    The first `absent` for a pupil whose family reported nothing tells the family.
+    The first `absent` of the day for a pupil whose family reported nothing tells the family and the class
+    teacher; correcting that absence to present or late tells them again (`webapp.daily.alerts`).
     """
     status = MarkStatus(status)
     target = f"pupil:{pupil_id}"
@@ -134,7 +137,6 @@ def mark(user: User, teacher: Teacher, session_id: int, pupil_id: int, status: s
     if previous is not None and not reason.strip():
         db.session.rollback()
         raise DailyError(N_("Give a reason to change a mark."), "reason_required", 422)
-    told = _absent_marked(pupil_id, now.on)
     row = RollCallMark(client_id=client_id, pupil_id=pupil_id, session_id=session_id, day=now.on,
                        status=status.value, marked_by=user.id, marked_at=clock(),
                        corrects_id=previous.id if previous is not None else None, reason=reason.strip()[:200])
@@ -148,18 +150,16 @@ def mark(user: User, teacher: Teacher, session_id: int, pupil_id: int, status: s
         return Marked(winner, False)
     record(AuditAction.ROLLCALL_CORRECT if previous is not None else AuditAction.ROLLCALL_MARK, target,
            {**detail, "mark": row.id, "corrects": row.corrects_id}, user_id=user.id, school_id=teacher.school_id)
-    if status == MarkStatus.ABSENT and pupil_id not in entry.reported_absent and not told:
-        notify(NotificationEvent.ABSENCE_UNREPORTED, pupil_id=pupil_id, term_id=session.term_id,
-               params={"session": f"{entry.start} {session.activity.name}", "date": now.on.isoformat()})
+    label = f"{entry.start} {session.activity.name}"
+    pupil = db.session.get(Pupil, pupil_id)
+    assert pupil is not None
+    alert = None
+    if status == MarkStatus.ABSENT and pupil_id not in entry.reported_absent:
+        alert = alerts.raise_alert(user, teacher, pupil, session, label, row, now.on)
+    elif previous is not None and previous.status == MarkStatus.ABSENT:
+        alerts.follow_up(user, teacher, pupil, session, label, row, now.on)
     db.session.commit()
-    return Marked(row, True)
-
-
-def _absent_marked(pupil_id: int, on: date) -> bool:
-    """Whether the pupil was already marked absent today, so the family was told (once a day, not per session)."""
-    return db.session.scalar(select(RollCallMark.id).where(
-        RollCallMark.pupil_id == pupil_id, RollCallMark.day == on, RollCallMark.status == MarkStatus.ABSENT
-    ).limit(1)) is not None
+    return Marked(row, True, alert)
 
 
 # ------------------------------------------------------------------------------------------ handovers

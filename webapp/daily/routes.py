@@ -22,8 +22,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from webapp.admin.importer import ImportRejected, Problem
-from webapp.admin.scope import newest_term
-from webapp.daily import notice, rollcall, service
+from webapp.admin.scope import mask_phone, newest_term
+from webapp.daily import alerts, class_teachers, notice, rollcall, service
 from webapp.daily.attendance import child_days, marks_in_force
 from webapp.daily.calendar_edit import CalendarError, add_entry, own_calendar, remove_entry
 from webapp.daily.calendar_import import MAX_UPLOAD_BYTES, import_calendar, template_file
@@ -32,6 +32,7 @@ from webapp.daily.forms import (
     AbsenceForm,
     CalendarEntryForm,
     CalendarImportForm,
+    ClassTeacherForm,
     DelegateForm,
     HandoverForm,
     MarkForm,
@@ -45,8 +46,8 @@ from webapp.daily.hours import hours_workbook
 from webapp.daily.layers import SOURCE_NAMES, effective_calendar, school_calendar
 from webapp.daily.roster import RosterSession
 from webapp.extensions import db
-from webapp.labels import show_time
-from webapp.models import Handover, Pupil, School, Session, Term
+from webapp.labels import class_label, show_time
+from webapp.models import AbsenceAlert, AlertProblem, Handover, Pupil, School, Session, Teacher, Term
 from webapp.parents import service as parents
 from webapp.security import bureau_required, bureau_scope, parent_required, role_required, school_admin_required
 from webapp.services import school_today
@@ -232,7 +233,8 @@ def duty() -> ResponseReturnValue:
     marks = marks_in_force(now.on, session_ids=list(sessions))
     rows = [(entry, sessions[entry.session_id], sum(1 for (_p, sid) in marks if sid == entry.session_id))
             for entry in now.roster.sessions]
-    return render_template("daily/duty.html", now=now, rows=rows, late=len(rollcall.still_here(g.teacher)))
+    return render_template("daily/duty.html", now=now, rows=rows, late=len(rollcall.still_here(g.teacher)),
+                           my_alerts=alerts.class_teacher_alerts(g.teacher, now.on), class_label=class_label)
 
 
 @bp.route("/duty/sessions/<int:session_id>")
@@ -253,6 +255,7 @@ def _session_page(now: rollcall.Today, entry: RosterSession, session: Session) -
     rows = [(pupils[pid], pid in entry.reported_absent, marks.get((pid, session.id)), gone.get(pid))
             for pid in sorted(pupil_ids, key=lambda p: (pupils[p].class_name, pupils[p].name))]
     return render_template("daily/duty_session.html", now=now, entry=entry, session=session, rows=rows,
+                           alerts=alerts.pupils_alerts(pupil_ids, now.on), class_label=class_label,
                            new_client_id=lambda: secrets.token_urlsafe(16))
 
 
@@ -266,13 +269,31 @@ def mark(session_id: int) -> ResponseReturnValue:
         flash(_("The mark was not understood. Reload the page and try again."), "error")
         return redirect(url_for("daily.duty_session", session_id=session_id))
     try:
-        rollcall.mark(current_user, g.teacher, session_id, pupil_id, form.status.data or "",
-                      form.client_id.data or "", form.reason.data or "")
+        marked = rollcall.mark(current_user, g.teacher, session_id, pupil_id, form.status.data or "",
+                               form.client_id.data or "", form.reason.data or "")
     except service.DailyError as error:
         _refused(error)
         if error.status == 404:
             return redirect(url_for("daily.duty"))
+    else:
+        if marked.alert is not None:
+            _flash_alert(marked.alert)
     return redirect(url_for("daily.duty_session", session_id=session_id) + f"#pupil-{pupil_id}")
+
+
+def _flash_alert(alert: AbsenceAlert) -> None:
+    """Tell the duty teacher who was told of the absence, or that the class teacher could not be."""
+    pupil = alert.pupil
+    label = class_label(pupil.grade, pupil.class_name) if pupil.class_name else _("no class")
+    if alert.problem == AlertProblem.NO_CLASS_TEACHER:
+        flash(_("The family is told. No class teacher is recorded for %(class_name)s: tell the class teacher "
+                "yourself.", class_name=label), "warning")
+    elif alert.problem == AlertProblem.NO_CONTACT:
+        flash(_("The family is told. The class teacher %(name)s has no phone or e-mail on file: tell them "
+                "yourself.", name=alert.class_teacher.name if alert.class_teacher else ""), "warning")
+    else:
+        flash(_("The family and the class teacher %(name)s are told.",
+                name=alert.class_teacher.name if alert.class_teacher else ""), "success")
 
 
 @bp.route("/duty/pupils/<int:pupil_id>/handover")
@@ -423,6 +444,46 @@ def notice_report() -> ResponseReturnValue:
     term = newest_term()
     report = notice.signature_report(term) if term is not None else None
     return render_template("daily/notice_report.html", term=term, report=report)
+
+
+@bp.route("/class-teachers", methods=["GET", "POST"])
+@school_admin_required
+def class_teacher_list() -> ResponseReturnValue:
+    """Every class of the school with its class teacher (班主任), who is told of an absence nobody reported."""
+    teachers = list(db.session.scalars(select(Teacher).where(Teacher.school_id == g.school.id, Teacher.active)
+                                       .order_by(Teacher.code)))
+    form = ClassTeacherForm()
+    form.teacher_id.choices = [("", _("(none)"))] + [(str(t.id), f"{t.name} ({t.code})") for t in teachers]
+    if form.is_submitted():
+        grade = int_form(form.grade.data)
+        if not form.validate() or grade is None:
+            flash(_("The class teacher was not understood. Reload the page and try again."), "error")
+        else:
+            try:
+                class_teachers.set_class_teacher(current_user, g.school, grade, form.class_name.data or "",
+                                                 int_form(form.teacher_id.data))
+            except service.DailyError as error:
+                _refused(error)
+            else:
+                flash(_("Saved."), "success")
+        return redirect(url_for("daily.class_teacher_list"))
+    return render_template("daily/class_teachers.html", classes=class_teachers.school_classes(g.school.id),
+                           choices=form.teacher_id.choices, class_label=class_label, mask_phone=mask_phone)
+
+
+@bp.route("/alerts")
+@school_admin_required
+def alert_overview() -> ResponseReturnValue:
+    """Today's absences nobody reported (`?day=YYYY-MM-DD` for another day): who was told, what did not arrive."""
+    text = request.args.get("day", "")
+    try:
+        on = date.fromisoformat(text) if text else service.today()
+    except ValueError:
+        abort(400)
+    rows = alerts.school_alerts(g.school.id, on)
+    undelivered = sum(1 for row in rows if row.state in alerts.AlertState.UNDELIVERED)
+    return render_template("daily/alerts.html", rows=rows, on=on, undelivered=undelivered,
+                           class_label=class_label, undelivered_states=alerts.AlertState.UNDELIVERED)
 
 
 # ------------------------------------------------------------------------------------------ bureau

@@ -3,7 +3,8 @@
 - `notify(event, pupil_id=..., term_id=..., params=...)` adds, for every guardian of the pupil, one
   `Notification` (the in-app inbox row) and one `NotificationDelivery` per further channel the account can
   receive (e-mail, SMS). It never commits: the caller's transaction stores the change and its messages
-  together or neither (`webapp.notifications.outbox`).
+  together or neither (`webapp.notifications.outbox`). `notify_teacher(event, teacher, ...)` does the same
+  for a teacher record without an account (the class teacher), on the record's phone and e-mail.
 - `render(notification, locale=None)` words it in the recipient's language (`webapp.notifications.messages`).
 - `deliver_due()` is one delivery pass, exactly once per channel (`webapp.notifications.delivery`, which
   states the concurrency contract and the interrupted-send rule). It runs as the job kind "notify"
@@ -33,7 +34,7 @@ from webapp.notifications.config import NotificationConfigError, NotificationSet
 from webapp.notifications.delivery import INTERRUPTED, DeliveryReport, deliver_due, send_again
 from webapp.notifications.inbox import mark_all_read, mark_read, unread_count
 from webapp.notifications.messages import Message, render
-from webapp.notifications.outbox import EXTENSION_KEY, notify, settings
+from webapp.notifications.outbox import EXTENSION_KEY, notify, notify_teacher, settings
 
 __all__ = [
     "INTERRUPTED",
@@ -57,6 +58,7 @@ __all__ = [
     "mark_all_read",
     "mark_read",
     "notify",
+    "notify_teacher",
     "render",
     "send_again",
     "settings",

@@ -122,9 +122,10 @@ def _mark(delivery_id: int, token: str, **values: object) -> None:
 
 def _outgoing(delivery: NotificationDelivery, config: NotificationSettings) -> OutgoingMessage:
     notification = delivery.notification
-    user = notification.user
-    address = user.email if delivery.channel == DeliveryChannel.EMAIL else user.phone
-    if not address or not user.active:
+    recipient = notification.user or notification.teacher  # an account, or a teacher record (class teacher)
+    assert recipient is not None
+    address = recipient.email if delivery.channel == DeliveryChannel.EMAIL else recipient.phone
+    if not address or not recipient.active:
         raise DeliveryError(NO_ADDRESS, permanent=True)
     message = render(notification)
     return OutgoingMessage(delivery_id=delivery.id, message_id=message_id(delivery, config.mail_domain),

@@ -2,8 +2,9 @@
 
 A message is built only from the notification's own child (`Notification.pupil`, a child of the recipient:
 `notify` writes rows for that child's guardians only), its term, and a fixed list of `params` (`version`,
-`deadline`, `term`, `session`). Any other key a caller puts in `params` is stored but never shown, so a
-message cannot carry another family's data by accident.
+`deadline`, `term`, `session`; for the class teacher's messages also `grade`, `class`, `at` and
+`duty_teacher`: the pupil's own class, the time of the mark and the duty teacher's name). Any other key a
+caller puts in `params` is stored but never shown, so a message cannot carry another family's data by accident.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from flask_babel import force_locale, format_datetime
 from flask_babel import gettext as _
 
 from webapp.extensions import db
-from webapp.labels import term_label
+from webapp.labels import class_label, show_time, term_label
 from webapp.models import Notification, NotificationEvent, Term
 
-SHOWN_PARAMS = ("version", "deadline", "term", "session")
+SHOWN_PARAMS = ("version", "deadline", "term", "session", "grade", "class", "at", "duty_teacher")
 """The only `params` keys a message may show."""
 
 
@@ -59,7 +60,20 @@ def _values(notification: Notification) -> dict[str, str]:
         "version": str(version) if isinstance(version, int) and not isinstance(version, bool) else "",
         "deadline": _deadline(params.get("deadline")),
         "session": str(params.get("session") or "")[:60],
+        "class": class_label(params.get("grade"), str(params.get("class") or "")[:64]),
+        "at": _moment(params.get("at")),
+        "duty_teacher": str(params.get("duty_teacher") or "")[:100],
     }
+
+
+def _moment(value: Any) -> str:
+    """An ISO time (naive UTC) as the school's local time (`labels.show_time`); anything else as nothing."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        return show_time(datetime.fromisoformat(value.removesuffix("Z")))
+    except ValueError:
+        return ""
 
 
 def _term_name(term_id: int | None) -> str:
@@ -108,6 +122,22 @@ def _wording(event: NotificationEvent, v: dict[str, str]) -> tuple[str, str]:
         title = _("Your child is not at after-school care")
         body = _("%(child)s was marked absent at after-school care today (%(session)s) and no absence was "
                  "reported. Please contact the school.", child=child, session=v["session"])
+    elif event == NotificationEvent.ABSENCE_ARRIVED:
+        title = _("Your child is at after-school care")
+        body = _("%(child)s is at after-school care today (%(session)s): the absence mark was a mistake and has "
+                 "been corrected.", child=child, session=v["session"])
+    elif event == NotificationEvent.CLASS_ABSENCE:
+        title = _("Absence nobody reported: %(child)s", child=child)
+        body = _("%(child)s (%(class_name)s) was marked absent at after-school care (%(session)s) at %(at)s by the "
+                 "duty teacher %(duty_teacher)s. The family reported no absence and has been told.",
+                 child=child, class_name=v["class"], session=v["session"], at=v["at"],
+                 duty_teacher=v["duty_teacher"])
+    elif event == NotificationEvent.CLASS_ARRIVED:
+        title = _("Arrived: %(child)s", child=child)
+        body = _("%(child)s (%(class_name)s) is at after-school care (%(session)s): the duty teacher %(duty_teacher)s "
+                 "corrected the absence mark at %(at)s. The family has been told.",
+                 child=child, class_name=v["class"], session=v["session"], at=v["at"],
+                 duty_teacher=v["duty_teacher"])
     else:
         title = _("Your change request was applied")
         body = _("Your change request for %(child)s was applied. Open the app to see the new timetable.",
@@ -117,7 +147,8 @@ def _wording(event: NotificationEvent, v: dict[str, str]) -> tuple[str, str]:
 
 def render(notification: Notification, locale: str | None = None) -> Message:
     """The notification's title and body in `locale` (default: the recipient's saved language)."""
-    chosen = recipient_locale(locale if locale is not None else notification.user.locale)
+    saved = notification.user.locale if notification.user is not None else None  # a teacher record: default
+    chosen = recipient_locale(locale if locale is not None else saved)
     event = NotificationEvent(notification.event)
     with force_locale(chosen):
         title, body = _wording(event, _values(notification))

@@ -1,4 +1,5 @@
-"""The outbox: `notify` writes a notification per guardian, and its deliveries, in the caller's transaction.
+"""The outbox: `notify` writes a notification per guardian, and its deliveries, in the caller's transaction;
+`notify_teacher` one to a teacher record (a class teacher without an account, reached on the record's contact).
 
 Nothing here commits. The change a notification reports and the notification itself are stored together or
 not at all; the delivery job (`webapp.notifications.delivery`) only ever sees committed rows.
@@ -13,7 +14,15 @@ from flask import current_app
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.models import DeliveryChannel, Guardianship, Notification, NotificationDelivery, NotificationEvent, User
+from webapp.models import (
+    DeliveryChannel,
+    Guardianship,
+    Notification,
+    NotificationDelivery,
+    NotificationEvent,
+    Teacher,
+    User,
+)
 from webapp.notifications.config import NotificationSettings, load_settings
 
 EXTENSION_KEY = "notifications"
@@ -74,3 +83,16 @@ def notify(event: NotificationEvent | str, *, pupil_id: int, term_id: int | None
     ]
     db.session.add_all(rows)
     return rows
+
+
+def notify_teacher(event: NotificationEvent | str, teacher: Teacher, *, pupil_id: int, term_id: int | None = None,
+                   params: dict[str, Any] | None = None) -> Notification:
+    """Queue `event` for a teacher record, in the caller's transaction (no commit): one row, and one delivery
+    per channel the record's contact reaches (none when it has no contact or the channels are off)."""
+    event = NotificationEvent(event)
+    row = Notification(teacher_id=teacher.id, pupil_id=pupil_id, term_id=term_id, event=event.value,
+                       params=_plain(dict(params or {})),
+                       deliveries=[NotificationDelivery(channel=channel.value)
+                                   for channel in channels_for(teacher.email, teacher.phone, teacher.active)])
+    db.session.add(row)
+    return row

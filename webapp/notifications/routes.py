@@ -39,6 +39,9 @@ EVENT_LABELS = {
     NotificationEvent.OFFER_EXPIRED: _l("Offer expired"),
     NotificationEvent.CHANGE_APPLIED: _l("Change applied"),
     NotificationEvent.ABSENCE_UNREPORTED: _l("Unreported absence"),
+    NotificationEvent.ABSENCE_ARRIVED: _l("Arrived after all"),
+    NotificationEvent.CLASS_ABSENCE: _l("Unreported absence (to the class teacher)"),
+    NotificationEvent.CLASS_ARRIVED: _l("Arrived after all (to the class teacher)"),
 }
 CHANNEL_LABELS = {"email": _l("E-mail"), "sms": _l("SMS")}
 STATE_LABELS = {
@@ -133,7 +136,7 @@ def delivery_log() -> ResponseReturnValue:
     page = min(_page_arg(), pages)
     rows = db.session.scalars(
         query.options(selectinload(Notification.deliveries), selectinload(Notification.pupil),
-                      selectinload(Notification.user))
+                      selectinload(Notification.user), selectinload(Notification.teacher))
         .order_by(Notification.created_at.desc(), Notification.id.desc())
         .offset((page - 1) * LOG_PAGE_SIZE).limit(LOG_PAGE_SIZE)).all()
     return render_template("notifications/delivery_log.html", rows=rows, page=page, pages=pages, total=total,

@@ -17,7 +17,17 @@ from tests.conftest import make_school
 from webapp.admin.importer import ImportResult, import_file, parse_day, parse_slot, template_file
 from webapp.admin.spreadsheet import MAX_ROWS
 from webapp.extensions import db
-from webapp.models import Activity, AuditLog, Pupil, School, Session, Teacher, TeacherAvailability, Term
+from webapp.models import (
+    Activity,
+    AuditLog,
+    ClassTeacher,
+    Pupil,
+    School,
+    Session,
+    Teacher,
+    TeacherAvailability,
+    Term,
+)
 
 PUPIL_HEADER = ["学号", "姓名", "年级", "班级", "家庭编号", "优先级"]
 
@@ -372,3 +382,58 @@ def test_day_and_slot_parsing() -> None:
     periods: dict[str, Any] = {"p1": P("P1")}
     parsed = [parse_slot(t, periods) for t in ("周一P1", "1-P1", "Tue p1", "周一P2", "P1")]
     assert [(s[0], s[1].code) if s else None for s in parsed] == [(1, "P1"), (1, "P1"), (2, "P1"), None, None]
+
+
+# ------------------------------------------------------------------------------------------ class teachers
+
+
+CLASS_HEADER = ["工号", "姓名", "手机", "邮箱", "班主任班级"]
+
+
+def leads(school: School) -> dict[tuple[int, str], str]:
+    return {(row.grade, row.class_name): row.teacher.code for row in db.session.scalars(
+        select(ClassTeacher).where(ClassTeacher.school_id == school.id))}
+
+
+def test_class_teachers_and_contacts_in_the_teachers_import(school: School) -> None:
+    # make_school's pupils: grades 3, 4, 5 in classes 3-1, 4-1, 5-1
+    rows = [CLASS_HEADER, ["T1", "李老师", "+86 139-0000-0001", "li@school.example", "3-1"],
+            ["T2", "王老师", "", "", "4-1"], ["T3", "赵老师", "13900000003", "", ""]]
+    result = run("teachers", xlsx(rows), school)
+    assert result.ok, messages(result)
+    assert (result.created, result.updated) == (0, 3)
+    assert leads(school) == {(3, "3-1"): "T1", (4, "4-1"): "T2"}
+    li = db.session.scalar(select(Teacher).where(Teacher.school_id == school.id, Teacher.code == "T1"))
+    assert li is not None and (li.phone, li.email) == ("13900000001", "li@school.example")
+    assert (run("teachers", xlsx(rows), school).unchanged) == 3  # the same file again changes nothing
+    moved = run("teachers", xlsx([CLASS_HEADER, ["T3", "赵老师", "13900000003", "", "3-1"],
+                                  ["T1", "李老师", "13900000001", "li@school.example", ""]]), school)
+    assert moved.ok and moved.updated == 2
+    assert leads(school) == {(3, "3-1"): "T3", (4, "4-1"): "T2"}  # 3-1 passed to T3; T2 not in the file keeps 4-1
+
+
+def test_class_teacher_problems_by_row_and_column_and_nothing_written(school: School) -> None:
+    db.session.add(Pupil(school=school, number="P900", name="学生900", grade=4, class_name="3-1"))
+    db.session.commit()
+    rows = [CLASS_HEADER + ["班主任年级"],
+            ["T1", "李老师", "1390000", "", "3-1", ""],
+            ["T2", "王老师", "", "not-an-address", "9-9", ""],
+            ["T3", "赵老师", "", "", "3-1", 3],
+            ["T9", "孙老师", "", "", "3-1", 3],
+            ["T8", "周老师", "", "", "5-1", 4]]
+    result = run("teachers", xlsx(rows), school)
+    assert messages(result) == [
+        "第 2 行，「手机」列：“1390000”不是 11 位大陆手机号。",
+        "第 2 行，「班主任班级」列：3、4年级都有“3-1”班：请在“班主任年级”列填写年级。",
+        "第 3 行，「邮箱」列：“not-an-address”不是 name@example.com 这样的电子邮箱地址。",
+        "第 3 行，「班主任班级」列：本校没有学生在“9-9”班。请先导入学生及其班级，或检查拼写。",
+        "第 5 行，「班主任班级」列：「3-1」与第 4 行重复。",
+        "第 6 行，「班主任年级」列：4年级没有“5-1”班的学生（有该班的年级：5）。",
+    ]
+    assert leads(school) == {} and count(Teacher, school) == 3  # all or nothing
+
+
+def test_class_teacher_columns_in_the_template(school: School) -> None:
+    book = load_workbook(io.BytesIO(template_file("teachers", "xlsx")))
+    headers = [cell.value for cell in book.worksheets[0][1]]
+    assert {"手机", "邮箱", "班主任班级", "班主任年级"} <= set(headers)

@@ -46,6 +46,7 @@ def test_a_day_in_progress(app: Flask, client: FlaskClient) -> None:
     sign_in(client, DUTY_USERNAME)
     page = client.get("/", follow_redirects=True).get_data(as_text=True)
     assert "已点名" in page
+    assert "您的班级：未请假缺席" in page  # the duty login's teacher is the absent pupil's class teacher
 
 
 def test_a_weekend_demo_is_a_makeup_day(app: Flask) -> None:

@@ -2,7 +2,7 @@
 leave its dates to them
 
 Revision ID: 8d4c1e6b2f07
-Revises: 5b8e2f7a9c14
+Revises: a7c4e1f9b3d6
 Create Date: 2026-12-02 05:56:16.806345
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '8d4c1e6b2f07'
-down_revision = '5b8e2f7a9c14'
+down_revision = 'a7c4e1f9b3d6'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,168 @@
+"""The absence nobody reported: the family and the class teacher are told, and told again if it was a mistake.
+
+`raise_alert` runs inside the roll-call's transaction (`webapp.daily.rollcall.mark`, which holds the pupil's
+lock): the first `absent` of the day for a pupil whose family reported nothing writes one `AbsenceAlert` (unique
+per pupil and day) and queues, through the notifications outbox, `absence_unreported` to the family and
+`class_absence` to the class teacher's teacher record (SMS and e-mail by the contact on file). The delivery job
+sends them on its next pass (every `NOTIFY_SWEEP_SECONDS`, 60 by default). When the class has no class teacher,
+or the class teacher has no contact the switched-on channels reach, the alert keeps the reason (`problem`):
+the duty teacher's page says so and the school admin's overview lists it as not delivered.
+
+`follow_up` runs when a correction turns that absence into present or late: `absence_arrived` to the family,
+`class_arrived` to the same class teacher, once (`arrived_at`). A retried mark (same client id) never reaches
+either function, so nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
+
+from webapp.audit import AuditAction, record
+from webapp.daily.class_teachers import class_teacher_of
+from webapp.extensions import db
+from webapp.models import (
+    AbsenceAlert,
+    AlertProblem,
+    DeliveryState,
+    DutyTeacher,
+    Notification,
+    NotificationEvent,
+    Pupil,
+    RollCallMark,
+    Session,
+    Teacher,
+    User,
+    clock,
+)
+from webapp.notifications import notify, notify_teacher
+
+
+def _params(label: str, on: date, pupil: Pupil, duty: Teacher, mark: RollCallMark) -> dict[str, object]:
+    return {"session": label, "date": on.isoformat(), "grade": pupil.grade, "class": pupil.class_name,
+            "at": mark.marked_at, "duty_teacher": duty.name}
+
+
+def raise_alert(user: User, duty: Teacher, pupil: Pupil, session: Session, label: str, mark: RollCallMark,
+                on: date) -> AbsenceAlert | None:
+    """Tell the family and the class teacher of an unreported absence, once a day (None when already told).
+
+    In the caller's transaction; no commit.
+    """
+    if db.session.scalar(select(AbsenceAlert.id).where(AbsenceAlert.pupil_id == pupil.id,
+                                                       AbsenceAlert.day == on)) is not None:
+        return None
+    notify(NotificationEvent.ABSENCE_UNREPORTED, pupil_id=pupil.id, term_id=session.term_id,
+           params={"session": label, "date": on.isoformat()})
+    alert = AbsenceAlert(pupil_id=pupil.id, day=on, session_id=session.id, mark_id=mark.id, raised_by=user.id,
+                         raised_at=clock())
+    lead = class_teacher_of(pupil)
+    if lead is None:
+        alert.problem = AlertProblem.NO_CLASS_TEACHER
+    else:
+        alert.class_teacher_id = lead.id
+        message = notify_teacher(NotificationEvent.CLASS_ABSENCE, lead, pupil_id=pupil.id, term_id=session.term_id,
+                                 params=_params(label, on, pupil, duty, mark))
+        alert.notification = message
+        if not message.deliveries:
+            alert.problem = AlertProblem.NO_CONTACT
+    db.session.add(alert)
+    db.session.flush()
+    record(AuditAction.ABSENCE_ALERT, f"pupil:{pupil.id}",
+           {"alert": alert.id, "class_teacher": alert.class_teacher_id, "problem": alert.problem},
+           user_id=user.id, school_id=duty.school_id)
+    return alert
+
+
+def follow_up(user: User, duty: Teacher, pupil: Pupil, session: Session, label: str, mark: RollCallMark,
+              on: date) -> AbsenceAlert | None:
+    """After a correction from absent to present or late: "arrived" to the family and the class teacher told
+    of the absence, once (None when there was no alert or it was already followed up). No commit."""
+    alert: AbsenceAlert | None = db.session.scalar(select(AbsenceAlert).where(
+        AbsenceAlert.pupil_id == pupil.id, AbsenceAlert.day == on, AbsenceAlert.arrived_at.is_(None)))
+    if alert is None:
+        return None
+    alert.arrived_at = clock()
+    notify(NotificationEvent.ABSENCE_ARRIVED, pupil_id=pupil.id, term_id=session.term_id,
+           params={"session": label, "date": on.isoformat()})
+    lead = db.session.get(Teacher, alert.class_teacher_id) if alert.class_teacher_id is not None else None
+    if lead is not None:
+        notify_teacher(NotificationEvent.CLASS_ARRIVED, lead, pupil_id=pupil.id, term_id=session.term_id,
+                       params=_params(label, on, pupil, duty, mark))
+    record(AuditAction.ABSENCE_ARRIVED, f"pupil:{pupil.id}", {"alert": alert.id, "mark": mark.id},
+           user_id=user.id, school_id=duty.school_id)
+    return alert
+
+
+# ------------------------------------------------------------------------------------------ reading alerts
+
+
+class AlertState:
+    """How far the class teacher's message got (`alert_state`)."""
+
+    SENT = "sent"
+    WAITING = "waiting"
+    FAILED = "failed"
+    NO_CLASS_TEACHER = AlertProblem.NO_CLASS_TEACHER.value
+    NO_CONTACT = AlertProblem.NO_CONTACT.value
+    UNDELIVERED = (FAILED, NO_CLASS_TEACHER, NO_CONTACT)
+
+
+def alert_state(alert: AbsenceAlert) -> str:
+    """sent (a channel delivered it), waiting, failed (every channel failed), or the alert's problem."""
+    if alert.problem:
+        return alert.problem
+    states = {d.state for d in alert.notification.deliveries} if alert.notification is not None else set()
+    if DeliveryState.SENT in states:
+        return AlertState.SENT
+    if states and states <= {DeliveryState.FAILED}:
+        return AlertState.FAILED
+    return AlertState.WAITING
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    alert: AbsenceAlert
+    state: str
+    duty_teacher: str
+    """The name of the duty teacher who marked the absence."""
+
+
+def _rows(alerts: list[AbsenceAlert]) -> list[AlertRow]:
+    users = {a.raised_by for a in alerts if a.raised_by is not None}
+    names = dict(db.session.execute(
+        select(DutyTeacher.user_id, Teacher.name).join(Teacher, Teacher.id == DutyTeacher.teacher_id)
+        .where(DutyTeacher.user_id.in_(users))).all()) if users else {}
+    return [AlertRow(a, alert_state(a), names.get(a.raised_by, "") if a.raised_by else "") for a in alerts]
+
+
+def _query(on: date) -> Select[tuple[AbsenceAlert]]:
+    return (select(AbsenceAlert).join(Pupil, Pupil.id == AbsenceAlert.pupil_id).where(AbsenceAlert.day == on)
+            .options(selectinload(AbsenceAlert.pupil), selectinload(AbsenceAlert.session).selectinload(
+                Session.activity), selectinload(AbsenceAlert.class_teacher),
+                selectinload(AbsenceAlert.notification).selectinload(Notification.deliveries))
+            .order_by(AbsenceAlert.raised_at, AbsenceAlert.id))
+
+
+def school_alerts(school_id: int, on: date) -> list[AlertRow]:
+    """The school's absence alerts of a day, oldest first: the school admin's overview."""
+    return _rows(list(db.session.scalars(_query(on).where(Pupil.school_id == school_id))))
+
+
+def class_teacher_alerts(teacher: Teacher, on: date) -> list[AlertRow]:
+    """The alerts of a day about the classes `teacher` leads: shown on their daily page when they have a
+    duty-teacher account."""
+    return _rows(list(db.session.scalars(_query(on).where(AbsenceAlert.class_teacher_id == teacher.id,
+                                                          Pupil.school_id == teacher.school_id))))
+
+
+def pupils_alerts(pupil_ids: list[int], on: date) -> dict[int, AbsenceAlert]:
+    """Today's alert of each of these pupils that has one: the duty teacher's session page."""
+    if not pupil_ids:
+        return {}
+    return {a.pupil_id: a for a in db.session.scalars(select(AbsenceAlert).where(
+        AbsenceAlert.day == on, AbsenceAlert.pupil_id.in_(pupil_ids)).options(
+        selectinload(AbsenceAlert.class_teacher)))}
