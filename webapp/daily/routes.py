@@ -477,7 +477,7 @@ def alert_overview() -> ResponseReturnValue:
     """Today's absences nobody reported (`?day=YYYY-MM-DD` for another day): who was told, what did not arrive."""
     text = request.args.get("day", "")
     try:
-        on = date.fromisoformat(text) if text else service.today()
+        on = date.fromisoformat(text) if text else school_today()
     except ValueError:
         abort(400)
     rows = alerts.school_alerts(g.school.id, on)
