@@ -9,13 +9,16 @@ of queries.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import time as time_module
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 
-from flask import has_request_context
+from flask import current_app, has_request_context
 from flask_babel import LazyString, force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -162,10 +165,16 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
     problems: list[Problem] = field(default_factory=list)
+    digest: str = ""
+    """The file's SHA-256."""
+    confirmation: allocation.ConfirmationNeeded | None = None
+    """Set when the file would move published seats: the preview to confirm (nothing was written)."""
+    change: allocation.SeatChange | None = None
+    """What the import did to the published plan (None when nothing was written)."""
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and self.confirmation is None
 
 
 class ImportRejected(Exception):
@@ -461,16 +470,21 @@ def _column_name(key: str) -> str:
     return next(column.label for column in COLUMNS["pupils"] if column.key == key)
 
 
-def _write_pupils(records: list[PupilRecord], school: School, result: ImportResult) -> None:
+def _write_pupils(records: list[PupilRecord], school: School, result: ImportResult) -> set[int]:
+    """Write the pupils; return the ids of existing pupils whose grade or status changed (seats may rest on it)."""
     existing = {p.number: p for p in db.session.scalars(select(Pupil).where(Pupil.school_id == school.id))}
     new_rows = []
+    reshaped: set[int] = set()
     for rec in records:
         values = {"name": rec.name, "grade": rec.grade, "class_name": rec.class_name,
                   "family_code": rec.family_code, "priority": rec.priority, "active": True}
         pupil = existing.get(rec.number)
         if pupil is None:
             new_rows.append({"school_id": school.id, "number": rec.number, **values})
-        elif _update(pupil, values):
+            continue
+        if (pupil.grade, pupil.active) != (rec.grade, True):
+            reshaped.add(pupil.id)
+        if _update(pupil, values):
             result.updated += 1
         else:
             result.unchanged += 1
@@ -487,6 +501,7 @@ def _write_pupils(records: list[PupilRecord], school: School, result: ImportResu
             assert rec.tag is not None
             tag_pupil(pupils[rec.number], rec.tag.group, note=rec.tag.note, expires_on=rec.tag.expires_on,
                       today=today, user_id=user_id, commit=False)
+    return reshaped
 
 
 def _update(row: Any, values: dict[str, Any]) -> bool:
@@ -579,7 +594,8 @@ def _add_slot(row: _Row, key: str, token: str, periods: dict[str, Period], weekd
 
 
 def _write_teachers(records: list[TeacherRecord], school: School, term: Term | None,
-                    result: ImportResult) -> None:
+                    result: ImportResult) -> set[int]:
+    """Write the teachers and their availability; return the ids of existing teachers that changed."""
     existing = {t.code: t for t in db.session.scalars(select(Teacher).where(Teacher.school_id == school.id))}
     current: dict[int, set[tuple[int, int]]] = {}
     if term is not None:
@@ -589,6 +605,7 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
         ):
             current.setdefault(teacher_id, set()).add((day, period_id))
     new_grids: list[tuple[Teacher, frozenset[tuple[int, int]]]] = []
+    changed: set[int] = set()
     for rec in records:
         values = {"name": rec.name, "qualifications": rec.qualifications, "max_sessions": rec.max_sessions,
                   "active": True}
@@ -606,10 +623,11 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
             new_grids.append((teacher, rec.available))
         if _update(teacher, values) or grid_changed:
             result.updated += 1
+            changed.add(teacher.id)
         else:
             result.unchanged += 1
     if term is None or not new_grids:
-        return
+        return changed
     db.session.flush()
     ids = [teacher.id for teacher, _grid in new_grids]
     for start in range(0, len(ids), 500):
@@ -620,6 +638,9 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
             for teacher, grid in new_grids for day, period_id in sorted(grid)]
     if rows:
         db.session.execute(insert(TeacherAvailability), rows)
+    for teacher, _grid in new_grids:
+        db.session.expire(teacher, ["availability"])
+    return changed
 
 
 # ------------------------------------------------------------------------------------------ sessions
@@ -691,10 +712,10 @@ def _read_sessions(table: Table, columns: dict[str, int], term: Term,
     return records
 
 
-def _write_sessions(records: list[SessionRecord], term: Term, result: ImportResult) -> bool:
-    """Write the sessions; True when some existing session gained seats (the waitlist may move)."""
+def _write_sessions(records: list[SessionRecord], term: Term, result: ImportResult) -> set[int]:
+    """Write the sessions; return the ids of existing sessions that changed (seats may rest on them)."""
     existing = {s.code: s for s in db.session.scalars(select(Session).where(Session.term_id == term.id))}
-    seats_added = False
+    changed: set[int] = set()
     for rec in records:
         values = {"activity_id": rec.activity.id, "day": rec.day, "period_id": rec.period.id,
                   "room": rec.room, "capacity": rec.capacity, "grade_lo": rec.grade_lo,
@@ -705,12 +726,12 @@ def _write_sessions(records: list[SessionRecord], term: Term, result: ImportResu
             db.session.add(Session(term_id=term.id, code=rec.code, **values))
             result.created += 1
             continue
-        seats_added = seats_added or rec.capacity > session.capacity
         if _update(session, values):
             result.updated += 1
+            changed.add(session.id)
         else:
             result.unchanged += 1
-    return seats_added
+    return changed
 
 
 # ------------------------------------------------------------------------------------------ entry points
@@ -744,8 +765,15 @@ def check_file(kind: str, filename: str, data: bytes, school: School, term: Term
     return records
 
 
-def import_file(kind: str, filename: str, data: bytes, school: School, term: Term | None) -> ImportResult:
-    """Check the whole file, then write it in one transaction (or nothing, with every problem listed)."""
+def import_file(kind: str, filename: str, data: bytes, school: School, term: Term | None, *,
+                confirm: allocation.Confirm | None = None) -> ImportResult:
+    """Check the whole file, then write it in one transaction (or nothing, with every problem listed).
+
+    The write goes through `allocation.import_rows`: after publication it is an amendment of the plan, and
+    with `confirm` (the import screen) a file that moves published seats is previewed first
+    (`result.confirmation`, nothing written) and applied only when the admin confirms that preview of this
+    very file (the token binds its SHA-256).
+    """
     result = ImportResult(kind)
     try:
         records = check_file(kind, filename, data, school, term)
@@ -753,29 +781,92 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
         result.problems = exc.problems
         return result
     result.rows = len(records)
-    seats_added = False
-    try:
+    result.digest = file_digest(data)
+
+    def write() -> allocation.Imported:
+        result.created = result.updated = result.unchanged = 0
+        touched = allocation.Imported()
         if kind == "pupils":
-            _write_pupils(records, school, result)
+            touched = allocation.Imported(pupils=frozenset(_write_pupils(records, school, result)))
         elif kind == "teachers":
-            _write_teachers(records, school, term, result)
+            touched = allocation.Imported(teachers=frozenset(_write_teachers(records, school, term, result)))
         else:
             assert term is not None
-            seats_added = _write_sessions(records, term, result)
+            touched = allocation.Imported(sessions=frozenset(_write_sessions(records, term, result)))
         record(f"{kind}.import", f"term:{term.id}" if term else f"school:{school.id}",
                {"rows": result.rows, "created": result.created, "updated": result.updated,
-                "unchanged": result.unchanged}, school_id=school.id)
-        db.session.commit()
+                "unchanged": result.unchanged, "sha256": result.digest}, school_id=school.id)
+        return touched
+
+    actor = current_user if has_request_context() and current_user.is_authenticated else None
+    try:
+        result.change = allocation.import_rows(term, kind, write, actor=actor, confirm=confirm,
+                                               digest=result.digest)
+    except allocation.ConfirmationNeeded as needed:
+        result.confirmation = needed
+    except allocation.AllocationError as exc:
+        result.problems = [Problem(_(str(exc)))]
+        if isinstance(exc, allocation.RuleBroken):
+            result.problems += [Problem(problem) for problem in exc.problems]
+        result.created = result.updated = result.unchanged = 0
     except Exception:
-        db.session.rollback()
         log.exception("import of %s for school %s failed", kind, school.id)
         result.problems = [Problem(_("The import could not be saved; nothing was changed. "
                                      "Please try again."))]
         result.created = result.updated = result.unchanged = 0
-        return result
-    if seats_added and term is not None:
-        allocation.fill_freed_seats(term)
     return result
+
+
+def file_digest(data: bytes) -> str:
+    """The SHA-256 of an uploaded file: what a confirmation of its preview is bound to."""
+    return hashlib.sha256(data).hexdigest()
+
+
+# ------------------------------------------------------------------------------------- a file awaiting confirmation
+
+HOLD_HOURS = 24
+"""How long an uploaded file waits for the admin to confirm its preview before it is thrown away."""
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _hold_dir(school: School) -> Path:
+    return Path(current_app.config["IMPORT_HOLD_FOLDER"]) / str(int(school.id))
+
+
+def hold_file(school: School, filename: str, data: bytes) -> str:
+    """Keep an uploaded file until its preview is confirmed; return its digest (the name it is kept under).
+
+    Files of the school older than `HOLD_HOURS` are removed on the way.
+    """
+    folder = _hold_dir(school)
+    folder.mkdir(parents=True, exist_ok=True)
+    cutoff = time_module.time() - HOLD_HOURS * 3600
+    for old in folder.iterdir():
+        if old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+    digest = file_digest(data)
+    suffix = ".csv" if filename.lower().endswith(".csv") else ".xlsx"
+    (folder / f"{digest}{suffix}").write_bytes(data)
+    return digest
+
+
+def held_file(school: School, digest: str) -> tuple[str, bytes] | None:
+    """The file kept under `digest` for this school, as (file name, content), or None (gone or never held)."""
+    if not _DIGEST.match(digest or ""):
+        return None
+    for suffix in (".xlsx", ".csv"):
+        path = _hold_dir(school) / f"{digest}{suffix}"
+        if path.is_file():
+            data = path.read_bytes()
+            return (path.name, data) if file_digest(data) == digest else None
+    return None
+
+
+def release_file(school: School, digest: str) -> None:
+    """Forget a held file once it is imported."""
+    if _DIGEST.match(digest or ""):
+        for suffix in (".xlsx", ".csv"):
+            (_hold_dir(school) / f"{digest}{suffix}").unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------ templates
