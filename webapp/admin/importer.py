@@ -9,22 +9,20 @@ of queries.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-import time as time_module
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from pathlib import Path
 from typing import Any
 
-from flask import current_app, has_request_context
+from flask import has_request_context
 from flask_babel import LazyString, force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import delete, insert, select
 
+from webapp import held_uploads
 from webapp.admin.scope import known_qualifications, unknown_qualification_message
 from webapp.admin.spreadsheet import EXCEL_ERRORS, Cell, FileRejected, Table, clean_text, read_table
 from webapp.admin.spreadsheet import write_csv as _write_csv
@@ -781,7 +779,7 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
         result.problems = exc.problems
         return result
     result.rows = len(records)
-    result.digest = file_digest(data)
+    result.digest = held_uploads.file_digest(data)
 
     def write() -> allocation.Imported:
         result.created = result.updated = result.unchanged = 0
@@ -815,58 +813,6 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
                                      "Please try again."))]
         result.created = result.updated = result.unchanged = 0
     return result
-
-
-def file_digest(data: bytes) -> str:
-    """The SHA-256 of an uploaded file: what a confirmation of its preview is bound to."""
-    return hashlib.sha256(data).hexdigest()
-
-
-# ------------------------------------------------------------------------------------- a file awaiting confirmation
-
-HOLD_HOURS = 24
-"""How long an uploaded file waits for the admin to confirm its preview before it is thrown away."""
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _hold_dir(school: School) -> Path:
-    return Path(current_app.config["IMPORT_HOLD_FOLDER"]) / str(int(school.id))
-
-
-def hold_file(school: School, filename: str, data: bytes) -> str:
-    """Keep an uploaded file until its preview is confirmed; return its digest (the name it is kept under).
-
-    Files of the school older than `HOLD_HOURS` are removed on the way.
-    """
-    folder = _hold_dir(school)
-    folder.mkdir(parents=True, exist_ok=True)
-    cutoff = time_module.time() - HOLD_HOURS * 3600
-    for old in folder.iterdir():
-        if old.stat().st_mtime < cutoff:
-            old.unlink(missing_ok=True)
-    digest = file_digest(data)
-    suffix = ".csv" if filename.lower().endswith(".csv") else ".xlsx"
-    (folder / f"{digest}{suffix}").write_bytes(data)
-    return digest
-
-
-def held_file(school: School, digest: str) -> tuple[str, bytes] | None:
-    """The file kept under `digest` for this school, as (file name, content), or None (gone or never held)."""
-    if not _DIGEST.match(digest or ""):
-        return None
-    for suffix in (".xlsx", ".csv"):
-        path = _hold_dir(school) / f"{digest}{suffix}"
-        if path.is_file():
-            data = path.read_bytes()
-            return (path.name, data) if file_digest(data) == digest else None
-    return None
-
-
-def release_file(school: School, digest: str) -> None:
-    """Forget a held file once it is imported."""
-    if _DIGEST.match(digest or ""):
-        for suffix in (".xlsx", ".csv"):
-            (_hold_dir(school) / f"{digest}{suffix}").unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------ templates

@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
+from webapp import held_uploads
 from webapp.admin.forms import (
     CodesForm,
     ImportForm,
@@ -36,10 +37,7 @@ from webapp.admin.importer import (
     COLUMNS,
     KINDS,
     ImportResult,
-    held_file,
-    hold_file,
     import_file,
-    release_file,
     template_file,
 )
 from webapp.admin.scope import (
@@ -133,7 +131,7 @@ def import_data(kind: str) -> ResponseReturnValue:
         filename = upload.filename or ""
         result = import_file(kind, filename, data, g.school, g.term, confirm=Confirm())
         if result.confirmation is not None:
-            hold_file(g.school, filename, data)
+            held_uploads.hold(g.school.id, filename, data)
             return _confirm_import(kind, result)
         if result.ok:
             return _imported(kind, result)
@@ -149,7 +147,7 @@ def import_confirm(kind: str) -> ResponseReturnValue:
     if kind not in KINDS:
         abort(404)
     digest = (request.form.get("held") or "").strip()
-    held = held_file(g.school, digest)
+    held = held_uploads.held(g.school.id, digest)
     if held is None:
         flash(_("The uploaded file is no longer kept. Please upload it again."), "error")
         return redirect(url_for("admin.import_data", kind=kind))
@@ -160,7 +158,7 @@ def import_confirm(kind: str) -> ResponseReturnValue:
     if not result.ok:
         return render_template("admin/import.html", kind=kind, form=ImportForm(), result=result,
                                columns=COLUMNS[kind], term=g.term), 422
-    release_file(g.school, digest)
+    held_uploads.release(g.school.id, digest)
     return _imported(kind, result)
 
 

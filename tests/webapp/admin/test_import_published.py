@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from typing import Any
 
 import pytest
@@ -19,9 +20,11 @@ from sqlalchemy import func, select
 
 from tests.conftest import make_school
 from tests.webapp.factories import create_user, post_form, publish_for, pupil_id, sign_in, term_of, the_school
-from webapp.admin.importer import held_file, import_file
+from webapp import held_uploads
+from webapp.admin.importer import import_file
 from webapp.allocation.service import REASON_NEEDED, Confirm
 from webapp.extensions import db
+from webapp.jobs import PERIODIC
 from webapp.models import (
     AuditLog,
     Notification,
@@ -191,7 +194,7 @@ def test_the_import_page_holds_the_file_until_the_admin_confirms(world: Flask) -
     plan_token = re.search(r'name="plan_token" value="([^"]+)"', html)
     assert held is not None and plan_token is not None
     with world.app_context():
-        assert _state() == before and held_file(the_school(), held.group(1)) is not None
+        assert _state() == before and held_uploads.held(the_school().id, held.group(1)) is not None
 
     forged = post_form(client, "/admin/import/sessions/confirm",
                        {"held": "0" * 64, "plan_token": plan_token.group(1), "reason": "x"},
@@ -206,5 +209,16 @@ def test_the_import_page_holds_the_file_until_the_admin_confirms(world: Flask) -
     assert done.status_code == 302
     with world.app_context():
         assert _p001_seats() == {"S11"} and term_of().plan_version == 2
-        assert held_file(the_school(), held.group(1)) is None  # released once imported
+        assert held_uploads.held(the_school().id, held.group(1)) is None  # released once imported
         assert db.session.scalar(select(Teacher.id).limit(1)) is not None
+
+
+def test_held_files_older_than_a_day_are_swept(app: Flask) -> None:
+    with app.app_context():
+        digest = held_uploads.hold(1, "pupils.xlsx", b"not really a workbook")
+        assert held_uploads.held(1, digest) == (f"{digest}.xlsx", b"not really a workbook")
+        assert held_uploads.held(1, "../" + digest) is None and held_uploads.held(2, digest) is None
+        assert held_uploads.sweep() == 0
+        assert held_uploads.sweep(now=time.time() + held_uploads.HOLD_HOURS * 3600 + 60) == 1
+        assert held_uploads.held(1, digest) is None
+        assert PERIODIC["uploads.sweep"] is not None  # the periodic task that runs the sweep
