@@ -660,7 +660,7 @@ def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, 
                 setattr(found, name, values[name])
         db.session.flush()
         if old_slot is not None and not gate.active:  # the confirmed path lapses unfit offers (`repair`)
-            held = _held_problems(fresh, found)
+            held = _held_problems(fresh, sessions={found.id})
             if held:
                 raise RuleBroken(RULE_BROKEN, held)
         audit.record("session.save", f"session:{found.id}", {"code": found.code, "capacity": found.capacity},
@@ -704,17 +704,18 @@ def delete_session(term: Term, session_id: int, *, actor: User, confirm: Confirm
     return SeatChange(fresh.published_run_id is not None, promoted, gate.lost)
 
 
-def _held_problems(term: Term, session: Session) -> list[str]:
-    """Open offers of seats in `session` that its edited values no longer fit (English, for admins).
+def _held_problems(term: Term, *, sessions: set[int] | frozenset[int] = frozenset(),
+                   teachers: set[int] | frozenset[int] = frozenset()) -> list[str]:
+    """Open offers that the edited `sessions` / `teachers` no longer fit (English, for admins).
 
     A held seat counts as taken (`webapp.allocation.seats`): the test is `repair.unfit_offers`, the one the
-    confirmed path uses to close such offers.
+    confirmed path uses to close such offers, so an edit without a confirming screen is refused instead.
     """
     run = _published(term)
     if run is None:
         return []
     problems = []
-    for item in repair.unfit_offers(term, run.id, sessions={session.id}):
+    for item in repair.unfit_offers(term, run.id, sessions=sessions, teachers=teachers):
         pupil = db.session.get(Pupil, item.offer.pupil_id)
         problems.append(f"session {item.session_code}: {pupil.number if pupil else item.offer.pupil_id} holds an "
                         f"open waitlist offer of a seat here on day {item.offer.day}, which this edit would no "
@@ -737,8 +738,8 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
     """Create or update a teacher (and the term's availability) through `apply(teacher)`, in one transaction.
 
     `apply` sets the fields on the row it is given. After publication the edit is checked against the plan in
-    force: a teacher who leads a published session may not lose the qualification, the slot or the
-    activeness it needs (`RuleBroken`, nothing written). With `confirm` (the admin's edit screens) the teacher
+    force: a teacher who leads a published session, or is held for one by an open offer, may not lose the
+    qualification, the slot or the activeness it needs (`RuleBroken`, nothing written). With `confirm` (the admin's edit screens) the teacher
     instead leaves those sessions, an idle teacher takes over where one may, the seats nobody can staff are
     taken away, and the admin confirms exactly that change first (`ConfirmationNeeded`). Returns the
     teacher's id.
@@ -754,6 +755,8 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
         if change is not None and change.run is not None:
             if gate.active:
                 gate.repair(teachers={teacher.id})
+            elif held := _held_problems(fresh, teachers={teacher.id}):  # type: ignore[arg-type]
+                raise RuleBroken(RULE_BROKEN, held)
             promoted = _refill(fresh, actor)  # type: ignore[arg-type]
             amendment = change.done(AmendmentKind.TEACHER_EDIT, actor, gate.reason(
                 f"teacher {teacher.code} edited" + (" (freed seats placed)" if promoted else "")))
@@ -810,7 +813,7 @@ def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, 
     away, the open offers it no longer fits are withdrawn (their families told why), freed seats are offered,
     and the admin confirms exactly that change first (`ConfirmationNeeded`, nothing written). The token binds
     `digest` (the file's SHA-256), so a confirmation applies only the file that was previewed. Without
-    `confirm` an import that would break a hard rule of the plan is refused (`RuleBroken`).
+    `confirm` an import that would break a hard rule of the plan, or an open offer, is refused (`RuleBroken`).
     """
     with _transaction():
         fresh = _lock_seats(term.id) if term is not None else None
@@ -821,9 +824,11 @@ def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, 
         if fresh is None or change is None or change.run is None:
             return SeatChange(False)
         promoted: list[dict[str, Any]] = []
+        sessions = set(touched.sessions) | _seats_of(change.run.id, touched.pupils)
         if gate.active:
-            held = _seats_of(change.run.id, touched.pupils)
-            gate.repair(sessions=set(touched.sessions) | held, teachers=set(touched.teachers))
+            gate.repair(sessions=sessions, teachers=set(touched.teachers))
+        elif held := _held_problems(fresh, sessions=sessions, teachers=touched.teachers):
+            raise RuleBroken(RULE_BROKEN, held)
         promoted = _refill(fresh, actor)
         amendment = change.done(AmendmentKind.IMPORT, actor, gate.reason(f"{kind} imported from a spreadsheet"))
         gate.check(amendment, promoted)

@@ -173,3 +173,23 @@ def test_deleting_the_session_withdraws_the_offer_as_cancelled(offered: Flask) -
             Notification.event == NotificationEvent.OFFER_WITHDRAWN.value, Notification.pupil_id == offer.pupil_id))
         assert told is not None and told.params["reason"] == "gone"
         assert "cancelled the session A" in render(told, "en").body
+
+
+def test_an_import_asks_the_same_question(offered: Flask) -> None:
+    """A file lowering A's seats under the offer: refused without the confirming screen, previewed with it."""
+    with offered.app_context():
+        offer = _offer()
+
+        def write() -> service.Imported:
+            session_a = _session_a()
+            session_a.capacity = 1
+            return service.Imported(sessions=frozenset({session_a.id}))
+
+        with pytest.raises(service.RuleBroken) as refused:
+            service.import_rows(_term(), "sessions", write, actor=_admin())
+        assert "open waitlist offer" in " ".join(refused.value.problems)
+        with pytest.raises(ConfirmationNeeded) as needed:
+            service.import_rows(_term(), "sessions", write, actor=_admin(), confirm=Confirm(), digest="f" * 64)
+        assert [m.pupil_id for m in needed.value.preview.withdrawn] == [offer.pupil_id]
+        db.session.expire_all()
+        assert _session_a().capacity == 2 and _offer().id == offer.id
