@@ -739,10 +739,10 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
 
     `apply` sets the fields on the row it is given. After publication the edit is checked against the plan in
     force: a teacher who leads a published session, or is held for one by an open offer, may not lose the
-    qualification, the slot or the activeness it needs (`RuleBroken`, nothing written). With `confirm` (the admin's edit screens) the teacher
-    instead leaves those sessions, an idle teacher takes over where one may, the seats nobody can staff are
-    taken away, and the admin confirms exactly that change first (`ConfirmationNeeded`). Returns the
-    teacher's id.
+    qualification, the slot or the activeness it needs (`RuleBroken`, nothing written). With `confirm` (the
+    admin's edit screens) the teacher instead leaves those sessions, an idle teacher takes over where one may,
+    the seats nobody can staff are taken away (their offers withdrawn), and the admin confirms exactly that
+    change first (`ConfirmationNeeded`). Returns the teacher's id.
     """
 
     with _transaction():
