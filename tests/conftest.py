@@ -37,6 +37,7 @@ def _make_app(tmp_path: Any, **overrides: Any) -> Flask:
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
         "WTF_CSRF_ENABLED": True,
         "RATELIMIT_ENABLED": False,
+        "IMPORT_HOLD_FOLDER": str(tmp_path / "held-imports"),
     }
     config.update(overrides)
     app = create_app(config)

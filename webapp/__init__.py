@@ -123,6 +123,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         CONSENT_POLICY_VERSION="2026-01",
         APP_NAME="课后服务",
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,
+        IMPORT_HOLD_FOLDER=os.path.join(app.instance_path, "held-imports"),
     )
     if os.environ.get("DATABASE_URL"):
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]

@@ -65,6 +65,7 @@ class AuditAction(StrEnum):
     OFFER_ACCEPT = "offer.accept"
     OFFER_DECLINE = "offer.decline"
     OFFER_EXPIRE = "offer.expire"
+    OFFER_WITHDRAW = "offer.withdraw"
     REQUEST_CHANGE = "request.change"
     TERM_PLACEMENT = "term.placement"
     PRIVACY_PURGE = "privacy.purge"

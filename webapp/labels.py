@@ -242,6 +242,9 @@ AMENDMENT_REASONS: tuple[tuple[re.Pattern[str], LazyString], ...] = tuple(
     (r"^teacher (?P<code>\S+) edited$", _l("Teacher %(code)s edited")),
     (r"^teacher (?P<code>\S+) edited \(freed seats placed\)$", _l("Teacher %(code)s edited (freed seats placed)")),
     (r"^teacher (?P<code>\S+) deleted$", _l("Teacher %(code)s deleted")),
+    (r"^sessions imported from a spreadsheet$", _l("Sessions imported from a spreadsheet")),
+    (r"^teachers imported from a spreadsheet$", _l("Teachers imported from a spreadsheet")),
+    (r"^pupils imported from a spreadsheet$", _l("Pupils imported from a spreadsheet")),
 ))
 """The reasons `webapp.allocation` writes on an amendment when nobody gave one (English, as stored), and how
 they read in the reader's language; a reason a person typed matches none and is shown as typed."""

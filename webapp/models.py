@@ -472,6 +472,8 @@ class AmendmentKind(StrEnum):
     CHANGE_REQUEST = "change_request"
     PROMOTION = "promotion"
     OFFER_ACCEPTED = "offer_accepted"
+    IMPORT = "import"
+    """A spreadsheet of sessions, teachers or pupils imported after publication."""
 
 
 class PlanAmendment(db.Model):  # type: ignore[name-defined,misc]
@@ -631,6 +633,8 @@ class NotificationEvent(StrEnum):
     OFFER_MADE = "offer_made"
     OFFER_EXPIRING = "offer_expiring"
     OFFER_EXPIRED = "offer_expired"
+    OFFER_WITHDRAWN = "offer_withdrawn"
+    """An admin's edit left an open offer unable to hold its seat (`params["reason"]` says why)."""
     CHANGE_APPLIED = "change_applied"
     ABSENCE_UNREPORTED = "absence_unreported"
     """The duty teacher marked the pupil absent and the family had reported no absence (daily service)."""

@@ -27,13 +27,12 @@ Nothing of a term that has not expired is touched, and a school without any term
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 
 from webapp.accounts import erase_parent_accounts
@@ -63,7 +62,7 @@ from webapp.models import (
     Session,
     Term,
     User,
-    utcnow,
+    clock,
 )
 from webapp.parents.service import child_result
 from webapp.run_metrics import without_names
@@ -72,13 +71,6 @@ DEFAULT_RETENTION_DAYS = 365
 TERM_LENGTH_DAYS = 183
 """How long the newest term of a school lasts after its results date, when no later term says otherwise."""
 
-
-def now() -> datetime:
-    """Naive UTC now, or the frozen `NOW` of the app config (a datetime or a callable), for tests."""
-    frozen: datetime | Callable[[], datetime] | None = current_app.config.get("NOW")
-    if frozen is None:
-        return utcnow()
-    return frozen() if callable(frozen) else frozen
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -93,7 +85,7 @@ def family_export(user: User) -> dict[str, Any]:
     tokens = db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
     activity = db.session.scalars(select(AuditLog).where(AuditLog.user_id == user.id).order_by(AuditLog.id))
     data: dict[str, Any] = {
-        "exported_at": _iso(now()),
+        "exported_at": _iso(clock()),
         "account": {
             "role": user.role,
             "phone": user.phone,
@@ -279,7 +271,7 @@ def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False
     """
     if retention_days < 0:
         raise ValueError("retention_days must not be negative")
-    cutoff = (at or now()) - timedelta(days=retention_days)
+    cutoff = (at or clock()) - timedelta(days=retention_days)
     expired = expired_terms(cutoff)
     expired_ids = [t.id for t in expired]
     report = PurgeReport(cutoff, [f"{t.school.code}/{t.name}" for t in expired], dry_run=dry_run)

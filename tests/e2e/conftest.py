@@ -53,13 +53,20 @@ def chromium_path() -> str:
     return str(CHROMIUM)
 
 
-def sign_in_page(page: Any, base: str, login: str) -> None:
-    """Sign `login` in through the form with the test password, after dropping whoever was signed in."""
-    page.context.clear_cookies()
+def sign_in_page(page: Any, base: str, login: str, *, password: str = TEST_PASSWORD,
+                 keep_cookies: bool = False) -> None:
+    """Sign `login` in through the form, after dropping whoever was signed in; wait for the page it lands on.
+
+    `keep_cookies` keeps the context's cookies (a language chosen before signing in, say) instead of clearing
+    them; use it only in a fresh context, where nobody is signed in yet.
+    """
+    if not keep_cookies:
+        page.context.clear_cookies()
     page.goto(f"{base}/login")
     page.fill("#login", login)
-    page.fill("#password", TEST_PASSWORD)
+    page.fill("#password", password)
     page.click("#submit")
+    page.wait_for_load_state()
 
 
 def phone_screenshot(page: Any, shots: Path, name: str) -> None:

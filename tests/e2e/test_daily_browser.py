@@ -9,8 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tests.conftest import TEST_PASSWORD
-from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM_ARGS, sign_in_page
 from tests.webapp.daily.conftest import MONDAY, make_calendar, make_duty_teacher, utc
 from tests.webapp.factories import create_user, publish_for, pupil_id, term_of
 from webapp.extensions import db
@@ -49,10 +48,7 @@ def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromi
         try:
             page = browser.new_page(viewport={"width": 375, "height": 812}, locale="zh-CN")
             page.set_default_timeout(15_000)
-            page.goto(f"{live_server}/login")
-            page.fill("#login", "duty-x")
-            page.fill("#password", TEST_PASSWORD)
-            page.click("#submit")
+            sign_in_page(page, live_server, "duty-x")
             expect(page.get_by_role("heading", name="今天 · 2026-09-07 周一")).to_be_visible()
             page.get_by_role("link", name="15:30–16:30 作业辅导").click()
             page.get_by_role("button", name="缺席").click()  # tap two: nobody reported an absence
@@ -93,10 +89,7 @@ def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromi
 
             parent = browser.new_page(viewport={"width": 375, "height": 812}, locale="zh-CN")
             parent.set_default_timeout(15_000)
-            parent.goto(f"{live_server}/login")
-            parent.fill("#login", "13800000001")
-            parent.fill("#password", TEST_PASSWORD)
-            parent.click("#submit")
+            sign_in_page(parent, live_server, "13800000001")
             with live_app.app_context():
                 pupil = pupil_id("P001")
             parent.goto(f"{live_server}/daily/children/{pupil}")

@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tests.conftest import TEST_ENROLMENT_CODE, TEST_PASSWORD
-from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.conftest import TEST_ENROLMENT_CODE
+from tests.e2e.conftest import CHROMIUM_ARGS, sign_in_page
 from tests.webapp.factories import create_user, publish_for, pupil_id
 from webapp.extensions import db
 from webapp.models import Activity, Pupil, School
@@ -34,9 +34,7 @@ def test_new_parent_requests_care(live_server: str, chromium_path: str, tmp_path
             page.check("#consent")
             page.click("#submit")
             expect(page.get_by_text("如果该手机号此前未注册")).to_be_visible()  # the same answer for a taken number
-            page.fill("#login", "13912345678")
-            page.fill("#password", "a long family passphrase")
-            page.click("#submit")
+            sign_in_page(page, live_server, "13912345678", password="a long family passphrase")
             expect(page.get_by_text("还没有绑定孩子")).to_be_visible()
 
             page.get_by_role("link", name="绑定孩子").click()
@@ -110,10 +108,7 @@ def test_published_week_as_grid_on_desktop_and_days_on_a_phone(live_app: Flask, 
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
             page.set_default_timeout(15_000)
-            page.goto(f"{live_server}/login")
-            page.fill("#login", "13800138000")
-            page.fill("#password", TEST_PASSWORD)
-            page.click("#submit")
+            sign_in_page(page, live_server, "13800138000")
             page.goto(f"{live_server}{child_path}")
 
             grid = page.locator("table.week-grid")

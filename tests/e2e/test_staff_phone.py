@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.conftest import TEST_PASSWORD, _make_app
-from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.conftest import _make_app
+from tests.e2e.conftest import CHROMIUM_ARGS, sign_in_page
 from tests.webapp.staff_pages import LOGINS, staff_urls, staff_world
 from webapp.extensions import db
 
@@ -83,14 +83,6 @@ def test_every_staff_page_is_listed(live_app: Flask, world: dict[str, Any]) -> N
     assert "/bureau/" in urls["bureau"] and len(urls["admin"]) >= 25
 
 
-def _sign_in(page: Any, base: str, login: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#login", login)
-    page.fill("#password", TEST_PASSWORD)
-    page.click("#submit")
-    page.wait_for_load_state()
-
-
 def _check_pages(page: Any, base: str, urls: list[str]) -> list[str]:
     found = []
     for url in urls:
@@ -105,7 +97,7 @@ def _photograph(browser: Any, base: str, login: str, role: str, urls: list[str])
     for width in (375, 1280):
         context = browser.new_context(viewport={"width": width, "height": 812}, locale="zh-CN")
         page = context.new_page()
-        _sign_in(page, base, login)
+        sign_in_page(page, base, login, keep_cookies=True)
         for url in urls:
             page.goto(base + url)
             name = url.strip("/").replace("/", "_") or "home"
@@ -130,7 +122,7 @@ def test_staff_pages_fit_a_phone(live_server: str, live_app: Flask, chromium_pat
                 context = browser.new_context(viewport={"width": 375, "height": 812}, locale=locale)
                 page = context.new_page()
                 page.set_default_timeout(15_000)
-                _sign_in(page, live_server, login)
+                sign_in_page(page, live_server, login, keep_cookies=True)
                 if locale == "en":
                     page.click(".lang-switch button")
                     page.wait_for_load_state()

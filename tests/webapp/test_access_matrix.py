@@ -83,8 +83,9 @@ POLICY: dict[str, str] = {
     "notifications.delivery_log": ADMIN, "notifications.resend": ADMIN,
 }
 for _endpoint in ("dashboard", "activities", "activity_delete", "activity_form", "codes", "import_data",
-                  "import_template", "pupils", "pupil_detail", "sessions", "session_delete", "session_form",
-                  "teachers", "teacher_delete", "teacher_form", "choose_term", "window", "window_now",
+                  "import_confirm", "import_template", "pupils", "pupil_detail", "sessions", "session_delete",
+                  "session_form", "teachers", "teacher_delete", "teacher_form", "choose_term", "window",
+                  "window_now",
                   "place_pupil", "pupil_tag_add", "pupil_tag_remove", "priority_review"):
     POLICY[f"admin.{_endpoint}"] = ADMIN
 for _endpoint in ("home", "index", "workbook", "classes", "class_list", "instance_export", "sessions",

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import delete, func, insert, select
 
-from webapp.admin.forms import ActivityForm, SessionForm, TeacherForm
+from webapp.admin.forms import ActivityForm, SessionForm, TeacherForm, posted_confirm, posted_reason
 from webapp.admin.routes import bp
 from webapp.admin.scope import (
     admin_view,
@@ -35,21 +35,12 @@ from webapp.extensions import db
 from webapp.labels import DAY_NAMES
 from webapp.models import Activity, Period, Session, Teacher, TeacherAvailability, Term
 
-REASON_MAX = 500
-"""The longest reason an admin may give for an amendment (the confirmation form's limit)."""
-
-
-def _confirm() -> allocation.Confirm:
-    """The reason and preview token posted with an edit (both absent on the first post)."""
-    token = (request.form.get("plan_token") or "").strip() or None
-    return allocation.Confirm((request.form.get("reason") or "").strip()[:REASON_MAX], token)
-
 
 def _confirm_page(needed: allocation.ConfirmationNeeded, *, title: str, back: str) -> ResponseReturnValue:
     """Who gains and who loses: the page that posts the same edit again with a reason and the preview's token."""
     carried = [(name, value) for name, values in request.form.lists() for value in values
                if name not in ("csrf_token", "reason", "plan_token", "submit")]
-    reason = (request.form.get("reason") or "").strip()[:REASON_MAX]
+    reason = posted_reason()
     reason_error = _(str(needed)) if str(needed) == allocation.REASON_NEEDED else None
     return render_template("admin/confirm_edit.html", title=title, preview=needed.preview, stale=needed.stale,
                            message=_(str(needed)), action=request.path, carried=carried, reason=reason,
@@ -174,7 +165,7 @@ def session_form(session_id: int | None = None) -> ResponseReturnValue:
             title = _("Edit session %(code)s", code=found.code) if found else _("New session")
             try:
                 _saved, change = allocation.save_session(term, found.id if found else None, values,
-                                                    actor=current_user, confirm=_confirm())
+                                                    actor=current_user, confirm=posted_confirm())
             except allocation.ConfirmationNeeded as needed:
                 return _confirm_page(needed, title=title, back=url_for("admin.sessions"))
             except allocation.AllocationError as exc:
@@ -192,7 +183,7 @@ def session_form(session_id: int | None = None) -> ResponseReturnValue:
 def session_delete(session_id: int) -> ResponseReturnValue:
     found = own_session(session_id)
     try:
-        allocation.delete_session(found.term, found.id, actor=current_user, confirm=_confirm())
+        allocation.delete_session(found.term, found.id, actor=current_user, confirm=posted_confirm())
     except allocation.ConfirmationNeeded as needed:
         return _confirm_page(needed, title=_("Delete session %(code)s", code=found.code),
                              back=url_for("admin.sessions"))
@@ -284,7 +275,7 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
 
             try:
                 allocation.save_teacher(term, teacher.id if teacher else None, apply, actor=current_user,
-                                        confirm=_confirm())
+                                        confirm=posted_confirm())
             except allocation.ConfirmationNeeded as needed:
                 return _confirm_page(needed, title=_("Edit teacher %(name)s", name=form.name.data),
                                      back=url_for("admin.teachers"))
@@ -304,7 +295,7 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
 def teacher_delete(teacher_id: int) -> ResponseReturnValue:
     teacher = own_teacher(teacher_id)
     try:
-        allocation.delete_teacher(g.term, teacher.id, actor=current_user, confirm=_confirm())
+        allocation.delete_teacher(g.term, teacher.id, actor=current_user, confirm=posted_confirm())
     except allocation.ConfirmationNeeded as needed:
         return _confirm_page(needed, title=_("Delete teacher %(name)s", name=teacher.name),
                              back=url_for("admin.teachers"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -33,6 +34,21 @@ from scheduler.domain import DEFAULT_SEAT_POLICY
 from webapp.labels import SEAT_POLICY_LABELS
 from webapp.notifications.forms import EMAIL_MAX, EMAIL_RE
 from webapp.security import PHONE_RE, normalise_phone
+from webapp.allocation.service import Confirm
+
+REASON_MAX = 500
+"""The longest reason an admin may give for an amendment (the confirmation form's limit)."""
+
+
+def posted_confirm() -> Confirm:
+    """The reason and preview token posted with an edit or an import (both absent on the first post)."""
+    token = (request.form.get("plan_token") or "").strip() or None
+    return Confirm((request.form.get("reason") or "").strip()[:REASON_MAX], token)
+
+
+def posted_reason() -> str:
+    """The reason as posted, for showing the confirmation page again."""
+    return (request.form.get("reason") or "").strip()[:REASON_MAX]
 
 CODE_PATTERN = Regexp(r"^[A-Za-z0-9_.\-]+$",
                       message=_l("Use letters, digits, dots, dashes or underscores only."))

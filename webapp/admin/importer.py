@@ -22,6 +22,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import delete, insert, select
 
+from webapp import held_uploads
 from webapp.admin.scope import known_qualifications, unknown_qualification_message
 from webapp.admin.spreadsheet import EXCEL_ERRORS, Cell, FileRejected, Table, clean_text, read_table
 from webapp.admin.spreadsheet import write_csv as _write_csv
@@ -176,10 +177,16 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
     problems: list[Problem] = field(default_factory=list)
+    digest: str = ""
+    """The file's SHA-256."""
+    confirmation: allocation.ConfirmationNeeded | None = None
+    """Set when the file would move published seats: the preview to confirm (nothing was written)."""
+    change: allocation.SeatChange | None = None
+    """What the import did to the published plan (None when nothing was written)."""
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and self.confirmation is None
 
 
 class ImportRejected(Exception):
@@ -475,16 +482,21 @@ def _column_name(key: str) -> str:
     return next(column.label for column in COLUMNS["pupils"] if column.key == key)
 
 
-def _write_pupils(records: list[PupilRecord], school: School, result: ImportResult) -> None:
+def _write_pupils(records: list[PupilRecord], school: School, result: ImportResult) -> set[int]:
+    """Write the pupils; return the ids of existing pupils whose grade or status changed (seats may rest on it)."""
     existing = {p.number: p for p in db.session.scalars(select(Pupil).where(Pupil.school_id == school.id))}
     new_rows = []
+    reshaped: set[int] = set()
     for rec in records:
         values = {"name": rec.name, "grade": rec.grade, "class_name": rec.class_name,
                   "family_code": rec.family_code, "priority": rec.priority, "active": True}
         pupil = existing.get(rec.number)
         if pupil is None:
             new_rows.append({"school_id": school.id, "number": rec.number, **values})
-        elif _update(pupil, values):
+            continue
+        if (pupil.grade, pupil.active) != (rec.grade, True):
+            reshaped.add(pupil.id)
+        if _update(pupil, values):
             result.updated += 1
         else:
             result.unchanged += 1
@@ -501,6 +513,7 @@ def _write_pupils(records: list[PupilRecord], school: School, result: ImportResu
             assert rec.tag is not None
             tag_pupil(pupils[rec.number], rec.tag.group, note=rec.tag.note, expires_on=rec.tag.expires_on,
                       today=today, user_id=user_id, commit=False)
+    return reshaped
 
 
 def _update(row: Any, values: dict[str, Any]) -> bool:
@@ -660,7 +673,8 @@ def _add_slot(row: _Row, key: str, token: str, periods: dict[str, Period], weekd
 
 
 def _write_teachers(records: list[TeacherRecord], school: School, term: Term | None,
-                    result: ImportResult) -> None:
+                    result: ImportResult) -> set[int]:
+    """Write the teachers and their availability; return the ids of existing teachers that changed."""
     existing = {t.code: t for t in db.session.scalars(select(Teacher).where(Teacher.school_id == school.id))}
     current: dict[int, set[tuple[int, int]]] = {}
     if term is not None:
@@ -673,6 +687,7 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
     leading: dict[int, set[tuple[int, str]]] = {}
     for row in db.session.scalars(select(ClassTeacher).where(ClassTeacher.school_id == school.id)):
         leading.setdefault(row.teacher_id, set()).add((row.grade, row.class_name))
+    changed: set[int] = set()
     for rec in records:
         values = {"name": rec.name, "qualifications": rec.qualifications, "max_sessions": rec.max_sessions,
                   "active": True, **rec.contact}
@@ -691,11 +706,12 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
         class_changed = rec.leads is not None and leading.get(teacher.id, set()) != set(rec.leads)
         if _update(teacher, values) or grid_changed or class_changed:
             result.updated += 1
+            changed.add(teacher.id)
         else:
             result.unchanged += 1
     _write_class_teachers(records, school, existing)
     if term is None or not new_grids:
-        return
+        return changed
     db.session.flush()
     ids = [teacher.id for teacher, _grid in new_grids]
     for start in range(0, len(ids), 500):
@@ -706,6 +722,9 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
             for teacher, grid in new_grids for day, period_id in sorted(grid)]
     if rows:
         db.session.execute(insert(TeacherAvailability), rows)
+    for teacher, _grid in new_grids:
+        db.session.expire(teacher, ["availability"])
+    return changed
 
 
 def _write_class_teachers(records: list[TeacherRecord], school: School, teachers: dict[str, Teacher]) -> None:
@@ -801,10 +820,10 @@ def _read_sessions(table: Table, columns: dict[str, int], term: Term,
     return records
 
 
-def _write_sessions(records: list[SessionRecord], term: Term, result: ImportResult) -> bool:
-    """Write the sessions; True when some existing session gained seats (the waitlist may move)."""
+def _write_sessions(records: list[SessionRecord], term: Term, result: ImportResult) -> set[int]:
+    """Write the sessions; return the ids of existing sessions that changed (seats may rest on them)."""
     existing = {s.code: s for s in db.session.scalars(select(Session).where(Session.term_id == term.id))}
-    seats_added = False
+    changed: set[int] = set()
     for rec in records:
         values = {"activity_id": rec.activity.id, "day": rec.day, "period_id": rec.period.id,
                   "room": rec.room, "capacity": rec.capacity, "grade_lo": rec.grade_lo,
@@ -815,12 +834,12 @@ def _write_sessions(records: list[SessionRecord], term: Term, result: ImportResu
             db.session.add(Session(term_id=term.id, code=rec.code, **values))
             result.created += 1
             continue
-        seats_added = seats_added or rec.capacity > session.capacity
         if _update(session, values):
             result.updated += 1
+            changed.add(session.id)
         else:
             result.unchanged += 1
-    return seats_added
+    return changed
 
 
 # ------------------------------------------------------------------------------------------ entry points
@@ -854,8 +873,15 @@ def check_file(kind: str, filename: str, data: bytes, school: School, term: Term
     return records
 
 
-def import_file(kind: str, filename: str, data: bytes, school: School, term: Term | None) -> ImportResult:
-    """Check the whole file, then write it in one transaction (or nothing, with every problem listed)."""
+def import_file(kind: str, filename: str, data: bytes, school: School, term: Term | None, *,
+                confirm: allocation.Confirm | None = None) -> ImportResult:
+    """Check the whole file, then write it in one transaction (or nothing, with every problem listed).
+
+    The write goes through `allocation.import_rows`: after publication it is an amendment of the plan, and
+    with `confirm` (the import screen) a file that moves published seats is previewed first
+    (`result.confirmation`, nothing written) and applied only when the admin confirms that preview of this
+    very file (the token binds its SHA-256).
+    """
     result = ImportResult(kind)
     try:
         records = check_file(kind, filename, data, school, term)
@@ -863,28 +889,39 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
         result.problems = exc.problems
         return result
     result.rows = len(records)
-    seats_added = False
-    try:
+    result.digest = held_uploads.file_digest(data)
+
+    def write() -> allocation.Imported:
+        result.created = result.updated = result.unchanged = 0
+        touched = allocation.Imported()
         if kind == "pupils":
-            _write_pupils(records, school, result)
+            touched = allocation.Imported(pupils=frozenset(_write_pupils(records, school, result)))
         elif kind == "teachers":
-            _write_teachers(records, school, term, result)
+            touched = allocation.Imported(teachers=frozenset(_write_teachers(records, school, term, result)))
         else:
             assert term is not None
-            seats_added = _write_sessions(records, term, result)
+            touched = allocation.Imported(sessions=frozenset(_write_sessions(records, term, result)))
         record(f"{kind}.import", f"term:{term.id}" if term else f"school:{school.id}",
                {"rows": result.rows, "created": result.created, "updated": result.updated,
-                "unchanged": result.unchanged}, school_id=school.id)
-        db.session.commit()
+                "unchanged": result.unchanged, "sha256": result.digest}, school_id=school.id)
+        return touched
+
+    actor = current_user if has_request_context() and current_user.is_authenticated else None
+    try:
+        result.change = allocation.import_rows(term, kind, write, actor=actor, confirm=confirm,
+                                               digest=result.digest)
+    except allocation.ConfirmationNeeded as needed:
+        result.confirmation = needed
+    except allocation.AllocationError as exc:
+        result.problems = [Problem(_(str(exc)))]
+        if isinstance(exc, allocation.RuleBroken):
+            result.problems += [Problem(problem) for problem in exc.problems]
+        result.created = result.updated = result.unchanged = 0
     except Exception:
-        db.session.rollback()
         log.exception("import of %s for school %s failed", kind, school.id)
         result.problems = [Problem(_("The import could not be saved; nothing was changed. "
                                      "Please try again."))]
         result.created = result.updated = result.unchanged = 0
-        return result
-    if seats_added and term is not None:
-        allocation.fill_freed_seats(term)
     return result
 
 

@@ -23,8 +23,23 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
-from webapp.admin.forms import CodesForm, ImportForm, SchoolContactForm, WindowForm, WindowNowForm
-from webapp.admin.importer import COLUMNS, KINDS, import_file, template_file
+from webapp import held_uploads
+from webapp.admin.forms import (
+    CodesForm,
+    ImportForm,
+    SchoolContactForm,
+    WindowForm,
+    WindowNowForm,
+    posted_confirm,
+    posted_reason,
+)
+from webapp.admin.importer import (
+    COLUMNS,
+    KINDS,
+    ImportResult,
+    import_file,
+    template_file,
+)
 from webapp.admin.scope import (
     TERM_KEY,
     admin_view,
@@ -35,6 +50,7 @@ from webapp.admin.scope import (
     term_view,
     to_china,
 )
+from webapp.allocation.service import REASON_NEEDED, Confirm
 from webapp.audit import record
 from webapp.auth.recovery import SLIP_VALID_HOURS, issue_slip_code, show_slip_code
 from webapp.extensions import db
@@ -106,6 +122,7 @@ def choose_term() -> ResponseReturnValue:
 @bp.route("/import/<kind>", methods=["GET", "POST"])
 @admin_view
 def import_data(kind: str) -> ResponseReturnValue:
+    """Upload a file; after publication a file that moves published seats is previewed for confirmation."""
     if kind not in KINDS:
         abort(404)
     form = ImportForm()
@@ -113,15 +130,63 @@ def import_data(kind: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         upload = form.file.data
         data = upload.stream.read(5 * 1024 * 1024 + 1)
-        result = import_file(kind, upload.filename or "", data, g.school, g.term)
+        filename = upload.filename or ""
+        result = import_file(kind, filename, data, g.school, g.term, confirm=Confirm())
+        if result.confirmation is not None:
+            held_uploads.hold(g.school.id, filename, data)
+            return _confirm_import(kind, result)
         if result.ok:
-            flash(_("Imported %(rows)d rows: %(created)d new, %(updated)d updated, %(unchanged)d unchanged.",
-                    rows=result.rows, created=result.created, updated=result.updated,
-                    unchanged=result.unchanged), "success")
-            return redirect(url_for("admin.import_data", kind=kind))
+            return _imported(kind, result)
     status = 422 if result is not None and not result.ok else 200
     return render_template("admin/import.html", kind=kind, form=form, result=result, columns=COLUMNS[kind],
                            term=g.term), status
+
+
+@bp.route("/import/<kind>/confirm", methods=["POST"])
+@admin_view
+def import_confirm(kind: str) -> ResponseReturnValue:
+    """Apply a held file whose preview the admin confirmed (with a reason and the preview's token)."""
+    if kind not in KINDS:
+        abort(404)
+    digest = (request.form.get("held") or "").strip()
+    held = held_uploads.held(g.school.id, digest)
+    if held is None:
+        flash(_("The uploaded file is no longer kept. Please upload it again."), "error")
+        return redirect(url_for("admin.import_data", kind=kind))
+    filename, data = held
+    result = import_file(kind, filename, data, g.school, g.term, confirm=posted_confirm())
+    if result.confirmation is not None:
+        return _confirm_import(kind, result)
+    if not result.ok:
+        return render_template("admin/import.html", kind=kind, form=ImportForm(), result=result,
+                               columns=COLUMNS[kind], term=g.term), 422
+    held_uploads.release(g.school.id, digest)
+    return _imported(kind, result)
+
+
+def _imported(kind: str, result: ImportResult) -> ResponseReturnValue:
+    flash(_("Imported %(rows)d rows: %(created)d new, %(updated)d updated, %(unchanged)d unchanged.",
+            rows=result.rows, created=result.created, updated=result.updated,
+            unchanged=result.unchanged), "success")
+    if result.change is not None and result.change.lost:
+        flash(_("The plan is amended: %(n)d seats were taken away.", n=len(result.change.lost)), "success")
+    return redirect(url_for("admin.import_data", kind=kind))
+
+
+def _confirm_import(kind: str, result: ImportResult) -> ResponseReturnValue:
+    """Who gains and who loses if this file is imported: the page confirms it with a reason (the file is held)."""
+    needed = result.confirmation
+    assert needed is not None
+    reason = posted_reason()
+    reason_error = _(str(needed)) if str(needed) == REASON_NEEDED else None
+    titles = {"pupils": _("Import pupils"), "teachers": _("Import teachers"), "sessions": _("Import sessions")}
+    summary = _("The file has %(rows)d rows: %(created)d new, %(updated)d updated, %(unchanged)d unchanged.",
+                rows=result.rows, created=result.created, updated=result.updated, unchanged=result.unchanged)
+    return render_template("admin/confirm_edit.html", title=titles[kind], preview=needed.preview,
+                           stale=needed.stale, message=_(str(needed)), summary=summary,
+                           action=url_for("admin.import_confirm", kind=kind), carried=[("held", result.digest)],
+                           reason=reason, reason_error=reason_error,
+                           back=url_for("admin.import_data", kind=kind)), 409 if needed.stale else 200
 
 
 @bp.route("/import/<kind>/template.<fmt>")

@@ -23,6 +23,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from sqlalchemy import delete, select
 
@@ -189,52 +190,111 @@ def _write(run_id: int, repair: Repair) -> None:
     db.session.flush()
 
 
-def lapse_unfit_offers(term: Term, run_id: int, *, sessions: Collection[int] = (),
-                       teachers: Collection[int] = ()) -> list[WaitlistOffer]:
-    """Close the open offers whose held seats the edit took away; return them (the caller offers afresh).
+class Unfit(StrEnum):
+    """Why an open offer can no longer hold its seat after an edit (the family's message says it in words)."""
 
-    An offer touching an edited session lapses when the pupil no longer fits it or its seats, counted with
-    the seated pupils and the older holds, exceed the capacity; one holding an edited teacher lapses when
-    that teacher may no longer lead the session.
+    GONE = "gone"
+    """The session was deleted."""
+    MOVED = "moved"
+    """The session is on another day now, or in a period the family does not ask for or already has a seat in."""
+    GRADE = "grade"
+    """The session is no longer open to the pupil's grade."""
+    FULL = "full"
+    """Fewer seats than the pupils seated plus the older offers' holds."""
+    TEACHER = "teacher"
+    """The teacher the offer holds may no longer lead the session."""
+
+
+@dataclass(frozen=True)
+class UnfitOffer:
+    """An open offer an edit leaves unable to hold its seat: the offer, why, and the session concerned."""
+
+    offer: WaitlistOffer
+    reason: Unfit
+    session_id: int
+    session_code: str
+
+
+def unfit_offers(term: Term, run_id: int, *, sessions: Collection[int] = (), teachers: Collection[int] = (),
+                 deleted: Collection[int] = ()) -> list[UnfitOffer]:
+    """The open offers of run `run_id` that the edit of `sessions` / `teachers` (ids, as now flushed) breaks.
+
+    The one test of whether an offer still fits: `service.save_session` refuses an unconfirmed edit with these,
+    and the confirmed path (`lapse_unfit_offers`) closes them. An offer touching an edited session no longer
+    fits when that session is deleted (`deleted`), is on another day than the offer, in a period the family
+    does not ask for or already has, outside the pupil's grades, or its seats, counted with the pupils seated
+    and the older offers' holds (oldest first), are too few; an offer holding a teacher for an edited session
+    or an edited teacher no longer fits when that teacher may no longer lead the session.
     """
     db.session.flush()
     rows = {s.id: s for s in db.session.scalars(select(Session).where(Session.term_id == term.id))}
     period_code = dict(db.session.execute(select(Period.id, Period.code).where(Period.term_id == term.id)).all())
     qualification = dict(db.session.execute(select(Activity.id, Activity.qualification)
                                             .where(Activity.term_id == term.id)).all())
-    seated = Counter(db.session.scalars(select(RunAssignment.session_id).where(RunAssignment.run_id == run_id)))
+    assigned = set(db.session.execute(select(RunAssignment.pupil_id, RunAssignment.session_id)
+                                      .where(RunAssignment.run_id == run_id)).all())
+    seated = Counter(session_id for _pupil, session_id in assigned)
     active = {t.id: t for t in db.session.scalars(select(Teacher).where(Teacher.school_id == term.school_id,
                                                                         Teacher.active))}
     available = set(db.session.execute(
         select(TeacherAvailability.teacher_id, TeacherAvailability.day, TeacherAvailability.period_id)
         .where(TeacherAvailability.term_id == term.id)).all())
-    edited, lapsed = set(sessions), []
+    edited, gone, unfit = set(sessions) | set(deleted), set(deleted), []
     for offer in db.session.scalars(select(WaitlistOffer).where(
             WaitlistOffer.term_id == term.id, WaitlistOffer.run_id == run_id,
             WaitlistOffer.state == OfferState.OPEN.value).order_by(WaitlistOffer.id)):
+        held = list(offer.sessions or [])
+        if not edited & set(held) and not any(t in teachers or s in edited for t, s in offer.teachers or []):
+            seated.update(held)
+            continue
         request = db.session.scalar(select(CareRequest).where(CareRequest.term_id == term.id,
                                                               CareRequest.pupil_id == offer.pupil_id))
         pupil = db.session.get(Pupil, offer.pupil_id)
-        fits = True
-        for session_id in offer.sessions or []:
-            found = rows.get(session_id)
-            if found is None:
-                fits = False
-            elif session_id in edited:
-                fits = fits and request is not None and pupil is not None and found.day == offer.day \
-                    and period_code.get(found.period_id) in (request.periods or []) \
-                    and found.grade_lo <= pupil.grade <= found.grade_hi \
-                    and seated[session_id] + 1 <= found.capacity
+        wanted = set(request.periods or []) if request is not None else set()
+        taken = {period_code.get(rows[s].period_id) for p, s in assigned
+                 if p == offer.pupil_id and s in rows and rows[s].day == offer.day}
+        held_periods = [period_code.get(rows[s].period_id) for s in held if s in rows]
+        found: tuple[Unfit, int] | None = None
+        for session_id in held:
+            row = rows.get(session_id)
+            if row is None or session_id in gone:
+                found = (Unfit.GONE, session_id)
+            elif session_id not in edited:
+                continue
+            elif row.day != offer.day or (period := period_code.get(row.period_id)) not in wanted \
+                    or period in taken or held_periods.count(period) > 1:
+                found = (Unfit.MOVED, session_id)
+            elif pupil is None or not row.grade_lo <= pupil.grade <= row.grade_hi:
+                found = (Unfit.GRADE, session_id)
+            elif seated[session_id] + 1 > row.capacity:
+                found = (Unfit.FULL, session_id)
+            if found is not None:
+                break
         for teacher_id, session_id in offer.teachers or []:
-            found, teacher = rows.get(session_id), active.get(teacher_id)
-            if found is not None and (teacher_id in teachers or session_id in edited):
-                needed = qualification.get(found.activity_id)
-                fits = fits and teacher is not None and (teacher_id, found.day, found.period_id) in available \
-                    and (needed is None or needed in (teacher.qualifications or []))
-        if fits:
-            seated.update(offer.sessions or [])
+            row, teacher = rows.get(session_id), active.get(teacher_id)
+            if found is not None or row is None or (teacher_id not in teachers and session_id not in edited):
+                continue
+            needed = qualification.get(row.activity_id)
+            if teacher is None or (teacher_id, row.day, row.period_id) not in available \
+                    or (needed is not None and needed not in (teacher.qualifications or [])):
+                found = (Unfit.TEACHER, session_id)
+        if found is None:
+            seated.update(held)
             continue
-        offer.state = OfferState.LAPSED.value
-        lapsed.append(offer)
+        reason, session_id = found
+        code = rows[session_id].code if session_id in rows else str(session_id)
+        unfit.append(UnfitOffer(offer, reason, session_id, code))
+    return unfit
+
+
+def lapse_unfit_offers(term: Term, run_id: int, *, sessions: Collection[int] = (),
+                       teachers: Collection[int] = (), deleted: Collection[int] = ()) -> list[UnfitOffer]:
+    """Close the open offers whose held seats the edit took away (`unfit_offers`); return them with the reason.
+
+    The caller tells each family and offers the freed seats afresh.
+    """
+    unfit = unfit_offers(term, run_id, sessions=sessions, teachers=teachers, deleted=deleted)
+    for item in unfit:
+        item.offer.state = OfferState.LAPSED.value
     db.session.flush()
-    return lapsed
+    return unfit

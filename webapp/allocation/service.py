@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +42,7 @@ from webapp.models import (
     Pupil,
     RunAssignment,
     RunStaffing,
+    RunUnserved,
     Session,
     Teacher,
     Term,
@@ -229,6 +230,29 @@ def _expire_due(term: Term, at: datetime) -> int:
     return expired
 
 
+def _tell_withdrawn(term: Term | None, unfit: list[repair.UnfitOffer]) -> None:
+    """Tell each family whose open offer an edit made unfit why it was withdrawn, with its waitlist place.
+
+    Called after the freed seats were offered again and the waitlist renumbered, so the place is the one the
+    family holds now (none when the day has been offered afresh or no longer waits).
+    """
+    if term is None or not unfit:
+        return
+    db.session.flush()
+    for item in unfit:
+        offer = item.offer
+        position = db.session.scalar(select(RunUnserved.waitlist_position).where(
+            RunUnserved.run_id == offer.run_id, RunUnserved.pupil_id == offer.pupil_id,
+            RunUnserved.day == offer.day))
+        audit.record("offer.withdraw", f"offer:{offer.id}", {"term_id": term.id, "pupil_id": offer.pupil_id,
+                                                             "day": offer.day, "reason": item.reason.value,
+                                                             "session": item.session_code},
+                     school_id=term.school_id)
+        notify(NotificationEvent.OFFER_WITHDRAWN, pupil_id=offer.pupil_id, term_id=term.id,
+               params={"offer": offer.id, "day": offer.day, "reason": item.reason.value,
+                       "session": item.session_code, "position": position})
+
+
 # ------------------------------------------------------------------------------------------ confirming an admin's edit
 
 
@@ -304,26 +328,33 @@ class EditPreview:
 class _Gate:
     """Inside an edit's transaction: take away what the edit breaks, then let it through only as confirmed."""
 
-    def __init__(self, term: Term | None, change: _Amendment | None, confirm: Confirm | None) -> None:
+    def __init__(self, term: Term | None, change: _Amendment | None, confirm: Confirm | None, *,
+                 subject: str = "") -> None:
         self.term, self.change, self.confirm = term, change, confirm
+        self.subject = subject
+        """What else the token must bind (an import's file digest), so a confirmation fits only that input."""
         self.active = confirm is not None and term is not None and change is not None and change.run is not None
         self.lost: list[tuple[int, int]] = []
         self.fixed: repair.Repair = repair.Repair()
         self.withdrawn: list[WaitlistOffer] = []
+        self.unfit: list[repair.UnfitOffer] = []
         if self.active:
             assert term is not None
             self.version = int(term.plan_version or 0)
             self.last_message = int(db.session.scalar(select(func.max(Notification.id))) or 0)
 
-    def repair(self, *, sessions: set[int] | None = None, teachers: set[int] | None = None) -> None:
+    def repair(self, *, sessions: set[int] | None = None, teachers: set[int] | None = None,
+               deleted: set[int] | None = None) -> None:
         assert self.term is not None and self.change is not None and self.change.run is not None
         run_id = self.change.run.id
-        self.fixed = repair.free_broken_seats(self.term, run_id, sessions=sessions or (), teachers=teachers or ())
+        self.fixed = repair.free_broken_seats(self.term, run_id, sessions=(sessions or set()) | (deleted or set()),
+                                              teachers=teachers or ())
         self.lost = list(self.fixed.lost)
         if self.lost:
             run_summary.mark_changed(db.session, run_id)
-        self.withdrawn = repair.lapse_unfit_offers(self.term, run_id, sessions=sessions or (),
-                                                   teachers=teachers or ())
+        self.unfit = repair.lapse_unfit_offers(self.term, run_id, sessions=sessions or (),
+                                               teachers=teachers or (), deleted=deleted or ())
+        self.withdrawn = [item.offer for item in self.unfit]
         for offer in self.withdrawn:
             offer.decided_at = clock()
 
@@ -332,9 +363,11 @@ class _Gate:
         return given or default
 
     def check(self, amendment: PlanAmendment | None, promoted: list[dict[str, Any]]) -> None:
-        """Raise `ConfirmationNeeded` (the caller's transaction rolls back) unless this is what was confirmed."""
+        """Tell the families whose offers lapsed, then raise `ConfirmationNeeded` (the caller's transaction rolls
+        back, messages included) unless this is what was confirmed."""
         if not self.active or self.confirm is None:
             return
+        _tell_withdrawn(self.term, self.unfit)
         preview = self._preview(amendment, promoted)
         if not preview.moves_seats:
             return
@@ -375,7 +408,8 @@ class _Gate:
         digest = hashlib.sha256(json.dumps(
             [self.version, [(m.pupil_id, m.day, m.sessions) for m in gained], [(m.pupil_id, m.day, m.sessions)
              for m in lost], [(m.pupil_id, m.day, m.sessions) for m in offered],
-             [(m.pupil_id, m.day, m.sessions) for m in withdrawn], staffing], ensure_ascii=False).encode()
+             [(m.pupil_id, m.day, m.sessions) for m in withdrawn], staffing, self.subject],
+            ensure_ascii=False).encode()
         ).hexdigest()[:20]
         return EditPreview(self.version, gained, lost, offered, withdrawn, staffing, families, notifications,
                            f"{self.version}.{digest}")
@@ -626,7 +660,7 @@ def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, 
                 setattr(found, name, values[name])
         db.session.flush()
         if old_slot is not None and not gate.active:  # the confirmed path lapses unfit offers (`repair`)
-            held = _held_problems(found, old_slot)
+            held = _held_problems(fresh, sessions={found.id})
             if held:
                 raise RuleBroken(RULE_BROKEN, held)
         audit.record("session.save", f"session:{found.id}", {"code": found.code, "capacity": found.capacity},
@@ -660,7 +694,7 @@ def delete_session(term: Term, session_id: int, *, actor: User, confirm: Confirm
         promoted: list[dict[str, Any]] = []
         if change.run is not None:
             found.capacity = 0  # nobody may be offered a seat in it on the way out
-            gate.repair(sessions={found.id})
+            gate.repair(deleted={found.id})
             promoted = _refill(fresh, actor)
             amendment = change.done(AmendmentKind.SESSION_EDIT, actor, gate.reason(f"session {code} deleted"))
             gate.check(amendment, promoted)
@@ -670,31 +704,33 @@ def delete_session(term: Term, session_id: int, *, actor: User, confirm: Confirm
     return SeatChange(fresh.published_run_id is not None, promoted, gate.lost)
 
 
-def _held_problems(session: Session, old_slot: tuple[int, int]) -> list[str]:
-    """Seats of `session` held by open offers that its edited values could no longer honour (English, for admins).
+def _held_problems(term: Term, *, sessions: set[int] | frozenset[int] = frozenset(),
+                   teachers: set[int] | frozenset[int] = frozenset()) -> list[str]:
+    """Open offers that the edited `sessions` / `teachers` no longer fit (English, for admins).
 
-    A held seat counts as taken (`webapp.allocation.seats`): an edit may not leave fewer seats than pupils seated
-    plus seats on offer, nor move the session to another day or period, or out of a holder's grade, under an
-    offer the family may still accept.
+    A held seat counts as taken (`webapp.allocation.seats`): the test is `repair.unfit_offers`, the one the
+    confirmed path uses to close such offers, so an edit without a confirming screen is refused instead.
     """
-    held = [o for o in seats.open_offers(session.term_id) if session.id in (o.sessions or [])]
-    if not held:
+    run = _published(term)
+    if run is None:
         return []
-    seated = db.session.scalar(select(func.count()).select_from(RunAssignment).join(
-        Term, Term.published_run_id == RunAssignment.run_id).where(
-        Term.id == session.term_id, RunAssignment.session_id == session.id)) or 0
     problems = []
-    if seated + len(held) > session.capacity:
-        problems.append(f"session {session.code}: {session.capacity} seats for {seated} pupils seated and "
-                        f"{len(held)} seats held by open waitlist offers")
-    for offer in held:
-        pupil = db.session.get(Pupil, offer.pupil_id)
-        fits = pupil is not None and session.grade_lo <= pupil.grade <= session.grade_hi
-        if not fits or (session.day, session.period_id) != old_slot:
-            problems.append(f"session {session.code}: {pupil.number if pupil else offer.pupil_id} holds an open "
-                            f"waitlist offer of a seat here on day {offer.day}, which this day, period or grade "
-                            "range would no longer fit")
+    for item in repair.unfit_offers(term, run.id, sessions=sessions, teachers=teachers):
+        pupil = db.session.get(Pupil, item.offer.pupil_id)
+        problems.append(f"session {item.session_code}: {pupil.number if pupil else item.offer.pupil_id} holds an "
+                        f"open waitlist offer of a seat here on day {item.offer.day}, which this edit would no "
+                        f"longer fit ({UNFIT_TEXT[item.reason]})")
     return problems
+
+
+UNFIT_TEXT = {
+    repair.Unfit.GONE: "the session is deleted",
+    repair.Unfit.MOVED: "another day or period than the family asks for",
+    repair.Unfit.GRADE: "outside the pupil's grade",
+    repair.Unfit.FULL: "fewer seats than pupils seated plus seats on offer",
+    repair.Unfit.TEACHER: "the held teacher may no longer lead it",
+}
+"""Why an offer no longer fits, for the admin's refusal (English, like the validator's problems)."""
 
 
 def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor: User,
@@ -702,11 +738,11 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
     """Create or update a teacher (and the term's availability) through `apply(teacher)`, in one transaction.
 
     `apply` sets the fields on the row it is given. After publication the edit is checked against the plan in
-    force: a teacher who leads a published session may not lose the qualification, the slot or the
-    activeness it needs (`RuleBroken`, nothing written). With `confirm` (the admin's edit screens) the teacher
-    instead leaves those sessions, an idle teacher takes over where one may, the seats nobody can staff are
-    taken away, and the admin confirms exactly that change first (`ConfirmationNeeded`). Returns the
-    teacher's id.
+    force: a teacher who leads a published session, or is held for one by an open offer, may not lose the
+    qualification, the slot or the activeness it needs (`RuleBroken`, nothing written). With `confirm` (the
+    admin's edit screens) the teacher instead leaves those sessions, an idle teacher takes over where one may,
+    the seats nobody can staff are taken away (their offers withdrawn), and the admin confirms exactly that
+    change first (`ConfirmationNeeded`). Returns the teacher's id.
     """
 
     with _transaction():
@@ -719,6 +755,8 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
         if change is not None and change.run is not None:
             if gate.active:
                 gate.repair(teachers={teacher.id})
+            elif held := _held_problems(fresh, teachers={teacher.id}):  # type: ignore[arg-type]
+                raise RuleBroken(RULE_BROKEN, held)
             promoted = _refill(fresh, actor)  # type: ignore[arg-type]
             amendment = change.done(AmendmentKind.TEACHER_EDIT, actor, gate.reason(
                 f"teacher {teacher.code} edited" + (" (freed seats placed)" if promoted else "")))
@@ -755,6 +793,60 @@ def delete_teacher(term: Term | None, teacher_id: int, *, actor: User, confirm: 
         audit.record("teacher.delete", f"teacher:{teacher.id}", {"code": code}, user_id=actor.id,
                      school_id=teacher.school_id)
         db.session.delete(teacher)
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What a spreadsheet import wrote that the plan in force may rest on (ids of rows that existed before)."""
+
+    sessions: frozenset[int] = frozenset()
+    teachers: frozenset[int] = frozenset()
+    pupils: frozenset[int] = frozenset()
+
+
+def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, actor: User | None,
+                confirm: Confirm | None = None, digest: str = "") -> SeatChange:
+    """Write a whole spreadsheet (`write()` adds its rows, never commits) and amend the plan, in one transaction.
+
+    Before publication the rows are simply written. After it, the import is an edit like `save_session` /
+    `save_teacher` of every row at once: with `confirm` (the import screen) the seats the file breaks are taken
+    away, the open offers it no longer fits are withdrawn (their families told why), freed seats are offered,
+    and the admin confirms exactly that change first (`ConfirmationNeeded`, nothing written). The token binds
+    `digest` (the file's SHA-256), so a confirmation applies only the file that was previewed. Without
+    `confirm` an import that would break a hard rule of the plan, or an open offer, is refused (`RuleBroken`).
+    """
+    with _transaction():
+        fresh = _lock_seats(term.id) if term is not None else None
+        change = _Amendment(fresh) if fresh is not None else None
+        gate = _Gate(fresh, change, confirm, subject=f"{kind}:{digest}")
+        touched = write()
+        db.session.flush()
+        if fresh is None or change is None or change.run is None:
+            return SeatChange(False)
+        promoted: list[dict[str, Any]] = []
+        sessions = set(touched.sessions) | _seats_of(change.run.id, touched.pupils)
+        if gate.active:
+            gate.repair(sessions=sessions, teachers=set(touched.teachers))
+        elif held := _held_problems(fresh, sessions=sessions, teachers=touched.teachers):
+            raise RuleBroken(RULE_BROKEN, held)
+        promoted = _refill(fresh, actor)
+        amendment = change.done(AmendmentKind.IMPORT, actor, gate.reason(f"{kind} imported from a spreadsheet"))
+        gate.check(amendment, promoted)
+    return SeatChange(True, promoted, gate.lost)
+
+
+def _seats_of(run_id: int, pupils: frozenset[int]) -> set[int]:
+    """The sessions where `pupils` hold seats of run `run_id` or open offers: where their changed data may break
+    a seat (a grade a session no longer takes)."""
+    if not pupils:
+        return set()
+    found = set(db.session.scalars(select(RunAssignment.session_id).where(
+        RunAssignment.run_id == run_id, RunAssignment.pupil_id.in_(pupils))))
+    run = db.session.get(AllocationRun, run_id)
+    for offer in seats.open_offers(run.term_id if run is not None else -1, run_id):
+        if offer.pupil_id in pupils:
+            found.update(offer.sessions or [])
+    return found
 
 
 # ------------------------------------------------------------------------------------------ pins

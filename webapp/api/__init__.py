@@ -7,6 +7,7 @@ blueprint is exempt from CSRF protection.
 
 from __future__ import annotations
 
-from webapp.api.routes import bp
+from webapp.api import routes as routes  # registers the routes on the blueprint
+from webapp.api.common import bp
 
 __all__ = ["bp"]

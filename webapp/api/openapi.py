@@ -175,7 +175,7 @@ SCHEMAS: dict[str, Any] = {
                                       "version": {"type": "integer"}, "at": NULLABLE_DATE_TIME,
                                       "kind": {"enum": ["publish", "republish", "seat_removal", "session_edit",
                                                         "teacher_edit", "withdrawal", "change_request",
-                                                        "promotion", "offer_accepted"]},
+                                                        "promotion", "offer_accepted", "import"]},
                                       "gained": {"type": "array", "items": PLAN_CHANGE_ITEM},
                                       "lost": {"type": "array", "items": PLAN_CHANGE_ITEM}}}},
         },
@@ -232,7 +232,7 @@ SCHEMAS["Notification"] = {
     "properties": {
         "id": {"type": "integer"},
         "event": {"enum": ["results_published", "plan_amended", "offer_made", "offer_expiring", "offer_expired",
-                           "change_applied", "absence_unreported"]},
+                           "offer_withdrawn", "change_applied", "absence_unreported"]},
         "title": {"type": "string"}, "body": {"type": "string"},
         "pupil_id": {"type": ["integer", "null"]}, "term_id": {"type": ["integer", "null"]},
         "created_at": DATE_TIME, "read_at": NULLABLE_DATE_TIME,

@@ -7,26 +7,29 @@ the current state forbids (window closed, nothing to withdraw), 415 not JSON, 42
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date, datetime, timedelta
-from functools import wraps
-from typing import Any, TypeVar, cast
+from datetime import date
+from typing import Any, cast
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import g, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_login import AnonymousUserMixin
-from sqlalchemy import select
 
 from webapp import accounts
-from webapp.accounts import hash_token as hash_token
 from webapp.allocation import offers, views
+from webapp.api.common import (
+    ApiError,
+    bp,
+    iso,
+    json_object,
+    own_pupil,
+    token_required,
+    unknown_fields,
+)
 from webapp.api.openapi import openapi_document
 from webapp.audit import record
-from webapp.extensions import csrf, db
-from webapp.hardening import json_error, throttle_login
-from webapp.inputs import MAX_JSON_BYTES
+from webapp.extensions import db
+from webapp.hardening import throttle_login
 from webapp.models import (
     ApiToken,
     CareRequest,
@@ -36,115 +39,25 @@ from webapp.models import (
     Term,
     User,
     WaitlistOffer,
-    utcnow,
 )
 from webapp.notifications import inbox
 from webapp.notifications.messages import render
 from webapp.parents import service
 from webapp.security import PASSWORD_MAX
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-csrf.exempt(bp)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-LAST_USED_EVERY = timedelta(minutes=10)
 REQUEST_KEYS = {"days", "pickup_time", "preferences"}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.fields = fields or {}
-
-
-@bp.errorhandler(ApiError)
-def _api_error(error: ApiError) -> Response:
-    return json_error(error.status, error.code, error.message, error.fields)
-
-
-def _iso(value: datetime | None) -> str | None:
-    """Naive UTC as RFC 3339 with a Z."""
-    return value.replace(microsecond=0).isoformat() + "Z" if value is not None else None
 
 
 def _lang() -> str:
     return "en" if str(get_locale() or "zh").startswith("en") else "zh"
 
 
-# ------------------------------------------------------------------------------------------ tokens
-
-
-def user_for_token(token: str) -> tuple[User, ApiToken] | None:
-    if not token or len(token) > 200:
-        return None
-    found = db.session.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == hash_token(token))
-    ).first()
-    if found is None:
-        return None
-    row, user = found
-    if row.revoked or row.expires_at <= utcnow() or not user.active or user.role != "parent":
-        return None
-    return user, row
-
-
-@bp.before_request
-def _authenticate() -> None:
-    """The bearer token is the only credential here: a browser session cookie is ignored."""
-    g._login_user = AnonymousUserMixin()
-    g.api_user = None
-    g.api_token = None
-    scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return
-    found = user_for_token(token.strip())
-    if found is None:
-        return
-    user, row = found
-    g.api_user, g.api_token, g._login_user = user, row, user
-    if row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_EVERY:
-        row.last_used_at = utcnow()
-        db.session.commit()
-
-
-def token_required(view: F) -> F:
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if g.get("api_user") is None:
-            raise ApiError(401, "unauthorized", _("Sign in again: the token is missing, expired or revoked."))
-        return view(*args, **kwargs)
-
-    return cast(F, wrapped)
-
-
-def _json_object() -> dict[str, Any]:
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", _("Send the request body as JSON."))
-    if (request.content_length or 0) > MAX_JSON_BYTES:
-        raise ApiError(413, "too_large", _("The request body is larger than %(kb)d KB.", kb=MAX_JSON_BYTES // 1024))
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "bad_json", _("The request body is not valid JSON."))
-    if not isinstance(data, dict):
-        raise ApiError(422, "invalid", _("The request body must be a JSON object."))
-    return data
-
-
-def _unknown_fields(data: dict[str, Any], allowed: set[str]) -> dict[str, str]:
-    return {str(key)[:64]: _("Unknown field.") for key in data if key not in allowed}
-
-
 @bp.route("/tokens", methods=["POST"])
 @throttle_login
 def create_token() -> ResponseReturnValue:
     """Phone number and password in, an opaque bearer token out (parents only)."""
-    data = _json_object()
-    fields = _unknown_fields(data, {"phone", "password"})
+    data = json_object()
+    fields = unknown_fields(data, {"phone", "password"})
     phone, password = data.get("phone"), data.get("password")
     if not isinstance(phone, str) or not phone.strip() or len(phone) > 32:
         fields["phone"] = _("Enter your mobile phone number.")
@@ -158,7 +71,7 @@ def create_token() -> ResponseReturnValue:
     except accounts.BadCredentials:
         raise ApiError(401, "invalid_credentials", _("Wrong phone number or password.")) from None
     return jsonify({"token": issued.token, "token_type": "Bearer",
-                    "expires_at": _iso(issued.row.expires_at)}), 201
+                    "expires_at": iso(issued.row.expires_at)}), 201
 
 
 @bp.route("/tokens/current", methods=["DELETE"])
@@ -175,19 +88,12 @@ def revoke_token() -> ResponseReturnValue:
 @token_required
 def me() -> ResponseReturnValue:
     user: User = g.api_user
-    consent = {"policy_version": user.consent_policy_version, "given_at": _iso(user.consent_at)}
+    consent = {"policy_version": user.consent_policy_version, "given_at": iso(user.consent_at)}
     return jsonify({"phone": user.phone, "display_name": user.display_name, "locale": user.locale,
                     "consent": consent})
 
 
 # ------------------------------------------------------------------------------------------ children
-
-
-def _own_pupil(pupil_id: int) -> Pupil:
-    try:
-        return service.own_pupil(g.api_user, pupil_id)
-    except service.NotYourChild:
-        raise ApiError(404, "not_found", _("No such child on your account.")) from None
 
 
 def _term_of(pupil: Pupil) -> Term:
@@ -202,8 +108,8 @@ def _term_json(term: Term | None) -> dict[str, Any] | None:
         return None
     window = service.window_state(term)
     return {"id": term.id, "name": term.name,
-            "window": {"state": window.state, "opens_at": _iso(window.opens_at),
-                       "closes_at": _iso(window.closes_at)},
+            "window": {"state": window.state, "opens_at": iso(window.opens_at),
+                       "closes_at": iso(window.closes_at)},
             "results_date": term.results_date.isoformat() if term.results_date else None,
             "published": service.is_published(term)}
 
@@ -221,7 +127,7 @@ def _request_json(row: CareRequest, term: Term) -> dict[str, Any]:
     return {"pupil_id": row.pupil_id, "term_id": term.id, "term": term.name, "days": list(row.days),
             "pickup_time": row.pickup_time, "periods": list(row.periods),
             "preferences": list(row.preferences), "status": row.status,
-            "submitted_at": _iso(row.submitted_at), "updated_at": _iso(row.updated_at)}
+            "submitted_at": iso(row.submitted_at), "updated_at": iso(row.updated_at)}
 
 
 @bp.route("/children")
@@ -233,14 +139,14 @@ def children() -> ResponseReturnValue:
 @bp.route("/children/<int:pupil_id>")
 @token_required
 def child(pupil_id: int) -> ResponseReturnValue:
-    return jsonify(_child_json(_own_pupil(pupil_id)))
+    return jsonify(_child_json(own_pupil(pupil_id)))
 
 
 @bp.route("/children/<int:pupil_id>/options")
 @token_required
 def options(pupil_id: int) -> ResponseReturnValue:
     """What a request may contain: service days, pickup times and the activities on offer for each."""
-    pupil = _own_pupil(pupil_id)
+    pupil = own_pupil(pupil_id)
     term = _term_of(pupil)
     activities = service.offered_activities(term, pupil.grade)
     pickups = [{"time": t, "periods": service.periods_until(term, t),
@@ -257,7 +163,7 @@ def options(pupil_id: int) -> ResponseReturnValue:
 @bp.route("/children/<int:pupil_id>/request", methods=["GET"])
 @token_required
 def get_request(pupil_id: int) -> ResponseReturnValue:
-    pupil = _own_pupil(pupil_id)
+    pupil = own_pupil(pupil_id)
     term = _term_of(pupil)
     row = service.find_request(pupil, term)
     if row is None:
@@ -266,7 +172,7 @@ def get_request(pupil_id: int) -> ResponseReturnValue:
 
 
 def _request_fields(data: dict[str, Any]) -> tuple[list[int], str, list[str]]:
-    fields = _unknown_fields(data, REQUEST_KEYS)
+    fields = unknown_fields(data, REQUEST_KEYS)
     days = data.get("days")
     if isinstance(days, list) and all(type(d) is int or (type(d) is float and d.is_integer()) for d in days):
         days = [int(d) for d in days]  # JSON does not tell 2 from 2.0
@@ -305,8 +211,8 @@ def _service_error(error: service.RequestError) -> ApiError:
 @token_required
 def put_request(pupil_id: int) -> ResponseReturnValue:
     """Create or replace the child's request for the current term (201 created, 200 updated)."""
-    data = _json_object()
-    pupil = _own_pupil(pupil_id)  # a stranger's child is 404 whatever the body says
+    data = json_object()
+    pupil = own_pupil(pupil_id)  # a stranger's child is 404 whatever the body says
     days, pickup, preferences = _request_fields(data)
     term = _term_of(pupil)
     try:
@@ -321,7 +227,7 @@ def put_request(pupil_id: int) -> ResponseReturnValue:
 @token_required
 def delete_request(pupil_id: int) -> ResponseReturnValue:
     """Withdraw the child's request; after publication the child's seats go to the waitlist."""
-    pupil = _own_pupil(pupil_id)
+    pupil = own_pupil(pupil_id)
     term = _term_of(pupil)
     try:
         row = service.withdraw_request(g.api_user, pupil, term)
@@ -335,7 +241,7 @@ def delete_request(pupil_id: int) -> ResponseReturnValue:
 @token_required
 def result(pupil_id: int) -> ResponseReturnValue:
     """The published timetable of the child and why requested days are not covered."""
-    pupil = _own_pupil(pupil_id)
+    pupil = own_pupil(pupil_id)
     term = _term_of(pupil)
     since = request.args.get("since_version", "0")
     if not since.isdigit() or len(since) > 9:
@@ -344,10 +250,10 @@ def result(pupil_id: int) -> ResponseReturnValue:
     found = service.child_result(pupil, term, _lang())
     if found is None:
         raise ApiError(404, "not_published", _("Results for this term are not published yet."))
-    changes = [{**c, "at": _iso(c["at"])}  # type: ignore[arg-type]
+    changes = [{**c, "at": iso(c["at"])}  # type: ignore[arg-type]
                for c in views.pupil_changes(pupil, term, int(since))]
     return jsonify({
-        "term": term.name, "run_id": found.run_id, "published_at": _iso(found.published_at),
+        "term": term.name, "run_id": found.run_id, "published_at": iso(found.published_at),
         "plan_version": term.plan_version, "changes": changes,
         "timetable": [{"day": s.day, "start": s.start, "end": s.end, "activity": s.activity, "room": s.room,
                        "teachers": list(s.teachers)} for s in found.timetable],
@@ -373,15 +279,15 @@ def _page_param(name: str, default: int, maximum: int, fields: dict[str, str]) -
 def _notification_json(row: Notification) -> dict[str, Any]:
     message = render(row, _lang())
     return {"id": row.id, "event": row.event, "title": message.title, "body": message.body,
-            "pupil_id": row.pupil_id, "term_id": row.term_id, "created_at": _iso(row.created_at),
-            "read_at": _iso(row.read_at)}
+            "pupil_id": row.pupil_id, "term_id": row.term_id, "created_at": iso(row.created_at),
+            "read_at": iso(row.read_at)}
 
 
 @bp.route("/notifications")
 @token_required
 def notifications() -> ResponseReturnValue:
     """The parent's messages, newest first, a page at a time, with the count of unread ones."""
-    fields = _unknown_fields(dict(request.args), {"page", "per_page"})
+    fields = unknown_fields(dict(request.args), {"page", "per_page"})
     page = _page_param("page", 1, 100000, fields)
     per_page = _page_param("per_page", inbox.PER_PAGE, inbox.MAX_PER_PAGE, fields)
     if fields:
@@ -415,9 +321,9 @@ def _change_json(row: ChangeRequest) -> dict[str, Any]:
 @token_required
 def post_change(pupil_id: int) -> ResponseReturnValue:
     """Change the published request from a date: withdraw, or new days, pickup time and preferences."""
-    data = _json_object()
-    pupil = _own_pupil(pupil_id)
-    fields = _unknown_fields(data, CHANGE_KEYS)
+    data = json_object()
+    pupil = own_pupil(pupil_id)
+    fields = unknown_fields(data, CHANGE_KEYS)
     withdraw = data.get("withdraw", False)
     if not isinstance(withdraw, bool):
         fields["withdraw"] = _("Give true or false.")
@@ -450,7 +356,7 @@ def _offer_json(offer: WaitlistOffer) -> dict[str, Any]:
     sessions = [{"id": s.id, "activity": s.activity.name, "start": s.period.start, "end": s.period.end,
                  "room": s.room or ""} for s in views.offer_sessions(offer)]
     return {"id": offer.id, "pupil_id": offer.pupil_id, "day": offer.day, "sessions": sessions,
-            "state": offer.state, "offered_at": _iso(offer.offered_at), "expires_at": _iso(offer.expires_at)}
+            "state": offer.state, "offered_at": iso(offer.offered_at), "expires_at": iso(offer.expires_at)}
 
 
 @bp.route("/offers")

@@ -1,7 +1,7 @@
 """The daily service in the parents' JSON API (`/api/v1`): attendance, absences, pickup persons, delegates.
 
 Registered on the API blueprint, so the bearer-token authentication and the error shape of
-`webapp.api.routes` apply unchanged: 404 for another family's child, 409 for what the rules refuse now
+`webapp.api.common` apply unchanged: 404 for another family's child, 409 for what the rules refuse now
 (after the cutoff, no service on the date), 422 for invalid fields.
 """
 
@@ -14,7 +14,7 @@ from flask import g, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from webapp.api.routes import ApiError, _iso, _json_object, _own_pupil, _unknown_fields, bp, token_required
+from webapp.api.common import ApiError, bp, iso, json_object, own_pupil, token_required, unknown_fields
 from webapp.daily import notice, service
 from webapp.daily.attendance import MAX_RANGE_DAYS, ChildDay, child_days
 from webapp.daily.forms import clean_person
@@ -40,13 +40,13 @@ def _day_json(day: ChildDay) -> dict[str, Any]:
     return {"date": day.on.isoformat(), "status": day.status,
             "sessions": [{"session_id": s.session_id, "activity": s.activity, "start": s.start, "end": s.end,
                           "room": s.room} for s in day.sessions],
-            "checked_in_at": _iso(day.checked_in_at), "picked_up_at": _iso(day.picked_up_at),
+            "checked_in_at": iso(day.checked_in_at), "picked_up_at": iso(day.picked_up_at),
             "picked_up_by": day.picked_up_by}
 
 
 def _absence_json(row: Absence) -> dict[str, Any]:
     return {"id": row.id, "date": row.first_day.isoformat(), "until": row.last_day.isoformat(),
-            "reason": row.reason, "created_at": _iso(row.created_at), "cancelled_at": _iso(row.cancelled_at)}
+            "reason": row.reason, "created_at": iso(row.created_at), "cancelled_at": iso(row.cancelled_at)}
 
 
 def _person_json(row: PickupPerson) -> dict[str, Any]:
@@ -57,8 +57,8 @@ def _person_json(row: PickupPerson) -> dict[str, Any]:
 @token_required
 def attendance(pupil_id: int) -> ResponseReturnValue:
     """The child's days from `from` to `to` (inclusive, at most 62 days): planned, reported, marked, collected."""
-    pupil = _own_pupil(pupil_id)
-    fields = _unknown_fields(dict(request.args), {"from", "to"})
+    pupil = own_pupil(pupil_id)
+    fields = unknown_fields(dict(request.args), {"from", "to"})
     first, last = _date(request.args.get("from")), _date(request.args.get("to"))
     if first is None:
         fields["from"] = _("Give the date as YYYY-MM-DD.")
@@ -76,9 +76,9 @@ def attendance(pupil_id: int) -> ResponseReturnValue:
 @token_required
 def post_absence(pupil_id: int) -> ResponseReturnValue:
     """Report an absence for a date or a range (201); the same report again answers 200 with the same row."""
-    data = _json_object()
-    pupil = _own_pupil(pupil_id)
-    fields = _unknown_fields(data, {"date", "until", "reason"})
+    data = json_object()
+    pupil = own_pupil(pupil_id)
+    fields = unknown_fields(data, {"date", "until", "reason"})
     first = _date(data.get("date"))
     if first is None:
         fields["date"] = _("Give the date as YYYY-MM-DD.")
@@ -103,7 +103,7 @@ def post_absence(pupil_id: int) -> ResponseReturnValue:
 @token_required
 def delete_absence(pupil_id: int, absence_id: int) -> ResponseReturnValue:
     """Cancel a reported absence before the cutoff of its first day."""
-    pupil = _own_pupil(pupil_id)
+    pupil = own_pupil(pupil_id)
     try:
         row = service.cancel_absence(g.api_user, pupil, absence_id)
     except service.DailyError as error:
@@ -114,7 +114,7 @@ def delete_absence(pupil_id: int, absence_id: int) -> ResponseReturnValue:
 @bp.route("/children/<int:pupil_id>/pickup-persons", methods=["GET"])
 @token_required
 def list_pickup_persons(pupil_id: int) -> ResponseReturnValue:
-    pupil = _own_pupil(pupil_id)
+    pupil = own_pupil(pupil_id)
     return jsonify({"pickup_persons": [_person_json(p) for p in service.pickup_persons(pupil)]})
 
 
@@ -122,9 +122,9 @@ def list_pickup_persons(pupil_id: int) -> ResponseReturnValue:
 @token_required
 def post_pickup_person(pupil_id: int) -> ResponseReturnValue:
     """Authorise an adult to collect the child: name, relation and a mainland mobile number."""
-    data = _json_object()
-    pupil = _own_pupil(pupil_id)
-    fields = _unknown_fields(data, {"name", "relation", "phone"})
+    data = json_object()
+    pupil = own_pupil(pupil_id)
+    fields = unknown_fields(data, {"name", "relation", "phone"})
     values = {key: data.get(key) for key in ("name", "relation", "phone")}
     cleaned, problems = clean_person(values)
     fields.update({key: str(message) for key, message in problems.items()})
@@ -140,7 +140,7 @@ def post_pickup_person(pupil_id: int) -> ResponseReturnValue:
 @bp.route("/children/<int:pupil_id>/pickup-persons/<int:person_id>", methods=["DELETE"])
 @token_required
 def delete_pickup_person(pupil_id: int, person_id: int) -> ResponseReturnValue:
-    pupil = _own_pupil(pupil_id)
+    pupil = own_pupil(pupil_id)
     try:
         service.remove_pickup_person(g.api_user, pupil, person_id)
     except service.DailyError as error:
@@ -152,9 +152,9 @@ def delete_pickup_person(pupil_id: int, person_id: int) -> ResponseReturnValue:
 @token_required
 def post_delegate(pupil_id: int) -> ResponseReturnValue:
     """A one-off person for one date; the answer holds the single-use code, shown this once only."""
-    data = _json_object()
-    pupil = _own_pupil(pupil_id)
-    fields = _unknown_fields(data, {"name", "date"})
+    data = json_object()
+    pupil = own_pupil(pupil_id)
+    fields = unknown_fields(data, {"name", "date"})
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 50:
         fields["name"] = _("Give a name of at most 50 characters.")
@@ -177,15 +177,15 @@ def _notice_json(pupil_id: int, term_id: int | None) -> dict[str, Any]:
     signature = notice.signature_of(current, pupil_id) if current is not None else None
     return {"notice": None if current is None else {
         "id": current.id, "version": current.version, "title": current.title, "content": current.content,
-        "hours": current.hours, "safety": current.safety, "published_at": _iso(current.published_at)},
-        "signed_at": _iso(signature.signed_at) if signature is not None else None}
+        "hours": current.hours, "safety": current.safety, "published_at": iso(current.published_at)},
+        "signed_at": iso(signature.signed_at) if signature is not None else None}
 
 
 @bp.route("/children/<int:pupil_id>/notice")
 @token_required
 def get_notice(pupil_id: int) -> ResponseReturnValue:
     """The school's service notice in force for the child's term (or null), and when it was signed (or null)."""
-    pupil = _own_pupil(pupil_id)
+    pupil = own_pupil(pupil_id)
     term = current_term(pupil)
     return jsonify(_notice_json(pupil.id, term.id if term is not None else None))
 
@@ -194,9 +194,9 @@ def get_notice(pupil_id: int) -> ResponseReturnValue:
 @token_required
 def post_notice(pupil_id: int) -> ResponseReturnValue:
     """Sign the version shown (`notice_id`, with `agree: true`): 201 signed, 200 already signed."""
-    data = _json_object()
-    pupil = _own_pupil(pupil_id)
-    fields = _unknown_fields(data, {"notice_id", "agree"})
+    data = json_object()
+    pupil = own_pupil(pupil_id)
+    fields = unknown_fields(data, {"notice_id", "agree"})
     notice_id = data.get("notice_id")
     if not isinstance(notice_id, int) or isinstance(notice_id, bool) or not 0 < notice_id < 2**31:
         fields["notice_id"] = _("Give the id of the notice shown.")

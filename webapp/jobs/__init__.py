@@ -45,6 +45,7 @@ from webapp.jobs.runner import (
     solver_threads,
     submit,
 )
+from webapp.jobs.uploads import sweep_held
 
 __all__ = [
     "BATCH_KEY",
@@ -77,6 +78,7 @@ __all__ = [
     "shutdown_pool",
     "solver_threads",
     "start_advice",
+    "sweep_held",
     "start_advice_batch",
     "start_run",
     "submit",

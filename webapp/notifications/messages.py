@@ -2,9 +2,10 @@
 
 A message is built only from the notification's own child (`Notification.pupil`, a child of the recipient:
 `notify` writes rows for that child's guardians only), its term, and a fixed list of `params` (`version`,
-`deadline`, `term`, `session`; for the class teacher's messages also `grade`, `class`, `at` and
-`duty_teacher`: the pupil's own class, the time of the mark and the duty teacher's name). Any other key a
-caller puts in `params` is stored but never shown, so a message cannot carry another family's data by accident.
+`deadline`, `term`, `session`, `day`, `position`, and `reason` as one of a fixed set of sentences; for the
+class teacher's messages also `grade`, `class`, `at` and `duty_teacher`: the pupil's own class, the time of
+the mark and the duty teacher's name). Any other key a caller puts in `params` is stored but never shown, so
+a message cannot carry another family's data by accident.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from flask_babel import force_locale, format_datetime
+from flask_babel import force_locale, format_datetime, get_locale
 from flask_babel import gettext as _
 
+from scheduler.weekdays import WEEKDAYS, weekday_name
 from webapp.extensions import db
 from webapp.labels import class_label, show_time, term_label
 from webapp.models import Notification, NotificationEvent, Term
 
-SHOWN_PARAMS = ("version", "deadline", "term", "session", "grade", "class", "at", "duty_teacher")
+SHOWN_PARAMS = ("version", "deadline", "term", "session", "day", "position", "reason", "grade", "class", "at",
+                "duty_teacher")
 """The only `params` keys a message may show."""
 
 
@@ -49,20 +52,27 @@ def _deadline(value: Any) -> str:
     return str(format_datetime(moment.replace(tzinfo=None), "short"))
 
 
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _values(notification: Notification) -> dict[str, str]:
     params = notification.params or {}
     pupil = notification.pupil
     term = params.get("term") or _term_name(notification.term_id)
-    version = params.get("version")
+    version, day, position = _whole(params.get("version")), _whole(params.get("day")), _whole(params.get("position"))
     return {
         "child": pupil.name if pupil is not None else "",
         "term": term_label(str(term))[:60],
-        "version": str(version) if isinstance(version, int) and not isinstance(version, bool) else "",
+        "version": str(version) if version is not None else "",
         "deadline": _deadline(params.get("deadline")),
         "session": str(params.get("session") or "")[:60],
         "class": class_label(params.get("grade"), str(params.get("class") or "")[:64]),
         "at": _moment(params.get("at")),
         "duty_teacher": str(params.get("duty_teacher") or "")[:100],
+        "day": weekday_name(day, str(get_locale() or "zh")) if day is not None and day in WEEKDAYS else "",
+        "position": str(position) if position is not None and position > 0 else "",
+        "reason": str(params.get("reason") or ""),
     }
 
 
@@ -79,6 +89,19 @@ def _moment(value: Any) -> str:
 def _term_name(term_id: int | None) -> str:
     term = db.session.get(Term, term_id) if term_id is not None else None
     return term.name if term is not None else ""
+
+
+def _withdrawn_because(reason: str, session: str) -> str:
+    """Why an offer was withdrawn, as a sentence; an unknown reason says only that the school changed the plan."""
+    sentences = {
+        "gone": _("The school cancelled the session %(session)s.", session=session),
+        "moved": _("The school moved the session %(session)s to a day or time your request does not fit.",
+                   session=session),
+        "grade": _("The session %(session)s is no longer open to your child's grade.", session=session),
+        "full": _("The session %(session)s now has fewer places.", session=session),
+        "teacher": _("No teacher can lead the session %(session)s any more.", session=session),
+    }
+    return str(sentences.get(reason) or _("The school changed its sessions."))
 
 
 def _wording(event: NotificationEvent, v: dict[str, str]) -> tuple[str, str]:
@@ -118,6 +141,18 @@ def _wording(event: NotificationEvent, v: dict[str, str]) -> tuple[str, str]:
         title = _("Your offer has expired")
         body = _("The place offered to %(child)s was not accepted in time and has gone to the next family on "
                  "the waiting list.", child=child)
+    elif event == NotificationEvent.OFFER_WITHDRAWN:
+        title = _("Your offer was withdrawn")
+        if v["day"]:
+            body = _("The place offered to %(child)s on %(day)s was withdrawn.", child=child, day=v["day"])
+        else:
+            body = _("The place offered to %(child)s was withdrawn.", child=child)
+        body += " " + _withdrawn_because(v["reason"], v["session"])
+        if v["position"]:
+            body += " " + _("%(child)s keeps place %(position)s on the waiting list for that day.", child=child,
+                            position=v["position"])
+        else:
+            body += " " + _("%(child)s stays on the waiting list for that day.", child=child)
     elif event == NotificationEvent.ABSENCE_UNREPORTED:
         title = _("Your child is not at after-school care")
         body = _("%(child)s was marked absent at after-school care today (%(session)s) and no absence was "

@@ -37,6 +37,7 @@ EVENT_LABELS = {
     NotificationEvent.OFFER_MADE: _l("Place offered"),
     NotificationEvent.OFFER_EXPIRING: _l("Offer expiring"),
     NotificationEvent.OFFER_EXPIRED: _l("Offer expired"),
+    NotificationEvent.OFFER_WITHDRAWN: _l("Offer withdrawn"),
     NotificationEvent.CHANGE_APPLIED: _l("Change applied"),
     NotificationEvent.ABSENCE_UNREPORTED: _l("Unreported absence"),
     NotificationEvent.ABSENCE_ARRIVED: _l("Arrived after all"),

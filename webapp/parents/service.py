@@ -2,18 +2,17 @@
 
 Nothing here reads Flask's request or form objects. Bad input raises `RequestError` carrying every problem
 found (field path + message); a child the user is not a guardian of raises `NotYourChild`, which callers turn
-into 404 so the existence of other families' children is never revealed. Times are naive UTC; `now()` honours
-`app.config["NOW"]` so tests can freeze the clock.
+into 404 so the existence of other families' children is never revealed. Times are naive UTC from the app
+clock (`webapp.models.clock`, which tests freeze through `app.config["NOW"]`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from flask import current_app
 from flask_babel import LazyString, force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -41,7 +40,7 @@ from webapp.models import (
     Teacher,
     Term,
     User,
-    utcnow,
+    clock,
 )
 from webapp.parents.timetable import WeekGrid, plain_reason, waitlist_text, week_grid
 from webapp.security import parent_owns_pupil
@@ -71,13 +70,6 @@ class NotYourChild(LookupError):
     """The user is not a guardian of this pupil (or the pupil does not exist): answer 404."""
 
 
-def now() -> datetime:
-    """The current time as naive UTC, or the frozen `NOW` from the app config (a datetime or a callable)."""
-    frozen: datetime | Callable[[], datetime] | None = current_app.config.get("NOW")
-    if frozen is None:
-        return utcnow()
-    return frozen() if callable(frozen) else frozen
-
 
 # ------------------------------------------------------------------------------------------ terms and window
 
@@ -105,7 +97,7 @@ class WindowState:
 
 def window_state(term: Term, at: datetime | None = None) -> WindowState:
     """Open at exactly `requests_open_at`, closed at exactly `requests_close_at`."""
-    at = at or now()
+    at = at or clock()
     if term.requests_open_at is not None and at < term.requests_open_at:
         state = "not_open"
     elif term.requests_close_at is not None and at >= term.requests_close_at:
@@ -300,7 +292,7 @@ def store_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pic
     """
     ensure_guardian(user, pupil)
     _check_term(pupil, term)
-    at = at or now()
+    at = at or clock()
     _check_open(term, at)
     due = unsigned_notice(pupil, term)
     if due is not None:
@@ -370,7 +362,7 @@ def withdraw_request(user: User, pupil: Pupil, term: Term, *, at: datetime | Non
     """
     ensure_guardian(user, pupil)
     _check_term(pupil, term)
-    at = at or now()
+    at = at or clock()
     row = find_request(pupil, term)
     if row is None or row.status != "active":
         raise RequestError("form", _l("There is no active request to withdraw."))

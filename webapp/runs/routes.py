@@ -108,6 +108,7 @@ KIND_LABELS = {
     AmendmentKind.CHANGE_REQUEST: _l("Family changed its request"),
     AmendmentKind.PROMOTION: _l("Freed seats placed from the waitlist"),
     AmendmentKind.OFFER_ACCEPTED: _l("Offer accepted"),
+    AmendmentKind.IMPORT: _l("Spreadsheet imported"),
 }
 OFFER_STATE_LABELS = {
     OfferState.OPEN: _l("Waiting for an answer"),

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from tests.conftest import TEST_PASSWORD, _make_app
 from tests.webapp.factories import PHONES, World, api_token, bearer, post_form, sign_in, two_families
+from webapp.accounts import hash_token
 from webapp.api.openapi import openapi_document
-from webapp.api.routes import hash_token
 from webapp.extensions import db
 from webapp.hardening import CSP
 from webapp.models import ApiToken, AuditLog, CareRequest, Term, User, utcnow

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests.conftest import make_school
 from tests.webapp.factories import create_user, publish_for, pupil_id, requests_for, term_of
 from webapp.extensions import db
-from webapp.models import AuditLog, CareRequest, Pupil, Term, User
+from webapp.models import AuditLog, CareRequest, Pupil, Term, User, clock
 from webapp.parents import service
 
 T0 = datetime(2026, 7, 1, 2, 0)
@@ -49,7 +49,7 @@ def test_window_state_boundaries(app: Flask) -> None:
         term.requests_open_at = term.requests_close_at = None
         assert service.window_state(term, T0).is_open
         app.config["NOW"] = lambda: T0 + timedelta(days=99)
-        assert service.now() == T0 + timedelta(days=99)
+        assert clock() == T0 + timedelta(days=99)
 
 
 def test_choices_follow_term_and_grade(family: tuple[Flask, int, int]) -> None:

@@ -10,11 +10,13 @@ Message ids are written in English. Each area keeps its own catalogue so areas n
     python -m webapp.i18n compile         write every .mo from its .po (commit both)
     python -m webapp.i18n check           fail on untranslated or fuzzy entries, stale .mo, or msgids
                                           used in code but missing from their catalogue
+
+The command line lives in `webapp/i18n/__main__.py`: the app imports this module, so running the module
+itself as `__main__` would load it twice.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,10 +42,12 @@ from webapp.labels import (
     zone_label,
 )
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = PACKAGE_DIR / "templates"
 TARGET_LOCALE = "zh"
 CORE_TEMPLATE_DIRS = ("auth", "errors")
+CORE_PACKAGES = ("auth", "i18n")
+"""Packages whose messages live in the core catalogue rather than a catalogue of their own."""
 KEYWORDS: dict[str, Any] = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None, "lazy_ngettext": (1, 2)}
 LANG_COOKIE = "lang"
 
@@ -88,7 +92,7 @@ def areas() -> list[str]:
     """"core" plus every package under webapp/ that has (or should have) its own catalogue."""
     found = ["core"]
     for path in sorted(PACKAGE_DIR.iterdir()):
-        if (path / "__init__.py").exists() and path.name not in ("auth", "migrations", "translations"):
+        if (path / "__init__.py").exists() and path.name not in (*CORE_PACKAGES, "migrations", "translations"):
             found.append(path.name)
     return found
 
@@ -101,7 +105,8 @@ def catalogue_path(area: str) -> Path:
 def source_files(area: str) -> Iterator[Path]:
     if area == "core":
         yield from sorted(PACKAGE_DIR.glob("*.py"))
-        yield from sorted((PACKAGE_DIR / "auth").rglob("*.py"))
+        for package in CORE_PACKAGES:
+            yield from sorted((PACKAGE_DIR / package).rglob("*.py"))
         yield from sorted(TEMPLATES.glob("*.html"))
         for sub in CORE_TEMPLATE_DIRS:
             yield from sorted((TEMPLATES / sub).rglob("*.html"))
@@ -187,25 +192,3 @@ def problems() -> list[str]:
                 if _translations(read_mo(handle)) != _translations(catalog):
                     found.append(f"{area}: {mo_path.name} is older than its .po; run `compile`")
     return found
-
-
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("update", "compile", "check"):
-        print(__doc__)
-        return 2
-    if argv[0] == "update":
-        for area in argv[1:] or areas():
-            print(f"updated {update(area).relative_to(PACKAGE_DIR.parent)}")
-    elif argv[0] == "compile":
-        for path in compile_all():
-            print(f"compiled {path.relative_to(PACKAGE_DIR.parent)}")
-    else:
-        issues = problems()
-        for issue in issues:
-            print(issue)
-        return 1 if issues else 0
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,224 @@
+"""A spreadsheet imported after publication is an amendment: previewed, confirmed for that very file, one transaction.
+
+The world is the test school's published run (`publish_for`): P001 (grade 3) sits in S11 (homework, Monday P1)
+and S12 (football, Monday P2, grades 3–6); Tuesday is uncovered for P004 and P001. Both families have an account.
+Each test runs on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from openpyxl import Workbook
+from sqlalchemy import func, select
+
+from tests.conftest import make_school
+from tests.webapp.factories import create_user, post_form, publish_for, pupil_id, sign_in, term_of, the_school
+from webapp import held_uploads
+from webapp.admin.importer import import_file
+from webapp.allocation.service import REASON_NEEDED, Confirm
+from webapp.extensions import db
+from webapp.jobs import PERIODIC
+from webapp.models import (
+    AuditLog,
+    Notification,
+    NotificationEvent,
+    PlanAmendment,
+    Pupil,
+    RunAssignment,
+    Session,
+    Teacher,
+    WaitlistOffer,
+)
+
+SESSION_HEADER = ["编号", "活动", "星期", "时段", "教室", "容量", "年级下限", "年级上限", "每位教师学生数", "最少人数"]
+PUPIL_HEADER = ["学号", "姓名", "年级", "班级", "家庭编号", "优先级"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest) -> Flask:
+    app: Flask = request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+    with app.app_context():
+        the_school()
+        publish_for(pupil_id("P001"))
+        for number, phone in (("P001", "13800000001"), ("P004", "13800000004")):
+            create_user("parent", login=phone, pupil=db.session.get(Pupil, pupil_id(number)))
+        create_user("school_admin", school=the_school(), login="import-admin")
+    return app
+
+
+def xlsx(rows: list[list[Any]]) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _sessions_file(**capacity: int) -> bytes:
+    """Every session of the term as it stands, with the given capacities changed (S12=0 …)."""
+    rows: list[list[Any]] = [SESSION_HEADER]
+    for s in db.session.scalars(select(Session).where(Session.term_id == term_of().id).order_by(Session.code)):
+        rows.append([s.code, s.activity.code, s.day, s.period.code, s.room, capacity.get(s.code, s.capacity),
+                     s.grade_lo, s.grade_hi, s.pupils_per_teacher, s.min_pupils])
+    return xlsx(rows)
+
+
+def _state() -> dict[str, Any]:
+    """Everything an unconfirmed import must leave as it was."""
+    db.session.expire_all()
+    return {
+        "version": term_of().plan_version,
+        "seats": sorted(db.session.execute(select(RunAssignment.pupil_id, RunAssignment.session_id)).all()),
+        "sessions": sorted(db.session.execute(select(Session.code, Session.capacity)).all()),
+        "grades": sorted(db.session.execute(select(Pupil.number, Pupil.grade)).all()),
+        "offers": db.session.scalar(select(func.count()).select_from(WaitlistOffer)),
+        "messages": db.session.scalar(select(func.count()).select_from(Notification)),
+        "audit": db.session.scalar(select(func.count()).select_from(AuditLog)),
+    }
+
+
+def _run(kind: str, data: bytes, confirm: Confirm | None) -> Any:
+    return import_file(kind, "data.xlsx", data, the_school(), term_of(), confirm=confirm)
+
+
+def _p001_seats() -> set[str]:
+    return set(db.session.scalars(select(Session.code).join(RunAssignment, RunAssignment.session_id == Session.id)
+                                  .where(RunAssignment.pupil_id == pupil_id("P001"))))
+
+
+def test_a_session_file_that_takes_seats_is_previewed_then_applied_as_one_amendment(world: Flask) -> None:
+    with world.app_context():
+        data = _sessions_file(S12=0)
+        before = _state()
+        result = _run("sessions", data, Confirm())
+        assert result.confirmation is not None and not result.ok
+        assert _state() == before, "a preview wrote something"
+        preview = result.confirmation.preview
+        assert [(m.number, m.day, m.sessions) for m in preview.lost] == [("P001", 1, ("S12",))]
+        assert {(m.number, m.day) for m in preview.offered} == {("P001", 2), ("P004", 2)}
+
+        missing_reason = _run("sessions", data, Confirm("", preview.token))
+        assert missing_reason.confirmation is not None and str(missing_reason.confirmation) == REASON_NEEDED
+        assert _state() == before
+
+        done = _run("sessions", data, Confirm("足球课停开", preview.token))
+        assert done.ok and done.updated == 1 and done.change is not None and len(done.change.lost) == 1
+        db.session.expire_all()
+        assert term_of().plan_version == 2 and _p001_seats() == {"S11"}
+        amendment = db.session.scalar(select(PlanAmendment).where(PlanAmendment.version == 2))
+        assert amendment is not None and amendment.kind == "import" and amendment.reason == "足球课停开"
+        told = db.session.scalars(select(Notification.event).where(Notification.pupil_id == pupil_id("P001")))
+        assert NotificationEvent.PLAN_AMENDED.value in set(told)
+        imported = db.session.scalar(select(AuditLog).where(AuditLog.action == "sessions.import"))
+        assert imported is not None and imported.detail["updated"] == 1
+
+
+def test_the_confirmation_fits_only_the_file_previewed(world: Flask) -> None:
+    with world.app_context():
+        previewed = _run("sessions", _sessions_file(S12=0), Confirm())
+        assert previewed.confirmation is not None
+        token = previewed.confirmation.preview.token
+        before = _state()
+        other = _run("sessions", _sessions_file(S12=0, S14=61), Confirm("足球课停开", token))  # another file
+        assert other.confirmation is not None and other.confirmation.stale
+        assert other.confirmation.preview.lost == previewed.confirmation.preview.lost
+        assert _state() == before
+
+
+def test_an_import_that_moves_no_seat_saves_at_once_and_offers_new_seats(world: Flask) -> None:
+    """More seats on Tuesday P2: nothing to confirm; the freed seats go to the waitlist in the same call."""
+    with world.app_context():
+        result = _run("sessions", _sessions_file(S22=25), Confirm())
+        assert result.ok and result.updated == 1
+        db.session.expire_all()
+        assert term_of().plan_version == 1  # offers are not seats yet
+        assert db.session.scalar(select(Session.capacity).where(Session.code == "S22")) == 25
+
+
+def test_a_pupil_file_whose_grades_break_seats_is_previewed(world: Flask) -> None:
+    with world.app_context():
+        rows: list[list[Any]] = [PUPIL_HEADER]
+        for p in db.session.scalars(select(Pupil).where(Pupil.school_id == the_school().id).order_by(Pupil.number)):
+            rows.append([p.number, p.name, 2 if p.number == "P001" else p.grade, p.class_name, "", p.priority])
+        data = xlsx(rows)
+        before = _state()
+        result = _run("pupils", data, Confirm())
+        assert result.confirmation is not None and _state() == before
+        assert [(m.number, m.sessions) for m in result.confirmation.preview.lost] == [("P001", ("S12",))]
+        assert _run("pupils", data, Confirm("学籍年级更正", result.confirmation.preview.token)).ok
+        db.session.expire_all()
+        assert _p001_seats() == {"S11"} and term_of().plan_version == 2
+
+
+def test_without_the_confirming_screen_an_import_that_breaks_a_rule_is_refused(world: Flask) -> None:
+    with world.app_context():
+        before = _state()
+        result = _run("sessions", _sessions_file(S12=0), None)
+        assert not result.ok and result.confirmation is None and result.problems
+        assert _state() == before
+
+
+def test_before_publication_an_import_writes_at_once(app: Flask) -> None:
+    with app.app_context():
+        make_school()
+        result = _run("sessions", _sessions_file(S12=0), Confirm())
+        assert result.ok and result.confirmation is None and result.updated == 1
+        assert db.session.scalar(select(Session.capacity).where(Session.code == "S12")) == 0
+
+
+def test_the_import_page_holds_the_file_until_the_admin_confirms(world: Flask) -> None:
+    client: FlaskClient = world.test_client()
+    sign_in(client, "import-admin")
+    with world.app_context():
+        data = _sessions_file(S12=0)
+        before = _state()
+    page = client.get("/admin/import/sessions").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert csrf is not None
+    shown = client.post("/admin/import/sessions", data={"csrf_token": csrf.group(1),
+                                                        "file": (io.BytesIO(data), "sessions.xlsx")},
+                        content_type="multipart/form-data")
+    html = shown.get_data(as_text=True)
+    assert shown.status_code == 200 and "S12" in html and 'name="plan_token"' in html
+    held = re.search(r'name="held" value="([0-9a-f]{64})"', html)
+    plan_token = re.search(r'name="plan_token" value="([^"]+)"', html)
+    assert held is not None and plan_token is not None
+    with world.app_context():
+        assert _state() == before and held_uploads.held(the_school().id, held.group(1)) is not None
+
+    forged = post_form(client, "/admin/import/sessions/confirm",
+                       {"held": "0" * 64, "plan_token": plan_token.group(1), "reason": "x"},
+                       token_from="/admin/import/sessions")
+    assert forged.status_code == 302
+    with world.app_context():
+        assert _state() == before
+
+    done = post_form(client, "/admin/import/sessions/confirm",
+                     {"held": held.group(1), "plan_token": plan_token.group(1), "reason": "足球课停开"},
+                     token_from="/admin/import/sessions")
+    assert done.status_code == 302
+    with world.app_context():
+        assert _p001_seats() == {"S11"} and term_of().plan_version == 2
+        assert held_uploads.held(the_school().id, held.group(1)) is None  # released once imported
+        assert db.session.scalar(select(Teacher.id).limit(1)) is not None
+
+
+def test_held_files_older_than_a_day_are_swept(app: Flask) -> None:
+    with app.app_context():
+        digest = held_uploads.hold(1, "pupils.xlsx", b"not really a workbook")
+        assert held_uploads.held(1, digest) == (f"{digest}.xlsx", b"not really a workbook")
+        assert held_uploads.held(1, "../" + digest) is None and held_uploads.held(2, digest) is None
+        assert held_uploads.sweep() == 0
+        assert held_uploads.sweep(now=time.time() + held_uploads.HOLD_HOURS * 3600 + 60) == 1
+        assert held_uploads.held(1, digest) is None
+        assert PERIODIC["uploads.sweep"] is not None  # the periodic task that runs the sweep
