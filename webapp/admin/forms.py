@@ -31,10 +31,10 @@ from wtforms.validators import (
 )
 
 from scheduler.domain import DEFAULT_SEAT_POLICY
+from webapp.allocation.service import Confirm
 from webapp.labels import SEAT_POLICY_LABELS
 from webapp.notifications.forms import EMAIL_MAX, EMAIL_RE
 from webapp.security import PHONE_RE, normalise_phone
-from webapp.allocation.service import Confirm
 
 REASON_MAX = 500
 """The longest reason an admin may give for an amendment (the confirmation form's limit)."""
