@@ -18,19 +18,9 @@ from scheduler.lexicographic import LexicographicSolver, SolverConfig
 from scheduler.model import AllocationModel
 from scheduler.solve import solve
 from scheduler.warmstart import plan_values
-from tests.scheduler.builders import instance, pupil, request, session, teacher
+from tests.scheduler.builders import instance, pupil, request, satisfies_every_row, session, teacher
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
-
-
-def _satisfies_every_row(week: AllocationModel, values: list[float]) -> None:
-    solver = week.solver
-    x = solver.variables()
-    for constraint in (solver.constraint(i) for i in range(solver.NumConstraints())):
-        row = sum(constraint.GetCoefficient(var) * values[var.index()] for var in x)
-        assert constraint.lb() - 1e-6 <= row <= constraint.ub() + 1e-6, constraint.name()
-    for var in x:
-        assert var.lb() - 1e-6 <= values[var.index()] <= var.ub() + 1e-6, var.name()
 
 
 def _week(inst: object) -> AllocationModel:
@@ -51,7 +41,7 @@ def test_the_days_bound_the_week_and_a_joined_plan_is_a_plan_of_the_week(seed: i
         return
     assert days.value <= expected["coverage"]
     # The joined plan satisfies every row of the week's model: the backend accepts it as it stands.
-    _satisfies_every_row(week, days.values)
+    satisfies_every_row(week, days.values)
     lexi = LexicographicSolver(week, SolverConfig(), 0.0, None)
     result = lexi.accept("coverage", days.values, days.bound, days.seconds)
     assert result.value == days.value
@@ -80,7 +70,7 @@ def test_the_lottery_plan_is_a_point_of_the_week_model(seed: int, fixed: bool) -
         return
     week = _week(inst)
     values = plan_values(week, plan)
-    _satisfies_every_row(week, values)
+    satisfies_every_row(week, values)
     coverage = sum(c * values[v.index()] for v, c in week.coverage_level().GetCoeffs().items() if hasattr(v, "index"))
     assert round(coverage) == validation.coverage(inst, plan.assignments)
 
