@@ -49,14 +49,15 @@ STABILITY_PARTS = 4
 """Level 2 may use a quarter of the time level 1 left: level 3 and the steps of level 4 still follow."""
 PREFERENCE_SHARE = 0.6
 """Level 3 may use this share of the time left; the rest is level 4's."""
-DAYWISE_PREFERENCE_SHARE = 0.85
+DAYWISE_PREFERENCE_SHARE = 0.75
 """Level 3 solved day by day may use this share of the time left: the days are where its answer comes from on a
-big school (the week's model, which follows only when the days prove nothing, rarely ends its root LP there);
-on a small school the days end early and leave the rest to the week and to level 4."""
+big school; the rest is level 4's. On a small school the days end early and leave the rest to the week's model
+(when they prove nothing) and to level 4."""
 WEEK_PREFERENCE_FLOOR = 1.0
 WEEK_PREFERENCE_BIG = 20_000
-"""The week's level-3 model with more variables than this is not started with less than the floor in seconds:
-the backend cannot stop inside its first LP, and would overrun the limit for nothing."""
+"""The week's level-3 model with more variables than this does not follow joined days (it rarely ends its first
+LP in the time left), and is not started with less than the floor in seconds: the backend cannot stop inside
+its first LP, and would overrun the limit for nothing."""
 LOAD_STEPS = ("max_load", "staffing")
 """Level 4 in its two steps: the largest teacher load, then the number of staffing pairs."""
 FINISH_PER_GROUPING = 8.0
@@ -253,14 +254,16 @@ class _LevelPlan:
         if days is not None:
             self.stats["daywise_preference"] = {"value": days.value, "bound": days.bound,
                                                 "joined": days.values is not None, "seconds": round(days.seconds, 3)}
-        if days is not None and days.proven:
-            assert days.values is not None
+        big = model.solver.NumVariables() > WEEK_PREFERENCE_BIG
+        if days is not None and days.values is not None and (days.proven or big):
+            # On a big school the week's model rarely ends its first LP in the time left: the joined days are
+            # the answer, and level 4 gets the rest.
             third.accept("preference", days.values, days.bound, days.seconds)
         else:
             if days is not None and days.values is not None:
                 third.hint(days.values)
             seconds = PREFERENCE_SHARE * self._share(1)
-            if seconds < WEEK_PREFERENCE_FLOOR and model.solver.NumVariables() > WEEK_PREFERENCE_BIG:
+            if seconds < WEEK_PREFERENCE_FLOOR and big:
                 self.results.append(third.skip("preference"))
                 return first
             result = self._optimise(third, "preference", seconds)
