@@ -64,6 +64,9 @@ FINISH_PER_GROUPING = 8.0
 """Extraction, objective and reasons take about this many times as long as grouping the pupil-days did."""
 FINISH_MIN_SHARE = 0.1
 """... and never less than this share: a grouping timed on a quiet moment says little about a loaded machine."""
+FINISH_FLOOR = 1.0
+"""... nor less than this many seconds while that stays within the largest share: on a loaded machine a big
+school's extraction and reasons took 1.3 s in a 6 s run."""
 FINISH_MAX_SHARE = 0.3
 """The time kept back for finishing never exceeds this share of the limit."""
 COVERAGE_FLOOR = 0.1
@@ -170,8 +173,9 @@ class _LevelPlan:
         """Levels 1 and 2 on the coarse grouping: preferences do not matter to them."""
         began = time.monotonic()
         self.coarse = self._group(by_preference=False)
-        finish = min(max(FINISH_PER_GROUPING * (time.monotonic() - began), FINISH_MIN_SHARE * self.config.time_limit),
-                     FINISH_MAX_SHARE * self.config.time_limit)
+        limit = self.config.time_limit
+        finish = min(max(FINISH_PER_GROUPING * (time.monotonic() - began), FINISH_MIN_SHARE * limit,
+                         min(FINISH_FLOOR, FINISH_MAX_SHARE * limit)), FINISH_MAX_SHARE * limit)
         self.levels_deadline = self.deadline.earlier(finish)
         self.stats["finish_reserve"] = round(finish, 3)
         model = self._model(self.coarse, in_time=False)
@@ -205,18 +209,23 @@ class _LevelPlan:
         if days is not None:
             self.stats["daywise"] = {"value": days.value, "bound": days.bound, "joined": days.values is not None,
                                      "seconds": round(days.seconds, 3)}
+        plan = None
         if days is not None and days.values is not None:
             if days.proven:
                 return first.accept("coverage", days.values, days.bound, days.seconds)
             first.hint(days.values)
+        else:
+            # The days found no plan of the week: today's lottery is one, if it keeps the pins. It is drawn
+            # before the week's search, out of the same time, and is that search's start.
+            with self.phase("fallback"):
+                drawn = lottery(self.instance, self.config.seed)
+                if drawn.has_allocation and set(self.instance.fixed) <= set(drawn.assignments):
+                    plan = drawn
+                    first.hint(plan_values(first.built, plan))
         result = self._optimise(first, "coverage", max(COVERAGE_FLOOR, self.levels_deadline.left()
                                                         * self.config.coverage_share))
         if result.status == Status.UNKNOWN or (first.have_solution and result.value == 0):
-            # Neither the days nor the week found a plan in time: today's lottery is one, if it keeps the pins.
-            with self.phase("fallback"):
-                plan = lottery(self.instance, self.config.seed)
-                usable = plan.has_allocation and set(self.instance.fixed) <= set(plan.assignments)
-            if usable and plan.objective.coverage > result.value:
+            if plan is not None and plan.objective.coverage > result.value:
                 first.results.remove(result)
                 bound = min(result.bound if first.have_solution else self.instance.demand(),
                             days.bound if days is not None else self.instance.demand())
