@@ -14,10 +14,10 @@ recovers whole teachers with a max-flow afterwards. That keeps the integer part 
 
 The pupil side is a flow too once `seats` and `covered` are whole: in each class and period, pupils of each
 preference group (at least the covered ones, at most the group) flow to the activities they ranked or to any
-seat, and the seats of each activity cap what reaches it. So `seated` and `liked` are continuous as well, which
-leaves the backend a few thousand integers per day instead of tens of thousands on a school where preferences
-split every class; `whole_counts` turns a point of the relaxed model into whole pupils by a min-cost flow per class
-and period, never lowering level 3.
+seat, and the seats of each activity cap what reaches it. So `liked`, and `seated` where a class has several
+groups, are continuous as well, which leaves the backend a few thousand integers per day instead of tens of
+thousands on a school where preferences split every class; `whole_counts` turns a point of the relaxed model into
+whole pupils by a min-cost flow per class and period, never lowering level 3.
 """
 
 from __future__ import annotations
@@ -125,8 +125,11 @@ class AllocationModel:
                     self.enrolment[session.id].append(var)
                     seats.append(var)
                 seated = []
+                # One group is seated exactly as the class's seats: a count the backend may as well branch on
+                # (so the coarse model of levels 1 and 2 stays as it was); several are split by a flow.
+                count = solver.IntVar if len(day_class.groups) == 1 else solver.NumVar
                 for u, group in enumerate(day_class.groups.values()):
-                    var = solver.NumVar(0, group.size if seats else 0, f"seated_{day_class.name}_u{u}_{period}")
+                    var = count(0, group.size if seats else 0, f"seated_{day_class.name}_u{u}_{period}")
                     self.seated[(k, u, period)] = var
                     seated.append(var)
                 self._row([(var, 1) for var in seated] + [(var, -1) for var in seats], 0, 0,

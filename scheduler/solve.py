@@ -327,12 +327,17 @@ class _LevelPlan:
         otherwise the exact preference-grouped model decides. Returns the step's result and the exact solve
         when it did better (it then takes over)."""
         solve_parts, bound_parts, exact_parts = _checked_step_parts(steps_left)
+        # The exact model of a big school (the week grouped by preference) would not end its first LP in the
+        # time a step has: the relaxed bound gets that time instead.
+        challenge_exact = labels.built.solver.NumVariables() <= WEEK_PREFERENCE_BIG
+        if not challenge_exact:
+            bound_parts = exact_parts
         result = self._optimise(last, name, self._share(solve_parts))
         if result.status not in (Status.OPTIMAL, Status.FEASIBLE):
             return result, None
         bound = self._relaxed_bound(name, self._share(bound_parts), last.values)
         better = None
-        exact = self._exact_model(labels) if bound < result.value else None
+        exact = self._exact_model(labels) if bound < result.value and challenge_exact else None
         if exact is not None:
             challenge = self._optimise(exact, name, self._share(exact_parts))
             if challenge.status in (Status.OPTIMAL, Status.FEASIBLE):
