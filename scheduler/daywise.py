@@ -206,7 +206,6 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
                                 deadline=Deadline.after(seconds))
     except OutOfTime:
         return None
-    seconds -= time.monotonic() - began
     lexi = LexicographicSolver(model, config, began, None)
     hold(model, {"coverage": covered.score})
     known = transfer(covered, covered.model, model)
@@ -216,15 +215,16 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
             known[var] = start_leads.get(key, 0)
             load[key[0]] += known[var]
         known[model.max_load] = max(load.values(), default=0)
-    model.solver.SetHint(list(known), list(known.values()))
+    start = [0.0] * model.solver.NumVariables()
+    for var, value in known.items():
+        start[var.index()] = value
+    start = model.best_seating(start)  # the start's liked seats were only greedy
+    model.solver.SetHint(model.solver.variables(), start)
     points = model.preference_level()
-    result = lexi.optimise("preference", points, maximise=True, seconds=seconds)
+    result = lexi.optimise("preference", points, maximise=True, seconds=seconds - (time.monotonic() - began))
     if lexi.values is not None:
         return _Day(model, covered.keys, lexi.values, result.value, result.bound, result.seconds)
-    values = [0.0] * model.solver.NumVariables()
-    for var, value in known.items():
-        values[var.index()] = value
-    return _Day(model, covered.keys, values, round(value_at(points, values)), math.floor(trivial_bound(points, True)),
+    return _Day(model, covered.keys, start, round(value_at(points, start)), math.floor(trivial_bound(points, True)),
                 time.monotonic() - began)
 
 

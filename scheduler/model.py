@@ -277,15 +277,20 @@ class AllocationModel:
         counts = [*self.seated.values(), *self.liked.values()]
         if all(values[v.index()] == round(values[v.index()]) for v in counts):
             return values
-        whole = list(values)
         if all(abs(values[v.index()] - round(values[v.index()])) < 1e-6 for v in counts):
+            whole = list(values)
             for var in counts:
                 whole[var.index()] = round(values[var.index()])
             return whole
+        return self.best_seating(values)
+
+    def best_seating(self, values: list[float]) -> list[float]:
+        """`values` with `seated` and `liked` at the most points that its seats and covered pupils allow."""
+        best = list(values)
         for k, day_class in enumerate(self.classes):
             for period, sessions in day_class.eligible.items():
-                self._whole_period(k, day_class, period, sessions, whole)
-        return whole
+                self._whole_period(k, day_class, period, sessions, best)
+        return best
 
     def _whole_period(self, k: int, day_class: DayClass, period: str, sessions: list[Session],
                       values: list[float]) -> None:
