@@ -126,8 +126,12 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     began = time.monotonic()
     days = sorted(coverage.days)
     solved: dict[int, _Day] = {}
-    free = deadline.earlier(RETRY_SHARE * deadline.left())
+    free = deadline
     for i, day in enumerate(days):
+        if free is deadline and i and _weekly_staffing(week, {**coverage.days, **solved}) is None:
+            # The free days so far, with level 1's plans of the others, already ask more of some teacher than
+            # the week holds: keep time for solving the days again within the teachers' weeks.
+            free = deadline.earlier(RETRY_SHARE * deadline.left())
         result = _preference_of_day(week, week.instance, coverage.days[day], free.left() / (len(days) - i),
                                     config)
         if result is None:
@@ -145,7 +149,8 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
 
 
 RETRY_SHARE = 0.6
-"""Share of level 3's day-by-day time kept for solving the days again within the teachers' weeks."""
+"""Share of level 3's day-by-day time kept for solving the days again within the teachers' weeks, once the free
+days are seen not to fit them."""
 
 
 def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, free: dict[int, _Day], deadline: Deadline,
