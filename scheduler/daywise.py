@@ -140,7 +140,9 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     bound = sum(day.bound for day in solved.values())
     leads = _weekly_staffing(week, solved)
     if leads is None:
-        solved = _in_turn_within_caps(week, coverage, solved, deadline, config)
+        wanted = _loads_by_day((key, day.value(var)) for day in solved.values() for key, var in day.model.leads.items())
+        solved.clear()  # the free days' models are not needed any more: their backends' memory goes first
+        solved = _in_turn_within_caps(week, coverage, wanted, deadline, config)
         leads = _weekly_staffing(week, solved) if solved else None
     if leads is None:
         return DaywisePlan(0, bound, None, time.monotonic() - began)
@@ -153,8 +155,8 @@ RETRY_SHARE = 0.6
 days are seen not to fit them."""
 
 
-def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, free: dict[int, _Day], deadline: Deadline,
-                         config: SolverConfig) -> dict[int, _Day]:
+def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: dict[tuple[str, int], int],
+                         deadline: Deadline, config: SolverConfig) -> dict[int, _Day]:
     """Each day's level 3 again, in turn, within a cap per teacher that keeps the week whole: what the days
     before it left, less what the days after it are promised. A later day is promised level 1's use of each
     teacher that day (so level 1's plan of every day always fits, and is each day's start and fallback) and a
@@ -163,7 +165,6 @@ def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, free: dic
     instance = week.instance
     days = sorted(coverage.days)
     first = _loads_by_day(coverage.joined_leads.items())
-    wanted = _loads_by_day(((key, day.value(var)) for day in free.values() for key, var in day.model.leads.items()))
     promised: dict[tuple[str, int], int] = {}
     for teacher in instance.teachers:
         spare = teacher.max_sessions - sum(first[(teacher.id, day)] for day in days)
