@@ -185,8 +185,13 @@ def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: d
                                     start_leads=coverage.joined_leads)
         if result is None:
             return {}
+        # A day's leads may be fractional (any flow of the same value has whole teachers): its sessions per
+        # teacher are the sum, rounded up, not the sum of rounded parts.
+        day_load: dict[str, float] = defaultdict(float)
         for (teacher_id, _), var in result.model.leads.items():
-            used[teacher_id] += result.value(var)
+            day_load[teacher_id] += result.values[var.index()]
+        for teacher_id, load in day_load.items():
+            used[teacher_id] += math.ceil(load - 1e-6)
         solved[day] = result
     return solved
 
