@@ -21,7 +21,7 @@ from multiprocessing import get_context
 from typing import Any, NoReturn
 
 from bench.crowded import crowded
-from scheduler.domain import Instance, Solution
+from scheduler.domain import Instance, Objective, Solution, Status
 from scheduler.generate import generate
 
 METHODS = ("solver", "lottery", "fcfs")
@@ -83,7 +83,7 @@ def run_method(method: str, instance: Instance, settings: Settings) -> dict[str,
         "peak_mb": round(_peak_rss_mb(), 1),
         "levels": levels,
         "phases": solution.stats.get("phases", {}),
-        "fairness": fairness(instance, solution).to_dict() if solution.has_allocation else None,
+        "fairness": fairness(instance, solution, _previous(instance)).to_dict() if solution.has_allocation else None,
         "seat_policies": _seat_policies(instance, solution, settings) if method == "solver" else None,
     }
 
@@ -110,6 +110,13 @@ def _seat_policies(instance: Instance, solution: Solution, settings: Settings) -
                      "choice_seconds": round(choice.seconds, 3), "seconds": round(seconds, 3),
                      "proven": choice.proven})
     return rows
+
+
+def _previous(instance: Instance) -> Solution | None:
+    """The plan the instance says pupils sit by now (its `previous` seats), for churn; None when it has none."""
+    if not instance.previous:
+        return None
+    return Solution(instance.school.id, Status.IMPORTED, instance.previous, (), Objective(0, 0, 0, 0, 0))
 
 
 def _level(level: dict[str, Any]) -> dict[str, Any]:
@@ -320,7 +327,8 @@ def _print_levels(runs: list[dict[str, Any]]) -> None:
 
 
 FAIRNESS_COLUMNS = (("instance", 14), ("method", 8), ("full", 6), ("part", 6), ("none", 6), ("1st", 7),
-                    ("top3", 7), ("unranked", 9), ("envy", 6), ("idle", 6), ("split", 6), ("worst", 7))
+                    ("top3", 7), ("unranked", 9), ("envy", 6), ("idle", 6), ("split", 6), ("worst", 7),
+                    ("churn", 16))
 
 
 def _fairness_row(run: dict[str, Any]) -> list[str]:
@@ -331,7 +339,12 @@ def _fairness_row(run: dict[str, Any]) -> list[str]:
             str(served["not_at_all"]), f"{100 * choices['first']:.1f}%", f"{100 * choices['top']:.1f}%",
             f"{100 * choices['none']:.1f}%", str(data["justified_envy"]["count"]),
             str(data["idle_seats"]["seats"]), str(len(data["split_families"])),
-            f"{worst['covered_days']}/{worst['requested_days']}" if worst else "-"]
+            f"{worst['covered_days']}/{worst['requested_days']}" if worst else "-", _churn(data["churn"])]
+
+
+def _churn(churn: dict[str, int] | None) -> str:
+    """Pairs of the instance's previous plan kept / lost / new; '-' for a school without one."""
+    return "-" if churn is None else f"{churn['kept']}/{churn['lost']}/{churn['new']}"
 
 
 def _print_fairness(runs: list[dict[str, Any]]) -> None:
@@ -341,7 +354,8 @@ def _print_fairness(runs: list[dict[str, Any]]) -> None:
         return
     print()
     print("fairness (pupils served: full/part/none; placements in 1st, top-3, unranked choice; envious pupil-days;"
-          " idle seats with a waitlist; families split on a day; the worst served pupil's covered/requested days)")
+          " idle seats with a waitlist; families split on a day; the worst served pupil's covered/requested days;"
+          " churn: pairs of the previous plan kept/lost/new, '-' without one)")
     _table(FAIRNESS_COLUMNS, rows)
 
 

@@ -17,17 +17,26 @@ whole week can leave it without any plan for many seconds (its root heuristics d
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ortools.graph.python import max_flow
-from ortools.linear_solver import pywraplp
 
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Instance, Teacher
 from scheduler.groups import DayClass
-from scheduler.lexicographic import MIN_LEVEL_SECONDS, LexicographicSolver, SolverConfig, hold, transfer
+from scheduler.lexicographic import (
+    MIN_LEVEL_SECONDS,
+    LexicographicSolver,
+    SolverConfig,
+    hold,
+    transfer,
+    trivial_bound,
+    value_at,
+)
 from scheduler.model import AllocationModel, StaffingGroup, Var, staffing_group
 
 
@@ -103,17 +112,27 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     """Level 3 of `week` (grouped by preference) day by day, once level 1 was proven day by day; None otherwise.
 
     When the days' coverage adds up to their summed bound, every plan of the week that covers as much covers
-    each day exactly its own best. So each day's model, holding its coverage, bounds the day's part of level 3,
-    and the days' plans joined by the weekly flow are the week's optimum when they reach those bounds.
+    each day exactly its own best. So each day's model, holding its coverage, bounds the day's part of level 3
+    (every teacher free up to their weekly cap that day), and the days' plans joined by the weekly flow are the
+    week's optimum when they reach those bounds.
+
+    On a school short of teachers the free days together ask for more sessions than the teachers' weeks hold,
+    and do not join. The days are then solved again in turn (`_in_turn_within_caps`), each within what the days
+    before it left of every teacher's cap, less what level 1's plan of the days after it needs: a plan of the
+    week that always joins, which the free days' bound still bounds.
     """
     if not coverage.proven or not coverage.days or week.hire_sessions:
         return None
     began = time.monotonic()
     days = sorted(coverage.days)
     solved: dict[int, _Day] = {}
-    relaxed = deadline.earlier(RETRY_SHARE * deadline.left())
+    free = deadline
     for i, day in enumerate(days):
-        result = _preference_of_day(week, week.instance, coverage.days[day], relaxed.left() / (len(days) - i),
+        if free is deadline and i and _weekly_staffing(week, {**coverage.days, **solved}) is None:
+            # The free days so far, with level 1's plans of the others, already ask more of some teacher than
+            # the week holds: keep time for solving the days again within the teachers' weeks.
+            free = deadline.earlier(RETRY_SHARE * deadline.left())
+        result = _preference_of_day(week, week.instance, coverage.days[day], free.left() / (len(days) - i),
                                     config)
         if result is None:
             return None
@@ -121,69 +140,103 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     bound = sum(day.bound for day in solved.values())
     leads = _weekly_staffing(week, solved)
     if leads is None:
-        # The days together ask more of some teacher than their week allows. Again, each day within that
-        # day's share of the weekly caps as level 1's plan used them, starting from level 1's plan (which
-        # fits them); the bound above stands.
-        shares = _day_shares(week, coverage)
-        for i, day in enumerate(days):
-            teachers = tuple(dataclasses.replace(t, max_sessions=shares[(t.id, day)]) for t in week.instance.teachers)
-            capped = dataclasses.replace(week.instance, teachers=teachers)
-            result = _preference_of_day(week, capped, coverage.days[day], deadline.left() / (len(days) - i),
-                                        config, keep_start=True)
-            if result is None:
-                return DaywisePlan(0, bound, None, time.monotonic() - began)
-            solved[day] = result
-        leads = _weekly_staffing(week, solved)
+        wanted = _loads_by_day((key, day.value(var)) for day in solved.values() for key, var in day.model.leads.items())
+        solved.clear()  # the free days' models are not needed any more: their backends' memory goes first
+        solved = _in_turn_within_caps(week, coverage, wanted, deadline, config)
+        leads = _weekly_staffing(week, solved) if solved else None
     if leads is None:
         return DaywisePlan(0, bound, None, time.monotonic() - began)
     value = sum(day.score for day in solved.values())
     return DaywisePlan(value, bound, _week_values(week, solved, leads), time.monotonic() - began, solved, leads)
 
 
-RETRY_SHARE = 0.25
-"""Share of level 3's time kept for solving the days again within their shares of the weekly caps."""
+RETRY_SHARE = 0.6
+"""Share of level 3's day-by-day time kept for solving the days again within the teachers' weeks, once the free
+days are seen not to fit them."""
+
+
+def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: dict[tuple[str, int], int],
+                         deadline: Deadline, config: SolverConfig) -> dict[int, _Day]:
+    """Each day's level 3 again, in turn, within a cap per teacher that keeps the week whole: what the days
+    before it left, less what the days after it are promised. A later day is promised level 1's use of each
+    teacher that day (so level 1's plan of every day always fits, and is each day's start and fallback) and a
+    part of the teacher's spare sessions in proportion to how many more the free plan of that day wanted;
+    whatever a day leaves unused passes on to the days after it. Empty when a day cannot be solved."""
+    instance = week.instance
+    days = sorted(coverage.days)
+    first = _loads_by_day(coverage.joined_leads.items())
+    promised: dict[tuple[str, int], int] = {}
+    for teacher in instance.teachers:
+        spare = teacher.max_sessions - sum(first[(teacher.id, day)] for day in days)
+        more = {day: max(0, wanted[(teacher.id, day)] - first[(teacher.id, day)]) for day in days}
+        asked = sum(more.values())
+        for day in days:
+            extra = min(more[day], spare * more[day] // asked) if asked else 0
+            promised[(teacher.id, day)] = first[(teacher.id, day)] + extra
+    used: dict[str, int] = defaultdict(int)
+    solved: dict[int, _Day] = {}
+    for i, day in enumerate(days):
+        later = days[i + 1:]
+        caps = {t.id: t.max_sessions - used[t.id] - sum(promised[(t.id, d)] for d in later)
+                for t in instance.teachers}
+        teachers = tuple(dataclasses.replace(t, max_sessions=caps[t.id]) for t in instance.teachers)
+        capped = dataclasses.replace(instance, teachers=teachers)
+        result = _preference_of_day(week, capped, coverage.days[day], deadline.left() / (len(days) - i), config,
+                                    start_leads=coverage.joined_leads)
+        if result is None:
+            return {}
+        # A day's leads may be fractional (any flow of the same value has whole teachers): its sessions per
+        # teacher are the sum, rounded up, not the sum of rounded parts.
+        day_load: dict[str, float] = defaultdict(float)
+        for (teacher_id, _), var in result.model.leads.items():
+            day_load[teacher_id] += result.values[var.index()]
+        for teacher_id, load in day_load.items():
+            used[teacher_id] += math.ceil(load - 1e-6)
+        solved[day] = result
+    return solved
+
+
+def _loads_by_day(leads: Iterable[tuple[tuple[str, StaffingGroup], float]]) -> dict[tuple[str, int], int]:
+    """Sessions per teacher and day, from (teacher, staffing group) -> sessions."""
+    load: dict[tuple[str, int], float] = defaultdict(float)
+    for (teacher_id, group), count in leads:
+        load[(teacher_id, group[0])] += count
+    return defaultdict(int, {key: round(count) for key, count in load.items()})
 
 
 def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day, seconds: float,
-                       config: SolverConfig, *, keep_start: bool = False) -> _Day | None:
-    """One day's level 3, holding the day's coverage, started from level 1's plan of the day. With `keep_start`,
-    a search that finds nothing better in time answers with that plan (its bound is then not a bound)."""
+                       config: SolverConfig, *,
+                       start_leads: dict[tuple[str, StaffingGroup], int] | None = None) -> _Day | None:
+    """One day's level 3, holding the day's coverage, started from level 1's plan of the day (with `start_leads`,
+    who leads what in level 1's joined week, its teachers come from there). A search that finds nothing better
+    in time answers with that start, against the bound of every pupil in their first choice; None only when
+    the model could not even be built in time."""
     began = time.monotonic()
     try:
         model = AllocationModel(instance, [week.classes[k] for k in covered.keys], backend=config.backend,
                                 deadline=Deadline.after(seconds))
     except OutOfTime:
         return None
-    seconds -= time.monotonic() - began
     lexi = LexicographicSolver(model, config, began, None)
     hold(model, {"coverage": covered.score})
     known = transfer(covered, covered.model, model)
-    model.solver.SetHint(list(known), list(known.values()))
-    result = lexi.optimise("preference", model.preference_level(), maximise=True, seconds=seconds)
-    if lexi.values is not None:
-        return _Day(model, covered.keys, lexi.values, result.value, result.bound)
-    if not keep_start:
-        return None
-    values = [0.0] * model.solver.NumVariables()
+    if start_leads is not None:
+        load: dict[str, int] = defaultdict(int)
+        for key, var in model.leads.items():
+            known[var] = start_leads.get(key, 0)
+            load[key[0]] += known[var]
+        known[model.max_load] = max(load.values(), default=0)
+    start = [0.0] * model.solver.NumVariables()
     for var, value in known.items():
-        values[var.index()] = value
-    points = model.preference_level().GetCoeffs().items()
-    score = round(sum(c * values[var.index()] for var, c in points if isinstance(var, pywraplp.Variable)))
-    return _Day(model, covered.keys, values, score, score)
-
-
-def _day_shares(week: AllocationModel, coverage: DaywisePlan) -> dict[tuple[str, int], int]:
-    """Each teacher's sessions per day in level 1's joined plan, plus an even part of what their cap leaves."""
-    load: dict[tuple[str, int], int] = defaultdict(int)
-    for (teacher_id, group), count in coverage.joined_leads.items():
-        load[(teacher_id, group[0])] += count
-    days = sorted(coverage.days)
-    shares: dict[tuple[str, int], int] = {}
-    for teacher in week.instance.teachers:
-        spare = teacher.max_sessions - sum(load[(teacher.id, day)] for day in days)
-        for i, day in enumerate(days):
-            shares[(teacher.id, day)] = load[(teacher.id, day)] + spare // len(days) + (i < spare % len(days))
-    return shares
+        start[var.index()] = value
+    start = model.best_seating(start)  # the start's liked seats were only greedy
+    model.solver.SetHint(model.solver.variables(), start)
+    points = model.preference_level()
+    result = lexi.optimise("preference", points, maximise=True, seconds=seconds - (time.monotonic() - began))
+    if lexi.values is not None:
+        return _Day(model, covered.keys, lexi.values, result.value, result.bound, result.seconds)
+    return _Day(model, covered.keys, start, round(value_at(points, start)), math.floor(trivial_bound(points, True)),
+                time.monotonic() - began)
 
 
 def _solve_day(instance: Instance, classes: list[DayClass], day: int, seconds: float,

@@ -128,18 +128,18 @@ class LexicographicSolver:
             logger.warning("level %s: the backend's answer breaks the model; treated as no solution", name)
             code = pywraplp.Solver.NOT_SOLVED
         if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-            value = round(solver.Objective().Value())
+            variables = solver.variables()
+            self.values = self.built.whole_counts([v.solution_value() for v in variables])
+            value = round(value_at(expr, self.values))
             raw_bound = solver.Objective().BestBound()
             # A search stopped before its first bound reports an infinite one: the variables' bounds give one.
-            trivial = _trivial_bound(expr, maximise)
+            trivial = trivial_bound(expr, maximise)
             raw_bound = min(raw_bound, trivial) if maximise else max(raw_bound, trivial)
             bound = math.floor(raw_bound + 1e-6) if maximise else math.ceil(raw_bound - 1e-6)
-            proven = code == pywraplp.Solver.OPTIMAL or bound == value
+            proven = code == pywraplp.Solver.OPTIMAL or (value >= bound if maximise else value <= bound)
             status = Status.OPTIMAL if proven else Status.FEASIBLE
             if proven:
                 bound = value
-            variables = solver.variables()
-            self.values = [v.solution_value() for v in variables]
             solver.SetHint(variables, self.values)
             if maximise:
                 solver.Add(expr >= value - 0.5, f"hold_{name}")
@@ -162,8 +162,7 @@ class LexicographicSolver:
         solver = self.built.solver
         expr = self.built.level(name)
         maximise = name in MAXIMISED
-        value = round(sum(coefficient * (values[var.index()] if isinstance(var, pywraplp.Variable) else 1.0)
-                          for var, coefficient in expr.GetCoeffs().items()))
+        value = round(value_at(expr, values))
         self.values = list(values)
         solver.SetHint(solver.variables(), self.values)
         solver.Add(expr >= value - 0.5 if maximise else expr <= value + 0.5, f"hold_{name}")
@@ -217,7 +216,15 @@ class LexicographicSolver:
         return int(round(self.values[var.index()]))
 
 
-def _trivial_bound(expr: Expr, maximise: bool) -> float:
+def value_at(expr: Expr, values: list[float]) -> float:
+    """The value of a linear expression of a model at a point of it (`values` by variable index)."""
+    if isinstance(expr, int | float):
+        return float(expr)
+    return float(sum(coefficient * (values[var.index()] if isinstance(var, pywraplp.Variable) else 1.0)
+                     for var, coefficient in expr.GetCoeffs().items()))
+
+
+def trivial_bound(expr: Expr, maximise: bool) -> float:
     """The best value `expr` could take with every variable at whichever of its bounds helps most."""
     if isinstance(expr, int | float):  # an empty sum: a level with nothing to choose
         return float(expr)

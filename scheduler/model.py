@@ -11,6 +11,13 @@ Decision variables
 Once `teachers[s]` is integral the teacher side is a network flow (teacher -> free slot -> staffing group), whose
 polytope has integral vertices: `leads` can stay continuous without changing the optimum, and `scheduler.solve`
 recovers whole teachers with a max-flow afterwards. That keeps the integer part of the model small.
+
+The pupil side is a flow too once `seats` and `covered` are whole: in each class and period, pupils of each
+preference group (at least the covered ones, at most the group) flow to the activities they ranked or to any
+seat, and the seats of each activity cap what reaches it. So `liked`, and `seated` where a class has several
+groups, are continuous as well, which leaves the backend a few thousand integers per day instead of tens of
+thousands on a school where preferences split every class; `whole_counts` turns a point of the relaxed model into
+whole pupils by a min-cost flow per class and period, never lowering level 3.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ortools.graph.python import min_cost_flow
 from ortools.linear_solver import pywraplp
 
 from scheduler.deadline import Deadline
@@ -117,8 +125,11 @@ class AllocationModel:
                     self.enrolment[session.id].append(var)
                     seats.append(var)
                 seated = []
+                # One group is seated exactly as the class's seats: a count the backend may as well branch on
+                # (so the coarse model of levels 1 and 2 stays as it was); several are split by a flow.
+                count = solver.IntVar if len(day_class.groups) == 1 else solver.NumVar
                 for u, group in enumerate(day_class.groups.values()):
-                    var = solver.IntVar(0, group.size if seats else 0, f"seated_{day_class.name}_u{u}_{period}")
+                    var = count(0, group.size if seats else 0, f"seated_{day_class.name}_u{u}_{period}")
                     self.seated[(k, u, period)] = var
                     seated.append(var)
                 self._row([(var, 1) for var in seated] + [(var, -1) for var in seats], 0, 0,
@@ -156,7 +167,7 @@ class AllocationModel:
                     for activity, _score in group.scores:
                         if activity not in offered:
                             continue
-                        var = solver.IntVar(0, group.size, f"liked_{day_class.name}_u{u}_{period}_{activity}")
+                        var = solver.NumVar(0, group.size, f"liked_{day_class.name}_u{u}_{period}_{activity}")
                         self.liked[(k, u, period, activity)] = var
                         liked_by_activity[activity].append(var)
                         liked.append(var)
@@ -256,6 +267,69 @@ class AllocationModel:
         for tag, hired in self.hired.items():
             week = [var for (_, t), var in self.hired_leads.items() if t == tag]
             solver.Add(total(week) <= self.hire_sessions * hired)
+
+    # ------------------------------------------------------------ whole pupils
+
+    def whole_counts(self, values: list[float]) -> list[float]:
+        """`values` (a point of this model by variable index, whole `seats` and `covered`) with `seated` and
+        `liked` made whole: per class and period, the most points the seats allow, by a min-cost flow. A point
+        whose counts are whole already comes back as it is."""
+        counts = [*self.seated.values(), *self.liked.values()]
+        if all(values[v.index()] == round(values[v.index()]) for v in counts):
+            return values
+        if all(abs(values[v.index()] - round(values[v.index()])) < 1e-6 for v in counts):
+            whole = list(values)
+            for var in counts:
+                whole[var.index()] = round(values[var.index()])
+            return whole
+        return self.best_seating(values)
+
+    def best_seating(self, values: list[float]) -> list[float]:
+        """`values` with `seated` and `liked` at the most points that its seats and covered pupils allow."""
+        best = list(values)
+        for k, day_class in enumerate(self.classes):
+            for period, sessions in day_class.eligible.items():
+                self._whole_period(k, day_class, period, sessions, best)
+        return best
+
+    def _whole_period(self, k: int, day_class: DayClass, period: str, sessions: list[Session],
+                      values: list[float]) -> None:
+        """One class and period: spare seats -> group (covered pupils first) -> ranked activity or any seat."""
+        seats_of: dict[str, int] = defaultdict(int)
+        for session in sessions:
+            seats_of[session.activity] += round(values[self.seats[(k, session.id)].index()])
+        filled = sum(seats_of.values())
+        groups = list(day_class.groups.values())
+        covered = [sum(round(values[self.covered[(k, u, level)].index()]) for level in group.pupils_by_priority)
+                   for u, group in enumerate(groups)]
+        flow = min_cost_flow.SimpleMinCostFlow()
+        spare, sink, anywhere = 0, 1, 2
+        activity_node = {activity: 3 + i for i, activity in enumerate(sorted(seats_of))}
+        first_group = 3 + len(activity_node)
+        flow.set_node_supply(spare, filled - sum(covered))
+        flow.set_node_supply(sink, -filled)
+        for activity, node in activity_node.items():
+            flow.add_arc_with_capacity_and_unit_cost(node, sink, seats_of[activity], 0)
+        flow.add_arc_with_capacity_and_unit_cost(anywhere, sink, filled, 0)
+        into: dict[int, int] = {}
+        liked_arcs: dict[int, Var] = {}
+        for u, group in enumerate(groups):
+            node = first_group + u
+            flow.set_node_supply(node, covered[u])
+            into[u] = flow.add_arc_with_capacity_and_unit_cost(spare, node, group.size - covered[u], 0)
+            flow.add_arc_with_capacity_and_unit_cost(node, anywhere, group.size, 0)
+            for activity, score in group.scores:
+                var = self.liked.get((k, u, period, activity))
+                if var is not None:
+                    arc = flow.add_arc_with_capacity_and_unit_cost(node, activity_node[activity], group.size, -score)
+                    liked_arcs[arc] = var
+        if flow.solve() != flow.OPTIMAL:
+            raise RuntimeError(f"no whole seating of class {day_class.name} in period {period}: the point breaks "
+                               "the model")
+        for u in range(len(groups)):
+            values[self.seated[(k, u, period)].index()] = covered[u] + flow.flow(into[u])
+        for arc, var in liked_arcs.items():
+            values[var.index()] = flow.flow(arc)
 
     # ------------------------------------------------------------ objective levels
 

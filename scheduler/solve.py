@@ -50,22 +50,30 @@ STABILITY_PARTS = 4
 """Level 2 may use a quarter of the time level 1 left: level 3 and the steps of level 4 still follow."""
 PREFERENCE_SHARE = 0.6
 """Level 3 may use this share of the time left; the rest is level 4's."""
-DAYWISE_PREFERENCE_SHARE = 0.85
+DAYWISE_PREFERENCE_SHARE = 0.75
 """Level 3 solved day by day may use this share of the time left: the days are where its answer comes from on a
-big school (the week's model, which follows only when the days prove nothing, rarely ends its root LP there);
-on a small school the days end early and leave the rest to the week and to level 4."""
+big school; the rest is level 4's. On a small school the days end early and leave the rest to the week's model
+(when they prove nothing) and to level 4."""
 WEEK_PREFERENCE_FLOOR = 1.0
 WEEK_PREFERENCE_BIG = 20_000
-"""The week's level-3 model with more variables than this is not started with less than the floor in seconds:
-the backend cannot stop inside its first LP, and would overrun the limit for nothing."""
+"""The week's level-3 model with more variables than this does not follow joined days (it rarely ends its first
+LP in the time left), and is not started with less than the floor in seconds: the backend cannot stop inside
+its first LP, and would overrun the limit for nothing."""
 LOAD_STEPS = ("max_load", "staffing")
 """Level 4 in its two steps: the largest teacher load, then the number of staffing pairs."""
 FINISH_PER_GROUPING = 8.0
 """Extraction, objective and reasons take about this many times as long as grouping the pupil-days did."""
 FINISH_MIN_SHARE = 0.1
 """... and never less than this share: a grouping timed on a quiet moment says little about a loaded machine."""
+FINISH_FLOOR = 1.0
+"""... nor less than this many seconds while that stays within the largest share: on a loaded machine a big
+school's extraction and reasons took 1.3 s in a 6 s run."""
 FINISH_MAX_SHARE = 0.3
 """The time kept back for finishing never exceeds this share of the limit."""
+LOTTERY_PER_GROUPING = 20.0
+LOTTERY_MAX_SHARE = 0.25
+"""Drawing the lottery (and reading its plan into the model) takes about this many times as long as grouping the
+pupil-days did (1.2 s against 0.06 s on a loaded machine, 3,250 pupils), at most this share of the limit."""
 COVERAGE_FLOOR = 0.1
 """Seconds level 1 always gets, even past the deadline: without it there is no plan to return. When that search
 ends with an empty plan although pupils could be covered, level 1 searches once more until `OVERRUN_SHARE` of the
@@ -170,14 +178,18 @@ class _LevelPlan:
         """Levels 1 and 2 on the coarse grouping: preferences do not matter to them."""
         began = time.monotonic()
         self.coarse = self._group(by_preference=False)
-        finish = min(max(FINISH_PER_GROUPING * (time.monotonic() - began), FINISH_MIN_SHARE * self.config.time_limit),
-                     FINISH_MAX_SHARE * self.config.time_limit)
+        grouping = time.monotonic() - began
+        limit = self.config.time_limit
+        finish = min(max(FINISH_PER_GROUPING * grouping, FINISH_MIN_SHARE * limit,
+                         min(FINISH_FLOOR, FINISH_MAX_SHARE * limit)), FINISH_MAX_SHARE * limit)
         self.levels_deadline = self.deadline.earlier(finish)
         self.stats["finish_reserve"] = round(finish, 3)
         model = self._model(self.coarse, in_time=False)
         self.stats["coverage_model"] = _size(model)
         first = self._solver(model)
-        seconds = max(COVERAGE_FLOOR, self.levels_deadline.left() * self.config.coverage_share)
+        # The days leave room for drawing the lottery, level 1's fallback when they find no plan of the week.
+        lottery_time = min(LOTTERY_PER_GROUPING * grouping, LOTTERY_MAX_SHARE * limit)
+        seconds = max(COVERAGE_FLOOR, (self.levels_deadline.left() - lottery_time) * self.config.coverage_share)
         self.coverage = self._coverage(first, seconds)
         if self.coverage.status == Status.UNKNOWN or self.coverage.value == 0 < self.coverage.bound:
             # No plan, or an empty one, helps no family: into the overrun the time limit allows, search once more.
@@ -205,21 +217,35 @@ class _LevelPlan:
         if days is not None:
             self.stats["daywise"] = {"value": days.value, "bound": days.bound, "joined": days.values is not None,
                                      "seconds": round(days.seconds, 3)}
-        if days is not None and days.values is not None:
-            if days.proven:
-                return first.accept("coverage", days.values, days.bound, days.seconds)
+        if days is not None and days.proven:
+            assert days.values is not None
+            return first.accept("coverage", days.values, days.bound, days.seconds)
+        # The days proved nothing (a day short of time may even have answered with an empty plan): today's
+        # lottery is a plan too, if it keeps the pins. It is drawn before the week's search, out of the same
+        # time, and the better of the two starts that search.
+        plan = None
+        with self.phase("fallback"):
+            drawn = lottery(self.instance, self.config.seed)
+            if drawn.has_allocation and set(self.instance.fixed) <= set(drawn.assignments):
+                plan = drawn
+        days_value = days.value if days is not None and days.values is not None else -1
+        if plan is not None and plan.objective.coverage > days_value:
+            first.hint(plan_values(first.built, plan))
+        elif days is not None:
             first.hint(days.values)
         result = self._optimise(first, "coverage", max(COVERAGE_FLOOR, self.levels_deadline.left()
                                                         * self.config.coverage_share))
-        if result.status == Status.UNKNOWN or (first.have_solution and result.value == 0):
-            # Neither the days nor the week found a plan in time: today's lottery is one, if it keeps the pins.
-            with self.phase("fallback"):
-                plan = lottery(self.instance, self.config.seed)
-                usable = plan.has_allocation and set(self.instance.fixed) <= set(plan.assignments)
-            if usable and plan.objective.coverage > result.value:
+        known = max(days_value, plan.objective.coverage if plan is not None else -1)
+        if result.status == Status.UNKNOWN or (first.have_solution and result.value < known):
+            # The week's search found nothing better in time: the joined days' plan, or the lottery's, is the answer.
+            bound = min(result.bound if first.have_solution else self.instance.demand(),
+                        days.bound if days is not None else self.instance.demand())
+            if days is not None and days.values is not None and days.value > result.value and (
+                    plan is None or days.value >= plan.objective.coverage):
                 first.results.remove(result)
-                bound = min(result.bound if first.have_solution else self.instance.demand(),
-                            days.bound if days is not None else self.instance.demand())
+                result = first.accept("coverage", days.values, bound, result.seconds)
+            elif plan is not None and plan.objective.coverage > result.value:
+                first.results.remove(result)
                 result = first.accept("coverage", plan_values(first.built, plan), bound, result.seconds)
                 self.stats["coverage_fallback"] = "lottery"
         if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
@@ -254,14 +280,16 @@ class _LevelPlan:
         if days is not None:
             self.stats["daywise_preference"] = {"value": days.value, "bound": days.bound,
                                                 "joined": days.values is not None, "seconds": round(days.seconds, 3)}
-        if days is not None and days.proven:
-            assert days.values is not None
+        big = model.solver.NumVariables() > WEEK_PREFERENCE_BIG
+        if days is not None and days.values is not None and (days.proven or big):
+            # On a big school the week's model rarely ends its first LP in the time left: the joined days are
+            # the answer, and level 4 gets the rest.
             third.accept("preference", days.values, days.bound, days.seconds)
         else:
             if days is not None and days.values is not None:
                 third.hint(days.values)
             seconds = PREFERENCE_SHARE * self._share(1)
-            if seconds < WEEK_PREFERENCE_FLOOR and model.solver.NumVariables() > WEEK_PREFERENCE_BIG:
+            if seconds < WEEK_PREFERENCE_FLOOR and big:
                 self.results.append(third.skip("preference"))
                 return first
             result = self._optimise(third, "preference", seconds)
@@ -316,12 +344,17 @@ class _LevelPlan:
         otherwise the exact preference-grouped model decides. Returns the step's result and the exact solve
         when it did better (it then takes over)."""
         solve_parts, bound_parts, exact_parts = _checked_step_parts(steps_left)
+        # The exact model of a big school (the week grouped by preference) would not end its first LP in the
+        # time a step has: the relaxed bound gets that time instead.
+        challenge_exact = labels.built.solver.NumVariables() <= WEEK_PREFERENCE_BIG
+        if not challenge_exact:
+            bound_parts = exact_parts
         result = self._optimise(last, name, self._share(solve_parts))
         if result.status not in (Status.OPTIMAL, Status.FEASIBLE):
             return result, None
         bound = self._relaxed_bound(name, self._share(bound_parts), last.values)
         better = None
-        exact = self._exact_model(labels) if bound < result.value else None
+        exact = self._exact_model(labels) if bound < result.value and challenge_exact else None
         if exact is not None:
             challenge = self._optimise(exact, name, self._share(exact_parts))
             if challenge.status in (Status.OPTIMAL, Status.FEASIBLE):

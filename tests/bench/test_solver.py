@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def test_baselines_only_table_and_json(tmp_path: Path, capsys: pytest.CaptureFix
     assert "objective levels (solver)" not in printed
     fairness_header = next(i for i, line in enumerate(printed) if line.startswith("fairness ("))
     assert printed[fairness_header + 1].split() == ["instance", "method", "full", "part", "none", "1st", "top3",
-                                                    "unranked", "envy", "idle", "split", "worst"]
+                                                    "unranked", "envy", "idle", "split", "worst", "churn"]
     fair_rows = [line.split()[:2] for line in printed[fairness_header + 3:] if line.startswith("150-")]
     assert fair_rows == [["150-normal", "lottery"], ["150-normal", "fcfs"], ["150-tight", "lottery"],
                          ["150-tight", "fcfs"]]
@@ -113,6 +114,22 @@ def test_levels_carry_their_gap_and_fairness_rows_read_the_report() -> None:
     assert row[:5] == ["80-normal", "lottery", str(served["fully"]), str(served["partly"]),
                        str(served["not_at_all"])]
     assert row[5].endswith("%") and len(row) == len(bench.FAIRNESS_COLUMNS)
+    assert row[-1] == "-"  # a generated school has no previous plan to churn from
+
+
+def test_churn_counts_the_previous_plans_pairs_kept_lost_and_new() -> None:
+    inst = generate(80, seed=5)
+    before = bench.run_method("fcfs", inst, bench.Settings(1.0, 1, 0))
+    assert before["fairness"]["churn"] is None
+    plan = bench._solve_with("fcfs", inst, bench.Settings(1.0, 1, 0))
+    kept = plan.assignments[: len(plan.assignments) // 2]
+    moved = dataclasses.replace(inst, previous=kept)
+    run = bench.run_method("lottery", moved, bench.Settings(1.0, 1, 0))
+    run.update(instance="80-normal")
+    lottery = bench._solve_with("lottery", moved, bench.Settings(1.0, 1, 0))
+    same = len(set(kept) & set(lottery.assignments))
+    expected = f"{same}/{len(kept) - same}/{len(lottery.assignments) - same}"
+    assert bench._fairness_row(run)[-1] == expected
 
 
 def test_a_crashing_method_is_a_failed_row_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -111,3 +111,14 @@ def solution(assignments: tuple[tuple[str, str], ...] | list[tuple[str, str]] = 
         staffing=tuple(Staffing(t, s) for t, s in staffing),
         objective=objective or Objective(0, 0, 0, 0, 0), unserved=unserved,
     )
+
+
+def satisfies_every_row(model: Any, values: list[float]) -> None:
+    """Assert that `values` (by variable index) keep every row and variable bound of a model's backend."""
+    solver = model.solver
+    x = solver.variables()
+    for constraint in (solver.constraint(i) for i in range(solver.NumConstraints())):
+        row = sum(constraint.GetCoefficient(var) * values[var.index()] for var in x)
+        assert constraint.lb() - 1e-6 <= row <= constraint.ub() + 1e-6, constraint.name()
+    for var in x:
+        assert var.lb() - 1e-6 <= values[var.index()] <= var.ub() + 1e-6, var.name()

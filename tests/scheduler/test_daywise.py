@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from bench.crowded import crowded
 from scheduler import validation
 from scheduler.baselines import lottery
-from scheduler.daywise import coverage_by_day
+from scheduler.daywise import coverage_by_day, preference_by_day
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
 from scheduler.groups import build_day_classes
@@ -18,19 +18,9 @@ from scheduler.lexicographic import LexicographicSolver, SolverConfig
 from scheduler.model import AllocationModel
 from scheduler.solve import solve
 from scheduler.warmstart import plan_values
-from tests.scheduler.builders import instance, pupil, request, session, teacher
+from tests.scheduler.builders import instance, pupil, request, satisfies_every_row, session, teacher
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
-
-
-def _satisfies_every_row(week: AllocationModel, values: list[float]) -> None:
-    solver = week.solver
-    x = solver.variables()
-    for constraint in (solver.constraint(i) for i in range(solver.NumConstraints())):
-        row = sum(constraint.GetCoefficient(var) * values[var.index()] for var in x)
-        assert constraint.lb() - 1e-6 <= row <= constraint.ub() + 1e-6, constraint.name()
-    for var in x:
-        assert var.lb() - 1e-6 <= values[var.index()] <= var.ub() + 1e-6, var.name()
 
 
 def _week(inst: object) -> AllocationModel:
@@ -51,7 +41,7 @@ def test_the_days_bound_the_week_and_a_joined_plan_is_a_plan_of_the_week(seed: i
         return
     assert days.value <= expected["coverage"]
     # The joined plan satisfies every row of the week's model: the backend accepts it as it stands.
-    _satisfies_every_row(week, days.values)
+    satisfies_every_row(week, days.values)
     lexi = LexicographicSolver(week, SolverConfig(), 0.0, None)
     result = lexi.accept("coverage", days.values, days.bound, days.seconds)
     assert result.value == days.value
@@ -80,7 +70,7 @@ def test_the_lottery_plan_is_a_point_of_the_week_model(seed: int, fixed: bool) -
         return
     week = _week(inst)
     values = plan_values(week, plan)
-    _satisfies_every_row(week, values)
+    satisfies_every_row(week, values)
     coverage = sum(c * values[v.index()] for v, c in week.coverage_level().GetCoeffs().items() if hasattr(v, "index"))
     assert round(coverage) == validation.coverage(inst, plan.assignments)
 
@@ -92,3 +82,22 @@ def test_a_limit_too_short_for_any_search_still_returns_a_plan_in_time() -> None
     assert time.monotonic() - began <= 1.1 * 0.05 + 1.0
     assert validation.validate(inst, solution).consistent
     assert solution.objective.coverage > 0
+
+
+def test_level_3_days_that_ask_too_much_of_a_teacher_are_solved_again_within_the_week() -> None:
+    # The only art teacher may lead one session a week; each day alone would put the pupil in art (3 points a
+    # day, bound 6), so the free days do not join. Solved again in turn within the week, one day gets art.
+    sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)] + [session(f"A{d}", "art", day=d) for d in (1, 2)]
+    teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
+    inst = instance(sessions, teachers, [pupil("P1")], [request("P1", days=(1, 2), preferences=("art",))],
+                    weekdays=(1, 2))
+    coverage = coverage_by_day(_week(inst), Deadline.after(20))
+    assert coverage is not None and coverage.proven
+    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig())
+    assert days is not None and days.values is not None
+    assert days.bound == 6 and days.value == 3 and not days.proven
+    satisfies_every_row(fine, days.values)
+    solution = solve(inst)
+    assert solution.objective.preference == 3 == reference_optimum(inst)["preference"]  # type: ignore[index]
+    assert validation.validate(inst, solution).ok

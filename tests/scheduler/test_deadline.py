@@ -95,3 +95,19 @@ def test_the_whole_solve_ends_within_the_limit_on_a_crowded_school() -> None:
     assert wall <= 1.1 * limit + 1.0
     assert solution.stats["seconds"] <= wall
     assert validation.validate(inst, solution).consistent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limit", [6.0, 12.0])
+def test_a_short_limit_on_a_big_crowded_school_is_kept_end_to_end(limit: float) -> None:
+    # 3,250 pupils, about 60,000 variables once preferences split the classes: grouping, every model built,
+    # the days, level 4, extraction and reasons all within the contract's allowance.
+    from bench.crowded import crowded
+
+    inst = crowded(3250, seed=1)
+    began = time.monotonic()
+    solution = solve(inst, SolverConfig(time_limit=limit))
+    wall = time.monotonic() - began
+    assert wall <= 1.1 * limit + 1.0, solution.stats["phases"]
+    assert validation.validate(inst, solution).ok
+    assert solution.objective.coverage > 0
