@@ -48,6 +48,10 @@ class SolverConfig:
     """The MIP backend, one of `BACKENDS`."""
     coverage_share: float = 0.8
     """Share of the time limit that level 1 may use before the later levels get the rest."""
+    later_levels_limit: float | None = None
+    """At most this many seconds for the levels after coverage and stability, counted from when those are done
+    (None: whatever the time limit leaves). A city batch sets it: the bureau's figures need coverage, and a school
+    that finds coverage proven early then finishes early instead of spending its whole limit on preferences."""
     log: bool = False
     """Let the backend write its own log."""
     should_stop: Callable[[], bool] | None = field(default=None, compare=False)

@@ -206,6 +206,11 @@ class _LevelPlan:
                 if first.have_solution and stability.status != Status.UNKNOWN:
                     self.held["stability"] = stability.value
         self.results += first.results
+        if self.config.later_levels_limit is not None:
+            capped = Deadline.after(max(0.0, self.config.later_levels_limit))
+            if capped.at < self.levels_deadline.at:
+                self.levels_deadline = capped
+                self.stats["later_levels_limit"] = self.config.later_levels_limit
         return first
 
     def _coverage(self, first: LexicographicSolver, seconds: float) -> LevelResult:

@@ -111,3 +111,16 @@ def test_a_short_limit_on_a_big_crowded_school_is_kept_end_to_end(limit: float) 
     assert wall <= 1.1 * limit + 1.0, solution.stats["phases"]
     assert validation.validate(inst, solution).ok
     assert solution.objective.coverage > 0
+
+
+def test_a_cap_on_the_later_levels_leaves_them_no_time_and_keeps_the_plan_valid() -> None:
+    """`later_levels_limit=0` (a city batch's cap at its extreme): coverage is still solved and proven, every
+    later level is skipped, and the plan is whole."""
+    inst = _school()
+    solution = solve(inst, SolverConfig(time_limit=20, workers=1, later_levels_limit=0.0))
+    assert validation.validate(inst, solution).consistent
+    levels = {level["name"]: level for level in solution.stats["levels"]}
+    assert levels["coverage"]["status"] == Status.OPTIMAL and not levels["coverage"]["skipped"]
+    assert all(levels[name]["skipped"] for name in ("preference", "max_load", "staffing"))
+    assert solution.stats["later_levels_limit"] == 0.0
+    assert solution.objective.coverage == solve(inst, SolverConfig(time_limit=20, workers=1)).objective.coverage

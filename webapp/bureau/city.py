@@ -43,6 +43,7 @@ from webapp.jobs import (
     submit,
 )
 from webapp.jobs.batch import KIND as BATCH_KIND
+from webapp.jobs.batch import batch_options
 from webapp.models import AllocationRun, District, RunState, School, Term, User, utcnow
 
 DEFAULT_TIME_LIMIT = 30.0
@@ -295,8 +296,7 @@ def start_batch(where: ColumnElement[bool], *, user_id: int | None, scope: str) 
     """Queue a batch from a page (`BUREAU_TIME_LIMIT` seconds per school); the pages follow its progress."""
     batch_id = new_batch_id()
     run_ids, _ = prepare_batch(batch_id, where, created_by=user_id, scope=scope)
-    options = {"time_limit": float(current_app.config.get("BUREAU_TIME_LIMIT", DEFAULT_TIME_LIMIT)),
-               "workers": job_threads()}
+    options = batch_options(float(current_app.config.get("BUREAU_TIME_LIMIT", DEFAULT_TIME_LIMIT)), job_threads())
     for run_id in run_ids:
         submit(BATCH_KIND, run_id, options)
     return batch_id

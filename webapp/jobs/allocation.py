@@ -87,7 +87,7 @@ class ProgressReporter:
 
 
 def solve_run(job: Job, *, time_limit: float = 60.0, workers: int = 1, seed: int | None = None,
-              fail_at: str | None = None) -> dict[str, Any]:
+              later_levels_limit: float | None = None, fail_at: str | None = None) -> dict[str, Any]:
     """Solve the run's term and store the answer; returns the figures of the solution.
 
     `seed` defaults to the term's lottery seed. What the run's `stats` held before (a batch id, its scope) is
@@ -103,7 +103,8 @@ def solve_run(job: Job, *, time_limit: float = 60.0, workers: int = 1, seed: int
     instance = term_to_instance(term)
     db.session.rollback()  # end the read transaction: the final write must not hold an old snapshot
     job.report(stage="coverage", progress=0.01, demand=instance.demand())
-    config = SolverConfig(time_limit=time_limit, workers=workers, seed=seed, should_stop=job.should_stop)
+    config = SolverConfig(time_limit=time_limit, workers=workers, seed=seed, should_stop=job.should_stop,
+                          later_levels_limit=later_levels_limit)
     solution = solve(instance, config, progress=ProgressReporter(job, instance, time_limit))
     if job.should_stop():
         raise JobCancelled("done")

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from webapp.extensions import db
@@ -36,6 +37,9 @@ from webapp.jobs.runner import (
 from webapp.models import AllocationRun, RunState, utcnow
 
 KIND = "batch"
+LATER_LEVELS_SECONDS = 1.0
+"""Seconds a school in a batch spends on preferences and teacher load once coverage is settled: the bureau's
+figures are coverage; a school re-runs on its own page for a plan polished on every level."""
 BATCH_KEY = "batch"
 DEAD_WORKER = "the worker process died"
 NO_WORKER = "no Celery worker finished this school in time"
@@ -102,6 +106,16 @@ def _result_of(run_id: int, error: str) -> SchoolResult:
     )
 
 
+def batch_options(time_limit: float, workers: int) -> dict[str, Any]:
+    """One school's job options in a batch: its time limit, solver threads, and the cap on the levels after
+    coverage (`BUREAU_LATER_LEVELS_SECONDS`, default `LATER_LEVELS_SECONDS`; a negative value lifts the cap)."""
+    later = float(current_app.config.get("BUREAU_LATER_LEVELS_SECONDS", LATER_LEVELS_SECONDS))
+    options: dict[str, Any] = {"time_limit": time_limit, "workers": workers}
+    if later >= 0:
+        options["later_levels_limit"] = later
+    return options
+
+
 def run_local(
     run_ids: list[int],
     database_url: str,
@@ -111,7 +125,7 @@ def run_local(
     on_result: Callable[[SchoolResult], None],
 ) -> list[SchoolResult]:
     """Solve the runs in the local pool sized `pool_size`, reporting each school as it finishes."""
-    options = {"time_limit": time_limit, "workers": solver_threads(pool_size)}
+    options = batch_options(time_limit, solver_threads(pool_size))
     results: list[SchoolResult] = []
     todo = list(run_ids)
     try:
@@ -180,7 +194,7 @@ def run_celery(
     timeout: float | None = None,
 ) -> list[SchoolResult]:
     """Solve the runs as Celery tasks (one per school) and wait, reporting each school as it finishes."""
-    options = {"time_limit": time_limit, "workers": workers}
+    options = batch_options(time_limit, workers)
     async_results = submit_celery([(KIND, run_id, options) for run_id in run_ids], database_url)
     pending = dict(zip(async_results, run_ids, strict=True))
     results: list[SchoolResult] = []

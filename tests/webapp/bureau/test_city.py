@@ -223,3 +223,15 @@ def test_batch_from_the_page_with_progress(app: Any, client: Any, signed_in: Any
     # The login fixture adds its own test school (KM-TEST-0001) to the three generated ones.
     assert status["total"] == 4 and status["done"] == 4 and status["failed"] == 0 and status["finished"]
     assert client.get("/bureau/batches/no-such-batch/status.json").status_code == 404
+
+
+def test_a_batch_caps_the_levels_after_coverage_as_configured(app: Flask) -> None:
+    """Each school's job in a batch carries the cap on the levels after coverage; a negative setting lifts it."""
+    from webapp.jobs.batch import LATER_LEVELS_SECONDS, batch_options
+
+    with app.app_context():
+        assert batch_options(3.0, 1) == {"time_limit": 3.0, "workers": 1, "later_levels_limit": LATER_LEVELS_SECONDS}
+        app.config["BUREAU_LATER_LEVELS_SECONDS"] = 0.5
+        assert batch_options(3.0, 2)["later_levels_limit"] == 0.5
+        app.config["BUREAU_LATER_LEVELS_SECONDS"] = -1
+        assert "later_levels_limit" not in batch_options(3.0, 2)
