@@ -26,7 +26,8 @@ from scheduler.model import AllocationModel, Expr
 from scheduler.whatif_slots import (
     NEW_ROOM_PREFIX,
     fewer_teachers,
-    in_turn,
+    from_week,
+    improve,
     is_new_room,
     join,
     level_expr,
@@ -241,7 +242,9 @@ def _minimise(built: AllocationModel, lexi: LexicographicSolver, name: str, leve
         joined = join(built, fewer, hired)
     if joined is not None:
         return _level(lexi.accept_value(name, expr, joined, bound, 0.0), bound, maximise=False)
-    turns = in_turn(built, Deadline.after(deadline.left() / 3), config, hired) if full else None
+    turns = from_week(built, lexi.values or [], Deadline.after(deadline.left() / 4), config, hired) if full else None
+    if turns:
+        turns = improve(built, turns, Deadline.after(deadline.left() / 3), config, hired)
     start = join(built, turns, hired) if turns else None
     if start is not None:
         lexi.hint(start)

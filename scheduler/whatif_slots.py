@@ -128,7 +128,7 @@ def slot_bound(week: AllocationModel, objective: str, deadline: Deadline, config
                ) -> tuple[int, str, list[SlotPlan]]:
     """(bound, status, plans): the max ("hired", "hired_qualified") or sum ("seats") of the slots' proven
     bounds. Status is OPTIMAL when every slot proved its optimum, UNKNOWN when a slot found nothing."""
-    slots = sorted({(c.day, q) for c in week.classes for q in c.periods})
+    slots = _slots(week)
     plans: list[SlotPlan] = []
     for i, slot in enumerate(slots):
         plan = solve_slot(week, slot, objective, deadline.left() / (len(slots) - i), config,
@@ -184,30 +184,83 @@ def fewer_teachers(plan: SlotPlan, seconds: float, config: SolverConfig) -> Slot
                     plan.bound)
 
 
-def in_turn(week: AllocationModel, deadline: Deadline, config: SolverConfig,
-            hired: dict[str, int]) -> list[SlotPlan] | None:
-    """Fewest seats slot after slot, each with what the slots before left of every weekly cap: plans that always
-    join into a plan of the week (not necessarily the fewest seats); None when a slot found nothing in time."""
-    instance = week.instance
-    left = {t.id: t.max_sessions for t in instance.teachers}
-    hired_left = {tag: count * week.hire_sessions for tag, count in hired.items()}
-    slots = sorted({(c.day, q) for c in week.classes for q in c.periods})
+def from_week(week: AllocationModel, values: list[float], deadline: Deadline, config: SolverConfig,
+              hired: dict[str, int]) -> list[SlotPlan] | None:
+    """Each slot's fewest seats with the teachers a plan of the week (`values`) has at that slot: the plans
+    join into a plan of the week with no more seats than it; None when a slot found nothing in time."""
+    at_slot: dict[Slot, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (teacher_id, group), var in week.leads.items():
+        if values[var.index()] > 1e-6:
+            at_slot[(group[0], group[1])][teacher_id] = 1
+    hired_at_slot: dict[Slot, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (group, tag), var in week.hired_leads.items():
+        hired_at_slot[(group[0], group[1])][tag] += round(values[var.index()])
+    slots = _slots(week)
     plans = []
     for i, slot in enumerate(slots):
-        teachers = tuple(dataclasses.replace(t, max_sessions=left[t.id]) for t in instance.teachers)
-        capped = dataclasses.replace(instance, teachers=teachers)
-        caps = {tag: min(count, hired_left[tag]) for tag, count in hired.items()}
-        plan = solve_slot(week, slot, "seats", deadline.left() / (len(slots) - i), config, instance=capped,
-                          hired_by_tag=caps)
+        plan = _seats_within(week, slot, at_slot[slot], hired, hired_at_slot[slot],
+                             deadline.left() / (len(slots) - i), config)
         if plan is None:
             return None
-        plan = fewer_teachers(plan, deadline.left() / (2 * (len(slots) - i)), config)
-        for (teacher_id, _), var in plan.model.leads.items():
-            left[teacher_id] -= plan.value_of(var)
-        for (_, tag), var in plan.model.hired_leads.items():
-            hired_left[tag] -= plan.value_of(var)
         plans.append(plan)
     return plans
+
+
+def improve(week: AllocationModel, plans: list[SlotPlan], deadline: Deadline, config: SolverConfig,
+            hired: dict[str, int]) -> list[SlotPlan]:
+    """Each slot solved again within what the other slots leave of every weekly cap, then with the fewest
+    teachers (freeing some for the next slot), round after round while seats come off and time is left."""
+    plans = list(plans)
+    while not deadline.passed:
+        before = sum(plan.value for plan in plans)
+        for i, plan in enumerate(plans):
+            if deadline.passed:
+                break
+            others = plans[:i] + plans[i + 1:]
+            left, hired_left = _caps_left(week, others, hired)
+            seconds = deadline.left() / (2 * len(plans))
+            better = _seats_within(week, plan.slot, left, hired, hired_left, seconds, config)
+            if better is not None and better.value <= plan.value:
+                plans[i] = fewer_teachers(better, seconds, config)
+        if sum(plan.value for plan in plans) >= before:
+            break
+    return plans
+
+
+def _slots(week: AllocationModel) -> list[Slot]:
+    return sorted({(c.day, q) for c in week.classes for q in c.periods})
+
+
+def _usage(plan: SlotPlan) -> dict[str, int]:
+    """Sessions each teacher of the school leads in the slot's plan (a share of one counts as one)."""
+    used: dict[str, int] = defaultdict(int)
+    for (teacher_id, _), var in plan.model.leads.items():
+        if plan.values[var.index()] > 1e-6:
+            used[teacher_id] += 1
+    return used
+
+
+def _caps_left(week: AllocationModel, plans: list[SlotPlan],
+               hired: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """What `plans` leave of each teacher's weekly cap and of the hired teachers' sessions by tag."""
+    left = {t.id: t.max_sessions for t in week.instance.teachers}
+    hired_left = {tag: count * week.hire_sessions for tag, count in hired.items()}
+    for plan in plans:
+        for teacher_id, count in _usage(plan).items():
+            left[teacher_id] -= count
+        for (_, tag), var in plan.model.hired_leads.items():
+            hired_left[tag] -= plan.value_of(var)
+    return left, hired_left
+
+
+def _seats_within(week: AllocationModel, slot: Slot, caps: dict[str, int], hired: dict[str, int],
+                  hired_left: dict[str, int], seconds: float, config: SolverConfig) -> SlotPlan | None:
+    """The slot's fewest seats with each teacher leading at most `caps` sessions there (0 or 1 matter)."""
+    instance = week.instance
+    teachers = tuple(dataclasses.replace(t, max_sessions=max(0, caps.get(t.id, 0))) for t in instance.teachers)
+    capped = dataclasses.replace(instance, teachers=teachers)
+    by_tag = {tag: max(0, min(count, hired_left.get(tag, 0))) for tag, count in hired.items()}
+    return solve_slot(week, slot, "seats", seconds, config, instance=capped, hired_by_tag=by_tag)
 
 
 def _group_of(instance: Instance, session_id: str) -> StaffingGroup:
