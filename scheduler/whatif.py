@@ -13,6 +13,7 @@ and the last period it needs, so the items add up to exactly `coverage_after - c
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from scheduler.domain import Activity, Instance, Session, Slot, Status
 from scheduler.groups import build_day_classes
 from scheduler.lexicographic import LevelResult, LexicographicSolver, SolverConfig
 from scheduler.model import AllocationModel, Expr
+from scheduler.whatif_prices import priced_bound
 from scheduler.whatif_slots import (
     NEW_ROOM_PREFIX,
     fewer_teachers,
@@ -33,6 +35,8 @@ from scheduler.whatif_slots import (
     level_expr,
     slot_bound,
 )
+
+logger = logging.getLogger(__name__)
 
 EXTRA_ACTIVITY = NEW_ROOM_PREFIX
 DEFAULT_PUPILS_PER_TEACHER = 30
@@ -233,29 +237,49 @@ def _minimise(built: AllocationModel, lexi: LexicographicSolver, name: str, leve
         bound, status, _ = slot_bound(built, name, deadline, config, **caps)
         return _level(result, max(result.bound, bound) if status != Status.UNKNOWN else result.bound,
                       maximise=False)
-    bound, status, plans = (slot_bound(built, name, Deadline.after(deadline.left() / 2), config, **caps)
-                            if full else (0, Status.UNKNOWN, []))
+    return _fewest_seats(built, lexi, expr, deadline, config, caps, full=full)
+
+
+def _fewest_seats(built: AllocationModel, lexi: LexicographicSolver, expr: Expr, deadline: Deadline,
+                  config: SolverConfig, caps: dict[str, int], *, full: bool) -> AdviceLevel | None:
+    """Seats: the slots' bound and plans; when those do not join, a plan of the week from the slots (each re-solved
+    within the teachers the week's plan has there, then improved slot by slot), the bound with the weekly caps
+    priced in, and the week's own search from that plan for the time left."""
+    if not full:
+        result = lexi.optimise("seats", expr, maximise=False, seconds=deadline.left())
+        return _level(result, result.bound, maximise=False) if lexi.have_solution else None
+    bound, status, plans = slot_bound(built, "seats", Deadline.after(deadline.left() / 4), config, **caps)
     hired = {tag: lexi.value(var) for tag, var in built.hired.items()}
     joined = join(built, plans, hired) if plans and status == Status.OPTIMAL else None
     if joined is None and plans and status == Status.OPTIMAL:
-        fewer = [fewer_teachers(plan, deadline.left() / (4 * len(plans)), config) for plan in plans]
+        fewer = [fewer_teachers(plan, deadline.left() / (8 * len(plans)), config) for plan in plans]
         joined = join(built, fewer, hired)
     if joined is not None:
-        return _level(lexi.accept_value(name, expr, joined, bound, 0.0), bound, maximise=False)
-    turns = from_week(built, lexi.values or [], Deadline.after(deadline.left() / 4), config, hired) if full else None
+        return _level(lexi.accept_value("seats", expr, joined, bound, 0.0), bound, maximise=False)
+    if status == Status.UNKNOWN:
+        bound = 0
+    turns = from_week(built, lexi.values or [], Deadline.after(deadline.left() / 8), config, hired)
     if turns:
-        turns = improve(built, turns, Deadline.after(deadline.left() / 3), config, hired)
+        turns = improve(built, turns, Deadline.after(deadline.left() / 6), config, hired)
     start = join(built, turns, hired) if turns else None
+    upper = _value_at(expr, start if start is not None else lexi.values or [])
+    logger.info("advice seats: slots bound %s, plan from the slots %s", bound, upper if start else None)
+    if bound < upper:
+        bound = max(bound, priced_bound(built, Deadline.after(deadline.left() / 3), config, upper=upper,
+                                        most_hired=caps["most_hired"], most_qualified=caps["most_qualified"]))
+        logger.info("advice seats: priced bound %s", bound)
+    if start is not None and upper <= bound:
+        return _level(lexi.accept_value("seats", expr, start, bound, 0.0), bound, maximise=False)
     if start is not None:
         lexi.hint(start)
-    result = lexi.optimise(name, expr, maximise=False, seconds=deadline.left())
+    result = lexi.optimise("seats", expr, maximise=False, seconds=deadline.left())
     found = result.status in (Status.OPTIMAL, Status.FEASIBLE)
-    if start is not None and (not found or result.value > _value_at(expr, start)):
+    if start is not None and (not found or result.value > upper):
         lexi.results.remove(result)
-        result = dataclasses.replace(lexi.accept_value(name, expr, start, max(bound, result.bound), result.seconds))
+        result = lexi.accept_value("seats", expr, start, max(bound, result.bound), result.seconds)
     if result.status not in (Status.OPTIMAL, Status.FEASIBLE):
         return None
-    return _level(result, max(result.bound, bound) if status != Status.UNKNOWN else result.bound, maximise=False)
+    return _level(result, max(result.bound, bound), maximise=False)
 
 
 def _value_at(expr: Expr, values: list[float]) -> int:

@@ -77,6 +77,24 @@ def solve_slot(week: AllocationModel, slot: Slot, objective: str, seconds: float
     `most_hired` hired teachers (`most_qualified` of them qualified, `hired_by_tag` of each tag), the school's
     teachers as in `instance` (the week's by default); None when it found nothing in time."""
     began = time.monotonic()
+    built = build_slot(week, slot, seconds, config, most_hired=most_hired, most_qualified=most_qualified,
+                       instance=instance, hired_by_tag=hired_by_tag)
+    if built is None:
+        return None
+    classes, members, model = built
+    lexi = LexicographicSolver(model, config, began, None)
+    expr = level_expr(model, objective)
+    result = lexi.optimise(objective, expr, maximise=False, seconds=seconds - (time.monotonic() - began))
+    if lexi.values is None:
+        return None
+    return SlotPlan(slot, classes, members, model, lexi.values, result.status, result.value, result.bound)
+
+
+def build_slot(week: AllocationModel, slot: Slot, seconds: float, config: SolverConfig, *,
+               most_hired: int | None = None, most_qualified: int | None = None, instance: Instance | None = None,
+               hired_by_tag: dict[str, int] | None = None
+               ) -> tuple[list[DayClass], list[list[int]], AllocationModel] | None:
+    """The model of one slot at full coverage (see `solve_slot`), not yet solved."""
     classes, members = slot_classes(week, slot)
     if not classes:
         return None
@@ -95,12 +113,7 @@ def solve_slot(week: AllocationModel, slot: Slot, objective: str, seconds: float
     for tag, var in model.hired.items():
         if hired_by_tag is not None:
             var.SetUb(hired_by_tag.get(tag, 0))
-    lexi = LexicographicSolver(model, config, began, None)
-    expr = level_expr(model, objective)
-    result = lexi.optimise(objective, expr, maximise=False, seconds=seconds - (time.monotonic() - began))
-    if lexi.values is None:
-        return None
-    return SlotPlan(slot, classes, members, model, lexi.values, result.status, result.value, result.bound)
+    return classes, members, model
 
 
 def level_expr(built: AllocationModel, name: str) -> object:
