@@ -29,7 +29,6 @@ from scheduler.whatif_slots import (
     NEW_ROOM_PREFIX,
     fewer_teachers,
     from_week,
-    improve,
     is_new_room,
     join,
     level_expr,
@@ -242,9 +241,9 @@ def _minimise(built: AllocationModel, lexi: LexicographicSolver, name: str, leve
 
 def _fewest_seats(built: AllocationModel, lexi: LexicographicSolver, expr: Expr, deadline: Deadline,
                   config: SolverConfig, caps: dict[str, int], *, full: bool) -> AdviceLevel | None:
-    """Seats: the slots' bound and plans; when those do not join, a plan of the week from the slots (each re-solved
-    within the teachers the week's plan has there, then improved slot by slot), the bound with the weekly caps
-    priced in, and the week's own search from that plan for the time left."""
+    """Seats: the slots' bound and plans; when those do not join, the week's own search for half the time left,
+    started from the slots re-solved within the teachers the week's plan has there, then the bound with the
+    weekly caps priced in for the rest."""
     if not full:
         result = lexi.optimise("seats", expr, maximise=False, seconds=deadline.left())
         return _level(result, result.bound, maximise=False) if lexi.have_solution else None
@@ -259,31 +258,27 @@ def _fewest_seats(built: AllocationModel, lexi: LexicographicSolver, expr: Expr,
     if status == Status.UNKNOWN:
         bound = 0
     turns = from_week(built, lexi.values or [], Deadline.after(deadline.left() / 8), config, hired)
-    if turns:
-        turns = improve(built, turns, Deadline.after(deadline.left() / 6), config, hired)
     start = join(built, turns, hired) if turns else None
-    upper = _value_at(expr, start if start is not None else lexi.values or [])
-    logger.info("advice seats: slots bound %s, plan from the slots %s", bound, upper if start else None)
-    if bound < upper:
-        bound = max(bound, priced_bound(built, Deadline.after(deadline.left() / 3), config, upper=upper,
-                                        most_hired=caps["most_hired"], most_qualified=caps["most_qualified"]))
-        logger.info("advice seats: priced bound %s", bound)
-    if start is not None and upper <= bound:
-        return _level(lexi.accept_value("seats", expr, start, bound, 0.0), bound, maximise=False)
     if start is not None:
         lexi.hint(start)
-    result = lexi.optimise("seats", expr, maximise=False, seconds=deadline.left())
+    result = lexi.optimise("seats", expr, maximise=False, seconds=deadline.left() / 2)
     found = result.status in (Status.OPTIMAL, Status.FEASIBLE)
-    if start is not None and (not found or result.value > upper):
+    if start is not None and (not found or result.value > _value_at(expr, start)):
         lexi.results.remove(result)
         result = lexi.accept_value("seats", expr, start, max(bound, result.bound), result.seconds)
     if result.status not in (Status.OPTIMAL, Status.FEASIBLE):
         return None
-    return _level(result, max(result.bound, bound), maximise=False)
+    bound = max(bound, result.bound)
+    logger.info("advice seats: slots and week bound %s, plan %s", bound, result.value)
+    if bound < result.value:
+        bound = max(bound, priced_bound(built, deadline, config, upper=result.value,
+                                        most_hired=caps["most_hired"], most_qualified=caps["most_qualified"]))
+        logger.info("advice seats: priced bound %s", bound)
+    return _level(result, bound, maximise=False)
 
 
 def _value_at(expr: Expr, values: list[float]) -> int:
-    return round(sum(c * values[var.index()] for var, c in expr.GetCoeffs().items() if hasattr(var, "index")))
+    return int(sum(c * values[var.index()] for var, c in expr.GetCoeffs().items() if hasattr(var, "index")) + 0.5)
 
 
 def _share(deadline: Deadline, parts: int) -> float:

@@ -10,6 +10,7 @@ bound holds even when a slot's search stops early.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 
@@ -20,9 +21,13 @@ from scheduler.lexicographic import SolverConfig
 from scheduler.model import AllocationModel, total
 from scheduler.whatif_slots import _slots, build_slot, level_expr
 
+logger = logging.getLogger(__name__)
+
 STEP_SHRINK = 0.5
 """The step factor halves after this many rounds without a better bound."""
 PATIENCE = 3
+FIRST_STEP = 0.25
+"""Polyak's step factor to start with; a full step overshoots (most caps are not binding)."""
 MIN_SLOT_SECONDS = 0.2
 
 
@@ -42,7 +47,7 @@ def priced_bound(week: AllocationModel, deadline: Deadline, config: SolverConfig
     hired_sessions = most_hired * week.hire_sessions
     prices: dict[str, float] = defaultdict(float)
     hired_price = 0.0
-    factor, best, stale = 1.0, -math.inf, 0
+    factor, best, stale = FIRST_STEP, -math.inf, 0
     params = pywraplp.MPSolverParameters()
     params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, 0.0)
     while deadline.left() > MIN_SLOT_SECONDS * len(models):
@@ -64,6 +69,7 @@ def priced_bound(week: AllocationModel, deadline: Deadline, config: SolverConfig
             for (t, _), var in model.leads.items():
                 used[t] += var.solution_value()
             hired_used += sum(var.solution_value() for var in model.hired_leads.values())
+        logger.debug("priced slots: bound %.1f, step factor %.3f", value, factor)
         if value > best + 1e-6:
             best, stale = value, 0
         else:

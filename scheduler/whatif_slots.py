@@ -219,51 +219,8 @@ def from_week(week: AllocationModel, values: list[float], deadline: Deadline, co
     return plans
 
 
-def improve(week: AllocationModel, plans: list[SlotPlan], deadline: Deadline, config: SolverConfig,
-            hired: dict[str, int]) -> list[SlotPlan]:
-    """Each slot solved again within what the other slots leave of every weekly cap, then with the fewest
-    teachers (freeing some for the next slot), round after round while seats come off and time is left."""
-    plans = list(plans)
-    while not deadline.passed:
-        before = sum(plan.value for plan in plans)
-        for i, plan in enumerate(plans):
-            if deadline.passed:
-                break
-            others = plans[:i] + plans[i + 1:]
-            left, hired_left = _caps_left(week, others, hired)
-            seconds = deadline.left() / (2 * len(plans))
-            better = _seats_within(week, plan.slot, left, hired, hired_left, seconds, config)
-            if better is not None and better.value <= plan.value:
-                plans[i] = fewer_teachers(better, seconds, config)
-        if sum(plan.value for plan in plans) >= before:
-            break
-    return plans
-
-
 def _slots(week: AllocationModel) -> list[Slot]:
     return sorted({(c.day, q) for c in week.classes for q in c.periods})
-
-
-def _usage(plan: SlotPlan) -> dict[str, int]:
-    """Sessions each teacher of the school leads in the slot's plan (a share of one counts as one)."""
-    used: dict[str, int] = defaultdict(int)
-    for (teacher_id, _), var in plan.model.leads.items():
-        if plan.values[var.index()] > 1e-6:
-            used[teacher_id] += 1
-    return used
-
-
-def _caps_left(week: AllocationModel, plans: list[SlotPlan],
-               hired: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
-    """What `plans` leave of each teacher's weekly cap and of the hired teachers' sessions by tag."""
-    left = {t.id: t.max_sessions for t in week.instance.teachers}
-    hired_left = {tag: count * week.hire_sessions for tag, count in hired.items()}
-    for plan in plans:
-        for teacher_id, count in _usage(plan).items():
-            left[teacher_id] -= count
-        for (_, tag), var in plan.model.hired_leads.items():
-            hired_left[tag] -= plan.value_of(var)
-    return left, hired_left
 
 
 def _seats_within(week: AllocationModel, slot: Slot, caps: dict[str, int], hired: dict[str, int],

@@ -427,8 +427,17 @@ def test_school_admin_computes_advice_for_own_school_only(
         row = db.session.scalar(select(CapacityAdvice).order_by(CapacityAdvice.id.desc()))
         assert row is not None and row.state == "done", row.error if row else None
         assert row.result is not None and row.result["demand"] >= row.result["coverage_after"] >= 0
+        result = row.result
     page = response.get_data(as_text=True)
     assert "最新建议" in page
+    # every level says whether it is proven or how far the proof got; the items add up to the total shown
+    assert [level["name"] for level in result["levels"]] == ["coverage", "hired", "hired_qualified", "seats"]
+    for level in result["levels"][1:]:
+        assert ("已证明" if level["status"] == "OPTIMAL" else "找到的方案") in page
+    gained = result["coverage_after"] - result["coverage_now"]
+    assert result["gained"] == gained == sum(item["pupil_days_covered"] for item in result["items"])
+    if result["items"]:
+        assert f"合计可多覆盖 {gained} 人日（按优先级加权）" in page
 
 
 def test_school_page_shows_fairness_counts_and_no_names(
