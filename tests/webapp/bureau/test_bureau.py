@@ -322,7 +322,7 @@ def test_advice_levels_say_what_is_proven(app: Flask) -> None:
     result = advice_to_json(Advice(40, 30, 40, {"": 1, "sports": 1}, (), "FEASIBLE", 0.4, levels))
     with app.test_request_context("/"):
         assert advice_levels(result) == [
-            "分配后覆盖 40，已证明为最多",
+            "调整后覆盖 40，已证明为最多",
             "最少需要招聘 2 名教师，已证明",
             "其中需要资质的教师至少 0 名，找到的方案需要 1 名",
             "至少需要增加 27 个名额，找到的方案增加 30 个",
