@@ -23,7 +23,7 @@ from scheduler.deadline import Deadline
 from scheduler.domain import Activity, Instance, Session, Slot, Status
 from scheduler.groups import build_day_classes
 from scheduler.lexicographic import LevelResult, LexicographicSolver, SolverConfig
-from scheduler.model import AllocationModel, Expr
+from scheduler.model import AllocationModel, Expr, total
 from scheduler.whatif_prices import priced_bound
 from scheduler.whatif_slots import (
     NEW_ROOM_PREFIX,
@@ -41,6 +41,10 @@ EXTRA_ACTIVITY = NEW_ROOM_PREFIX
 DEFAULT_PUPILS_PER_TEACHER = 30
 LEVELS = ("coverage", "hired", "hired_qualified", "seats")
 """The advice's levels in their strict order: coverage is maximised, the others minimised."""
+WEEK_SEARCH_SHARE = 0.75
+"""Share of the seats level's time left for the week's search once the slots did not join; the priced bound gets
+the rest. On generated schools of 1,000-3,000 pupils the week's LP bound beat the priced one (see
+docs/benchmarks.md), so the search gets most of it."""
 NOW_SHARE = 0.15
 """Share of the time limit for the allocation possible today (level 1 of the normal model)."""
 
@@ -241,9 +245,9 @@ def _minimise(built: AllocationModel, lexi: LexicographicSolver, name: str, leve
 
 def _fewest_seats(built: AllocationModel, lexi: LexicographicSolver, expr: Expr, deadline: Deadline,
                   config: SolverConfig, caps: dict[str, int], *, full: bool) -> AdviceLevel | None:
-    """Seats: the slots' bound and plans; when those do not join, the week's own search for half the time left,
-    started from the slots re-solved within the teachers the week's plan has there, then the bound with the
-    weekly caps priced in for the rest."""
+    """Seats: the slots' bound and plans; when those do not join, the week's own search for most of the time left
+    (`WEEK_SEARCH_SHARE`), started from the slots re-solved within the teachers the week's plan has there and
+    with every slot held to its own fewest seats (a valid cut), then the bound with the weekly caps priced in."""
     if not full:
         result = lexi.optimise("seats", expr, maximise=False, seconds=deadline.left())
         return _level(result, result.bound, maximise=False) if lexi.have_solution else None
@@ -257,11 +261,16 @@ def _fewest_seats(built: AllocationModel, lexi: LexicographicSolver, expr: Expr,
         return _level(lexi.accept_value("seats", expr, joined, bound, 0.0), bound, maximise=False)
     if status == Status.UNKNOWN:
         bound = 0
+    for plan in plans:  # every slot of the week's plan needs at least the slot's own fewest seats: a valid cut
+        slot_seats = [var for s, seats in built.enrolment.items()
+                      if is_new_room(s) and built.instance.session_by_id[s].slot == plan.slot for var in seats]
+        if slot_seats and plan.bound > 0:
+            built.solver.Add(total(slot_seats) >= plan.bound, f"slot_seats_{plan.slot[0]}_{plan.slot[1]}")
     turns = from_week(built, lexi.values or [], Deadline.after(deadline.left() / 8), config, hired)
     start = join(built, turns, hired) if turns else None
     if start is not None:
         lexi.hint(start)
-    result = lexi.optimise("seats", expr, maximise=False, seconds=deadline.left() / 2)
+    result = lexi.optimise("seats", expr, maximise=False, seconds=WEEK_SEARCH_SHARE * deadline.left())
     found = result.status in (Status.OPTIMAL, Status.FEASIBLE)
     if start is not None and (not found or result.value > _value_at(expr, start)):
         lexi.results.remove(result)
