@@ -223,24 +223,35 @@ def _solve_levels(built: AllocationModel, lexi: LexicographicSolver, deadline: D
 
 def _minimise(built: AllocationModel, lexi: LexicographicSolver, name: str, levels: list[AdviceLevel],
               deadline: Deadline, config: SolverConfig, *, full: bool) -> AdviceLevel | None:
-    """One minimised level. Hiring: the week's search first, the slots' bound only where it leaves a gap. Seats:
-    the slots first, whose plans most often join into the week's optimum; the week's search otherwise."""
+    """One minimised level: the slots first (their bound, and their plans, which most often join into the week's
+    optimum); the week's search from there otherwise."""
     expr = level_expr(built, name)
     caps: dict[str, int] = {}
     if name in ("hired_qualified", "seats"):
         caps["most_hired"] = levels[1].value
     if name == "seats":
         caps["most_qualified"] = levels[2].value
-    if name != "seats":
-        result = lexi.optimise(name, expr, maximise=False, seconds=deadline.left() / 2)
-        if result.status not in (Status.OPTIMAL, Status.FEASIBLE):
-            return None
-        if result.status == Status.OPTIMAL or not full:
-            return _level(result, result.bound, maximise=False)
-        bound, status, _ = slot_bound(built, name, deadline, config, **caps)
-        return _level(result, max(result.bound, bound) if status != Status.UNKNOWN else result.bound,
-                      maximise=False)
-    return _fewest_seats(built, lexi, expr, deadline, config, caps, full=full)
+    if name == "seats":
+        return _fewest_seats(built, lexi, expr, deadline, config, caps, full=full)
+    bound, status, plans = (slot_bound(built, name, Deadline.after(deadline.left() / 4), config, **caps)
+                            if full else (0, Status.UNKNOWN, []))
+    if plans and status == Status.OPTIMAL:
+        # The slots' plans, each with the fewest hires its slot needs, as a plan of the week: it meets the bound
+        # (the most any slot needs) whenever the weekly caps let them join.
+        hired: dict[str, int] = defaultdict(int)
+        for plan in plans:
+            for tag, var in plan.model.hired.items():
+                hired[tag] = max(hired[tag], plan.value_of(var))
+        joined = join(built, plans, hired) or join(
+            built, [fewer_teachers(plan, deadline.left() / (8 * len(plans)), config) for plan in plans], hired)
+        if joined is not None and _value_at(expr, joined) <= bound:
+            return _level(lexi.accept_value(name, expr, joined, bound, 0.0), bound, maximise=False)
+        if joined is not None:
+            lexi.hint(joined)
+    result = lexi.optimise(name, expr, maximise=False, seconds=deadline.left())
+    if result.status not in (Status.OPTIMAL, Status.FEASIBLE):
+        return None
+    return _level(result, max(result.bound, bound) if status != Status.UNKNOWN else result.bound, maximise=False)
 
 
 def _fewest_seats(built: AllocationModel, lexi: LexicographicSolver, expr: Expr, deadline: Deadline,
