@@ -244,9 +244,10 @@ def _minimise(built: AllocationModel, lexi: LexicographicSolver, name: str, leve
                 hired[tag] = max(hired[tag], plan.value_of(var))
         joined = join(built, plans, hired) or join(
             built, [fewer_teachers(plan, deadline.left() / (8 * len(plans)), config) for plan in plans], hired)
-        if joined is not None and _value_at(expr, joined) <= bound:
+        within = sum(hired.values()) <= caps.get("most_hired", sum(hired.values()))  # the level held before
+        if joined is not None and within and _value_at(expr, joined) <= bound:
             return _level(lexi.accept_value(name, expr, joined, bound, 0.0), bound, maximise=False)
-        if joined is not None:
+        if joined is not None and within:
             lexi.hint(joined)
     result = lexi.optimise(name, expr, maximise=False, seconds=deadline.left())
     if result.status not in (Status.OPTIMAL, Status.FEASIBLE):
