@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,8 @@ from tests.scheduler.reference import reference_optimum
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "spec"
 FAST = SolverConfig(time_limit=20, workers=1)
-PROFILE_EXAMPLES = 12 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 5
-"""Random tiny schools compared with brute force: a few locally, more where the CI profile is set."""
+QUICK_EXAMPLES, SLOW_EXAMPLES = 5, 25
+"""Random tiny schools compared with brute force: a few in every run, more in runs that include `slow` tests."""
 HIRE_SESSIONS = 2
 """Fewer sessions a week than the tiny schools' three periods, so a hired teacher's weekly cap matters."""
 
@@ -63,7 +62,7 @@ def test_missing_room_gets_seats_before_teachers() -> None:
 
 
 def test_pupil_days_add_up_to_the_gap_on_random_schools() -> None:
-    for seed in range(PROFILE_EXAMPLES):
+    for seed in range(QUICK_EXAMPLES):
         instance = random_instance(seed, pupils=10, days=2)
         advice = advise(instance, FAST)
         assert advice.coverage_after == advice.demand
@@ -71,9 +70,9 @@ def test_pupil_days_add_up_to_the_gap_on_random_schools() -> None:
         assert advice_to_json(advice)["gained"] == advice.coverage_after - advice.coverage_now
 
 
-@pytest.mark.parametrize("pupils, seed", [(4, 1000 + seed) for seed in range(PROFILE_EXAMPLES)] + [
+@pytest.mark.parametrize("pupils, seed", [(4, 1000 + seed) for seed in range(QUICK_EXAMPLES)] + [
     (5, 17), (5, 28), (5, 41), (5, 47), (5, 71),  # the slots' plans overrun a weekly cap: priced bound, week search
-])
+] + [pytest.param(5, 2000 + seed, marks=pytest.mark.slow) for seed in range(SLOW_EXAMPLES)])
 def test_advice_is_the_lexicographic_minimum_found_by_brute_force(pupils: int, seed: int) -> None:
     """Every hiring and every set of seats added, tried on tiny schools with the independent reference model:
     the first that covers everything, in the order (teachers, qualified teachers, seats), is the advice. A level
