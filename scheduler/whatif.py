@@ -259,7 +259,8 @@ def _fewest_seats(built: AllocationModel, lexi: LexicographicSolver, expr: Expr,
                   config: SolverConfig, caps: dict[str, int], *, full: bool) -> AdviceLevel | None:
     """Seats: the slots' bound and plans; when those do not join, the week's own search for most of the time left
     (`WEEK_SEARCH_SHARE`), started from the slots re-solved within the teachers the week's plan has there and
-    with every slot held to its own fewest seats (a valid cut), then the bound with the weekly caps priced in."""
+    with every slot held to its own fewest seats (a valid cut); its plan re-solved the same way, slot by slot;
+    then the bound with the weekly caps priced in."""
     if not full:
         result = lexi.optimise("seats", expr, maximise=False, seconds=deadline.left())
         return _level(result, result.bound, maximise=False) if lexi.have_solution else None
@@ -290,6 +291,12 @@ def _fewest_seats(built: AllocationModel, lexi: LexicographicSolver, expr: Expr,
     if result.status not in (Status.OPTIMAL, Status.FEASIBLE):
         return None
     bound = max(bound, result.bound)
+    if bound < result.value:  # each slot of the week's plan at its fewest seats with the teachers it has there
+        polished = from_week(built, lexi.values or [], Deadline.after(deadline.left() / 3), config, hired)
+        values = join(built, polished, hired) if polished else None
+        if values is not None and _value_at(expr, values) < result.value:
+            lexi.results.remove(result)
+            result = lexi.accept_value("seats", expr, values, bound, result.seconds)
     logger.info("advice seats: slots and week bound %s, plan %s", bound, result.value)
     if bound < result.value:
         bound = max(bound, priced_bound(built, deadline, config, upper=result.value,
