@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo run test lint typecheck pytest bench bench-city bench-load bench-rosters bench-rollcall clean
+.PHONY: setup demo run test lint typecheck pytest bench bench-advice bench-city bench-load bench-rosters bench-rollcall clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,9 @@ test: lint typecheck pytest
 
 bench: setup
 	$(PY) -m bench.solver
+
+bench-advice: setup
+	$(PY) -m bench.advice --demo
 
 bench-city: setup
 	$(PY) -m bench.city

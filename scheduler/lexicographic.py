@@ -163,9 +163,12 @@ class LexicographicSolver:
     def accept(self, name: str, values: list[float], bound: int, seconds: float) -> LevelResult:
         """Take a plan found outside this model (`values` by variable index) as the level's answer: hinted,
         held, and proven when it reaches `bound`."""
+        return self.accept_value(name, self.built.level(name), values, bound, seconds, maximise=name in MAXIMISED)
+
+    def accept_value(self, name: str, expr: Expr, values: list[float], bound: int, seconds: float, *,
+                     maximise: bool = False) -> LevelResult:
+        """`accept` for any linear expression `expr` (a level of the caller's own)."""
         solver = self.built.solver
-        expr = self.built.level(name)
-        maximise = name in MAXIMISED
         value = round(value_at(expr, values))
         self.values = list(values)
         solver.SetHint(solver.variables(), self.values)

@@ -144,13 +144,16 @@ def _join(parts: Iterable[str]) -> str:
 
 
 def advice_line(item: dict[str, Any], periods: dict[str, str] | None = None) -> str:
-    """ "周三 P3：+1 名教师（体育），+25 个名额，可多覆盖 23 名学生" for one advice item."""
+    """ "周三 P3：+1 名教师（体育），+25 个名额，可多覆盖 23 人日（按优先级加权）" for one advice item."""
     parts = []
     for tag, count in sorted((item.get("extra_teachers") or {}).items()):
         parts.append(_("+%(n)d teacher(s) (%(tag)s)", n=int(count), tag=qualification_label(tag)))
     if item.get("extra_seats"):
         parts.append(_("+%(n)d seats", n=int(item["extra_seats"])))
-    if item.get("pupils_covered"):
+    if "pupil_days_covered" in item:
+        if item["pupil_days_covered"]:
+            parts.append(_("%(n)d more pupil-days covered (weighted)", n=int(item["pupil_days_covered"])))
+    elif item.get("pupils_covered"):  # advice computed before pupil-days were counted once
         parts.append(_("%(n)d more pupils covered", n=int(item["pupils_covered"])))
     period = str(item.get("period", ""))
     return _(
@@ -159,6 +162,29 @@ def advice_line(item: dict[str, Any], periods: dict[str, str] | None = None) -> 
         period=(periods or {}).get(period, period),
         what=_join(parts),
     )
+
+
+def advice_levels(result: dict[str, Any]) -> list[str]:
+    """One sentence per level of the advice: the value, and whether it is proven the fewest or how far the
+    proof got ("至少 X，找到的方案需要 Y")."""
+    lines = []
+    for level in result.get("levels") or []:
+        name, value, bound = level.get("name"), int(level.get("value", 0)), int(level.get("bound", 0))
+        proven = level.get("status") == "OPTIMAL"
+        if name == "coverage":
+            lines.append(_("Coverage after: %(n)d, the most possible (proven)", n=value) if proven else
+                         _("Coverage after: at most %(bound)d; the plan found reaches %(n)d", bound=bound, n=value))
+        elif name == "hired":
+            lines.append(_("Teachers to hire: %(n)d, the fewest possible (proven)", n=value) if proven else
+                         _("Teachers to hire: at least %(bound)d; the plan found needs %(n)d", bound=bound, n=value))
+        elif name == "hired_qualified":
+            lines.append(_("Of them with a qualification: %(n)d, the fewest possible (proven)", n=value) if proven
+                         else _("Of them with a qualification: at least %(bound)d; the plan found needs %(n)d",
+                                bound=bound, n=value))
+        elif name == "seats":
+            lines.append(_("Seats to add: %(n)d, the fewest possible (proven)", n=value) if proven else
+                         _("Seats to add: at least %(bound)d; the plan found adds %(n)d", bound=bound, n=value))
+    return lines
 
 
 @bp.app_context_processor
@@ -171,6 +197,7 @@ def _helpers() -> dict[str, Any]:
         "source_labels": SOURCE_LABELS,
         "qualification_label": qualification_label,
         "advice_line": advice_line,
+        "advice_levels": advice_levels,
     }
 
 
@@ -368,7 +395,7 @@ def hiring_export() -> ResponseReturnValue:
             *[plan.teachers.get(t, 0) for t in tags],
             plan.total_teachers,
             plan.total_seats,
-            plan.pupils_covered,
+            plan.pupil_days_covered,
         ]
         for name, plan in by_district.items()
     ]
@@ -379,7 +406,7 @@ def hiring_export() -> ResponseReturnValue:
             *[total.teachers.get(t, 0) for t in tags],
             total.total_teachers,
             total.total_seats,
-            total.pupils_covered,
+            total.pupil_days_covered,
         ]
     )
     seat_rows = []
@@ -406,7 +433,7 @@ def hiring_export() -> ResponseReturnValue:
                 school_name,
                 school_plan.total_teachers,
                 school_plan.total_seats,
-                school_plan.pupils_covered,
+                school_plan.pupil_days_covered,
                 result.get("demand"),
                 result.get("coverage_now"),
                 result.get("coverage_after"),
@@ -422,7 +449,7 @@ def hiring_export() -> ResponseReturnValue:
                     *[qualification_label(t) for t in tags],
                     _("Teachers to hire"),
                     _("Seats to add"),
-                    _("More pupils covered"),
+                    _("More pupil-days covered (weighted)"),
                 ],
                 teacher_rows,
             ),
@@ -445,7 +472,7 @@ def hiring_export() -> ResponseReturnValue:
                     _("School"),
                     _("Teachers to hire"),
                     _("Seats to add"),
-                    _("More pupils covered"),
+                    _("More pupil-days covered (weighted)"),
                     _("Weighted demand"),
                     _("Coverage now"),
                     _("Coverage after"),

@@ -453,7 +453,8 @@ class HiringPlan:
     """Qualification tag ("" = any teacher) -> teachers to hire."""
     seats: dict[Slot, int] = field(default_factory=dict)
     teachers_by_slot: dict[Slot, dict[str, int]] = field(default_factory=dict)
-    pupils_covered: int = 0
+    pupil_days_covered: int = 0
+    """More pupil-days covered, weighted like coverage: the schools' items, which add up to their gaps."""
     demand: int = 0
     coverage_now: int = 0
     coverage_after: int = 0
@@ -484,7 +485,7 @@ class HiringPlan:
             by_tag = self.teachers_by_slot.setdefault(slot, {})
             for tag, count in (item.get("extra_teachers") or {}).items():
                 by_tag[str(tag)] = by_tag.get(str(tag), 0) + int(count)
-            self.pupils_covered += int(item.get("pupils_covered") or 0)
+            self.pupil_days_covered += item_gain(item)
         self.demand += int(advice.get("demand") or 0)
         self.coverage_now += int(advice.get("coverage_now") or 0)
         self.coverage_after += int(advice.get("coverage_after") or 0)
@@ -499,10 +500,16 @@ class HiringPlan:
             mine = self.teachers_by_slot.setdefault(slot, {})
             for tag, count in by_tag.items():
                 mine[tag] = mine.get(tag, 0) + count
-        self.pupils_covered += other.pupils_covered
+        self.pupil_days_covered += other.pupil_days_covered
         self.demand += other.demand
         self.coverage_now += other.coverage_now
         self.coverage_after += other.coverage_after
+
+
+def item_gain(item: dict[str, Any]) -> int:
+    """An advice item's pupil-days gained; advice stored before they were counted once per pupil-day has only
+    its pupils per period (`pupils_covered`)."""
+    return int(item.get("pupil_days_covered", item.get("pupils_covered")) or 0)
 
 
 def rollup_advice(entries: Iterable[tuple[str, dict[str, Any]]]) -> tuple[dict[str, HiringPlan], HiringPlan]:

@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from scheduler.whatif import Advice, AdviceItem, advice_to_json
+from scheduler.whatif import Advice, AdviceItem, AdviceLevel, advice_to_json
 from tests.webapp.factories import post_form, seed_city
-from webapp.bureau.routes import advice_line, heat_colour
+from webapp.bureau.routes import advice_levels, advice_line, heat_colour
 from webapp.bureau.stats import HiringPlan, city_stats, rollup_advice
 from webapp.extensions import db
 from webapp.models import CapacityAdvice, District, Pupil, School, User
@@ -304,12 +304,32 @@ def test_advice_line_reads_like_a_sentence(app: Flask) -> None:
         "period": "P3",
         "extra_teachers": {"sports": 1},
         "extra_seats": 25,
-        "pupils_covered": 23,
+        "pupil_days_covered": 23,
     }
     with app.test_request_context("/"):
-        assert advice_line(item) == "周三 P3：+1 名教师（体育），+25 个名额，可多覆盖 23 名学生"
+        assert advice_line(item) == "周三 P3：+1 名教师（体育），+25 个名额，可多覆盖 23 人日（按优先级加权）"
     with app.test_request_context("/", headers={"Cookie": "lang=en"}):
-        assert advice_line(item) == "Wed P3: +1 teacher(s) (sports), +25 seats, 23 more pupils covered"
+        assert advice_line(item) == "Wed P3: +1 teacher(s) (sports), +25 seats, 23 more pupil-days covered (weighted)"
+    # advice stored before pupil-days were counted once says what it counted
+    legacy = {"day": 3, "period": "P3", "extra_teachers": {}, "extra_seats": 25, "pupils_covered": 23}
+    with app.test_request_context("/"):
+        assert advice_line(legacy) == "周三 P3：+25 个名额，可多覆盖 23 名学生"
+
+
+def test_advice_levels_say_what_is_proven(app: Flask) -> None:
+    levels = (AdviceLevel("coverage", 40, 40, "OPTIMAL", 0.1), AdviceLevel("hired", 2, 2, "OPTIMAL", 0.1),
+              AdviceLevel("hired_qualified", 1, 0, "FEASIBLE", 0.1), AdviceLevel("seats", 30, 27, "FEASIBLE", 0.1))
+    result = advice_to_json(Advice(40, 30, 40, {"": 1, "sports": 1}, (), "FEASIBLE", 0.4, levels))
+    with app.test_request_context("/"):
+        assert advice_levels(result) == [
+            "调整后覆盖 40，已证明为最多",
+            "最少需要招聘 2 名教师，已证明",
+            "其中需要资质的教师至少 0 名，找到的方案需要 1 名",
+            "至少需要增加 27 个名额，找到的方案增加 30 个",
+        ]
+    with app.test_request_context("/", headers={"Cookie": "lang=en"}):
+        assert advice_levels(result)[1] == "Teachers to hire: 2, the fewest possible (proven)"
+        assert advice_levels(result)[3] == "Seats to add: at least 27; the plan found adds 30"
 
 
 def _advice(hired: dict[str, int], items: list[AdviceItem], now: int, after: int) -> dict[str, Any]:
@@ -345,7 +365,7 @@ def test_advice_rolls_up_by_district() -> None:
     assert wuhua.teachers == {"sports": 1, "": 1, "arts": 2}  # week totals, not one per slot worked
     assert wuhua.seats == {(3, "P3"): 65, (1, "P1"): 10, (2, "P1"): 0}
     assert wuhua.teachers_by_slot[(3, "P3")] == {"sports": 1, "arts": 2}
-    assert wuhua.pupils_covered == 23 + 8 + 4 + 30
+    assert wuhua.pupil_days_covered == 23 + 8 + 4 + 30
     assert total.total_teachers == 4 and total.total_seats == 80 and total.schools == 3
     assert total.seats[(1, "P1")] == 15
     assert (total.coverage_now, total.coverage_after) == (170, 250)
@@ -407,8 +427,17 @@ def test_school_admin_computes_advice_for_own_school_only(
         row = db.session.scalar(select(CapacityAdvice).order_by(CapacityAdvice.id.desc()))
         assert row is not None and row.state == "done", row.error if row else None
         assert row.result is not None and row.result["demand"] >= row.result["coverage_after"] >= 0
+        result = row.result
     page = response.get_data(as_text=True)
     assert "最新建议" in page
+    # every level says whether it is proven or how far the proof got; the items add up to the total shown
+    assert [level["name"] for level in result["levels"]] == ["coverage", "hired", "hired_qualified", "seats"]
+    for level in result["levels"][1:]:
+        assert ("已证明" if level["status"] == "OPTIMAL" else "找到的方案") in page
+    gained = result["coverage_after"] - result["coverage_now"]
+    assert result["gained"] == gained == sum(item["pupil_days_covered"] for item in result["items"])
+    if result["items"]:
+        assert f"合计可多覆盖 {gained} 人日（按优先级加权）" in page
 
 
 def test_school_page_shows_fairness_counts_and_no_names(
