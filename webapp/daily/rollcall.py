@@ -17,14 +17,14 @@ import hmac
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.allocation.service import N_, clock
 from webapp.audit import AuditAction, record
 from webapp.daily.attendance import marks_in_force
 from webapp.daily.calendar import local_now
-from webapp.daily.roster import Roster, RosterSession, load_roster, roster_for, term_on
+from webapp.daily.roster import Roster, RosterSession, load_roster, load_seat, roster_for, term_on
 from webapp.daily.service import DailyError, lock_pupil, today
 from webapp.extensions import db
 from webapp.family import hash_enrolment_code
@@ -96,47 +96,66 @@ def session_today(teacher: Teacher, session_id: int,
 
 
 @dataclass(frozen=True)
+class RollCallRow:
+    """A pupil's row on the session page as a mark leaves it (plain values, usable after the commit)."""
+
+    id: int
+    name: str
+    class_name: str
+    reported_absent: bool
+    status: str
+
+
+@dataclass(frozen=True)
 class Marked:
     mark: RollCallMark
     created: bool
+    row: RollCallRow | None = None
+    """The pupil's row now, when the mark was read with its seat and the pupil has not left; else None."""
 
 
 def mark(user: User, teacher: Teacher, session_id: int, pupil_id: int, status: str, client_id: str,
          reason: str = "") -> Marked:
     """Record a roll-call mark; a changed mark is a correction (a new row naming the old one, with a reason).
 
-    The first `absent` for a pupil whose family reported nothing tells the family.
+    The first `absent` for a pupil whose family reported nothing tells the family. Under the pupil's lock
+    (against a concurrent cancel of the family's absence, `webapp.daily.service`), one statement reads the
+    pupil's marks today (with this form's, if it was already stored) and one the pupil's seat in the session
+    today (`load_seat`); then the mark and its audit row are written.
     """
     status = MarkStatus(status)
+    user_id, school_id = user.id, teacher.school_id  # the lock expires loaded rows: no reload for these
     target = f"pupil:{pupil_id}"
     detail: dict[str, object] = {"session": session_id, "status": status.value}
-    existing = db.session.scalar(select(RollCallMark).where(RollCallMark.client_id == client_id))
+    on = today()
+    lock_pupil(pupil_id)
+    existing, previous, told = _marks_of(pupil_id, session_id, on, client_id)
     if existing is not None:
+        db.session.commit()  # the same form again (a retry): nothing to write; end the lock
         if existing.pupil_id != pupil_id or existing.session_id != session_id:
             raise DailyError(N_("This form was already used for another pupil. Reload the page."), "conflict")
         return Marked(existing, False)
-    lock_pupil(pupil_id)  # against a concurrent cancel of the family's absence (webapp.daily.service)
-    found = session_today(teacher, session_id, pupil_id)
-    if found is None and session_today(teacher, session_id) is None:
+    seat = load_seat(school_id, on, session_id, pupil_id)
+    if seat is None and session_today(teacher, session_id) is None:
         _refuse(AuditAction.ROLLCALL_REFUSE, user, teacher, target,
                 DailyError(N_("This session does not run today."), "not_today", 404), detail)
-    if found is None:
+    if seat is None:
         _refuse(AuditAction.ROLLCALL_REFUSE, user, teacher, target,
                 DailyError(N_("This pupil is not expected in this session today."), "not_expected"), detail)
-    assert found is not None
-    now, entry, session = found
-    previous = marks_in_force(now.on, [pupil_id], [session_id]).get((pupil_id, session_id))
+    assert seat is not None
+    reported = pupil_id in seat.entry.reported_absent
+    row = None if seat.handover is not None else RollCallRow(pupil_id, seat.pupil.name, seat.pupil.class_name,
+                                                             reported, status.value)
     if previous is not None and previous.status == status:
         db.session.commit()  # nothing to write: end the transaction and its lock
-        return Marked(previous, False)
+        return Marked(previous, False, row)
     if previous is not None and not reason.strip():
         db.session.rollback()
         raise DailyError(N_("Give a reason to change a mark."), "reason_required", 422)
-    told = _absent_marked(pupil_id, now.on)
-    row = RollCallMark(client_id=client_id, pupil_id=pupil_id, session_id=session_id, day=now.on,
-                       status=status.value, marked_by=user.id, marked_at=clock(),
-                       corrects_id=previous.id if previous is not None else None, reason=reason.strip()[:200])
-    db.session.add(row)
+    added = RollCallMark(client_id=client_id, pupil_id=pupil_id, session_id=session_id, day=on,
+                         status=status.value, marked_by=user_id, marked_at=clock(),
+                         corrects_id=previous.id if previous is not None else None, reason=reason.strip()[:200])
+    db.session.add(added)
     try:
         db.session.flush()
     except IntegrityError:  # the same form from a concurrent retry
@@ -145,19 +164,34 @@ def mark(user: User, teacher: Teacher, session_id: int, pupil_id: int, status: s
         assert winner is not None
         return Marked(winner, False)
     record(AuditAction.ROLLCALL_CORRECT if previous is not None else AuditAction.ROLLCALL_MARK, target,
-           {**detail, "mark": row.id, "corrects": row.corrects_id}, user_id=user.id, school_id=teacher.school_id)
-    if status == MarkStatus.ABSENT and pupil_id not in entry.reported_absent and not told:
+           {**detail, "mark": added.id, "corrects": added.corrects_id}, user_id=user_id, school_id=school_id)
+    if status == MarkStatus.ABSENT and not reported and not told:
+        session = seat.session
         notify(NotificationEvent.ABSENCE_UNREPORTED, pupil_id=pupil_id, term_id=session.term_id,
-               params={"session": f"{entry.start} {session.activity.name}", "date": now.on.isoformat()})
+               params={"session": f"{seat.entry.start} {session.activity.name}", "date": on.isoformat()})
     db.session.commit()
-    return Marked(row, True)
+    return Marked(added, True, row)
 
 
-def _absent_marked(pupil_id: int, on: date) -> bool:
-    """Whether the pupil was already marked absent today, so the family was told (once a day, not per session)."""
-    return db.session.scalar(select(RollCallMark.id).where(
-        RollCallMark.pupil_id == pupil_id, RollCallMark.day == on, RollCallMark.status == MarkStatus.ABSENT
-    ).limit(1)) is not None
+def _marks_of(pupil_id: int, session_id: int, on: date,
+              client_id: str) -> tuple[RollCallMark | None, RollCallMark | None, bool]:
+    """In one statement: the mark stored with `client_id` (a retried form), the pupil's mark in force in the
+    session on `on`, and whether the pupil was already marked absent that day in any session (the family was
+    told then: once a day, not per session)."""
+    existing = previous = None
+    told = False
+    for row in db.session.scalars(select(RollCallMark).where(or_(
+            RollCallMark.client_id == client_id,
+            and_(RollCallMark.pupil_id == pupil_id, RollCallMark.day == on,
+                 or_(RollCallMark.session_id == session_id, RollCallMark.status == MarkStatus.ABSENT))))
+            .order_by(RollCallMark.id)):
+        if row.client_id == client_id:
+            existing = row
+        if row.pupil_id == pupil_id and row.day == on:
+            told = told or row.status == MarkStatus.ABSENT
+            if row.session_id == session_id:
+                previous = row
+    return existing, previous, told
 
 
 # ------------------------------------------------------------------------------------------ handovers

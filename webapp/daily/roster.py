@@ -13,15 +13,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, select
 
 from webapp.daily.calendar import CalendarRules, DayException, DayReason, ServiceDay, service_day
 from webapp.extensions import db
 from webapp.models import (
     Absence,
+    AllocationRun,
+    CalendarDay,
     CalendarDayKind,
     ChangeRequest,
+    Handover,
     Period,
+    PickupWindow,
+    Pupil,
     RunAssignment,
     SchoolCalendar,
     Session,
@@ -183,3 +188,74 @@ def load_roster(term: Term, on: date, *, pupil_id: int | None = None, session_id
                            frozenset(c.periods or ())) for c in db.session.scalars(change_query)]
     absences = [AbsenceSpan(*row) for row in db.session.execute(absence_query)]
     return roster_for(on, rules, seats, changes, absences)
+
+
+@dataclass(frozen=True)
+class SeatToday:
+    """One pupil's seat in one session on one date, as `load_seat` read it."""
+
+    session: Session
+    pupil: Pupil
+    entry: RosterSession
+    """The session as `roster_for` gives it for this pupil alone (expected, or listed as reported absent)."""
+    handover: Handover | None
+
+
+def load_seat(school_id: int, on: date, session_id: int, pupil_id: int) -> SeatToday | None:
+    """The pupil's seat in session `session_id` on `on`, if the roster has one: `load_roster(term, on,
+    pupil_id=..., session_id=...)` of the school's term on that date, read in one statement (the roll-call mark
+    needs nothing else). None when the session is not the term's, the pupil not the school's, no seat, or no
+    service for it on that date; the caller tells these apart the slow way.
+
+    The statement joins the session's term (the school's newest whose calendar contains `on`, as `term_on`),
+    its calendar, its published run, the period, the pupil and the pupil's seat; the calendar's exception for
+    `on` and the seasonal windows containing it (a row each, ordered as the calendar lists them); the pupil's
+    newest pending change dated on or before `on` (the one `roster_for` would apply), whether an absence is
+    reported for `on`, and today's handover. The rules stay in `roster_for` and `service_day`, given only the
+    parts of the calendar that concern `on`.
+    """
+    term_in_force = (select(Term.id).join(SchoolCalendar, SchoolCalendar.term_id == Term.id)
+                     .where(Term.school_id == school_id, SchoolCalendar.first_day <= on, SchoolCalendar.last_day >= on)
+                     .order_by(Term.id.desc()).limit(1).scalar_subquery())
+    newest_change = (select(ChangeRequest.id)
+                     .where(ChangeRequest.term_id == Term.id, ChangeRequest.pupil_id == pupil_id,
+                            ChangeRequest.state == "pending", ChangeRequest.effective_on <= on)
+                     .order_by(ChangeRequest.effective_on.desc(), ChangeRequest.id.desc()).limit(1)
+                     .correlate(Term).scalar_subquery())
+    away = exists().where(Absence.pupil_id == pupil_id, Absence.cancelled_at.is_(None), Absence.first_day <= on,
+                          Absence.last_day >= on)
+    query = (
+        select(Session, Pupil, Handover, Term.weekdays, SchoolCalendar.first_day, SchoolCalendar.last_day,
+               SchoolCalendar.absence_cutoff, Period.code, Period.start, Period.end, CalendarDay.kind,
+               CalendarDay.runs_weekday, CalendarDay.pickup_time, PickupWindow.starts_on, PickupWindow.ends_on,
+               PickupWindow.pickup_time, ChangeRequest.effective_on, ChangeRequest.withdraw, ChangeRequest.days,
+               ChangeRequest.periods, away.label("away"))
+        .select_from(Session)
+        .join(Term, Term.id == Session.term_id)
+        .join(SchoolCalendar, SchoolCalendar.term_id == Term.id)
+        .join(AllocationRun, and_(AllocationRun.id == Term.published_run_id, AllocationRun.is_published))
+        .join(Period, Period.id == Session.period_id)
+        .join(Pupil, and_(Pupil.id == pupil_id, Pupil.school_id == school_id))
+        .join(RunAssignment, and_(RunAssignment.run_id == AllocationRun.id, RunAssignment.session_id == Session.id,
+                                  RunAssignment.pupil_id == Pupil.id))
+        .outerjoin(CalendarDay, and_(CalendarDay.calendar_id == SchoolCalendar.id, CalendarDay.day == on))
+        .outerjoin(PickupWindow, and_(PickupWindow.calendar_id == SchoolCalendar.id, PickupWindow.starts_on <= on,
+                                      PickupWindow.ends_on >= on))
+        .outerjoin(ChangeRequest, ChangeRequest.id == newest_change)
+        .outerjoin(Handover, and_(Handover.pupil_id == Pupil.id, Handover.day == on))
+        .where(Session.id == session_id, Term.id == term_in_force)
+        .order_by(PickupWindow.starts_on, PickupWindow.id))
+    rows = db.session.execute(query).all()
+    if not rows:
+        return None
+    (session, pupil, handover, weekdays, first_day, last_day, cutoff, period, start, end, kind, runs_weekday,
+     pickup_time, *_window, change_on, withdraw, days, periods, reported) = rows[0]
+    exceptions = {on: DayException(CalendarDayKind(kind), runs_weekday, pickup_time or "")} if kind else {}
+    windows = tuple((row[13], row[14], row[15]) for row in rows if row[13] is not None)
+    rules = CalendarRules(first_day, last_day, frozenset(weekdays or ()), exceptions, windows, cutoff or "12:00")
+    changes = [DatedChange(pupil_id, change_on, bool(withdraw), frozenset(days or ()), frozenset(periods or ()))
+               ] if change_on is not None else []
+    absences = [AbsenceSpan(0, pupil_id, on, on)] if reported else []
+    roster = roster_for(on, rules, [Seat(pupil_id, session_id, session.day, period, start, end)], changes, absences)
+    entry = roster.session(session_id)
+    return SeatToday(session, pupil, entry, handover) if entry is not None else None

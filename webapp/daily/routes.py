@@ -252,22 +252,43 @@ def _session_page(now: rollcall.Today, entry: RosterSession, session: Session) -
                            new_client_id=lambda: secrets.token_urlsafe(16))
 
 
+FETCHED = "fetch"
+"""`X-Requested-With` of a mark sent by the roll-call page's script (`js/rollcall.js`)."""
+
+
 @bp.route("/duty/sessions/<int:session_id>/mark", methods=["POST"])
 @duty_teacher_required
 def mark(session_id: int) -> ResponseReturnValue:
-    """One tap: present, late or absent. A retried post (same client id) changes nothing."""
+    """One tap: present, late or absent. A retried post (same client id) changes nothing.
+
+    The plain form is answered with a redirect to the session page (at the pupil's row). Sent by the page's
+    script, the answer is the pupil's row alone (200), 204 when the page should be reloaded instead (a retried
+    form, a pupil already collected), or the refusal as plain text with its status.
+    """
+    fetched = request.headers.get("X-Requested-With") == FETCHED
     form = MarkForm()
     pupil_id = int_form(form.pupil_id.data)
     if not form.validate_on_submit() or pupil_id is None:
-        flash(_("The mark was not understood. Reload the page and try again."), "error")
+        message = _("The mark was not understood. Reload the page and try again.")
+        if fetched:
+            return Response(message, 400, mimetype="text/plain")
+        flash(message, "error")
         return redirect(url_for("daily.duty_session", session_id=session_id))
     try:
-        rollcall.mark(current_user, g.teacher, session_id, pupil_id, form.status.data or "",
-                      form.client_id.data or "", form.reason.data or "")
+        marked = rollcall.mark(current_user, g.teacher, session_id, pupil_id, form.status.data or "",
+                               form.client_id.data or "", form.reason.data or "")
     except service.DailyError as error:
+        if fetched:
+            return Response(_(error.message, **error.params), error.status, mimetype="text/plain")
         _refused(error)
         if error.status == 404:
             return redirect(url_for("daily.duty"))
+    else:
+        if fetched and marked.row is None:
+            return "", 204
+        if fetched:
+            return render_template("daily/rollcall_row.html", row=marked.row, session_id=session_id,
+                                   new_client_id=lambda: secrets.token_urlsafe(16))
     return redirect(url_for("daily.duty_session", session_id=session_id) + f"#pupil-{pupil_id}")
 
 
