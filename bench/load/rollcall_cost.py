@@ -1,6 +1,6 @@
 """What one roll-call mark costs the server, in-process: SQL statements, CPU time, response size.
 
-    .venv/bin/python -m bench.load.rollcall_cost [--database-url URL] [--marks 500] [--profile 25]
+    .venv/bin/python -m bench.load.rollcall_cost [--db-url URL] [--marks 500] [--profile 25]   # make bench-rollcall-cost
 
 Seeds the roll-call school of `bench.load.rollcall` (3,000 pupils, 60 sessions of 50 today) in a scratch
 PostgreSQL schema (or `--database-url sqlite:///...`), signs in one duty teacher through the login form with
@@ -187,7 +187,8 @@ def run(args: argparse.Namespace) -> list[Cost]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load.rollcall_cost")
-    parser.add_argument("--database-url", help="PostgreSQL server (a scratch schema is used and dropped), "
+    parser.add_argument("--db-url", "--database-url", dest="database_url",
+                        help="PostgreSQL server (a scratch schema is used and dropped), "
                         "or sqlite:///path")
     parser.add_argument("--pupils", type=int, default=3000)
     parser.add_argument("--teachers", type=int, default=60)
