@@ -153,8 +153,9 @@ def bench(args: argparse.Namespace) -> int:
             print((work / "locust.log").read_text(errors="replace")[-3000:], file=sys.stderr)
             raise
     mark = next((row for row in rows if row.name == MARK), None)
-    print(f"roll-call: load average {os.getloadavg()[0]:.1f} at the end; {args.pupils} pupils, {args.teachers} duty teachers at once (pause {args.pause} s between "
-          f"taps{', no script: each tap reloads the page' if args.no_script else ''}), {args.seconds} s steady state, "
+    script = ", no script: each tap reloads the page" if args.no_script else ""
+    print(f"roll-call: load average {os.getloadavg()[0]:.1f} at the end; {args.pupils} pupils, {args.teachers} "
+          f"duty teachers at once (pause {args.pause} s between taps{script}), {args.seconds} s steady state, "
           f"gunicorn -w {args.workers} --threads {args.threads}, {os.cpu_count()} cores")
     print(table(rows))
     if mark is not None:

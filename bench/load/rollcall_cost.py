@@ -1,6 +1,7 @@
 """What one roll-call mark costs the server, in-process: SQL statements, CPU time, response size.
 
-    .venv/bin/python -m bench.load.rollcall_cost [--db-url URL] [--marks 500] [--profile 25]   # make bench-rollcall-cost
+    .venv/bin/python -m bench.load.rollcall_cost [--db-url URL] [--marks 500] [--profile 25]
+    make bench-rollcall-cost [DB_URL=postgresql://...]
 
 Seeds the roll-call school of `bench.load.rollcall` (3,000 pupils, 60 sessions of 50 today) in a scratch
 PostgreSQL schema (or `--database-url sqlite:///...`), signs in one duty teacher through the login form with
