@@ -9,9 +9,10 @@ here on the fly, so a roster for next week shows next week's plan.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import and_, exists, select
 
@@ -145,6 +146,47 @@ def calendar_rules(term: Term) -> CalendarRules | None:
                          windows, calendar.absence_cutoff or "12:00")
 
 
+def rules_on(on: date, weekdays: Iterable[int] | None, first_day: date, last_day: date, cutoff: str | None,
+             parts: Iterable[Sequence[Any]]) -> CalendarRules:
+    """A calendar's rules for the date `on` only, from its outer-joined parts: rows of (kind, runs_weekday,
+    pickup_time) of the exception on `on` and (starts_on, ends_on, pickup_time) of a seasonal window containing
+    it, in the calendar's order (`service_day` of `on` gives what it gives with the whole calendar)."""
+    exceptions: dict[date, DayException] = {}
+    windows: list[tuple[date, date, str]] = []
+    for kind, runs_weekday, pickup_time, starts_on, ends_on, window_pickup in parts:
+        if kind is not None:
+            exceptions[on] = DayException(CalendarDayKind(kind), runs_weekday, pickup_time or "")
+        if starts_on is not None:
+            windows.append((starts_on, ends_on, window_pickup))
+    return CalendarRules(first_day, last_day, frozenset(weekdays or ()), exceptions, tuple(windows),
+                         cutoff or "12:00")
+
+
+def _calendar_parts() -> tuple[Any, ...]:
+    """The columns of `rules_on`'s parts, for a select outer-joining the exception and the windows of `on`."""
+    return (CalendarDay.kind, CalendarDay.runs_weekday, CalendarDay.pickup_time, PickupWindow.starts_on,
+            PickupWindow.ends_on, PickupWindow.pickup_time)
+
+
+def _join_calendar_parts(query: Any, on: date) -> Any:
+    return (query.outerjoin(CalendarDay, and_(CalendarDay.calendar_id == SchoolCalendar.id, CalendarDay.day == on))
+            .outerjoin(PickupWindow, and_(PickupWindow.calendar_id == SchoolCalendar.id,
+                                          PickupWindow.starts_on <= on, PickupWindow.ends_on >= on))
+            .order_by(PickupWindow.starts_on, PickupWindow.id))
+
+
+def calendar_rules_on(term: Term, on: date) -> CalendarRules | None:
+    """`calendar_rules(term)` as far as the date `on` is concerned, read in one statement (None: no calendar)."""
+    query = _join_calendar_parts(select(SchoolCalendar.first_day, SchoolCalendar.last_day,
+                                        SchoolCalendar.absence_cutoff, *_calendar_parts())
+                                 .where(SchoolCalendar.term_id == term.id), on)
+    rows = db.session.execute(query).all()
+    if not rows:
+        return None
+    first_day, last_day, cutoff = rows[0][:3]
+    return rules_on(on, term.weekdays, first_day, last_day, cutoff, (tuple(row[3:]) for row in rows))
+
+
 def term_on(school_id: int, on: date) -> Term | None:
     """The school's term whose calendar contains `on` (the newest if calendars overlap)."""
     return db.session.scalar(
@@ -157,7 +199,7 @@ def load_roster(term: Term, on: date, *, pupil_id: int | None = None, session_id
     """The roster of `term` on `on` (only `pupil_id`'s seats, or only session `session_id`'s, when given), read
     in this transaction. A session's roster reads its own pupils only: a duty teacher's page stays cheap in a
     school of thousands."""
-    rules = calendar_rules(term)
+    rules = calendar_rules_on(term, on)
     run = term.published_run if term.published_run is not None and term.published_run.is_published else None
     if rules is None or run is None:
         return roster_for(on, None if run is None else rules, (), (), ())
@@ -224,12 +266,11 @@ def load_seat(school_id: int, on: date, session_id: int, pupil_id: int) -> SeatT
                      .correlate(Term).scalar_subquery())
     away = exists().where(Absence.pupil_id == pupil_id, Absence.cancelled_at.is_(None), Absence.first_day <= on,
                           Absence.last_day >= on)
-    query = (
+    query = _join_calendar_parts(
         select(Session, Pupil, Handover, Term.weekdays, SchoolCalendar.first_day, SchoolCalendar.last_day,
-               SchoolCalendar.absence_cutoff, Period.code, Period.start, Period.end, CalendarDay.kind,
-               CalendarDay.runs_weekday, CalendarDay.pickup_time, PickupWindow.starts_on, PickupWindow.ends_on,
-               PickupWindow.pickup_time, ChangeRequest.effective_on, ChangeRequest.withdraw, ChangeRequest.days,
-               ChangeRequest.periods, away.label("away"))
+               SchoolCalendar.absence_cutoff, Period.code, Period.start, Period.end, ChangeRequest.effective_on,
+               ChangeRequest.withdraw, ChangeRequest.days, ChangeRequest.periods, away.label("away"),
+               *_calendar_parts())
         .select_from(Session)
         .join(Term, Term.id == Session.term_id)
         .join(SchoolCalendar, SchoolCalendar.term_id == Term.id)
@@ -238,21 +279,15 @@ def load_seat(school_id: int, on: date, session_id: int, pupil_id: int) -> SeatT
         .join(Pupil, and_(Pupil.id == pupil_id, Pupil.school_id == school_id))
         .join(RunAssignment, and_(RunAssignment.run_id == AllocationRun.id, RunAssignment.session_id == Session.id,
                                   RunAssignment.pupil_id == Pupil.id))
-        .outerjoin(CalendarDay, and_(CalendarDay.calendar_id == SchoolCalendar.id, CalendarDay.day == on))
-        .outerjoin(PickupWindow, and_(PickupWindow.calendar_id == SchoolCalendar.id, PickupWindow.starts_on <= on,
-                                      PickupWindow.ends_on >= on))
         .outerjoin(ChangeRequest, ChangeRequest.id == newest_change)
         .outerjoin(Handover, and_(Handover.pupil_id == Pupil.id, Handover.day == on))
-        .where(Session.id == session_id, Term.id == term_in_force)
-        .order_by(PickupWindow.starts_on, PickupWindow.id))
+        .where(Session.id == session_id, Term.id == term_in_force), on)
     rows = db.session.execute(query).all()
     if not rows:
         return None
-    (session, pupil, handover, weekdays, first_day, last_day, cutoff, period, start, end, kind, runs_weekday,
-     pickup_time, *_window, change_on, withdraw, days, periods, reported) = rows[0]
-    exceptions = {on: DayException(CalendarDayKind(kind), runs_weekday, pickup_time or "")} if kind else {}
-    windows = tuple((row[13], row[14], row[15]) for row in rows if row[13] is not None)
-    rules = CalendarRules(first_day, last_day, frozenset(weekdays or ()), exceptions, windows, cutoff or "12:00")
+    (session, pupil, handover, weekdays, first_day, last_day, cutoff, period, start, end, change_on, withdraw, days,
+     periods, reported) = rows[0][:15]
+    rules = rules_on(on, weekdays, first_day, last_day, cutoff, (tuple(row[15:]) for row in rows))
     changes = [DatedChange(pupil_id, change_on, bool(withdraw), frozenset(days or ()), frozenset(periods or ()))
                ] if change_on is not None else []
     absences = [AbsenceSpan(0, pupil_id, on, on)] if reported else []

@@ -1,6 +1,6 @@
 """What a roll-call tap costs, in SQL statements (deterministic, unlike timings), on SQLite and PostgreSQL;
 the row a tap sent by the page's script gets back; and `load_seat` read in one statement giving what
-`load_roster` gives for one pupil and session.
+`load_roster` gives for one pupil and session (and a calendar read for one date, as the whole calendar).
 
 `python -m bench.load.rollcall_cost` measures the same taps' CPU time on the 3,000-pupil bench school.
 """
@@ -31,7 +31,8 @@ from tests.webapp.daily.conftest import (
     utc,
 )
 from tests.webapp.factories import create_user, csrf_token, publish_for, pupil_id, sign_in, term_of
-from webapp.daily.roster import load_roster, load_seat
+from webapp.daily.calendar import service_day
+from webapp.daily.roster import calendar_rules, calendar_rules_on, load_roster, load_seat
 from webapp.extensions import db
 from webapp.models import (
     Absence,
@@ -52,7 +53,7 @@ and its audit row."""
 TOLD_STATEMENTS = 4
 """More for the first unreported `absent` of the day, which tells the family: the activity's name, the
 guardians, their inbox row and its delivery."""
-PAGE_STATEMENTS = 15
+PAGE_STATEMENTS = 13
 """The session page of the roll-call (the reload after a tap without the script)."""
 FETCH = {"X-Requested-With": "fetch"}
 CLIENT_ID_RE = re.compile(r'name="client_id" value="([^"]+)"')
@@ -180,6 +181,7 @@ def test_load_seat_is_load_roster_for_one_pupil_and_session(app: Flask) -> None:
         seen = set()
         for on in days:
             for session_id in (s11, s12):
+                assert service_day(calendar_rules_on(term, on), on) == service_day(calendar_rules(term), on)
                 seat = load_seat(school_id, on, session_id, pupil)
                 whole = load_roster(term, on, pupil_id=pupil, session_id=session_id).session(session_id)
                 assert (seat.entry if seat is not None else None) == whole, (on, session_id)
