@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> list[Cost]:
                 phone.tap(True)
             profile.disable()
             out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profile, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(45)
             print(out.getvalue())
         with app.app_context():
             db.session.remove()

@@ -16,8 +16,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Date, Integer, Select, String, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.allocation.service import N_, clock
@@ -173,6 +174,17 @@ def mark(user: User, teacher: Teacher, session_id: int, pupil_id: int, status: s
     return Marked(added, True, row)
 
 
+@cache
+def _marks_statement() -> Select[tuple[RollCallMark]]:
+    """`_marks_of`'s statement, built once (parameters `client_id`, `pupil_id`, `on`, `session_id`)."""
+    return select(RollCallMark).where(or_(
+        RollCallMark.client_id == bindparam("client_id", type_=String),
+        and_(RollCallMark.pupil_id == bindparam("pupil_id", type_=Integer),
+             RollCallMark.day == bindparam("on", type_=Date),
+             or_(RollCallMark.session_id == bindparam("session_id", type_=Integer),
+                 RollCallMark.status == MarkStatus.ABSENT.value)))).order_by(RollCallMark.id)
+
+
 def _marks_of(pupil_id: int, session_id: int, on: date,
               client_id: str) -> tuple[RollCallMark | None, RollCallMark | None, bool]:
     """In one statement: the mark stored with `client_id` (a retried form), the pupil's mark in force in the
@@ -180,11 +192,8 @@ def _marks_of(pupil_id: int, session_id: int, on: date,
     told then: once a day, not per session)."""
     existing = previous = None
     told = False
-    for row in db.session.scalars(select(RollCallMark).where(or_(
-            RollCallMark.client_id == client_id,
-            and_(RollCallMark.pupil_id == pupil_id, RollCallMark.day == on,
-                 or_(RollCallMark.session_id == session_id, RollCallMark.status == MarkStatus.ABSENT))))
-            .order_by(RollCallMark.id)):
+    for row in db.session.scalars(_marks_statement(), {"client_id": client_id, "pupil_id": pupil_id, "on": on,
+                                                        "session_id": session_id}):
         if row.client_id == client_id:
             existing = row
         if row.pupil_id == pupil_id and row.day == on:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import Date, Integer, Select, and_, bindparam, exists, select
 
 from webapp.daily.calendar import CalendarRules, DayException, DayReason, ServiceDay, service_day
 from webapp.extensions import db
@@ -175,12 +176,18 @@ def _join_calendar_parts(query: Any, on: date) -> Any:
             .order_by(PickupWindow.starts_on, PickupWindow.id))
 
 
+@cache
+def _calendar_statement() -> Select[Any]:
+    """`calendar_rules_on`'s statement, built once (parameters `term_id`, `on`)."""
+    on = bindparam("on", type_=Date)
+    return _join_calendar_parts(select(SchoolCalendar.first_day, SchoolCalendar.last_day,
+                                       SchoolCalendar.absence_cutoff, *_calendar_parts())
+                                .where(SchoolCalendar.term_id == bindparam("term_id")), on)
+
+
 def calendar_rules_on(term: Term, on: date) -> CalendarRules | None:
     """`calendar_rules(term)` as far as the date `on` is concerned, read in one statement (None: no calendar)."""
-    query = _join_calendar_parts(select(SchoolCalendar.first_day, SchoolCalendar.last_day,
-                                        SchoolCalendar.absence_cutoff, *_calendar_parts())
-                                 .where(SchoolCalendar.term_id == term.id), on)
-    rows = db.session.execute(query).all()
+    rows = db.session.execute(_calendar_statement(), {"term_id": term.id, "on": on}).all()
     if not rows:
         return None
     first_day, last_day, cutoff = rows[0][:3]
@@ -243,19 +250,12 @@ class SeatToday:
     handover: Handover | None
 
 
-def load_seat(school_id: int, on: date, session_id: int, pupil_id: int) -> SeatToday | None:
-    """The pupil's seat in session `session_id` on `on`, if the roster has one: `load_roster(term, on,
-    pupil_id=..., session_id=...)` of the school's term on that date, read in one statement (the roll-call mark
-    needs nothing else). None when the session is not the term's, the pupil not the school's, no seat, or no
-    service for it on that date; the caller tells these apart the slow way.
-
-    The statement joins the session's term (the school's newest whose calendar contains `on`, as `term_on`),
-    its calendar, its published run, the period, the pupil and the pupil's seat; the calendar's exception for
-    `on` and the seasonal windows containing it (a row each, ordered as the calendar lists them); the pupil's
-    newest pending change dated on or before `on` (the one `roster_for` would apply), whether an absence is
-    reported for `on`, and today's handover. The rules stay in `roster_for` and `service_day`, given only the
-    parts of the calendar that concern `on`.
-    """
+@cache
+def _seat_statement() -> Select[Any]:
+    """`load_seat`'s statement, built once (parameters `school_id`, `on`, `session_id`, `pupil_id`): building it
+    anew for every tap cost more CPU than running it."""
+    on, school_id = bindparam("on", type_=Date), bindparam("school_id", type_=Integer)
+    session_id, pupil_id = bindparam("session_id", type_=Integer), bindparam("pupil_id", type_=Integer)
     term_in_force = (select(Term.id).join(SchoolCalendar, SchoolCalendar.term_id == Term.id)
                      .where(Term.school_id == school_id, SchoolCalendar.first_day <= on, SchoolCalendar.last_day >= on)
                      .order_by(Term.id.desc()).limit(1).scalar_subquery())
@@ -266,7 +266,7 @@ def load_seat(school_id: int, on: date, session_id: int, pupil_id: int) -> SeatT
                      .correlate(Term).scalar_subquery())
     away = exists().where(Absence.pupil_id == pupil_id, Absence.cancelled_at.is_(None), Absence.first_day <= on,
                           Absence.last_day >= on)
-    query = _join_calendar_parts(
+    return _join_calendar_parts(
         select(Session, Pupil, Handover, Term.weekdays, SchoolCalendar.first_day, SchoolCalendar.last_day,
                SchoolCalendar.absence_cutoff, Period.code, Period.start, Period.end, ChangeRequest.effective_on,
                ChangeRequest.withdraw, ChangeRequest.days, ChangeRequest.periods, away.label("away"),
@@ -282,7 +282,23 @@ def load_seat(school_id: int, on: date, session_id: int, pupil_id: int) -> SeatT
         .outerjoin(ChangeRequest, ChangeRequest.id == newest_change)
         .outerjoin(Handover, and_(Handover.pupil_id == Pupil.id, Handover.day == on))
         .where(Session.id == session_id, Term.id == term_in_force), on)
-    rows = db.session.execute(query).all()
+
+
+def load_seat(school_id: int, on: date, session_id: int, pupil_id: int) -> SeatToday | None:
+    """The pupil's seat in session `session_id` on `on`, if the roster has one: `load_roster(term, on,
+    pupil_id=..., session_id=...)` of the school's term on that date, read in one statement (the roll-call mark
+    needs nothing else). None when the session is not the term's, the pupil not the school's, no seat, or no
+    service for it on that date; the caller tells these apart the slow way.
+
+    The statement joins the session's term (the school's newest whose calendar contains `on`, as `term_on`),
+    its calendar, its published run, the period, the pupil and the pupil's seat; the calendar's exception for
+    `on` and the seasonal windows containing it (a row each, ordered as the calendar lists them); the pupil's
+    newest pending change dated on or before `on` (the one `roster_for` would apply), whether an absence is
+    reported for `on`, and today's handover. The rules stay in `roster_for` and `service_day`, given only the
+    parts of the calendar that concern `on`.
+    """
+    rows = db.session.execute(_seat_statement(), {"school_id": school_id, "on": on, "session_id": session_id,
+                                                  "pupil_id": pupil_id}).all()
     if not rows:
         return None
     (session, pupil, handover, weekdays, first_day, last_day, cutoff, period, start, end, change_on, withdraw, days,
