@@ -62,7 +62,8 @@ def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromi
             page.screenshot(path=str(tmp_path / "rollcall.png"), full_page=True)
 
             page.get_by_role("button", name="迟到").click()  # the child turns up: a correction needs a reason
-            expect(page.get_by_text("修改考勤须填写原因。")).to_be_visible()
+            expect(page.get_by_text("修改考勤须填写原因。")).to_be_visible()  # in the pupil's row
+            page.screenshot(path=str(tmp_path / "rollcall_refused.png"), full_page=True)
             page.fill("input[name=reason]", "孩子到了")
             page.get_by_role("button", name="迟到").click()
             expect(page.locator(".rollcall .badge")).to_have_text("迟到")
