@@ -111,7 +111,7 @@ def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromi
             browser.close()
     with live_app.app_context():
         told = db.session.scalars(select(Notification.event)).all()
-        assert told == ["absence_unreported"]
+        assert told == ["absence_unreported", "absence_arrived"]  # the absence, then its correction to late
         assert db.session.scalar(select(Handover.delegate_id)) is not None
     SHOTS.mkdir(exist_ok=True)
     for shot in tmp_path.glob("*.png"):
