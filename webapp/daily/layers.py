@@ -191,7 +191,7 @@ DATE_COLUMNS: tuple[Any, ...] = (
 """The columns `rules_on` reads, for a select given to `join_layers_on`."""
 
 
-def join_layers_on(query: Any, on: Any) -> Any:
+def join_layers_on(query: Select[*tuple[Any, ...]], on: Any) -> Select[*tuple[Any, ...]]:
     """Outer-join, to a select that has `Term` and its `School` in its FROM, every layer of the term's calendar
     (its own, the published district's and city's), the entries of `on` and the seasonal windows containing it:
     a row per entry and window (a handful at most), each with the layers' dates."""

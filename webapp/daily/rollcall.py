@@ -17,6 +17,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Date, Integer, Select, String, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -199,7 +200,7 @@ def _label(seat: SeatToday) -> str:
 
 
 @cache
-def _marks_statement() -> Select[tuple[RollCallMark]]:
+def _marks_statement() -> Select[Any]:
     """`_marks_of`'s statement, built once (parameters `client_id`, `pupil_id`, `on`, `session_id`)."""
     return select(RollCallMark).where(or_(
         RollCallMark.client_id == bindparam("client_id", type_=String),
