@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo run test lint typecheck pytest bench bench-advice bench-city bench-load bench-rosters bench-rollcall clean
+.PHONY: setup demo run test lint typecheck pytest bench bench-advice bench-city bench-load bench-rosters bench-rollcall bench-rollcall-cost clean
 
 setup: $(STAMP)
 
@@ -47,14 +47,22 @@ bench-advice: setup
 bench-city: setup
 	$(PY) -m bench.city
 
+# The load scenarios on PostgreSQL: DB_URL (a server; a scratch schema is used and dropped), else TEST_DATABASE_URL,
+# else the local `test` database. bench-load runs the parents' deadline rush, then the roll-call rush.
+DB_ARG = $(if $(DB_URL),--db-url $(DB_URL),)
+
 bench-load: setup
-	$(PY) -m bench.load.rush bench
+	$(PY) -m bench.load.rush bench $(DB_ARG)
+	$(PY) -m bench.load.rollcall $(DB_ARG)
 
 bench-rosters: setup
 	$(PY) -m bench.rosters
 
 bench-rollcall: setup
-	$(PY) -m bench.load.rollcall
+	$(PY) -m bench.load.rollcall $(DB_ARG)
+
+bench-rollcall-cost: setup
+	$(PY) -m bench.load.rollcall_cost $(DB_ARG)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

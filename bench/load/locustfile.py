@@ -3,8 +3,10 @@
 - `Parent` browses their child, looks at the request and the result, and now and then submits (the default);
 - `RushParent` is the last hour before the deadline: mostly submitting, sometimes checking what was stored;
 - `DutyTeacher` is the roll-call rush on the web pages: a duty teacher signs in, opens the session's roll-call
-  page and marks its pupils one tap at a time (`python -m bench.load.rollcall`, which seeds the school and
-  names each teacher's login, session and pupils in the JSON file `LOAD_DUTY`).
+  page and marks its pupils one tap at a time, each tap sent by the page's script and answered with the pupil's
+  row (`LOAD_DUTY_RELOAD=1`: a phone without script, the form posts and the page reloads after each tap);
+  `python -m bench.load.rollcall` seeds the school and names each teacher's login, session and pupils in the
+  JSON file `LOAD_DUTY`.
 
 The whole measurement (scratch schema, seed, gunicorn, sign-ins, locust, report, tear-down) is one command:
 
@@ -54,6 +56,7 @@ _tokens: list[str] = Path(TOKENS_FILE).read_text().split() if TOKENS_FILE else [
 DUTY_FILE = os.environ.get("LOAD_DUTY", "")
 _duty: list[dict[str, Any]] = json.loads(Path(DUTY_FILE).read_text()) if DUTY_FILE else []
 DUTY_PAUSE = [float(x) for x in os.environ.get("LOAD_DUTY_PAUSE", "0.5,1.5").split(",")]
+DUTY_RELOAD = os.environ.get("LOAD_DUTY_RELOAD", "") == "1"
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
@@ -162,7 +165,9 @@ class DutyTeacher(HttpUser):
     """A duty teacher's phone at roll-call: sign in, open the session, tap one pupil after another.
 
     Every tap writes a row: the first round marks present, the next late with a reason (a correction), and so
-    on. The phone follows the redirect and reloads the page; the mark and the reload are timed apart.
+    on. The page's script sends the tap (`X-Requested-With: fetch`) and puts the answer, the pupil's row, in
+    place; with `LOAD_DUTY_RELOAD=1` the phone has no script: the form posts, and the phone follows the redirect
+    and reloads the page (the mark and the reload are timed apart).
     """
 
     wait_time = between(DUTY_PAUSE[0], DUTY_PAUSE[-1])
@@ -191,11 +196,17 @@ class DutyTeacher(HttpUser):
     @task
     def tap(self) -> None:
         pupil = self.pupils[self.turn % len(self.pupils)]
-        late = (self.turn // len(self.pupils)) % 2 == 1
+        round_no = self.turn // len(self.pupils)
         self.turn += 1
         body = {"csrf_token": self.csrf, "pupil_id": str(pupil), "session_id": str(self.session_id),
-                "client_id": secrets.token_urlsafe(16), "status": "late" if late else "present",
-                "reason": "迟到补记" if late else ""}
+                "client_id": secrets.token_urlsafe(16), "status": "late" if round_no % 2 else "present",
+                "reason": "迟到补记" if round_no else ""}
+        if not DUTY_RELOAD:
+            with self.client.post(f"{self.page}/mark", data=body, name="POST /mark",
+                                  headers={"X-Requested-With": "fetch"}, catch_response=True) as row:
+                if row.status_code != 200 or f'id="pupil-{pupil}"' not in row.text:
+                    row.failure(f"HTTP {row.status_code}: {row.text[:200]}")
+            return
         with self.client.post(f"{self.page}/mark", data=body, name="POST /mark", allow_redirects=False,
                               catch_response=True) as response:
             if response.status_code != 302 or "/daily/duty/sessions/" not in response.headers.get("Location", ""):

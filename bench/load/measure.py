@@ -1,6 +1,6 @@
 """The locust measurement end to end: `python -m bench.load.rush bench` (or `make bench-load`).
 
-1. a scratch schema on the PostgreSQL server (`--database-url`, else TEST_DATABASE_URL, else the local `test`
+1. a scratch schema on the PostgreSQL server (`--db-url`, else TEST_DATABASE_URL, else the local `test`
    database), seeded with one school and `--parents` linked parents; dropped at the end;
 2. gunicorn on 127.0.0.1: 4 sync workers by default (`--workers`, `--threads`), which did best on 2 cores: a
    submission makes about ten trips to PostgreSQL, and threads sharing one interpreter wait for its lock after
@@ -231,7 +231,8 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", help="PostgreSQL server (a scratch schema is used and dropped)")
+    parser.add_argument("--db-url", "--database-url", dest="database_url",
+                        help="PostgreSQL server (a scratch schema is used and dropped)")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="rush")
     parser.add_argument("--parents", type=int, default=500)
     parser.add_argument("--users", type=int, default=300)

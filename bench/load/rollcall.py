@@ -1,15 +1,17 @@
 """The roll-call rush: 60 duty teachers of a 3,000-pupil school mark their pupils at once, on their phones.
 
-    .venv/bin/python -m bench.load.rollcall [--pupils 3000] [--teachers 60] [--seconds 60]   # or: make bench-rollcall
+    .venv/bin/python -m bench.load.rollcall [--db-url URL] [--pupils 3000] [--teachers 60] [--seconds 60]
+    make bench-rollcall [DB_URL=postgresql://...]        # also run by make bench-load, after the parents' rush
 
-1. a scratch schema on the PostgreSQL server (`--database-url`, else TEST_DATABASE_URL, else the local `test`
+1. a scratch schema on the PostgreSQL server (`--db-url`, else TEST_DATABASE_URL, else the local `test`
    database): one school with `--pupils` pupils, a calendar around today (today a 调休 day running Monday's
    timetable when it falls at a weekend), `--teachers` sessions today with as many duty-teacher accounts
    (`duty00`…), a published run seating every pupil in one of those sessions (about 50 each); dropped at the end;
 2. gunicorn on 127.0.0.1 (4 sync workers by default), sign-in throttles raised so 60 sign-ins from one address pass;
 3. locust headless, `DutyTeacher` users (`bench/load/locustfile.py`): each signs in through the login form,
    opens its session's roll-call page, then taps: POST a mark (present, or late with a reason the next time
-   round, so every tap writes a row) and reloads the page as the phone does after the redirect;
+   round, so every tap writes a row) as the page's script sends it, answered with the pupil's row; with
+   `--no-script`, as a phone without script: the form posts and the page reloads after the redirect;
 4. the table per endpoint (p50/p95/p99 ms); "POST /mark" is the mark itself, "GET roll-call page" the reload;
    and a check that every mark locust counted is a row in `roll_call_marks` with its audit row.
 """
@@ -136,6 +138,7 @@ def bench(args: argparse.Namespace) -> int:
         plan_file.write_text(json.dumps(plan))
         os.environ["LOAD_DUTY"] = str(plan_file)
         os.environ["LOAD_DUTY_PAUSE"] = args.pause
+        os.environ["LOAD_DUTY_RELOAD"] = "1" if args.no_script else ""
         with gunicorn(scoped, work / "gunicorn.log", workers=args.workers, threads=args.threads,
                       config={"LOGIN_RATE_LIMIT": "1000 per minute"}) as base:
             no_tokens = work / "tokens.txt"  # the parents' scenarios read it; duty teachers sign in themselves
@@ -150,8 +153,9 @@ def bench(args: argparse.Namespace) -> int:
             print((work / "locust.log").read_text(errors="replace")[-3000:], file=sys.stderr)
             raise
     mark = next((row for row in rows if row.name == MARK), None)
-    print(f"roll-call: {args.pupils} pupils, {args.teachers} duty teachers at once (pause {args.pause} s between "
-          f"taps), {args.seconds} s steady state, "
+    script = ", no script: each tap reloads the page" if args.no_script else ""
+    print(f"roll-call: load average {os.getloadavg()[0]:.1f} at the end; {args.pupils} pupils, {args.teachers} "
+          f"duty teachers at once (pause {args.pause} s between taps{script}), {args.seconds} s steady state, "
           f"gunicorn -w {args.workers} --threads {args.threads}, {os.cpu_count()} cores")
     print(table(rows))
     if mark is not None:
@@ -168,7 +172,8 @@ def bench(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load.rollcall")
-    parser.add_argument("--database-url", help="PostgreSQL server (a scratch schema is used and dropped)")
+    parser.add_argument("--db-url", "--database-url", dest="database_url",
+                        help="PostgreSQL server (a scratch schema is used and dropped)")
     parser.add_argument("--pupils", type=int, default=3000)
     parser.add_argument("--teachers", type=int, default=60)
     parser.add_argument("--seconds", type=int, default=60, help="steady state measured")
@@ -176,6 +181,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pause", default="0.5,1.5", help="seconds between one teacher's taps: low,high")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-script", action="store_true",
+                        help="phones without script: each tap posts the form and reloads the page")
     return bench(parser.parse_args(argv))
 
 

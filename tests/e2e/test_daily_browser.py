@@ -51,16 +51,19 @@ def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromi
             sign_in_page(page, live_server, "duty-x")
             expect(page.get_by_role("heading", name="今天 · 2026-09-07 周一")).to_be_visible()
             page.get_by_role("link", name="15:30–16:30 作业辅导").click()
+            page.evaluate("window.sameDocument = true")  # gone if a tap reloads the page
             page.get_by_role("button", name="缺席").click()  # tap two: nobody reported an absence
             expect(page.locator(".rollcall .badge")).to_have_text("缺席")
             _fits(page)
             page.screenshot(path=str(tmp_path / "rollcall.png"), full_page=True)
 
             page.get_by_role("button", name="迟到").click()  # the child turns up: a correction needs a reason
-            expect(page.get_by_text("修改考勤须填写原因。")).to_be_visible()
+            expect(page.get_by_text("修改考勤须填写原因。")).to_be_visible()  # in the pupil's row
+            page.screenshot(path=str(tmp_path / "rollcall_refused.png"), full_page=True)
             page.fill("input[name=reason]", "孩子到了")
             page.get_by_role("button", name="迟到").click()
             expect(page.locator(".rollcall .badge")).to_have_text("迟到")
+            assert page.evaluate("window.sameDocument === true")  # the rows were redrawn, the list not reloaded
 
             live_app.config["NOW"] = utc(MONDAY, "16:35")
             page.get_by_role("link", name="今天").first.click()
@@ -101,8 +104,48 @@ def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromi
             browser.close()
     with live_app.app_context():
         told = db.session.scalars(select(Notification.event)).all()
-        assert told == ["absence_unreported"]
+        assert told == ["absence_unreported", "absence_arrived"]  # the absence, then its correction to late
         assert db.session.scalar(select(Handover.delegate_id)) is not None
     SHOTS.mkdir(exist_ok=True)
     for shot in tmp_path.glob("*.png"):
         (SHOTS / shot.name).write_bytes(shot.read_bytes())
+
+
+def test_roll_call_without_script(live_app: Flask, live_server: str, chromium_path: str, tmp_path: Path) -> None:
+    """A phone without JavaScript: each tap posts the form and the page comes back at the pupil's row."""
+    from playwright.sync_api import expect, sync_playwright
+
+    _world(live_app)
+    live_app.config["NOW"] = utc(MONDAY, "15:35")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 375, "height": 812}, locale="zh-CN",
+                                          java_script_enabled=False)
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(f"{live_server}/login")
+            page.fill("#login", "duty-x")
+            page.fill("#password", TEST_PASSWORD)
+            page.click("#submit")
+            page.get_by_role("link", name="15:30–16:30 作业辅导").click()
+            page.get_by_role("button", name="到", exact=True).click()
+            expect(page.locator(".rollcall .badge")).to_have_text("已到")
+            assert page.url.endswith(f"#pupil-{_pupil(live_app)}")
+            page.get_by_role("button", name="迟到").click()
+            expect(page.get_by_text("修改考勤须填写原因。")).to_be_visible()
+            page.fill("input[name=reason]", "点错了")
+            page.get_by_role("button", name="迟到").click()
+            expect(page.locator(".rollcall .badge")).to_have_text("迟到")
+            _fits(page)
+            page.screenshot(path=str(tmp_path / "rollcall_no_script.png"), full_page=True)
+        finally:
+            browser.close()
+    SHOTS.mkdir(exist_ok=True)
+    for shot in tmp_path.glob("*.png"):
+        (SHOTS / shot.name).write_bytes(shot.read_bytes())
+
+
+def _pupil(app: Flask) -> int:
+    with app.app_context():
+        return pupil_id("P001")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from webapp.audit import AuditAction, record
 from webapp.daily.class_teachers import class_teacher_of
@@ -41,29 +41,42 @@ from webapp.models import (
 from webapp.notifications import notify, notify_teacher
 
 
-def _params(label: str, on: date, pupil: Pupil, duty: Teacher, mark: RollCallMark) -> dict[str, object]:
+@dataclass(frozen=True)
+class Marker:
+    """Who marked the absence, as plain values: the pupil's lock expires the loaded rows, these need no reload."""
+
+    user_id: int
+    school_id: int
+    name: str
+    """The duty teacher's name."""
+
+    @classmethod
+    def of(cls, user: User, duty: Teacher) -> Marker:
+        return cls(user.id, duty.school_id, duty.name)
+
+
+def _params(label: str, on: date, pupil: Pupil, duty: Marker, mark: RollCallMark) -> dict[str, object]:
     return {"session": label, "date": on.isoformat(), "grade": pupil.grade, "class": pupil.class_name,
             "at": mark.marked_at, "duty_teacher": duty.name}
 
 
-def raise_alert(user: User, duty: Teacher, pupil: Pupil, session: Session, label: str, mark: RollCallMark,
-                on: date) -> AbsenceAlert | None:
-    """Tell the family and the class teacher of an unreported absence, once a day (None when already told).
+def raise_alert(duty: Marker, pupil: Pupil, session: Session, label: str, mark: RollCallMark,
+                on: date) -> AbsenceAlert:
+    """Tell the family and the class teacher of an unreported absence. The caller has read, under the pupil's
+    lock, that the pupil has no alert that day (`webapp.daily.roster.load_seat`): once a day, and the unique
+    (pupil, day) index stands behind it.
 
     In the caller's transaction; no commit.
     """
-    if db.session.scalar(select(AbsenceAlert.id).where(AbsenceAlert.pupil_id == pupil.id,
-                                                       AbsenceAlert.day == on)) is not None:
-        return None
     notify(NotificationEvent.ABSENCE_UNREPORTED, pupil_id=pupil.id, term_id=session.term_id,
            params={"session": label, "date": on.isoformat()})
-    alert = AbsenceAlert(pupil_id=pupil.id, day=on, session_id=session.id, mark_id=mark.id, raised_by=user.id,
+    alert = AbsenceAlert(pupil_id=pupil.id, day=on, session_id=session.id, mark_id=mark.id, raised_by=duty.user_id,
                          raised_at=clock())
     lead = class_teacher_of(pupil)
     if lead is None:
         alert.problem = AlertProblem.NO_CLASS_TEACHER
     else:
-        alert.class_teacher_id = lead.id
+        alert.class_teacher = lead
         message = notify_teacher(NotificationEvent.CLASS_ABSENCE, lead, pupil_id=pupil.id, term_id=session.term_id,
                                  params=_params(label, on, pupil, duty, mark))
         alert.notification = message
@@ -73,28 +86,39 @@ def raise_alert(user: User, duty: Teacher, pupil: Pupil, session: Session, label
     db.session.flush()
     record(AuditAction.ABSENCE_ALERT, f"pupil:{pupil.id}",
            {"alert": alert.id, "class_teacher": alert.class_teacher_id, "problem": alert.problem},
-           user_id=user.id, school_id=duty.school_id)
+           user_id=duty.user_id, school_id=duty.school_id)
     return alert
 
 
-def follow_up(user: User, duty: Teacher, pupil: Pupil, session: Session, label: str, mark: RollCallMark,
-              on: date) -> AbsenceAlert | None:
+def follow_up(duty: Marker, pupil: Pupil, session: Session, label: str, mark: RollCallMark, on: date,
+              alert: AbsenceAlert) -> None:
     """After a correction from absent to present or late: "arrived" to the family and the class teacher told
-    of the absence, once (None when there was no alert or it was already followed up). No commit."""
-    alert: AbsenceAlert | None = db.session.scalar(select(AbsenceAlert).where(
-        AbsenceAlert.pupil_id == pupil.id, AbsenceAlert.day == on, AbsenceAlert.arrived_at.is_(None)))
-    if alert is None:
-        return None
+    of the absence `alert` (the pupil's of `on`, not yet followed up, read by the caller under the pupil's lock).
+    No commit."""
     alert.arrived_at = clock()
     notify(NotificationEvent.ABSENCE_ARRIVED, pupil_id=pupil.id, term_id=session.term_id,
            params={"session": label, "date": on.isoformat()})
-    lead = db.session.get(Teacher, alert.class_teacher_id) if alert.class_teacher_id is not None else None
+    lead = alert.class_teacher
     if lead is not None:
         notify_teacher(NotificationEvent.CLASS_ARRIVED, lead, pupil_id=pupil.id, term_id=session.term_id,
                        params=_params(label, on, pupil, duty, mark))
     record(AuditAction.ABSENCE_ARRIVED, f"pupil:{pupil.id}", {"alert": alert.id, "mark": mark.id},
-           user_id=user.id, school_id=duty.school_id)
-    return alert
+           user_id=duty.user_id, school_id=duty.school_id)
+
+
+@dataclass(frozen=True)
+class AlertNote:
+    """What the duty teacher's roll-call row says of a pupil's alert (plain values, usable after the commit)."""
+
+    problem: str | None
+    """An `AlertProblem`, or None when the class teacher was told."""
+    class_teacher: str
+    """The name of the class teacher told (or without a contact), empty when the class has none."""
+
+
+def note_of(alert: AbsenceAlert) -> AlertNote:
+    """The alert's note; its class teacher is read from the session's identity map when loaded with it."""
+    return AlertNote(alert.problem or None, alert.class_teacher.name if alert.class_teacher is not None else "")
 
 
 # ------------------------------------------------------------------------------------------ reading alerts
@@ -159,10 +183,11 @@ def class_teacher_alerts(teacher: Teacher, on: date) -> list[AlertRow]:
                                                           Pupil.school_id == teacher.school_id))))
 
 
-def pupils_alerts(pupil_ids: list[int], on: date) -> dict[int, AbsenceAlert]:
-    """Today's alert of each of these pupils that has one: the duty teacher's session page."""
+def pupils_alerts(pupil_ids: list[int], on: date) -> dict[int, AlertNote]:
+    """Today's alert of each of these pupils that has one, as the roll-call row shows it: the duty teacher's
+    session page (one statement)."""
     if not pupil_ids:
         return {}
-    return {a.pupil_id: a for a in db.session.scalars(select(AbsenceAlert).where(
+    return {alert.pupil_id: note_of(alert) for alert in db.session.scalars(select(AbsenceAlert).where(
         AbsenceAlert.day == on, AbsenceAlert.pupil_id.in_(pupil_ids)).options(
-        selectinload(AbsenceAlert.class_teacher)))}
+        joinedload(AbsenceAlert.class_teacher)))}

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import IntEnum
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from webapp.daily.calendar import DEFAULT_CUTOFF, CalendarRules, DayException
@@ -168,3 +169,67 @@ def term_on(school_id: int, on: date) -> Term | None:
     return db.session.scalar(
         select(Term).join(bounds, bounds.c.id == Term.id)
         .where(bounds.c.first_day <= on, bounds.c.last_day >= on).order_by(Term.id.desc()).limit(1))
+
+
+# ------------------------------------------------------------------------------------------ one date, one statement
+
+_DISTRICT = aliased(BureauCalendar, name="district_calendar")
+_CITY = aliased(BureauCalendar, name="city_calendar")
+
+
+def _source_of(school_id: Any, bureau_id: Any) -> Any:
+    return case((school_id.is_not(None), int(Source.SCHOOL)), (bureau_id == _DISTRICT.id, int(Source.DISTRICT)),
+                else_=int(Source.CITY))
+
+
+DATE_COLUMNS: tuple[Any, ...] = (
+    SchoolCalendar.first_day, SchoolCalendar.last_day, SchoolCalendar.absence_cutoff, _DISTRICT.first_day,
+    _DISTRICT.last_day, _CITY.first_day, _CITY.last_day,
+    _source_of(CalendarDay.calendar_id, CalendarDay.bureau_calendar_id), CalendarDay.kind, CalendarDay.runs_weekday,
+    CalendarDay.pickup_time, _source_of(PickupWindow.calendar_id, PickupWindow.bureau_calendar_id), PickupWindow.id,
+    PickupWindow.starts_on, PickupWindow.ends_on, PickupWindow.pickup_time)
+"""The columns `rules_on` reads, for a select given to `join_layers_on`."""
+
+
+def join_layers_on(query: Select[*tuple[Any, ...]], on: Any) -> Select[*tuple[Any, ...]]:
+    """Outer-join, to a select that has `Term` and its `School` in its FROM, every layer of the term's calendar
+    (its own, the published district's and city's), the entries of `on` and the seasonal windows containing it:
+    a row per entry and window (a handful at most), each with the layers' dates."""
+    def of_a_layer(row: Any) -> Any:
+        return or_(row.calendar_id == SchoolCalendar.id, row.bureau_calendar_id == _DISTRICT.id,
+                   row.bureau_calendar_id == _CITY.id)
+    return (query.outerjoin(SchoolCalendar, SchoolCalendar.term_id == Term.id)
+            .outerjoin(_DISTRICT, and_(_DISTRICT.term_name == Term.name, _DISTRICT.district_id == School.district_id,
+                                       _DISTRICT.published_at.is_not(None)))
+            .outerjoin(_CITY, and_(_CITY.term_name == Term.name, _CITY.district_id.is_(None),
+                                   _CITY.published_at.is_not(None)))
+            .outerjoin(CalendarDay, and_(CalendarDay.day == on, of_a_layer(CalendarDay)))
+            .outerjoin(PickupWindow, and_(PickupWindow.starts_on <= on, PickupWindow.ends_on >= on,
+                                          of_a_layer(PickupWindow))))
+
+
+def rules_on(on: date, weekdays: Sequence[int] | None, rows: Sequence[Sequence[Any]]) -> CalendarRules | None:
+    """`rules_of(effective_calendar(term), weekdays)` as far as the date `on` is concerned, from the rows of
+    `DATE_COLUMNS` that `join_layers_on` gives: the same precedence (the dates of the most specific layer that
+    gives both, the most specific entry of `on`, the windows least specific first), only the parts of `on`
+    (`service_day` of `on` gives what it gives with the whole calendar). None when no layer gives the dates."""
+    if not rows:
+        return None
+    (own_first, own_last, cutoff, district_first, district_last, city_first, city_last) = rows[0][:7]
+    dated = [(first, last) for first, last in ((city_first, city_last), (district_first, district_last),
+                                               (own_first, own_last)) if first is not None and last is not None]
+    if not dated:
+        return None
+    first_day, last_day = dated[-1]
+    entry: tuple[int, DayException] | None = None
+    windows: dict[int, tuple[int, date, date, str]] = {}
+    for day_source, kind, runs_weekday, pickup, window_source, window_id, starts_on, ends_on, window_pickup in (
+            row[7:16] for row in rows):
+        if kind is not None and (entry is None or day_source > entry[0]):
+            entry = (day_source, DayException(CalendarDayKind(kind), runs_weekday, pickup or ""))
+        if window_id is not None:
+            windows[window_id] = (window_source, starts_on, ends_on, window_pickup)
+    ordered = sorted(windows.items(), key=lambda item: (item[1][0], item[1][1], item[0]))
+    return CalendarRules(first_day, last_day, frozenset(weekdays or ()), {on: entry[1]} if entry else {},
+                         tuple((starts_on, ends_on, pickup) for _id, (_s, starts_on, ends_on, pickup) in ordered),
+                         cutoff or DEFAULT_CUTOFF)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Date, Integer, Select, String, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.allocation.service import N_, clock
@@ -25,13 +27,12 @@ from webapp.audit import AuditAction, record
 from webapp.daily import alerts
 from webapp.daily.attendance import marks_in_force
 from webapp.daily.layers import term_on
-from webapp.daily.roster import Roster, RosterSession, load_roster, roster_for
+from webapp.daily.roster import Roster, RosterSession, SeatToday, load_roster, load_seat, roster_for
 from webapp.daily.service import DailyError, lock_pupil
 from webapp.extensions import db
 from webapp.family import hash_enrolment_code
 from webapp.labels import to_local
 from webapp.models import (
-    AbsenceAlert,
     DutyTeacher,
     Guardianship,
     Handover,
@@ -98,10 +99,26 @@ def session_today(teacher: Teacher, session_id: int,
 
 
 @dataclass(frozen=True)
+class RollCallRow:
+    """A pupil's row on the session page as a mark leaves it (plain values, usable after the commit)."""
+
+    id: int
+    name: str
+    grade: int
+    class_name: str
+    reported_absent: bool
+    status: str
+    alert: alerts.AlertNote | None = None
+    """Today's absence alert of the pupil, if one was raised: the row shows it under an `absent` mark."""
+
+
+@dataclass(frozen=True)
 class Marked:
     mark: RollCallMark
     created: bool
-    alert: AbsenceAlert | None = None
+    row: RollCallRow | None = None
+    """The pupil's row now, when the mark was read with its seat and the pupil has not left; else None."""
+    alert: alerts.AlertNote | None = None
     """The absence alert this mark raised (the family and the class teacher told), if it raised one."""
 
 
@@ -110,37 +127,52 @@ def mark(user: User, teacher: Teacher, session_id: int, pupil_id: int, status: s
     """Record a roll-call mark; a changed mark is a correction (a new row naming the old one, with a reason).
 
     The first `absent` of the day for a pupil whose family reported nothing tells the family and the class
-    teacher; correcting that absence to present or late tells them again (`webapp.daily.alerts`).
+    teacher; correcting that absence to present or late tells them again (`webapp.daily.alerts`). Under the
+    pupil's lock (against a concurrent cancel of the family's absence, `webapp.daily.service`), one statement
+    reads the pupil's marks in the session today (with this form's, if it was already stored) and one the
+    pupil's seat in the session today with today's alert (`load_seat`); then the mark and its audit row are
+    written, and the alert's rows when one is raised or followed up.
     """
     status = MarkStatus(status)
+    marker = alerts.Marker.of(user, teacher)  # the lock expires loaded rows: no reload for these
+    user_id, school_id = marker.user_id, marker.school_id
     target = f"pupil:{pupil_id}"
     detail: dict[str, object] = {"session": session_id, "status": status.value}
-    existing = db.session.scalar(select(RollCallMark).where(RollCallMark.client_id == client_id))
+    on = school_today()
+    lock_pupil(pupil_id)
+    existing, previous = _marks_of(pupil_id, session_id, on, client_id)
     if existing is not None:
+        db.session.commit()  # the same form again (a retry): nothing to write; end the lock
         if existing.pupil_id != pupil_id or existing.session_id != session_id:
             raise DailyError(N_("This form was already used for another pupil. Reload the page."), "conflict")
         return Marked(existing, False)
-    lock_pupil(pupil_id)  # against a concurrent cancel of the family's absence (webapp.daily.service)
-    found = session_today(teacher, session_id, pupil_id)
-    if found is None and session_today(teacher, session_id) is None:
+    seat = load_seat(school_id, on, session_id, pupil_id)
+    if seat is None and session_today(teacher, session_id) is None:
         _refuse(AuditAction.ROLLCALL_REFUSE, user, teacher, target,
                 DailyError(N_("This session does not run today."), "not_today", 404), detail)
-    if found is None:
+    if seat is None:
         _refuse(AuditAction.ROLLCALL_REFUSE, user, teacher, target,
                 DailyError(N_("This pupil is not expected in this session today."), "not_expected"), detail)
-    assert found is not None
-    now, entry, session = found
-    previous = marks_in_force(now.on, [pupil_id], [session_id]).get((pupil_id, session_id))
+    assert seat is not None
+    reported = pupil_id in seat.entry.reported_absent
+    pupil = seat.pupil
+    note = alerts.note_of(seat.alert) if seat.alert is not None else None
+
+    def row_now(alert: alerts.AlertNote | None) -> RollCallRow | None:
+        return None if seat.handover is not None else RollCallRow(pupil_id, pupil.name, pupil.grade,
+                                                                   pupil.class_name, reported, status.value, alert)
+
     if previous is not None and previous.status == status:
+        row = row_now(note)
         db.session.commit()  # nothing to write: end the transaction and its lock
-        return Marked(previous, False)
+        return Marked(previous, False, row)
     if previous is not None and not reason.strip():
         db.session.rollback()
         raise DailyError(N_("Give a reason to change a mark."), "reason_required", 422)
-    row = RollCallMark(client_id=client_id, pupil_id=pupil_id, session_id=session_id, day=now.on,
-                       status=status.value, marked_by=user.id, marked_at=clock(),
-                       corrects_id=previous.id if previous is not None else None, reason=reason.strip()[:200])
-    db.session.add(row)
+    added = RollCallMark(client_id=client_id, pupil_id=pupil_id, session_id=session_id, day=on,
+                         status=status.value, marked_by=user_id, marked_at=clock(),
+                         corrects_id=previous.id if previous is not None else None, reason=reason.strip()[:200])
+    db.session.add(added)
     try:
         db.session.flush()
     except IntegrityError:  # the same form from a concurrent retry
@@ -149,17 +181,46 @@ def mark(user: User, teacher: Teacher, session_id: int, pupil_id: int, status: s
         assert winner is not None
         return Marked(winner, False)
     record(AuditAction.ROLLCALL_CORRECT if previous is not None else AuditAction.ROLLCALL_MARK, target,
-           {**detail, "mark": row.id, "corrects": row.corrects_id}, user_id=user.id, school_id=teacher.school_id)
-    label = f"{entry.start} {session.activity.name}"
-    pupil = db.session.get(Pupil, pupil_id)
-    assert pupil is not None
-    alert = None
-    if status == MarkStatus.ABSENT and pupil_id not in entry.reported_absent:
-        alert = alerts.raise_alert(user, teacher, pupil, session, label, row, now.on)
-    elif previous is not None and previous.status == MarkStatus.ABSENT:
-        alerts.follow_up(user, teacher, pupil, session, label, row, now.on)
+           {**detail, "mark": added.id, "corrects": added.corrects_id}, user_id=user_id, school_id=school_id)
+    raised = None
+    if status == MarkStatus.ABSENT and not reported and seat.alert is None:
+        alert = alerts.raise_alert(marker, pupil, seat.session, _label(seat), added, on)
+        raised = note = alerts.note_of(alert)
+    elif (previous is not None and previous.status == MarkStatus.ABSENT and seat.alert is not None
+          and seat.alert.arrived_at is None):
+        alerts.follow_up(marker, pupil, seat.session, _label(seat), added, on, seat.alert)
+    row = row_now(note)
     db.session.commit()
-    return Marked(row, True, alert)
+    return Marked(added, True, row, raised)
+
+
+def _label(seat: SeatToday) -> str:
+    """The session as the family's and the class teacher's messages name it."""
+    return f"{seat.entry.start} {seat.session.activity.name}"
+
+
+@cache
+def _marks_statement() -> Select[Any]:
+    """`_marks_of`'s statement, built once (parameters `client_id`, `pupil_id`, `on`, `session_id`)."""
+    return select(RollCallMark).where(or_(
+        RollCallMark.client_id == bindparam("client_id", type_=String),
+        and_(RollCallMark.pupil_id == bindparam("pupil_id", type_=Integer),
+             RollCallMark.day == bindparam("on", type_=Date),
+             RollCallMark.session_id == bindparam("session_id", type_=Integer)))).order_by(RollCallMark.id)
+
+
+def _marks_of(pupil_id: int, session_id: int, on: date,
+              client_id: str) -> tuple[RollCallMark | None, RollCallMark | None]:
+    """In one statement: the mark stored with `client_id` (a retried form) and the pupil's mark in force in the
+    session on `on` (whether the day's absence was told is the alert's, read with the seat)."""
+    existing = previous = None
+    for row in db.session.scalars(_marks_statement(), {"client_id": client_id, "pupil_id": pupil_id, "on": on,
+                                                        "session_id": session_id}):
+        if row.client_id == client_id:
+            existing = row
+        if row.pupil_id == pupil_id and row.day == on and row.session_id == session_id:
+            previous = row
+    return existing, previous
 
 
 # ------------------------------------------------------------------------------------------ handovers

@@ -47,7 +47,7 @@ from webapp.daily.layers import SOURCE_NAMES, effective_calendar, school_calenda
 from webapp.daily.roster import RosterSession
 from webapp.extensions import db
 from webapp.labels import class_label, show_time
-from webapp.models import AbsenceAlert, AlertProblem, Handover, Pupil, School, Session, Teacher, Term
+from webapp.models import AlertProblem, Handover, Pupil, School, Session, Teacher, Term
 from webapp.parents import service as parents
 from webapp.security import bureau_required, bureau_scope, parent_required, role_required, school_admin_required
 from webapp.services import school_today
@@ -259,41 +259,60 @@ def _session_page(now: rollcall.Today, entry: RosterSession, session: Session) -
                            new_client_id=lambda: secrets.token_urlsafe(16))
 
 
+FETCHED = "fetch"
+"""`X-Requested-With` of a mark sent by the roll-call page's script (`js/rollcall.js`)."""
+
+
 @bp.route("/duty/sessions/<int:session_id>/mark", methods=["POST"])
 @duty_teacher_required
 def mark(session_id: int) -> ResponseReturnValue:
-    """One tap: present, late or absent. A retried post (same client id) changes nothing."""
+    """One tap: present, late or absent. A retried post (same client id) changes nothing.
+
+    The plain form is answered with a redirect to the session page (at the pupil's row). Sent by the page's
+    script, the answer is the pupil's row alone (200), 204 when the page should be reloaded instead (a retried
+    form, a pupil already collected), or the refusal as plain text with its status.
+    """
+    fetched = request.headers.get("X-Requested-With") == FETCHED
     form = MarkForm()
     pupil_id = int_form(form.pupil_id.data)
     if not form.validate_on_submit() or pupil_id is None:
-        flash(_("The mark was not understood. Reload the page and try again."), "error")
+        message = _("The mark was not understood. Reload the page and try again.")
+        if fetched:
+            return Response(message, 400, mimetype="text/plain")
+        flash(message, "error")
         return redirect(url_for("daily.duty_session", session_id=session_id))
     try:
         marked = rollcall.mark(current_user, g.teacher, session_id, pupil_id, form.status.data or "",
                                form.client_id.data or "", form.reason.data or "")
     except service.DailyError as error:
+        if fetched:
+            return Response(_(error.message, **error.params), error.status, mimetype="text/plain")
         _refused(error)
         if error.status == 404:
             return redirect(url_for("daily.duty"))
     else:
+        if fetched and marked.row is None:
+            return "", 204
+        if fetched:  # the row shows the alert's note: no flash
+            return render_template("daily/rollcall_row.html", row=marked.row, session_id=session_id,
+                                   class_label=class_label, new_client_id=lambda: secrets.token_urlsafe(16))
         if marked.alert is not None:
-            _flash_alert(marked.alert)
+            _flash_alert(marked.alert, marked.row or db.session.get(Pupil, pupil_id))
     return redirect(url_for("daily.duty_session", session_id=session_id) + f"#pupil-{pupil_id}")
 
 
-def _flash_alert(alert: AbsenceAlert) -> None:
+def _flash_alert(alert: alerts.AlertNote, pupil: rollcall.RollCallRow | Pupil | None) -> None:
     """Tell the duty teacher who was told of the absence, or that the class teacher could not be."""
-    pupil = alert.pupil
-    label = class_label(pupil.grade, pupil.class_name) if pupil.class_name else _("no class")
+    label = class_label(pupil.grade, pupil.class_name) if pupil is not None and pupil.class_name else _("no class")
     if alert.problem == AlertProblem.NO_CLASS_TEACHER:
         flash(_("The family is told. No class teacher is recorded for %(class_name)s: tell the class teacher "
                 "yourself.", class_name=label), "warning")
     elif alert.problem == AlertProblem.NO_CONTACT:
         flash(_("The family is told. The class teacher %(name)s has no phone or e-mail on file: tell them "
-                "yourself.", name=alert.class_teacher.name if alert.class_teacher else ""), "warning")
+                "yourself.", name=alert.class_teacher), "warning")
     else:
         flash(_("The family and the class teacher %(name)s are told.",
-                name=alert.class_teacher.name if alert.class_teacher else ""), "success")
+                name=alert.class_teacher), "success")
 
 
 @bp.route("/duty/pupils/<int:pupil_id>/handover")
