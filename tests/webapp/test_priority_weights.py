@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import select, text
@@ -116,31 +117,51 @@ def test_the_waitlist_orders_by_the_same_weights(app: Flask) -> None:
         assert [(e.pupil.number, e.weight) for e in waitlist(term)] == [("P003", 4), ("P002", 1)]
 
 
+def _old_row(table: Any, **values: Any) -> int:
+    """Insert a row into a table as the old revision has it (reflected, not today's model): every NOT NULL column
+    without a default that `values` leaves out gets a plain value of its type. Returns the new id."""
+    from sqlalchemy import Boolean, Date, DateTime, Float, Integer, Numeric
+
+    row = dict(values)
+    for column in table.columns:
+        if column.name in row or column.nullable or column.primary_key or column.server_default is not None:
+            continue
+        kind = column.type
+        row[column.name] = (False if isinstance(kind, Boolean) else 0 if isinstance(kind, Integer | Float | Numeric)
+                            else datetime(2026, 9, 1) if isinstance(kind, DateTime)
+                            else date(2026, 9, 1) if isinstance(kind, Date) else "x")
+    return int(db.session.execute(table.insert().values(**row)).inserted_primary_key[0])
+
+
 def _upgrade_keeps_weights(app: Flask) -> None:
-    """At the revision before priority groups, a term with levels and pupils on them; after the upgrade every
-    pupil weighs what their level weighed, and the solver instance says so."""
+    """At the revision before priority groups, a term with levels and pupils on them (written into the tables as
+    that revision has them); after the upgrade every pupil weighs what their level weighed."""
     from alembic.script import ScriptDirectory
     from flask_migrate import upgrade
-    from sqlalchemy import inspect
+    from sqlalchemy import MetaData, inspect
 
-    from tests.conftest import make_school
     from webapp.commands import MIGRATIONS_DIR
 
     groups = ScriptDirectory(MIGRATIONS_DIR).get_revision("b4e2c7a9f1d3")  # the priority groups migration
     with app.app_context():
         upgrade(directory=MIGRATIONS_DIR, revision=str(groups.down_revision))  # the revision just before it
         assert "priority_tags" not in inspect(db.engine).get_table_names()
-        school = make_school("KM-UPGRADE-01")
-        term = school.terms[0]
-        term.priority_weights = {"0": 1, "1": 2, "2": 4}
-        for index, row in enumerate(sorted(school.pupils, key=lambda p: p.number)):
-            row.priority = index % 3
+        old = MetaData()
+        old.reflect(db.engine, only=["schools", "terms", "pupils"])
+        school_id = _old_row(old.tables["schools"], code="KM-UPGRADE-01", name="升级小学")
+        term_id = _old_row(old.tables["terms"], school_id=school_id, name="2026-autumn",
+                           priority_weights={"0": 1, "1": 2, "2": 4})
+        for index in range(9):
+            _old_row(old.tables["pupils"], school_id=school_id, number=f"P{index:03d}", name=f"学生{index}", grade=3,
+                     priority=index % 3)
         db.session.commit()
-        before = {p.number: term.priority_weights[str(p.priority)] for p in school.pupils}
+        before = {f"P{index:03d}": {0: 1, 1: 2, 2: 4}[index % 3] for index in range(9)}
         upgrade(directory=MIGRATIONS_DIR)
         assert {"priority_groups", "priority_tags"} <= set(inspect(db.engine).get_table_names())
         db.session.expire_all()
-        assert _weights(term) == before and set(before.values()) == {1, 2, 4}
+        term = db.session.get(Term, term_id)
+        assert term is not None
+        assert _weights(term) == before
         db.session.remove()
         db.engine.dispose()
 

@@ -57,6 +57,11 @@ UNSET: Any = object()
 SESSION_FIELDS = ("code", "activity_id", "day", "period_id", "room", "capacity", "grade_lo", "grade_hi",
                   "pupils_per_teacher", "min_pupils")
 
+IMPORT_REASONS = {"sessions": "sessions imported from a spreadsheet",
+                  "teachers": "teachers imported from a spreadsheet",
+                  "pupils": "pupils imported from a spreadsheet"}
+"""The amendment's reason when the admin gave none, per kind of file (each has its reading in `labels`)."""
+
 
 def N_(message: str) -> str:
     """Marks a msgid for extraction; the caller translates it when it shows the error."""
@@ -830,7 +835,7 @@ def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, 
         elif held := _held_problems(fresh, sessions=sessions, teachers=touched.teachers):
             raise RuleBroken(RULE_BROKEN, held)
         promoted = _refill(fresh, actor)
-        amendment = change.done(AmendmentKind.IMPORT, actor, gate.reason(f"{kind} imported from a spreadsheet"))
+        amendment = change.done(AmendmentKind.IMPORT, actor, gate.reason(IMPORT_REASONS[kind]))
         gate.check(amendment, promoted)
     return SeatChange(True, promoted, gate.lost)
 
