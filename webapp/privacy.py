@@ -291,7 +291,7 @@ def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False
         named = db.session.scalars(select(AllocationRun).where(AllocationRun.id.in_(run_ids))).all()
         counts["fairness lists"] = 0
         for run in named:
-            if run.metrics and "fairness" in run.metrics:
+            if run.metrics and ("fairness" in run.metrics or "priority_groups" in run.metrics):
                 run.metrics = without_names(run.metrics)
                 counts["fairness lists"] += 1
         _purge_daily(expired_ids, counts)
