@@ -89,12 +89,12 @@ def register(app: Flask) -> None:
     @click.option("--all", "recount_all", is_flag=True, help="recount runs that already have a summary too")
     def summarize_runs_command(recount_all: bool) -> None:
         """Count and store the bureau's figures of finished runs that have none yet, and add the fairness figures
-        to summaries counted before they were stored (one transaction)."""
+        (and their split by priority group) to summaries counted before they were stored (one transaction)."""
         rows = db.session.execute(select(AllocationRun.id, AllocationRun.summary)
                                   .where(AllocationRun.state == RunState.DONE)).all()
         run_ids = [run_id for run_id, summary in rows if recount_all or not run_summary.is_current(summary)]
         without_fairness = [run_id for run_id, summary in rows
-                            if run_id not in run_ids and "fairness" not in (summary or {})]
+                            if run_id not in run_ids and not run_summary.has_fairness(summary)]
         run_summary.store(run_ids)
         run_summary.store_fairness(without_fairness)
         db.session.commit()

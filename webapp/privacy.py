@@ -12,9 +12,9 @@ that ended more than `retention_days` ago:
   `TERM_LENGTH_DAYS` after its results date (or request deadline, or window opening);
 - of an expired term: care requests, pins, and every run's assignments, unserved days and staffing (the runs'
   aggregate figures stay for the bureau's statistics; the fairness figures lose the pupils and families they
-  name, `webapp.run_metrics.without_names`); the daily service's roll-call marks and handovers of its
-  sessions, absences and one-off delegates dated within its calendar, and the signatures of its service
-  notices (the notices themselves name nobody and stay);
+  name, and the run its record of each pupil's priority group, `webapp.run_metrics.without_names`); the daily
+  service's roll-call marks and handovers of its sessions, absences and one-off delegates dated within its
+  calendar, and the signatures of its service notices (the notices themselves name nobody and stay);
 - pupils no longer in any current term — inactive, or of a school whose terms have all expired — and who
   have no data left in a current term, with their guardianships;
 - parent accounts left with no child at all that nobody has signed in to (web or API) within the retention
@@ -291,7 +291,7 @@ def purge(retention_days: int = DEFAULT_RETENTION_DAYS, *, dry_run: bool = False
         named = db.session.scalars(select(AllocationRun).where(AllocationRun.id.in_(run_ids))).all()
         counts["fairness lists"] = 0
         for run in named:
-            if run.metrics and "fairness" in run.metrics:
+            if run.metrics and ("fairness" in run.metrics or "priority_groups" in run.metrics):
                 run.metrics = without_names(run.metrics)
                 counts["fairness lists"] += 1
         _purge_daily(expired_ids, counts)

@@ -7,6 +7,17 @@ read the same numbers. Keys of nested maps are strings because JSON has no other
 previous plan (the one published when the run was counted). It names pupils and families (envy cases, the
 worst served, split families), so only the school's own pages read it whole; `fairness_counts` is the part without
 names, for the bureau, and `without_names` is what a run keeps of it once its term's personal data is purged.
+
+Priority groups. The solver sees levels, not groups, so a run records beside its metrics the group each pupil's
+weight came from when the run was made (`metrics["priority_groups"]`, from `webapp.services.RunInput`):
+
+    {"on": "2026-09-01", "pupils": {"P001": 3, "P007": 1}}    # pupil number -> group id; the others: no group
+
+and `metrics["fairness"]["served_by_group"]` splits `served` by it: `{"3": {"fully": 2, "partly": 0,
+"not_at_all": 1}, ..., "none": {...}}` (group ids as keys; names are looked up when shown). A recount of the metrics
+(an amendment of the plan) reuses the record, so tags added, expired or removed after the run never move its
+figures; a pupil who asked after the run counts under no group there. The record names pupils: `without_names`
+drops it and keeps the split. Metrics counted before groups were recorded have neither.
 """
 
 from __future__ import annotations
@@ -18,8 +29,10 @@ from typing import Any
 
 from scheduler import validation
 from scheduler.domain import Instance, Solution
-from scheduler.fairness import fairness
+from scheduler.fairness import fairness, served_by
 
+NO_GROUP = "none"
+"""The key of pupils who counted under no priority group, in `served_by_group`."""
 RANKS = ("1", "2", "3", "unlisted")
 """Choice ranks of the histogram: first, second, third choice, or an activity the pupil did not list."""
 
@@ -40,8 +53,10 @@ def _activities_by_slot_and_grade(instance: Instance) -> dict[tuple[int, str, in
     return offered
 
 
-def compute_metrics(instance: Instance, solution: Solution) -> dict[str, Any]:
-    """Coverage, seats by day and period, choice ranks, teacher loads, solver figures and unserved reasons."""
+def compute_metrics(instance: Instance, solution: Solution,
+                    groups: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Coverage, seats by day and period, choice ranks, teacher loads, solver figures and unserved reasons; with
+    the run's record of priority `groups` (see the module docstring), the record and `served` split by group."""
     assignments = solution.assignments
     pupils = instance.pupil_by_id
     sessions = instance.session_by_id
@@ -120,13 +135,24 @@ def compute_metrics(instance: Instance, solution: Solution) -> dict[str, Any]:
         },
         "unserved_count": len(solution.unserved),
         "unserved_by_reason": dict(sorted(reasons.items())),
-        "fairness": _fairness(instance, solution),
+        "fairness": _fairness(instance, solution, groups),
+        **({"priority_groups": groups} if groups is not None else {}),
     }
 
 
-def _fairness(instance: Instance, solution: Solution) -> dict[str, Any]:
+def _fairness(instance: Instance, solution: Solution, groups: dict[str, Any] | None) -> dict[str, Any]:
     previous = dataclasses.replace(solution, assignments=instance.previous) if instance.previous else None
-    return fairness(instance, solution, previous).to_dict()
+    report = fairness(instance, solution, previous).to_dict()
+    if groups is not None:
+        report["served_by_group"] = served_by_group(instance, solution, groups["pupils"])
+    return report
+
+
+def served_by_group(instance: Instance, solution: Solution, group_of: dict[str, int]) -> dict[str, Any]:
+    """Requesting pupils served on every / some / no requested day, by the group id they counted under
+    (`group_of`: pupil number -> group id), pupils of no group under `NO_GROUP`."""
+    split = served_by(instance, solution, lambda pupil: int(group_of.get(pupil.id, 0)))
+    return {str(group) if group else NO_GROUP: dataclasses.asdict(counts) for group, counts in split.items()}
 
 
 def fairness_counts(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -141,6 +167,7 @@ def fairness_counts(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
         "served": data["served"],
         "served_by_priority": data["served_by_priority"],
         "served_by_grade": data["served_by_grade"],
+        "served_by_group": data.get("served_by_group"),
         "choices": data["choices"],
         "justified_envy": data["justified_envy"]["count"],
         "idle_seats": data["idle_seats"]["seats"],
@@ -185,11 +212,12 @@ def metric_deltas(before: dict[str, Any] | None, after: dict[str, Any] | None) -
 
 
 def without_names(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
-    """`metrics` with the fairness report replaced by its counts (`fairness_counts`), so nothing names a pupil."""
-    if not metrics or "fairness" not in metrics:
+    """`metrics` with the fairness report replaced by its counts (`fairness_counts`) and without the record of
+    priority groups, so nothing names a pupil."""
+    if not metrics or ("fairness" not in metrics and "priority_groups" not in metrics):
         return metrics
     counts = fairness_counts(metrics)
-    kept = {key: value for key, value in metrics.items() if key != "fairness"}
+    kept = {key: value for key, value in metrics.items() if key not in ("fairness", "priority_groups")}
     return {**kept, "fairness_counts": counts} if counts else kept
 
 

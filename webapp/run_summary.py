@@ -8,11 +8,15 @@ figures are counted once per run, when its rows change, and kept in `AllocationR
      "slots": [[day, period, pupils asking, pupils seated], ...],
      "fairness": {"served": {"fully": 300, "partly": 98, "not_at_all": 14},
                   "choices": {"placed": 820, "first": 0.61, "top": 0.93, "none": 0.02},
-                  "justified_envy": 3, "idle_seats": 12, "split_families": 1}}
+                  "justified_envy": 3, "idle_seats": 12, "split_families": 1,
+                  "by_group": {"3": {"fully": 20, "partly": 4, "not_at_all": 1}, ..., "none": {...}}}}
 
 `fairness` is the part of the run's fairness figures that sums over schools (`fairness_part`), copied from its
 metrics (`webapp.run_metrics.fairness_counts`, no pupil named), or None for a run whose metrics have none; a summary
-counted before fairness was stored has no such key (`summarize-runs` adds it).
+counted before fairness was stored has no such key (`summarize-runs` adds it). `by_group` splits `served` by the
+city's priority group each pupil counted under when the run was made (keys: group ids, "none"); it is None for a
+run whose metrics were counted before groups were recorded, and missing from a summary counted before it was
+stored (`summarize-runs` adds it).
 
 Request-side figures (pupils requesting, requested days, asked per slot) are those of the run's term at the
 moment the summary is counted, so they always match the seats beside them.
@@ -54,14 +58,23 @@ def is_current(summary: Any) -> bool:
     return isinstance(summary, dict) and summary.get("v") == VERSION
 
 
+def has_fairness(summary: dict[str, Any] | None) -> bool:
+    """Whether a stored summary holds the fairness figures of today's format (None: the run has none to hold)."""
+    if not summary or "fairness" not in summary:
+        return False
+    return summary["fairness"] is None or "by_group" in summary["fairness"]
+
+
 def fairness_part(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
     """The fairness figures of a run's metrics that add up over schools (None when the metrics have none).
 
-    Served-by-priority figures are left out: a priority level is a school's own number, not a city-wide group.
+    Served-by-priority figures are left out: a priority level is a school's own number, not a city-wide group;
+    `by_group` (the city's groups, by id) takes their place.
     """
     counts = fairness_counts(metrics)
     if counts is None:
         return None
+    by_group = counts.get("served_by_group")
     return {
         "served": {key: int(counts["served"][key]) for key in ("fully", "partly", "not_at_all")},
         "choices": {"placed": int(counts["choices"]["placed"]),
@@ -69,6 +82,9 @@ def fairness_part(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
         "justified_envy": int(counts["justified_envy"]),
         "idle_seats": int(counts["idle_seats"]),
         "split_families": int(counts["split_families"]),
+        "by_group": None if by_group is None else {
+            str(group): {key: int(served[key]) for key in ("fully", "partly", "not_at_all")}
+            for group, served in sorted(by_group.items())},
     }
 
 

@@ -94,19 +94,32 @@ def pupil_groups(pupil_ids: Iterable[int], today: date | None = None) -> dict[in
     return groups
 
 
+def counting_groups(pupil_ids: Iterable[int], today: date | None = None) -> dict[int, PriorityGroup]:
+    """The group each pupil counts under on `today`: the heaviest group among their tags that still count
+    (`pupil_groups` lists them heaviest first). Pupils whose weight comes from their level are absent."""
+    counting = {}
+    for pupil_id, tags in pupil_groups(pupil_ids, today).items():
+        group = next((tag.group for tag in tags if tag.counts), None)
+        if group is not None:
+            counting[pupil_id] = group
+    return counting
+
+
 def effective_weights(term: Term, pupils: Iterable[Pupil], today: date | None = None) -> dict[int, int]:
-    """Each pupil's coverage weight, by pupil id: the highest weight among their tags that still count on
-    `today` (tag not expired, group active: `pupil_groups`), or their level's `default_weight` when no tag counts.
+    """Each pupil's coverage weight, by pupil id: the weight of the group they count under on `today`
+    (`counting_groups`: the heaviest tag not expired, in an active group), or their level's `default_weight`
+    when no tag counts.
 
     The one place this rule lives: the solver instance, the waitlist order and the repair queue all call it.
     """
     pupils = list(pupils)
-    groups = pupil_groups((p.id for p in pupils), today)
-    weights = {}
-    for pupil in pupils:
-        counting = [tag.group.weight for tag in groups.get(pupil.id, ()) if tag.counts]
-        weights[pupil.id] = max(counting) if counting else default_weight(term, pupil)
-    return weights
+    return _weights(term, pupils, counting_groups((p.id for p in pupils), today))
+
+
+def _weights(term: Term, pupils: Iterable[Pupil], groups: dict[int, PriorityGroup]) -> dict[int, int]:
+    """The rule of `effective_weights`, given each pupil's counting group."""
+    return {pupil.id: groups[pupil.id].weight if pupil.id in groups else default_weight(term, pupil)
+            for pupil in pupils}
 
 
 def _instance_levels(term: Term, pupils: Sequence[Pupil], weights: dict[int, int]) -> tuple[dict[int, int],
@@ -132,12 +145,32 @@ def _instance_levels(term: Term, pupils: Sequence[Pupil], weights: dict[int, int
 # ------------------------------------------------------------------------------------------ term -> instance
 
 
+@dataclass(frozen=True)
+class RunInput:
+    """What a run starts from: the solver's instance of a term, and the priority group each pupil's weight came
+    from (pupil number -> group id, by `counting_groups` on `on`, the school's date then; a pupil weighed by
+    their level is absent). The groups stay outside the instance: the solver's contract knows levels only."""
+
+    instance: domain.Instance
+    groups: dict[str, int]
+    on: date
+
+    def group_record(self) -> dict[str, Any]:
+        """The groups as a run keeps them with its metrics (`webapp.run_metrics`, key `priority_groups`)."""
+        return {"on": self.on.isoformat(), "pupils": dict(sorted(self.groups.items()))}
+
+
 def term_to_instance(term: Term) -> domain.Instance:
     """The solver's view of `term`: active requests, the pupils who made them, pins and the published run.
 
     Only pupils with an active request (or a pin) are included, and only active teachers with availability
     in this term: the solver needs nothing else and an exported file should carry no more personal data.
     """
+    return term_to_run_input(term).instance
+
+
+def term_to_run_input(term: Term) -> RunInput:
+    """`term_to_instance`, with the group each pupil counted under (a run records them with its metrics)."""
     school = term.school
     periods = sorted(term.periods, key=lambda p: p.position)
     period_code = {p.id: p.code for p in periods}
@@ -165,7 +198,9 @@ def term_to_instance(term: Term) -> domain.Instance:
     pupil_ids = {r.pupil_id for r in requests} | {p.pupil_id for p in pins}
     pupils = db.session.scalars(select(Pupil).where(Pupil.id.in_(pupil_ids)).order_by(Pupil.id)).all()
     pupil_number = {p.id: p.number for p in pupils}
-    levels, level_of = _instance_levels(term, pupils, effective_weights(term, pupils))
+    today = school_today()
+    groups = counting_groups((p.id for p in pupils), today)
+    levels, level_of = _instance_levels(term, pupils, _weights(term, pupils, groups))
 
     previous: list[domain.Assignment] = []
     if term.published_run_id is not None:
@@ -176,7 +211,7 @@ def term_to_instance(term: Term) -> domain.Instance:
             if session_id in session_code:
                 previous.append(domain.Assignment(pupil, session_code[session_id]))
 
-    return domain.Instance(
+    instance = domain.Instance(
         school=domain.School(school.code, school.name, school.district.name if school.district else ""),
         term=term.name,
         weekdays=tuple(term.weekdays),
@@ -203,6 +238,7 @@ def term_to_instance(term: Term) -> domain.Instance:
         lottery_seed=term.lottery_seed or None,  # 0: not drawn yet
         seat_policy=term.seat_policy or domain.DEFAULT_SEAT_POLICY,
     )
+    return RunInput(instance, {pupil_number[pupil_id]: group.id for pupil_id, group in groups.items()}, today)
 
 
 # ------------------------------------------------------------------------------------------ instance -> term

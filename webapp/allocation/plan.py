@@ -166,7 +166,8 @@ def refresh_reasons(term: Term, run: AllocationRun) -> None:
                      max_teacher_load=recomputed.max_teacher_load)
     run.objective = objective
     run.coverage_bound = bound
-    metrics = compute_metrics(instance, run_to_solution(run))
+    # The run's record of priority groups is kept: tags changed since the run do not move its figures.
+    metrics = compute_metrics(instance, run_to_solution(run), (run.metrics or {}).get("priority_groups"))
     run.metrics = metrics
     run.coverage = metrics["coverage"]
     run_summary.mark_changed(db.session, run.id)

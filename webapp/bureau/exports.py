@@ -5,7 +5,8 @@ school or district name can never become a formula, and every rate is a number i
 As on the pages (docs/bureau.md): district, slot and trend figures are those of published allocations; draft
 allocations have their own sheet; a school not yet allocated has its requests and no seat-side figure. The
 fairness sheet gives the published and draft totals of the export and of each district apart, then each allocated
-school: counts and shares only, never a pupil.
+school, then (below an empty row, under its own header row) pupils served by priority group for the total and each
+district, published and drafts apart: counts and shares only, never a pupil.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
 
-from webapp.bureau.stats import CityStats, Fairness, Figures, Rollup, Source
+from webapp.bureau.stats import CityStats, Fairness, Figures, Rollup, Source, served_by_group
 from webapp.labels import DAY_NAMES
+from webapp.models import PriorityGroup
 from webapp.tabular import XLSX_MIMETYPE, Percent, append_row, cell_text, workbook_bytes
 
 Sheet = tuple[str, Sequence[Any], Iterable[Sequence[Any]]]
@@ -62,6 +64,24 @@ FAIRNESS_HEADERS = (
 FAIRNESS_SHARES = frozenset({"first", "top", "unlisted"})
 
 
+GROUP_HEADERS = (
+    _l("Pupils requesting"),
+    _l("Pupils served every requested day"),
+    _l("Pupils served some requested days"),
+    _l("Pupils served no requested day"),
+    _l("Share served every requested day"),
+)
+
+
+def _group_rows(area: str, source: str, fairness: Fairness, groups: Sequence[PriorityGroup]) -> list[list[Any]]:
+    """The rows of one area and source by priority group; one row saying so when no school here recorded groups."""
+    rows = served_by_group(fairness, groups)
+    if rows is None:
+        return [[area, source, _("No figures by priority group"), None, None, None, None, None]]
+    return [[area, source, row.name, row.requesting, row.fully, row.partly, row.not_at_all,
+             Percent.of(row.share_fully)] for row in rows]
+
+
 def _fairness_cells(fairness: Fairness) -> list[Any]:
     row = fairness.as_row()
     return [Percent.of(row[key]) if key in FAIRNESS_SHARES else row[key] for key, _ in FAIRNESS_HEADERS]
@@ -101,7 +121,8 @@ def xlsx_response(data: bytes, name: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def coverage_sheets(stats: CityStats) -> list[Sheet]:
+def coverage_sheets(stats: CityStats, groups: Sequence[PriorityGroup] = ()) -> list[Sheet]:
+    """The bureau's workbook; `groups` are the city's priority groups (`city_groups()`), for the rows by group."""
     headers = [label for _, label in FIGURE_HEADERS]
     counts = [_("Schools"), _("Published"), _("Draft"), _("Not yet allocated")]
     districts = [[d.name or _("No district"), *_counts(d.rollup), *_figure_cells(d.rollup.published)]
@@ -138,6 +159,15 @@ def coverage_sheets(stats: CityStats) -> list[Sheet]:
             fairness.append([name, None, None, draft_label, *_fairness_cells(d.rollup.draft.fairness)])
     fairness += [[s.district_name, s.school_code, s.school_name, str(SOURCE_LABELS[s.source]),
                   *_fairness_cells(s.figures.fairness)] for s in stats.schools if s.figures.allocated]
+    fairness += [[], [_("District"), _("Source"), _("Priority group"), *(str(label) for label in GROUP_HEADERS)]]
+    fairness += _group_rows(_("Total"), published_label, stats.rollup.published.fairness, groups)
+    if stats.rollup.draft.schools:
+        fairness += _group_rows(_("Total"), draft_label, stats.rollup.draft.fairness, groups)
+    for d in stats.districts:
+        name = d.name or _("No district")
+        fairness += _group_rows(name, published_label, d.rollup.published.fairness, groups)
+        if d.rollup.draft.schools:
+            fairness += _group_rows(name, draft_label, d.rollup.draft.fairness, groups)
     return [
         (_("Districts (published)"), [_("District"), *counts, *headers], districts),
         (

@@ -32,18 +32,22 @@ from webapp.bureau.city import (
 from webapp.bureau.exports import SOURCE_LABELS, coverage_sheets, workbook, xlsx_response
 from webapp.bureau.stats import (
     Figures,
+    GroupServed,
     HiringPlan,
+    Rollup,
     TermStats,
     advice_counts,
     city_stats,
     latest_advice,
     rollup_advice,
+    served_by_group,
 )
 from webapp.extensions import db
 from webapp.inputs import int_arg
 from webapp.jobs import STALE_ERROR, start_advice, start_advice_batch
 from webapp.labels import DAY_NAMES
 from webapp.models import AllocationRun, CapacityAdvice, District, RunState, School
+from webapp.priority_groups import city_groups
 from webapp.run_metrics import fairness_counts
 from webapp.security import bureau_required, bureau_scope, role_required
 
@@ -210,6 +214,13 @@ def _sorted_by_coverage(schools: Sequence[TermStats]) -> list[TermStats]:
     )
 
 
+def _by_group(rollup: Rollup) -> dict[str, list[GroupServed] | None]:
+    """Served by priority group, published allocations and drafts apart (one query for the groups' names)."""
+    groups = city_groups()
+    return {"published": served_by_group(rollup.published.fairness, groups),
+            "draft": served_by_group(rollup.draft.fairness, groups)}
+
+
 # --------------------------------------------------------------------------- dashboard
 
 
@@ -221,7 +232,8 @@ def dashboard() -> ResponseReturnValue:
     stats = city_stats(_scope())
     districts = db.session.scalars(select(District).order_by(District.name)).all()
     return render_template(
-        "bureau/city.html", stats=stats, worst=_sorted_by_coverage(stats.schools)[:20], districts=districts
+        "bureau/city.html", stats=stats, worst=_sorted_by_coverage(stats.schools)[:20], districts=districts,
+        by_group=_by_group(stats.rollup),
     )
 
 
@@ -230,8 +242,10 @@ def dashboard() -> ResponseReturnValue:
 def district(district_id: int) -> ResponseReturnValue:
     district = _district_or_404(district_id)
     where = and_(_scope(), School.district_id == district.id)
+    stats = city_stats(where)
     return render_template(
-        "bureau/district.html", district=district, stats=city_stats(where), advice=advice_counts(where)
+        "bureau/district.html", district=district, stats=stats, advice=advice_counts(where),
+        by_group=_by_group(stats.rollup),
     )
 
 
@@ -261,7 +275,7 @@ def export() -> ResponseReturnValue:
     elif district_id:
         district = _district_or_404(district_id)
         where, name = and_(where, School.district_id == district.id), f"coverage-district-{district.id}"
-    return xlsx_response(workbook(coverage_sheets(city_stats(where))), f"{name}.xlsx")
+    return xlsx_response(workbook(coverage_sheets(city_stats(where), city_groups())), f"{name}.xlsx")
 
 
 # --------------------------------------------------------------------------- capacity advice

@@ -24,21 +24,38 @@ Definitions (per term):
 - fairness (`Fairness`, from the run's stored summary): requesting pupils served on every / some / no requested day,
   the shares of placements in the first, a top-3 and no listed choice (weighted by each school's placements),
   justified envy, empty seats while pupils wait and families split on a day; summed over the schools whose run
-  has them (`Fairness.schools`), never over a school whose run was counted before fairness was stored.
+  has them (`Fairness.schools`), never over a school whose run was counted before fairness was stored;
+- served by priority group (`Fairness.by_group`, `served_by_group`): the same three counts for the pupils of each
+  of the city's priority groups and for those of none, by the group each pupil counted under when the run was
+  made; summed over the schools whose run recorded groups (`Fairness.group_schools`). Group names are looked up
+  when shown, in the reader's language.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, func, select, true
 
 from webapp import run_summary
 from webapp.extensions import db
-from webapp.models import AllocationRun, CapacityAdvice, District, Pupil, RunState, School, Session, Term
+from webapp.models import (
+    AllocationRun,
+    CapacityAdvice,
+    District,
+    PriorityGroup,
+    Pupil,
+    RunState,
+    School,
+    Session,
+    Term,
+)
+from webapp.priority_groups import group_name
+from webapp.run_metrics import NO_GROUP
 
 Slot = tuple[int, str]
 
@@ -71,6 +88,10 @@ class Fairness:
     justified_envy: int = 0
     idle_seats: int = 0
     split_families: int = 0
+    group_schools: int = 0
+    """Schools whose run recorded the priority group of each pupil: the others are not in `by_group`."""
+    by_group: dict[str, list[int]] = field(default_factory=dict)
+    """Group id (text) or `NO_GROUP` -> [pupils served every, some, no requested day]."""
 
     @classmethod
     def of(cls, part: dict[str, Any] | None) -> Fairness:
@@ -79,14 +100,22 @@ class Fairness:
             return cls()
         served, choices = part["served"], part["choices"]
         placed = int(choices["placed"])
+        by_group = part.get("by_group")
         return cls(1, int(served["fully"]), int(served["partly"]), int(served["not_at_all"]), placed,
                    placed * float(choices["first"]), placed * float(choices["top"]), placed * float(choices["none"]),
-                   int(part["justified_envy"]), int(part["idle_seats"]), int(part["split_families"]))
+                   int(part["justified_envy"]), int(part["idle_seats"]), int(part["split_families"]),
+                   int(by_group is not None),
+                   {str(group): [int(counts["fully"]), int(counts["partly"]), int(counts["not_at_all"])]
+                    for group, counts in (by_group or {}).items()})
 
     def add(self, other: Fairness) -> None:
         for name in ("schools", "fully", "partly", "not_at_all", "placed", "first_placed", "top_placed",
-                     "unlisted_placed", "justified_envy", "idle_seats", "split_families"):
+                     "unlisted_placed", "justified_envy", "idle_seats", "split_families", "group_schools"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for group, counts in other.by_group.items():
+            mine = self.by_group.setdefault(group, [0, 0, 0])
+            for i, value in enumerate(counts):
+                mine[i] += value
 
     def _share(self, part: float) -> float | None:
         return part / self.placed if self.schools and self.placed else None
@@ -118,6 +147,45 @@ class Fairness:
             "idle_seats": self.idle_seats if known else None,
             "split_families": self.split_families if known else None,
         }
+
+
+@dataclass(frozen=True)
+class GroupServed:
+    """Pupils of one priority group (or of none: `group_id` None) by how many requested days they were served."""
+
+    group_id: int | None
+    name: str
+    """The group's name in the reader's language."""
+    fully: int
+    partly: int
+    not_at_all: int
+
+    @property
+    def requesting(self) -> int:
+        return self.fully + self.partly + self.not_at_all
+
+    @property
+    def share_fully(self) -> float | None:
+        """Served every requested day / requesting; None when nobody of the group asked (never 0 %)."""
+        return self.fully / self.requesting if self.requesting else None
+
+
+def served_by_group(fairness: Fairness, groups: Sequence[PriorityGroup]) -> list[GroupServed] | None:
+    """One row per priority group of the city (`groups`, in their order: heaviest first), then one for pupils of no
+    group; a group no longer in use appears only when it has pupils here. None when no school here recorded groups.
+    A group id the list does not know (it cannot be deleted while tagged, so only by hand) is shown by its id."""
+    if not fairness.group_schools:
+        return None
+    known = {str(group.id): group for group in groups}
+    rows = []
+    for group in groups:
+        counts = fairness.by_group.get(str(group.id))
+        if counts is not None or group.active:
+            rows.append(GroupServed(group.id, group_name(group), *(counts or (0, 0, 0))))
+    for key in sorted(set(fairness.by_group) - set(known) - {NO_GROUP}, key=lambda k: (len(k), k)):
+        rows.append(GroupServed(int(key), _("Group %(id)s", id=key), *fairness.by_group[key]))
+    rows.append(GroupServed(None, _("No priority group"), *fairness.by_group.get(NO_GROUP, (0, 0, 0))))
+    return rows
 
 
 @dataclass

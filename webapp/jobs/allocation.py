@@ -23,7 +23,7 @@ from webapp.extensions import db
 from webapp.jobs.runner import Job, JobCancelled, JobKind, execute, job_threads, register, submit
 from webapp.models import AllocationRun, RunState, Term, User, utcnow
 from webapp.run_metrics import compute_metrics
-from webapp.services import store_solution, term_to_instance
+from webapp.services import store_solution, term_to_run_input
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ def solve_run(job: Job, *, time_limit: float = 60.0, workers: int = 1, seed: int
     term = run.term
     kept = dict(run.stats or {})
     seed = int(term.lottery_seed or 0) % 2**31 if seed is None else seed
-    instance = term_to_instance(term)
+    run_input = term_to_run_input(term)
+    instance = run_input.instance
     db.session.rollback()  # end the read transaction: the final write must not hold an old snapshot
     job.report(stage="coverage", progress=0.01, demand=instance.demand())
     config = SolverConfig(time_limit=time_limit, workers=workers, seed=seed, should_stop=job.should_stop,
@@ -116,7 +117,7 @@ def solve_run(job: Job, *, time_limit: float = 60.0, workers: int = 1, seed: int
     job.claim_store()
     run = db.session.get(AllocationRun, job.id)
     assert run is not None
-    run.metrics = compute_metrics(instance, solution)
+    run.metrics = compute_metrics(instance, solution, run_input.group_record())
     run.finished_at = run.heartbeat_at = utcnow()
     if fail_at == "commit":
         def fail(_session: Any) -> None:

@@ -32,7 +32,7 @@ from webapp.models import (
     User,
 )
 from webapp.run_metrics import compute_metrics
-from webapp.services import run_to_solution, term_to_instance
+from webapp.services import run_to_solution, term_to_run_input
 
 # Hand count over the tiny city of `seed_city` (see tests/webapp/factories.py), with the changes `fair_city` makes:
 # KM-TEST-0001 (五华区, published): P001 [1,2] P1 -> S11, S21 (homework, ranked first); P002 [1,2] P1+P2 ranks art,
@@ -66,10 +66,13 @@ def _teacher(term: Term, code: str) -> int:
     return int(found)
 
 
-def _count_fairness(term: Term) -> None:
-    """Store the metrics of every finished run of `term`, as the allocation job does."""
+def _count_fairness(term: Term, groups: bool = True) -> None:
+    """Store the metrics of every finished run of `term`, as the allocation job does (`groups` False: as it did
+    before runs recorded each pupil's priority group)."""
     for run in db.session.scalars(select(AllocationRun).where(AllocationRun.term_id == term.id)):
-        run.metrics = compute_metrics(term_to_instance(term), run_to_solution(run))
+        run_input = term_to_run_input(term)
+        run.metrics = compute_metrics(run_input.instance, run_to_solution(run),
+                                      run_input.group_record() if groups else None)
     db.session.commit()
 
 
@@ -237,12 +240,20 @@ def _workbook(data: bytes) -> dict[str, list[list[Any]]]:
             for sheet in book.worksheets}
 
 
+def fairness_blocks(sheets: dict[str, list[list[Any]]]) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The 公平性 sheet's two tables: by area and school (with its header), then by priority group (with its own),
+    split at the empty row between them."""
+    rows = sheets["公平性"]
+    blank = next(i for i, row in enumerate(rows) if all(cell is None for cell in row))
+    return rows[:blank], rows[blank + 1:]
+
+
 def test_the_workbook_has_the_fairness_sheet(
     app: Flask, client: FlaskClient, signed_in: Any, fair_city: dict[str, Any]
 ) -> None:
     _bureau(app, signed_in)
     sheets = _workbook(client.get("/bureau/export.xlsx").data)
-    header, *rows = sheets["公平性"]
+    header, *rows = fairness_blocks(sheets)[0]
     assert header[:5] == ["区", "学校代码", "学校", "数据来源", "有公平性数据的学校"]
     assert header[5:] == ["每个申请日都有托管的学生", "部分申请日有托管的学生", "没有一个申请日有托管的学生",
                           "安排在第一志愿的比例（%）", "安排在前三志愿的比例（%）", "安排在所填志愿之外的比例（%）",
@@ -277,7 +288,7 @@ def test_a_district_user_sees_only_their_districts_fairness(
     assert client.get(f"/bureau/export.xlsx?district={fair_city['districts']['五华区']}").status_code == 404
     own = _section(client.get(f"/bureau/district/{fair_city['districts']['盘龙区']}").get_data(as_text=True))
     assert "已发布的分配结果暂无公平性数据" in own and "57" not in own and "五华区" not in own
-    rows = _workbook(client.get("/bureau/export.xlsx").data)["公平性"][1:]
+    rows = fairness_blocks(_workbook(client.get("/bureau/export.xlsx").data))[0][1:]
     assert {row[0] for row in rows} == {"合计", "盘龙区"}
     assert all(row[4] == 0 for row in rows), "nothing of 五华区 reaches a 盘龙区 user, not even in the total"
 
