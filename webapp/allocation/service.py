@@ -30,6 +30,7 @@ from webapp.allocation import plan, repair, seats
 from webapp.allocation.lottery import ensure_lottery_seed, new_seed
 from webapp.allocation.waitlist import positions
 from webapp.extensions import db
+from webapp.labels import IMPORT_REASONS
 from webapp.models import (
     AllocationRun,
     AmendmentKind,
@@ -56,11 +57,6 @@ from webapp.notifications import NotificationEvent, notify
 UNSET: Any = object()
 SESSION_FIELDS = ("code", "activity_id", "day", "period_id", "room", "capacity", "grade_lo", "grade_hi",
                   "pupils_per_teacher", "min_pupils")
-
-IMPORT_REASONS = {"sessions": "sessions imported from a spreadsheet",
-                  "teachers": "teachers imported from a spreadsheet",
-                  "pupils": "pupils imported from a spreadsheet"}
-"""The amendment's reason when the admin gave none, per kind of file (each has its reading in `labels`)."""
 
 
 def N_(message: str) -> str:
@@ -835,7 +831,7 @@ def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, 
         elif held := _held_problems(fresh, sessions=sessions, teachers=touched.teachers):
             raise RuleBroken(RULE_BROKEN, held)
         promoted = _refill(fresh, actor)
-        amendment = change.done(AmendmentKind.IMPORT, actor, gate.reason(IMPORT_REASONS[kind]))
+        amendment = change.done(AmendmentKind.IMPORT, actor, gate.reason(IMPORT_REASONS[kind].stored))
         gate.check(amendment, promoted)
     return SeatChange(True, promoted, gate.lost)
 
