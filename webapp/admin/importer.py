@@ -674,7 +674,8 @@ def _add_slot(row: _Row, key: str, token: str, periods: dict[str, Period], weekd
 
 def _write_teachers(records: list[TeacherRecord], school: School, term: Term | None,
                     result: ImportResult) -> set[int]:
-    """Write the teachers and their availability; return the ids of existing teachers that changed."""
+    """Write the teachers and their availability; return the ids of existing teachers whose part in the plan
+    changed (`allocation.TEACHER_PLAN_FIELDS` or availability; a new name, contact or class led is not)."""
     existing = {t.code: t for t in db.session.scalars(select(Teacher).where(Teacher.school_id == school.id))}
     current: dict[int, set[tuple[int, int]]] = {}
     if term is not None:
@@ -704,11 +705,14 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
         if grid_changed and rec.available is not None:
             new_grids.append((teacher, rec.available))
         class_changed = rec.leads is not None and leading.get(teacher.id, set()) != set(rec.leads)
-        if _update(teacher, values) or grid_changed or class_changed:
+        plan_changed = _update(teacher, {key: values.pop(key) for key in allocation.TEACHER_PLAN_FIELDS})
+        plan_changed |= grid_changed
+        if _update(teacher, values) or class_changed or plan_changed:
             result.updated += 1
-            changed.add(teacher.id)
         else:
             result.unchanged += 1
+        if plan_changed:
+            changed.add(teacher.id)
     _write_class_teachers(records, school, existing)
     if term is None or not new_grids:
         return changed
@@ -897,7 +901,8 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
         if kind == "pupils":
             touched = allocation.Imported(pupils=frozenset(_write_pupils(records, school, result)))
         elif kind == "teachers":
-            touched = allocation.Imported(teachers=frozenset(_write_teachers(records, school, term, result)))
+            changed = _write_teachers(records, school, term, result)
+            touched = allocation.Imported(teachers=frozenset(changed), saves_only=not changed and not result.created)
         else:
             assert term is not None
             touched = allocation.Imported(sessions=frozenset(_write_sessions(records, term, result)))

@@ -803,13 +803,22 @@ class Imported:
     sessions: frozenset[int] = frozenset()
     teachers: frozenset[int] = frozenset()
     pupils: frozenset[int] = frozenset()
+    saves_only: bool = False
+    """The file changed nothing the plan rests on (only teachers' names, contacts or classes led, see
+    `TEACHER_PLAN_FIELDS`): its rows are saved, the plan is not amended."""
+
+
+TEACHER_PLAN_FIELDS = ("qualifications", "max_sessions", "active")
+"""What the plan rests on of a teacher, with the term's availability: the sessions they may lead and how many.
+A teacher's name, phone, e-mail and the class they are class teacher of are no part of the plan."""
 
 
 def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, actor: User | None,
                 confirm: Confirm | None = None, digest: str = "") -> SeatChange:
     """Write a whole spreadsheet (`write()` adds its rows, never commits) and amend the plan, in one transaction.
 
-    Before publication the rows are simply written. After it, the import is an edit like `save_session` /
+    Before publication, and when the file changes nothing the plan rests on (`Imported.saves_only`), the rows are
+    simply written. After it, the import is an edit like `save_session` /
     `save_teacher` of every row at once: with `confirm` (the import screen) the seats the file breaks are taken
     away, the open offers it no longer fits are withdrawn (their families told why), freed seats are offered,
     and the admin confirms exactly that change first (`ConfirmationNeeded`, nothing written). The token binds
@@ -824,6 +833,8 @@ def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, 
         db.session.flush()
         if fresh is None or change is None or change.run is None:
             return SeatChange(False)
+        if touched.saves_only:
+            return SeatChange(True)
         promoted: list[dict[str, Any]] = []
         sessions = set(touched.sessions) | _seats_of(change.run.id, touched.pupils)
         if gate.active:
