@@ -119,6 +119,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                   "reported"), ("phone", "mobile number")),
         Column("email", "邮箱", "e-mail", False, _l("The teacher's e-mail address, for the same messages"),
                ("email",)),
+        Column("locale", "消息语言", "message language", False,
+               _l("The language of those messages: 中文 or English; empty means Chinese"), ("language", "语言")),
         Column("class_of", "班主任班级", "class teacher of", False,
                _l("The class this teacher is class teacher of, as the pupils' class column has it, for example "
                   "3-1; empty means none"), ("class teacher", "班主任")),
@@ -537,7 +539,8 @@ class TeacherRecord:
     available: frozenset[tuple[int, int]] | None
     """(day, period id) pairs; None when the file says nothing about availability."""
     contact: dict[str, str | None] = field(default_factory=dict)
-    """`phone` and `email`, for the columns the file has (an empty cell removes what is on file)."""
+    """`phone`, `email` and `locale` (the language of the teacher's messages), for the columns the file has (an
+    empty phone or e-mail removes what is on file)."""
     leads: tuple[tuple[int, str], ...] | None = None
     """The (grade, class name) the teacher is class teacher of; None when the file has no such column."""
 
@@ -601,9 +604,20 @@ def _read_teachers(table: Table, columns: dict[str, int], school: School, term: 
     return records
 
 
+LANGUAGE_NAMES = {"zh": "zh", "中文": "zh", "chinese": "zh", "汉语": "zh", "en": "en", "english": "en",
+                  "英文": "en", "英语": "en"}
+"""What the message-language column accepts (lower case), and the `Teacher.locale` each means."""
+
+
 def _contact(row: _Row, columns: dict[str, int]) -> dict[str, str | None]:
-    """The phone and e-mail cells the file has, checked (None for an empty cell)."""
+    """The phone, e-mail and message-language cells the file has, checked (None for an empty phone or e-mail, and
+    Chinese for an empty language)."""
     found: dict[str, str | None] = {}
+    if "locale" in columns:
+        text = row.text("locale", max_length=32)
+        found["locale"] = LANGUAGE_NAMES.get(text.lower(), "") if text else "zh"
+        if not found["locale"]:
+            row.fail("locale", _("“%(value)s” is not a language for messages: use 中文 or English.", value=text))
     if "phone" in columns:
         text = row.text("phone", max_length=32)
         number = normalise_phone(text) if text else ""

@@ -810,7 +810,8 @@ class Imported:
 
 TEACHER_PLAN_FIELDS = ("qualifications", "max_sessions", "active")
 """What the plan rests on of a teacher, with the term's availability: the sessions they may lead and how many.
-A teacher's name, phone, e-mail and the class they are class teacher of are no part of the plan."""
+A teacher's name, phone, e-mail, message language and the class they are class teacher of are no part of
+the plan."""
 
 
 def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, actor: User | None,
