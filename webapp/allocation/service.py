@@ -46,6 +46,7 @@ from webapp.models import (
     RunUnserved,
     Session,
     Teacher,
+    TeacherAvailability,
     Term,
     User,
     WaitlistOffer,
@@ -738,8 +739,9 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
                  confirm: Confirm | None = None) -> int:
     """Create or update a teacher (and the term's availability) through `apply(teacher)`, in one transaction.
 
-    `apply` sets the fields on the row it is given. After publication the edit is checked against the plan in
-    force: a teacher who leads a published session, or is held for one by an open offer, may not lose the
+    `apply` sets the fields on the row it is given. After publication an edit of what the plan rests on
+    (`TEACHER_PLAN_FIELDS`, availability) is checked against the plan in force (any other is simply saved):
+    a teacher who leads a published session, or is held for one by an open offer, may not lose the
     qualification, the slot or the activeness it needs (`RuleBroken`, nothing written). With `confirm` (the
     admin's edit screens) the teacher instead leaves those sessions, an idle teacher takes over where one may,
     the seats nobody can staff are taken away (their offers withdrawn), and the admin confirms exactly that
@@ -751,9 +753,11 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
         change = _Amendment(fresh) if fresh is not None else None
         gate = _Gate(fresh, change, confirm)
         teacher = db.session.get(Teacher, teacher_id) if teacher_id is not None else None
+        before = _plan_part(teacher, fresh) if teacher is not None and fresh is not None else None
         teacher = apply(teacher)
         db.session.flush()
-        if change is not None and change.run is not None:
+        if change is not None and change.run is not None and (before is None or
+                                                              _plan_part(teacher, fresh) != before):
             if gate.active:
                 gate.repair(teachers={teacher.id})
             elif held := _held_problems(fresh, teachers={teacher.id}):  # type: ignore[arg-type]
@@ -763,6 +767,14 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
                 f"teacher {teacher.code} edited" + (" (freed seats placed)" if promoted else "")))
             gate.check(amendment, promoted)
     return int(teacher.id)
+
+
+def _plan_part(teacher: Teacher, term: Term) -> tuple[Any, ...]:
+    """What the plan rests on of `teacher` in `term`: `TEACHER_PLAN_FIELDS` and the term's availability."""
+    slots = frozenset(db.session.execute(select(TeacherAvailability.day, TeacherAvailability.period_id).where(
+        TeacherAvailability.teacher_id == teacher.id, TeacherAvailability.term_id == term.id)).all())
+    values = (json.dumps(getattr(teacher, name)) for name in TEACHER_PLAN_FIELDS)  # a copy: `apply` may mutate
+    return (*values, slots)
 
 
 def delete_teacher(term: Term | None, teacher_id: int, *, actor: User, confirm: Confirm) -> None:
