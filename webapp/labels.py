@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
-from typing import Any, Protocol, overload
+from typing import Any, NamedTuple, Protocol, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -223,6 +223,20 @@ def period_clocks(periods: Iterable[Any]) -> dict[str, str]:
     return {period.code: clock_span(period.start, period.end) for period in periods}
 
 
+class FixedReason(NamedTuple):
+    stored: str
+    """As `webapp.allocation` writes it on the amendment (English)."""
+    reading: LazyString
+    """How it reads in the reader's language."""
+
+
+IMPORT_REASONS: dict[str, FixedReason] = {
+    "sessions": FixedReason("sessions imported from a spreadsheet", _l("Sessions imported from a spreadsheet")),
+    "teachers": FixedReason("teachers imported from a spreadsheet", _l("Teachers imported from a spreadsheet")),
+    "pupils": FixedReason("pupils imported from a spreadsheet", _l("Pupils imported from a spreadsheet")),
+}
+"""The reason of an import under a published plan when the admin gave none, per kind of file."""
+
 AMENDMENT_REASONS: tuple[tuple[re.Pattern[str], LazyString], ...] = tuple(
     (re.compile(pattern), label) for pattern, label in (
     (r"^run (?P<run>\d+) published as run version (?P<version>\d+)$",
@@ -242,9 +256,7 @@ AMENDMENT_REASONS: tuple[tuple[re.Pattern[str], LazyString], ...] = tuple(
     (r"^teacher (?P<code>\S+) edited$", _l("Teacher %(code)s edited")),
     (r"^teacher (?P<code>\S+) edited \(freed seats placed\)$", _l("Teacher %(code)s edited (freed seats placed)")),
     (r"^teacher (?P<code>\S+) deleted$", _l("Teacher %(code)s deleted")),
-    (r"^sessions imported from a spreadsheet$", _l("Sessions imported from a spreadsheet")),
-    (r"^teachers imported from a spreadsheet$", _l("Teachers imported from a spreadsheet")),
-    (r"^pupils imported from a spreadsheet$", _l("Pupils imported from a spreadsheet")),
+    *((f"^{re.escape(reason.stored)}$", reason.reading) for reason in IMPORT_REASONS.values()),
 ))
 """The reasons `webapp.allocation` writes on an amendment when nobody gave one (English, as stored), and how
 they read in the reader's language; a reason a person typed matches none and is shown as typed."""

@@ -223,6 +223,8 @@ class Teacher(db.Model):  # type: ignore[name-defined,misc]
     phone: Mapped[str | None] = mapped_column(String(20))
     """A mainland mobile number the school's messages reach the teacher on (class teacher's alerts)."""
     email: Mapped[str | None] = mapped_column(String(254))
+    locale: Mapped[str] = mapped_column(String(10), default="zh", server_default="zh")
+    """The language of the messages the teacher gets (a class teacher's alerts), as `User.locale` for accounts."""
 
     school: Mapped[School] = relationship(back_populates="teachers")
     availability: Mapped[list[TeacherAvailability]] = relationship(

@@ -58,6 +58,8 @@ def test_advice_page_on_a_phone(live_server: str, live_app: Flask, chromium_path
             assert all(("已证明" in line or "找到的方案" in line) for line in levels.splitlines() if line.strip())
             assert "合计可多覆盖" in page.inner_text("#advice-gained")
             assert "人日（按优先级加权）" in page.inner_text(".advice-items")
+            assert "正在计算建议" not in page.inner_text("body")  # done inline: nothing is being computed any more
+            assert page.locator("#advice-pending").count() == 0
             phone_screenshot(page, SHOTS, "advice-zh")
             page.click(".lang-switch button")
             page.wait_for_load_state()

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tests.e2e.conftest import CHROMIUM_ARGS, sign_in_page
+from tests.e2e.conftest import CHROMIUM_ARGS, phone_screenshot, sign_in_page
 from tests.webapp.daily.conftest import MONDAY, make_calendar, make_duty_teacher, utc
 from tests.webapp.factories import create_user, publish_for, pupil_id, term_of
 from webapp.extensions import db
@@ -32,11 +32,6 @@ def _world(app: Flask) -> None:
         db.session.commit()
 
 
-def _fits(page: object) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
-    assert width <= 375, f"the page scrolls sideways on a phone ({width}px)"
-
-
 def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromium_path: str,
                                        tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
@@ -54,8 +49,7 @@ def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromi
             page.evaluate("window.sameDocument = true")  # gone if a tap reloads the page
             page.get_by_role("button", name="缺席").click()  # tap two: nobody reported an absence
             expect(page.locator(".rollcall .badge")).to_have_text("缺席")
-            _fits(page)
-            page.screenshot(path=str(tmp_path / "rollcall.png"), full_page=True)
+            phone_screenshot(page, tmp_path, "rollcall")
 
             page.get_by_role("button", name="迟到").click()  # the child turns up: a correction needs a reason
             expect(page.get_by_text("修改考勤须填写原因。")).to_be_visible()  # in the pupil's row
@@ -75,8 +69,7 @@ def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromi
             page.goto(f"{live_server}/daily/duty/still-here")
             expect(page.get_by_text("学生1")).to_be_visible()
             expect(page.get_by_text("13800000001")).to_be_visible()  # the family's number, to call
-            _fits(page)
-            page.screenshot(path=str(tmp_path / "still_here.png"), full_page=True)
+            phone_screenshot(page, tmp_path, "still_here")
 
             page.get_by_role("link", name="签退").click()
             page.fill("#code", "WRONG234")
@@ -85,8 +78,7 @@ def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromi
             page.fill("#code", "abcd 2345")
             page.get_by_role("button", name="核对接送码并交接").click()
             expect(page.get_by_text("已于 2026-09-07 17:40 交接。")).to_be_visible()
-            _fits(page)
-            page.screenshot(path=str(tmp_path / "handover.png"), full_page=True)
+            phone_screenshot(page, tmp_path, "handover")
             page.goto(f"{live_server}/daily/duty/still-here")
             expect(page.get_by_text("学生都已被接走。")).to_be_visible()
 
@@ -98,8 +90,7 @@ def test_a_day_of_roll_call_and_pickup(live_app: Flask, live_server: str, chromi
             parent.goto(f"{live_server}/daily/children/{pupil}")
             expect(parent.locator(".daily-day").first).to_contain_text("已接走")
             expect(parent.locator(".daily-day").first).to_contain_text("李阿姨")
-            _fits(parent)
-            parent.screenshot(path=str(tmp_path / "parent.png"), full_page=True)
+            phone_screenshot(parent, tmp_path, "parent")
         finally:
             browser.close()
     with live_app.app_context():
@@ -134,8 +125,7 @@ def test_roll_call_without_script(live_app: Flask, live_server: str, chromium_pa
             page.fill("input[name=reason]", "点错了")
             page.get_by_role("button", name="迟到").click()
             expect(page.locator(".rollcall .badge")).to_have_text("迟到")
-            _fits(page)
-            page.screenshot(path=str(tmp_path / "rollcall_no_script.png"), full_page=True)
+            phone_screenshot(page, tmp_path, "rollcall_no_script")
         finally:
             browser.close()
     SHOTS.mkdir(exist_ok=True)

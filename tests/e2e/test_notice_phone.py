@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tests.e2e.conftest import CHROMIUM_ARGS, sign_in_page
+from tests.e2e.conftest import CHROMIUM_ARGS, phone_screenshot, sign_in_page
 from tests.webapp.daily.conftest import TUESDAY, make_calendar, utc
 from tests.webapp.factories import create_user, publish_for, pupil_id, requests_for, term_of
 from webapp.extensions import db
@@ -18,11 +18,6 @@ from webapp.models import District, NoticeSignature, Pupil
 
 pytestmark = pytest.mark.slow
 SHOTS = Path("/tmp/notice-shots")
-
-
-def _fits(page: object) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
-    assert width <= 375, f"the page scrolls sideways on a phone ({width}px)"
 
 
 def test_publish_sign_then_request(live_app: Flask, live_server: str, chromium_path: str) -> None:
@@ -55,8 +50,7 @@ def test_publish_sign_then_request(live_app: Flask, live_server: str, chromium_p
             page.fill("#safety", "请按时接孩子；只有登记的接送人可以接走学生。")
             page.get_by_role("button", name="发布此版本").click()
             expect(page.get_by_text("第 1 版已发布并生效")).to_be_visible()
-            _fits(page)
-            page.screenshot(path=str(SHOTS / "admin-notice.png"), full_page=True)
+            phone_screenshot(page, SHOTS, "admin-notice")
 
             sign_in_page(page, live_server, "13800000002")
             page.goto(f"{live_server}/family/child/{child}")
@@ -65,14 +59,12 @@ def test_publish_sign_then_request(live_app: Flask, live_server: str, chromium_p
             page.select_option("#pickup_time", "17:30")
             page.get_by_role("button", name="提交申请").click()
             expect(page.get_by_role("link", name="阅读并签署告家长书")).to_be_visible()
-            _fits(page)
-            page.screenshot(path=str(SHOTS / "parent-refused.png"), full_page=True)
+            phone_screenshot(page, SHOTS, "parent-refused")
             with live_app.app_context():
                 assert requests_for(child) == []
             page.get_by_role("link", name="阅读并签署告家长书").click()
             expect(page.get_by_role("heading", name="2026秋季课后服务告家长书")).to_be_visible()
-            _fits(page)
-            page.screenshot(path=str(SHOTS / "parent-sign.png"), full_page=True)
+            phone_screenshot(page, SHOTS, "parent-sign")
             page.get_by_label("我已阅读告家长书，同意其中的安全安排。").check()
             page.get_by_role("button", name="签署").click()
             expect(page.get_by_text("谢谢，已签署。")).to_be_visible()
@@ -87,13 +79,11 @@ def test_publish_sign_then_request(live_app: Flask, live_server: str, chromium_p
             sign_in_page(page, live_server, "admin-n")
             page.goto(f"{live_server}/daily/notice/report")
             expect(page.get_by_text("未签署").first).to_be_visible()
-            _fits(page)
-            page.screenshot(path=str(SHOTS / "admin-report.png"), full_page=True)
+            phone_screenshot(page, SHOTS, "admin-report")
 
             sign_in_page(page, live_server, "bureau-n")
             page.goto(f"{live_server}/daily/bureau")
             expect(page.get_by_role("heading", name="按区")).to_be_visible()
-            _fits(page)
-            page.screenshot(path=str(SHOTS / "bureau.png"), full_page=True)
+            phone_screenshot(page, SHOTS, "bureau")
         finally:
             browser.close()

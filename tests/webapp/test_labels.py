@@ -14,6 +14,7 @@ from flask_babel import force_locale
 from tests.conftest import _make_app
 from webapp.labels import (
     AMENDMENT_REASONS,
+    IMPORT_REASONS,
     amendment_reason,
     from_local,
     relation_label,
@@ -80,6 +81,20 @@ def test_every_reason_the_allocation_service_writes_has_a_reading() -> None:
     for text in written:
         sample = re.sub(r"\{[^}]*\}", "7", text)
         assert any(pattern.match(sample) for pattern, _ in AMENDMENT_REASONS), text
+
+
+def test_import_reasons_are_one_table_with_their_readings(app: Flask) -> None:
+    """The reason an import under a published plan stores (`webapp.allocation.service.import_rows`) and its
+    readings come from `IMPORT_REASONS` alone: every kind of file reads in Chinese and in English."""
+    assert set(IMPORT_REASONS) == {"sessions", "teachers", "pupils"}
+    chinese = {"sessions": "从表格导入了课程班", "teachers": "从表格导入了教师", "pupils": "从表格导入了学生"}
+    with app.test_request_context():
+        for kind, reason in IMPORT_REASONS.items():
+            assert amendment_reason(reason.stored) == chinese[kind]
+            with force_locale("en"):
+                assert amendment_reason(reason.stored) == str(reason.reading) == reason.stored.capitalize()
+        assert amendment_reason("teachers imported from a spreadsheet, twice") == (
+            "teachers imported from a spreadsheet, twice")  # a typed reason is not mistaken for a fixed one
 
 
 def test_the_zone_is_named_as_configured(app: Flask, tmp_path: Path) -> None:

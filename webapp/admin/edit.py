@@ -261,6 +261,7 @@ def teacher_form(teacher_id: int | None = None) -> ResponseReturnValue:
                 if form.clear_contact.data:
                     row.phone = row.email = None
                 row.phone, row.email = form.phone.data or row.phone, form.email.data or row.email
+                row.locale = form.locale.data
                 db.session.flush()
                 if term is not None and checked != current:
                     db.session.execute(delete(TeacherAvailability).where(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -115,6 +115,8 @@ class TeacherForm(FlaskForm):  # type: ignore[misc]
                         validators=[Optional(), Length(max=EMAIL_MAX, message=_l("At most %(max)d characters.")),
                                     Regexp(EMAIL_RE, message=_l("Enter an e-mail address such as name@example.com."))])
     clear_contact = BooleanField(_l("Remove the phone and e-mail on file"))
+    locale = SelectField(_l("Language of messages"), default="zh",
+                         choices=lambda: list(current_app.config["LANGUAGES"].items()))
     submit = SubmitField(_l("Save"))
 
 

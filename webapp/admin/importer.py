@@ -119,6 +119,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                   "reported"), ("phone", "mobile number")),
         Column("email", "邮箱", "e-mail", False, _l("The teacher's e-mail address, for the same messages"),
                ("email",)),
+        Column("locale", "消息语言", "message language", False,
+               _l("The language of those messages: 中文 or English; empty means Chinese"), ("language", "语言")),
         Column("class_of", "班主任班级", "class teacher of", False,
                _l("The class this teacher is class teacher of, as the pupils' class column has it, for example "
                   "3-1; empty means none"), ("class teacher", "班主任")),
@@ -537,7 +539,8 @@ class TeacherRecord:
     available: frozenset[tuple[int, int]] | None
     """(day, period id) pairs; None when the file says nothing about availability."""
     contact: dict[str, str | None] = field(default_factory=dict)
-    """`phone` and `email`, for the columns the file has (an empty cell removes what is on file)."""
+    """`phone`, `email` and `locale` (the language of the teacher's messages), for the columns the file has (an
+    empty phone or e-mail removes what is on file)."""
     leads: tuple[tuple[int, str], ...] | None = None
     """The (grade, class name) the teacher is class teacher of; None when the file has no such column."""
 
@@ -601,9 +604,20 @@ def _read_teachers(table: Table, columns: dict[str, int], school: School, term: 
     return records
 
 
+LANGUAGE_NAMES = {"zh": "zh", "中文": "zh", "chinese": "zh", "汉语": "zh", "en": "en", "english": "en",
+                  "英文": "en", "英语": "en"}
+"""What the message-language column accepts (lower case), and the `Teacher.locale` each means."""
+
+
 def _contact(row: _Row, columns: dict[str, int]) -> dict[str, str | None]:
-    """The phone and e-mail cells the file has, checked (None for an empty cell)."""
+    """The phone, e-mail and message-language cells the file has, checked (None for an empty phone or e-mail, and
+    Chinese for an empty language)."""
     found: dict[str, str | None] = {}
+    if "locale" in columns:
+        text = row.text("locale", max_length=32)
+        found["locale"] = LANGUAGE_NAMES.get(text.lower(), "") if text else "zh"
+        if not found["locale"]:
+            row.fail("locale", _("“%(value)s” is not a language for messages: use 中文 or English.", value=text))
     if "phone" in columns:
         text = row.text("phone", max_length=32)
         number = normalise_phone(text) if text else ""
@@ -674,7 +688,8 @@ def _add_slot(row: _Row, key: str, token: str, periods: dict[str, Period], weekd
 
 def _write_teachers(records: list[TeacherRecord], school: School, term: Term | None,
                     result: ImportResult) -> set[int]:
-    """Write the teachers and their availability; return the ids of existing teachers that changed."""
+    """Write the teachers and their availability; return the ids of existing teachers whose part in the plan
+    changed (`allocation.TEACHER_PLAN_FIELDS` or availability; a new name, contact or class led is not)."""
     existing = {t.code: t for t in db.session.scalars(select(Teacher).where(Teacher.school_id == school.id))}
     current: dict[int, set[tuple[int, int]]] = {}
     if term is not None:
@@ -704,11 +719,14 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
         if grid_changed and rec.available is not None:
             new_grids.append((teacher, rec.available))
         class_changed = rec.leads is not None and leading.get(teacher.id, set()) != set(rec.leads)
-        if _update(teacher, values) or grid_changed or class_changed:
+        plan_changed = _update(teacher, {key: values.pop(key) for key in allocation.TEACHER_PLAN_FIELDS})
+        plan_changed |= grid_changed
+        if _update(teacher, values) or class_changed or plan_changed:
             result.updated += 1
-            changed.add(teacher.id)
         else:
             result.unchanged += 1
+        if plan_changed:
+            changed.add(teacher.id)
     _write_class_teachers(records, school, existing)
     if term is None or not new_grids:
         return changed
@@ -897,7 +915,8 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
         if kind == "pupils":
             touched = allocation.Imported(pupils=frozenset(_write_pupils(records, school, result)))
         elif kind == "teachers":
-            touched = allocation.Imported(teachers=frozenset(_write_teachers(records, school, term, result)))
+            changed = _write_teachers(records, school, term, result)
+            touched = allocation.Imported(teachers=frozenset(changed), saves_only=not changed and not result.created)
         else:
             assert term is not None
             touched = allocation.Imported(sessions=frozenset(_write_sessions(records, term, result)))

@@ -30,6 +30,7 @@ from webapp.allocation import plan, repair, seats
 from webapp.allocation.lottery import ensure_lottery_seed, new_seed
 from webapp.allocation.waitlist import positions
 from webapp.extensions import db
+from webapp.labels import IMPORT_REASONS
 from webapp.models import (
     AllocationRun,
     AmendmentKind,
@@ -45,6 +46,7 @@ from webapp.models import (
     RunUnserved,
     Session,
     Teacher,
+    TeacherAvailability,
     Term,
     User,
     WaitlistOffer,
@@ -56,11 +58,6 @@ from webapp.notifications import NotificationEvent, notify
 UNSET: Any = object()
 SESSION_FIELDS = ("code", "activity_id", "day", "period_id", "room", "capacity", "grade_lo", "grade_hi",
                   "pupils_per_teacher", "min_pupils")
-
-IMPORT_REASONS = {"sessions": "sessions imported from a spreadsheet",
-                  "teachers": "teachers imported from a spreadsheet",
-                  "pupils": "pupils imported from a spreadsheet"}
-"""The amendment's reason when the admin gave none, per kind of file (each has its reading in `labels`)."""
 
 
 def N_(message: str) -> str:
@@ -742,8 +739,9 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
                  confirm: Confirm | None = None) -> int:
     """Create or update a teacher (and the term's availability) through `apply(teacher)`, in one transaction.
 
-    `apply` sets the fields on the row it is given. After publication the edit is checked against the plan in
-    force: a teacher who leads a published session, or is held for one by an open offer, may not lose the
+    `apply` sets the fields on the row it is given. After publication an edit of what the plan rests on
+    (`TEACHER_PLAN_FIELDS`, availability) is checked against the plan in force (any other is simply saved):
+    a teacher who leads a published session, or is held for one by an open offer, may not lose the
     qualification, the slot or the activeness it needs (`RuleBroken`, nothing written). With `confirm` (the
     admin's edit screens) the teacher instead leaves those sessions, an idle teacher takes over where one may,
     the seats nobody can staff are taken away (their offers withdrawn), and the admin confirms exactly that
@@ -755,9 +753,11 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
         change = _Amendment(fresh) if fresh is not None else None
         gate = _Gate(fresh, change, confirm)
         teacher = db.session.get(Teacher, teacher_id) if teacher_id is not None else None
+        before = _plan_part(teacher, fresh) if teacher is not None and fresh is not None else None
         teacher = apply(teacher)
         db.session.flush()
-        if change is not None and change.run is not None:
+        if change is not None and change.run is not None and (before is None or
+                                                              _plan_part(teacher, fresh) != before):
             if gate.active:
                 gate.repair(teachers={teacher.id})
             elif held := _held_problems(fresh, teachers={teacher.id}):  # type: ignore[arg-type]
@@ -767,6 +767,14 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
                 f"teacher {teacher.code} edited" + (" (freed seats placed)" if promoted else "")))
             gate.check(amendment, promoted)
     return int(teacher.id)
+
+
+def _plan_part(teacher: Teacher, term: Term) -> tuple[Any, ...]:
+    """What the plan rests on of `teacher` in `term`: `TEACHER_PLAN_FIELDS` and the term's availability."""
+    slots = frozenset(db.session.execute(select(TeacherAvailability.day, TeacherAvailability.period_id).where(
+        TeacherAvailability.teacher_id == teacher.id, TeacherAvailability.term_id == term.id)).all())
+    values = (json.dumps(getattr(teacher, name)) for name in TEACHER_PLAN_FIELDS)  # a copy: `apply` may mutate
+    return (*values, slots)
 
 
 def delete_teacher(term: Term | None, teacher_id: int, *, actor: User, confirm: Confirm) -> None:
@@ -807,13 +815,23 @@ class Imported:
     sessions: frozenset[int] = frozenset()
     teachers: frozenset[int] = frozenset()
     pupils: frozenset[int] = frozenset()
+    saves_only: bool = False
+    """The file changed nothing the plan rests on (only teachers' names, contacts or classes led, see
+    `TEACHER_PLAN_FIELDS`): its rows are saved, the plan is not amended."""
+
+
+TEACHER_PLAN_FIELDS = ("qualifications", "max_sessions", "active")
+"""What the plan rests on of a teacher, with the term's availability: the sessions they may lead and how many.
+A teacher's name, phone, e-mail, message language and the class they are class teacher of are no part of
+the plan."""
 
 
 def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, actor: User | None,
                 confirm: Confirm | None = None, digest: str = "") -> SeatChange:
     """Write a whole spreadsheet (`write()` adds its rows, never commits) and amend the plan, in one transaction.
 
-    Before publication the rows are simply written. After it, the import is an edit like `save_session` /
+    Before publication, and when the file changes nothing the plan rests on (`Imported.saves_only`), the rows are
+    simply written. After it, the import is an edit like `save_session` /
     `save_teacher` of every row at once: with `confirm` (the import screen) the seats the file breaks are taken
     away, the open offers it no longer fits are withdrawn (their families told why), freed seats are offered,
     and the admin confirms exactly that change first (`ConfirmationNeeded`, nothing written). The token binds
@@ -828,6 +846,8 @@ def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, 
         db.session.flush()
         if fresh is None or change is None or change.run is None:
             return SeatChange(False)
+        if touched.saves_only:
+            return SeatChange(True)
         promoted: list[dict[str, Any]] = []
         sessions = set(touched.sessions) | _seats_of(change.run.id, touched.pupils)
         if gate.active:
@@ -835,7 +855,7 @@ def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, 
         elif held := _held_problems(fresh, sessions=sessions, teachers=touched.teachers):
             raise RuleBroken(RULE_BROKEN, held)
         promoted = _refill(fresh, actor)
-        amendment = change.done(AmendmentKind.IMPORT, actor, gate.reason(IMPORT_REASONS[kind]))
+        amendment = change.done(AmendmentKind.IMPORT, actor, gate.reason(IMPORT_REASONS[kind].stored))
         gate.check(amendment, promoted)
     return SeatChange(True, promoted, gate.lost)
 

@@ -333,9 +333,8 @@ def compute_advice(school_id: int) -> ResponseReturnValue:
         flash(_("This school has no term yet."), "error")
         return redirect(url_for("bureau.advice", school_id=school.id))
     row, started = start_advice(terms[0], current_user.id)
-    if started:
+    if started:  # the page says so while it is pending: computed inline, it is done already
         audit.record("advice.start", f"advice:{row.id}", {"term": terms[0].name}, commit=True)
-        flash(_("Advice is being computed; this page shows it when it is ready."), "info")
     else:
         flash(_("Advice for this school is already being computed; this page shows it when it is ready."), "info")
     return redirect(url_for("bureau.advice", school_id=school.id))

@@ -11,17 +11,20 @@ school > district > city:
 - on a date covered by seasonal windows of several layers, the most specific layer's window applies;
 - the absence cutoff is the school's (12:00 when the school has no calendar of its own).
 
+The rule is written once (`term_dates`, `entries_in_force`, `window_order`, `absence_cutoff`): the whole calendar
+(`effective_calendar`) and one date read in one statement (`rules_on`) both apply it.
+
 Nothing is copied into the school: a change the bureau makes after publication is what every school reads
 next, and the roster for a date (`webapp.daily.roster.calendar_rules`) always uses this calendar.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, case, func, or_, select
@@ -83,6 +86,44 @@ class EffectiveCalendar:
         return {entry.day.day: entry for entry in self.entries if not entry.overridden}
 
 
+# ------------------------------------------------------------------------------------------ the precedence, once
+# `effective_calendar` (the whole calendar, for the page and `rules_of`) and `rules_on` (one date, from one
+# statement's rows, for the roll-call) both resolve their layers here.
+
+Payload = TypeVar("Payload")
+
+
+def term_dates(layers: Iterable[tuple[Source, date | None, date | None]]) -> tuple[date, date] | None:
+    """The term's first and last day: those of the most specific layer that gives both; None when none does."""
+    given = [(source, first, last) for source, first, last in layers if first is not None and last is not None]
+    if not given:
+        return None
+    _source, first, last = max(given, key=lambda layer: layer[0])
+    return first, last
+
+
+def entries_in_force(entries: Iterable[tuple[date, Source, Payload]]) -> dict[date, tuple[Source, Payload]]:
+    """Per date, the entry of the most specific layer that has one: it replaces the other layers' entries of that
+    date (a layer has at most one entry a date)."""
+    in_force: dict[date, tuple[Source, Payload]] = {}
+    for on, source, entry in entries:
+        if on not in in_force or source > in_force[on][0]:
+            in_force[on] = (source, entry)
+    return in_force
+
+
+def window_order(source: Source, starts_on: date, window_id: int) -> tuple[int, date, int]:
+    """The order seasonal windows go in: `webapp.daily.calendar.service_day` applies the last window that covers
+    a date, so least specific layer first (the school's beats the district's beats the city's), then by first
+    day, then the newer row last."""
+    return int(source), starts_on, window_id
+
+
+def absence_cutoff(own: str | None) -> str:
+    """The absence cutoff is the school's alone; 12:00 while the school has not set one."""
+    return own or DEFAULT_CUTOFF
+
+
 def published_for(term: Term) -> list[BureauCalendar]:
     """The published bureau calendars a term inherits: the city's and its school's district's, city first."""
     district = select(School.district_id).where(School.id == term.school_id).scalar_subquery()
@@ -120,29 +161,24 @@ def effective_calendar(term: Term) -> EffectiveCalendar | None:
         layers.append(Layer(Source.SCHOOL, own.first_day, own.last_day,
                             [d for d in days if d.calendar_id == own.id],
                             [w for w in all_windows if w.calendar_id == own.id]))
-    dated = [layer for layer in layers if layer.first_day is not None and layer.last_day is not None]
-    if not dated:
+    dates = term_dates((layer.source, layer.first_day, layer.last_day) for layer in layers)
+    if dates is None:
         return None
-    first_day, last_day = dated[-1].first_day, dated[-1].last_day
-    assert first_day is not None and last_day is not None
-    top: dict[date, Source] = {}
-    for layer in layers:
-        for day in layer.days:
-            top[day.day] = max(top.get(day.day, layer.source), layer.source)
-    entries = sorted((Entry(day, layer.source, top[day.day] > layer.source) for layer in layers
+    in_force = entries_in_force((day.day, layer.source, day) for layer in layers for day in layer.days)
+    entries = sorted((Entry(day, layer.source, in_force[day.day][1] is not day) for layer in layers
                       for day in layer.days), key=lambda e: (e.day.day, e.source))
-    windows = tuple(Window(window, layer.source) for layer in layers for window in layer.windows)
-    cutoff = own.absence_cutoff if own is not None and own.absence_cutoff else DEFAULT_CUTOFF
-    return EffectiveCalendar(first_day, last_day, cutoff, tuple(entries), windows, tuple(layers))
+    windows = sorted((Window(window, layer.source) for layer in layers for window in layer.windows),
+                     key=lambda w: window_order(w.source, w.window.starts_on, w.window.id))
+    cutoff = absence_cutoff(own.absence_cutoff if own is not None else None)
+    return EffectiveCalendar(*dates, cutoff, tuple(entries), tuple(windows), tuple(layers))
 
 
 def rules_of(calendar: EffectiveCalendar, weekdays: Sequence[int]) -> CalendarRules:
-    """The plain values `webapp.daily.calendar.service_day` reads. Windows go least specific first: the pure rule
-    applies the last window that covers a date, so the school's beats the district's beats the city's."""
+    """The plain values `webapp.daily.calendar.service_day` reads (the windows in `window_order`, as the
+    calendar keeps them)."""
     exceptions = {on: DayException(CalendarDayKind(e.day.kind), e.day.runs_weekday, e.day.pickup_time or "")
                   for on, e in calendar.in_force().items()}
-    windows = tuple((w.window.starts_on, w.window.ends_on, w.window.pickup_time)
-                    for w in sorted(calendar.windows, key=lambda w: (w.source, w.window.starts_on)))
+    windows = tuple((w.window.starts_on, w.window.ends_on, w.window.pickup_time) for w in calendar.windows)
     return CalendarRules(calendar.first_day, calendar.last_day, frozenset(weekdays), exceptions, windows,
                          calendar.absence_cutoff)
 
@@ -210,26 +246,26 @@ def join_layers_on(query: Select[*tuple[Any, ...]], on: Any) -> Select[*tuple[An
 
 def rules_on(on: date, weekdays: Sequence[int] | None, rows: Sequence[Sequence[Any]]) -> CalendarRules | None:
     """`rules_of(effective_calendar(term), weekdays)` as far as the date `on` is concerned, from the rows of
-    `DATE_COLUMNS` that `join_layers_on` gives: the same precedence (the dates of the most specific layer that
-    gives both, the most specific entry of `on`, the windows least specific first), only the parts of `on`
+    `DATE_COLUMNS` that `join_layers_on` gives, resolved by the same precedence functions: only the parts of `on`
     (`service_day` of `on` gives what it gives with the whole calendar). None when no layer gives the dates."""
     if not rows:
         return None
     (own_first, own_last, cutoff, district_first, district_last, city_first, city_last) = rows[0][:7]
-    dated = [(first, last) for first, last in ((city_first, city_last), (district_first, district_last),
-                                               (own_first, own_last)) if first is not None and last is not None]
-    if not dated:
+    dates = term_dates(((Source.CITY, city_first, city_last), (Source.DISTRICT, district_first, district_last),
+                        (Source.SCHOOL, own_first, own_last)))
+    if dates is None:
         return None
-    first_day, last_day = dated[-1]
-    entry: tuple[int, DayException] | None = None
-    windows: dict[int, tuple[int, date, date, str]] = {}
+    day_entries: list[tuple[date, Source, DayException]] = []
+    windows: dict[int, tuple[Source, date, date, str]] = {}
     for day_source, kind, runs_weekday, pickup, window_source, window_id, starts_on, ends_on, window_pickup in (
             row[7:16] for row in rows):
-        if kind is not None and (entry is None or day_source > entry[0]):
-            entry = (day_source, DayException(CalendarDayKind(kind), runs_weekday, pickup or ""))
+        if kind is not None:
+            day_entries.append((on, Source(day_source), DayException(CalendarDayKind(kind), runs_weekday,
+                                                                     pickup or "")))
         if window_id is not None:
-            windows[window_id] = (window_source, starts_on, ends_on, window_pickup)
-    ordered = sorted(windows.items(), key=lambda item: (item[1][0], item[1][1], item[0]))
-    return CalendarRules(first_day, last_day, frozenset(weekdays or ()), {on: entry[1]} if entry else {},
+            windows[window_id] = (Source(window_source), starts_on, ends_on, window_pickup)
+    exceptions = {day: entry for day, (_source, entry) in entries_in_force(day_entries).items()}
+    ordered = sorted(windows.items(), key=lambda item: window_order(item[1][0], item[1][1], item[0]))
+    return CalendarRules(*dates, frozenset(weekdays or ()), exceptions,
                          tuple((starts_on, ends_on, pickup) for _id, (_s, starts_on, ends_on, pickup) in ordered),
-                         cutoff or DEFAULT_CUTOFF)
+                         absence_cutoff(cutoff))

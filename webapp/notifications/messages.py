@@ -182,7 +182,8 @@ def _wording(event: NotificationEvent, v: dict[str, str]) -> tuple[str, str]:
 
 def render(notification: Notification, locale: str | None = None) -> Message:
     """The notification's title and body in `locale` (default: the recipient's saved language)."""
-    saved = notification.user.locale if notification.user is not None else None  # a teacher record: default
+    recipient = notification.user if notification.user is not None else notification.teacher
+    saved = recipient.locale if recipient is not None else None
     chosen = recipient_locale(locale if locale is not None else saved)
     event = NotificationEvent(notification.event)
     with force_locale(chosen):

@@ -27,6 +27,7 @@ from webapp.extensions import db
 from webapp.jobs import PERIODIC
 from webapp.models import (
     AuditLog,
+    ClassTeacher,
     Notification,
     NotificationEvent,
     PlanAmendment,
@@ -39,6 +40,7 @@ from webapp.models import (
 
 SESSION_HEADER = ["编号", "活动", "星期", "时段", "教室", "容量", "年级下限", "年级上限", "每位教师学生数", "最少人数"]
 PUPIL_HEADER = ["学号", "姓名", "年级", "班级", "家庭编号", "优先级"]
+TEACHER_HEADER = ["工号", "姓名", "资质", "每周上限", "可用时段", "手机", "邮箱", "班主任班级"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,6 +72,18 @@ def _sessions_file(**capacity: int) -> bytes:
     for s in db.session.scalars(select(Session).where(Session.term_id == term_of().id).order_by(Session.code)):
         rows.append([s.code, s.activity.code, s.day, s.period.code, s.room, capacity.get(s.code, s.capacity),
                      s.grade_lo, s.grade_hi, s.pupils_per_teacher, s.min_pupils])
+    return xlsx(rows)
+
+
+def _teachers_file(**changed: dict[str, Any]) -> bytes:
+    """Every teacher as on file, with the given cells changed (T1={"phone": …} …; availability as 1-P1 …)."""
+    rows: list[list[Any]] = [TEACHER_HEADER]
+    for t in db.session.scalars(select(Teacher).where(Teacher.school_id == the_school().id).order_by(Teacher.code)):
+        cells = {"name": t.name, "qualifications": ",".join(t.qualifications), "max_sessions": t.max_sessions,
+                 "available": ", ".join(sorted(f"{a.day}-{a.period.code}" for a in t.availability)),
+                 "phone": t.phone or "", "email": t.email or "", "class_of": ""} | changed.get(t.code, {})
+        rows.append([t.code, cells["name"], cells["qualifications"], cells["max_sessions"], cells["available"],
+                     cells["phone"], cells["email"], cells["class_of"]])
     return xlsx(rows)
 
 
@@ -143,6 +157,52 @@ def test_an_import_that_moves_no_seat_saves_at_once_and_offers_new_seats(world: 
         db.session.expire_all()
         assert term_of().plan_version == 1  # offers are not seats yet
         assert db.session.scalar(select(Session.capacity).where(Session.code == "S22")) == 25
+
+
+def test_a_teacher_file_changing_only_contacts_and_classes_just_saves(world: Flask) -> None:
+    """Phones, e-mails, names and the classes teachers lead are no part of the plan: no preview, no waitlist
+    offers (the world has free Tuesday seats and a waitlist, which an amendment would offer), no version."""
+    client: FlaskClient = world.test_client()
+    sign_in(client, "import-admin")
+    with world.app_context():
+        data = _teachers_file(T1={"phone": "13900000001", "name": "李明"}, T2={"email": "wang@example.com"},
+                              T3={"class_of": "3-1"})
+        before = _state()
+        result = _run("teachers", data, Confirm())
+        assert result.ok and result.confirmation is None and (result.updated, result.unchanged) == (3, 0)
+        after = _state()
+        assert after.pop("audit") == before.pop("audit") + 1  # the import's own audit row, nothing else
+        assert after == before
+        assert db.session.scalar(select(func.count()).select_from(PlanAmendment)) == 1
+        teachers = {t.code: t for t in db.session.scalars(select(Teacher))}
+        assert (teachers["T1"].phone, teachers["T1"].name, teachers["T2"].email) == (
+            "13900000001", "李明", "wang@example.com")
+        assert db.session.scalar(select(ClassTeacher.teacher_id).where(ClassTeacher.class_name == "3-1")) == \
+            teachers["T3"].id
+        again = _teachers_file(T1={"phone": "13900000002"}, T3={"class_of": ""})
+    uploaded = post_form(client, "/admin/import/teachers", {"file": (io.BytesIO(again), "teachers.xlsx")},
+                         token_from="/admin/import/teachers")
+    assert uploaded.status_code == 302  # saved at once: no preview page holding the file
+    with world.app_context():
+        assert db.session.scalar(select(Teacher.phone).where(Teacher.code == "T1")) == "13900000002"
+        assert db.session.scalar(select(func.count()).select_from(ClassTeacher)) == 0
+        assert _state()["offers"] == 0 and term_of().plan_version == 1
+
+
+def test_a_teacher_file_changing_what_the_plan_rests_on_amends_it(world: Flask) -> None:
+    """Qualifications and availability (T1 leads S12, football, on Monday P2) and the weekly cap stay part of
+    the plan: a file that changes them goes through the amendment, previewed when it moves seats."""
+    with world.app_context():
+        for changed in ({"qualifications": ""}, {"available": "1-P1, 2-P1, 2-P2"}):
+            before = _state()
+            result = _run("teachers", _teachers_file(T1=changed), Confirm())
+            assert result.confirmation is not None, changed
+            assert [(m.number, m.sessions) for m in result.confirmation.preview.lost] == [("P001", ("S12",))]
+            assert _state() == before
+        capped = _run("teachers", _teachers_file(T3={"max_sessions": 4}), Confirm())
+        assert capped.ok and capped.updated == 1 and capped.change is not None
+        assert {(p["pupil_id"], p["day"]) for p in capped.change.promoted} == {
+            (pupil_id("P001"), 2), (pupil_id("P004"), 2)}  # the amendment offers the free Tuesday seats
 
 
 def test_a_pupil_file_whose_grades_break_seats_is_previewed(world: Flask) -> None:

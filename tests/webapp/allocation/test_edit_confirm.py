@@ -231,6 +231,32 @@ def test_a_teacher_losing_a_slot_is_replaced_by_an_idle_one_without_confirmation
             TeacherAvailability.period_id == monday_p1[1])) is None
 
 
+def test_a_teacher_edit_of_name_contact_or_language_only_just_saves(world: Flask) -> None:
+    """No part of the plan: saved without the amendment (which would offer the free Tuesday seats to the
+    waitlist); the weekly cap is part of it, and its edit goes through the amendment."""
+    with world.app_context():
+        t1 = _teacher("T1").id
+        before = _state()
+
+        def contact(teacher: Teacher | None) -> Teacher:
+            assert teacher is not None
+            teacher.name, teacher.phone, teacher.email, teacher.locale = "李明", "13900000001", "li@x.example", "en"
+            return teacher
+
+        service.save_teacher(term_of(), t1, contact, actor=_admin(), confirm=Confirm())
+        assert _state() == before
+        saved = _teacher("T1")
+        assert (saved.name, saved.phone, saved.email, saved.locale) == ("李明", "13900000001", "li@x.example", "en")
+
+        def cap(teacher: Teacher | None) -> Teacher:
+            assert teacher is not None
+            teacher.max_sessions = 4
+            return teacher
+
+        service.save_teacher(term_of(), t1, cap, actor=_admin(), confirm=Confirm())
+        assert _state()["offers"] == 2 and _teacher("T1").max_sessions == 4
+
+
 def test_deleting_a_session_with_pupils_is_an_amendment(world: Flask) -> None:
     with world.app_context():
         s12 = _session("S12").id

@@ -56,3 +56,39 @@ def test_the_database_refuses_two_pending_rows_for_one_term(app: Flask, signed_i
         db.session.add(CapacityAdvice(term_id=term_id, state=RunState.DONE))  # finished rows are history
         db.session.commit()
         assert db.session.scalar(select(func.count()).select_from(School)) == 1
+
+
+COMPUTING = "正在计算建议，完成后将显示在本页。"
+
+
+def test_the_computing_notice_shows_only_while_advice_is_pending(app: Flask, signed_in: Callable[..., User],
+                                                                client: FlaskClient) -> None:
+    """Queued or running: the page says advice is being computed (and reloads itself). Computed inline, the
+    request that started it lands on the finished advice, with no such notice left behind."""
+    signed_in("bureau")
+    school_id, advice_id = _pending(app)
+    page = client.get(f"/bureau/advice/{school_id}").get_data(as_text=True)
+    assert page.count(COMPUTING) == 1 and 'id="advice-pending"' in page
+    with app.app_context():
+        row = db.session.get(CapacityAdvice, advice_id)
+        assert row is not None
+        row.state = RunState.RUNNING
+        db.session.commit()
+    assert COMPUTING in client.get(f"/bureau/advice/{school_id}").get_data(as_text=True)
+    with app.app_context():
+        row = db.session.get(CapacityAdvice, advice_id)
+        assert row is not None
+        row.state = RunState.FAILED
+        db.session.commit()
+    page = client.get(f"/bureau/advice/{school_id}").get_data(as_text=True)
+    assert COMPUTING not in page and 'id="advice-pending"' not in page
+
+    app.config.update(JOBS_INLINE=True, BUREAU_ADVICE_TIME_LIMIT=5)
+    done = post_form(client, f"/bureau/advice/{school_id}/compute", token_from=f"/bureau/advice/{school_id}",
+                     follow_redirects=True)
+    page = done.get_data(as_text=True)
+    assert done.status_code == 200 and "最新建议" in page
+    assert COMPUTING not in page and 'id="advice-pending"' not in page
+    with app.app_context():
+        newest = db.session.scalar(select(CapacityAdvice).order_by(CapacityAdvice.id.desc()))
+        assert newest is not None and newest.state == RunState.DONE

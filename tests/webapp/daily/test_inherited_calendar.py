@@ -18,8 +18,8 @@ from tests.webapp.factories import SchoolIds, create_user, post_form, sign_in
 from webapp.daily import service
 from webapp.daily.calendar import DayReason, service_day
 from webapp.daily.calendar_edit import CalendarError, add_entry, create_calendar, own_calendar, publish
-from webapp.daily.layers import Source, effective_calendar, term_on
-from webapp.daily.roster import calendar_rules, load_roster
+from webapp.daily.layers import Source, effective_calendar, entries_in_force, term_dates, term_on, window_order
+from webapp.daily.roster import calendar_rules, calendar_rules_on, load_roster
 from webapp.extensions import db
 from webapp.models import AuditLog, BureauCalendar, CalendarDay, District, Pupil, Session, Term, User
 from webapp.services import school_today
@@ -89,6 +89,43 @@ def test_precedence_school_over_district_over_city(app: Flask, school: SchoolIds
         assert effective is not None
         overridden = {(e.day.day, e.source) for e in effective.entries if e.overridden}
         assert overridden == {(date(2026, 10, 7), Source.CITY), (EARLY_CLOSE, Source.DISTRICT)}
+
+
+def test_one_rule_resolves_the_layers() -> None:
+    """The precedence the whole calendar (`effective_calendar`) and one date's statement (`rules_on`) both use."""
+    district_end = date(2027, 1, 15)
+    assert term_dates([(Source.CITY, FIRST, LAST), (Source.DISTRICT, FIRST, district_end),
+                       (Source.SCHOOL, None, None)]) == (FIRST, district_end)
+    assert term_dates([(Source.SCHOOL, FIRST, district_end), (Source.CITY, FIRST, LAST)]) == (FIRST, district_end)
+    assert term_dates([(Source.SCHOOL, FIRST, None)]) is None  # a layer gives both dates or neither
+    assert entries_in_force([(HOLIDAY, Source.SCHOOL, "校运会"), (HOLIDAY, Source.CITY, "国庆"),
+                             (MONDAY, Source.DISTRICT, "教研"), (MONDAY, Source.CITY, "补课")]) == {
+        HOLIDAY: (Source.SCHOOL, "校运会"), MONDAY: (Source.DISTRICT, "教研")}
+    windows = [(Source.SCHOOL, date(2026, 11, 1), 7), (Source.CITY, date(2026, 12, 1), 9),
+               (Source.SCHOOL, date(2026, 11, 1), 3), (Source.SCHOOL, date(2026, 10, 1), 8)]
+    assert sorted(windows, key=lambda w: window_order(*w)) == [  # service_day applies the last that covers a date
+        (Source.CITY, date(2026, 12, 1), 9), (Source.SCHOOL, date(2026, 10, 1), 8),
+        (Source.SCHOOL, date(2026, 11, 1), 3), (Source.SCHOOL, date(2026, 11, 1), 7)]
+
+
+def test_of_two_windows_starting_together_the_newer_applies_everywhere(app: Flask, school: SchoolIds) -> None:
+    """The calendar page, the whole calendar's rules and one date's rules agree on which of one layer's windows
+    starting the same day applies: the newer."""
+    with app.app_context():
+        _city_calendar(_city_user())
+        term = _term(school)
+        admin = create_user("school_admin", school=term.school, login="adm")
+        for pickup in ("16:50", "16:40"):
+            add_entry(admin, own_calendar(term), "season", date(2026, 11, 2), date(2026, 11, 27), runs_weekday=None,
+                      pickup=pickup, note="期中", term=term)
+        effective = effective_calendar(term)
+        assert effective is not None
+        assert [(w.source, w.window.pickup_time) for w in effective.windows] == [
+            (Source.CITY, "17:00"), (Source.SCHOOL, "16:50"), (Source.SCHOOL, "16:40")]
+        on = date(2026, 11, 16)
+        whole, one = calendar_rules(term), calendar_rules_on(term, on)
+        assert whole is not None and one is not None
+        assert service_day(whole, on).ends_by == service_day(one, on).ends_by == "16:40"
 
 
 def test_drafts_and_other_districts_are_not_inherited(app: Flask, school: SchoolIds) -> None:
