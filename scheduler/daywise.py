@@ -10,8 +10,12 @@ whole week can leave it without any plan for many seconds (its root heuristics d
    staffing group, the weekly cap on the first arc); when its maximum meets the teachers the days need, the plans
    form one plan of the week, and it is optimal when it reaches the bound. When it falls short, each day first
    looks, among its best plans, for one that needs fewer teachers, and the flow is tried again.
-3. Otherwise the days are solved again in turn, each with an even share of what the days before left of every
-   teacher's cap: a plan of the week, not necessarily optimal, that the whole-week model starts from.
+3. Otherwise the teachers' weeks bind, and the free days' bound can be weak (on a small school short of
+   teachers, a third above the best plan). The week's linear relaxation (GLOP, a few hundredths of a second on a
+   city school) is then a second proven bound, and the lower one counts. When it is below the days' bound, no
+   plan of the week reaches the days' bound, so step 2's search for days needing fewer teachers is skipped.
+4. The days are solved again in turn, each with an even share of what the days before left of every teacher's
+   cap: a plan of the week, not necessarily optimal, that the whole-week model starts from.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ortools.graph.python import max_flow
+from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Instance, Teacher
@@ -37,7 +42,7 @@ from scheduler.lexicographic import (
     trivial_bound,
     value_at,
 )
-from scheduler.model import AllocationModel, StaffingGroup, Var, staffing_group
+from scheduler.model import AllocationModel, Expr, StaffingGroup, Var, staffing_group
 
 
 @dataclass
@@ -46,6 +51,7 @@ class DaywisePlan:
 
     value: int
     bound: int
+    """The best proven bound on the week's coverage: the free days' sum, or the week's relaxation when lower."""
     values: list[float] | None
     """None when the days' plans could not be joined into one week (the bound still holds)."""
     seconds: float
@@ -53,10 +59,19 @@ class DaywisePlan:
     """Each day's own plan, when they were joined."""
     joined_leads: dict[tuple[str, StaffingGroup], int] = field(default_factory=dict)
     """Who leads what across the week in the joined plan."""
+    days_bound: int | None = None
+    """The free days' summed bound (None: the same as `bound`)."""
 
     @property
     def proven(self) -> bool:
         return self.values is not None and self.value >= self.bound
+
+    @property
+    def proven_by_days(self) -> bool:
+        """Proven against the free days' own bounds: every optimal week then covers each day exactly its best,
+        which is what `preference_by_day` builds on (a proof by the week's relaxation says nothing per day)."""
+        days_bound = self.bound if self.days_bound is None else self.days_bound
+        return self.values is not None and self.value >= days_bound
 
 
 def coverage_by_day(week: AllocationModel, deadline: Deadline, backend: str = "SCIP") -> DaywisePlan | None:
@@ -73,9 +88,14 @@ def coverage_by_day(week: AllocationModel, deadline: Deadline, backend: str = "S
         if result is None:
             return None
         solved[day] = result
-    bound = sum(day.bound for day in solved.values())
+    days_bound = bound = sum(day.bound for day in solved.values())
     leads = _weekly_staffing(week, solved)
     if leads is None:
+        relaxed = relaxation_bound(week, week.coverage_level(), deadline)
+        bound = bound if relaxed is None else min(bound, relaxed)
+    if leads is None and bound == days_bound:
+        # The week may still reach the days' bound: among each day's best plans, look for ones needing fewer
+        # teachers, and try the weekly flow again.
         for i, day in enumerate(days):
             seconds = min(deadline.left() / (2 * (len(days) - i)),
                           max(FEWER_TEACHERS_FLOOR, FEWER_TEACHERS_FACTOR * solved[day].seconds))
@@ -85,10 +105,32 @@ def coverage_by_day(week: AllocationModel, deadline: Deadline, backend: str = "S
         solved = _in_turn(week, days, deadline, backend)
         leads = _weekly_staffing(week, solved) if solved else None
     if leads is None:
-        return DaywisePlan(0, bound, None, time.monotonic() - began)
+        return DaywisePlan(0, bound, None, time.monotonic() - began, days_bound=days_bound)
     values = _week_values(week, solved, leads)
     value = sum(day.score for day in solved.values())
-    return DaywisePlan(value, bound, values, time.monotonic() - began, solved, leads)
+    return DaywisePlan(value, bound, values, time.monotonic() - began, solved, leads, days_bound)
+
+
+RELAXATION_MARGIN = 0.01
+"""Added to the relaxation's optimum before rounding it down to a whole bound: a backend's tolerance never turns
+an optimum of 4,022 into a bound of 4,021 (a value within 0.01 below a whole number only weakens the bound)."""
+
+
+def relaxation_bound(week: AllocationModel, objective: Expr, deadline: Deadline) -> int | None:
+    """A proven bound on `objective` (maximised, whole-valued) over `week`: its linear relaxation, solved by GLOP
+    on a copy of the model. None when the relaxation is not solved to optimality before `deadline`."""
+    week.solver.Maximize(objective)
+    proto = linear_solver_pb2.MPModelProto()
+    week.solver.ExportModelToProto(proto)
+    for variable in proto.variable:
+        variable.is_integer = False
+    relaxed = pywraplp.Solver.CreateSolver("GLOP")
+    if relaxed is None or relaxed.LoadModelFromProto(proto) or deadline.left() <= 0:
+        return None
+    relaxed.SetTimeLimit(max(1, int(1000 * deadline.left())))
+    if relaxed.Solve() != pywraplp.Solver.OPTIMAL:
+        return None
+    return int(math.floor(relaxed.Objective().Value() + RELAXATION_MARGIN))
 
 
 @dataclass
@@ -121,7 +163,7 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     before it left of every teacher's cap, less what level 1's plan of the days after it needs: a plan of the
     week that always joins, which the free days' bound still bounds.
     """
-    if not coverage.proven or not coverage.days or week.hire_sessions:
+    if not coverage.proven_by_days or not coverage.days or week.hire_sessions:
         return None
     began = time.monotonic()
     days = sorted(coverage.days)

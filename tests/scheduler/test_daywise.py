@@ -61,6 +61,26 @@ def test_a_weekly_cap_that_the_days_share_is_honoured() -> None:
     assert solution.status == Status.OPTIMAL
 
 
+def test_the_weeks_relaxation_proves_what_the_days_cannot() -> None:
+    # One teacher, one session a week, each of two days a session of one seat needing them: each day alone covers
+    # its pupil-day (the days' bound is 2), but the week's linear relaxation already shares the one session
+    # between the days, so it bounds the week at 1, and the joined plan is proven without the week's search.
+    sessions = [session(f"S{d}", day=d, capacity=1, pupils_per_teacher=1) for d in (1, 2)]
+    inst = instance(sessions, [teacher("T1", max_sessions=1)], [pupil("P1")], [request("P1", days=(1, 2))],
+                    weekdays=(1, 2))
+    week = _week(inst)
+    days = coverage_by_day(week, Deadline.after(20))
+    assert days is not None and days.days_bound == 2 and days.bound == 1
+    assert days.values is not None and days.value == 1
+    assert days.proven and not days.proven_by_days
+    # Level 3 day by day needs each day at its own best, which a proof by the relaxation does not give.
+    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    assert preference_by_day(fine, days, Deadline.after(20), SolverConfig()) is None
+    solution = solve(inst)
+    assert solution.status == Status.OPTIMAL
+    assert solution.objective.coverage == solution.objective.coverage_bound == 1
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), fixed=st.booleans())
 def test_the_lottery_plan_is_a_point_of_the_week_model(seed: int, fixed: bool) -> None:
