@@ -849,7 +849,6 @@ class Imported:
         return not (self.sessions or self.teachers or self.pupils or self.added)
 
 
-
 def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, actor: User | None,
                 confirm: Confirm | None = None, digest: str = "") -> SeatChange:
     """Write a whole spreadsheet (`write()` adds its rows, never commits) and amend the plan, in one transaction.
