@@ -69,8 +69,17 @@ def sign_in_page(page: Any, base: str, login: str, *, password: str = TEST_PASSW
     page.wait_for_load_state()
 
 
+PHONE_WIDTH = 375
+"""The phone the browser tests read pages on (CSS px)."""
+
+
+def no_sideways_scroll(page: Any, what: str, width: int = PHONE_WIDTH) -> None:
+    """Check the page is no wider than a `width` px screen (the phone unless told), naming `what` if it is."""
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{what}: the page scrolls sideways at {width}px ({scroll}px wide)"
+
+
 def phone_screenshot(page: Any, shots: Path, name: str) -> None:
-    """Save a full-page screenshot as `shots/name.png` and check the page does not scroll sideways at 375 px."""
+    """Save a full-page screenshot as `shots/name.png` and check the page does not scroll sideways on a phone."""
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 375, f"{name}: the page scrolls sideways on a phone ({width}px)"
+    no_sideways_scroll(page, name)

@@ -28,7 +28,7 @@ def test_an_import_that_takes_a_seat_is_confirmed_on_a_phone(live_app: Flask, li
         publish_for(pupil_id("P001"))
         create_user("school_admin", school=the_school(), login="import-phone")
         upload = tmp_path / "sessions.xlsx"
-        upload.write_bytes(_sessions_file(S12=0))
+        upload.write_bytes(_sessions_file(S12={"capacity": 0}))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:

@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from tests.conftest import TEST_ENROLMENT_CODE
-from tests.e2e.conftest import CHROMIUM_ARGS, sign_in_page
+from tests.e2e.conftest import CHROMIUM_ARGS, no_sideways_scroll, phone_screenshot, sign_in_page
 from tests.webapp.factories import create_user, publish_for, pupil_id
 from webapp.extensions import db
 from webapp.models import Activity, Pupil, School
@@ -64,23 +64,16 @@ def test_new_parent_requests_care(live_server: str, chromium_path: str, tmp_path
             page.select_option("#pref3", "care")
             page.click("#submit")
             expect(page.get_by_text("申请已更新")).to_be_visible()
-            page.screenshot(path=str(tmp_path / "child.png"), full_page=True)
+            phone_screenshot(page, tmp_path, "child")
 
             page.get_by_role("link", name="我的孩子").first.click()
             expect(page.get_by_text("已提交，结果公布后将在此显示")).to_be_visible()
             body = page.inner_text("body")
             assert "学生2" in body and "4年级" in body and "查看或修改申请" in body
-            width = page.evaluate("document.documentElement.scrollWidth")
-            assert width <= 375, f"the page scrolls sideways on a phone ({width}px)"
-            page.screenshot(path=str(tmp_path / "home.png"), full_page=True)
+            phone_screenshot(page, tmp_path, "home")
         finally:
             browser.close()
     assert (tmp_path / "home.png").stat().st_size > 5_000
-
-
-def _no_sideways_scroll(page: object, width: int, what: str) -> None:
-    scroll = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
-    assert scroll <= width, f"{what} scrolls sideways at {width}px ({scroll}px wide)"
 
 
 def test_published_week_as_grid_on_desktop_and_days_on_a_phone(live_app: Flask, live_server: str,
@@ -123,7 +116,7 @@ def test_published_week_as_grid_on_desktop_and_days_on_a_phone(live_app: Flask, 
             assert "周二 15:30–16:30仍有空余名额" in body and "候补第 2 位" in body
             assert "课后服务办公室 0871-6000000" in body and "传球、运球和小场比赛。" in body
             assert " P1" not in body and "P2" not in body
-            _no_sideways_scroll(page, 1280, "the child's page")
+            no_sideways_scroll(page, "the child's page", width=1280)
             page.screenshot(path=str(shots / "parent-child-1280.png"), full_page=True)
 
             page.set_viewport_size({"width": 375, "height": 812})
@@ -132,16 +125,14 @@ def test_published_week_as_grid_on_desktop_and_days_on_a_phone(live_app: Flask, 
             expect(days.first).to_be_visible()
             assert days.locator("h3").all_inner_texts() == ["周一", "周二"]
             assert "未安排" in days.nth(1).inner_text()
-            _no_sideways_scroll(page, 375, "the child's page")
-            page.screenshot(path=str(shots / "parent-child-375.png"), full_page=True)
+            phone_screenshot(page, shots, "parent-child-375")
             page.locator("section.card", has=page.locator(".day-list")).screenshot(
                 path=str(shots / "parent-timetable-375.png"))
 
             for path, name in (("/privacy", "privacy"), (f"{child_path}/unlink", "unlink"),
                                ("/account/delete", "delete")):
                 page.goto(f"{live_server}{path}")
-                _no_sideways_scroll(page, 375, path)
-                page.screenshot(path=str(shots / f"parent-{name}-375.png"), full_page=True)
+                phone_screenshot(page, shots, f"parent-{name}-375")
         finally:
             browser.close()
     assert (shots / "parent-child-1280.png").stat().st_size > 5_000

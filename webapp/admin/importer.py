@@ -485,7 +485,8 @@ def _column_name(key: str) -> str:
 
 
 def _write_pupils(records: list[PupilRecord], school: School, result: ImportResult) -> set[int]:
-    """Write the pupils; return the ids of existing pupils whose grade or status changed (seats may rest on it)."""
+    """Write the pupils; return the ids of existing pupils whose part in the plan changed
+    (`allocation.PUPIL_PLAN_FIELDS`: grade, active; a new name, class, family or priority is not)."""
     existing = {p.number: p for p in db.session.scalars(select(Pupil).where(Pupil.school_id == school.id))}
     new_rows = []
     reshaped: set[int] = set()
@@ -496,12 +497,13 @@ def _write_pupils(records: list[PupilRecord], school: School, result: ImportResu
         if pupil is None:
             new_rows.append({"school_id": school.id, "number": rec.number, **values})
             continue
-        if (pupil.grade, pupil.active) != (rec.grade, True):
-            reshaped.add(pupil.id)
-        if _update(pupil, values):
+        updated, plan_changed = _update_parts(pupil, values, allocation.PUPIL_PLAN_FIELDS)
+        if updated:
             result.updated += 1
         else:
             result.unchanged += 1
+        if plan_changed:
+            reshaped.add(pupil.id)
     if new_rows:
         db.session.execute(insert(Pupil), new_rows)
     result.created = len(new_rows)
@@ -525,6 +527,13 @@ def _update(row: Any, values: dict[str, Any]) -> bool:
             setattr(row, key, value)
             changed = True
     return changed
+
+
+def _update_parts(row: Any, values: dict[str, Any], plan_fields: tuple[str, ...]) -> tuple[bool, bool]:
+    """Set `values` on `row`; return whether anything changed and whether one of `plan_fields` did."""
+    plan_changed = _update(row, {key: value for key, value in values.items() if key in plan_fields})
+    other_changed = _update(row, {key: value for key, value in values.items() if key not in plan_fields})
+    return plan_changed or other_changed, plan_changed
 
 
 # ------------------------------------------------------------------------------------------ teachers
@@ -719,9 +728,9 @@ def _write_teachers(records: list[TeacherRecord], school: School, term: Term | N
         if grid_changed and rec.available is not None:
             new_grids.append((teacher, rec.available))
         class_changed = rec.leads is not None and leading.get(teacher.id, set()) != set(rec.leads)
-        plan_changed = _update(teacher, {key: values.pop(key) for key in allocation.TEACHER_PLAN_FIELDS})
+        updated, plan_changed = _update_parts(teacher, values, allocation.TEACHER_PLAN_FIELDS)
         plan_changed |= grid_changed
-        if _update(teacher, values) or class_changed or plan_changed:
+        if updated or class_changed or plan_changed:
             result.updated += 1
         else:
             result.unchanged += 1
@@ -839,7 +848,8 @@ def _read_sessions(table: Table, columns: dict[str, int], term: Term,
 
 
 def _write_sessions(records: list[SessionRecord], term: Term, result: ImportResult) -> set[int]:
-    """Write the sessions; return the ids of existing sessions that changed (seats may rest on them)."""
+    """Write the sessions; return the ids of existing sessions whose part in the plan changed
+    (`allocation.SESSION_PLAN_FIELDS`; a new room is not)."""
     existing = {s.code: s for s in db.session.scalars(select(Session).where(Session.term_id == term.id))}
     changed: set[int] = set()
     for rec in records:
@@ -852,11 +862,13 @@ def _write_sessions(records: list[SessionRecord], term: Term, result: ImportResu
             db.session.add(Session(term_id=term.id, code=rec.code, **values))
             result.created += 1
             continue
-        if _update(session, values):
+        updated, plan_changed = _update_parts(session, values, allocation.SESSION_PLAN_FIELDS)
+        if updated:
             result.updated += 1
-            changed.add(session.id)
         else:
             result.unchanged += 1
+        if plan_changed:
+            changed.add(session.id)
     return changed
 
 
@@ -895,8 +907,9 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
                 confirm: allocation.Confirm | None = None) -> ImportResult:
     """Check the whole file, then write it in one transaction (or nothing, with every problem listed).
 
-    The write goes through `allocation.import_rows`: after publication it is an amendment of the plan, and
-    with `confirm` (the import screen) a file that moves published seats is previewed first
+    The write goes through `allocation.import_rows`: after publication a file that changes what the plan rests on
+    (`allocation.PUPIL_PLAN_FIELDS`, `SESSION_PLAN_FIELDS`, `TEACHER_PLAN_FIELDS`) is an amendment of it (any other
+    is simply saved), and with `confirm` (the import screen) a file that moves published seats is previewed first
     (`result.confirmation`, nothing written) and applied only when the admin confirms that preview of this
     very file (the token binds its SHA-256).
     """
@@ -911,15 +924,15 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
 
     def write() -> allocation.Imported:
         result.created = result.updated = result.unchanged = 0
-        touched = allocation.Imported()
-        if kind == "pupils":
+        if kind == "pupils":  # a new pupil has asked for nothing yet: no part of the plan
             touched = allocation.Imported(pupils=frozenset(_write_pupils(records, school, result)))
         elif kind == "teachers":
             changed = _write_teachers(records, school, term, result)
-            touched = allocation.Imported(teachers=frozenset(changed), saves_only=not changed and not result.created)
+            touched = allocation.Imported(teachers=frozenset(changed), added=result.created > 0)
         else:
             assert term is not None
-            touched = allocation.Imported(sessions=frozenset(_write_sessions(records, term, result)))
+            changed = _write_sessions(records, term, result)
+            touched = allocation.Imported(sessions=frozenset(changed), added=result.created > 0)
         record(f"{kind}.import", f"term:{term.id}" if term else f"school:{school.id}",
                {"rows": result.rows, "created": result.created, "updated": result.updated,
                 "unchanged": result.unchanged, "sha256": result.digest}, school_id=school.id)

@@ -59,6 +59,30 @@ UNSET: Any = object()
 SESSION_FIELDS = ("code", "activity_id", "day", "period_id", "room", "capacity", "grade_lo", "grade_hi",
                   "pupils_per_teacher", "min_pupils")
 
+# What the plan rests on, per kind of row an admin edits or imports. An edit or a file that changes none of these
+# (nor a teacher's availability) is simply saved under a published plan: no preview, no amendment, no version,
+# no seat offered and no family told, because nothing a family holds or waits for has changed.
+
+PUPIL_PLAN_FIELDS = ("grade", "active")
+"""What the plan rests on of a pupil: the grade decides which sessions may seat them (a hard rule), and only an
+active pupil holds seats or waits for one. The name, class and family code, the priority level and the priority
+groups (group, evidence, expiry) move no seat. The family code (the siblings' shared lottery draw) and the
+priority only order the waitlist, and that order is read when the next seat is offered (`waitlist`), just as
+after a tag added on the pupil's page (`priority_groups.tag_pupil`, saved without an amendment): the places
+families see are renumbered with the next seat offered or answered. A new pupil has asked for nothing yet."""
+
+SESSION_PLAN_FIELDS = ("activity_id", "day", "period_id", "capacity", "grade_lo", "grade_hi", "pupils_per_teacher",
+                       "min_pupils")
+"""What the plan rests on of a session: its seats (capacity), who may take them (grades), the day and period a
+family asks for, who may lead it and how many must (the activity's qualification, pupils per teacher) and whether
+it may run at all (minimum pupils). The code names the row; the room moves no seat, so a new room is saved as the
+session form saves it (`save_session`). A new session adds seats, which the waitlist is offered."""
+
+TEACHER_PLAN_FIELDS = ("qualifications", "max_sessions", "active")
+"""What the plan rests on of a teacher, with the term's availability: the sessions they may lead and how many.
+A teacher's name, phone, e-mail, message language and the class they are class teacher of are no part of
+the plan. A new teacher may staff sessions nobody could."""
+
 
 def N_(message: str) -> str:
     """Marks a msgid for extraction; the caller translates it when it shows the error."""
@@ -655,10 +679,10 @@ def save_session(term: Term, session_id: int | None, values: dict[str, Any], *, 
         if found is None:
             found = Session(term_id=fresh.id)
             db.session.add(found)
-        reshaped = False  # a change that can free or open seats (not just the code or the room)
+        reshaped = False  # a change that can free or open seats (`SESSION_PLAN_FIELDS`)
         for name in SESSION_FIELDS:
             if name in values:
-                reshaped = reshaped or (name not in ("code", "room") and getattr(found, name) != values[name])
+                reshaped = reshaped or (name in SESSION_PLAN_FIELDS and getattr(found, name) != values[name])
                 setattr(found, name, values[name])
         db.session.flush()
         if old_slot is not None and not gate.active:  # the confirmed path lapses unfit offers (`repair`)
@@ -810,28 +834,28 @@ def delete_teacher(term: Term | None, teacher_id: int, *, actor: User, confirm: 
 
 @dataclass(frozen=True)
 class Imported:
-    """What a spreadsheet import wrote that the plan in force may rest on (ids of rows that existed before)."""
+    """What a spreadsheet import wrote that the plan in force rests on: the ids of rows that existed before whose
+    `SESSION_PLAN_FIELDS`, `TEACHER_PLAN_FIELDS` (or availability) or `PUPIL_PLAN_FIELDS` changed."""
 
     sessions: frozenset[int] = frozenset()
     teachers: frozenset[int] = frozenset()
     pupils: frozenset[int] = frozenset()
-    saves_only: bool = False
-    """The file changed nothing the plan rests on (only teachers' names, contacts or classes led, see
-    `TEACHER_PLAN_FIELDS`): its rows are saved, the plan is not amended."""
+    added: bool = False
+    """The file added sessions or teachers: seats the waitlist may be offered, staff the plan may use."""
 
-
-TEACHER_PLAN_FIELDS = ("qualifications", "max_sessions", "active")
-"""What the plan rests on of a teacher, with the term's availability: the sessions they may lead and how many.
-A teacher's name, phone, e-mail, message language and the class they are class teacher of are no part of
-the plan."""
+    @property
+    def saves_only(self) -> bool:
+        """The file changed nothing the plan rests on: its rows are saved, the plan is not amended."""
+        return not (self.sessions or self.teachers or self.pupils or self.added)
 
 
 def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, actor: User | None,
                 confirm: Confirm | None = None, digest: str = "") -> SeatChange:
     """Write a whole spreadsheet (`write()` adds its rows, never commits) and amend the plan, in one transaction.
 
-    Before publication, and when the file changes nothing the plan rests on (`Imported.saves_only`), the rows are
-    simply written. After it, the import is an edit like `save_session` /
+    Before publication, and when the file changes nothing the plan rests on (`Imported.saves_only`: no field of
+    `PUPIL_PLAN_FIELDS`, `SESSION_PLAN_FIELDS`, `TEACHER_PLAN_FIELDS`, no availability, no new session or teacher),
+    the rows are simply written. Otherwise the import is an edit like `save_session` /
     `save_teacher` of every row at once: with `confirm` (the import screen) the seats the file breaks are taken
     away, the open offers it no longer fits are withdrawn (their families told why), freed seats are offered,
     and the admin confirms exactly that change first (`ConfirmationNeeded`, nothing written). The token binds

@@ -352,8 +352,9 @@ def district_advice(district_id: int) -> ResponseReturnValue:
     started, joined = start_advice_batch(terms, current_user.id)
     audit.record("advice.start", f"district:{district.id}",
                  {"schools": len(terms), "started": len(started), "joined": len(joined)}, commit=True)
-    flash(_("Advice is being computed for %(started)d schools; %(joined)d were being computed already.",
-            started=len(started), joined=len(joined)), "info")
+    if joined:  # the page says how many are pending: computed inline, the ones started here are done already
+        flash(_("Advice for %(joined)d of these schools was already being computed; this page counts each one when "
+                "it is ready.", joined=len(joined)), "info")
     return redirect(url_for("bureau.district", district_id=district.id))
 
 

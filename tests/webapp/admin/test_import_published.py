@@ -66,12 +66,25 @@ def xlsx(rows: list[list[Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def _sessions_file(**capacity: int) -> bytes:
-    """Every session of the term as it stands, with the given capacities changed (S12=0 …)."""
+def _pupils_file(**changed: dict[str, Any]) -> bytes:
+    """Every pupil as on file, with the given cells changed (P004={"priority": 0} …)."""
+    rows: list[list[Any]] = [PUPIL_HEADER]
+    for p in db.session.scalars(select(Pupil).where(Pupil.school_id == the_school().id).order_by(Pupil.number)):
+        cells = {"name": p.name, "grade": p.grade, "class_name": p.class_name, "family": p.family_code or "",
+                 "priority": p.priority} | changed.get(p.number, {})
+        rows.append([p.number, cells["name"], cells["grade"], cells["class_name"], cells["family"],
+                     cells["priority"]])
+    return xlsx(rows)
+
+
+def _sessions_file(**changed: dict[str, Any]) -> bytes:
+    """Every session as on file, with the given cells changed (S13={"room": …, "day": 2} …)."""
     rows: list[list[Any]] = [SESSION_HEADER]
     for s in db.session.scalars(select(Session).where(Session.term_id == term_of().id).order_by(Session.code)):
-        rows.append([s.code, s.activity.code, s.day, s.period.code, s.room, capacity.get(s.code, s.capacity),
-                     s.grade_lo, s.grade_hi, s.pupils_per_teacher, s.min_pupils])
+        cells = {"activity": s.activity.code, "day": s.day, "period": s.period.code, "room": s.room,
+                 "capacity": s.capacity, "grade_lo": s.grade_lo, "grade_hi": s.grade_hi,
+                 "pupils_per_teacher": s.pupils_per_teacher, "min_pupils": s.min_pupils} | changed.get(s.code, {})
+        rows.append([s.code, *cells.values()])
     return xlsx(rows)
 
 
@@ -112,7 +125,7 @@ def _p001_seats() -> set[str]:
 
 def test_a_session_file_that_takes_seats_is_previewed_then_applied_as_one_amendment(world: Flask) -> None:
     with world.app_context():
-        data = _sessions_file(S12=0)
+        data = _sessions_file(S12={"capacity": 0})
         before = _state()
         result = _run("sessions", data, Confirm())
         assert result.confirmation is not None and not result.ok
@@ -139,11 +152,12 @@ def test_a_session_file_that_takes_seats_is_previewed_then_applied_as_one_amendm
 
 def test_the_confirmation_fits_only_the_file_previewed(world: Flask) -> None:
     with world.app_context():
-        previewed = _run("sessions", _sessions_file(S12=0), Confirm())
+        previewed = _run("sessions", _sessions_file(S12={"capacity": 0}), Confirm())
         assert previewed.confirmation is not None
         token = previewed.confirmation.preview.token
         before = _state()
-        other = _run("sessions", _sessions_file(S12=0, S14=61), Confirm("足球课停开", token))  # another file
+        other_file = _sessions_file(S12={"capacity": 0}, S14={"capacity": 61})
+        other = _run("sessions", other_file, Confirm("足球课停开", token))  # another file
         assert other.confirmation is not None and other.confirmation.stale
         assert other.confirmation.preview.lost == previewed.confirmation.preview.lost
         assert _state() == before
@@ -152,7 +166,7 @@ def test_the_confirmation_fits_only_the_file_previewed(world: Flask) -> None:
 def test_an_import_that_moves_no_seat_saves_at_once_and_offers_new_seats(world: Flask) -> None:
     """More seats on Tuesday P2: nothing to confirm; the freed seats go to the waitlist in the same call."""
     with world.app_context():
-        result = _run("sessions", _sessions_file(S22=25), Confirm())
+        result = _run("sessions", _sessions_file(S22={"capacity": 25}), Confirm())
         assert result.ok and result.updated == 1
         db.session.expire_all()
         assert term_of().plan_version == 1  # offers are not seats yet
@@ -205,6 +219,97 @@ def test_a_teacher_file_changing_what_the_plan_rests_on_amends_it(world: Flask) 
             (pupil_id("P001"), 2), (pupil_id("P004"), 2)}  # the amendment offers the free Tuesday seats
 
 
+def test_re_importing_the_same_pupils_and_sessions_files_just_saves(world: Flask) -> None:
+    """A file as stored changes nothing: no amendment, no version, no offer of the free Tuesday seats to the
+    waitlist, no message to a family; only the import's own audit row. The import page saves it at once."""
+    client: FlaskClient = world.test_client()
+    sign_in(client, "import-admin")
+    with world.app_context():
+        files = {"pupils": _pupils_file(), "sessions": _sessions_file()}
+        for kind, data in files.items():
+            before = _state()
+            result = _run(kind, data, Confirm())
+            assert result.ok and result.confirmation is None, kind
+            assert (result.created, result.updated, result.unchanged) == (0, 0, result.rows), kind
+            assert result.change is not None and not result.change.promoted
+            after = _state()
+            assert after.pop("audit") == before.pop("audit") + 1, kind
+            assert after == before, kind
+        assert db.session.scalar(select(func.count()).select_from(PlanAmendment)) == 1  # the publication
+    for kind, data in files.items():
+        uploaded = post_form(client, f"/admin/import/{kind}", {"file": (io.BytesIO(data), f"{kind}.xlsx")},
+                             token_from=f"/admin/import/{kind}")
+        assert uploaded.status_code == 302, kind  # saved at once: no preview page holding the file
+    with world.app_context():
+        state = _state()
+        assert (state["version"], state["offers"], state["messages"]) == (1, 0, 0)
+        assert db.session.scalar(select(func.count()).select_from(PlanAmendment)) == 1
+
+
+def test_a_pupil_file_changing_no_grade_or_status_just_saves(world: Flask) -> None:
+    """Names, classes, family codes and priority levels move no seat: the waitlist order they feed is read when
+    the next seat is offered (as after a priority tag), so the file is saved without an amendment."""
+    with world.app_context():
+        data = _pupils_file(P001={"name": "李小明", "class_name": "3-2", "family": "F1"},
+                            P004={"priority": 0, "family": "F1"})
+        before = _state()
+        result = _run("pupils", data, Confirm())
+        assert result.ok and result.confirmation is None and (result.updated, result.created) == (2, 0)
+        after = _state()
+        assert after.pop("audit") == before.pop("audit") + 1
+        assert after == before
+        p001, p004 = (db.session.get(Pupil, pupil_id(number)) for number in ("P001", "P004"))
+        assert p001 is not None and p004 is not None
+        assert (p001.name, p001.class_name, p001.family_code, p004.priority) == ("李小明", "3-2", "F1", 0)
+
+
+def test_a_pupil_file_bringing_a_pupil_back_amends_the_plan(world: Flask) -> None:
+    """`active` is part of the plan: P004, inactive, waits again once the file lists them, so the amendment
+    offers the free Tuesday seats, to P004 too."""
+    with world.app_context():
+        p004 = db.session.get(Pupil, pupil_id("P004"))
+        assert p004 is not None
+        p004.active = False
+        db.session.commit()
+        result = _run("pupils", _pupils_file(), Confirm())
+        assert result.ok and result.updated == 1 and result.change is not None
+        assert {(p["pupil_id"], p["day"]) for p in result.change.promoted} == {
+            (pupil_id("P001"), 2), (pupil_id("P004"), 2)}
+
+
+def test_a_session_file_changing_only_rooms_just_saves(world: Flask) -> None:
+    with world.app_context():
+        before = _state()
+        result = _run("sessions", _sessions_file(S12={"room": "体育馆"}, S21={"room": "4-1教室"}), Confirm())
+        assert result.ok and result.confirmation is None and result.updated == 2
+        after = _state()
+        assert after.pop("audit") == before.pop("audit") + 1
+        assert after == before
+        assert db.session.scalar(select(Session.room).where(Session.code == "S12")) == "体育馆"
+
+
+@pytest.mark.parametrize("changed", [
+    {"activity": "homework"}, {"day": 2}, {"period": "P1"}, {"capacity": 19}, {"grade_lo": 2}, {"grade_hi": 5},
+    {"pupils_per_teacher": 10}, {"min_pupils": 1},
+], ids=lambda changed: next(iter(changed)))
+def test_a_session_file_changing_what_the_plan_rests_on_amends_it(world: Flask, changed: dict[str, Any]) -> None:
+    """Every field of `SESSION_PLAN_FIELDS`, changed on S13 (art, Monday P2, nobody seated): the file is an
+    amendment, which offers the free Tuesday seats to the waitlist."""
+    with world.app_context():
+        result = _run("sessions", _sessions_file(S13=changed), Confirm())
+        assert result.ok and result.updated == 1 and result.change is not None
+        assert {(p["pupil_id"], p["day"]) for p in result.change.promoted} == {
+            (pupil_id("P001"), 2), (pupil_id("P004"), 2)}
+
+
+def test_a_session_file_whose_grades_break_seats_is_previewed(world: Flask) -> None:
+    with world.app_context():
+        before = _state()
+        result = _run("sessions", _sessions_file(S12={"grade_lo": 4}), Confirm())
+        assert result.confirmation is not None and _state() == before
+        assert [(m.number, m.sessions) for m in result.confirmation.preview.lost] == [("P001", ("S12",))]
+
+
 def test_a_pupil_file_whose_grades_break_seats_is_previewed(world: Flask) -> None:
     with world.app_context():
         rows: list[list[Any]] = [PUPIL_HEADER]
@@ -223,7 +328,7 @@ def test_a_pupil_file_whose_grades_break_seats_is_previewed(world: Flask) -> Non
 def test_without_the_confirming_screen_an_import_that_breaks_a_rule_is_refused(world: Flask) -> None:
     with world.app_context():
         before = _state()
-        result = _run("sessions", _sessions_file(S12=0), None)
+        result = _run("sessions", _sessions_file(S12={"capacity": 0}), None)
         assert not result.ok and result.confirmation is None and result.problems
         assert _state() == before
 
@@ -231,7 +336,7 @@ def test_without_the_confirming_screen_an_import_that_breaks_a_rule_is_refused(w
 def test_before_publication_an_import_writes_at_once(app: Flask) -> None:
     with app.app_context():
         make_school()
-        result = _run("sessions", _sessions_file(S12=0), Confirm())
+        result = _run("sessions", _sessions_file(S12={"capacity": 0}), Confirm())
         assert result.ok and result.confirmation is None and result.updated == 1
         assert db.session.scalar(select(Session.capacity).where(Session.code == "S12")) == 0
 
@@ -240,7 +345,7 @@ def test_the_import_page_holds_the_file_until_the_admin_confirms(world: Flask) -
     client: FlaskClient = world.test_client()
     sign_in(client, "import-admin")
     with world.app_context():
-        data = _sessions_file(S12=0)
+        data = _sessions_file(S12={"capacity": 0})
         before = _state()
     page = client.get("/admin/import/sessions").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)

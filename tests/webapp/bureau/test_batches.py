@@ -174,14 +174,14 @@ def test_district_advice_queues_every_school_once(
         pending_id = pending.id
     signed_in("bureau")
     before = client.get(f"/bureau/district/{wuhua}").get_data(as_text=True)
-    assert "2 所学校中 0 所已有当前学期的建议；1 所正在计算" in before
+    assert "2 所学校中 0 所已有当前学期的建议。" in before and "正在为 1 所学校计算建议" in before
 
     response = post_form(client, f"/bureau/district/{wuhua}/advice", token_from=f"/bureau/district/{wuhua}",
                          follow_redirects=True)
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "正在为 1 所学校计算建议；另有 1 所学校的建议已在计算中" in page
-    assert "2 所学校中 1 所已有当前学期的建议；1 所正在计算" in page
+    assert "其中 1 所学校的建议已在计算中" in page  # the pending one joined; the other was computed inline
+    assert "2 所学校中 1 所已有当前学期的建议。" in page and page.count("正在为 1 所学校计算建议") == 1
     with app.app_context():
         rows = db.session.execute(select(School.code, CapacityAdvice.id, CapacityAdvice.state)
                                   .join(Term, Term.id == CapacityAdvice.term_id)
@@ -198,6 +198,39 @@ def test_district_advice_queues_every_school_once(
     post_form(client, f"/bureau/district/{wuhua}/advice", token_from=f"/bureau/district/{wuhua}")
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(CapacityAdvice)) == 3
+
+
+COMPUTING = "所学校计算建议"
+
+
+def test_the_district_page_says_advice_is_being_computed_only_while_it_is(
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
+) -> None:
+    """Queued or running advice is counted in the page's notice; failed or finished advice is not. Computed
+    inline, the request that started every school's advice lands on a page where nothing is being computed."""
+    wuhua = city["districts"]["五华区"]
+    signed_in("bureau")
+    with app.app_context():
+        rows = [CapacityAdvice(term_id=_current_term(code).id, state=state)
+                for code, state in (("KM-TEST-0001", RunState.QUEUED), ("KM-TEST-0002", RunState.RUNNING))]
+        db.session.add_all(rows)
+        db.session.commit()
+        ids = [row.id for row in rows]
+    page = client.get(f"/bureau/district/{wuhua}").get_data(as_text=True)
+    assert "正在为 2 所学校计算建议" in page and page.count('id="district-advice-pending"') == 1
+    with app.app_context():
+        db.session.execute(update(CapacityAdvice).where(CapacityAdvice.id.in_(ids)).values(state=RunState.FAILED))
+        db.session.commit()
+    page = client.get(f"/bureau/district/{wuhua}").get_data(as_text=True)
+    assert COMPUTING not in page and 'id="district-advice-pending"' not in page
+
+    app.config.update(JOBS_INLINE=True, BUREAU_ADVICE_TIME_LIMIT=2)
+    done = post_form(client, f"/bureau/district/{wuhua}/advice", token_from=f"/bureau/district/{wuhua}",
+                     follow_redirects=True)
+    page = done.get_data(as_text=True)
+    assert done.status_code == 200 and "2 所学校中 2 所已有当前学期的建议。" in page
+    assert COMPUTING not in page and 'id="district-advice-pending"' not in page
+    assert 'class="flashes"' not in page  # no message left behind saying something is being computed
 
 
 def test_district_advice_stays_in_scope(
