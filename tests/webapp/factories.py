@@ -7,17 +7,21 @@ and audit row are the ones the app writes. Call the builders inside an app conte
 from __future__ import annotations
 
 import dataclasses
+import io
 import random
 import re
 import time
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from openpyxl import Workbook
+from sqlalchemy import select, text
 from werkzeug.test import TestResponse
 
 from scheduler import domain
@@ -620,3 +624,37 @@ def break_school(code: str) -> None:
     assert term_id is not None and pupil_id is not None and foreign is not None
     db.session.add(Pin(term_id=term_id, pupil_id=pupil_id, session_id=foreign))
     db.session.commit()
+
+
+def xlsx(rows: Iterable[Sequence[Any]]) -> bytes:
+    """An .xlsx file of one sheet holding `rows` (the first row is the header when a test wants one)."""
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(list(row))
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+@contextmanager
+def empty_schema_app(pg_app: Flask) -> Iterator[Flask]:
+    """An app on a new, empty schema of `pg_app`'s PostgreSQL server (for an upgrade test), dropped afterwards."""
+    from webapp import create_app
+
+    with pg_app.app_context():
+        url = str(db.engine.url.render_as_string(hide_password=False))
+    schema = f"upgrade_{uuid.uuid4().hex[:12]}"
+    base, _, _ = url.partition("?")
+    app = create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": f"{base}?options=-csearch_path%3D{schema}"})
+    with app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            with db.engine.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            db.engine.dispose()

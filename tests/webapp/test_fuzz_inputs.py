@@ -21,9 +21,8 @@ from urllib.parse import quote
 
 import pytest
 from flask import Flask
-from openpyxl import Workbook
 
-from tests.webapp.factories import World, api_token, bearer, csrf_token, sign_in
+from tests.webapp.factories import World, api_token, bearer, csrf_token, sign_in, xlsx
 from tests.webapp.test_access_matrix import ACCOUNT, ADMIN, API, BUREAU, PARENT, POLICY, _url
 from tests.webapp.test_access_matrix import matrix as matrix  # noqa: F401  (the fixture)
 from tests.webapp.test_security_findings import FORMULA, FORMULA_PAYLOADS, _bomb, _formula_cells
@@ -81,17 +80,6 @@ def test_hostile_query_strings_never_give_a_500(app: Flask, matrix: tuple[World,
     assert checked > 500
 
 
-def _xlsx(rows: list[list[Any]]) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
 HEADERS = {"pupils": ["学号", "姓名", "年级", "班级"], "teachers": ["工号", "姓名", "资质"],
            "sessions": ["编号", "活动", "星期", "时段", "教室", "容量"]}
 
@@ -103,11 +91,11 @@ def uploads(kind: str) -> list[tuple[str, bytes]]:
     return [
         ("bomb.xlsx", _bomb("XFD")),
         ("bomb-narrow.xlsx", _bomb("ALL")),
-        ("formulas.xlsx", _xlsx(formula_rows)),
+        ("formulas.xlsx", xlsx(formula_rows)),
         ("formulas.csv", "\n".join([csv_header] + [f'F{i},"{p.replace(chr(34), chr(34) * 2)}",3'
                                                    for i, p in enumerate(FORMULA_PAYLOADS)]).encode()),
         ("controls.csv", f"{csv_header}\nX1,A\x00B,3\nX2,\x1b[31m,3\n".encode()),
-        ("controls.xlsx", _xlsx([header, ["X1", "A_x0001_B", 3]])),  # the reader unescapes it to U+0001
+        ("controls.xlsx", xlsx([header, ["X1", "A_x0001_B", 3]])),  # the reader unescapes it to U+0001
         ("long.csv", f"{csv_header}\nX1,{'x' * 140_000},3\n".encode()),
         ("quotes.csv", f'{csv_header}\nX1,"Li ""Lily""",3,"3,1"\n'.encode()),
         ("broken.csv", f'{csv_header}\nX1,"Li "Lily"",3\nX2,"open,3\n'.encode()),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from scheduler.solve import SolverConfig, solve
 from scheduler.validation import validate
-from tests.webapp.factories import pupil, request, session, small_term, teacher
+from tests.webapp.factories import empty_schema_app, pupil, request, session, small_term, teacher
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import PriorityGroup, PriorityTag, Pupil, Term
@@ -177,17 +176,5 @@ def test_weights_and_upgrade_on_postgresql(pg_app: Flask) -> None:
         _tag("P001", _group("特殊教育需要", 8), date(2027, 1, 31))
         _tag("P002", _group("留守儿童", 3), date(2026, 10, 14))
         assert _weights(term) == {"P001": 8, "P002": 1, "P003": 4}
-        url = str(db.engine.url.render_as_string(hide_password=False))
-    schema = f"upgrade_{uuid.uuid4().hex[:12]}"
-    base, _, _ = url.partition("?")
-    app = create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": f"{base}?options=-csearch_path%3D{schema}"})
-    with app.app_context():
-        with db.engine.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
+    with empty_schema_app(pg_app) as app:
         _upgrade_keeps_weights(app)
-    finally:
-        with app.app_context():
-            with db.engine.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            db.engine.dispose()

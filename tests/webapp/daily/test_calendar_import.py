@@ -9,10 +9,10 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 from sqlalchemy import select
 
-from tests.webapp.factories import SchoolIds, post_form
+from tests.webapp.factories import SchoolIds, post_form, xlsx
 from webapp.daily.calendar import DayReason, service_day
 from webapp.daily.roster import calendar_rules
 from webapp.extensions import db
@@ -30,15 +30,7 @@ GOOD: list[list[Any]] = [
 
 
 def _xlsx(rows: list[list[Any]], headers: list[str] = HEADERS) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.append(headers)
-    for row in rows:
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return xlsx([headers, *rows])
 
 
 def _upload(client: FlaskClient, data: bytes, name: str = "校历.xlsx") -> Any:

@@ -8,7 +8,6 @@ P001 (学生1) is in grade 3, class 3-1; the duty teacher is 李老师 (T1); the
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -16,11 +15,10 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from openpyxl import Workbook
-from sqlalchemy import MetaData, inspect, select, text
+from sqlalchemy import MetaData, inspect, select
 
 from tests.webapp.daily.conftest import MONDAY, Daily
-from tests.webapp.factories import post_form
+from tests.webapp.factories import empty_schema_app, post_form, xlsx
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import ClassTeacher, Notification, NotificationEvent, Session, Teacher
@@ -86,23 +84,12 @@ def test_the_teacher_form_sets_the_language(app: Flask, client: FlaskClient,
     assert admin.school_id is not None
 
 
-def _xlsx(rows: list[list[Any]]) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
 def test_the_teachers_import_reads_the_optional_language_column(app: Flask, client: FlaskClient,
                                                                 signed_in: Callable[..., Any]) -> None:
     signed_in("school_admin")
 
     def upload(rows: list[list[Any]]) -> Any:
-        return post_form(client, "/admin/import/teachers", {"file": (io.BytesIO(_xlsx(rows)), "teachers.xlsx")},
+        return post_form(client, "/admin/import/teachers", {"file": (io.BytesIO(xlsx(rows)), "teachers.xlsx")},
                          token_from="/admin/import/teachers")
 
     refused = upload([["工号", "姓名", "消息语言"], ["T1", "李老师", "English"], ["T2", "王老师", "法语"]])
@@ -156,18 +143,5 @@ def test_the_migration_on_sqlite(tmp_path: Path) -> None:
 
 
 def test_the_migration_on_postgresql(pg_app: Flask) -> None:
-    with pg_app.app_context():
-        url = str(db.engine.url.render_as_string(hide_password=False))
-    schema = f"upgrade_{uuid.uuid4().hex[:12]}"
-    base, _, _ = url.partition("?")
-    app = create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": f"{base}?options=-csearch_path%3D{schema}"})
-    with app.app_context():
-        with db.engine.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
+    with empty_schema_app(pg_app) as app:
         _migrate_keeps_teachers_chinese(app)
-    finally:
-        with app.app_context():
-            with db.engine.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            db.engine.dispose()
