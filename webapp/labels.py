@@ -245,6 +245,7 @@ AMENDMENT_REASONS: tuple[tuple[re.Pattern[str], LazyString], ...] = tuple(
     (r"^sessions imported from a spreadsheet$", _l("Sessions imported from a spreadsheet")),
     (r"^teachers imported from a spreadsheet$", _l("Teachers imported from a spreadsheet")),
     (r"^pupils imported from a spreadsheet$", _l("Pupils imported from a spreadsheet")),
+    (r"^pupils left the school$", _l("Pupils left the school")),
 ))
 """The reasons `webapp.allocation` writes on an amendment when nobody gave one (English, as stored), and how
 they read in the reader's language; a reason a person typed matches none and is shown as typed."""

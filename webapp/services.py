@@ -135,8 +135,9 @@ def _instance_levels(term: Term, pupils: Sequence[Pupil], weights: dict[int, int
 def term_to_instance(term: Term) -> domain.Instance:
     """The solver's view of `term`: active requests, the pupils who made them, pins and the published run.
 
-    Only pupils with an active request (or a pin) are included, and only active teachers with availability
-    in this term: the solver needs nothing else and an exported file should carry no more personal data.
+    Only pupils on the roll (`Pupil.active`) with an active request (or a pin) are included, and only active
+    teachers with availability in this term: the solver needs nothing else and an exported file should carry
+    no more personal data. A pupil recorded as having left the school is left out, pins included.
     """
     school = term.school
     periods = sorted(term.periods, key=lambda p: p.position)
@@ -161,7 +162,8 @@ def term_to_instance(term: Term) -> domain.Instance:
         select(CareRequest).join(Pupil).where(CareRequest.term_id == term.id, CareRequest.status == "active",
                                              Pupil.active).order_by(CareRequest.pupil_id)
     ).all()
-    pins = db.session.scalars(select(Pin).where(Pin.term_id == term.id).order_by(Pin.id)).all()
+    pins = db.session.scalars(select(Pin).join(Pupil, Pupil.id == Pin.pupil_id)
+                              .where(Pin.term_id == term.id, Pupil.active).order_by(Pin.id)).all()
     pupil_ids = {r.pupil_id for r in requests} | {p.pupil_id for p in pins}
     pupils = db.session.scalars(select(Pupil).where(Pupil.id.in_(pupil_ids)).order_by(Pupil.id)).all()
     pupil_number = {p.id: p.number for p in pupils}

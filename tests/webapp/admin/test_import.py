@@ -189,7 +189,7 @@ def test_template_round_trip(school: School, fmt: str) -> None:
     if fmt == "xlsx":
         book = load_workbook(io.BytesIO(template))
         sheet = book.worksheets[0]
-        assert [c.value for c in sheet[1]] == [*PUPIL_HEADER, "优先群体", "群体证明", "群体有效期至"]
+        assert [c.value for c in sheet[1]] == [*PUPIL_HEADER, "优先群体", "群体证明", "群体有效期至", "在读状态"]
         sheet.append(["T9", "模板生", 1, "1-1", None, 0])
         buffer = io.BytesIO()
         book.save(buffer)
