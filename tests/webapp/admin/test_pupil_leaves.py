@@ -8,6 +8,7 @@ account. Tests that write run on SQLite and, when TEST_DATABASE_URL is set, on P
 from __future__ import annotations
 
 import io
+import re
 from datetime import date
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.webapp.daily.conftest import make_calendar
 from tests.webapp.factories import (
     consistent,
     create_user,
+    csrf_token,
     post_form,
     publish,
     pupil,
@@ -234,6 +236,31 @@ def test_a_file_marking_a_pupil_left_is_previewed_then_frees_the_seats_as_one_am
         assert left is not None and left.detail["freed_seats"] == 1 and left.detail["request_withdrawn"]
         assert consistent(term, objective=False) == []
         assert "S1" not in {p.id for p in term_to_instance(term).pupils}
+
+
+def test_the_import_page_previews_the_leaving_and_applies_it_once_confirmed(world: Flask) -> None:
+    client: FlaskClient = world.test_client()
+    sign_in(client, "leave-admin")
+    with world.app_context():
+        data = _file({"S1": "离校"})
+        before = _state()
+    token = csrf_token(client, "/admin/import/pupils")
+    shown = client.post("/admin/import/pupils", data={"csrf_token": token, "file": (io.BytesIO(data), "p.xlsx")},
+                        content_type="multipart/form-data")
+    html = shown.get_data(as_text=True)
+    assert shown.status_code == 200 and "离校" in html and "将释放的名额" in html and "学生S1" in html
+    held = re.search(r'name="held" value="([0-9a-f]{64})"', html)
+    plan_token = re.search(r'name="plan_token" value="([^"]+)"', html)
+    assert held is not None and plan_token is not None
+    with world.app_context():
+        assert _state() == before
+    done = post_form(client, "/admin/import/pupils/confirm",
+                     {"held": held.group(1), "plan_token": plan_token.group(1), "reason": "转学"},
+                     token_from="/admin/import/pupils")
+    assert done.status_code == 302
+    with world.app_context():
+        assert _pairs(int(_term().published_run_id or 0)) == {("S2", "A")} and _open_offers() == {("W1", 1)}
+        assert _told("S1") == [NotificationEvent.PUPIL_LEFT.value]
 
 
 def test_a_failure_midway_leaves_nothing_written(world: Flask) -> None:
