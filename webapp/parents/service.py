@@ -207,7 +207,7 @@ def _check_term(pupil: Pupil, term: Term) -> None:
 def _check_on_roll(pupil: Pupil) -> None:
     """A child the school recorded as having left takes no new request or change (withdrawing stays possible)."""
     if not pupil.active:
-        raise RequestError("pupil", _l("The school recorded this child as having left the school, so no request "
+        raise RequestError("form", _l("The school recorded this child as having left the school, so no request "
                                        "can be made. If this is a mistake, please contact the school."))
 
 

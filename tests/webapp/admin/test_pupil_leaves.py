@@ -22,6 +22,8 @@ from tests.conftest import make_school
 from tests.webapp.allocation.test_waitlist import _pairs
 from tests.webapp.daily.conftest import make_calendar
 from tests.webapp.factories import (
+    api_token,
+    bearer,
     consistent,
     create_user,
     csrf_token,
@@ -369,6 +371,9 @@ def test_the_pupil_page_records_a_pupil_as_left_and_back(world: Flask) -> None:
     family = parent.get(f"/family/child/{s1}").get_data(as_text=True)
     assert "已登记" in family and "离校" in family and 'name="pickup_time"' not in family
     assert "离校" in parent.get("/family/").get_data(as_text=True)
+    refused = world.test_client().put(f"/api/v1/children/{s1}/request", headers=bearer(api_token(
+        world.test_client(), "13900000001")), json={"days": [1], "pickup_time": "16:30", "preferences": []})
+    assert refused.status_code == 409 and refused.get_json()["error"] == "conflict"
 
     again = post_form(client, f"/admin/pupils/{s1}/return", token_from=f"/admin/pupils/{s1}")
     assert again.status_code == 302
