@@ -883,6 +883,18 @@ class AlreadyLeft(AllocationError):
     """The pupil is already recorded as having left (or as being on the roll, for a return); nothing written."""
 
 
+def _roll_change(term: Term | None, pupil_id: int, *, active: bool) -> tuple[Term | None, Pupil]:
+    """Take the seat lock (with a term) and read the pupil again, who must be `active` now (else `AlreadyLeft`)."""
+    fresh = _lock_seats(term.id) if term is not None else None
+    row = db.session.get(Pupil, pupil_id)
+    if row is None or (fresh is not None and row.school_id != fresh.school_id):
+        raise AllocationError(N_("This pupil no longer exists."))
+    if row.active != active:
+        raise AlreadyLeft(N_("This pupil is already recorded as having left the school.") if active
+                          else N_("This pupil is on the school's roll."))
+    return fresh, row
+
+
 def pupil_leaves(term: Term | None, pupil: Pupil, *, actor: User, reason: str = "") -> SeatChange:
     """Record that `pupil` left the school, in one transaction: the pupil page's 办理离校.
 
@@ -893,12 +905,7 @@ def pupil_leaves(term: Term | None, pupil: Pupil, *, actor: User, reason: str = 
     """
     pupil_id = pupil.id
     with _transaction():
-        fresh = _lock_seats(term.id) if term is not None else None
-        row = db.session.get(Pupil, pupil_id)
-        if row is None or (fresh is not None and row.school_id != fresh.school_id):
-            raise AllocationError(N_("This pupil no longer exists."))
-        if not row.active:
-            raise AlreadyLeft(N_("This pupil is already recorded as having left the school."))
+        fresh, row = _roll_change(term, pupil_id, active=True)
         change = _Amendment(fresh) if fresh is not None else None  # before: the plan with the pupil still in it
         row.active = False
         db.session.flush()
@@ -921,12 +928,7 @@ def pupil_returns(term: Term | None, pupil: Pupil, *, actor: User) -> None:
     """
     pupil_id = pupil.id
     with _transaction():
-        fresh = _lock_seats(term.id) if term is not None else None
-        row = db.session.get(Pupil, pupil_id)
-        if row is None or (fresh is not None and row.school_id != fresh.school_id):
-            raise AllocationError(N_("This pupil no longer exists."))
-        if row.active:
-            raise AlreadyLeft(N_("This pupil is on the school's roll."))
+        fresh, row = _roll_change(term, pupil_id, active=False)
         row.active = True
         audit.record("pupil.return", f"pupil:{pupil_id}", {"term_id": fresh.id if fresh else None},
                      user_id=actor.id, school_id=row.school_id)

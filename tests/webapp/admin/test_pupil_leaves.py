@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from tests.conftest import make_school
+from tests.webapp.admin.test_import_published import xlsx
 from tests.webapp.allocation.test_waitlist import _pairs
 from tests.webapp.daily.conftest import make_calendar
 from tests.webapp.factories import (
@@ -110,16 +110,11 @@ def _term() -> Term:
 
 def _file(status: dict[str, Any], grades: dict[str, int] | None = None) -> bytes:
     """The school's pupils as they stand, with the given 在读状态 cells (empty for the others)."""
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.append(HEADER)
+    rows: list[list[Any]] = [HEADER]
     for p in db.session.scalars(select(Pupil).where(Pupil.school_id == _term().school_id).order_by(Pupil.number)):
-        sheet.append([p.number, p.name, (grades or {}).get(p.number, p.grade), p.class_name, p.priority,
-                      status.get(p.number)])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+        rows.append([p.number, p.name, (grades or {}).get(p.number, p.grade), p.class_name, p.priority,
+                     status.get(p.number)])
+    return xlsx(rows)
 
 
 def _import(data: bytes, confirm: Confirm | None) -> Any:
@@ -161,25 +156,14 @@ def school(app: Flask) -> Any:
         yield make_school()
 
 
-def _plain(rows: list[list[Any]]) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
 def test_the_status_column_takes_chinese_and_english_words_and_empty_means_on_the_roll(school: School) -> None:
     rows = [["学号", "姓名", "年级", "在读状态"], ["N1", "甲", 3, "在读"], ["N2", "乙", 3, "离校"],
             ["N3", "丙", 3, "Active"], ["N4", "丁", 3, "LEFT"], ["N5", "戊", 3, None], ["N6", "己", 3, " left "]]
-    result = import_file("pupils", "p.xlsx", _plain(rows), school, school.terms[0])
+    result = import_file("pupils", "p.xlsx", xlsx(rows), school, school.terms[0])
     assert result.ok, [p.text for p in result.problems]
     active = dict(db.session.execute(select(Pupil.number, Pupil.active).where(Pupil.number.like("N%"))).all())
     assert active == {"N1": True, "N2": False, "N3": True, "N4": False, "N5": True, "N6": False}
-    back = import_file("pupils", "p.xlsx", _plain([["学号", "姓名", "年级", "在读状态"], ["N2", "乙", 3, "在读"]]),
+    back = import_file("pupils", "p.xlsx", xlsx([["学号", "姓名", "年级", "在读状态"], ["N2", "乙", 3, "在读"]]),
                        school, school.terms[0])
     assert back.ok and back.updated == 1
     assert db.session.scalar(select(Pupil.active).where(Pupil.number == "N2")) is True
@@ -188,7 +172,7 @@ def test_the_status_column_takes_chinese_and_english_words_and_empty_means_on_th
 def test_an_unknown_status_is_refused_with_its_row_and_column_and_nothing_written(school: School) -> None:
     before = db.session.scalar(select(func.count()).select_from(Pupil))
     rows = [["学号", "姓名", "年级", "在读状态"], ["N1", "甲", 3, "在读"], ["N2", "乙", 3, "转学"]]
-    result = import_file("pupils", "p.xlsx", _plain(rows), school, school.terms[0])
+    result = import_file("pupils", "p.xlsx", xlsx(rows), school, school.terms[0])
     assert [p.text for p in result.problems] == [
         "第 3 行，「在读状态」列：「转学」不是在读状态：请填写“在读”或“离校”（也可写英文 active 或 left）。"]
     assert db.session.scalar(select(func.count()).select_from(Pupil)) == before
