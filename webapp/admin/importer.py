@@ -104,8 +104,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                _l("With a group: the last day the group counts, for example 2027-01-31"),
                ("group expires on", "expires")),
         Column("status", "在读状态", "status", False,
-               _l("在读 (on the roll) or 离校 (left the school; English active or left); empty means 在读. A pupil "
-                  "who left gives up their seats in the published plan, which are offered to the waitlist"),
+               _l("Active (on the roll) or left (left the school); empty means active. A pupil who left gives up "
+                  "their seats in the published plan, which are offered to the waitlist"),
                ("enrolment status",)),
     ),
     "teachers": (
