@@ -101,6 +101,8 @@ class AuditAction(StrEnum):
     CLASS_TEACHER_SET = "classteacher.set"
     ABSENCE_ALERT = "absence.alert"
     ABSENCE_ARRIVED = "absence.arrived"
+    PUPIL_LEAVE = "pupil.leave"
+    PUPIL_RETURN = "pupil.return"
 
 
 _SECRET_KEYS = ("phone", "password", "mobile", "secret", "token", "enrolment_code", "code_plain")

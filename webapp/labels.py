@@ -234,6 +234,7 @@ IMPORT_REASONS: dict[str, FixedReason] = {
     "sessions": FixedReason("sessions imported from a spreadsheet", _l("Sessions imported from a spreadsheet")),
     "teachers": FixedReason("teachers imported from a spreadsheet", _l("Teachers imported from a spreadsheet")),
     "pupils": FixedReason("pupils imported from a spreadsheet", _l("Pupils imported from a spreadsheet")),
+    "left": FixedReason("pupils left the school", _l("Pupils left the school")),
 }
 """The reason of an import under a published plan when the admin gave none, per kind of file."""
 

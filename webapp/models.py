@@ -646,6 +646,8 @@ class NotificationEvent(StrEnum):
     """To the class teacher (a teacher record): a pupil of the class is absent and nobody reported it."""
     CLASS_ARRIVED = "class_arrived"
     """To the class teacher: the absence of `CLASS_ABSENCE` was corrected, the pupil is there."""
+    PUPIL_LEFT = "pupil_left"
+    """The school recorded the pupil as having left: the child's seats and request in the plan were withdrawn."""
 
 
 class Notification(db.Model):  # type: ignore[name-defined,misc]

@@ -163,8 +163,9 @@ class RunInput:
 def term_to_instance(term: Term) -> domain.Instance:
     """The solver's view of `term`: active requests, the pupils who made them, pins and the published run.
 
-    Only pupils with an active request (or a pin) are included, and only active teachers with availability
-    in this term: the solver needs nothing else and an exported file should carry no more personal data.
+    Only pupils on the roll (`Pupil.active`) with an active request (or a pin) are included, and only active
+    teachers with availability in this term: the solver needs nothing else and an exported file should carry
+    no more personal data. A pupil recorded as having left the school is left out, pins included.
     """
     return term_to_run_input(term).instance
 
@@ -194,7 +195,8 @@ def term_to_run_input(term: Term) -> RunInput:
         select(CareRequest).join(Pupil).where(CareRequest.term_id == term.id, CareRequest.status == "active",
                                              Pupil.active).order_by(CareRequest.pupil_id)
     ).all()
-    pins = db.session.scalars(select(Pin).where(Pin.term_id == term.id).order_by(Pin.id)).all()
+    pins = db.session.scalars(select(Pin).join(Pupil, Pupil.id == Pin.pupil_id)
+                              .where(Pin.term_id == term.id, Pupil.active).order_by(Pin.id)).all()
     pupil_ids = {r.pupil_id for r in requests} | {p.pupil_id for p in pins}
     pupils = db.session.scalars(select(Pupil).where(Pupil.id.in_(pupil_ids)).order_by(Pupil.id)).all()
     pupil_number = {p.id: p.number for p in pupils}

@@ -86,7 +86,8 @@ for _endpoint in ("dashboard", "activities", "activity_delete", "activity_form",
                   "import_confirm", "import_template", "pupils", "pupil_detail", "sessions", "session_delete",
                   "session_form", "teachers", "teacher_delete", "teacher_form", "choose_term", "window",
                   "window_now",
-                  "place_pupil", "pupil_tag_add", "pupil_tag_remove", "priority_review"):
+                  "place_pupil", "pupil_tag_add", "pupil_tag_remove", "priority_review", "pupil_leave",
+                  "pupil_return"):
     POLICY[f"admin.{_endpoint}"] = ADMIN
 for _endpoint in ("home", "index", "workbook", "classes", "class_list", "instance_export", "sessions",
                   "session_sheet", "solution_export", "teachers", "teacher_timetable", "waitlist_page",

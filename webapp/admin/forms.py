@@ -168,6 +168,13 @@ class PlaceForm(FlaskForm):  # type: ignore[misc]
                          validators=[DataRequired(_l("Give a reason.")), Length(max=200)])
 
 
+class LeaveForm(FlaskForm):  # type: ignore[misc]
+    """The confirmation step of recording a pupil as having left the school (办理离校)."""
+
+    confirmed = HiddenField()
+    reason = StringField(_l("Note for the plan's history (optional)"), validators=[Length(max=200)])
+
+
 class SchoolContactForm(FlaskForm):  # type: ignore[misc]
     """Who families contact about after-school care; shown on every child's page."""
 

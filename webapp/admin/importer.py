@@ -62,6 +62,8 @@ _DATE_RE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 _LIST_SPLIT = re.compile(r"[,，、;；/\s]+")
 _YES = frozenset({"1", "是", "✓", "√", "✔", "y", "yes", "true", "x", "有", "可", "可以", "○", "o"})
 _NO = frozenset({"", "0", "否", "n", "no", "false", "×", "✗", "-", "无", "不可"})
+PUPIL_STATUS = {"在读": True, "active": True, "离校": False, "left": False}
+"""A pupil file's 在读状态 cell -> whether the pupil is on the roll (English words in any case)."""
 MAX_GRADE = 6
 
 
@@ -101,6 +103,11 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("group_expires", "群体有效期至", "group expires", False,
                _l("With a group: the last day the group counts, for example 2027-01-31"),
                ("group expires on", "expires")),
+        Column("status", "在读状态", "status", False,
+               _l("Active (on the roll) or left (left the school); an empty cell means active, and a file without "
+                  "this column keeps every pupil's status. A pupil who left gives up their seats in the published "
+                  "plan, which are offered to the waitlist"),
+               ("enrolment status",)),
     ),
     "teachers": (
         Column("code", "工号", "staff number", True, _l("Unique for each teacher"), ("code", "teacher id", "id")),
@@ -411,6 +418,9 @@ class PupilRecord:
     family_code: str | None
     priority: int
     tag: GroupTag | None = None
+    active: bool | None = True
+    """False when the row records the pupil as having left the school (离校); None when the file has no 在读状态
+    column, which keeps each pupil's status as it is (an old file never brings back a pupil who left)."""
 
 
 @dataclass(frozen=True)
@@ -445,9 +455,26 @@ def _read_pupils(table: Table, columns: dict[str, int], term: Term | None,
             row.fail("priority", _("%(column)s must be one of %(levels)s.", column=row.header("priority"),
                                    levels="、".join(str(level) for level in levels)))
         tag = _group_tag(row, groups, today)
-        if not row.failed and grade is not None and priority is not None:
-            records.append(PupilRecord(pupil_number, name, grade, class_name, family or None, priority, tag))
+        active = _pupil_status(row) if "status" in columns else None
+        if not row.failed and grade is not None and priority is not None and (
+                active is not None or "status" not in columns):
+            records.append(PupilRecord(pupil_number, name, grade, class_name, family or None, priority, tag,
+                                       active))
     return records
+
+
+def _pupil_status(row: _Row) -> bool | None:
+    """The row's 在读状态: True on the roll (also when empty), False left the school, None when refused."""
+    text = row.text("status", max_length=16)
+    if row.failed_on("status"):
+        return None
+    if not text:
+        return True
+    active = PUPIL_STATUS.get(text.lower())
+    if active is None:
+        row.fail("status", _("“%(value)s” is not a status: write 在读 (on the roll) or 离校 (left the school); "
+                             "English active or left is accepted too.", value=text))
+    return active
 
 
 def _group_tag(row: _Row, groups: dict[str, PriorityGroup], today: date) -> GroupTag | None:
@@ -484,19 +511,26 @@ def _column_name(key: str) -> str:
     return next(column.label for column in COLUMNS["pupils"] if column.key == key)
 
 
-def _write_pupils(records: list[PupilRecord], school: School, result: ImportResult) -> set[int]:
+def _write_pupils(records: list[PupilRecord], school: School,
+                  result: ImportResult) -> tuple[set[int], set[int]]:
     """Write the pupils; return the ids of existing pupils whose part in the plan changed
-    (`allocation.PUPIL_PLAN_FIELDS`: grade, active; a new name, class, family or priority is not)."""
+    (`allocation.PUPIL_PLAN_FIELDS`: grade, active; a new name, class, family or priority is not) and, among
+    them, of those the file records as having left the school."""
     existing = {p.number: p for p in db.session.scalars(select(Pupil).where(Pupil.school_id == school.id))}
     new_rows = []
     reshaped: set[int] = set()
+    left: set[int] = set()
     for rec in records:
         values = {"name": rec.name, "grade": rec.grade, "class_name": rec.class_name,
-                  "family_code": rec.family_code, "priority": rec.priority, "active": True}
+                  "family_code": rec.family_code, "priority": rec.priority}
+        if rec.active is not None:
+            values["active"] = rec.active
         pupil = existing.get(rec.number)
         if pupil is None:
-            new_rows.append({"school_id": school.id, "number": rec.number, **values})
+            new_rows.append({"school_id": school.id, "number": rec.number, "active": True, **values})
             continue
+        if pupil.active and rec.active is False:
+            left.add(pupil.id)
         updated, plan_changed = _update_parts(pupil, values, allocation.PUPIL_PLAN_FIELDS)
         if updated:
             result.updated += 1
@@ -517,7 +551,7 @@ def _write_pupils(records: list[PupilRecord], school: School, result: ImportResu
             assert rec.tag is not None
             tag_pupil(pupils[rec.number], rec.tag.group, note=rec.tag.note, expires_on=rec.tag.expires_on,
                       today=today, user_id=user_id, commit=False)
-    return reshaped
+    return reshaped, left
 
 
 def _update(row: Any, values: dict[str, Any]) -> bool:
@@ -925,7 +959,8 @@ def import_file(kind: str, filename: str, data: bytes, school: School, term: Ter
     def write() -> allocation.Imported:
         result.created = result.updated = result.unchanged = 0
         if kind == "pupils":  # a new pupil has asked for nothing yet: no part of the plan
-            touched = allocation.Imported(pupils=frozenset(_write_pupils(records, school, result)))
+            reshaped, left = _write_pupils(records, school, result)
+            touched = allocation.Imported(pupils=frozenset(reshaped), left=frozenset(left))
         elif kind == "teachers":
             changed = _write_teachers(records, school, term, result)
             touched = allocation.Imported(teachers=frozenset(changed), added=result.created > 0)

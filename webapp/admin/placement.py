@@ -1,5 +1,6 @@
 """A pupil's page for the school admin: placement in the plan in force, waitlist places, whether a family has
-linked; and placing a waitlisted pupil-day by hand, through the allocation service, after a confirmation step."""
+linked; placing a waitlisted pupil-day by hand, and recording that the pupil left the school (办理离校) or is
+back on the roll, each through the allocation service after a confirmation step."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from webapp.admin.forms import PlaceForm
+from webapp.admin.forms import LeaveForm, PlaceForm
 from webapp.admin.routes import bp
 from webapp.admin.scope import admin_view, mask_phone, own_pupil
 from webapp.admin.tags import pupil_groups_context
@@ -89,3 +90,49 @@ def place_pupil(pupil_id: int) -> ResponseReturnValue:
             flash(_("%(name)s is placed; the family is told.", name=pupil.name), "success")
         return redirect(url_for("admin.pupil_detail", pupil_id=pupil.id))
     return render_template("admin/place.html", pupil=pupil, entry=entry, form=form, term=term)
+
+
+@bp.route("/pupils/<int:pupil_id>/leave", methods=["GET", "POST"])
+@admin_view
+def pupil_leave(pupil_id: int) -> ResponseReturnValue:
+    """GET: what leaving takes away; POST with `confirmed`: record it through the allocation service."""
+    pupil = own_pupil(pupil_id)
+    term: Term | None = g.term
+    if not pupil.active:
+        return redirect(url_for("admin.pupil_detail", pupil_id=pupil.id))
+    form = LeaveForm()
+    if request.method == "POST" and form.validate_on_submit() and form.confirmed.data == "1":
+        try:
+            change = allocation.pupil_leaves(term, pupil, actor=current_user, reason=form.reason.data or "")
+        except allocation.RuleBroken as exc:
+            flash(_(str(exc)) + " " + "; ".join(exc.problems), "error")
+        except allocation.AllocationError as exc:
+            flash(_(str(exc)), "error")
+        else:
+            if change.published:
+                flash(_("%(name)s is recorded as having left the school: %(n)d seats were withdrawn and offered "
+                        "to the waitlist, and the family is told.", name=pupil.name, n=len(change.lost)),
+                      "success")
+            else:
+                flash(_("%(name)s is recorded as having left the school and will not be in the next allocation "
+                        "run.", name=pupil.name), "success")
+        return redirect(url_for("admin.pupil_detail", pupil_id=pupil.id))
+    published = term is not None and term.published_run_id is not None
+    return render_template("admin/leave.html", pupil=pupil, form=form, term=term, published=published,
+                           seats=placement(term, pupil) if term else [],
+                           waiting=waiting(term, pupil) if term else [])
+
+
+@bp.route("/pupils/<int:pupil_id>/return", methods=["POST"])
+@admin_view
+def pupil_return(pupil_id: int) -> ResponseReturnValue:
+    """Put a pupil recorded as having left back on the roll (the seats given up do not come back)."""
+    pupil = own_pupil(pupil_id)
+    try:
+        allocation.pupil_returns(g.term, pupil, actor=current_user)
+    except allocation.AllocationError as exc:
+        flash(_(str(exc)), "error")
+    else:
+        flash(_("%(name)s is back on the school's roll. Seats given up when the pupil left do not come back: "
+                "the family asks again, or you place the pupil from the waitlist.", name=pupil.name), "success")
+    return redirect(url_for("admin.pupil_detail", pupil_id=pupil.id))

@@ -282,8 +282,12 @@ def window_now(action: str) -> ResponseReturnValue:
 def pupils() -> ResponseReturnValue:
     query = request.args.get("q", "").strip()[:64]
     class_name = request.args.get("class", "").strip()[:64]
+    status = request.args.get("status", "")
+    status = status if status in PUPIL_STATUSES else ""
     page = int_arg("page", 1, low=1, high=MAX_PAGE) or 1
     conditions = [Pupil.school_id == g.school.id]
+    if status:
+        conditions.append(Pupil.active.is_(status == "active"))
     if query:
         pattern = f"%{query}%"
         conditions.append(or_(Pupil.number.ilike(pattern), Pupil.name.ilike(pattern)))
@@ -301,8 +305,12 @@ def pupils() -> ResponseReturnValue:
     classes = school_classes()
     pages = max(1, -(-total // PAGE_SIZE))
     return render_template("admin/pupils.html", pupils=rows, total=total, page=page, pages=pages, q=query,
-                           class_name=class_name, classes=classes, requested=requested,
+                           class_name=class_name, classes=classes, requested=requested, status=status,
                            groups=pupil_groups(p.id for p in rows), group_name=group_name)
+
+
+PUPIL_STATUSES = ("active", "left")
+"""The pupils list's filter: on the roll, or recorded as having left the school (empty: both)."""
 
 
 def school_classes() -> list[str]:

@@ -176,12 +176,15 @@ def refresh_reasons(term: Term, run: AllocationRun) -> None:
 
 def amend(term: Term, run: AllocationRun, *, kind: AmendmentKind, actor_id: int | None, reason: str,
           before: Seats, before_state: tuple[domain.Instance, domain.Solution] | None = None,
-          data_changed: bool = True) -> PlanAmendment | None:
+          data_changed: bool = True, left: frozenset[int] = frozenset()) -> PlanAmendment | None:
     """Record the new version of `term`'s plan (`run`) if its seats differ from `before`; the caller commits.
 
     Publishing (`PUBLISH`/`REPUBLISH`) always makes a version. Raises `RuleBroken` when the new version breaks
     a hard rule that the plan before the change (`before_state`) kept. `data_changed` False says only seats
     may have changed (placements from the waitlist): with no seat changed either, there is nothing to do.
+    `left` are pupils who left the school in this change: like a family's own change, their going may leave a
+    session below its minimum (kept as `violations`), and their families were told by their own message
+    (`PUPIL_LEFT`), not as a timetable change.
     """
     drop_idle_staff(run.id)
     after = snapshot(run.id)
@@ -196,7 +199,7 @@ def amend(term: Term, run: AllocationRun, *, kind: AmendmentKind, actor_id: int 
             raise RuleBroken(new)
         refresh_reasons(term, run)
         return None
-    tolerated = kind in FAMILY_KINDS and all(p.startswith("rule 5:") for p in new)
+    tolerated = (kind in FAMILY_KINDS or bool(left)) and all(p.startswith("rule 5:") for p in new)
     if new and not tolerated:
         raise RuleBroken(new)
 
@@ -228,6 +231,8 @@ def amend(term: Term, run: AllocationRun, *, kind: AmendmentKind, actor_id: int 
                    params={"version": term.plan_version})
     else:
         for pupil_id, change in sorted(touched.items()):
+            if pupil_id in left:
+                continue
             notify(NotificationEvent.PLAN_AMENDED, pupil_id=pupil_id, term_id=term.id,
                    params={"version": term.plan_version, "kind": kind.value,
                            "days_gained": sorted(change["gained"] - change["lost"]),

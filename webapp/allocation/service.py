@@ -35,6 +35,7 @@ from webapp.models import (
     AllocationRun,
     AmendmentKind,
     CareRequest,
+    ChangeRequest,
     Notification,
     OfferState,
     Period,
@@ -197,13 +198,13 @@ class _Amendment:
         self.state = plan.state(term, self.run) if self.run else None
 
     def done(self, kind: AmendmentKind, actor: User | int | None, reason: str, *,
-             data_changed: bool = True) -> PlanAmendment | None:
+             data_changed: bool = True, left: frozenset[int] = frozenset()) -> PlanAmendment | None:
         if self.run is None:
             return None
         _lapse_offers(self.term)
         try:
             return plan.amend(self.term, self.run, kind=kind, actor_id=_actor_id(actor), reason=reason,
-                              before=self.before, before_state=self.state, data_changed=data_changed)
+                              before=self.before, before_state=self.state, data_changed=data_changed, left=left)
         except plan.RuleBroken as exc:
             raise RuleBroken(RULE_BROKEN, exc.problems) from None
 
@@ -337,10 +338,13 @@ class EditPreview:
     families: int
     notifications: int
     token: str
+    leaving: list[SeatMove] = field(default_factory=list)
+    """Pupils the edit records as having left the school (`day` 0, `sessions` the seats they give up)."""
 
     @property
     def moves_seats(self) -> bool:
-        return bool(self.gained or self.lost or self.withdrawn)
+        """Whether the admin must confirm it: seats move, offers close, or pupils leave the school."""
+        return bool(self.gained or self.lost or self.withdrawn or self.leaving)
 
     @property
     def days_gained(self) -> int:
@@ -364,6 +368,7 @@ class _Gate:
         self.fixed: repair.Repair = repair.Repair()
         self.withdrawn: list[WaitlistOffer] = []
         self.unfit: list[repair.UnfitOffer] = []
+        self.left: Left = Left()
         if self.active:
             assert term is not None
             self.version = int(term.plan_version or 0)
@@ -409,7 +414,7 @@ class _Gate:
         codes = dict(db.session.execute(select(Session.id, Session.code).where(Session.term_id == self.term.id)).all())
         changes = list(amendment.changes) if amendment is not None else []
         wanted = {c.pupil_id for c in changes} | {int(p["pupil_id"]) for p in promoted} | \
-            {o.pupil_id for o in self.withdrawn}
+            {o.pupil_id for o in self.withdrawn} | set(self.left.pupils)
         pupils = {p.id: p for p in db.session.scalars(select(Pupil).where(Pupil.id.in_(wanted)))} if wanted else {}
 
         def moves(items: list[tuple[int, int, list[int]]]) -> list[SeatMove]:
@@ -423,22 +428,26 @@ class _Gate:
         lost = moves([(c.pupil_id, c.day, [c.session_id or 0]) for c in changes if not c.gained])
         offered = moves([(int(p["pupil_id"]), int(p["day"]), list(p["sessions"])) for p in promoted if "offer" in p])
         withdrawn = moves([(o.pupil_id, o.day, list(o.sessions or [])) for o in self.withdrawn])
+        leaving = sorted((SeatMove(p, pupils[p].number, pupils[p].name, 0,
+                                   tuple(sorted(codes.get(s, "–") for s in self.left.seats.get(p, ()))))
+                          for p in self.left.pupils), key=lambda m: m.number)
         names = dict(db.session.execute(select(Teacher.id, Teacher.name)
                                         .where(Teacher.school_id == self.term.school_id)).all())
         staffing = sorted([(names.get(t, "–"), codes.get(s, "–"), True) for t, s in self.fixed.staff_added] +
                           [(names.get(t, "–"), codes.get(s, "–"), False) for t, s in self.fixed.staff_dropped])
-        touched = {m.pupil_id for m in gained + lost + offered + withdrawn}
+        touched = {m.pupil_id for m in gained + lost + offered + withdrawn + leaving}
         families = len({pupils[p].family_code or f"pupil:{p}" for p in touched})
         notifications = int(db.session.scalar(select(func.count()).select_from(Notification).where(
             Notification.id > self.last_message, Notification.term_id == self.term.id)) or 0)
         digest = hashlib.sha256(json.dumps(
             [self.version, [(m.pupil_id, m.day, m.sessions) for m in gained], [(m.pupil_id, m.day, m.sessions)
              for m in lost], [(m.pupil_id, m.day, m.sessions) for m in offered],
-             [(m.pupil_id, m.day, m.sessions) for m in withdrawn], staffing, self.subject],
+             [(m.pupil_id, m.day, m.sessions) for m in withdrawn], staffing, self.subject,
+             [(m.pupil_id, m.sessions) for m in leaving]],
             ensure_ascii=False).encode()
         ).hexdigest()[:20]
         return EditPreview(self.version, gained, lost, offered, withdrawn, staffing, families, notifications,
-                           f"{self.version}.{digest}")
+                           f"{self.version}.{digest}", leaving)
 
 
 # ------------------------------------------------------------------------------------------ lottery and publish
@@ -832,6 +841,132 @@ def delete_teacher(term: Term | None, teacher_id: int, *, actor: User, confirm: 
         db.session.delete(teacher)
 
 
+# ------------------------------------------------------------------------------------------ a pupil leaves
+
+
+@dataclass(frozen=True)
+class Left:
+    """What recording pupils as having left the school took from the term's published plan."""
+
+    pupils: tuple[int, ...] = ()
+    seats: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    """Per pupil, the sessions whose seats were withdrawn."""
+    offers: tuple[WaitlistOffer, ...] = ()
+    """Their open offers, closed."""
+
+
+def _leave(term: Term | None, run: AllocationRun | None, pupil_ids: frozenset[int], *,
+           actor: User | int | None) -> Left:
+    """Inside the seat lock, once `pupil_ids` are inactive: withdraw what they hold in `term`'s published `run`.
+
+    Their care requests are withdrawn and pending change requests superseded (so their waitlist days hold no
+    place), their seats are removed and their open offers closed, and each family that held anything is told
+    why (`PUPIL_LEFT`). The caller then offers the freed seats (`_refill`) and records the amendment with
+    `left=` these pupils. Without a published plan nothing but the audit row is written: the next run leaves
+    inactive pupils out (`services.term_to_instance`).
+    """
+    if not pupil_ids:
+        return Left()
+    ids = sorted(pupil_ids)
+    school_of = dict(db.session.execute(select(Pupil.id, Pupil.school_id).where(Pupil.id.in_(ids))).all())
+    if term is None or run is None:
+        for pupil_id in ids:
+            audit.record("pupil.leave", f"pupil:{pupil_id}", {"term_id": term.id if term else None,
+                                                               "freed_seats": 0}, user_id=_actor_id(actor),
+                         school_id=school_of.get(pupil_id))
+        return Left(tuple(ids))
+    at = clock()
+    requested = set()
+    for row in db.session.scalars(select(CareRequest).where(
+            CareRequest.term_id == term.id, CareRequest.pupil_id.in_(ids), CareRequest.status == "active")):
+        row.status, row.updated_at = "withdrawn", at
+        requested.add(row.pupil_id)
+    for change in db.session.scalars(select(ChangeRequest).where(
+            ChangeRequest.term_id == term.id, ChangeRequest.pupil_id.in_(ids), ChangeRequest.state == "pending")):
+        change.state = "superseded"
+    held: dict[int, list[int]] = {}
+    for pupil_id, session_id in db.session.execute(select(RunAssignment.pupil_id, RunAssignment.session_id).where(
+            RunAssignment.run_id == run.id, RunAssignment.pupil_id.in_(ids)).order_by(RunAssignment.session_id)):
+        held.setdefault(pupil_id, []).append(session_id)
+    if held:
+        db.session.execute(delete(RunAssignment).where(RunAssignment.run_id == run.id,
+                                                       RunAssignment.pupil_id.in_(ids)))
+        run_summary.mark_changed(db.session, run.id)
+    offers = tuple(offer for offer in seats.open_offers(term.id) if offer.pupil_id in pupil_ids)
+    for offer in offers:
+        offer.state, offer.decided_at = OfferState.LAPSED.value, at
+    db.session.flush()
+    for pupil_id in ids:
+        freed = len(held.get(pupil_id, ()))
+        closed = [offer.id for offer in offers if offer.pupil_id == pupil_id]
+        audit.record("pupil.leave", f"pupil:{pupil_id}", {"term_id": term.id, "freed_seats": freed,
+                                                           "request_withdrawn": pupil_id in requested,
+                                                           "offers_closed": closed},
+                     user_id=_actor_id(actor), school_id=term.school_id)
+        if freed or closed or pupil_id in requested:
+            notify(NotificationEvent.PUPIL_LEFT, pupil_id=pupil_id, term_id=term.id,
+                   params={"seats": freed, "offers": closed})
+    return Left(tuple(ids), {p: tuple(s) for p, s in held.items()}, offers)
+
+
+class AlreadyLeft(AllocationError):
+    """The pupil is already recorded as having left (or as being on the roll, for a return); nothing written."""
+
+
+def _roll_change(term: Term | None, pupil_id: int, *, active: bool) -> tuple[Term | None, Pupil]:
+    """Take the seat lock (with a term) and read the pupil again, who must be `active` now (else `AlreadyLeft`)."""
+    fresh = _lock_seats(term.id) if term is not None else None
+    row = db.session.get(Pupil, pupil_id)
+    if row is None or (fresh is not None and row.school_id != fresh.school_id):
+        raise AllocationError(N_("This pupil no longer exists."))
+    if row.active != active:
+        raise AlreadyLeft(N_("This pupil is already recorded as having left the school.") if active
+                          else N_("This pupil is on the school's roll."))
+    return fresh, row
+
+
+def pupil_leaves(term: Term | None, pupil: Pupil, *, actor: User, reason: str = "") -> SeatChange:
+    """Record that `pupil` left the school, in one transaction: the pupil page's 办理离校.
+
+    The pupil becomes inactive; under a published plan their seats, request and open offers are withdrawn
+    (`_leave`, the step a pupil file's 离校 rows take in `import_rows`), the freed seats are offered to the
+    waitlist, and the plan gets a new version with `reason` (default `IMPORT_REASONS["left"]`, as stored). Raises
+    `AlreadyLeft` when the pupil is already inactive.
+    """
+    pupil_id = pupil.id
+    with _transaction():
+        fresh, row = _roll_change(term, pupil_id, active=True)
+        change = _Amendment(fresh) if fresh is not None else None  # before: the plan with the pupil still in it
+        row.active = False
+        db.session.flush()
+        run = change.run if change is not None else None
+        left = _leave(fresh, run, frozenset({pupil_id}), actor=actor)
+        promoted: list[dict[str, Any]] = []
+        if change is not None and run is not None and fresh is not None:
+            promoted = _refill(fresh, actor)
+            change.done(AmendmentKind.SEAT_REMOVAL, actor, reason.strip() or IMPORT_REASONS["left"].stored,
+                        left=frozenset({pupil_id}))
+    return SeatChange(run is not None, promoted, [(pupil_id, s) for s in left.seats.get(pupil_id, ())])
+
+
+def pupil_returns(term: Term | None, pupil: Pupil, *, actor: User) -> None:
+    """Put a pupil recorded as having left back on the school's roll, in one transaction.
+
+    Nothing they gave up comes back: seats withdrawn went to the waitlist and a withdrawn request stays
+    withdrawn (the family asks again, or the school places the pupil by hand). Raises `AlreadyLeft` when the
+    pupil is active.
+    """
+    pupil_id = pupil.id
+    with _transaction():
+        fresh, row = _roll_change(term, pupil_id, active=False)
+        row.active = True
+        audit.record("pupil.return", f"pupil:{pupil_id}", {"term_id": fresh.id if fresh else None},
+                     user_id=actor.id, school_id=row.school_id)
+        if fresh is not None and _published(fresh) is not None:
+            db.session.flush()
+            positions(fresh)
+
+
 @dataclass(frozen=True)
 class Imported:
     """What a spreadsheet import wrote that the plan in force rests on: the ids of rows that existed before whose
@@ -842,11 +977,13 @@ class Imported:
     pupils: frozenset[int] = frozenset()
     added: bool = False
     """The file added sessions or teachers: seats the waitlist may be offered, staff the plan may use."""
+    left: frozenset[int] = frozenset()
+    """Pupils the file records as having left the school (active until now)."""
 
     @property
     def saves_only(self) -> bool:
         """The file changed nothing the plan rests on: its rows are saved, the plan is not amended."""
-        return not (self.sessions or self.teachers or self.pupils or self.added)
+        return not (self.sessions or self.teachers or self.pupils or self.added or self.left)
 
 
 def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, actor: User | None,
@@ -868,20 +1005,26 @@ def import_rows(term: Term | None, kind: str, write: Callable[[], Imported], *, 
         gate = _Gate(fresh, change, confirm, subject=f"{kind}:{digest}")
         touched = write()
         db.session.flush()
+        left = _leave(fresh, change.run if change is not None else None, touched.left, actor=actor)
         if fresh is None or change is None or change.run is None:
             return SeatChange(False)
         if touched.saves_only:
             return SeatChange(True)
         promoted: list[dict[str, Any]] = []
-        sessions = set(touched.sessions) | _seats_of(change.run.id, touched.pupils)
+        sessions = set(touched.sessions) | _seats_of(change.run.id, touched.pupils - touched.left)
         if gate.active:
             gate.repair(sessions=sessions, teachers=set(touched.teachers))
+            gate.withdrawn += list(left.offers)
+            gate.left = left
         elif held := _held_problems(fresh, sessions=sessions, teachers=touched.teachers):
             raise RuleBroken(RULE_BROKEN, held)
         promoted = _refill(fresh, actor)
-        amendment = change.done(AmendmentKind.IMPORT, actor, gate.reason(IMPORT_REASONS[kind].stored))
+        amendment = change.done(AmendmentKind.IMPORT, actor,
+                                gate.reason(IMPORT_REASONS["left" if touched.left else kind].stored),
+                                left=touched.left)
         gate.check(amendment, promoted)
-    return SeatChange(True, promoted, gate.lost)
+    lost = gate.lost + [(pupil, session) for pupil, held in left.seats.items() for session in held]
+    return SeatChange(True, promoted, lost)
 
 
 def _seats_of(run_id: int, pupils: frozenset[int]) -> set[int]:

@@ -232,7 +232,7 @@ SCHEMAS["Notification"] = {
     "properties": {
         "id": {"type": "integer"},
         "event": {"enum": ["results_published", "plan_amended", "offer_made", "offer_expiring", "offer_expired",
-                           "offer_withdrawn", "change_applied", "absence_unreported"]},
+                           "offer_withdrawn", "change_applied", "absence_unreported", "pupil_left"]},
         "title": {"type": "string"}, "body": {"type": "string"},
         "pupil_id": {"type": ["integer", "null"]}, "term_id": {"type": ["integer", "null"]},
         "created_at": DATE_TIME, "read_at": NULLABLE_DATE_TIME,

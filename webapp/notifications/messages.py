@@ -173,6 +173,11 @@ def _wording(event: NotificationEvent, v: dict[str, str]) -> tuple[str, str]:
                  "corrected the absence mark at %(at)s. The family has been told.",
                  child=child, class_name=v["class"], session=v["session"], at=v["at"],
                  duty_teacher=v["duty_teacher"])
+    elif event == NotificationEvent.PUPIL_LEFT:
+        title = _("Recorded as having left the school")
+        body = _("The school recorded %(child)s as having left the school, so the after-school care seats and "
+                 "request of %(child)s were withdrawn and the seats offered to other families. If this is a "
+                 "mistake, please contact the school.", child=child)
     else:
         title = _("Your change request was applied")
         body = _("Your change request for %(child)s was applied. Open the app to see the new timetable.",

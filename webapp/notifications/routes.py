@@ -43,6 +43,7 @@ EVENT_LABELS = {
     NotificationEvent.ABSENCE_ARRIVED: _l("Arrived after all"),
     NotificationEvent.CLASS_ABSENCE: _l("Unreported absence (to the class teacher)"),
     NotificationEvent.CLASS_ARRIVED: _l("Arrived after all (to the class teacher)"),
+    NotificationEvent.PUPIL_LEFT: _l("Recorded as having left the school"),
 }
 CHANNEL_LABELS = {"email": _l("E-mail"), "sms": _l("SMS")}
 STATE_LABELS = {

@@ -56,11 +56,13 @@ class ChildCard:
     window: service.WindowState | None
     result: service.ChildResult | None
     state: str
-    """none | submitted | withdrawn | published | no_term"""
+    """none | submitted | withdrawn | published | no_term | left (the school recorded the pupil as left)"""
 
 
 def _card(pupil: Pupil) -> ChildCard:
     term = service.current_term(pupil)
+    if not pupil.active:
+        return ChildCard(pupil, term, None, None, None, "left")
     if term is None:
         return ChildCard(pupil, None, None, None, None, "no_term")
     request = service.find_request(pupil, term)
@@ -164,7 +166,7 @@ def child(pupil_id: int) -> ResponseReturnValue:
     card = _card(pupil)
     term = card.term
     form = RequestForm()
-    if term is None:
+    if term is None or card.state == "left":
         return render_template("parents/child.html", card=card, form=None, pupil=pupil)
 
     request = card.request

@@ -204,6 +204,13 @@ def _check_term(pupil: Pupil, term: Term) -> None:
         raise NotYourChild()
 
 
+def _check_on_roll(pupil: Pupil) -> None:
+    """A child the school recorded as having left takes no new request or change (withdrawing stays possible)."""
+    if not pupil.active:
+        raise RequestError("form", _l("The school recorded this child as having left the school, so no request "
+                                       "can be made. If this is a mistake, please contact the school."))
+
+
 def _check_open(term: Term, at: datetime) -> None:
     window = window_state(term, at)
     if window.state == "not_open":
@@ -292,6 +299,7 @@ def store_request(user: User, pupil: Pupil, term: Term, days: Iterable[Any], pic
     """
     ensure_guardian(user, pupil)
     _check_term(pupil, term)
+    _check_on_roll(pupil)
     at = at or clock()
     _check_open(term, at)
     due = unsigned_notice(pupil, term)
@@ -383,6 +391,7 @@ def change_published_request(user: User, pupil: Pupil, term: Term, effective_on:
     """
     ensure_guardian(user, pupil)
     _check_term(pupil, term)
+    _check_on_roll(pupil)
     row = find_request(pupil, term)
     if row is None or row.status != "active" or not is_published(term):
         raise RequestError("form", _l("There is no published request to change."))

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 from sqlalchemy import func, select, update
 
 from tests.conftest import make_school
+from tests.webapp.factories import xlsx
 from webapp.admin.importer import ImportResult, import_file, parse_day, parse_slot, template_file
 from webapp.admin.spreadsheet import MAX_ROWS
 from webapp.extensions import db
@@ -31,17 +32,6 @@ from webapp.models import (
 )
 
 PUPIL_HEADER = ["学号", "姓名", "年级", "班级", "家庭编号", "优先级"]
-
-
-def xlsx(rows: list[list[Any]]) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
 
 
 def csv_bytes(rows: list[list[Any]], encoding: str = "utf-8") -> bytes:
@@ -189,7 +179,7 @@ def test_template_round_trip(school: School, fmt: str) -> None:
     if fmt == "xlsx":
         book = load_workbook(io.BytesIO(template))
         sheet = book.worksheets[0]
-        assert [c.value for c in sheet[1]] == [*PUPIL_HEADER, "优先群体", "群体证明", "群体有效期至"]
+        assert [c.value for c in sheet[1]] == [*PUPIL_HEADER, "优先群体", "群体证明", "群体有效期至", "在读状态"]
         sheet.append(["T9", "模板生", 1, "1-1", None, 0])
         buffer = io.BytesIO()
         book.save(buffer)

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from openpyxl import Workbook
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from tests.conftest import make_school
-from tests.webapp.factories import create_user, post_form, publish_for, pupil_id, sign_in, term_of, the_school
+from tests.webapp.factories import create_user, post_form, publish_for, pupil_id, sign_in, term_of, the_school, xlsx
 from webapp import held_uploads
 from webapp.admin.importer import import_file
 from webapp.allocation.service import REASON_NEEDED, Confirm
@@ -55,17 +55,6 @@ def world(request: pytest.FixtureRequest) -> Flask:
     return app
 
 
-def xlsx(rows: list[list[Any]]) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
 def _pupils_file(**changed: dict[str, Any]) -> bytes:
     """Every pupil as on file, with the given cells changed (P004={"priority": 0} …)."""
     rows: list[list[Any]] = [PUPIL_HEADER]
@@ -75,6 +64,12 @@ def _pupils_file(**changed: dict[str, Any]) -> bytes:
         rows.append([p.number, cells["name"], cells["grade"], cells["class_name"], cells["family"],
                      cells["priority"]])
     return xlsx(rows)
+
+
+def _rows(book: bytes) -> list[list[Any]]:
+    sheet = load_workbook(io.BytesIO(book)).active
+    assert sheet is not None
+    return [list(row) for row in sheet.iter_rows(values_only=True)]
 
 
 def _sessions_file(**changed: dict[str, Any]) -> bytes:
@@ -271,7 +266,12 @@ def test_a_pupil_file_bringing_a_pupil_back_amends_the_plan(world: Flask) -> Non
         assert p004 is not None
         p004.active = False
         db.session.commit()
-        result = _run("pupils", _pupils_file(), Confirm())
+        # A file without the 在读状态 column keeps each pupil's status: P004 stays off the roll.
+        assert _run("pupils", _pupils_file(), Confirm()).change is None
+        assert db.session.get(Pupil, pupil_id("P004")).active is False  # type: ignore[union-attr]
+        rows = [[*row, "在读"] for row in _rows(_pupils_file())]
+        rows[0][-1] = "在读状态"
+        result = _run("pupils", xlsx(rows), Confirm())
         assert result.ok and result.updated == 1 and result.change is not None
         assert {(p["pupil_id"], p["day"]) for p in result.change.promoted} == {
             (pupil_id("P001"), 2), (pupil_id("P004"), 2)}
