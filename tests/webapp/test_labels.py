@@ -86,8 +86,9 @@ def test_every_reason_the_allocation_service_writes_has_a_reading() -> None:
 def test_import_reasons_are_one_table_with_their_readings(app: Flask) -> None:
     """The reason an import under a published plan stores (`webapp.allocation.service.import_rows`) and its
     readings come from `IMPORT_REASONS` alone: every kind of file reads in Chinese and in English."""
-    assert set(IMPORT_REASONS) == {"sessions", "teachers", "pupils"}
-    chinese = {"sessions": "从表格导入了课程班", "teachers": "从表格导入了教师", "pupils": "从表格导入了学生"}
+    assert set(IMPORT_REASONS) == {"sessions", "teachers", "pupils", "left"}
+    chinese = {"sessions": "从表格导入了课程班", "teachers": "从表格导入了教师", "pupils": "从表格导入了学生",
+               "left": "学生离校"}
     with app.test_request_context():
         for kind, reason in IMPORT_REASONS.items():
             assert amendment_reason(reason.stored) == chinese[kind]

@@ -116,7 +116,9 @@ class TeacherForm(FlaskForm):  # type: ignore[misc]
                                     Regexp(EMAIL_RE, message=_l("Enter an e-mail address such as name@example.com."))])
     clear_contact = BooleanField(_l("Remove the phone and e-mail on file"))
     locale = SelectField(_l("Language of messages"), default="zh",
-                         choices=lambda: list(current_app.config["LANGUAGES"].items()))
+                         choices=lambda: [(code, name, {"lang": "zh-CN" if code == "zh" else code})
+                                          for code, name in current_app.config["LANGUAGES"].items()])
+    """Each language named in itself, so marked as written in that language."""
     submit = SubmitField(_l("Save"))
 
 

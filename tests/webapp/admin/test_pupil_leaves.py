@@ -265,7 +265,7 @@ def test_without_the_confirming_screen_a_leaving_is_applied_with_its_reason(worl
         assert result.ok
         db.session.expire_all()
         amendment = db.session.scalar(select(PlanAmendment).where(PlanAmendment.version == _term().plan_version))
-        assert amendment is not None and amendment.reason == IMPORT_REASONS["left"]
+        assert amendment is not None and amendment.reason == IMPORT_REASONS["left"].stored
         assert amendment_reason(amendment.reason) == "学生离校"
 
 
@@ -341,7 +341,7 @@ def test_the_pupil_page_records_a_pupil_as_left_and_back(world: Flask) -> None:
         assert _pairs(int(term.published_run_id or 0)) == {("S2", "A")} and _open_offers() == {("W1", 1)}
         amendment = db.session.scalar(select(PlanAmendment).where(PlanAmendment.version == term.plan_version))
         assert amendment is not None and amendment.kind == "seat_removal"
-        assert amendment.reason == IMPORT_REASONS["left"]
+        assert amendment.reason == IMPORT_REASONS["left"].stored
         assert _told("S1") == [NotificationEvent.PUPIL_LEFT.value]
         assert _told("W1") == [NotificationEvent.OFFER_MADE.value]
 

@@ -72,7 +72,7 @@ def test_the_teacher_form_sets_the_language(app: Flask, client: FlaskClient,
     with app.app_context():
         url = f"/admin/teachers/{_teacher('T2').id}/edit"
     page = client.get(url).get_data(as_text=True)
-    assert "消息语言" in page and '<option selected value="zh">中文</option>' in page
+    assert "消息语言" in page and '<option lang="zh-CN" selected value="zh">中文</option>' in page
     form = {"code": "T2", "name": "王老师", "qualifications": "arts", "max_sessions": 6, "active": "y"}
     assert post_form(client, url, {**form, "locale": "fr"}).status_code == 200  # not a language we send in
     with app.app_context():
@@ -80,7 +80,7 @@ def test_the_teacher_form_sets_the_language(app: Flask, client: FlaskClient,
     assert post_form(client, url, {**form, "locale": "en"}).status_code == 302
     with app.app_context():
         assert _teacher("T2").locale == "en"
-    assert '<option selected value="en">English</option>' in client.get(url).get_data(as_text=True)
+    assert '<option lang="en" selected value="en">English</option>' in client.get(url).get_data(as_text=True)
     assert admin.school_id is not None
 
 
