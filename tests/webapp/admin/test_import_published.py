@@ -267,7 +267,8 @@ def test_a_pupil_file_bringing_a_pupil_back_amends_the_plan(world: Flask) -> Non
         p004.active = False
         db.session.commit()
         # A file without the 在读状态 column keeps each pupil's status: P004 stays off the roll.
-        assert _run("pupils", _pupils_file(), Confirm()).change is None
+        kept = _run("pupils", _pupils_file(), Confirm())
+        assert kept.ok and kept.updated == 0 and kept.change is not None and not kept.change.promoted
         assert db.session.get(Pupil, pupil_id("P004")).active is False  # type: ignore[union-attr]
         rows = [[*row, "在读"] for row in _rows(_pupils_file())]
         rows[0][-1] = "在读状态"
