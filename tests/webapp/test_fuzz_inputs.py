@@ -112,11 +112,13 @@ def test_hostile_uploads_are_answered_quickly(app: Flask, matrix: tuple[World, d
     sign_in(client, world.logins["admin_x"])
     for name, data in uploads(kind):
         token = csrf_token(client, f"/admin/import/{kind}")
-        started = time.monotonic()
+        # The cost is the work the server does, so CPU seconds of this process (the request runs in it), which
+        # other load on the machine does not inflate as it does the wall clock.
+        started = time.process_time()
         response = client.post(f"/admin/import/{kind}", data={"csrf_token": token, "file": (io.BytesIO(data), name)},
                                content_type="multipart/form-data")
         assert response.status_code < 500, name
-        assert time.monotonic() - started < 2, name
+        assert time.process_time() - started < 2, name
     for export in ("sessions", "classes", "teachers"):
         response = client.get(f"/admin/rosters/{world.ids['term_x']}/{export}.xlsx")
         assert response.status_code == 200 and _formula_cells(response.data) == [], export
