@@ -246,10 +246,12 @@ def suppress_counts(rows: Sequence[tuple[int, int, int]], min_cell: int, totals_
         for sign, r, c in terms:
             lo, hi = bounds(r, c)
             spans.append((lo, hi) if sign > 0 else (-hi, -lo))
-        low, high = sum(span[0] for span in spans), sum(span[1] for span in spans)
-        for (_sign, r, c), (lo, hi) in zip(terms, spans, strict=True):
-            # this term's own range, cut by what the others leave of the total
-            if marks[r][c] is not None and min(hi, total - (low - lo)) - max(lo, total - (high - hi)) < 1:
+        for i, (_sign, r, c) in enumerate(terms):
+            if marks[r][c] is None:
+                continue
+            others = spans[:i] + spans[i + 1:]
+            lo, hi = spans[i]  # this term's own range, cut by what the others leave of the total
+            if min(hi, total - sum(span[0] for span in others)) - max(lo, total - sum(span[1] for span in others)) < 1:
                 return True
         return False
 
