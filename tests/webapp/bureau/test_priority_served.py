@@ -318,3 +318,64 @@ def test_the_split_on_postgresql(request: pytest.FixtureRequest) -> None:
             run.metrics = without_names(run.metrics)
         db.session.commit()
         assert _split(city_stats().rollup.published.fairness) == split
+
+
+# --------------------------------------------------------------------------- small counts
+
+
+# 五华区's published school as a larger school would count it: 特殊教育需要 has 2 pupils, both served every day.
+LARGER = {"特殊教育需要": (2, 0, 0), "建档立卡/低保家庭": (12, 3, 6), "无优先群体": (40, 10, 7)}
+GROUPS_BY_NAME = [name for name, _en, _weight in GROUPS]
+
+
+def _count_larger(app: Flask, ids: dict[str, Any]) -> None:
+    """Store the published run's summary with the LARGER counts, by group and in all, as its refresh would."""
+    with app.app_context():
+        run = _published_run(ids)
+        keys = {name: str(ids["groups"][name]) for name in GROUPS_BY_NAME} | {"无优先群体": NO_GROUP}
+        by_group = {keys[name]: {"fully": f, "partly": p, "not_at_all": x} for name, (f, p, x) in LARGER.items()}
+        served = {key: sum(counts[key] for counts in by_group.values()) for key in ("fully", "partly", "not_at_all")}
+        run.summary = {**run.summary, "fairness": {**run.summary["fairness"], "served": served,
+                                                   "by_group": by_group}}
+        db.session.commit()
+
+
+def test_a_group_of_two_pupils_is_shown_as_fewer_than_five_on_the_page_and_in_the_workbook(
+        app: Flask, client: FlaskClient, signed_in: Any, group_city: dict[str, Any]) -> None:
+    _count_larger(app, group_city)
+    _bureau(app, signed_in, district="五华区")
+    page = _section(client.get(f"/bureau/district/{group_city['districts']['五华区']}").get_data(as_text=True))
+    table = page.split("badge-warn", 1)[0]
+    rows = _table_rows(table)
+    assert rows["特殊教育需要"] == [SMALL, SMALL, "0", "0", HIDDEN]
+    assert rows["建档立卡/低保家庭"] == [HIDDEN, HIDDEN, SMALL, HIDDEN, HIDDEN]
+    assert rows["无优先群体"] == ["57", "40", HIDDEN, HIDDEN, "70.2%"], "counts that tell nothing stay shown"
+    assert rows["留守儿童"] == ["0", "0", "0", "0", "–"]
+    cells = [cell for row in rows.values() for cell in row]
+    for raw in ("2", "3", "6", "10", "7", "12", "21", "14.3%", "57.1%"):
+        assert raw not in cells, raw
+
+    _, (_header, *sheet_rows) = fairness_blocks(_workbook(client.get("/bureau/export.xlsx").data))
+    for area in ("合计", "五华区"):
+        by_name = {row[2]: row[3:8] for row in sheet_rows if row[:2] == [area, "已发布"]}
+        assert by_name["特殊教育需要"] == ["<5", "<5", 0, 0, HIDDEN], "text cells, not numbers"
+        assert by_name["建档立卡/低保家庭"] == [HIDDEN, HIDDEN, "<5", HIDDEN, HIDDEN]
+        assert by_name["无优先群体"][:2] == [57, 40] and by_name["无优先群体"][4] == pytest.approx(40 / 57, abs=1e-4)
+        numbers = [cell for row in by_name.values() for cell in row[:4] if isinstance(cell, int)]
+        assert 2 not in numbers and set(numbers) <= {0, 57, 40}, numbers
+
+    post_form(client, "/lang/en", {"next": "/bureau/"}, token_from="/bureau/")
+    english = _table_rows(_section(client.get(f"/bureau/district/{group_city['districts']['五华区']}")
+                                   .get_data(as_text=True)).split("badge-warn", 1)[0])
+    assert english["Special educational needs"] == ["<5", "<5", "0", "0", "hidden"]
+    assert english["No priority group"] == ["57", "40", "hidden", "hidden", "70.2%"]
+
+
+def test_the_threshold_is_the_apps_setting(
+        app: Flask, client: FlaskClient, signed_in: Any, group_city: dict[str, Any]) -> None:
+    _count_larger(app, group_city)
+    app.config["BUREAU_MIN_CELL"] = 13
+    _bureau(app, signed_in)
+    rows = _table_rows(_section(client.get("/bureau/").get_data(as_text=True)).split("badge-warn", 1)[0])
+    assert rows["建档立卡/低保家庭"][:4] == [HIDDEN, "<13", "<13", "<13"]
+    assert "1 至 12 人的数目显示为“&lt;13”" in client.get("/bureau/").get_data(as_text=True)
