@@ -28,7 +28,8 @@ Definitions (per term):
 - served by priority group (`Fairness.by_group`, `served_by_group`): the same three counts for the pupils of each
   of the city's priority groups and for those of none, by the group each pupil counted under when the run was
   made; summed over the schools whose run recorded groups (`Fairness.group_schools`). Group names are looked up
-  when shown, in the reader's language.
+  when shown, in the reader's language. What leaves the app is `shown_by_group`: small counts, and those that
+  would tell them, hidden (`suppress_counts`, docs/bureau.md "Small counts are hidden").
 """
 
 from __future__ import annotations
@@ -302,7 +303,7 @@ def min_cell() -> int:
 
 def mark_text(mark: str) -> str:
     """What a hidden count shows instead, in the reader's language: "<5" (`Hidden.SMALL`) or "hidden"."""
-    return _("<%(n)d", n=min_cell()) if mark == Hidden.SMALL else _("hidden")
+    return str(_("<%(n)d", n=min_cell()) if mark == Hidden.SMALL else _("hidden"))
 
 
 def shown_by_group(fairness: Fairness, groups: Sequence[PriorityGroup]) -> list[GroupRow] | None:
@@ -315,11 +316,11 @@ def shown_by_group(fairness: Fairness, groups: Sequence[PriorityGroup]) -> list[
     marks = suppress_counts([(row.fully, row.partly, row.not_at_all) for row in rows], min_cell())
     shown = []
     for row, row_marks in zip(rows, marks, strict=True):
-        values = [text[mark] if mark else value
-                  for value, mark in zip((row.requesting, row.fully, row.partly, row.not_at_all), row_marks,
-                                         strict=True)]
+        requesting, fully, partly, not_at_all = (
+            text[mark] if mark else value
+            for value, mark in zip((row.requesting, row.fully, row.partly, row.not_at_all), row_marks, strict=True))
         share = text[Hidden.PROTECTING] if row_marks[0] or row_marks[1] else row.share_fully
-        shown.append(GroupRow(row.name, *values, share))
+        shown.append(GroupRow(row.name, requesting, fully, partly, not_at_all, share))
     return shown
 
 
