@@ -260,7 +260,7 @@ def suppress_counts(rows: Sequence[tuple[int, int, int]], min_cell: int, totals_
         shown = [(cells[r][c] == 0, sign < 0, cells[r][c], r, c) for sign, r, c in terms if marks[r][c] is None]
         if not shown:
             return False
-        *_, r, c = min(shown)
+        *_order, r, c = min(shown)
         marks[r][c] = Hidden.PROTECTING
         return True
 
