@@ -26,6 +26,7 @@ from webapp.admin import bp as admin_bp
 from webapp.api import bp as api_bp
 from webapp.auth import bp as auth_bp
 from webapp.bureau import bp as bureau_bp
+from webapp.bureau.stats import MIN_CELL, check_min_cell
 from webapp.daily import api as daily_api  # noqa: F401  (registers the daily routes on the API blueprint)
 from webapp.daily.routes import bp as daily_bp
 from webapp.extensions import (
@@ -133,6 +134,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.config["PRODUCTION"] = production
     app.config["BABEL_DEFAULT_TIMEZONE"] = check_timezone(app.config["TIMEZONE"])  # one zone for every shown time
+    app.config["BUREAU_MIN_CELL"] = check_min_cell(app.config.get("BUREAU_MIN_CELL", MIN_CELL))
     if production:
         app.config["DEBUG"] = False
         app.config["SESSION_COOKIE_SECURE"] = True

@@ -6,7 +6,8 @@ As on the pages (docs/bureau.md): district, slot and trend figures are those of 
 allocations have their own sheet; a school not yet allocated has its requests and no seat-side figure. The
 fairness sheet gives the published and draft totals of the export and of each district apart, then each allocated
 school, then (below an empty row, under its own header row) pupils served by priority group for the total and each
-district, published and drafts apart: counts and shares only, never a pupil.
+district, published and drafts apart: counts and shares only, never a pupil, and a small count (or one that would
+tell it) as the text "<5" or "hidden" (`webapp.bureau.stats.shown_by_group`), never its number.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
 
-from webapp.bureau.stats import CityStats, Fairness, Figures, Rollup, Source, served_by_group
+from webapp.bureau.stats import CityStats, Fairness, Figures, Rollup, Source, shown_by_group
 from webapp.labels import DAY_NAMES
 from webapp.models import PriorityGroup
 from webapp.tabular import XLSX_MIMETYPE, Percent, append_row, cell_text, workbook_bytes
@@ -75,11 +76,11 @@ GROUP_HEADERS = (
 
 def _group_rows(area: str, source: str, fairness: Fairness, groups: Sequence[PriorityGroup]) -> list[list[Any]]:
     """The rows of one area and source by priority group; one row saying so when no school here recorded groups."""
-    rows = served_by_group(fairness, groups)
+    rows = shown_by_group(fairness, groups)
     if rows is None:
         return [[area, source, _("No figures by priority group"), None, None, None, None, None]]
     return [[area, source, row.name, row.requesting, row.fully, row.partly, row.not_at_all,
-             Percent.of(row.share_fully)] for row in rows]
+             row.share_fully if isinstance(row.share_fully, str) else Percent.of(row.share_fully)] for row in rows]
 
 
 def _fairness_cells(fairness: Fairness) -> list[Any]:

@@ -32,15 +32,17 @@ from webapp.bureau.city import (
 from webapp.bureau.exports import SOURCE_LABELS, coverage_sheets, workbook, xlsx_response
 from webapp.bureau.stats import (
     Figures,
-    GroupServed,
+    GroupRow,
     HiringPlan,
     Rollup,
     TermStats,
     advice_counts,
     city_stats,
     latest_advice,
+    mark_text,
+    min_cell,
     rollup_advice,
-    served_by_group,
+    shown_by_group,
 )
 from webapp.extensions import db
 from webapp.inputs import int_arg
@@ -195,6 +197,8 @@ def advice_levels(result: dict[str, Any]) -> list[str]:
 def _helpers() -> dict[str, Any]:
     return {
         "bureau_pct": pct,
+        "bureau_min_cell": min_cell,
+        "bureau_mark": mark_text,
         "bureau_rate": rate_text,
         "heat_colour": heat_colour,
         "text_colour": text_colour,
@@ -214,11 +218,12 @@ def _sorted_by_coverage(schools: Sequence[TermStats]) -> list[TermStats]:
     )
 
 
-def _by_group(rollup: Rollup) -> dict[str, list[GroupServed] | None]:
-    """Served by priority group, published allocations and drafts apart (one query for the groups' names)."""
+def _by_group(rollup: Rollup) -> dict[str, list[GroupRow] | None]:
+    """Served by priority group, published allocations and drafts apart (one query for the groups' names), small
+    counts hidden (`shown_by_group`)."""
     groups = city_groups()
-    return {"published": served_by_group(rollup.published.fairness, groups),
-            "draft": served_by_group(rollup.draft.fairness, groups)}
+    return {"published": shown_by_group(rollup.published.fairness, groups),
+            "draft": shown_by_group(rollup.draft.fairness, groups)}
 
 
 # --------------------------------------------------------------------------- dashboard

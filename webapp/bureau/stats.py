@@ -28,16 +28,19 @@ Definitions (per term):
 - served by priority group (`Fairness.by_group`, `served_by_group`): the same three counts for the pupils of each
   of the city's priority groups and for those of none, by the group each pupil counted under when the run was
   made; summed over the schools whose run recorded groups (`Fairness.group_schools`). Group names are looked up
-  when shown, in the reader's language.
+  when shown, in the reader's language. What leaves the app is `shown_by_group`: small counts, and those that
+  would tell them, hidden (`suppress_counts`, docs/bureau.md "Small counts are hidden").
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, func, select, true
 
@@ -58,6 +61,10 @@ from webapp.priority_groups import group_name
 from webapp.run_metrics import NO_GROUP
 
 Slot = tuple[int, str]
+MIN_CELL = 5
+"""Default of `BUREAU_MIN_CELL`: counts of 1 to 4 pupils of a priority group are shown as "<5"."""
+MIN_CELL_FLOOR = 5
+"""Below this, "<N" on a row of three small counts would tell their values (1 + 1 + 1 = 3 under "<4")."""
 
 
 class Source(StrEnum):
@@ -186,6 +193,135 @@ def served_by_group(fairness: Fairness, groups: Sequence[PriorityGroup]) -> list
         rows.append(GroupServed(int(key), _("Group %(id)s", id=key), *fairness.by_group[key]))
     rows.append(GroupServed(None, _("No priority group"), *fairness.by_group.get(NO_GROUP, (0, 0, 0))))
     return rows
+
+
+class Hidden(StrEnum):
+    """Why a count of the table by priority group is not shown."""
+
+    SMALL = "small"
+    """1 to `min_cell` - 1 pupils: shown as "<5"."""
+    PROTECTING = "protecting"
+    """Any number, hidden so that a small count beside it cannot be worked out by subtraction."""
+
+
+def check_min_cell(value: Any) -> int:
+    """The `BUREAU_MIN_CELL` setting as a whole number of at least `MIN_CELL_FLOOR`, else a sentence saying why."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_CELL_FLOOR:
+        raise ValueError(f"BUREAU_MIN_CELL must be a whole number of at least {MIN_CELL_FLOOR} (got {value!r}): "
+                         "below that a count shown as \"<N\" could be worked out from the counts beside it.")
+    return value
+
+
+def suppress_counts(rows: Sequence[tuple[int, int, int]], min_cell: int, totals_known: bool = True,
+                    ) -> list[list[Hidden | None]]:
+    """Which counts of a table by priority group to hide: for each row of (fully, partly, not_at_all), the marks of
+    its cells [requesting, fully, partly, not_at_all], None where the count is shown.
+
+    A count of 1 to `min_cell` - 1 is hidden (`Hidden.SMALL`); 0 is shown. Then, while an identity lets a reader
+    narrow a hidden count down to one value, one more count of that identity is hidden (`Hidden.PROTECTING`): the
+    smallest shown non-zero part (the next smallest of the row, or of the column), else the row's total, else a
+    shown 0. The identities are each row's requesting = fully + partly + not_at_all and, when `totals_known` (the
+    area's fairness figures show the column sums), each column's sum over the rows. The reader is taken to know
+    that "<N" is 1 to N - 1 and that a count hidden to protect another is at least N (or, when it is 0, any
+    number). Shown counts are never changed, only hidden.
+    """
+    cells = [[fully + partly + none, fully, partly, none] for fully, partly, none in rows]
+    marks: list[list[Hidden | None]] = [[Hidden.SMALL if 0 < value < min_cell else None for value in row]
+                                        for row in cells]
+    identities: list[tuple[list[tuple[int, int, int]], int]] = [
+        ([(-1, r, 0), (1, r, 1), (1, r, 2), (1, r, 3)], 0) for r in range(len(cells))]
+    if totals_known:
+        identities += [([(1, r, c) for r in range(len(cells))], sum(row[c] for row in cells)) for c in range(4)]
+
+    def bounds(r: int, c: int) -> tuple[float, float]:
+        value, mark = cells[r][c], marks[r][c]
+        if mark is None:
+            return value, value
+        if mark is Hidden.SMALL:
+            return 1, min_cell - 1
+        return (min_cell, math.inf) if value >= min_cell else (0, math.inf)
+
+    def pinned(terms: list[tuple[int, int, int]], total: int) -> bool:
+        """Whether sum(sign * cell) == total narrows some hidden cell of `terms` to one value."""
+        spans = []
+        for sign, r, c in terms:
+            lo, hi = bounds(r, c)
+            spans.append((lo, hi) if sign > 0 else (-hi, -lo))
+        for i, (_sign, r, c) in enumerate(terms):
+            if marks[r][c] is None:
+                continue
+            others = spans[:i] + spans[i + 1:]
+            lo, hi = spans[i]  # this term's own range, cut by what the others leave of the total
+            if min(hi, total - sum(span[0] for span in others)) - max(lo, total - sum(span[1] for span in others)) < 1:
+                return True
+        return False
+
+    def hide_next(terms: list[tuple[int, int, int]]) -> bool:
+        shown = [(cells[r][c] == 0, sign < 0, cells[r][c], r, c) for sign, r, c in terms if marks[r][c] is None]
+        if not shown:
+            return False
+        *_order, r, c = min(shown)
+        marks[r][c] = Hidden.PROTECTING
+        return True
+
+    def helps(terms: list[tuple[int, int, int]], total: int) -> bool:
+        """Whether hiding every shown count of the identity would leave no hidden one pinned: when the area's
+        column total is itself that small, nothing in the table can hide it (its fairness figures tell it)."""
+        shown = [(r, c) for _, r, c in terms if marks[r][c] is None]
+        for r, c in shown:
+            marks[r][c] = Hidden.PROTECTING
+        unpinned = not pinned(terms, total)
+        for r, c in shown:
+            marks[r][c] = None
+        return unpinned
+
+    changed = True
+    while changed:
+        changed = any(pinned(terms, total) and helps(terms, total) and hide_next(terms)
+                      for terms, total in identities)
+    return marks
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """A row of the table by priority group as it leaves the app: each count a number, or its mark's text when
+    hidden (`suppress_counts`), so the hidden number is not in it at all."""
+
+    name: str
+    requesting: int | str
+    fully: int | str
+    partly: int | str
+    not_at_all: int | str
+    share_fully: float | str | None
+    """None when nobody of the group asked; hidden with `fully` or `requesting` (it would tell them)."""
+
+
+def min_cell() -> int:
+    """The app's `BUREAU_MIN_CELL`: the smallest count of pupils of a priority group shown as a number."""
+    return check_min_cell(current_app.config.get("BUREAU_MIN_CELL", MIN_CELL))
+
+
+def mark_text(mark: str) -> str:
+    """What a hidden count shows instead, in the reader's language: "<5" (`Hidden.SMALL`) or "hidden"."""
+    return str(_("<%(n)d", n=min_cell()) if mark == Hidden.SMALL else _("hidden"))
+
+
+def shown_by_group(fairness: Fairness, groups: Sequence[PriorityGroup]) -> list[GroupRow] | None:
+    """`served_by_group` as shown to the bureau (pages, workbook): small counts and those that would tell them
+    hidden. The column sums are taken as known, since the area's fairness figures show them."""
+    rows = served_by_group(fairness, groups)
+    if rows is None:
+        return None
+    text = {mark: mark_text(mark) for mark in Hidden}
+    marks = suppress_counts([(row.fully, row.partly, row.not_at_all) for row in rows], min_cell())
+    shown = []
+    for row, row_marks in zip(rows, marks, strict=True):
+        requesting, fully, partly, not_at_all = (
+            text[mark] if mark else value
+            for value, mark in zip((row.requesting, row.fully, row.partly, row.not_at_all), row_marks, strict=True))
+        share = text[Hidden.PROTECTING] if row_marks[0] or row_marks[1] else row.share_fully
+        shown.append(GroupRow(row.name, requesting, fully, partly, not_at_all, share))
+    return shown
 
 
 @dataclass

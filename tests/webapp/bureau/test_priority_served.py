@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, timedelta
+from html import unescape
 from typing import Any
 
 import pytest
@@ -36,6 +37,13 @@ PUBLISHED = {"特殊教育需要": (1, 0, 0), "建档立卡/低保家庭": (0, 1
              "无优先群体": (1, 0, 1)}
 DRAFT = {"特殊教育需要": (0, 0, 0), "建档立卡/低保家庭": (0, 0, 0), "留守儿童": (0, 1, 0), "双职工": (0, 0, 0),
          "无优先群体": (2, 0, 0)}
+# What the bureau sees of PUBLISHED: every count of 1 to 4 is "<5", 0 stays 0, and a share is hidden with the counts
+# it would tell ("不公开"); nobody of the group asked: no share, never 0 %.
+SMALL, HIDDEN = "<5", "不公开"
+PUBLISHED_SHOWN = {"特殊教育需要": [SMALL, SMALL, "0", "0", HIDDEN],
+                   "建档立卡/低保家庭": [SMALL, "0", SMALL, "0", HIDDEN],
+                   "留守儿童": ["0", "0", "0", "0", "–"], "双职工": ["0", "0", "0", "0", "–"],
+                   "无优先群体": [SMALL, SMALL, "0", SMALL, HIDDEN]}
 
 
 def _tag(school_id: int, number: str, group: PriorityGroup, expires_on: date) -> None:
@@ -92,7 +100,8 @@ def _table_rows(html: str) -> dict[str, list[str]]:
     """Group name -> the cells after it, of every table row in `html`."""
     rows = {}
     for row in re.findall(r"<tr>(.*?)</tr>", html, re.S):
-        cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        cells = [unescape(re.sub(r"<[^>]+>", "", cell).strip())
+                 for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
         if cells:
             rows[cells[0]] = cells[1:]
     return rows
@@ -160,7 +169,7 @@ def test_a_renamed_group_shows_its_new_name(
                    user_id=None)
     _bureau(app, signed_in)
     rows = _table_rows(_section(client.get("/bureau/").get_data(as_text=True)).split("badge-warn", 1)[0])
-    assert rows["特殊教育需要学生"][:4] == ["1", "1", "0", "0"] and "特殊教育需要" not in rows
+    assert rows["特殊教育需要学生"] == PUBLISHED_SHOWN["特殊教育需要"] and "特殊教育需要" not in rows
 
 
 def test_a_group_out_of_use_stays_while_it_has_pupils(app: Flask, group_city: dict[str, Any]) -> None:
@@ -194,7 +203,7 @@ def test_metrics_and_summaries_without_groups_are_not_available(
     assert result.exit_code == 0, result.output
     assert f"0 run(s) summarized, {len(runs)} given their fairness figures" in result.output
     rows = _table_rows(_section(client.get("/bureau/").get_data(as_text=True)).split("badge-warn", 1)[0])
-    assert rows["无优先群体"][:4] == ["2", "1", "0", "1"]
+    assert rows["无优先群体"] == [SMALL, SMALL, "0", SMALL, HIDDEN], "the split is back, small counts hidden"
 
     with app.app_context():  # the published school's run counted again the old way: no record, no split
         term, _ = _ids(group_city["schools"]["KM-TEST-0001"])
@@ -229,11 +238,10 @@ def test_city_and_district_pages_show_served_by_group_in_both_languages(
     headline, draft = city.split("badge-warn", 1)
     rows = _table_rows(headline)
     assert list(rows) == [*PUBLISHED], "groups heaviest first, then pupils of no group"
-    assert rows["特殊教育需要"] == ["1", "1", "0", "0", "100.0%"]
-    assert rows["建档立卡/低保家庭"] == ["1", "0", "1", "0", "0.0%"]
-    assert rows["双职工"] == ["0", "0", "0", "0", "–"], "nobody of the group asked: no share, never 0 %"
-    assert rows["无优先群体"] == ["2", "1", "0", "1", "50.0%"]
-    assert _table_rows(draft)["留守儿童"] == ["1", "0", "1", "0", "0.0%"]
+    assert rows == PUBLISHED_SHOWN
+    assert "1 至 4 人的数目显示为“&lt;5”" in headline, "the page says what the marks mean"
+    assert _table_rows(draft)["留守儿童"] == [SMALL, "0", SMALL, "0", HIDDEN]
+    assert _table_rows(draft)["无优先群体"] == [SMALL, SMALL, "0", "0", HIDDEN]
 
     district = _section(client.get(f"/bureau/district/{group_city['districts']['五华区']}").get_data(as_text=True))
     assert _table_rows(district.split("badge-warn", 1)[0]) == rows
@@ -242,7 +250,7 @@ def test_city_and_district_pages_show_served_by_group_in_both_languages(
     english = _table_rows(_section(client.get("/bureau/").get_data(as_text=True)).split("badge-warn", 1)[0])
     assert list(english) == ["Special educational needs", "Registered low-income family", "Left-behind child",
                              "Both parents working", "No priority group"]
-    assert english["No priority group"] == rows["无优先群体"]
+    assert english["No priority group"] == [SMALL, SMALL, "0", SMALL, "hidden"]
 
 
 def test_a_district_user_sees_only_their_districts_groups(
@@ -271,11 +279,10 @@ def test_the_workbook_has_the_rows_by_group(
                           "部分申请日有托管的学生", "没有一个申请日有托管的学生", "每个申请日都有托管的比例"]
     by_key = {(row[0], row[1], row[2]): row[3:8] for row in rows}
     for area in ("合计", "五华区"):
-        for name, (fully, partly, none) in PUBLISHED.items():
-            requesting = fully + partly + none
-            share = fully / requesting if requesting else None
-            assert by_key[(area, "已发布", name)] == [requesting, fully, partly, none, share], (area, name)
-        assert by_key[(area, "草稿", "留守儿童")] == [1, 0, 1, 0, 0.0]
+        for name, shown in PUBLISHED_SHOWN.items():
+            expected = [None if cell == "–" else int(cell) if cell.isdigit() else cell for cell in shown]
+            assert by_key[(area, "已发布", name)] == expected, (area, name)
+        assert by_key[(area, "草稿", "留守儿童")] == [SMALL, 0, SMALL, 0, HIDDEN], "a hidden count is text"
     assert by_key[("盘龙区", "已发布", "暂无按优先群体的数据")] == [None] * 5
 
 
@@ -311,3 +318,64 @@ def test_the_split_on_postgresql(request: pytest.FixtureRequest) -> None:
             run.metrics = without_names(run.metrics)
         db.session.commit()
         assert _split(city_stats().rollup.published.fairness) == split
+
+
+# --------------------------------------------------------------------------- small counts
+
+
+# 五华区's published school as a larger school would count it: 特殊教育需要 has 2 pupils, both served every day.
+LARGER = {"特殊教育需要": (2, 0, 0), "建档立卡/低保家庭": (12, 3, 6), "无优先群体": (40, 10, 7)}
+GROUPS_BY_NAME = [name for name, _en, _weight in GROUPS]
+
+
+def _count_larger(app: Flask, ids: dict[str, Any]) -> None:
+    """Store the published run's summary with the LARGER counts, by group and in all, as its refresh would."""
+    with app.app_context():
+        run = _published_run(ids)
+        keys = {name: str(ids["groups"][name]) for name in GROUPS_BY_NAME} | {"无优先群体": NO_GROUP}
+        by_group = {keys[name]: {"fully": f, "partly": p, "not_at_all": x} for name, (f, p, x) in LARGER.items()}
+        served = {key: sum(counts[key] for counts in by_group.values()) for key in ("fully", "partly", "not_at_all")}
+        run.summary = {**run.summary, "fairness": {**run.summary["fairness"], "served": served,
+                                                   "by_group": by_group}}
+        db.session.commit()
+
+
+def test_a_group_of_two_pupils_is_shown_as_fewer_than_five_on_the_page_and_in_the_workbook(
+        app: Flask, client: FlaskClient, signed_in: Any, group_city: dict[str, Any]) -> None:
+    _count_larger(app, group_city)
+    _bureau(app, signed_in, district="五华区")
+    page = _section(client.get(f"/bureau/district/{group_city['districts']['五华区']}").get_data(as_text=True))
+    table = page.split("badge-warn", 1)[0]
+    rows = _table_rows(table)
+    assert rows["特殊教育需要"] == [SMALL, SMALL, "0", "0", HIDDEN]
+    assert rows["建档立卡/低保家庭"] == [HIDDEN, HIDDEN, SMALL, HIDDEN, HIDDEN]
+    assert rows["无优先群体"] == ["57", "40", HIDDEN, HIDDEN, "70.2%"], "counts that tell nothing stay shown"
+    assert rows["留守儿童"] == ["0", "0", "0", "0", "–"]
+    cells = [cell for row in rows.values() for cell in row]
+    for raw in ("2", "3", "6", "10", "7", "12", "21", "14.3%", "57.1%"):
+        assert raw not in cells, raw
+
+    _, (_header, *sheet_rows) = fairness_blocks(_workbook(client.get("/bureau/export.xlsx").data))
+    for area in ("合计", "五华区"):
+        by_name = {row[2]: row[3:8] for row in sheet_rows if row[:2] == [area, "已发布"]}
+        assert by_name["特殊教育需要"] == ["<5", "<5", 0, 0, HIDDEN], "text cells, not numbers"
+        assert by_name["建档立卡/低保家庭"] == [HIDDEN, HIDDEN, "<5", HIDDEN, HIDDEN]
+        assert by_name["无优先群体"][:2] == [57, 40] and by_name["无优先群体"][4] == pytest.approx(40 / 57, abs=1e-4)
+        numbers = [cell for row in by_name.values() for cell in row[:4] if isinstance(cell, int)]
+        assert 2 not in numbers and set(numbers) <= {0, 57, 40}, numbers
+
+    post_form(client, "/lang/en", {"next": "/bureau/"}, token_from="/bureau/")
+    english = _table_rows(_section(client.get(f"/bureau/district/{group_city['districts']['五华区']}")
+                                   .get_data(as_text=True)).split("badge-warn", 1)[0])
+    assert english["Special educational needs"] == ["<5", "<5", "0", "0", "hidden"]
+    assert english["No priority group"] == ["57", "40", "hidden", "hidden", "70.2%"]
+
+
+def test_the_threshold_is_the_apps_setting(
+        app: Flask, client: FlaskClient, signed_in: Any, group_city: dict[str, Any]) -> None:
+    _count_larger(app, group_city)
+    app.config["BUREAU_MIN_CELL"] = 13
+    _bureau(app, signed_in)
+    rows = _table_rows(_section(client.get("/bureau/").get_data(as_text=True)).split("badge-warn", 1)[0])
+    assert rows["建档立卡/低保家庭"][:4] == [HIDDEN, "<13", "<13", "<13"]
+    assert "1 至 12 人的数目显示为“&lt;13”" in client.get("/bureau/").get_data(as_text=True)
