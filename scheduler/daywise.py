@@ -224,8 +224,9 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
         wanted = _loads_by_day((key, day.value(var)) for day in solved.values() for key, var in day.model.leads.items())
     bound = min(relaxed.bound if relaxed is not None else math.inf, days_bound if days_bound is not None else math.inf)
     assert bound < math.inf, "the free days are all solved when the relaxation is not"
-    solved.clear()  # the free days' models are not needed any more: their backends' memory goes first
-    solved = _in_turn_within_caps(week, coverage, wanted, deadline, config)
+    if relaxed is None:
+        solved.clear()  # the free days' models are not needed any more: their backends' memory goes first
+    solved = _in_turn_within_caps(week, coverage, wanted, deadline, config, solved)
     leads = _weekly_staffing(week, solved) if solved else None
     if leads is None:
         return DaywisePlan(0, int(bound), None, time.monotonic() - began, days_bound=days_bound)
@@ -255,12 +256,13 @@ days are seen not to fit them."""
 
 
 def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: dict[tuple[str, int], int],
-                         deadline: Deadline, config: SolverConfig) -> dict[int, _Day]:
+                         deadline: Deadline, config: SolverConfig, free: dict[int, _Day]) -> dict[int, _Day]:
     """Each day's level 3 again, in turn, within a cap per teacher that keeps the week whole: what the days
     before it left, less what the days after it are promised. A later day is promised level 1's use of each
     teacher that day (so level 1's plan of every day always fits, and is each day's start and fallback) and a
     part of the teacher's spare sessions in proportion to how many more `wanted` gives that day (the week's
     relaxation, or else the free plan of the day); whatever a day leaves unused passes on to the days after it.
+    A day whose free plan (in `free`) fits its cap keeps that plan, optimal within the cap too, without a search.
     Empty when a day cannot be solved."""
     instance = week.instance
     days = sorted(coverage.days)
@@ -281,19 +283,25 @@ def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: d
                 for t in instance.teachers}
         teachers = tuple(dataclasses.replace(t, max_sessions=caps[t.id]) for t in instance.teachers)
         capped = dataclasses.replace(instance, teachers=teachers)
-        result = _preference_of_day(week, capped, coverage.days[day], deadline.left() / (len(days) - i), config,
-                                    start_leads=coverage.joined_leads)
+        result: _Day | None = free.get(day)
+        if result is None or any(load > caps[t] for t, load in _sessions_per_teacher(result).items()):
+            result = _preference_of_day(week, capped, coverage.days[day], deadline.left() / (len(days) - i), config,
+                                        start_leads=coverage.joined_leads)
         if result is None:
             return {}
-        # A day's leads may be fractional (any flow of the same value has whole teachers): its sessions per
-        # teacher are the sum, rounded up, not the sum of rounded parts.
-        day_load: dict[str, float] = defaultdict(float)
-        for (teacher_id, _), var in result.model.leads.items():
-            day_load[teacher_id] += result.values[var.index()]
-        for teacher_id, load in day_load.items():
-            used[teacher_id] += math.ceil(load - 1e-6)
+        for teacher_id, load in _sessions_per_teacher(result).items():
+            used[teacher_id] += load
         solved[day] = result
     return solved
+
+
+def _sessions_per_teacher(day: _Day) -> dict[str, int]:
+    """How many sessions each teacher leads in a day's plan. Its leads may be fractional (any flow of the same
+    value has whole teachers): the sessions are the sum, rounded up, not the sum of rounded parts."""
+    load: dict[str, float] = defaultdict(float)
+    for (teacher_id, _), var in day.model.leads.items():
+        load[teacher_id] += day.values[var.index()]
+    return {teacher_id: math.ceil(sessions - 1e-6) for teacher_id, sessions in load.items()}
 
 
 def _loads_by_day(leads: Iterable[tuple[tuple[str, StaffingGroup], float]]) -> dict[tuple[str, int], int]:
