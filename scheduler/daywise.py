@@ -236,9 +236,13 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
 
 
 def _relaxed_week(week: AllocationModel, deadline: Deadline, began: float) -> _Relaxed | None:
-    """The week's level-3 relaxation within `RELAXATION_SHARE` of the time left, or None."""
-    relaxed = _relaxation(week, week.preference_level(), deadline.earlier((1 - RELAXATION_SHARE) * deadline.left()),
-                          DUAL_SIMPLEX)
+    """The week's level-3 relaxation within `RELAXATION_SHARE` of the time left, or None (not started when that
+    share is below what a model of its size takes)."""
+    seconds = RELAXATION_SHARE * deadline.left()
+    if seconds < RELAXATION_SECONDS_PER_VARIABLE * week.solver.NumVariables():
+        logger.info("level 3: no time for the week's relaxation (%.2fs)", seconds)
+        return None
+    relaxed = _relaxation(week, week.preference_level(), deadline.earlier(deadline.left() - seconds), DUAL_SIMPLEX)
     logger.info("level 3: the week's relaxation %s after %.2fs", "not solved" if relaxed is None
                 else f"bounds it at {relaxed.bound}", time.monotonic() - began)
     return relaxed
@@ -248,6 +252,9 @@ RELAXATION_SHARE = 0.5
 """Share of the time left that the week's relaxation may take once the free days are seen not to join (on a
 crowded 3,250-pupil school it needs about 10 CPU-seconds). GLOP's limit counts wall seconds: on a loaded machine
 it may not end in time, and then it has cost up to that share and changes nothing."""
+RELAXATION_SECONDS_PER_VARIABLE = 1.5e-4
+"""The relaxation is not started with less time than this per variable of the week's model: the crowded school's
+58,000 variables took 7.9–9.7 CPU-seconds, and copying the model alone costs a large part of a short run."""
 
 
 RETRY_SHARE = 0.6
