@@ -38,6 +38,7 @@ from scheduler.lexicographic import (
     LexicographicSolver,
     SolverConfig,
     hold,
+    logger,
     transfer,
     trivial_bound,
     value_at,
@@ -119,6 +120,24 @@ an optimum of 4,022 into a bound of 4,021 (a value within 0.01 below a whole num
 def relaxation_bound(week: AllocationModel, objective: Expr, deadline: Deadline) -> int | None:
     """A proven bound on `objective` (maximised, whole-valued) over `week`: its linear relaxation, solved by GLOP
     on a copy of the model. None when the relaxation is not solved to optimality before `deadline`."""
+    relaxed = _relaxation(week, objective, deadline)
+    return None if relaxed is None else relaxed.bound
+
+
+@dataclass
+class _Relaxed:
+    bound: int
+    values: list[float]
+    """The relaxation's optimum, by the week's variable index."""
+
+
+DUAL_SIMPLEX = "use_dual_simplex: true"
+"""GLOP's dual simplex closes the week's level-3 relaxation of a crowded school (58,000 variables) in about half
+the time of its default primal simplex (7.9 against 15.3 CPU-seconds)."""
+
+
+def _relaxation(week: AllocationModel, objective: Expr, deadline: Deadline, parameters: str = "") -> _Relaxed | None:
+    """`relaxation_bound` with the relaxation's optimal point; `parameters` are GLOP's, in its text format."""
     week.solver.Maximize(objective)
     proto = linear_solver_pb2.MPModelProto()
     week.solver.ExportModelToProto(proto)
@@ -127,10 +146,13 @@ def relaxation_bound(week: AllocationModel, objective: Expr, deadline: Deadline)
     relaxed = pywraplp.Solver.CreateSolver("GLOP")
     if relaxed is None or relaxed.LoadModelFromProto(proto) or deadline.left() <= 0:
         return None
+    if parameters and not relaxed.SetSolverSpecificParametersAsString(parameters):
+        raise ValueError(f"GLOP refused the parameters {parameters!r}")
     relaxed.SetTimeLimit(max(1, int(1000 * deadline.left())))
     if relaxed.Solve() != pywraplp.Solver.OPTIMAL:
         return None
-    return int(math.floor(relaxed.Objective().Value() + RELAXATION_MARGIN))
+    bound = int(math.floor(relaxed.Objective().Value() + RELAXATION_MARGIN))
+    return _Relaxed(bound, [v.solution_value() for v in relaxed.variables()])
 
 
 @dataclass
@@ -151,7 +173,8 @@ class _Day:
 
 def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: Deadline,
                       config: SolverConfig) -> DaywisePlan | None:
-    """Level 3 of `week` (grouped by preference) day by day, once level 1 was proven day by day; None otherwise.
+    """Level 3 of `week` (grouped by preference, holding level 1) day by day, once level 1 was proven day by day;
+    None otherwise.
 
     When the days' coverage adds up to their summed bound, every plan of the week that covers as much covers
     each day exactly its own best. So each day's model, holding its coverage, bounds the day's part of level 3
@@ -159,9 +182,12 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     week's optimum when they reach those bounds.
 
     On a school short of teachers the free days together ask for more sessions than the teachers' weeks hold,
-    and do not join. The days are then solved again in turn (`_in_turn_within_caps`), each within what the days
-    before it left of every teacher's cap, less what level 1's plan of the days after it needs: a plan of the
-    week that always joins, which the free days' bound still bounds.
+    and do not join. Their sum is then a weak bound, and the week's linear relaxation (`_relaxation`) is solved
+    instead: its optimum is the bound, and its sessions per teacher and day say how to share each teacher's week
+    among the days. Once the free days so far are seen not to fit, the later ones are not solved at all when the
+    relaxation is. The days are then solved again in turn (`_in_turn_within_caps`), each within what the days
+    before it left of every teacher's cap, less what is promised to the days after it: a plan of the week that
+    always joins.
     """
     if not coverage.proven_by_days or not coverage.days or week.hire_sessions:
         return None
@@ -169,27 +195,66 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     days = sorted(coverage.days)
     solved: dict[int, _Day] = {}
     free = deadline
+    relaxed: _Relaxed | None = None
     for i, day in enumerate(days):
         if free is deadline and i and _weekly_staffing(week, {**coverage.days, **solved}) is None:
             # The free days so far, with level 1's plans of the others, already ask more of some teacher than
-            # the week holds: keep time for solving the days again within the teachers' weeks.
+            # the week holds: the relaxation bounds and shares the week instead of the free days.
+            relaxed = _relaxed_week(week, deadline, began)
+            if relaxed is not None:
+                break
             free = deadline.earlier(RETRY_SHARE * deadline.left())
         result = _preference_of_day(week, week.instance, coverage.days[day], free.left() / (len(days) - i),
                                     config)
         if result is None:
             return None
         solved[day] = result
-    bound = sum(day.bound for day in solved.values())
-    leads = _weekly_staffing(week, solved)
-    if leads is None:
+    days_bound = sum(day.bound for day in solved.values()) if len(solved) == len(days) else None
+    leads = None if relaxed is not None else _weekly_staffing(week, solved)
+    if leads is not None:
+        assert days_bound is not None
+        value = sum(day.score for day in solved.values())
+        return DaywisePlan(value, days_bound, _week_values(week, solved, leads), time.monotonic() - began,
+                           solved, leads)
+    if relaxed is None and free is deadline:
+        relaxed = _relaxed_week(week, deadline, began)
+    if relaxed is not None:
+        wanted = _loads_by_day((key, relaxed.values[var.index()]) for key, var in week.leads.items())
+    else:
         wanted = _loads_by_day((key, day.value(var)) for day in solved.values() for key, var in day.model.leads.items())
+    bound = min(relaxed.bound if relaxed is not None else math.inf, days_bound if days_bound is not None else math.inf)
+    assert bound < math.inf, "the free days are all solved when the relaxation is not"
+    if relaxed is None:
         solved.clear()  # the free days' models are not needed any more: their backends' memory goes first
-        solved = _in_turn_within_caps(week, coverage, wanted, deadline, config)
-        leads = _weekly_staffing(week, solved) if solved else None
+    solved = _in_turn_within_caps(week, coverage, wanted, deadline, config, solved)
+    leads = _weekly_staffing(week, solved) if solved else None
     if leads is None:
-        return DaywisePlan(0, bound, None, time.monotonic() - began)
+        return DaywisePlan(0, int(bound), None, time.monotonic() - began, days_bound=days_bound)
     value = sum(day.score for day in solved.values())
-    return DaywisePlan(value, bound, _week_values(week, solved, leads), time.monotonic() - began, solved, leads)
+    return DaywisePlan(value, int(bound), _week_values(week, solved, leads), time.monotonic() - began, solved, leads,
+                       days_bound)
+
+
+def _relaxed_week(week: AllocationModel, deadline: Deadline, began: float) -> _Relaxed | None:
+    """The week's level-3 relaxation within `RELAXATION_SHARE` of the time left, or None (not started when that
+    share is below what a model of its size takes)."""
+    seconds = RELAXATION_SHARE * deadline.left()
+    if seconds < RELAXATION_SECONDS_PER_VARIABLE * week.solver.NumVariables():
+        logger.info("level 3: no time for the week's relaxation (%.2fs)", seconds)
+        return None
+    relaxed = _relaxation(week, week.preference_level(), deadline.earlier(deadline.left() - seconds), DUAL_SIMPLEX)
+    logger.info("level 3: the week's relaxation %s after %.2fs", "not solved" if relaxed is None
+                else f"bounds it at {relaxed.bound}", time.monotonic() - began)
+    return relaxed
+
+
+RELAXATION_SHARE = 0.5
+"""Share of the time left that the week's relaxation may take once the free days are seen not to join (on a
+crowded 3,250-pupil school it needs about 10 CPU-seconds). GLOP's limit counts wall seconds: on a loaded machine
+it may not end in time, and then it has cost up to that share and changes nothing."""
+RELAXATION_SECONDS_PER_VARIABLE = 1.5e-4
+"""The relaxation is not started with less time than this per variable of the week's model: the crowded school's
+58,000 variables took 7.9–9.7 CPU-seconds, and copying the model alone costs a large part of a short run."""
 
 
 RETRY_SHARE = 0.6
@@ -198,12 +263,14 @@ days are seen not to fit them."""
 
 
 def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: dict[tuple[str, int], int],
-                         deadline: Deadline, config: SolverConfig) -> dict[int, _Day]:
+                         deadline: Deadline, config: SolverConfig, free: dict[int, _Day]) -> dict[int, _Day]:
     """Each day's level 3 again, in turn, within a cap per teacher that keeps the week whole: what the days
     before it left, less what the days after it are promised. A later day is promised level 1's use of each
     teacher that day (so level 1's plan of every day always fits, and is each day's start and fallback) and a
-    part of the teacher's spare sessions in proportion to how many more the free plan of that day wanted;
-    whatever a day leaves unused passes on to the days after it. Empty when a day cannot be solved."""
+    part of the teacher's spare sessions in proportion to how many more `wanted` gives that day (the week's
+    relaxation, or else the free plan of the day); whatever a day leaves unused passes on to the days after it.
+    A day whose free plan (in `free`) fits its cap keeps that plan, optimal within the cap too, without a search.
+    Empty when a day cannot be solved."""
     instance = week.instance
     days = sorted(coverage.days)
     first = _loads_by_day(coverage.joined_leads.items())
@@ -223,19 +290,25 @@ def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: d
                 for t in instance.teachers}
         teachers = tuple(dataclasses.replace(t, max_sessions=caps[t.id]) for t in instance.teachers)
         capped = dataclasses.replace(instance, teachers=teachers)
-        result = _preference_of_day(week, capped, coverage.days[day], deadline.left() / (len(days) - i), config,
-                                    start_leads=coverage.joined_leads)
+        result: _Day | None = free.get(day)
+        if result is None or any(load > caps[t] for t, load in _sessions_per_teacher(result).items()):
+            result = _preference_of_day(week, capped, coverage.days[day], deadline.left() / (len(days) - i), config,
+                                        start_leads=coverage.joined_leads)
         if result is None:
             return {}
-        # A day's leads may be fractional (any flow of the same value has whole teachers): its sessions per
-        # teacher are the sum, rounded up, not the sum of rounded parts.
-        day_load: dict[str, float] = defaultdict(float)
-        for (teacher_id, _), var in result.model.leads.items():
-            day_load[teacher_id] += result.values[var.index()]
-        for teacher_id, load in day_load.items():
-            used[teacher_id] += math.ceil(load - 1e-6)
+        for teacher_id, load in _sessions_per_teacher(result).items():
+            used[teacher_id] += load
         solved[day] = result
     return solved
+
+
+def _sessions_per_teacher(day: _Day) -> dict[str, int]:
+    """How many sessions each teacher leads in a day's plan. Its leads may be fractional (any flow of the same
+    value has whole teachers): the sessions are the sum, rounded up, not the sum of rounded parts."""
+    load: dict[str, float] = defaultdict(float)
+    for (teacher_id, _), var in day.model.leads.items():
+        load[teacher_id] += day.values[var.index()]
+    return {teacher_id: math.ceil(sessions - 1e-6) for teacher_id, sessions in load.items()}
 
 
 def _loads_by_day(leads: Iterable[tuple[tuple[str, StaffingGroup], float]]) -> dict[tuple[str, int], int]:

@@ -290,7 +290,7 @@ class _LevelPlan:
                 days = preference_by_day(model, self.days, self.levels_deadline.earlier(
                     (1 - DAYWISE_PREFERENCE_SHARE) * self.levels_deadline.left()), self.config)
         if days is not None:
-            self.stats["daywise_preference"] = {"value": days.value, "bound": days.bound,
+            self.stats["daywise_preference"] = {"value": days.value, "bound": days.bound, "days_bound": days.days_bound,
                                                 "joined": days.values is not None, "seconds": round(days.seconds, 3)}
         big = model.solver.NumVariables() > WEEK_PREFERENCE_BIG
         if days is not None and days.values is not None and (days.proven or big):

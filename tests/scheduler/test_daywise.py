@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +15,7 @@ from scheduler.daywise import coverage_by_day, preference_by_day
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
 from scheduler.groups import build_day_classes
-from scheduler.lexicographic import LexicographicSolver, SolverConfig
+from scheduler.lexicographic import LexicographicSolver, SolverConfig, hold
 from scheduler.model import AllocationModel
 from scheduler.solve import solve
 from scheduler.warmstart import plan_values
@@ -121,3 +122,46 @@ def test_level_3_days_that_ask_too_much_of_a_teacher_are_solved_again_within_the
     solution = solve(inst)
     assert solution.objective.preference == 3 == reference_optimum(inst)["preference"]  # type: ignore[index]
     assert validation.validate(inst, solution).ok
+
+
+def test_level_3_days_that_do_not_join_are_bounded_by_the_weeks_relaxation() -> None:
+    # As above, but each art session seats one pupil per teacher: the week's relaxation then shares the art
+    # teacher's one session between the days and bounds level 3 at 3, which the plan reaches, where the free
+    # days' sum is 6.
+    sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)]
+    sessions += [session(f"A{d}", "art", day=d, capacity=1, pupils_per_teacher=1) for d in (1, 2)]
+    teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
+    inst = instance(sessions, teachers, [pupil("P1")], [request("P1", days=(1, 2), preferences=("art",))],
+                    weekdays=(1, 2))
+    coverage = coverage_by_day(_week(inst), Deadline.after(20))
+    assert coverage is not None and coverage.proven_by_days
+    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    hold(fine, {"coverage": coverage.value})
+    days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig())
+    assert days is not None and days.values is not None
+    assert days.days_bound == 6 and days.bound == days.value == 3 and days.proven
+    solution = solve(inst)
+    assert solution.status == Status.OPTIMAL and solution.objective.preference == 3
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), scarce=st.booleans())
+def test_level_3_by_day_is_bounded_above_the_optimum_and_its_plan_is_a_plan_of_the_week(seed: int,
+                                                                                         scarce: bool) -> None:
+    inst = random_instance(seed, pupils=10, days=3)
+    if scarce:  # one session a week per teacher: the free days rarely join, and the week's relaxation bounds
+        inst = dataclasses.replace(inst, teachers=tuple(dataclasses.replace(t, max_sessions=min(t.max_sessions, 1))
+                                                        for t in inst.teachers))
+    expected = reference_optimum(inst, levels=3)
+    coverage = coverage_by_day(_week(inst), Deadline.after(20))
+    if expected is None or coverage is None or not coverage.proven_by_days:
+        return
+    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    hold(fine, {"coverage": coverage.value})
+    days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig())
+    assert days is not None
+    assert days.bound >= expected["preference"]
+    assert days.days_bound is None or days.bound <= days.days_bound
+    if days.values is not None:
+        assert days.value <= expected["preference"]
+        satisfies_every_row(fine, days.values)
