@@ -192,13 +192,18 @@ class AllocationModel:
                 runs = self.runs[session.id] = solver.BoolVar(f"runs_{session.id}")
                 self._row([*enrolment, (runs, -session.min_pupils)], 0, None, f"min_pupils_{session.id}")
                 self._row([*enrolment, (runs, -session.capacity)], None, 0)
-            most = -(-session.capacity // session.pupils_per_teacher)
-            teachers = solver.IntVar(0, most, f"teachers_{session.id}")
+            # No more pupils can ever sit in the session than its room holds or its eligible classes count
+            # (a homework room of a grade whose few pupils request that period, a care room on a quiet day).
+            most_pupils = min(session.capacity, sum(int(var.ub()) for var in seats))
             ratio = session.pupils_per_teacher
+            teachers = solver.IntVar(0, -(-most_pupils // ratio), f"teachers_{session.id}")
             self._row([(teachers, ratio), *minus], 0, None, f"ratio_{session.id}")
             # The last teacher a session needs may serve fewer than pupils_per_teacher pupils (a room smaller
-            # than the ratio needs a whole teacher for one pupil): the convex hull of the ratio rule says so.
-            full, rest = divmod(session.capacity, ratio)
+            # than the ratio, or a session with fewer eligible pupils, needs a whole teacher for one pupil): the
+            # convex hull of the ratio rule over 0..most_pupils says so. Where most_pupils < ratio it reads
+            # enrolment <= most_pupils * teachers, which the linear relaxation otherwise lets a sliver of a
+            # teacher earn ratio pupils a whole.
+            full, rest = divmod(most_pupils, ratio)
             if rest:
                 self._row([(teachers, rest), *minus], rest * full - full * ratio, None, f"last_teacher_{session.id}")
             self._row([(teachers, 1), *minus], None, 0)

@@ -51,12 +51,13 @@ def test_the_days_bound_the_week_and_a_joined_plan_is_a_plan_of_the_week(seed: i
 
 def test_a_weekly_cap_that_the_days_share_is_honoured() -> None:
     # One teacher may lead one session a week, and each of two days needs them: only one day can be covered,
-    # though each day alone could be.
+    # though each day alone could be. The week's relaxation knows it too: each session can seat its one pupil
+    # and no more, so half a teacher in each earns half a pupil-day.
     inst = instance([session("S1", day=1), session("S2", day=2)], [teacher("T1", max_sessions=1)],
                     [pupil("P1")], [request("P1", days=(1, 2))], weekdays=(1, 2))
     days = coverage_by_day(_week(inst), Deadline.after(20))
-    assert days is not None and days.bound == 2
-    assert days.values is not None and days.value == 1 and not days.proven
+    assert days is not None and days.days_bound == 2 and days.bound == 1
+    assert days.values is not None and days.value == 1 and days.proven and not days.proven_by_days
     solution = solve(inst)
     assert solution.objective.coverage == solution.objective.coverage_bound == 1
     assert solution.status == Status.OPTIMAL
@@ -80,6 +81,29 @@ def test_the_weeks_relaxation_proves_what_the_days_cannot() -> None:
     solution = solve(inst)
     assert solution.status == Status.OPTIMAL
     assert solution.objective.coverage == solution.objective.coverage_bound == 1
+
+
+def test_a_session_with_few_eligible_pupils_earns_no_more_than_them_per_teacher_in_the_relaxation() -> None:
+    # One teacher, one session a week; three rooms of 40 with one teacher per 30, each open to one grade of two
+    # pupils. A whole teacher seats the two pupils of one grade. The rooms' ratio rows alone let a third of the
+    # teacher earn ten seats in each room (relaxation 6, above the free days' 4); no room can ever seat more
+    # than its two eligible pupils, so a teacher's share earns at most two per whole teacher there, and the
+    # relaxation meets the optimum.
+    sessions = [session(f"S{g}", day=1 if g < 3 else 2, capacity=40, grades=(g, g), pupils_per_teacher=30)
+                for g in (1, 2, 3)]
+    pupils = [pupil(f"P{g}{i}", grade=g) for g in (1, 2, 3) for i in (1, 2)]
+    requests = [request(p.id, days=(1 if p.grade < 3 else 2,)) for p in pupils]
+    inst = instance(sessions, [teacher("T1", max_sessions=1)], pupils, requests, weekdays=(1, 2))
+    week = _week(inst)
+    assert all(teachers.ub() == 1 for teachers in week.teachers.values())
+    days = coverage_by_day(week, Deadline.after(20))
+    assert days is not None and days.days_bound == 4 and days.bound == 2
+    assert days.proven and days.value == 2
+    solution = solve(inst)
+    assert solution.status == Status.OPTIMAL
+    expected = reference_optimum(inst)
+    assert expected is not None
+    assert solution.objective.coverage == solution.objective.coverage_bound == expected["coverage"] == 2
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
