@@ -131,7 +131,9 @@ def test_a_limit_too_short_for_any_search_still_returns_a_plan_in_time() -> None
 
 def test_level_3_days_that_ask_too_much_of_a_teacher_are_solved_again_within_the_week() -> None:
     # The only art teacher may lead one session a week; each day alone would put the pupil in art (3 points a
-    # day, bound 6), so the free days do not join. Solved again in turn within the week, one day gets art.
+    # day, the days' bound 6), so the free days do not join. Solved again in turn within the week, one day gets
+    # art; the week's relaxation proves that optimal (an art session seats one pupil at most, so it needs a whole
+    # teacher, of whom there is one for the week).
     sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)] + [session(f"A{d}", "art", day=d) for d in (1, 2)]
     teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
     inst = instance(sessions, teachers, [pupil("P1")], [request("P1", days=(1, 2), preferences=("art",))],
@@ -141,7 +143,7 @@ def test_level_3_days_that_ask_too_much_of_a_teacher_are_solved_again_within_the
     fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
     days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig())
     assert days is not None and days.values is not None
-    assert days.bound == 6 and days.value == 3 and not days.proven
+    assert days.days_bound == 6 and days.bound == 3 == days.value and days.proven
     satisfies_every_row(fine, days.values)
     solution = solve(inst)
     assert solution.objective.preference == 3 == reference_optimum(inst)["preference"]  # type: ignore[index]
