@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -129,45 +130,29 @@ def test_a_limit_too_short_for_any_search_still_returns_a_plan_in_time() -> None
     assert solution.objective.coverage > 0
 
 
-def test_level_3_days_that_ask_too_much_of_a_teacher_are_solved_again_within_the_week() -> None:
+@pytest.mark.parametrize("art", [{}, {"capacity": 1, "pupils_per_teacher": 1}], ids=["room", "one-to-one"])
+def test_level_3_days_that_ask_too_much_of_a_teacher_are_bounded_by_the_weeks_relaxation(art: dict[str, int]) -> None:
     # The only art teacher may lead one session a week; each day alone would put the pupil in art (3 points a
     # day, the days' bound 6), so the free days do not join. Solved again in turn within the week, one day gets
-    # art; the week's relaxation proves that optimal (an art session seats one pupil at most, so it needs a whole
-    # teacher, of whom there is one for the week).
-    sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)] + [session(f"A{d}", "art", day=d) for d in (1, 2)]
+    # art; the week's relaxation proves that optimal: an art session seats one pupil at most (the one pupil
+    # eligible, or a room of one), so it needs a whole teacher, of whom there is one for the week.
+    sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)]
+    sessions += [session(f"A{d}", "art", day=d, **art) for d in (1, 2)]
     teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
     inst = instance(sessions, teachers, [pupil("P1")], [request("P1", days=(1, 2), preferences=("art",))],
                     weekdays=(1, 2))
     coverage = coverage_by_day(_week(inst), Deadline.after(20))
-    assert coverage is not None and coverage.proven
+    assert coverage is not None and coverage.proven and coverage.proven_by_days
     fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    hold(fine, {"coverage": coverage.value})
     days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig())
     assert days is not None and days.values is not None
     assert days.days_bound == 6 and days.bound == 3 == days.value and days.proven
     satisfies_every_row(fine, days.values)
     solution = solve(inst)
+    assert solution.status == Status.OPTIMAL
     assert solution.objective.preference == 3 == reference_optimum(inst)["preference"]  # type: ignore[index]
     assert validation.validate(inst, solution).ok
-
-
-def test_level_3_days_that_do_not_join_are_bounded_by_the_weeks_relaxation() -> None:
-    # As above, but each art session seats one pupil per teacher: the week's relaxation then shares the art
-    # teacher's one session between the days and bounds level 3 at 3, which the plan reaches, where the free
-    # days' sum is 6.
-    sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)]
-    sessions += [session(f"A{d}", "art", day=d, capacity=1, pupils_per_teacher=1) for d in (1, 2)]
-    teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
-    inst = instance(sessions, teachers, [pupil("P1")], [request("P1", days=(1, 2), preferences=("art",))],
-                    weekdays=(1, 2))
-    coverage = coverage_by_day(_week(inst), Deadline.after(20))
-    assert coverage is not None and coverage.proven_by_days
-    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
-    hold(fine, {"coverage": coverage.value})
-    days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig())
-    assert days is not None and days.values is not None
-    assert days.days_bound == 6 and days.bound == days.value == 3 and days.proven
-    solution = solve(inst)
-    assert solution.status == Status.OPTIMAL and solution.objective.preference == 3
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
