@@ -28,8 +28,13 @@ Definitions (per term):
 - served by priority group (`Fairness.by_group`, `served_by_group`): the same three counts for the pupils of each
   of the city's priority groups and for those of none, by the group each pupil counted under when the run was
   made; summed over the schools whose run recorded groups (`Fairness.group_schools`). Group names are looked up
-  when shown, in the reader's language. What leaves the app is `shown_by_group`: small counts, and those that
-  would tell them, hidden (`suppress_counts`, docs/bureau.md "Small counts are hidden").
+  when shown, in the reader's language.
+
+What leaves the app is never these figures as they are: every count of children (pupils, pupil-days, families)
+goes through the one rule `suppress_counts` — small counts, those that would tell them, and the rates and shares
+computed from them hidden — by the wrappers beside it: `shown_area`, `shown_page` (an area as the table of the
+reader's whole scope shows it), `shown_by_group`, `shown_by_level`, `shown_slot` (docs/bureau.md "Small counts are
+hidden").
 """
 
 from __future__ import annotations
