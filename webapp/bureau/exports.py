@@ -10,7 +10,7 @@ district, published and drafts apart: counts and shares only, never a pupil.
 
 Every count of children (pupils enrolled, requesting, served, pupil-days, the fairness counts, each weekday x
 period's pupils) is written as the bureau's pages show it: a small count, or one that would tell it, is the text
-"<5" or "hidden" in the reader's language (`webapp.bureau.stats.shown_area`, `shown_slot`, `shown_by_group`), never
+"<5" or "hidden" in the reader's language (`webapp.bureau.stats.shown_area`, `shown_slot`, `shown_groups`), never
 its number, and so is a rate or share computed from one.
 """
 
@@ -26,12 +26,11 @@ from openpyxl import Workbook
 
 from webapp.bureau.stats import (
     CityStats,
-    Figures,
+    GroupRow,
     Rollup,
     ShownArea,
     ShownPage,
     Source,
-    shown_by_group,
     shown_page,
     shown_slot,
 )
@@ -88,11 +87,9 @@ GROUP_HEADERS = (
 )
 
 
-def _group_rows(area: str, source: str, figures: Figures, groups: Sequence[PriorityGroup], shown: ShownArea,
-                ) -> list[list[Any]]:
-    """The rows of one area and source by priority group, beside the area as shown; one row saying so when no
-    school here recorded groups."""
-    rows = shown_by_group(figures, groups, shown)
+def _group_rows(area: str, source: str, rows: list[GroupRow] | None) -> list[list[Any]]:
+    """The rows of one area and source by priority group, as shown (`ShownPage.groups`); one row saying so when
+    no school here recorded groups."""
     if rows is None:
         return [[area, source, _("No figures by priority group"), None, None, None, None, None]]
     return [[area, source, row.name, row.requesting, row.fully, row.partly, row.not_at_all,
@@ -150,11 +147,11 @@ def coverage_sheets(stats: CityStats, groups: Sequence[PriorityGroup] = (), page
     `page`: what the bureau's page of the same area shows (`shown_page`: by default, `stats` as a whole scope)."""
     headers = [label for _, label in FIGURE_HEADERS]
     counts = [_("Schools"), _("Published"), _("Draft"), _("Not yet allocated")]
-    shown = page or shown_page(stats, stats)
+    shown = page or shown_page(stats, stats, groups=groups)
     districts = [[d.name or _("No district"), *_counts(d.rollup),
-                  *_figure_cells(shown.districts[(d.district_id, Source.PUBLISHED)])] for d in stats.districts]
+                  *_figure_cells(shown.district(d.district_id, Source.PUBLISHED))] for d in stats.districts]
     drafts = [[d.name or _("No district"), d.rollup.draft.schools,
-               *_figure_cells(shown.districts[(d.district_id, Source.DRAFT)])]
+               *_figure_cells(shown.district(d.district_id, Source.DRAFT))]
               for d in stats.districts if d.rollup.draft.schools]
     schools = [
         [
@@ -182,24 +179,21 @@ def coverage_sheets(stats: CityStats, groups: Sequence[PriorityGroup] = (), page
     for d in stats.districts:
         name = d.name or _("No district")
         fairness.append([name, None, None, published_label,
-                         *_fairness_cells(shown.districts[(d.district_id, Source.PUBLISHED)])])
+                         *_fairness_cells(shown.district(d.district_id, Source.PUBLISHED))])
         if d.rollup.draft.schools:
             fairness.append([name, None, None, draft_label,
-                             *_fairness_cells(shown.districts[(d.district_id, Source.DRAFT)])])
+                             *_fairness_cells(shown.district(d.district_id, Source.DRAFT))])
     fairness += [[s.district_name, s.school_code, s.school_name, str(SOURCE_LABELS[s.source]),
                   *_fairness_cells(shown.schools[s.school_id])] for s in stats.schools if s.figures.allocated]
     fairness += [[], [_("District"), _("Source"), _("Priority group"), *(str(label) for label in GROUP_HEADERS)]]
-    fairness += _group_rows(_("Total"), published_label, stats.rollup.published, groups,
-                            shown.headline[Source.PUBLISHED])
+    fairness += _group_rows(_("Total"), published_label, shown.groups(Source.PUBLISHED))
     if stats.rollup.draft.schools:
-        fairness += _group_rows(_("Total"), draft_label, stats.rollup.draft, groups, shown.headline[Source.DRAFT])
+        fairness += _group_rows(_("Total"), draft_label, shown.groups(Source.DRAFT))
     for d in stats.districts:
         name = d.name or _("No district")
-        fairness += _group_rows(name, published_label, d.rollup.published, groups,
-                                shown.districts[(d.district_id, Source.PUBLISHED)])
+        fairness += _group_rows(name, published_label, shown.groups(Source.PUBLISHED, d.district_id))
         if d.rollup.draft.schools:
-            fairness += _group_rows(name, draft_label, d.rollup.draft, groups,
-                                    shown.districts[(d.district_id, Source.DRAFT)])
+            fairness += _group_rows(name, draft_label, shown.groups(Source.DRAFT, d.district_id))
     return [
         (_("Districts (published)"), [_("District"), *counts, *headers], districts),
         (

@@ -35,7 +35,6 @@ from webapp.bureau.stats import (
     Figures,
     GroupRow,
     HiringPlan,
-    Rollup,
     ShownPage,
     Source,
     TermStats,
@@ -46,7 +45,6 @@ from webapp.bureau.stats import (
     min_cell,
     rollup_advice,
     shown_area,
-    shown_by_group,
     shown_by_level,
     shown_page,
     shown_slot,
@@ -231,12 +229,10 @@ def _sorted_by_coverage(schools: Sequence[TermStats]) -> list[TermStats]:
     )
 
 
-def _by_group(rollup: Rollup, page: ShownPage) -> dict[str, list[GroupRow] | None]:
-    """Served by priority group, published allocations and drafts apart (one query for the groups' names), small
-    counts hidden (`shown_by_group`) beside the headline as `page` shows it."""
-    groups = city_groups()
-    return {source: shown_by_group(rollup.part(source), groups, page.headline[source])
-            for source in (Source.PUBLISHED, Source.DRAFT)}
+def _by_group(page: ShownPage) -> dict[str, list[GroupRow] | None]:
+    """Served by priority group of the page's area, published allocations and drafts apart, small counts hidden
+    beside the headline and beside the other areas' tables (`shown_groups`)."""
+    return {source: page.groups(source) for source in (Source.PUBLISHED, Source.DRAFT)}
 
 
 def _scope_stats(stats: CityStats | None = None) -> CityStats:
@@ -255,10 +251,10 @@ def dashboard() -> ResponseReturnValue:
         return redirect(url_for("bureau.district", district_id=current_user.district_id))
     stats = city_stats(_scope())
     districts = db.session.scalars(select(District).order_by(District.name)).all()
-    page = shown_page(stats, stats)
+    page = shown_page(stats, stats, groups=city_groups())
     return render_template(
         "bureau/city.html", stats=stats, worst=_sorted_by_coverage(stats.schools)[:20], districts=districts,
-        by_group=_by_group(stats.rollup, page), shown=page,
+        by_group=_by_group(page), shown=page,
     )
 
 
@@ -268,10 +264,10 @@ def district(district_id: int) -> ResponseReturnValue:
     district = _district_or_404(district_id)
     where = and_(_scope(), School.district_id == district.id)
     stats = city_stats(where)
-    page = shown_page(_scope_stats(), stats, district_id=district.id)
+    page = shown_page(_scope_stats(), stats, district_id=district.id, groups=city_groups())
     return render_template(
         "bureau/district.html", district=district, stats=stats, advice=advice_counts(where),
-        by_group=_by_group(stats.rollup, page), shown=page,
+        by_group=_by_group(page), shown=page,
     )
 
 
@@ -300,17 +296,17 @@ def export() -> ResponseReturnValue:
     where = _scope()
     name = "coverage"
     school_id, district_id = int_arg("school"), int_arg("district")
-    scope = city_stats(where)
-    stats, page = scope, shown_page(scope, scope)
+    scope, groups = city_stats(where), city_groups()
+    stats, page = scope, shown_page(scope, scope, groups=groups)
     if school_id:
         school = _school_in_scope_or_404(school_id)
         name, stats = f"coverage-{school.code}", city_stats(School.id == school.id)
-        page = shown_page(scope, stats, school_id=school.id)
+        page = shown_page(scope, stats, school_id=school.id, groups=groups)
     elif district_id:
         district = _district_or_404(district_id)
         name, stats = f"coverage-district-{district.id}", city_stats(and_(where, School.district_id == district.id))
-        page = shown_page(scope, stats, district_id=district.id)
-    return xlsx_response(workbook(coverage_sheets(stats, city_groups(), page)), f"{name}.xlsx")
+        page = shown_page(scope, stats, district_id=district.id, groups=groups)
+    return xlsx_response(workbook(coverage_sheets(stats, groups, page)), f"{name}.xlsx")
 
 
 # --------------------------------------------------------------------------- capacity advice

@@ -33,7 +33,7 @@ Definitions (per term):
 What leaves the app is never these figures as they are: every count of children (pupils, pupil-days, families)
 goes through the one rule `suppress_counts` — small counts, those that would tell them, and the rates and shares
 computed from them hidden — by the wrappers beside it: `shown_area`, `shown_page` (an area as the table of the
-reader's whole scope shows it), `shown_by_group`, `shown_by_level`, `shown_slot` (docs/bureau.md "Small counts are
+reader's whole scope shows it), `shown_groups`, `shown_by_level`, `shown_slot` (docs/bureau.md "Small counts are
 hidden").
 """
 
@@ -481,36 +481,130 @@ def shown_city(stats: CityStats) -> ShownCity:
     return ShownCity(total, districts, schools)
 
 
+AreaKey = tuple[str, int | None, str]
+"""("total", None, source), ("district", district id, source) or ("school", school id, source)."""
+
+
 @dataclass(frozen=True)
 class ShownPage:
-    """One page (or workbook) of the bureau as it is shown: its headline by source, the rows of its tables and
-    its trend. Every area is shown as the table of the reader's whole scope shows it (`shown_city` of the city,
-    or of a district user's district), so a district's page hides what the city's table hides of it, and setting
-    the pages of one reader side by side tells no more than each."""
+    """One page (or workbook) of the bureau as it is shown: its headline by source, the rows of its tables, its
+    trend and its tables by priority group. Every area is shown as the table of the reader's whole scope shows it
+    (`shown_city` of the city, or of a district user's district), so a district's page hides what the city's table
+    hides of it, and setting the pages of one reader side by side tells no more than each."""
 
     headline: dict[str, ShownArea]
     districts: dict[tuple[int | None, str], ShownArea]
     schools: dict[int, ShownArea]
     trend: list[ShownArea]
     """The published figures of each term of `stats.trend`; the current one as the headline shows it."""
+    area: tuple[str, int | None]
+    """The page's own area: ("total", None), ("district", id) or ("school", id)."""
+    by_group: dict[AreaKey, list[GroupRow] | None] = field(default_factory=dict)
+    """The tables by priority group of every area of the scope, as shown together (`shown_groups`)."""
+
+    def groups(self, source: str, district_id: int | None = None) -> list[GroupRow] | None:
+        """The table by priority group of the page's own area, or of one of its districts (a school's page has
+        only its own)."""
+        kind, area_id = self.area
+        if district_id is not None and kind == "total":
+            kind, area_id = "district", district_id
+        return self.by_group.get((kind, area_id, source))
+
+    def district(self, district_id: int | None, source: str) -> ShownArea:
+        """A district's row of the page's tables: on a school's page, the school's own figures."""
+        return self.headline[source] if self.area[0] == "school" else self.districts[(district_id, source)]
 
 
 def shown_page(scope: CityStats, stats: CityStats, *, district_id: int | None = None,
-               school_id: int | None = None) -> ShownPage:
-    """The page of `stats` (the city, one district or one school of `scope`, the reader's whole scope)."""
+               school_id: int | None = None, groups: Sequence[PriorityGroup] | None = None) -> ShownPage:
+    """The page of `stats` (the city, one district or one school of `scope`, the reader's whole scope); with the
+    city's priority `groups`, its tables by group too."""
     city = shown_city(scope)
     sources = (Source.PUBLISHED, Source.DRAFT, Source.NOT_ALLOCATED)
     headline: dict[str, ShownArea] = dict(city.total)
+    area: tuple[str, int | None] = ("total", None)
     if district_id is not None:
-        headline = {source: city.districts[(district_id, source)] for source in sources}
+        headline = {source: city.districts.get((district_id, source)) or shown_area(stats.rollup.part(source))
+                    for source in sources}  # a district of no school with a term has empty figures
+        area = ("district", district_id)
     elif school_id is not None:
-        [school] = [s for s in stats.schools if s.school_id == school_id] or [None]
+        school = next((s for s in stats.schools if s.school_id == school_id), None)
         headline = {source: city.schools[school_id] if school and school.source == source
                     else shown_area(stats.rollup.part(source)) for source in sources}
+        area = ("school", school_id)
     published = stats.rollup.published
     trend = [headline[Source.PUBLISHED] if rollup.published == published else shown_area(rollup.published)
              for _name, rollup in stats.trend]
-    return ShownPage(headline, city.districts, city.schools, trend)
+    by_group = shown_groups(scope, groups, city) if groups is not None else {}
+    return ShownPage(headline, city.districts, city.schools, trend, area, by_group)
+
+
+def shown_groups(scope: CityStats, groups: Sequence[PriorityGroup], city: ShownCity,
+                 ) -> dict[AreaKey, list[GroupRow] | None]:
+    """The tables by priority group of the scope's total, each district and each school, published and drafts
+    apart, as shown together: each area's table beside its served counts as shown (`city`), and each group's row
+    of the districts (of a district's schools) beside that group's row of the total (of the district), hidden
+    until no identity of either kind tells a count. The same rule, `suppress_counts`, each time; a school's table
+    appears only in its workbook, but it is checked against its district's all the same."""
+    n = min_cell()
+    text = {mark: mark_text(mark) for mark in Hidden}
+    shown: dict[AreaKey, list[GroupRow] | None] = {}
+    for source in (Source.PUBLISHED, Source.DRAFT):
+        areas: dict[AreaKey, tuple[Figures, ShownArea]] = {
+            ("total", None, source): (scope.rollup.part(source), city.total[source])}
+        children: dict[AreaKey, list[AreaKey]] = {}
+        for d in scope.districts:
+            district: AreaKey = ("district", d.district_id, source)
+            areas[district] = (d.rollup.part(source), city.districts[(d.district_id, source)])
+            children.setdefault(("total", None, source), []).append(district)
+            for school in d.schools:
+                if school.source == source:
+                    key: AreaKey = ("school", school.school_id, source)
+                    areas[key] = (school.figures, city.schools[school.school_id])
+                    children.setdefault(district, []).append(key)
+        listed = {key: served_by_group(figures.fairness, groups) for key, (figures, _area) in areas.items()}
+        order = [row.group_id for row in listed[("total", None, source)] or ()]
+        rows = {key: [tuple(figures.fairness.by_group.get(NO_GROUP if group is None else str(group)) or (0, 0, 0))
+                      for group in order]
+                for key, (figures, _area) in areas.items() if listed[key] is not None}
+        totals = {key: _table_totals(areas[key][0], areas[key][0].fairness.group_schools, areas[key][1])
+                  for key in rows}
+        marks = {key: suppress_counts(rows[key], n, totals[key]) for key in rows}
+        changed = True
+        while changed:
+            changed = False
+            for parent, kids in children.items():
+                kids = [kid for kid in kids if kid in rows]
+                if parent not in rows or not kids or sum(areas[kid][0].fairness.group_schools for kid in kids) \
+                        != areas[parent][0].fairness.group_schools:
+                    continue  # not every school of the parent recorded groups: the rows do not add up to it
+                for g in range(len(order)):
+                    found = suppress_counts([rows[kid][g] for kid in kids], n, marks[parent][g],
+                                            [marks[kid][g] for kid in kids])
+                    for kid, kid_marks in zip(kids, found, strict=True):
+                        if kid_marks != marks[kid][g]:
+                            marks[kid][g], changed = kid_marks, True
+            for key in rows:
+                found = suppress_counts(rows[key], n, totals[key], marks[key])
+                if found != marks[key]:
+                    marks[key], changed = found, True
+        for key, listed_rows in listed.items():
+            if listed_rows is None:
+                shown[key] = None
+                continue
+            by_id = {group: (row, row_marks) for group, row, row_marks in zip(order, rows[key], marks[key],
+                                                                                strict=True)}
+            table = []
+            for served in listed_rows:
+                counts, row_marks = by_id.get(served.group_id, ((served.fully, served.partly, served.not_at_all),
+                                                                [Hidden.PROTECTING] * 4))
+                fully, partly, none = counts
+                values = [_shown(value, mark, text) for value, mark in
+                          zip((fully + partly + none, fully, partly, none), row_marks, strict=True)]
+                share = text[Hidden.PROTECTING] if row_marks[0] or row_marks[1] else served.share_fully
+                table.append(GroupRow(served.name, values[0], values[1], values[2], values[3], share))
+            shown[key] = table
+    return shown
 
 
 def shown_slot(figures: Figures, slot: Slot, area: ShownArea | None = None,
@@ -556,20 +650,6 @@ def _shown_rows(rows: Sequence[tuple[int, int, int]], totals: Sequence[Hidden | 
         share = fully / requesting if requesting else None
         shown.append((values, text[Hidden.PROTECTING] if row_marks[0] or row_marks[1] else share))
     return shown
-
-
-def shown_by_group(figures: Figures, groups: Sequence[PriorityGroup], area: ShownArea | None = None,
-                   ) -> list[GroupRow] | None:
-    """`served_by_group` of an area as shown to the bureau (pages, workbook): small counts and those that would
-    tell them hidden. The column totals are the area's served counts, as the page shows them (`shown_area`): a
-    total hidden as "<5" is known only to be 1 to 4, a total hidden to protect another is not known."""
-    rows = served_by_group(figures.fairness, groups)
-    if rows is None:
-        return None
-    totals = _table_totals(figures, figures.fairness.group_schools, area)
-    shown = _shown_rows([(row.fully, row.partly, row.not_at_all) for row in rows], totals)
-    return [GroupRow(row.name, requesting, fully, partly, not_at_all, share)
-            for row, ([requesting, fully, partly, not_at_all], share) in zip(rows, shown, strict=True)]
 
 
 def shown_by_level(figures: Figures, by_level: dict[str, dict[str, int]], area: ShownArea | None = None,

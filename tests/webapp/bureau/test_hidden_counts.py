@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
@@ -25,9 +25,23 @@ from tests.conftest import make_school
 from tests.webapp.bureau.test_fairness import _count_fairness, add_fairness
 from tests.webapp.bureau.test_small_counts import _cells, _recoverable
 from tests.webapp.factories import _ids, _request, _run, post_form, seed_city
-from webapp.bureau.stats import MIN_CELL, Hidden, suppress_counts
+from webapp.bureau.stats import (
+    MIN_CELL,
+    CityStats,
+    DistrictStats,
+    Fairness,
+    Figures,
+    GroupRow,
+    Hidden,
+    Rollup,
+    Source,
+    TermStats,
+    shown_page,
+    suppress_counts,
+)
 from webapp.extensions import db
-from webapp.models import School
+from webapp.models import District, PriorityGroup, School
+from webapp.run_metrics import NO_GROUP
 
 SMALL, HIDDEN = "<5", "不公开"
 LARGE = "KM-TEST-0060"
@@ -258,3 +272,86 @@ def test_the_workbook_holds_the_text_never_the_number(
     english = _workbook(client.get(f"/bureau/export.xlsx?school={mixed_city['schools']['KM-TEST-0001']}").data)
     [school] = [row for row in english["Schools"][1:] if row[1] == "KM-TEST-0001"]
     assert school[6:10] == [6, "<5", "<5", "hidden"]
+
+
+# --------------------------------------------------------------------------- tables by group of several areas
+
+
+def _school(school_id: int, district_id: int, by_group: dict[str, tuple[int, int, int]]) -> TermStats:
+    """A published school whose run recorded its pupils' groups (every pupil asked for two days, all covered)."""
+    fully, partly, none = (sum(counts[i] for counts in by_group.values()) for i in range(3))
+    fairness = Fairness(schools=1, fully=fully, partly=partly, not_at_all=none, group_schools=1,
+                        by_group={key: list(counts) for key, counts in by_group.items()})
+    requesting = fully + partly + none
+    figures = Figures(schools=1, allocated=1, offering=1, enrolled=requesting + 100, requesting=requesting,
+                      served=fully + partly, requested_days=2 * requesting, covered_days=2 * requesting,
+                      fairness=fairness)
+    return TermStats(school_id, "2026-autumn", school_id, f"S{school_id}", f"S{school_id}", district_id,
+                     f"D{district_id}", school_id, Source.PUBLISHED, figures)
+
+
+def _marks(row: GroupRow) -> list[Hidden | None]:
+    return [None if isinstance(value, int) else Hidden.SMALL if value == SMALL else Hidden.PROTECTING
+            for value in (row.requesting, row.fully, row.partly, row.not_at_all)]
+
+
+counts = st.tuples(st.integers(0, 8), st.integers(0, 8), st.integers(0, 8))
+
+
+@settings(max_examples=25, deadline=None,  # the app is only read: the figures are built here, not stored
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(split=st.lists(st.tuples(counts, counts), min_size=4, max_size=4))
+def test_no_count_of_a_group_can_be_recovered_across_areas(app: Flask, split: list[Any]) -> None:
+    """Two districts of two schools, pupils in group 1 or none: each area's table beside its served counts, and
+    each group's row of the districts (of a district's schools) beside the total's (the district's) row."""
+    with app.test_request_context():
+        groups = [PriorityGroup(id=1, name_zh="特殊教育需要", name_en="Special needs", weight=4, active=True)]
+        schools = [_school(i + 1, 1 + i // 2, {"1": group, NO_GROUP: rest}) for i, (group, rest) in enumerate(split)]
+        city, districts = Rollup(), []
+        for district_id in (1, 2):
+            mine = [s for s in schools if s.district_id == district_id]
+            rollup = Rollup()
+            for school in mine:
+                rollup.add(school.source, school.figures)
+                city.add(school.source, school.figures)
+            districts.append(DistrictStats(district_id, f"D{district_id}", rollup, mine))
+        scope = CityStats(city, districts, schools, [], [], [1, 2])
+        page = shown_page(scope, scope, groups=groups)
+        n = MIN_CELL
+        areas = {("total", None): (city.published, page.headline[Source.PUBLISHED])}
+        areas |= {("district", d.district_id): (d.rollup.published, page.districts[(d.district_id, Source.PUBLISHED)])
+                  for d in districts}
+        areas |= {("school", s.school_id): (s.figures, page.schools[s.school_id]) for s in schools}
+        tables = {key: page.by_group[(*key, Source.PUBLISHED)] for key in areas}
+        cells = {key: [[f + p + x, f, p, x] for f, p, x in (
+            tuple(figures.fairness.by_group.get(group, (0, 0, 0))) for group in ("1", NO_GROUP))]
+            for key, (figures, _shown) in areas.items()}
+        marks = {key: [_marks(row) for row in table or ()] for key, table in tables.items()}
+        for key, (figures, shown) in areas.items():
+            fair = figures.fairness
+            total_cells = [fair.fully + fair.partly + fair.not_at_all, fair.fully, fair.partly, fair.not_at_all]
+            for row, row_marks in zip(cells[key], marks[key], strict=True):
+                assert _recoverable(row, row_marks, n, None) == [], (key, split)
+            for c in range(4):
+                assert _column_safe([row[c] for row in cells[key]], [m[c] for m in marks[key]], total_cells[c],
+                                    shown.served_marks[c], n), (key, c, split)
+        parents = {("total", None): [("district", 1), ("district", 2)],
+                   ("district", 1): [("school", 1), ("school", 2)], ("district", 2): [("school", 3), ("school", 4)]}
+        for parent, kids in parents.items():
+            for g in range(2):
+                for c in range(4):
+                    assert _column_safe([cells[kid][g][c] for kid in kids], [marks[kid][g][c] for kid in kids],
+                                        cells[parent][g][c], marks[parent][g][c], n), (parent, g, c, split)
+
+
+def test_a_district_without_schools_still_has_its_page(
+    app: Flask, client: FlaskClient, signed_in: Any, mixed_city: dict[str, Any]
+) -> None:
+    with app.app_context():
+        district = District(name="呈贡区", city="昆明市")
+        db.session.add(district)
+        db.session.commit()
+        district_id = district.id
+    _bureau(app, signed_in)
+    assert client.get(f"/bureau/district/{district_id}").status_code == 200
+    assert client.get(f"/bureau/export.xlsx?district={district_id}").status_code == 200
