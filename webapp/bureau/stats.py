@@ -389,6 +389,18 @@ def _identities(figures: Figures) -> dict[str, tuple[int, ...]]:
     return rows
 
 
+def _served_mark(figures: Figures, marks: Marks) -> Hidden | None:
+    """The mark of the pupils served (every + some day) where it is not a row of its own: hidden when small, and,
+    unless every and some day are both shown (they tell it anyway), when the no-day count is (requesting - served
+    would tell it) or when a table beside it hid it (`served_total`)."""
+    served = marks["served"]
+    if small := hide_alone(figures.served, min_cell()):
+        return small
+    if served[1] is None and served[2] is None:
+        return None
+    return Hidden.PROTECTING if served[3] else marks.get("served_total", [None])[0]
+
+
 def _shown_area(figures: Figures, marks: Marks) -> ShownArea:
     """`figures` as shown with the marks of its identities; rates and shares hidden with a count they are of or
     out of (a share of 1 in 3 tells the count)."""
@@ -406,10 +418,8 @@ def _shown_area(figures: Figures, marks: Marks) -> ShownArea:
     if figures.allocated:
         if "tiles" in marks:
             counts["requesting"], counts["served"] = marks["tiles"][0], marks["tiles"][1]
-        else:  # requesting - served is the no-day count: served is hidden with it
-            served = marks["served"]
-            counts["requesting"] = served[0]
-            counts["served"] = hide_alone(figures.served, n) or (Hidden.PROTECTING if served[3] else None)
+        else:
+            counts["requesting"], counts["served"] = marks["served"][0], _served_mark(figures, marks)
         counts["requested_days"], counts["covered_days"], counts["unmet_days"] = marks["days"]
         counts["coverage"] = Hidden.PROTECTING if any(marks["days"]) else None
         counts["participation"] = Hidden.PROTECTING if counts["served"] or counts["enrolled"] else None
@@ -424,8 +434,9 @@ def shown_area(figures: Figures) -> ShownArea:
     """Hide the small counts of children of one area shown alone (a headline, a school's own page), by the one
     rule (`suppress_counts`) over the identities its page shows (docs/bureau.md "Small counts are hidden")."""
     n = min_cell()
-    return _shown_area(figures, {name: suppress_counts([row], n, False)[0]
-                                 for name, row in _identities(figures).items()})
+    marks = {name: suppress_counts([row], n, False)[0] for name, row in _identities(figures).items()}
+    _link_served([figures], [marks])
+    return _shown_area(figures, marks)
 
 
 def shown_table(rows: Sequence[Figures], total: ShownArea | None, total_figures: Figures | None = None,
@@ -448,7 +459,47 @@ def shown_table(rows: Sequence[Figures], total: ShownArea | None, total_figures:
         for i, row_marks in zip(indexes, suppress_counts(table, n, totals, [own[i][name] for i in indexes]),
                                 strict=True):
             marks[i][name] = row_marks
+    _link_served(rows, marks, total_figures, total)
     return [_shown_area(figures, row_marks) for figures, row_marks in zip(rows, marks, strict=True)]
+
+
+def _link_served(rows: Sequence[Figures], marks: list[Marks], total_figures: Figures | None = None,
+                 total: ShownArea | None = None) -> None:
+    """The pupils served (every + some day) are shown too: requesting = served + no day is one more row of the
+    same rule for each area (and, beside a total, one more column). While it hides a served count that every and
+    some day would still add up to, one of them is hidden too; then both tables again, until neither hides more."""
+    n = min_cell()
+    same = [i for i, figures in enumerate(rows) if "served" in marks[i] and "tiles" not in marks[i]]
+    if not same:
+        return
+    triples = [(rows[i].fairness.fully, rows[i].fairness.partly, rows[i].fairness.not_at_all) for i in same]
+    triple_totals: bool | list[Hidden | None] = False
+    total_marks: bool | list[Hidden | None] = False
+    if total is not None and total_figures is not None and "served" in total.marks and "tiles" not in total.marks:
+        fair = total_figures.fairness
+        if (len(same) == sum("served" in row for row in marks)
+                and tuple(map(sum, zip(*triples, strict=True))) == (fair.fully, fair.partly, fair.not_at_all)):
+            triple_totals = total.marks["served"]
+            total_marks = [triple_totals[0], _served_mark(total_figures, total.marks), triple_totals[3]]
+    changed = True
+    while changed:
+        changed = False
+        pairs = [(rows[i].served, rows[i].fairness.not_at_all) for i in same]
+        seeds = [[marks[i]["served"][0], _served_mark(rows[i], marks[i]), marks[i]["served"][3]] for i in same]
+        for i, (fully, partly, _none), (requesting, served, none) in zip(
+                same, triples, suppress_counts(pairs, n, total_marks, seeds), strict=True):
+            row = list(marks[i]["served"])
+            row[0], row[3] = row[0] or requesting, row[3] or none
+            if served and not _served_mark(rows[i], marks[i]):
+                marks[i]["served_total"] = [served]
+                if row[1] is None and row[2] is None:  # every + some day would still tell it
+                    row[1 if (fully == 0, fully) <= (partly == 0, partly) else 2] = Hidden.PROTECTING
+            if row != marks[i]["served"]:
+                marks[i]["served"], changed = row, True
+        if changed:
+            for i, row_marks in zip(same, suppress_counts(triples, n, triple_totals,
+                                                          [marks[i]["served"] for i in same]), strict=True):
+                marks[i]["served"] = row_marks
 
 
 @dataclass(frozen=True)

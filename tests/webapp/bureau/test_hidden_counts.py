@@ -36,7 +36,9 @@ from webapp.bureau.stats import (
     Rollup,
     Source,
     TermStats,
+    shown_area,
     shown_page,
+    shown_table,
     suppress_counts,
 )
 from webapp.extensions import db
@@ -355,3 +357,45 @@ def test_a_district_without_schools_still_has_its_page(
     _bureau(app, signed_in)
     assert client.get(f"/bureau/district/{district_id}").status_code == 200
     assert client.get(f"/bureau/export.xlsx?district={district_id}").status_code == 200
+
+
+# --------------------------------------------------------------------------- a table of areas beside its total
+
+
+def _mark(value: Any) -> Hidden | None:
+    return None if isinstance(value, int) else Hidden.SMALL if value == SMALL else Hidden.PROTECTING
+
+
+@settings(max_examples=300, deadline=None,  # the app is only read: the figures are built here, not stored
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(counts, min_size=2, max_size=3))
+def test_no_count_of_a_table_of_areas_can_be_recovered(app: Flask, rows: list[tuple[int, int, int]]) -> None:
+    """Districts beside the city: every identity the page shows holds for each row (requesting = every + some +
+    no day = served + no day, served = every + some day) and for each column with the total as shown."""
+    with app.test_request_context():
+        figures = [_school(i + 1, i + 1, {NO_GROUP: row}).figures for i, row in enumerate(rows)]
+        total = Figures()
+        for row in figures:
+            total.add(row)
+        total_shown = shown_area(total)
+        shown = shown_table(figures, total_shown, total)
+
+        def cells(area: Figures, seen: Any) -> dict[str, tuple[int, Hidden | None]]:
+            fair = area.fairness
+            values = {"requesting": area.requesting, "served": area.served, "fully": fair.fully,
+                      "partly": fair.partly, "not_at_all": fair.not_at_all}
+            texts = {**{key: seen.figures[key] for key in ("requesting", "served")},
+                     **{key: seen.fairness[key] for key in ("fully", "partly", "not_at_all")}}
+            return {key: (values[key], _mark(texts[key])) for key in values}
+
+        n = MIN_CELL
+        table = [cells(area, seen) for area, seen in zip(figures, shown, strict=True)]
+        whole = cells(total, total_shown)
+        for identity in (("requesting", "fully", "partly", "not_at_all"), ("requesting", "served", "not_at_all"),
+                         ("served", "fully", "partly")):
+            for row in [*table, whole]:
+                assert _recoverable([row[key][0] for key in identity], [row[key][1] for key in identity], n,
+                                    None) == [], (identity, rows, row)
+        for key in whole:
+            assert _column_safe([row[key][0] for row in table], [row[key][1] for row in table], whole[key][0],
+                                whole[key][1], n), (key, rows, table, whole)
