@@ -6,8 +6,12 @@ As on the pages (docs/bureau.md): district, slot and trend figures are those of 
 allocations have their own sheet; a school not yet allocated has its requests and no seat-side figure. The
 fairness sheet gives the published and draft totals of the export and of each district apart, then each allocated
 school, then (below an empty row, under its own header row) pupils served by priority group for the total and each
-district, published and drafts apart: counts and shares only, never a pupil, and a small count (or one that would
-tell it) as the text "<5" or "hidden" (`webapp.bureau.stats.shown_by_group`), never its number.
+district, published and drafts apart: counts and shares only, never a pupil.
+
+Every count of children (pupils enrolled, requesting, served, pupil-days, the fairness counts, each weekday x
+period's pupils) is written as the bureau's pages show it: a small count, or one that would tell it, is the text
+"<5" or "hidden" in the reader's language (`webapp.bureau.stats.shown_area`, `shown_slot`, `shown_groups`), never
+its number, and so is a rate or share computed from one.
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
 
-from webapp.bureau.stats import CityStats, Fairness, Figures, Rollup, Source, shown_by_group
+from webapp.bureau.stats import (
+    CityStats,
+    GroupRow,
+    Rollup,
+    ShownArea,
+    ShownPage,
+    Source,
+    shown_page,
+    shown_slot,
+)
 from webapp.labels import DAY_NAMES
 from webapp.models import PriorityGroup
 from webapp.tabular import XLSX_MIMETYPE, Percent, append_row, cell_text, workbook_bytes
@@ -74,26 +87,32 @@ GROUP_HEADERS = (
 )
 
 
-def _group_rows(area: str, source: str, fairness: Fairness, groups: Sequence[PriorityGroup]) -> list[list[Any]]:
-    """The rows of one area and source by priority group; one row saying so when no school here recorded groups."""
-    rows = shown_by_group(fairness, groups)
+def _group_rows(area: str, source: str, rows: list[GroupRow] | None) -> list[list[Any]]:
+    """The rows of one area and source by priority group, as shown (`ShownPage.groups`); one row saying so when
+    no school here recorded groups."""
     if rows is None:
         return [[area, source, _("No figures by priority group"), None, None, None, None, None]]
     return [[area, source, row.name, row.requesting, row.fully, row.partly, row.not_at_all,
              row.share_fully if isinstance(row.share_fully, str) else Percent.of(row.share_fully)] for row in rows]
 
 
-def _fairness_cells(fairness: Fairness) -> list[Any]:
-    row = fairness.as_row()
-    return [Percent.of(row[key]) if key in FAIRNESS_SHARES else row[key] for key, _ in FAIRNESS_HEADERS]
+def _cell(value: Any, share: bool) -> Any:
+    """A shown figure as a cell: a hidden one stays its text, a share a `Percent`, other numbers as they are."""
+    if isinstance(value, str) or value is None:
+        return value
+    if share:
+        return Percent.of(value)
+    return round(value, 4) if isinstance(value, float) else value
 
 
-def _figure_cells(figures: Figures) -> list[Any]:
-    row = figures.as_row()
-    return [
-        Percent.of(row[key]) if key in RATES else round(row[key], 4) if isinstance(row[key], float) else row[key]
-        for key, _ in FIGURE_HEADERS
-    ]
+def _fairness_cells(shown: ShownArea) -> list[Any]:
+    row = shown.fairness
+    return [_cell(row[key], key in FAIRNESS_SHARES) for key, _ in FAIRNESS_HEADERS]
+
+
+def _figure_cells(shown: ShownArea) -> list[Any]:
+    row = shown.figures
+    return [_cell(row[key], key in RATES) for key, _ in FIGURE_HEADERS]
 
 
 def _counts(rollup: Rollup) -> list[int]:
@@ -122,13 +141,17 @@ def xlsx_response(data: bytes, name: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def coverage_sheets(stats: CityStats, groups: Sequence[PriorityGroup] = ()) -> list[Sheet]:
-    """The bureau's workbook; `groups` are the city's priority groups (`city_groups()`), for the rows by group."""
+def coverage_sheets(stats: CityStats, groups: Sequence[PriorityGroup] = (), page: ShownPage | None = None,
+                    ) -> list[Sheet]:
+    """The bureau's workbook; `groups` are the city's priority groups (`city_groups()`), for the rows by group;
+    `page`: what the bureau's page of the same area shows (`shown_page`: by default, `stats` as a whole scope)."""
     headers = [label for _, label in FIGURE_HEADERS]
     counts = [_("Schools"), _("Published"), _("Draft"), _("Not yet allocated")]
-    districts = [[d.name or _("No district"), *_counts(d.rollup), *_figure_cells(d.rollup.published)]
-                 for d in stats.districts]
-    drafts = [[d.name or _("No district"), d.rollup.draft.schools, *_figure_cells(d.rollup.draft)]
+    shown = page or shown_page(stats, stats, groups=groups)
+    districts = [[d.name or _("No district"), *_counts(d.rollup),
+                  *_figure_cells(shown.district(d.district_id, Source.PUBLISHED))] for d in stats.districts]
+    drafts = [[d.name or _("No district"), d.rollup.draft.schools,
+               *_figure_cells(shown.district(d.district_id, Source.DRAFT))]
               for d in stats.districts if d.rollup.draft.schools]
     schools = [
         [
@@ -137,7 +160,7 @@ def coverage_sheets(stats: CityStats, groups: Sequence[PriorityGroup] = ()) -> l
             s.school_name,
             s.term_name,
             str(SOURCE_LABELS[s.source]),
-            *_figure_cells(s.figures),
+            *_figure_cells(shown.schools[s.school_id]),
         ]
         for s in stats.schools
     ]
@@ -145,30 +168,32 @@ def coverage_sheets(stats: CityStats, groups: Sequence[PriorityGroup] = ()) -> l
     slots = []
     for day in stats.weekdays:
         for period in stats.periods:
-            asked, seated = published.slots.get((day, period), (0, 0))
-            value = Percent.of(published.slot_coverage((day, period)))
-            slots.append([str(DAY_NAMES.get(day, day)), period, asked, seated, value])
-    trend = [[name, *_counts(rollup), *_figure_cells(rollup.published)] for name, rollup in stats.trend]
+            asked, seated, value = shown_slot(published, (day, period), shown.headline[Source.PUBLISHED])
+            slots.append([str(DAY_NAMES.get(day, day)), period, asked, seated, _cell(value, True)])
+    trend = [[name, *_counts(rollup), *_figure_cells(trend_shown)]
+             for (name, rollup), trend_shown in zip(stats.trend, shown.trend, strict=True)]
     published_label, draft_label = str(SOURCE_LABELS[Source.PUBLISHED]), str(SOURCE_LABELS[Source.DRAFT])
-    fairness = [[_("Total"), None, None, published_label, *_fairness_cells(stats.rollup.published.fairness)]]
+    fairness = [[_("Total"), None, None, published_label, *_fairness_cells(shown.headline[Source.PUBLISHED])]]
     if stats.rollup.draft.schools:
-        fairness.append([_("Total"), None, None, draft_label, *_fairness_cells(stats.rollup.draft.fairness)])
+        fairness.append([_("Total"), None, None, draft_label, *_fairness_cells(shown.headline[Source.DRAFT])])
     for d in stats.districts:
         name = d.name or _("No district")
-        fairness.append([name, None, None, published_label, *_fairness_cells(d.rollup.published.fairness)])
+        fairness.append([name, None, None, published_label,
+                         *_fairness_cells(shown.district(d.district_id, Source.PUBLISHED))])
         if d.rollup.draft.schools:
-            fairness.append([name, None, None, draft_label, *_fairness_cells(d.rollup.draft.fairness)])
+            fairness.append([name, None, None, draft_label,
+                             *_fairness_cells(shown.district(d.district_id, Source.DRAFT))])
     fairness += [[s.district_name, s.school_code, s.school_name, str(SOURCE_LABELS[s.source]),
-                  *_fairness_cells(s.figures.fairness)] for s in stats.schools if s.figures.allocated]
+                  *_fairness_cells(shown.schools[s.school_id])] for s in stats.schools if s.figures.allocated]
     fairness += [[], [_("District"), _("Source"), _("Priority group"), *(str(label) for label in GROUP_HEADERS)]]
-    fairness += _group_rows(_("Total"), published_label, stats.rollup.published.fairness, groups)
+    fairness += _group_rows(_("Total"), published_label, shown.groups(Source.PUBLISHED))
     if stats.rollup.draft.schools:
-        fairness += _group_rows(_("Total"), draft_label, stats.rollup.draft.fairness, groups)
+        fairness += _group_rows(_("Total"), draft_label, shown.groups(Source.DRAFT))
     for d in stats.districts:
         name = d.name or _("No district")
-        fairness += _group_rows(name, published_label, d.rollup.published.fairness, groups)
+        fairness += _group_rows(name, published_label, shown.groups(Source.PUBLISHED, d.district_id))
         if d.rollup.draft.schools:
-            fairness += _group_rows(name, draft_label, d.rollup.draft.fairness, groups)
+            fairness += _group_rows(name, draft_label, shown.groups(Source.DRAFT, d.district_id))
     return [
         (_("Districts (published)"), [_("District"), *counts, *headers], districts),
         (

@@ -31,10 +31,12 @@ from webapp.bureau.city import (
 )
 from webapp.bureau.exports import SOURCE_LABELS, coverage_sheets, workbook, xlsx_response
 from webapp.bureau.stats import (
+    CityStats,
     Figures,
     GroupRow,
     HiringPlan,
-    Rollup,
+    ShownPage,
+    Source,
     TermStats,
     advice_counts,
     city_stats,
@@ -42,7 +44,10 @@ from webapp.bureau.stats import (
     mark_text,
     min_cell,
     rollup_advice,
-    shown_by_group,
+    shown_area,
+    shown_by_level,
+    shown_page,
+    shown_slot,
 )
 from webapp.extensions import db
 from webapp.inputs import int_arg
@@ -105,11 +110,14 @@ def _school_in_scope_or_404(school_id: int) -> School:
     return school
 
 
-def pct(value: float | None) -> str:
+def pct(value: float | str | None) -> str:
+    """A share as "66.7%"; "–" when there is none; a hidden one is already its mark's text ("hidden")."""
+    if isinstance(value, str):
+        return value
     return "–" if value is None else f"{value * 100:.1f}%"
 
 
-def rate_text(figures: Figures, value: float | None) -> str:
+def rate_text(figures: Figures, value: float | str | None) -> str:
     """A rate of `figures` as shown: "not yet allocated" when nothing there is allocated, never "0.0%"."""
     return pct(value) if figures.allocated else str(_("Not yet allocated"))
 
@@ -121,9 +129,10 @@ def failure_text(error: str | None) -> str:
     return str(_("The allocation failed: %(error)s", error=error or _("no reason recorded")))
 
 
-def heat_colour(value: float | None) -> str:
-    """A sequential scale from pale (no coverage) to deep teal (full coverage); grey when nobody asked."""
-    if value is None:
+def heat_colour(value: float | str | None) -> str:
+    """A sequential scale from pale (no coverage) to deep teal (full coverage); grey when nobody asked or when the
+    coverage is hidden (its colour would tell it)."""
+    if value is None or isinstance(value, str):
         return "#e5e7eb"
     value = max(0.0, min(1.0, value))
     low, high = (254, 226, 226), (13, 115, 119)
@@ -136,8 +145,8 @@ def heat_colour(value: float | None) -> str:
     return f"#{r:02x}{g:02x}{bl:02x}"
 
 
-def text_colour(value: float | None) -> str:
-    return "#ffffff" if value is not None and value >= 0.75 else "#111827"
+def text_colour(value: float | str | None) -> str:
+    return "#ffffff" if isinstance(value, float | int) and value >= 0.75 else "#111827"
 
 
 def qualification_label(tag: str) -> str:
@@ -199,6 +208,8 @@ def _helpers() -> dict[str, Any]:
         "bureau_pct": pct,
         "bureau_min_cell": min_cell,
         "bureau_mark": mark_text,
+        "bureau_shown": shown_area,
+        "bureau_slot": shown_slot,
         "bureau_rate": rate_text,
         "heat_colour": heat_colour,
         "text_colour": text_colour,
@@ -218,12 +229,16 @@ def _sorted_by_coverage(schools: Sequence[TermStats]) -> list[TermStats]:
     )
 
 
-def _by_group(rollup: Rollup) -> dict[str, list[GroupRow] | None]:
-    """Served by priority group, published allocations and drafts apart (one query for the groups' names), small
-    counts hidden (`shown_by_group`)."""
-    groups = city_groups()
-    return {"published": shown_by_group(rollup.published.fairness, groups),
-            "draft": shown_by_group(rollup.draft.fairness, groups)}
+def _by_group(page: ShownPage) -> dict[str, list[GroupRow] | None]:
+    """Served by priority group of the page's area, published allocations and drafts apart, small counts hidden
+    beside the headline and beside the other areas' tables (`shown_groups`)."""
+    return {source: page.groups(source) for source in (Source.PUBLISHED, Source.DRAFT)}
+
+
+def _scope_stats(stats: CityStats | None = None) -> CityStats:
+    """The figures of the reader's whole scope, whose tables decide what each area of it hides (`shown_page`);
+    `stats` when they are those already."""
+    return stats if stats is not None else city_stats(_scope())
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -236,9 +251,10 @@ def dashboard() -> ResponseReturnValue:
         return redirect(url_for("bureau.district", district_id=current_user.district_id))
     stats = city_stats(_scope())
     districts = db.session.scalars(select(District).order_by(District.name)).all()
+    page = shown_page(stats, stats, groups=city_groups())
     return render_template(
         "bureau/city.html", stats=stats, worst=_sorted_by_coverage(stats.schools)[:20], districts=districts,
-        by_group=_by_group(stats.rollup),
+        by_group=_by_group(page), shown=page,
     )
 
 
@@ -248,9 +264,10 @@ def district(district_id: int) -> ResponseReturnValue:
     district = _district_or_404(district_id)
     where = and_(_scope(), School.district_id == district.id)
     stats = city_stats(where)
+    page = shown_page(_scope_stats(), stats, district_id=district.id, groups=city_groups())
     return render_template(
         "bureau/district.html", district=district, stats=stats, advice=advice_counts(where),
-        by_group=_by_group(stats.rollup),
+        by_group=_by_group(page), shown=page,
     )
 
 
@@ -261,8 +278,13 @@ def school(school_id: int) -> ResponseReturnValue:
     stats = city_stats(School.id == school.id)
     current = stats.schools[0] if stats.schools else None
     run = db.session.get(AllocationRun, current.run_id) if current and current.run_id else None
+    fairness = fairness_counts(run.metrics) if run else None
+    page = shown_page(_scope_stats(), stats, school_id=school.id)
+    levels = []
+    if current is not None and fairness:
+        levels = shown_by_level(current.figures, fairness["served_by_priority"], page.schools[school.id])
     return render_template("bureau/school.html", school=school, stats=stats, current=current,
-                           fairness=fairness_counts(run.metrics) if run else None)
+                           fairness=fairness, levels=levels, shown=page)
 
 
 # --------------------------------------------------------------------------- exports
@@ -274,13 +296,17 @@ def export() -> ResponseReturnValue:
     where = _scope()
     name = "coverage"
     school_id, district_id = int_arg("school"), int_arg("district")
+    scope, groups = city_stats(where), city_groups()
+    stats, page = scope, shown_page(scope, scope, groups=groups)
     if school_id:
         school = _school_in_scope_or_404(school_id)
-        where, name = School.id == school.id, f"coverage-{school.code}"
+        name, stats = f"coverage-{school.code}", city_stats(School.id == school.id)
+        page = shown_page(scope, stats, school_id=school.id, groups=groups)
     elif district_id:
         district = _district_or_404(district_id)
-        where, name = and_(where, School.district_id == district.id), f"coverage-district-{district.id}"
-    return xlsx_response(workbook(coverage_sheets(city_stats(where), city_groups())), f"{name}.xlsx")
+        name, stats = f"coverage-district-{district.id}", city_stats(and_(where, School.district_id == district.id))
+        page = shown_page(scope, stats, district_id=district.id, groups=groups)
+    return xlsx_response(workbook(coverage_sheets(stats, groups, page)), f"{name}.xlsx")
 
 
 # --------------------------------------------------------------------------- capacity advice

@@ -28,8 +28,13 @@ Definitions (per term):
 - served by priority group (`Fairness.by_group`, `served_by_group`): the same three counts for the pupils of each
   of the city's priority groups and for those of none, by the group each pupil counted under when the run was
   made; summed over the schools whose run recorded groups (`Fairness.group_schools`). Group names are looked up
-  when shown, in the reader's language. What leaves the app is `shown_by_group`: small counts, and those that
-  would tell them, hidden (`suppress_counts`, docs/bureau.md "Small counts are hidden").
+  when shown, in the reader's language.
+
+What leaves the app is never these figures as they are: every count of children (pupils, pupil-days, families)
+goes through the one rule `suppress_counts` — small counts, those that would tell them, and the rates and shares
+computed from them hidden — by the wrappers beside it: `shown_area`, `shown_page` (an area as the table of the
+reader's whole scope shows it), `shown_groups`, `shown_by_level`, `shown_slot` (docs/bureau.md "Small counts are
+hidden").
 """
 
 from __future__ import annotations
@@ -212,26 +217,42 @@ def check_min_cell(value: Any) -> int:
     return value
 
 
-def suppress_counts(rows: Sequence[tuple[int, int, int]], min_cell: int, totals_known: bool = True,
-                    ) -> list[list[Hidden | None]]:
-    """Which counts of a table by priority group to hide: for each row of (fully, partly, not_at_all), the marks of
-    its cells [requesting, fully, partly, not_at_all], None where the count is shown.
+def suppress_counts(rows: Sequence[Sequence[int]], min_cell: int,
+                    totals_known: bool | Sequence[Hidden | None] = True,
+                    hidden: Sequence[Sequence[Hidden | None]] | None = None) -> list[list[Hidden | None]]:
+    """Which counts of a table to hide: for each row of parts (fully, partly, not_at_all for the tables by group
+    or level; any number of parts, the same in every row), the marks of its cells [the row's total, *parts], None
+    where the count is shown.
 
     A count of 1 to `min_cell` - 1 is hidden (`Hidden.SMALL`); 0 is shown. Then, while an identity lets a reader
     narrow a hidden count down to one value, one more count of that identity is hidden (`Hidden.PROTECTING`): the
     smallest shown non-zero part (the next smallest of the row, or of the column), else the row's total, else a
-    shown 0. The identities are each row's requesting = fully + partly + not_at_all and, when `totals_known` (the
-    area's fairness figures show the column sums), each column's sum over the rows. The reader is taken to know
-    that "<N" is 1 to N - 1 and that a count hidden to protect another is at least N (or, when it is 0, any
-    number). Shown counts are never changed, only hidden.
+    shown 0. The identities are each row's total = the sum of its parts and each column's sum over the rows, with
+    the column's total as the page shows it beside the table: `totals_known` True (shown), False (not shown: no
+    column identity), or the marks of each column's total (None shown, `Hidden.SMALL` known to be 1 to
+    `min_cell` - 1, `Hidden.PROTECTING` hidden), which this table cannot change. The reader is taken to know that
+    "<N" is 1 to N - 1 and that a count hidden to protect another is at least N (or, when it is 0, any number).
+    `hidden`: marks some other page gives these rows already (a school's own page, beside its district's table),
+    kept, so that setting the two pages side by side shows nothing either hides. Shown counts are never changed,
+    only hidden.
     """
-    cells = [[fully + partly + none, fully, partly, none] for fully, partly, none in rows]
+    cells = [[sum(row), *row] for row in rows]
     marks: list[list[Hidden | None]] = [[Hidden.SMALL if 0 < value < min_cell else None for value in row]
                                         for row in cells]
-    identities: list[tuple[list[tuple[int, int, int]], int]] = [
-        ([(-1, r, 0), (1, r, 1), (1, r, 2), (1, r, 3)], 0) for r in range(len(cells))]
-    if totals_known:
-        identities += [([(1, r, c) for r in range(len(cells))], sum(row[c] for row in cells)) for c in range(4)]
+    for row_marks, kept in zip(marks, hidden or (), strict=False):
+        for c, mark in enumerate(kept):
+            row_marks[c] = row_marks[c] or mark
+    width = len(cells[0]) if cells else 0
+    identities: list[list[tuple[int, int, int]]] = [
+        [(-1, r, 0), *((1, r, c) for c in range(1, width))] for r in range(len(cells))]
+    fixed: set[tuple[int, int]] = set()
+    if cells and totals_known is not False:
+        totals: list[Hidden | None] = [None] * width if totals_known is True else list(totals_known)
+        t = len(cells)  # the column totals, as a row the table reads but never hides
+        cells.append([sum(row[c] for row in cells) for c in range(width)])
+        marks.append(totals)
+        fixed = {(t, c) for c in range(width)}
+        identities += [[(-1, t, c), *((1, r, c) for r in range(t))] for c in range(width)]
 
     def bounds(r: int, c: int) -> tuple[float, float]:
         value, mark = cells[r][c], marks[r][c]
@@ -241,8 +262,8 @@ def suppress_counts(rows: Sequence[tuple[int, int, int]], min_cell: int, totals_
             return 1, min_cell - 1
         return (min_cell, math.inf) if value >= min_cell else (0, math.inf)
 
-    def pinned(terms: list[tuple[int, int, int]], total: int) -> bool:
-        """Whether sum(sign * cell) == total narrows some hidden cell of `terms` to one value."""
+    def pinned(terms: list[tuple[int, int, int]]) -> bool:
+        """Whether sum(sign * cell) == 0 narrows some hidden cell of `terms` to one value."""
         spans = []
         for sign, r, c in terms:
             lo, hi = bounds(r, c)
@@ -251,35 +272,38 @@ def suppress_counts(rows: Sequence[tuple[int, int, int]], min_cell: int, totals_
             if marks[r][c] is None:
                 continue
             others = spans[:i] + spans[i + 1:]
-            lo, hi = spans[i]  # this term's own range, cut by what the others leave of the total
-            if min(hi, total - sum(span[0] for span in others)) - max(lo, total - sum(span[1] for span in others)) < 1:
+            lo, hi = spans[i]  # this term's own range, cut by what the others leave of the sum
+            if min(hi, -sum(span[0] for span in others)) - max(lo, -sum(span[1] for span in others)) < 1:
                 return True
         return False
 
+    def hideable(terms: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+        return [(sign, r, c) for sign, r, c in terms if marks[r][c] is None and (r, c) not in fixed]
+
     def hide_next(terms: list[tuple[int, int, int]]) -> bool:
-        shown = [(cells[r][c] == 0, sign < 0, cells[r][c], r, c) for sign, r, c in terms if marks[r][c] is None]
+        shown = [(cells[r][c] == 0, sign < 0, cells[r][c], r, c) for sign, r, c in hideable(terms)]
         if not shown:
             return False
         *_order, r, c = min(shown)
         marks[r][c] = Hidden.PROTECTING
         return True
 
-    def helps(terms: list[tuple[int, int, int]], total: int) -> bool:
-        """Whether hiding every shown count of the identity would leave no hidden one pinned: when the area's
-        column total is itself that small, nothing in the table can hide it (its fairness figures tell it)."""
-        shown = [(r, c) for _, r, c in terms if marks[r][c] is None]
+    def helps(terms: list[tuple[int, int, int]]) -> bool:
+        """Whether hiding every count of the identity this table may hide would leave no hidden one pinned: when
+        a column's total is itself small (or four groups of "<5" share a total of "<5"), nothing in the table can
+        hide it."""
+        shown = [(r, c) for _, r, c in hideable(terms)]
         for r, c in shown:
             marks[r][c] = Hidden.PROTECTING
-        unpinned = not pinned(terms, total)
+        unpinned = not pinned(terms)
         for r, c in shown:
             marks[r][c] = None
         return unpinned
 
     changed = True
     while changed:
-        changed = any(pinned(terms, total) and helps(terms, total) and hide_next(terms)
-                      for terms, total in identities)
-    return marks
+        changed = any(pinned(terms) and helps(terms) and hide_next(terms) for terms in identities)
+    return marks[:len(rows)]
 
 
 @dataclass(frozen=True)
@@ -297,7 +321,7 @@ class GroupRow:
 
 
 def min_cell() -> int:
-    """The app's `BUREAU_MIN_CELL`: the smallest count of pupils of a priority group shown as a number."""
+    """The app's `BUREAU_MIN_CELL`: the smallest count of children the bureau sees as a number."""
     return check_min_cell(current_app.config.get("BUREAU_MIN_CELL", MIN_CELL))
 
 
@@ -306,22 +330,389 @@ def mark_text(mark: str) -> str:
     return str(_("<%(n)d", n=min_cell()) if mark == Hidden.SMALL else _("hidden"))
 
 
-def shown_by_group(fairness: Fairness, groups: Sequence[PriorityGroup]) -> list[GroupRow] | None:
-    """`served_by_group` as shown to the bureau (pages, workbook): small counts and those that would tell them
-    hidden. The column sums are taken as known, since the area's fairness figures show them."""
-    rows = served_by_group(fairness, groups)
-    if rows is None:
+def hide_alone(value: int | None, min_cell: int) -> Hidden | None:
+    """The mark of a count no identity of the page ties to others (`suppress_counts` of a row of one)."""
+    return None if value is None else suppress_counts([(value,)], min_cell, False)[0][1]
+
+
+def _shown(value: Any, mark: Hidden | None, text: dict[Hidden, str]) -> Any:
+    return text[mark] if mark is not None and value is not None else value
+
+
+Marks = dict[str, list[Hidden | None]]
+"""The marks of one area's counts of children, by identity (`_identities`): [the identity's total, *its parts]."""
+
+
+@dataclass(frozen=True)
+class ShownArea:
+    """What the bureau sees of one `Figures` (an area of one source, or one school): `Figures.as_row` and
+    `Fairness.as_row` with every hidden count, and every share or rate computed from one, replaced by its mark's
+    text ("<5", "hidden"), so the hidden number is not in it at all. Counts that are not of children (schools,
+    teachers, empty seats) are shown as they are."""
+
+    figures: dict[str, Any]
+    fairness: dict[str, Any]
+    marks: Marks
+
+    @property
+    def served_marks(self) -> list[Hidden | None]:
+        """The marks of the area's pupils requesting and served every / some / no day: the column totals the page
+        shows beside its tables by priority group or level."""
+        return self.marks.get("served", [None, None, None, None])
+
+
+def _same_pupils(figures: Figures) -> bool:
+    """Whether the fairness counts cover the pupils of the tiles: then requesting = every + some + no day and
+    served = every + some day, one identity."""
+    fair = figures.fairness
+    return (fair.schools == figures.allocated and fair.fully + fair.partly == figures.served
+            and fair.fully + fair.partly + fair.not_at_all == figures.requesting)
+
+
+def _identities(figures: Figures) -> dict[str, tuple[int, ...]]:
+    """The counts of children of one area, as rows of parts whose total the page shows too: pupils by days served
+    (requesting = every + some + no day), pupil-days (requested = covered + unmet), and counts alone. A pupil-day
+    figure is taken as a count of children: 1 to N - 1 pupil-days are at most N - 1 children."""
+    fair = figures.fairness
+    rows: dict[str, tuple[int, ...]] = {"enrolled": (figures.enrolled,)}
+    if fair.schools:
+        rows["served"] = (fair.fully, fair.partly, fair.not_at_all)
+        rows["envy"] = (fair.justified_envy,)
+        rows["split"] = (fair.split_families,)
+    if figures.allocated:
+        rows["days"] = (figures.covered_days, figures.unmet_days or 0)
+        if not _same_pupils(figures):
+            rows["tiles"] = (figures.served, max(0, figures.requesting - figures.served))
+    else:
+        rows["requesting"] = (figures.requesting,)
+        rows["requested_days"] = (figures.requested_days,)
+    return rows
+
+
+def _served_mark(figures: Figures, marks: Marks) -> Hidden | None:
+    """The mark of the pupils served (every + some day) where it is not a row of its own: hidden when small, and,
+    unless every and some day are both shown (they tell it anyway), when the no-day count is (requesting - served
+    would tell it) or when a table beside it hid it (`served_total`)."""
+    served = marks["served"]
+    if small := hide_alone(figures.served, min_cell()):
+        return small
+    if served[1] is None and served[2] is None:
         return None
+    return Hidden.PROTECTING if served[3] else marks.get("served_total", [None])[0]
+
+
+def _shown_area(figures: Figures, marks: Marks) -> ShownArea:
+    """`figures` as shown with the marks of its identities; rates and shares hidden with a count they are of or
+    out of (a share of 1 in 3 tells the count)."""
+    n = min_cell()
     text = {mark: mark_text(mark) for mark in Hidden}
-    marks = suppress_counts([(row.fully, row.partly, row.not_at_all) for row in rows], min_cell())
-    shown = []
-    for row, row_marks in zip(rows, marks, strict=True):
-        requesting, fully, partly, not_at_all = (
-            text[mark] if mark else value
-            for value, mark in zip((row.requesting, row.fully, row.partly, row.not_at_all), row_marks, strict=True))
-        share = text[Hidden.PROTECTING] if row_marks[0] or row_marks[1] else row.share_fully
-        shown.append(GroupRow(row.name, requesting, fully, partly, not_at_all, share))
+    fair = figures.fairness
+    counts: dict[str, Hidden | None] = {"enrolled": marks["enrolled"][1]}
+    fair_marks: dict[str, Hidden | None] = {}
+    if "served" in marks:
+        fair_marks.update(zip(("fully", "partly", "not_at_all"), marks["served"][1:], strict=True))
+        fair_marks["justified_envy"], fair_marks["split_families"] = marks["envy"][1], marks["split"][1]
+        base = hide_alone(fair.placed, n)
+        for key, part in (("first", fair.first_placed), ("top", fair.top_placed), ("unlisted", fair.unlisted_placed)):
+            fair_marks[key] = Hidden.PROTECTING if base or hide_alone(round(part), n) else None
+    if figures.allocated:
+        if "tiles" in marks:
+            counts["requesting"], counts["served"] = marks["tiles"][0], marks["tiles"][1]
+        else:
+            counts["requesting"], counts["served"] = marks["served"][0], _served_mark(figures, marks)
+        counts["requested_days"], counts["covered_days"], counts["unmet_days"] = marks["days"]
+        counts["coverage"] = Hidden.PROTECTING if any(marks["days"]) else None
+        counts["participation"] = Hidden.PROTECTING if counts["served"] or counts["enrolled"] else None
+    else:
+        counts["requesting"], counts["requested_days"] = marks["requesting"][1], marks["requested_days"][1]
+    return ShownArea({key: _shown(value, counts.get(key), text) for key, value in figures.as_row().items()},
+                     {key: _shown(value, fair_marks.get(key), text) for key, value in fair.as_row().items()},
+                     marks)
+
+
+def shown_area(figures: Figures) -> ShownArea:
+    """Hide the small counts of children of one area shown alone (a headline, a school's own page), by the one
+    rule (`suppress_counts`) over the identities its page shows (docs/bureau.md "Small counts are hidden")."""
+    n = min_cell()
+    marks = {name: suppress_counts([row], n, False)[0] for name, row in _identities(figures).items()}
+    _link_served([figures], [marks])
+    return _shown_area(figures, marks)
+
+
+def shown_table(rows: Sequence[Figures], total: ShownArea | None, total_figures: Figures | None = None,
+                ) -> list[ShownArea]:
+    """The rows of a table of areas (the districts of the city, the schools of a district) as shown beside their
+    total (`total`, as its page shows it): each row keeps what it hides on its own page, and, column by column,
+    more is hidden while a hidden count could be worked out from the total and the other rows."""
+    n = min_cell()
+    identities = [_identities(figures) for figures in rows]
+    own = [shown_area(figures).marks for figures in rows]
+    marks: list[Marks] = [dict(row) for row in own]
+    total_identities = _identities(total_figures) if total_figures is not None else {}
+    for name in sorted({name for row in identities for name in row}):
+        indexes = [i for i, row in enumerate(identities) if name in row]
+        table = [identities[i][name] for i in indexes]
+        sums = tuple(sum(column) for column in zip(*table, strict=True))
+        totals: bool | list[Hidden | None] = True  # a total the page does not show as such: taken as known
+        if total is not None and name in total.marks and total_identities.get(name) == sums:
+            totals = total.marks[name]
+        for i, row_marks in zip(indexes, suppress_counts(table, n, totals, [own[i][name] for i in indexes]),
+                                strict=True):
+            marks[i][name] = row_marks
+    _link_served(rows, marks, total_figures, total)
+    return [_shown_area(figures, row_marks) for figures, row_marks in zip(rows, marks, strict=True)]
+
+
+def _link_served(rows: Sequence[Figures], marks: list[Marks], total_figures: Figures | None = None,
+                 total: ShownArea | None = None) -> None:
+    """The pupils served (every + some day) are shown too: requesting = served + no day is one more row of the
+    same rule for each area (and, beside a total, one more column). While it hides a served count that every and
+    some day would still add up to, one of them is hidden too; then both tables again, until neither hides more."""
+    n = min_cell()
+    same = [i for i, figures in enumerate(rows) if "served" in marks[i] and "tiles" not in marks[i]]
+    if not same:
+        return
+    triples = [(rows[i].fairness.fully, rows[i].fairness.partly, rows[i].fairness.not_at_all) for i in same]
+    triple_totals: bool | list[Hidden | None] = False
+    total_marks: bool | list[Hidden | None] = False
+    if total is not None and total_figures is not None and "served" in total.marks and "tiles" not in total.marks:
+        fair = total_figures.fairness
+        if (len(same) == sum("served" in row for row in marks)
+                and tuple(map(sum, zip(*triples, strict=True))) == (fair.fully, fair.partly, fair.not_at_all)):
+            triple_totals = total.marks["served"]
+            total_marks = [triple_totals[0], _served_mark(total_figures, total.marks), triple_totals[3]]
+    changed = True
+    while changed:
+        changed = False
+        pairs = [(rows[i].served, rows[i].fairness.not_at_all) for i in same]
+        seeds = [[marks[i]["served"][0], _served_mark(rows[i], marks[i]), marks[i]["served"][3]] for i in same]
+        for i, (fully, partly, _none), (requesting, served, none) in zip(
+                same, triples, suppress_counts(pairs, n, total_marks, seeds), strict=True):
+            row = list(marks[i]["served"])
+            row[0], row[3] = row[0] or requesting, row[3] or none
+            if served and not _served_mark(rows[i], marks[i]):
+                marks[i]["served_total"] = [served]
+                if row[1] is None and row[2] is None:  # every + some day would still tell it
+                    row[1 if (fully == 0, fully) <= (partly == 0, partly) else 2] = Hidden.PROTECTING
+            if row != marks[i]["served"]:
+                marks[i]["served"], changed = row, True
+        if changed:
+            for i, row_marks in zip(same, suppress_counts(triples, n, triple_totals,
+                                                          [marks[i]["served"] for i in same]), strict=True):
+                marks[i]["served"] = row_marks
+
+
+@dataclass(frozen=True)
+class ShownCity:
+    """Every area of a `CityStats` as the bureau sees it, the same on its pages and in its workbook: the totals by
+    source alone, each district's row beside them, each school's row beside its district's."""
+
+    total: dict[str, ShownArea]
+    districts: dict[tuple[int | None, str], ShownArea]
+    schools: dict[int, ShownArea]
+    """By school id: its current term's figures."""
+
+
+def shown_city(stats: CityStats) -> ShownCity:
+    """Each district's row beside the totals, each school's beside its district's (`shown_table`)."""
+    sources = (Source.PUBLISHED, Source.DRAFT, Source.NOT_ALLOCATED)
+    total: dict[str, ShownArea] = {source: shown_area(stats.rollup.part(source)) for source in sources}
+    districts: dict[tuple[int | None, str], ShownArea] = {}
+    schools: dict[int, ShownArea] = {}
+    for source in sources:
+        parts = [d.rollup.part(source) for d in stats.districts]
+        for d, shown in zip(stats.districts, shown_table(parts, total[source], stats.rollup.part(source)),
+                            strict=True):
+            districts[(d.district_id, source)] = shown
+        for d in stats.districts:
+            mine = [s for s in d.schools if s.source == source]
+            for s, shown in zip(mine, shown_table([s.figures for s in mine], districts[(d.district_id, source)],
+                                                  d.rollup.part(source)), strict=True):
+                schools[s.school_id] = shown
+    return ShownCity(total, districts, schools)
+
+
+AreaKey = tuple[str, int | None, str]
+"""("total", None, source), ("district", district id, source) or ("school", school id, source)."""
+
+
+@dataclass(frozen=True)
+class ShownPage:
+    """One page (or workbook) of the bureau as it is shown: its headline by source, the rows of its tables, its
+    trend and its tables by priority group. Every area is shown as the table of the reader's whole scope shows it
+    (`shown_city` of the city, or of a district user's district), so a district's page hides what the city's table
+    hides of it, and setting the pages of one reader side by side tells no more than each."""
+
+    headline: dict[str, ShownArea]
+    districts: dict[tuple[int | None, str], ShownArea]
+    schools: dict[int, ShownArea]
+    trend: list[ShownArea]
+    """The published figures of each term of `stats.trend`; the current one as the headline shows it."""
+    area: tuple[str, int | None]
+    """The page's own area: ("total", None), ("district", id) or ("school", id)."""
+    by_group: dict[AreaKey, list[GroupRow] | None] = field(default_factory=dict)
+    """The tables by priority group of every area of the scope, as shown together (`shown_groups`)."""
+
+    def groups(self, source: str, district_id: int | None = None) -> list[GroupRow] | None:
+        """The table by priority group of the page's own area, or of one of its districts (a school's page has
+        only its own)."""
+        kind, area_id = self.area
+        if district_id is not None and kind == "total":
+            kind, area_id = "district", district_id
+        return self.by_group.get((kind, area_id, source))
+
+    def district(self, district_id: int | None, source: str) -> ShownArea:
+        """A district's row of the page's tables: on a school's page, the school's own figures."""
+        return self.headline[source] if self.area[0] == "school" else self.districts[(district_id, source)]
+
+
+def shown_page(scope: CityStats, stats: CityStats, *, district_id: int | None = None,
+               school_id: int | None = None, groups: Sequence[PriorityGroup] | None = None) -> ShownPage:
+    """The page of `stats` (the city, one district or one school of `scope`, the reader's whole scope); with the
+    city's priority `groups`, its tables by group too."""
+    city = shown_city(scope)
+    sources = (Source.PUBLISHED, Source.DRAFT, Source.NOT_ALLOCATED)
+    headline: dict[str, ShownArea] = dict(city.total)
+    area: tuple[str, int | None] = ("total", None)
+    if district_id is not None:
+        headline = {source: city.districts.get((district_id, source)) or shown_area(stats.rollup.part(source))
+                    for source in sources}  # a district of no school with a term has empty figures
+        area = ("district", district_id)
+    elif school_id is not None:
+        school = next((s for s in stats.schools if s.school_id == school_id), None)
+        headline = {source: city.schools[school_id] if school and school.source == source
+                    else shown_area(stats.rollup.part(source)) for source in sources}
+        area = ("school", school_id)
+    published = stats.rollup.published
+    trend = [headline[Source.PUBLISHED] if rollup.published == published else shown_area(rollup.published)
+             for _name, rollup in stats.trend]
+    by_group = shown_groups(scope, groups, city) if groups is not None else {}
+    return ShownPage(headline, city.districts, city.schools, trend, area, by_group)
+
+
+def shown_groups(scope: CityStats, groups: Sequence[PriorityGroup], city: ShownCity,
+                 ) -> dict[AreaKey, list[GroupRow] | None]:
+    """The tables by priority group of the scope's total, each district and each school, published and drafts
+    apart, as shown together: each area's table beside its served counts as shown (`city`), and each group's row
+    of the districts (of a district's schools) beside that group's row of the total (of the district), hidden
+    until no identity of either kind tells a count. The same rule, `suppress_counts`, each time; a school's table
+    appears only in its workbook, but it is checked against its district's all the same."""
+    n = min_cell()
+    text = {mark: mark_text(mark) for mark in Hidden}
+    shown: dict[AreaKey, list[GroupRow] | None] = {}
+    for source in (Source.PUBLISHED, Source.DRAFT):
+        areas: dict[AreaKey, tuple[Figures, ShownArea]] = {
+            ("total", None, source): (scope.rollup.part(source), city.total[source])}
+        children: dict[AreaKey, list[AreaKey]] = {}
+        for d in scope.districts:
+            district: AreaKey = ("district", d.district_id, source)
+            areas[district] = (d.rollup.part(source), city.districts[(d.district_id, source)])
+            children.setdefault(("total", None, source), []).append(district)
+            for school in d.schools:
+                if school.source == source:
+                    key: AreaKey = ("school", school.school_id, source)
+                    areas[key] = (school.figures, city.schools[school.school_id])
+                    children.setdefault(district, []).append(key)
+        listed = {key: served_by_group(figures.fairness, groups) for key, (figures, _area) in areas.items()}
+        order = [row.group_id for row in listed[("total", None, source)] or ()]
+        rows = {key: [tuple(figures.fairness.by_group.get(NO_GROUP if group is None else str(group)) or (0, 0, 0))
+                      for group in order]
+                for key, (figures, _area) in areas.items() if listed[key] is not None}
+        totals = {key: _table_totals(areas[key][0], areas[key][0].fairness.group_schools, areas[key][1])
+                  for key in rows}
+        marks = {key: suppress_counts(rows[key], n, totals[key]) for key in rows}
+        changed = True
+        while changed:
+            changed = False
+            for parent, kids in children.items():
+                kids = [kid for kid in kids if kid in rows]
+                if parent not in rows or not kids or sum(areas[kid][0].fairness.group_schools for kid in kids) \
+                        != areas[parent][0].fairness.group_schools:
+                    continue  # not every school of the parent recorded groups: the rows do not add up to it
+                for g in range(len(order)):
+                    found = suppress_counts([rows[kid][g] for kid in kids], n, marks[parent][g],
+                                            [marks[kid][g] for kid in kids])
+                    for kid, kid_marks in zip(kids, found, strict=True):
+                        if kid_marks != marks[kid][g]:
+                            marks[kid][g], changed = kid_marks, True
+            for key in rows:
+                found = suppress_counts(rows[key], n, totals[key], marks[key])
+                if found != marks[key]:
+                    marks[key], changed = found, True
+        for key, listed_rows in listed.items():
+            if listed_rows is None:
+                shown[key] = None
+                continue
+            by_id = {group: (row, row_marks) for group, row, row_marks in zip(order, rows[key], marks[key],
+                                                                                strict=True)}
+            table = []
+            for served in listed_rows:
+                counts, row_marks = by_id.get(served.group_id, ((served.fully, served.partly, served.not_at_all),
+                                                                [Hidden.PROTECTING] * 4))
+                fully, partly, none = counts
+                values = [_shown(value, mark, text) for value, mark in
+                          zip((fully + partly + none, fully, partly, none), row_marks, strict=True)]
+                share = text[Hidden.PROTECTING] if row_marks[0] or row_marks[1] else served.share_fully
+                table.append(GroupRow(served.name, values[0], values[1], values[2], values[3], share))
+            shown[key] = table
     return shown
+
+
+def shown_slot(figures: Figures, slot: Slot, area: ShownArea | None = None,
+               ) -> tuple[int | str, int | str, float | str | None]:
+    """(pupils requesting, pupils seated, coverage) of one weekday x period as shown to the bureau: the identity
+    requesting = seated + not seated is a row of the one rule, and the coverage is hidden with its counts. The grid
+    adds up to the area's pupil-days (exactly, where pupils ask for one period a day), so while `area` (the area
+    as its page shows it) hides any of its pupil-day figures, every count of its grid but 0 is hidden too."""
+    asked, seated = figures.slots.get(slot, (0, 0))
+    n = min_cell()
+    text = {mark: mark_text(mark) for mark in Hidden}
+    if not figures.allocated:
+        return _shown(asked, hide_alone(asked, n), text), 0, None
+    marks = suppress_counts([(seated, max(0, asked - seated))], n, False)[0]
+    if area is not None and any(area.marks.get("days", ())):
+        marks = [mark or (Hidden.PROTECTING if value else None) for mark, value in zip(marks, (asked, seated, 0),
+                                                                                        strict=True)]
+    coverage = figures.slot_coverage(slot)
+    return (_shown(asked, marks[0], text), _shown(seated, marks[1], text),
+            text[Hidden.PROTECTING] if (marks[0] or marks[1]) and coverage is not None else coverage)
+
+
+def _table_totals(figures: Figures, rows_schools: int, area: ShownArea | None) -> list[Hidden | None] | bool:
+    """The column totals of a table by group or level as the page shows them (`area`, else the area alone): the
+    area's served counts, when the table covers the same schools as they do; otherwise taken as known (the rule
+    then hides more, never less)."""
+    if rows_schools != figures.fairness.schools:
+        return True
+    return (area or shown_area(figures)).served_marks
+
+
+def _shown_rows(rows: Sequence[tuple[int, int, int]], totals: Sequence[Hidden | None] | bool,
+                ) -> list[tuple[list[int | str], float | str | None]]:
+    """Each row's [requesting, fully, partly, not_at_all] as shown, and its share served every day (hidden with
+    `fully` or `requesting`, which it would tell; None when nobody asked)."""
+    text = {mark: mark_text(mark) for mark in Hidden}
+    marks = suppress_counts(rows, min_cell(), totals)
+    shown = []
+    for (fully, partly, none), row_marks in zip(rows, marks, strict=True):
+        requesting = fully + partly + none
+        values = [_shown(value, mark, text)
+                  for value, mark in zip((requesting, fully, partly, none), row_marks, strict=True)]
+        share = fully / requesting if requesting else None
+        shown.append((values, text[Hidden.PROTECTING] if row_marks[0] or row_marks[1] else share))
+    return shown
+
+
+def shown_by_level(figures: Figures, by_level: dict[str, dict[str, int]], area: ShownArea | None = None,
+                   ) -> list[tuple[str, list[int | str]]]:
+    """One school's pupils served every / some / no day by priority level (its run's `served_by_priority`), as the
+    bureau's school page shows them: the same rule as the tables by group, the school's own served counts being
+    the column totals."""
+    levels = list(by_level)
+    rows = [(int(by_level[level]["fully"]), int(by_level[level]["partly"]), int(by_level[level]["not_at_all"]))
+            for level in levels]
+    shown = _shown_rows(rows, _table_totals(figures, 1, area))
+    return [(level, values[1:]) for level, (values, _share) in zip(levels, shown, strict=True)]
 
 
 @dataclass

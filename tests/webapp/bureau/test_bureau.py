@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from scheduler.whatif import Advice, AdviceItem, AdviceLevel, advice_to_json
+from tests.webapp.bureau.test_hidden_counts import _large_school
 from tests.webapp.factories import post_form, seed_city
 from webapp.bureau.routes import advice_levels, advice_line, heat_colour
 from webapp.bureau.stats import HiringPlan, city_stats, rollup_advice
@@ -105,13 +106,15 @@ def test_dashboard_shows_figures_and_svg_charts(
 ) -> None:
     _bureau(app, signed_in)
     page = client.get("/bureau/").get_data(as_text=True)
-    assert "<svg" in page and "66.7%" in page and "五华区" in page and "盘龙区" in page
+    assert "<svg" in page and "五华区" in page and "盘龙区" in page
+    # 4 of 6 pupil-days covered: the 2 unmet are a small count, so the coverage that would tell them is hidden,
+    # and so is its colour (the figures themselves: test_figures_match_hand_computed_values).
+    assert "66.7%" not in page and "不公开" in page and heat_colour(2 / 3) not in page
     assert "60.0%" not in page  # the draft is never summed into the headline
-    assert heat_colour(2 / 3) in page
     district = client.get(f"/bureau/district/{city['districts']['五华区']}").get_data(as_text=True)
-    assert "66.7%" in district and "测试小学0001" in district and "测试小学0003" not in district
+    assert "66.7%" not in district and "测试小学0001" in district and "测试小学0003" not in district
     school = client.get(f"/bureau/school/{city['schools']['KM-TEST-0001']}").get_data(as_text=True)
-    assert "heatmap" in school and "2 / 3" in school and "3 / 3" in school
+    assert "heatmap" in school and "2 / 3" not in school and "&lt;5 / &lt;5" in school
 
 
 def test_xlsx_export_opens_with_the_same_numbers(
@@ -129,43 +132,54 @@ def test_xlsx_export_opens_with_the_same_numbers(
     row = rows["KM-TEST-0001"]
     values = list(row.values())
     assert values[4] == "已发布"
-    assert values[5:] == [1, 6, 4, 3, 0.5, 6, 4, 0.6667, 2, 2, 1.5, 2]
+    # Counts of children of 1 to 4 (and the rates and pupil-days that would tell them) as the pages show them;
+    # the numbers behind them: test_figures_match_hand_computed_values.
+    assert values[5:] == [1, 6, "<5", "<5", "不公开", 6, "<5", "不公开", "<5", 2, 1.5, 2]
     # The school not yet allocated has its requests and blank seat-side cells, never 0.
     unallocated = list(rows["KM-TEST-0003"].values())
     assert unallocated[4] == "尚未分配"
-    assert unallocated[5:] == [1, 3, 1, None, None, 1, None, None, None, None, None, None]
+    assert unallocated[5:] == [1, "<5", "<5", None, None, "<5", None, None, None, None, None, None]
     districts = list(sheets.values())[0]
     assert districts[0][:5] == ["区", "学校", "已发布", "草稿", "尚未分配"]
     by_district = {r[0]: r for r in districts[1:]}
     assert set(by_district) == {"五华区", "盘龙区"}
-    assert by_district["五华区"][1:5] == [2, 1, 1, 0] and by_district["五华区"][12] == 0.6667  # published only
+    assert by_district["五华区"][1:5] == [2, 1, 1, 0] and by_district["五华区"][12] == "不公开"  # 2 unmet
     assert by_district["盘龙区"][1:5] == [1, 0, 0, 1] and by_district["盘龙区"][12] is None
     slots = list(sheets.values())[2]
     assert len(slots) == 1 + 5 * 3
     drafts = list(sheets.values())[4]
-    assert [r[:2] for r in drafts[1:]] == [["五华区", 1]] and drafts[1][9] == 0.6667  # the draft: 2 of 3 days
+    assert [r[:2] for r in drafts[1:]] == [["五华区", 1]] and drafts[1][9] == "不公开"  # the draft: 2 of 3 days
 
 
 def test_xlsx_rates_are_numbers_in_percent_format(
     app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
 ) -> None:
+    with app.app_context():  # schools with nothing small beside the tiny city, whose rates are hidden: the smaller
+        _large_school("KM-TEST-0060", "西山区", 60)  # is hidden too, so that the city's total does not tell them
+        _large_school("KM-TEST-0048", "官渡区", 48)
     _bureau(app, signed_in)
     book = load_workbook(io.BytesIO(client.get("/bureau/export.xlsx").data))
     percent_columns = {"参与率", "覆盖率"}
-    checked = 0
+    checked = hidden = 0
     for sheet in book.worksheets:
         header = [cell.value for cell in sheet[1]]
-        for column, title in enumerate(header, start=1):
-            for (cell,) in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
-                if title in percent_columns and cell.value is not None:
+        rows = list(sheet.iter_rows(min_row=2))
+        table = next((i for i, row in enumerate(rows) if all(cell.value is None for cell in row)), len(rows))
+        for column, title in enumerate(header):
+            for cell in (row[column] for row in rows[:table]):  # the first table of the sheet, under this header
+                if title in percent_columns and isinstance(cell.value, str):
+                    assert cell.value == "不公开", (sheet.title, title)  # a rate that would tell a small count
+                    hidden += 1
+                elif title in percent_columns and cell.value is not None:
                     assert isinstance(cell.value, int | float) and cell.data_type == "n", (sheet.title, title)
                     assert cell.number_format == PERCENT_FORMAT and cell.number_format.endswith("%")
                     checked += 1
                 elif isinstance(cell.value, int | float):
                     assert "%" not in cell.number_format, (sheet.title, title)
-    assert checked >= 10
-    coverage = book.worksheets[1]["M2"]
-    assert coverage.value == 0.6667 and coverage.number_format == "0.0%"
+    assert checked >= 4 and hidden >= 4
+    [row] = [row for row in book.worksheets[1].iter_rows(min_row=2) if row[1].value == "KM-TEST-0060"]
+    coverage = row[12]
+    assert coverage.value == 0.5 and coverage.number_format == "0.0%"
 
 
 # --------------------------------------------------------------------------- scope
@@ -457,7 +471,7 @@ def test_school_page_shows_fairness_counts_and_no_names(
     section = page[page.index('id="fairness"'):]
     section = section[:section.index("</section>")]
     # P001 and P004 every day, P002 on day 1 of 1-2, P003 on none (the hand-built run of seed_city).
-    assert "公平性" in section and "2 / 1 / 1" in section
+    assert "公平性" in section and "&lt;5 / &lt;5 / &lt;5" in section and "2 / 1 / 1" not in section
     for name, number in pupils:
         assert name not in page and number not in page
     other = client.get(f"/bureau/school/{city['schools']['KM-TEST-0002']}").get_data(as_text=True)

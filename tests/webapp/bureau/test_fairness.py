@@ -207,10 +207,11 @@ def test_city_and_district_pages_show_fairness_in_both_languages(
     city = _section(client.get("/bureau/").get_data(as_text=True))
     assert "公平性" in city and "各区公平性" in city
     headline, drafts = city.split("badge-warn", 1)
-    assert "2 / 1 / 1" in headline and "40.0% / 60.0% / 40.0%" in headline and "<dd>57</dd>" in headline
-    assert "2 / 1 / 0" in drafts and "<dd>39</dd>" in drafts
+    # Counts of 1 to 4 are "<5", and shares of 2 and 3 of 5 placements hidden (the figures: the hand count above).
+    assert "&lt;5 / &lt;5 / &lt;5" in headline and "不公开 / 不公开 / 不公开" in headline and "<dd>57</dd>" in headline
+    assert "&lt;5 / &lt;5 / 0" in drafts and "<dd>39</dd>" in drafts
     [wuhua] = [row for row in re.findall(r"<tr>.*?</tr>", city, re.S) if "五华区" in row]
-    assert "1 / 1" in wuhua and "2 / 1 / 1" in wuhua and "57" in wuhua
+    assert "1 / 1" in wuhua and "&lt;5 / &lt;5 / &lt;5" in wuhua and "57" in wuhua
     [panlong] = [row for row in re.findall(r"<tr>.*?</tr>", city, re.S) if "盘龙区" in row]
     assert "0 / 0" in panlong and "–" in panlong
 
@@ -220,7 +221,7 @@ def test_city_and_district_pages_show_fairness_in_both_languages(
             for code in re.findall(r"KM-TEST-\d{4}", row)}
     assert set(rows) == {"KM-TEST-0001", "KM-TEST-0002"}
     assert "已发布" in rows["KM-TEST-0001"] and "57" in rows["KM-TEST-0001"]
-    assert "草稿" in rows["KM-TEST-0002"] and "2 / 1 / 0" in rows["KM-TEST-0002"]
+    assert "草稿" in rows["KM-TEST-0002"] and "&lt;5 / &lt;5 / 0" in rows["KM-TEST-0002"]
     assert "– / – / –" in rows["KM-TEST-0002"], "no ranked placement: no share, never 0 %"
 
     panlong = _section(client.get(f"/bureau/district/{fair_city['districts']['盘龙区']}").get_data(as_text=True))
@@ -231,7 +232,7 @@ def test_city_and_district_pages_show_fairness_in_both_languages(
     assert "Fairness by district" in english and "Pupils served every / some / no requested day" in english
     assert "Figures of 1 of the 1 schools whose allocation is published" in english
     english_district = client.get(f"/bureau/district/{fair_city['districts']['五华区']}").get_data(as_text=True)
-    assert "Fairness by school" in english_district and "2 / 1 / 1" in english_district
+    assert "Fairness by school" in english_district and "&lt;5 / &lt;5 / &lt;5" in english_district
 
 
 def _workbook(data: bytes) -> dict[str, list[list[Any]]]:
@@ -265,16 +266,20 @@ def test_the_workbook_has_the_fairness_sheet(
         return dict(zip(order, row[4:], strict=True))
 
     by_label = {(row[0], row[1], row[3]): figures(row) for row in rows}
-    assert by_label[("合计", None, "已发布")] == A
-    assert by_label[("合计", None, "草稿")] == B
-    assert by_label[("五华区", None, "已发布")] == A and by_label[("五华区", None, "草稿")] == B
+    # A and B as the pages show them: counts of 1 to 4 as "<5", the shares they would tell as "不公开".
+    a = {**A, "fully": "<5", "partly": "<5", "not_at_all": "<5", "first": "不公开", "top": "不公开",
+         "unlisted": "不公开", "split_families": "<5"}
+    b = {**B, "fully": "<5", "partly": "<5", "justified_envy": "<5"}
+    assert by_label[("合计", None, "已发布")] == a
+    assert by_label[("合计", None, "草稿")] == b
+    assert by_label[("五华区", None, "已发布")] == a and by_label[("五华区", None, "草稿")] == b
     assert by_label[("盘龙区", None, "已发布")] == NOTHING
-    assert by_label[("五华区", "KM-TEST-0001", "已发布")] == A
-    assert by_label[("五华区", "KM-TEST-0002", "草稿")] == B
+    assert by_label[("五华区", "KM-TEST-0001", "已发布")] == a
+    assert by_label[("五华区", "KM-TEST-0002", "草稿")] == b
     assert ("盘龙区", "KM-TEST-0003", "尚未分配") not in by_label, "a school not yet allocated has no fairness row"
     book = load_workbook(io.BytesIO(client.get("/bureau/export.xlsx").data))
     share = book["公平性"]["I2"]
-    assert share.value == 0.4 and share.number_format == "0.0%"
+    assert share.value == "不公开" and share.data_type == "s", "the text, never the number"
 
 
 # --------------------------------------------------------------------------- scope and privacy
@@ -353,7 +358,7 @@ def test_the_district_page_reads_stored_figures_in_a_bounded_number_of_queries(
             _count_fairness(term)
     large = _statements(app, client, url)
     page = client.get(url).get_data(as_text=True)
-    assert page.count("KM-TEST-000") >= 5 and "5 / 1 / 1" in _section(page)
+    assert page.count("KM-TEST-000") >= 5 and "不公开 / &lt;5 / &lt;5" in _section(page)  # 5 / 1 / 1
     assert len(large) == len(small), "no query per school"
     reads = " ".join(large).lower()
     assert "run_assignments" not in reads and "metrics" not in reads, "the page reads the stored summaries only"
