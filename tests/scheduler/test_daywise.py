@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from bench.crowded import crowded
 from scheduler import validation
 from scheduler.baselines import lottery
-from scheduler.daywise import coverage_by_day, preference_by_day
+from scheduler.daywise import _preference_of_day, coverage_by_day, preference_by_day
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
 from scheduler.groups import build_day_classes
@@ -176,3 +177,28 @@ def test_level_3_by_day_is_bounded_above_the_optimum_and_its_plan_is_a_plan_of_t
     if days.values is not None:
         assert days.value <= expected["preference"]
         satisfies_every_row(fine, days.values)
+
+
+def test_a_day_within_teachers_caps_is_searched_near_its_relaxation_and_given_back_whole() -> None:
+    # Every teacher may lead on the day only what level 1's week has them lead: the day's level 3 is searched
+    # first among plans staffed as its relaxation is (rounded down or up), then over the whole day. The model
+    # handed back has every variable bound it was built with, and its plan keeps every row of it.
+    inst = crowded(300, seed=1)
+    coverage = coverage_by_day(_week(inst), Deadline.after(20))
+    assert coverage is not None and coverage.values is not None
+    day = min(coverage.days)
+    load: Counter[str] = Counter()
+    for (teacher_id, group), count in coverage.joined_leads.items():
+        load[teacher_id] += count if group[0] == day else 0
+    capped = dataclasses.replace(inst, teachers=tuple(dataclasses.replace(t, max_sessions=load[t.id])
+                                                      for t in inst.teachers))
+    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    result = _preference_of_day(fine, capped, coverage.days[day], 20, SolverConfig(),
+                                start_leads=coverage.joined_leads)
+    assert result is not None
+    fresh = AllocationModel(capped, [fine.classes[k] for k in coverage.days[day].keys])
+    hold(fresh, {"coverage": coverage.days[day].score})
+    assert ([(v.name(), v.lb(), v.ub()) for v in result.model.solver.variables()]
+            == [(v.name(), v.lb(), v.ub()) for v in fresh.solver.variables()])
+    satisfies_every_row(result.model, result.values)
+    assert 0 < result.score <= result.bound
