@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bench.crowded import crowded
 from scheduler import validation
 from scheduler.baselines import lottery
-from scheduler.daywise import _preference_of_day, coverage_by_day, preference_by_day
+from scheduler.daywise import _preference_of_day, _relaxation, coverage_by_day, preference_by_day
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
 from scheduler.groups import build_day_classes
@@ -179,10 +179,12 @@ def test_level_3_by_day_is_bounded_above_the_optimum_and_its_plan_is_a_plan_of_t
         satisfies_every_row(fine, days.values)
 
 
-def test_a_day_within_teachers_caps_is_searched_near_its_relaxation_and_given_back_whole() -> None:
+@pytest.mark.parametrize("near", ["day", "week"])
+def test_a_day_within_teachers_caps_is_searched_near_a_relaxation_and_given_back_whole(near: str) -> None:
     # Every teacher may lead on the day only what level 1's week has them lead: the day's level 3 is searched
-    # first among plans staffed as its relaxation is (rounded down or up), then over the whole day. The model
-    # handed back has every variable bound it was built with, and its plan keeps every row of it.
+    # first among plans staffed as a relaxation is (the day's own or the week's, rounded down or up, or as level
+    # 1's plan), then over the whole day. The model handed back has every variable bound it was built with, and
+    # its plan keeps every row of it.
     inst = crowded(300, seed=1)
     coverage = coverage_by_day(_week(inst), Deadline.after(20))
     assert coverage is not None and coverage.values is not None
@@ -193,8 +195,11 @@ def test_a_day_within_teachers_caps_is_searched_near_its_relaxation_and_given_ba
     capped = dataclasses.replace(inst, teachers=tuple(dataclasses.replace(t, max_sessions=load[t.id])
                                                       for t in inst.teachers))
     fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    hold(fine, {"coverage": coverage.value})
+    week = _relaxation(fine, fine.preference_level(), Deadline.after(20)) if near == "week" else None
     result = _preference_of_day(fine, capped, coverage.days[day], 20, SolverConfig(),
-                                start_leads=coverage.joined_leads)
+                                start_leads=coverage.joined_leads,
+                                relaxed=None if week is None else (fine, week.values))
     assert result is not None
     fresh = AllocationModel(capped, [fine.classes[k] for k in coverage.days[day].keys])
     hold(fresh, {"coverage": coverage.days[day].score})
