@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bench.crowded import crowded
 from scheduler import validation
 from scheduler.baselines import lottery
-from scheduler.daywise import _preference_of_day, _relaxation, coverage_by_day, preference_by_day
+from scheduler.daywise import _preference_of_day, _relaxation, _weekly_staffing, coverage_by_day, preference_by_day
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
 from scheduler.groups import build_day_classes
@@ -207,3 +207,22 @@ def test_a_day_within_teachers_caps_is_searched_near_a_relaxation_and_given_back
             == [(v.name(), v.lb(), v.ub()) for v in fresh.solver.variables()])
     satisfies_every_row(result.model, result.values)
     assert 0 < result.score <= result.bound
+
+
+def test_whether_days_fit_is_the_teachers_flow_within_the_room_given() -> None:
+    # One session a day, two teachers free every day: whichever teacher each day's own plan names, the days fit
+    # when the flow can give each day a teacher within the room each has, and not when the room holds one session.
+    sessions = [session(f"S{d}", day=d) for d in (1, 2)]
+    inst = instance(sessions, [teacher("T1", max_sessions=2), teacher("T2", max_sessions=2)], [pupil("P1")],
+                    [request("P1", days=(1, 2))], weekdays=(1, 2))
+    week = _week(inst)
+    coverage = coverage_by_day(week, Deadline.after(20))
+    assert coverage is not None and coverage.proven
+    days = coverage.days
+    for room in ({"T1": 1, "T2": 1}, {"T1": 2, "T2": 0}, {"T1": 0, "T2": 2}):
+        leads = _weekly_staffing(week, days, room)
+        assert leads is not None and sum(leads.values()) == 2
+        for teacher_id, most in room.items():
+            assert sum(count for (t, _), count in leads.items() if t == teacher_id) <= most
+    assert _weekly_staffing(week, days, {"T1": 1, "T2": 0}) is None
+    assert _weekly_staffing(week, days) is not None  # the weekly caps: two each
