@@ -330,6 +330,11 @@ def mark_text(mark: str) -> str:
     return str(_("<%(n)d", n=min_cell()) if mark == Hidden.SMALL else _("hidden"))
 
 
+def mark_texts() -> dict[Hidden, str]:
+    """`mark_text` of every mark, looked up once for a page's many counts."""
+    return {mark: mark_text(mark) for mark in Hidden}
+
+
 def hide_alone(value: int | None, min_cell: int) -> Hidden | None:
     """The mark of a count no identity of the page ties to others (`suppress_counts` of a row of one)."""
     return None if value is None else suppress_counts([(value,)], min_cell, False)[0][1]
@@ -405,7 +410,7 @@ def _shown_area(figures: Figures, marks: Marks) -> ShownArea:
     """`figures` as shown with the marks of its identities; rates and shares hidden with a count they are of or
     out of (a share of 1 in 3 tells the count)."""
     n = min_cell()
-    text = {mark: mark_text(mark) for mark in Hidden}
+    text = mark_texts()
     fair = figures.fairness
     counts: dict[str, Hidden | None] = {"enrolled": marks["enrolled"][1]}
     fair_marks: dict[str, Hidden | None] = {}
@@ -433,10 +438,15 @@ def _shown_area(figures: Figures, marks: Marks) -> ShownArea:
 def shown_area(figures: Figures) -> ShownArea:
     """Hide the small counts of children of one area shown alone (a headline, a school's own page), by the one
     rule (`suppress_counts`) over the identities its page shows (docs/bureau.md "Small counts are hidden")."""
+    return _shown_area(figures, _alone_marks(figures))
+
+
+def _alone_marks(figures: Figures) -> Marks:
+    """The marks of one area's counts of children by the identities of its own page alone (`shown_area`)."""
     n = min_cell()
     marks = {name: suppress_counts([row], n, False)[0] for name, row in _identities(figures).items()}
     _link_served([figures], [marks])
-    return _shown_area(figures, marks)
+    return marks
 
 
 def shown_table(rows: Sequence[Figures], total: ShownArea | None, total_figures: Figures | None = None,
@@ -446,7 +456,7 @@ def shown_table(rows: Sequence[Figures], total: ShownArea | None, total_figures:
     more is hidden while a hidden count could be worked out from the total and the other rows."""
     n = min_cell()
     identities = [_identities(figures) for figures in rows]
-    own = [shown_area(figures).marks for figures in rows]
+    own = [_alone_marks(figures) for figures in rows]
     marks: list[Marks] = [dict(row) for row in own]
     total_identities = _identities(total_figures) if total_figures is not None else {}
     for name in sorted({name for row in identities for name in row}):
@@ -598,7 +608,7 @@ def shown_groups(scope: CityStats, groups: Sequence[PriorityGroup], city: ShownC
     until no identity of either kind tells a count. The same rule, `suppress_counts`, each time; a school's table
     appears only in its workbook, but it is checked against its district's all the same."""
     n = min_cell()
-    text = {mark: mark_text(mark) for mark in Hidden}
+    text = mark_texts()
     shown: dict[AreaKey, list[GroupRow] | None] = {}
     for source in (Source.PUBLISHED, Source.DRAFT):
         areas: dict[AreaKey, tuple[Figures, ShownArea]] = {
@@ -649,10 +659,7 @@ def shown_groups(scope: CityStats, groups: Sequence[PriorityGroup], city: ShownC
             for served in listed_rows:
                 counts, row_marks = by_id.get(served.group_id, ((served.fully, served.partly, served.not_at_all),
                                                                 [Hidden.PROTECTING] * 4))
-                fully, partly, none = counts
-                values = [_shown(value, mark, text) for value, mark in
-                          zip((fully + partly + none, fully, partly, none), row_marks, strict=True)]
-                share = text[Hidden.PROTECTING] if row_marks[0] or row_marks[1] else served.share_fully
+                values, share = _shown_row(counts, row_marks, text)
                 table.append(GroupRow(served.name, values[0], values[1], values[2], values[3], share))
             shown[key] = table
     return shown
@@ -666,7 +673,7 @@ def shown_slot(figures: Figures, slot: Slot, area: ShownArea | None = None,
     as its page shows it) hides any of its pupil-day figures, every count of its grid but 0 is hidden too."""
     asked, seated = figures.slots.get(slot, (0, 0))
     n = min_cell()
-    text = {mark: mark_text(mark) for mark in Hidden}
+    text = mark_texts()
     if not figures.allocated:
         return _shown(asked, hide_alone(asked, n), text), 0, None
     marks = suppress_counts([(seated, max(0, asked - seated))], n, False)[0]
@@ -691,16 +698,20 @@ def _shown_rows(rows: Sequence[tuple[int, int, int]], totals: Sequence[Hidden | 
                 ) -> list[tuple[list[int | str], float | str | None]]:
     """Each row's [requesting, fully, partly, not_at_all] as shown, and its share served every day (hidden with
     `fully` or `requesting`, which it would tell; None when nobody asked)."""
-    text = {mark: mark_text(mark) for mark in Hidden}
-    marks = suppress_counts(rows, min_cell(), totals)
-    shown = []
-    for (fully, partly, none), row_marks in zip(rows, marks, strict=True):
-        requesting = fully + partly + none
-        values = [_shown(value, mark, text)
-                  for value, mark in zip((requesting, fully, partly, none), row_marks, strict=True)]
-        share = fully / requesting if requesting else None
-        shown.append((values, text[Hidden.PROTECTING] if row_marks[0] or row_marks[1] else share))
-    return shown
+    text = mark_texts()
+    return [_shown_row(row, row_marks, text)
+            for row, row_marks in zip(rows, suppress_counts(rows, min_cell(), totals), strict=True)]
+
+
+def _shown_row(counts: Sequence[int], marks: Sequence[Hidden | None], text: dict[Hidden, str],
+               ) -> tuple[list[int | str], float | str | None]:
+    """A row of (fully, partly, not_at_all) with its marks as shown: [requesting, fully, partly, not_at_all], and
+    its share served every day, hidden with `fully` or `requesting` (it would tell them); None when nobody asked."""
+    fully, partly, none = counts
+    requesting = fully + partly + none
+    values = [_shown(value, mark, text) for value, mark in zip((requesting, fully, partly, none), marks, strict=True)]
+    share = fully / requesting if requesting else None
+    return values, text[Hidden.PROTECTING] if marks[0] or marks[1] else share
 
 
 def shown_by_level(figures: Figures, by_level: dict[str, dict[str, int]], area: ShownArea | None = None,
