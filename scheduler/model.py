@@ -12,6 +12,11 @@ Once `teachers[s]` is integral the teacher side is a network flow (teacher -> fr
 polytope has integral vertices: `leads` can stay continuous without changing the optimum, and `scheduler.solve`
 recovers whole teachers with a max-flow afterwards. That keeps the integer part of the model small.
 
+Which sessions get teachers is the decision everything else follows from: once `teachers` and `runs` are whole,
+what is left is close to a flow, and its relaxation is nearly whole. The backend branches on them first
+(`STAFFING_PRIORITY`; SCIP honours branching priorities, HiGHS ignores them). On a school short of teachers, SCIP's
+own choice spent its nodes on seat counts and closed the gap far more slowly (`docs/benchmarks.md`).
+
 The pupil side is a flow too once `seats` and `covered` are whole: in each class and period, pupils of each
 preference group (at least the covered ones, at most the group) flow to the activities they ranked or to any
 seat, and the seats of each activity cap what reaches it. So `liked`, and `seated` where a class has several
@@ -40,6 +45,10 @@ Var = Any
 """A pywraplp variable (the SWIG wrapper has no usable type)."""
 Expr = Any
 """A pywraplp linear expression."""
+
+
+STAFFING_PRIORITY = 10
+"""Branching priority of `teachers[s]` and `runs[s]` (every other variable keeps 0, so these are branched on first)."""
 
 
 def staffing_group(instance: Instance, session: Session) -> StaffingGroup:
@@ -190,6 +199,7 @@ class AllocationModel:
             self._row(enrolment, None, session.capacity, f"capacity_{session.id}")
             if session.min_pupils > 1:
                 runs = self.runs[session.id] = solver.BoolVar(f"runs_{session.id}")
+                runs.SetBranchingPriority(STAFFING_PRIORITY)
                 self._row([*enrolment, (runs, -session.min_pupils)], 0, None, f"min_pupils_{session.id}")
                 self._row([*enrolment, (runs, -session.capacity)], None, 0)
             # No more pupils can ever sit in the session than its room holds or its eligible classes count
@@ -197,6 +207,7 @@ class AllocationModel:
             most_pupils = min(session.capacity, sum(int(var.ub()) for var in seats))
             ratio = session.pupils_per_teacher
             teachers = solver.IntVar(0, -(-most_pupils // ratio), f"teachers_{session.id}")
+            teachers.SetBranchingPriority(STAFFING_PRIORITY)
             self._row([(teachers, ratio), *minus], 0, None, f"ratio_{session.id}")
             # The last teacher a session needs may serve fewer than pupils_per_teacher pupils (a room smaller
             # than the ratio, or a session with fewer eligible pupils, needs a whole teacher for one pupil): the

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scheduler import io, validation
 from scheduler.domain import Assignment, Instance, Session, Status, Teacher
 from scheduler.groups import build_day_classes
-from scheduler.model import AllocationModel
+from scheduler.model import STAFFING_PRIORITY, AllocationModel
 from scheduler.solve import SolveCancelled, SolverConfig, solve
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
@@ -200,3 +200,15 @@ def test_model_variables_name_their_day_class(example: Instance) -> None:
     assert "seats_d1_g3_P1-P2_S1" in names  # P001: grade 3, Monday, P1 and P2
     assert "seats_d1_g3_P1-P2_pin-S3_S3" in names  # P003, pinned to art
     assert "covered_d1_g3_P1_u0_prio2" in names  # P004
+
+
+def test_the_backend_branches_on_staffing_first(example: Instance) -> None:
+    """Which sessions get teachers (and run) is branched on before any seat count (`STAFFING_PRIORITY`)."""
+    built = AllocationModel(example, build_day_classes(example, by_preference=False, seed=0))
+    staffing = {var.index() for var in [*built.teachers.values(), *built.runs.values()]}
+    assert built.runs and staffing
+    for var in built.solver.variables():
+        if var.index() in staffing:
+            assert var.branching_priority() == STAFFING_PRIORITY > 0
+        else:
+            assert var.branching_priority() == 0
