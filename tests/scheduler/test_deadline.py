@@ -15,7 +15,8 @@ from scheduler.model import AllocationModel
 from scheduler.solve import SolverConfig, solve
 from tests.scheduler.builders import instance, pupil, request, session, teacher
 
-PHASES = {"check", "group", "build", "daywise", "solve", "extract", "objective", "explain"}
+PHASES = {"check", "group", "build", "fallback", "solve", "extract", "objective", "explain"}
+"""A school this small goes to the week's search at once (`DAYWISE_MIN_VARIABLES`), from today's lottery."""
 
 
 def _school() -> Any:
