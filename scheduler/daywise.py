@@ -352,7 +352,7 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
     for var, value in known.items():
         start[var.index()] = value
     start = model.best_seating(start)  # the start's liked seats were only greedy
-    model.solver.SetHint(model.solver.variables(), start)
+    model.hint(model.solver.variables(), start)
     points = model.preference_level()
     near = None if start_leads is None else _near_the_relaxation(model, lexi, points, start,
                                                                  Deadline(began + seconds), relaxed)

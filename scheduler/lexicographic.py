@@ -100,12 +100,12 @@ class LexicographicSolver:
         """Start from another model's solution over the same day classes (grouped alike or not)."""
         if source.values is not None:
             known = transfer(source, source.built, self.built)
-            self.built.solver.SetHint(list(known), list(known.values()))
+            self.built.hint(list(known), list(known.values()))
 
     def hint(self, values: list[float] | None) -> None:
         """Start from a solution of a model built the same way (same variables in the same order)."""
         if values is not None:
-            self.built.solver.SetHint(self.built.solver.variables(), values)
+            self.built.hint(self.built.solver.variables(), values)
 
     @property
     def have_solution(self) -> bool:
@@ -150,7 +150,7 @@ class LexicographicSolver:
             status = Status.OPTIMAL if proven else Status.FEASIBLE
             if proven:
                 bound = value
-            solver.SetHint(variables, self.values)
+            self.built.hint(variables, self.values)
             if maximise:
                 solver.Add(expr >= value - 0.5, f"hold_{name}")
             else:
@@ -177,7 +177,7 @@ class LexicographicSolver:
         solver = self.built.solver
         value = round(value_at(expr, values))
         self.values = list(values)
-        solver.SetHint(solver.variables(), self.values)
+        self.built.hint(solver.variables(), self.values)
         solver.Add(expr >= value - 0.5 if maximise else expr <= value + 0.5, f"hold_{name}")
         proven = value >= bound if maximise else value <= bound
         status = Status.OPTIMAL if proven else Status.FEASIBLE

@@ -78,6 +78,7 @@ class AllocationModel:
         if solver is None:
             raise ValueError(f"the {backend} solver is not available in this OR-Tools build")
         self.solver = solver
+        self.backend = backend
         self.instance = instance
         self.classes = classes
         self.hire_sessions = hire_sessions
@@ -101,6 +102,12 @@ class AllocationModel:
         self._add_session_capacity_and_minimum()
         self._add_teacher_flow()
         self._add_max_teacher_load()
+
+    def hint(self, variables: Sequence[Var], values: Sequence[float]) -> None:
+        """Start the next search from `values` of `variables`. HiGHS gets no start: OR-Tools' HiGHS interface
+        (9.15) ends the process with a segmentation fault on any hint, so it searches from scratch."""
+        if self.backend != "HIGHS":
+            self.solver.SetHint(list(variables), list(values))
 
     def _row(self, terms: Sequence[tuple[Var, float]], lower: float | None, upper: float | None,
              name: str = "") -> None:

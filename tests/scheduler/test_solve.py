@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -212,3 +215,22 @@ def test_the_backend_branches_on_staffing_first(example: Instance) -> None:
             assert var.branching_priority() == STAFFING_PRIORITY > 0
         else:
             assert var.branching_priority() == 0
+
+
+def test_the_highs_backend_solves_the_worked_example_without_a_start(example: Instance) -> None:
+    """OR-Tools' HiGHS interface crashes the process on a hint, so HiGHS searches without one. Run in a child
+    process, where a crash fails this test instead of ending the test run."""
+    script = (
+        "import json, sys\n"
+        "from scheduler.io import load_instance\n"
+        "from scheduler.solve import SolverConfig, solve\n"
+        "solution = solve(load_instance(sys.argv[1]), SolverConfig(backend='HIGHS', time_limit=20, workers=1))\n"
+        "print(json.dumps([solution.status, solution.objective.coverage, solution.objective.preference]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(SPEC / "example-instance.json")], capture_output=True,
+                          text=True, timeout=120, cwd=SPEC.parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, coverage, preference = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = solve_checked(example)
+    assert status == Status.OPTIMAL == expected.status
+    assert (coverage, preference) == (expected.objective.coverage, expected.objective.preference)
