@@ -14,8 +14,8 @@ recovers whole teachers with a max-flow afterwards. That keeps the integer part 
 
 Which sessions get teachers is the decision everything else follows from: once `teachers` and `runs` are whole,
 what is left is close to a flow, and its relaxation is nearly whole. The backend branches on them first
-(`STAFFING_PRIORITY`; SCIP honours branching priorities, HiGHS ignores them). On a school short of teachers, SCIP's
-own choice spent its nodes on seat counts and closed the gap far more slowly (`docs/benchmarks.md`).
+(`STAFFING_PRIORITY`; SCIP honours branching priorities, HiGHS ignores them). On schools short of teachers, SCIP
+left to choose among all the integers closed the gap far more slowly (`docs/benchmarks.md`).
 
 The pupil side is a flow too once `seats` and `covered` are whole: in each class and period, pupils of each
 preference group (at least the covered ones, at most the group) flow to the activities they ranked or to any
