@@ -76,6 +76,20 @@ class DaywisePlan:
         return self.values is not None and self.value >= days_bound
 
 
+DAYWISE_MIN_VARIABLES = 2_000
+"""Level 1 goes day by day first only on a coarse model of at least this many variables (a school of about 900
+pupils or more). On a smaller one SCIP, branching on the staffing first, settles the week sooner than the days
+find a plan they can join when the teachers' weeks bind: on 190 sampled city schools at 3 CPU-seconds each, the
+summed gap to the bounds fell from 621 to 426 pupil-days, with as many proven; on 24 small schools given 6 s (what-if
+advice's first step), 14 were proven against 12, mostly sooner (`docs/benchmarks.md`)."""
+
+
+def days_first(week: AllocationModel) -> bool:
+    """Whether level 1 of `week` is solved day by day before the week's search: the one rule for the allocation
+    (`scheduler.solve`) and what-if advice (`scheduler.whatif`)."""
+    return bool(week.solver.NumVariables() >= DAYWISE_MIN_VARIABLES)
+
+
 def coverage_by_day(week: AllocationModel, deadline: Deadline, backend: str = "SCIP") -> DaywisePlan | None:
     """Level 1 of `week` (a model without hired teachers) solved day by day; None when a day found no plan
     in its share of the time. The bound is proven even when the days' plans cannot be joined."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from scheduler import fairness, validation
 from scheduler.baselines import lottery
-from scheduler.daywise import DaywisePlan, coverage_by_day, preference_by_day
+from scheduler.daywise import DaywisePlan, coverage_by_day, days_first, preference_by_day
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Assignment, Instance, Objective, Solution, Staffing, Status
 from scheduler.explain import explain_unserved
@@ -45,12 +45,6 @@ from scheduler.seat_policy import Choice
 from scheduler.warmstart import plan_values
 
 __all__ = ["BACKENDS", "LexicographicSolver", "ProgressCallback", "SolveCancelled", "SolverConfig", "solve"]
-
-DAYWISE_MIN_VARIABLES = 2_000
-"""Level 1 goes day by day first only on a coarse model of at least this many variables (a school of about 900
-pupils or more). On a smaller one SCIP, branching on the staffing first, settles the week sooner than the days
-find a plan they can join when the teachers' weeks bind: on 190 sampled city schools at 3 CPU-seconds each, the
-summed gap to the bounds fell from 621 to 426 pupil-days, with as many proven (`docs/benchmarks.md`)."""
 
 STABILITY_PARTS = 4
 """Level 2 may use a quarter of the time level 1 left: level 3 and the steps of level 4 still follow."""
@@ -231,7 +225,7 @@ class _LevelPlan:
         whole week, started from the days' plan, only when that proves nothing; today's lottery when neither found a
         plan."""
         days = None
-        if first.built.solver.NumVariables() >= DAYWISE_MIN_VARIABLES:
+        if days_first(first.built):
             with self.phase("daywise"):
                 days = coverage_by_day(first.built, Deadline.after(seconds), self.config.backend)
         self.days = days

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,32 @@ def test_no_gap_no_advice() -> None:
     assert advice.coverage_now == advice.coverage_after == advice.demand == 9
     assert advice.items == ()
     assert advice.extra_teachers == 0 and advice.extra_seats == 0
+    assert advice.status == Status.OPTIMAL
+
+
+@pytest.mark.parametrize("days_from", [None, 0])
+def test_todays_coverage_goes_day_by_day_only_on_a_big_school(monkeypatch: pytest.MonkeyPatch,
+                                                               days_from: int | None) -> None:
+    """The allocation's own rule (`days_first`): the worked example is far below the size where the days pay, so
+    its coverage today comes from the week's search; with the threshold at 0 the days give the same advice."""
+    import scheduler.daywise
+    import scheduler.whatif
+
+    calls = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return scheduler.daywise.coverage_by_day(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler.whatif, "coverage_by_day", counted)
+    if days_from is not None:
+        monkeypatch.setattr(scheduler.daywise, "DAYWISE_MIN_VARIABLES", days_from)
+    base = example()
+    teachers = tuple(dataclasses.replace(t, available=frozenset(s for s in t.available if s[1] != "P3"))
+                     for t in base.teachers)
+    advice = advise(dataclasses.replace(base, teachers=teachers), FAST)
+    assert len(calls) == (0 if days_from is None else 1)
+    assert (advice.coverage_now, advice.coverage_after, advice.hired) == (7, 9, {"": 1})
     assert advice.status == Status.OPTIMAL
 
 
