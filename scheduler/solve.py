@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from scheduler import fairness, validation
-from scheduler.baselines import lottery
-from scheduler.daywise import DaywisePlan, coverage_by_day, days_first, preference_by_day
+from scheduler.coverage import solve_coverage
+from scheduler.daywise import DaywisePlan, preference_by_day
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Assignment, Instance, Objective, Solution, Staffing, Status
 from scheduler.explain import explain_unserved
@@ -42,7 +42,6 @@ from scheduler.lexicographic import (
 )
 from scheduler.model import MAXIMISED, AllocationModel, total
 from scheduler.seat_policy import Choice
-from scheduler.warmstart import plan_values
 
 __all__ = ["BACKENDS", "LexicographicSolver", "ProgressCallback", "SolveCancelled", "SolverConfig", "solve"]
 
@@ -221,52 +220,17 @@ class _LevelPlan:
         return first
 
     def _coverage(self, first: LexicographicSolver, seconds: float) -> LevelResult:
-        """Level 1 day by day first on a big model (`scheduler.daywise`, which stops early when it is done); the
-        whole week, started from the days' plan, only when that proves nothing; today's lottery when neither found a
-        plan."""
-        days = None
-        if days_first(first.built):
-            with self.phase("daywise"):
-                days = coverage_by_day(first.built, Deadline.after(seconds), self.config.backend)
-        self.days = days
+        """Level 1 as `scheduler.coverage` solves it: the days get `seconds`, the week's search its share of what
+        is left then."""
+        found = solve_coverage(first, seconds, lambda: max(COVERAGE_FLOOR, self.levels_deadline.left()
+                                                           * self.config.coverage_share), phase=self.phase)
+        self.days = days = found.days
         if days is not None:
             self.stats["daywise"] = {"value": days.value, "bound": days.bound, "joined": days.values is not None,
                                      "seconds": round(days.seconds, 3)}
-        if days is not None and days.proven:
-            assert days.values is not None
-            return first.accept("coverage", days.values, days.bound, days.seconds)
-        # The days proved nothing (a day short of time may even have answered with an empty plan): today's
-        # lottery is a plan too, if it keeps the pins. It is drawn before the week's search, out of the same
-        # time, and the better of the two starts that search.
-        plan = None
-        with self.phase("fallback"):
-            drawn = lottery(self.instance, self.config.seed)
-            if drawn.has_allocation and set(self.instance.fixed) <= set(drawn.assignments):
-                plan = drawn
-        days_value = days.value if days is not None and days.values is not None else -1
-        if plan is not None and plan.objective.coverage > days_value:
-            first.hint(plan_values(first.built, plan))
-        elif days is not None:
-            first.hint(days.values)
-        result = self._optimise(first, "coverage", max(COVERAGE_FLOOR, self.levels_deadline.left()
-                                                        * self.config.coverage_share))
-        known = max(days_value, plan.objective.coverage if plan is not None else -1)
-        if result.status == Status.UNKNOWN or (first.have_solution and result.value < known):
-            # The week's search found nothing better in time: the joined days' plan, or the lottery's, is the answer.
-            bound = min(result.bound if first.have_solution else self.instance.demand(),
-                        days.bound if days is not None else self.instance.demand())
-            if days is not None and days.values is not None and days.value > result.value and (
-                    plan is None or days.value >= plan.objective.coverage):
-                first.results.remove(result)
-                result = first.accept("coverage", days.values, bound, result.seconds)
-            elif plan is not None and plan.objective.coverage > result.value:
-                first.results.remove(result)
-                result = first.accept("coverage", plan_values(first.built, plan), bound, result.seconds)
-                self.stats["coverage_fallback"] = "lottery"
-        if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
-            result.bound = days.bound
-            result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
-        return result
+        if found.from_lottery:
+            self.stats["coverage_fallback"] = "lottery"
+        return found.result
 
     def preference(self, first: LexicographicSolver) -> LexicographicSolver:
         """Level 3 needs pupils told apart by preference; the seats it chooses per activity then stay put.

@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from scheduler.daywise import coverage_by_day, days_first
+from scheduler.coverage import solve_coverage
 from scheduler.deadline import Deadline
 from scheduler.domain import Activity, Instance, Session, Slot, Status
 from scheduler.groups import build_day_classes
@@ -155,24 +155,12 @@ def advise(instance: Instance, config: SolverConfig | None = None, *, hire_sessi
 
 def _coverage_today(instance: Instance, config: SolverConfig,
                     deadline: Deadline) -> tuple[AllocationModel, LexicographicSolver, LevelResult]:
-    """Level 1 with today's teachers and rooms: day by day first on a big school (`scheduler.daywise.days_first`),
-    the week if need be."""
+    """Level 1 with today's teachers and rooms, solved as the allocation solves it (`scheduler.coverage`)."""
     began = time.monotonic()
     today = AllocationModel(instance, build_day_classes(instance, by_preference=False, seed=config.seed),
                             backend=config.backend)
     solver = LexicographicSolver(today, config, began, None)
-    days = coverage_by_day(today, deadline, config.backend) if days_first(today) else None
-    if days is not None and days.values is not None:
-        if days.proven:
-            return today, solver, solver.accept("coverage", days.values, days.bound, days.seconds)
-        solver.hint(days.values)
-    result = solver.optimise("coverage", today.coverage_level(), maximise=True, seconds=deadline.left())
-    result.bound = min(result.bound if solver.have_solution else instance.demand(), instance.demand())
-    if days is not None and days.bound < result.bound:
-        result.bound = days.bound
-        if solver.have_solution and result.value >= result.bound:
-            result.status = Status.OPTIMAL
-    return today, solver, result
+    return today, solver, solve_coverage(solver, deadline.left(), deadline.left).result
 
 
 def _today_in_grown(now: LexicographicSolver, today: AllocationModel, built: AllocationModel) -> list[float]:

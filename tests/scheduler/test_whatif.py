@@ -41,8 +41,8 @@ def test_todays_coverage_goes_day_by_day_only_on_a_big_school(monkeypatch: pytes
                                                                days_from: int | None) -> None:
     """The allocation's own rule (`days_first`): the worked example is far below the size where the days pay, so
     its coverage today comes from the week's search; with the threshold at 0 the days give the same advice."""
+    import scheduler.coverage
     import scheduler.daywise
-    import scheduler.whatif
 
     calls = []
 
@@ -50,7 +50,7 @@ def test_todays_coverage_goes_day_by_day_only_on_a_big_school(monkeypatch: pytes
         calls.append(args)
         return scheduler.daywise.coverage_by_day(*args, **kwargs)
 
-    monkeypatch.setattr(scheduler.whatif, "coverage_by_day", counted)
+    monkeypatch.setattr(scheduler.coverage, "coverage_by_day", counted)
     if days_from is not None:
         monkeypatch.setattr(scheduler.daywise, "DAYWISE_MIN_VARIABLES", days_from)
     base = example()
@@ -60,6 +60,22 @@ def test_todays_coverage_goes_day_by_day_only_on_a_big_school(monkeypatch: pytes
     assert len(calls) == (0 if days_from is None else 1)
     assert (advice.coverage_now, advice.coverage_after, advice.hired) == (7, 9, {"": 1})
     assert advice.status == Status.OPTIMAL
+
+
+def test_with_no_time_for_a_search_todays_coverage_is_the_lotterys_plan() -> None:
+    """Today's coverage is found the allocation's way (`scheduler.coverage`): when neither the days nor the week's
+    search has a plan in time, today's lottery is one, not an empty school."""
+    from scheduler.baselines import lottery
+    from scheduler.deadline import Deadline
+    from scheduler.generate import generate
+    from scheduler.whatif import _coverage_today
+
+    inst = generate(150, 3, tight=True)
+    _, solver, result = _coverage_today(inst, FAST, Deadline.after(0))
+    drawn = lottery(inst, FAST.seed).objective.coverage
+    assert drawn > 0
+    assert result.value == drawn and solver.have_solution
+    assert result.status == Status.FEASIBLE and result.bound == inst.demand()
 
 
 def test_missing_care_teacher_is_hired() -> None:
