@@ -31,7 +31,7 @@ lint: setup
 	$(PY) -m ruff check scheduler webapp tests bench
 
 typecheck: setup
-	$(PY) -m mypy scheduler bench/solver.py
+	$(PY) -m mypy scheduler webapp bench/solver.py
 
 pytest: setup
 	$(PY) -m pytest

@@ -52,7 +52,7 @@ def configure(celery_app: Celery, config: dict[str, Any] | Any) -> Celery:
     return celery_app
 
 
-class FlaskTask(Task):  # type: ignore[misc]
+class FlaskTask(Task):
     """A task that runs inside the worker's Flask app context."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

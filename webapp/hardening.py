@@ -298,7 +298,7 @@ def _api_aware(app: Flask, status: int) -> None:
                 response.headers["Retry-After"] = str(retry)
             return response
         if html_handler is not None:
-            return html_handler(error)  # type: ignore[no-any-return]
+            return html_handler(error)
         if status == 429:
             return render_template("errors/429.html"), 429
         return error if isinstance(error, HTTPException) else InternalServerError()

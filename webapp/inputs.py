@@ -9,7 +9,7 @@ RecursionError or a redirect to another host.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import request
@@ -22,6 +22,16 @@ MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 20
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _INTEGER = re.compile(r"[+-]?\d{1,19}")
+
+
+@overload
+def int_arg(name: str, default: int, *, low: int = 0, high: int = DB_INT_MAX,
+            source: MultiDict[str, str] | None = None) -> int: ...
+
+
+@overload
+def int_arg(name: str, default: None = None, *, low: int = 0, high: int = DB_INT_MAX,
+            source: MultiDict[str, str] | None = None) -> int | None: ...
 
 
 def int_arg(name: str, default: int | None = None, *, low: int = 0, high: int = DB_INT_MAX,

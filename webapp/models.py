@@ -75,10 +75,12 @@ def clock() -> datetime:
     frozen = current_app.config.get("NOW") if has_app_context() else None
     if frozen is None:
         return utcnow()
-    return frozen() if callable(frozen) else frozen  # type: ignore[no-any-return]
+    return frozen() if callable(frozen) else frozen
 
 
-class District(db.Model):  # type: ignore[name-defined,misc]
+# Every model's `# type: ignore[name-defined]`: `db.Model` is a class Flask-SQLAlchemy makes at run time (from
+# `Base`), and mypy accepts no variable as a base class.
+class District(db.Model):  # type: ignore[name-defined]
     __tablename__ = "districts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -88,7 +90,7 @@ class District(db.Model):  # type: ignore[name-defined,misc]
     schools: Mapped[list[School]] = relationship(back_populates="district")
 
 
-class School(db.Model):  # type: ignore[name-defined,misc]
+class School(db.Model):  # type: ignore[name-defined]
     __tablename__ = "schools"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,7 +108,7 @@ class School(db.Model):  # type: ignore[name-defined,misc]
     pupils: Mapped[list[Pupil]] = relationship(back_populates="school", cascade="all, delete-orphan")
 
 
-class Term(db.Model):  # type: ignore[name-defined,misc]
+class Term(db.Model):  # type: ignore[name-defined]
     __tablename__ = "terms"
     __table_args__ = (UniqueConstraint("school_id", "name"),)
 
@@ -155,7 +157,7 @@ class Term(db.Model):  # type: ignore[name-defined,misc]
         return self.requests_close_at is None or now < self.requests_close_at
 
 
-class Period(db.Model):  # type: ignore[name-defined,misc]
+class Period(db.Model):  # type: ignore[name-defined]
     __tablename__ = "periods"
     __table_args__ = (UniqueConstraint("term_id", "code"),)
 
@@ -169,7 +171,7 @@ class Period(db.Model):  # type: ignore[name-defined,misc]
     term: Mapped[Term] = relationship(back_populates="periods")
 
 
-class Activity(db.Model):  # type: ignore[name-defined,misc]
+class Activity(db.Model):  # type: ignore[name-defined]
     __tablename__ = "activities"
     __table_args__ = (UniqueConstraint("term_id", "code"),)
 
@@ -185,7 +187,7 @@ class Activity(db.Model):  # type: ignore[name-defined,misc]
     term: Mapped[Term] = relationship(back_populates="activities")
 
 
-class Session(db.Model):  # type: ignore[name-defined,misc]
+class Session(db.Model):  # type: ignore[name-defined]
     """One group meeting once a week at one (day, period)."""
 
     __tablename__ = "sessions"
@@ -209,7 +211,7 @@ class Session(db.Model):  # type: ignore[name-defined,misc]
     period: Mapped[Period] = relationship()
 
 
-class Teacher(db.Model):  # type: ignore[name-defined,misc]
+class Teacher(db.Model):  # type: ignore[name-defined]
     __tablename__ = "teachers"
     __table_args__ = (UniqueConstraint("school_id", "code"),)
 
@@ -232,7 +234,7 @@ class Teacher(db.Model):  # type: ignore[name-defined,misc]
     )
 
 
-class TeacherAvailability(db.Model):  # type: ignore[name-defined,misc]
+class TeacherAvailability(db.Model):  # type: ignore[name-defined]
     __tablename__ = "teacher_availability"
 
     teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id", ondelete="CASCADE"), primary_key=True)
@@ -246,7 +248,7 @@ class TeacherAvailability(db.Model):  # type: ignore[name-defined,misc]
     period: Mapped[Period] = relationship()
 
 
-class Pupil(db.Model):  # type: ignore[name-defined,misc]
+class Pupil(db.Model):  # type: ignore[name-defined]
     __tablename__ = "pupils"
     __table_args__ = (UniqueConstraint("school_id", "number"),)
 
@@ -279,7 +281,7 @@ def _city_wide_default(context: Any) -> bool:
     return values.get("role") == "bureau" and values.get("district_id") is None
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
     """An account. Ids are never reused (AUTOINCREMENT on SQLite, sequences elsewhere), and `session_secret`
     is checked at every request, so a cookie of a deleted account can never sign in as a later one."""
 
@@ -321,7 +323,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return f"<User {self.id} {self.role}>"
 
 
-class Guardianship(db.Model):  # type: ignore[name-defined,misc]
+class Guardianship(db.Model):  # type: ignore[name-defined]
     __tablename__ = "guardianships"
     __table_args__ = (UniqueConstraint("user_id", "pupil_id"),)
 
@@ -336,7 +338,7 @@ class Guardianship(db.Model):  # type: ignore[name-defined,misc]
     pupil: Mapped[Pupil] = relationship(back_populates="guardianships")
 
 
-class CareRequest(db.Model):  # type: ignore[name-defined,misc]
+class CareRequest(db.Model):  # type: ignore[name-defined]
     __tablename__ = "care_requests"
     __table_args__ = (UniqueConstraint("term_id", "pupil_id"),)
 
@@ -356,7 +358,7 @@ class CareRequest(db.Model):  # type: ignore[name-defined,misc]
     pupil: Mapped[Pupil] = relationship()
 
 
-class AllocationRun(db.Model):  # type: ignore[name-defined,misc]
+class AllocationRun(db.Model):  # type: ignore[name-defined]
     __tablename__ = "allocation_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -391,7 +393,7 @@ class AllocationRun(db.Model):  # type: ignore[name-defined,misc]
     unserved: Mapped[list[RunUnserved]] = relationship(back_populates="run", cascade="all, delete-orphan")
 
 
-class RunAssignment(db.Model):  # type: ignore[name-defined,misc]
+class RunAssignment(db.Model):  # type: ignore[name-defined]
     __tablename__ = "run_assignments"
     __table_args__ = (Index("ix_run_assignments_run_session", "run_id", "session_id"),)
 
@@ -407,7 +409,7 @@ class RunAssignment(db.Model):  # type: ignore[name-defined,misc]
     session: Mapped[Session] = relationship()
 
 
-class RunStaffing(db.Model):  # type: ignore[name-defined,misc]
+class RunStaffing(db.Model):  # type: ignore[name-defined]
     __tablename__ = "run_staffing"
 
     run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id", ondelete="CASCADE"), primary_key=True)
@@ -421,7 +423,7 @@ class RunStaffing(db.Model):  # type: ignore[name-defined,misc]
     session: Mapped[Session] = relationship()
 
 
-class RunUnserved(db.Model):  # type: ignore[name-defined,misc]
+class RunUnserved(db.Model):  # type: ignore[name-defined]
     __tablename__ = "run_unserved"
     __table_args__ = (Index("ix_run_unserved_run_day", "run_id", "day"),)
 
@@ -439,7 +441,7 @@ class RunUnserved(db.Model):  # type: ignore[name-defined,misc]
     pupil: Mapped[Pupil] = relationship()
 
 
-class Pin(db.Model):  # type: ignore[name-defined,misc]
+class Pin(db.Model):  # type: ignore[name-defined]
     __tablename__ = "pins"
     __table_args__ = (UniqueConstraint("term_id", "pupil_id", "session_id"),)
 
@@ -478,7 +480,7 @@ class AmendmentKind(StrEnum):
     """A spreadsheet of sessions, teachers or pupils imported after publication."""
 
 
-class PlanAmendment(db.Model):  # type: ignore[name-defined,misc]
+class PlanAmendment(db.Model):  # type: ignore[name-defined]
     """One version of a term's published plan: when, by whom, why, and (in `changes`) who gained or lost seats."""
 
     __tablename__ = "plan_amendments"
@@ -500,7 +502,7 @@ class PlanAmendment(db.Model):  # type: ignore[name-defined,misc]
     actor: Mapped[User | None] = relationship()
 
 
-class PlanChange(db.Model):  # type: ignore[name-defined,misc]
+class PlanChange(db.Model):  # type: ignore[name-defined]
     """One seat one pupil gained (`gained` True) or lost in an amendment."""
 
     __tablename__ = "plan_changes"
@@ -526,7 +528,7 @@ class OfferState(StrEnum):
     """The family no longer asks for the day (or the plan changed under it): closed without an answer."""
 
 
-class WaitlistOffer(db.Model):  # type: ignore[name-defined,misc]
+class WaitlistOffer(db.Model):  # type: ignore[name-defined]
     """A freed seat held for one waitlisted pupil-day until `expires_at`: the sessions (and any extra teacher)."""
 
     __tablename__ = "waitlist_offers"
@@ -550,7 +552,7 @@ class WaitlistOffer(db.Model):  # type: ignore[name-defined,misc]
     term: Mapped[Term] = relationship()
 
 
-class ChangeRequest(db.Model):  # type: ignore[name-defined,misc]
+class ChangeRequest(db.Model):  # type: ignore[name-defined]
     """A family's change to its request after publication, effective from a date (the original stays in audit)."""
 
     __tablename__ = "change_requests"
@@ -575,7 +577,7 @@ class ChangeRequest(db.Model):  # type: ignore[name-defined,misc]
 PENDING_ADVICE = "state IN ('queued', 'running', 'cancelling')"
 
 
-class CapacityAdvice(db.Model):  # type: ignore[name-defined,misc]
+class CapacityAdvice(db.Model):  # type: ignore[name-defined]
     """What-if capacity advice for one term (`scheduler.whatif.advise`), computed in the background."""
 
     __tablename__ = "capacity_advice"
@@ -597,7 +599,7 @@ class CapacityAdvice(db.Model):  # type: ignore[name-defined,misc]
     term: Mapped[Term] = relationship()
 
 
-class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+class ApiToken(db.Model):  # type: ignore[name-defined]
     """A bearer token for the JSON API. Only its SHA-256 is stored; the plain token is shown once."""
 
     __tablename__ = "api_tokens"
@@ -613,7 +615,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]
     user: Mapped[User] = relationship()
 
 
-class AuditLog(db.Model):  # type: ignore[name-defined,misc]
+class AuditLog(db.Model):  # type: ignore[name-defined]
     """Who did what. `detail` never holds phone numbers or passwords (see `webapp.audit.record`)."""
 
     __tablename__ = "audit_log"
@@ -650,7 +652,7 @@ class NotificationEvent(StrEnum):
     """The school recorded the pupil as having left: the child's seats and request in the plan were withdrawn."""
 
 
-class Notification(db.Model):  # type: ignore[name-defined,misc]
+class Notification(db.Model):  # type: ignore[name-defined]
     """One message to one account, written in the same transaction as the change it reports (an outbox row).
 
     The in-app inbox reads these rows directly; other channels deliver them later (see `webapp.notifications`).
@@ -694,7 +696,7 @@ class DeliveryState(StrEnum):
     FAILED = "failed"
 
 
-class NotificationDelivery(db.Model):  # type: ignore[name-defined,misc]
+class NotificationDelivery(db.Model):  # type: ignore[name-defined]
     """One notification on one channel: written by `notify()` with the notification, sent by the delivery job.
 
     `claim_token` names the worker that holds the row while it is `sending`, until `lease_until`.
@@ -721,7 +723,7 @@ class NotificationDelivery(db.Model):  # type: ignore[name-defined,misc]
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
 
 
-class NotificationSweep(db.Model):  # type: ignore[name-defined,misc]
+class NotificationSweep(db.Model):  # type: ignore[name-defined]
     """One pass of the delivery job (job kind "notify"): a job row for the one runner, with what it did."""
 
     __tablename__ = "notification_sweeps"
@@ -756,7 +758,7 @@ class CalendarDayKind(StrEnum):
     """School runs, but the service ends by `pickup_time`."""
 
 
-class SchoolCalendar(db.Model):  # type: ignore[name-defined,misc]
+class SchoolCalendar(db.Model):  # type: ignore[name-defined]
     """A school's own layer of a term's calendar: its dates (or None to inherit them), the parents' absence
     cutoff, and its own dated exceptions on top of what the city and the district publish."""
 
@@ -781,7 +783,7 @@ class SchoolCalendar(db.Model):  # type: ignore[name-defined,misc]
 CITY_CALENDAR = "district_id IS NULL"
 
 
-class BureauCalendar(db.Model):  # type: ignore[name-defined,misc]
+class BureauCalendar(db.Model):  # type: ignore[name-defined]
     """A calendar the city (`district_id` None) or a district publishes for every school's term of that name.
 
     A draft until `published_at`; schools inherit published ones only, and changes after publication reach
@@ -811,7 +813,7 @@ class BureauCalendar(db.Model):  # type: ignore[name-defined,misc]
         back_populates="bureau_calendar", cascade="all, delete-orphan", order_by="PickupWindow.starts_on")
 
 
-class CalendarDay(db.Model):  # type: ignore[name-defined,misc]
+class CalendarDay(db.Model):  # type: ignore[name-defined]
     """One dated exception to the weekly rhythm: a holiday, a 调休 make-up day or an early-close day."""
 
     __tablename__ = "calendar_days"
@@ -835,7 +837,7 @@ class CalendarDay(db.Model):  # type: ignore[name-defined,misc]
     bureau_calendar: Mapped[BureauCalendar | None] = relationship(back_populates="days")
 
 
-class PickupWindow(db.Model):  # type: ignore[name-defined,misc]
+class PickupWindow(db.Model):  # type: ignore[name-defined]
     """A seasonal timetable: from `starts_on` to `ends_on` (inclusive) the service ends by `pickup_time`."""
 
     __tablename__ = "pickup_windows"
@@ -857,7 +859,7 @@ class PickupWindow(db.Model):  # type: ignore[name-defined,misc]
 ACTIVE_ABSENCE = "cancelled_at IS NULL"
 
 
-class Absence(db.Model):  # type: ignore[name-defined,misc]
+class Absence(db.Model):  # type: ignore[name-defined]
     """A family's report that a pupil will not attend from `first_day` to `last_day`; cancelled, never deleted."""
 
     __tablename__ = "absences"
@@ -881,7 +883,7 @@ class Absence(db.Model):  # type: ignore[name-defined,misc]
     pupil: Mapped[Pupil] = relationship()
 
 
-class PickupPerson(db.Model):  # type: ignore[name-defined,misc]
+class PickupPerson(db.Model):  # type: ignore[name-defined]
     """An adult the family authorises to collect the pupil. Removal closes the row so past handovers keep it."""
 
     __tablename__ = "pickup_persons"
@@ -898,7 +900,7 @@ class PickupPerson(db.Model):  # type: ignore[name-defined,misc]
     pupil: Mapped[Pupil] = relationship()
 
 
-class PickupDelegate(db.Model):  # type: ignore[name-defined,misc]
+class PickupDelegate(db.Model):  # type: ignore[name-defined]
     """A one-off person collecting the pupil on `valid_on` with a single-use code; only the code's HMAC is kept."""
 
     __tablename__ = "pickup_delegates"
@@ -923,7 +925,7 @@ class MarkStatus(StrEnum):
     LATE = "late"
 
 
-class RollCallMark(db.Model):  # type: ignore[name-defined,misc]
+class RollCallMark(db.Model):  # type: ignore[name-defined]
     """One roll-call mark. The newest row for (pupil, session, day) is in force; a correction is a new row
     naming the one it corrects and why. `client_id` comes from the phone, so a retried post is one row."""
 
@@ -942,7 +944,7 @@ class RollCallMark(db.Model):  # type: ignore[name-defined,misc]
     reason: Mapped[str] = mapped_column(String(200), default="")
 
 
-class Handover(db.Model):  # type: ignore[name-defined,misc]
+class Handover(db.Model):  # type: ignore[name-defined]
     """The moment a pupil left the service with an authorised adult: one per pupil and day."""
 
     __tablename__ = "handovers"
@@ -961,7 +963,7 @@ class Handover(db.Model):  # type: ignore[name-defined,misc]
     delegate: Mapped[PickupDelegate | None] = relationship()
 
 
-class DutyTeacher(db.Model):  # type: ignore[name-defined,misc]
+class DutyTeacher(db.Model):  # type: ignore[name-defined]
     """Links a `duty_teacher` account to its teacher record (and so to one school)."""
 
     __tablename__ = "duty_teachers"
@@ -973,7 +975,7 @@ class DutyTeacher(db.Model):  # type: ignore[name-defined,misc]
     teacher: Mapped[Teacher] = relationship()
 
 
-class ClassTeacher(db.Model):  # type: ignore[name-defined,misc]
+class ClassTeacher(db.Model):  # type: ignore[name-defined]
     """The class teacher (班主任) of one class (grade and class name, as the pupils carry them) of a school."""
 
     __tablename__ = "class_teachers"
@@ -995,7 +997,7 @@ class AlertProblem(StrEnum):
     NO_CONTACT = "no_contact"
 
 
-class AbsenceAlert(db.Model):  # type: ignore[name-defined,misc]
+class AbsenceAlert(db.Model):  # type: ignore[name-defined]
     """An absence nobody reported, raised by the duty teacher's first `absent` of the day for a pupil: one per
     pupil and day. It names the class teacher told (or why nobody was) and, once the mark is corrected to
     present or late, when the follow-up went out."""
@@ -1038,7 +1040,7 @@ class ResetCodeKind(StrEnum):
     """Sent by text message to the account's phone."""
 
 
-class PasswordResetCode(db.Model):  # type: ignore[name-defined,misc]
+class PasswordResetCode(db.Model):  # type: ignore[name-defined]
     """A one-time code that lets a parent choose a new password. Only its keyed hash is stored.
 
     A code is good once, until `expires_at`, and for at most `MAX_ATTEMPTS` wrong guesses
@@ -1061,7 +1063,7 @@ class PasswordResetCode(db.Model):  # type: ignore[name-defined,misc]
 # ============================================================================================ priority groups
 
 
-class PriorityGroup(db.Model):  # type: ignore[name-defined,misc]
+class PriorityGroup(db.Model):  # type: ignore[name-defined]
     """A city-wide priority group the bureau defines (特殊教育需要, 留守儿童, ...) and the coverage weight it gives."""
 
     __tablename__ = "priority_groups"
@@ -1074,7 +1076,7 @@ class PriorityGroup(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class PriorityTag(db.Model):  # type: ignore[name-defined,misc]
+class PriorityTag(db.Model):  # type: ignore[name-defined]
     """A school admin's finding that a pupil belongs to a priority group, on evidence seen, until a date."""
 
     __tablename__ = "priority_tags"
@@ -1103,7 +1105,7 @@ class PriorityTag(db.Model):  # type: ignore[name-defined,misc]
 # ==================================================================================================================
 
 
-class ServiceNotice(db.Model):  # type: ignore[name-defined,misc]
+class ServiceNotice(db.Model):  # type: ignore[name-defined]
     """One published version of a term's notice to families; the highest version of the term is in force."""
 
     __tablename__ = "service_notices"
@@ -1120,7 +1122,7 @@ class ServiceNotice(db.Model):  # type: ignore[name-defined,misc]
     published_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class NoticeSignature(db.Model):  # type: ignore[name-defined,misc]
+class NoticeSignature(db.Model):  # type: ignore[name-defined]
     """A guardian's agreement to one notice version for one pupil: one per (version, pupil)."""
 
     __tablename__ = "notice_signatures"

@@ -54,13 +54,13 @@ CODE_PATTERN = Regexp(r"^[A-Za-z0-9_.\-]+$",
                       message=_l("Use letters, digits, dots, dashes or underscores only."))
 
 
-class ImportForm(FlaskForm):  # type: ignore[misc]
+class ImportForm(FlaskForm):
     file = FileField(_l("Spreadsheet (.xlsx or .csv, at most 5 MB)"),
                      validators=[FileRequired(_l("Choose a file to upload."))])
     submit = SubmitField(_l("Check and import"))
 
 
-class ActivityForm(FlaskForm):  # type: ignore[misc]
+class ActivityForm(FlaskForm):
     code = StringField(_l("Code"),
                        validators=[DataRequired(_l("Enter a code.")), Length(max=64), CODE_PATTERN])
     name = StringField(_l("Activity name"), validators=[DataRequired(_l("Enter a name.")), Length(max=100)])
@@ -79,7 +79,7 @@ def _int_field(label: Any, low: int, high: int) -> IntegerField:
     ])
 
 
-class SessionForm(FlaskForm):  # type: ignore[misc]
+class SessionForm(FlaskForm):
     code = StringField(_l("Code"),
                        validators=[DataRequired(_l("Enter a code.")), Length(max=64), CODE_PATTERN])
     activity = SelectField(_l("Activity"), coerce=int, validators=[InputRequired()])
@@ -98,7 +98,7 @@ class SessionForm(FlaskForm):  # type: ignore[misc]
             raise ValidationError(_l("The highest grade must not be below the lowest grade."))
 
 
-class TeacherForm(FlaskForm):  # type: ignore[misc]
+class TeacherForm(FlaskForm):
     code = StringField(_l("Staff number"),
                        validators=[DataRequired(_l("Enter a staff number.")), Length(max=64), CODE_PATTERN])
     name = StringField(_l("Name"), validators=[DataRequired(_l("Enter a name.")), Length(max=100)])
@@ -122,7 +122,7 @@ class TeacherForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField(_l("Save"))
 
 
-class WindowForm(FlaskForm):  # type: ignore[misc]
+class WindowForm(FlaskForm):
     opens_at = DateTimeLocalField(_l("Requests open"), format="%Y-%m-%dT%H:%M",
                                   validators=[Optional()])
     closes_at = DateTimeLocalField(_l("Requests close"), format="%Y-%m-%dT%H:%M",
@@ -146,7 +146,7 @@ class WindowForm(FlaskForm):  # type: ignore[misc]
                                      "after the closing date."))
 
 
-class WindowNowForm(FlaskForm):  # type: ignore[misc]
+class WindowNowForm(FlaskForm):
     """The confirmation step of opening or closing requests now; reopening after the closing time asks for a
     new closing time instead of leaving the window open without end."""
 
@@ -155,14 +155,14 @@ class WindowNowForm(FlaskForm):  # type: ignore[misc]
                                    validators=[Optional()])
 
 
-class CodesForm(FlaskForm):  # type: ignore[misc]
+class CodesForm(FlaskForm):
     class_name = SelectField(_l("Pupils"), validators=[Optional()])
     confirm = BooleanField(_l("I understand that codes issued before for these pupils stop working."),
                            validators=[DataRequired(_l("Please confirm first."))])
     submit = SubmitField(_l("Issue codes and print"))
 
 
-class PlaceForm(FlaskForm):  # type: ignore[misc]
+class PlaceForm(FlaskForm):
     """The confirmation step of placing a waitlisted pupil-day by hand: why, kept with the plan version."""
 
     confirmed = HiddenField()
@@ -170,14 +170,14 @@ class PlaceForm(FlaskForm):  # type: ignore[misc]
                          validators=[DataRequired(_l("Give a reason.")), Length(max=200)])
 
 
-class LeaveForm(FlaskForm):  # type: ignore[misc]
+class LeaveForm(FlaskForm):
     """The confirmation step of recording a pupil as having left the school (办理离校)."""
 
     confirmed = HiddenField()
     reason = StringField(_l("Note for the plan's history (optional)"), validators=[Length(max=200)])
 
 
-class SchoolContactForm(FlaskForm):  # type: ignore[misc]
+class SchoolContactForm(FlaskForm):
     """Who families contact about after-school care; shown on every child's page."""
 
     contact = StringField(_l("Contact for families (a person, an office, a phone number)"),

@@ -30,7 +30,7 @@ from webapp.priority_groups import (
 from webapp.services import effective_weights, school_today
 
 
-class TagForm(FlaskForm):  # type: ignore[misc]
+class TagForm(FlaskForm):
     group = SelectField(_l("Priority group"), coerce=int, validators=[InputRequired(_l("Choose a group."))])
     note = StringField(_l("Evidence seen"), validators=[
         DataRequired(_l("Say what evidence you saw, for example the kind and number of a certificate.")),

@@ -23,7 +23,6 @@ from webapp.allocation.service import (
     _lock_seats,
     _refill,
     _transaction,
-    clock,
 )
 from webapp.extensions import db
 from webapp.models import (
@@ -35,6 +34,7 @@ from webapp.models import (
     Session,
     Term,
     User,
+    clock,
 )
 from webapp.notifications import NotificationEvent, notify
 

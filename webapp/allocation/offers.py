@@ -28,7 +28,6 @@ from webapp.allocation.service import (
     _lock_seats,
     _refill,
     _transaction,
-    clock,
 )
 from webapp.extensions import db
 from webapp.models import (
@@ -42,6 +41,7 @@ from webapp.models import (
     Term,
     User,
     WaitlistOffer,
+    clock,
 )
 
 

@@ -789,13 +789,13 @@ def save_teacher(term: Term | None, teacher_id: int | None, apply: Any, *, actor
         before = _plan_part(teacher, fresh) if teacher is not None and fresh is not None else None
         teacher = apply(teacher)
         db.session.flush()
-        if change is not None and change.run is not None and (before is None or
-                                                              _plan_part(teacher, fresh) != before):
+        if fresh is not None and change is not None and change.run is not None and (
+                before is None or _plan_part(teacher, fresh) != before):
             if gate.active:
                 gate.repair(teachers={teacher.id})
-            elif held := _held_problems(fresh, teachers={teacher.id}):  # type: ignore[arg-type]
+            elif held := _held_problems(fresh, teachers={teacher.id}):
                 raise RuleBroken(RULE_BROKEN, held)
-            promoted = _refill(fresh, actor)  # type: ignore[arg-type]
+            promoted = _refill(fresh, actor)
             amendment = change.done(AmendmentKind.TEACHER_EDIT, actor, gate.reason(
                 f"teacher {teacher.code} edited" + (" (freed seats placed)" if promoted else "")))
             gate.check(amendment, promoted)
@@ -830,10 +830,10 @@ def delete_teacher(term: Term | None, teacher_id: int, *, actor: User, confirm: 
         if db.session.scalar(elsewhere.limit(1)) is not None:
             raise AllocationError(N_("This teacher leads sessions in another term's published plan and cannot be "
                                      "deleted. Mark the teacher inactive instead."))
-        if change is not None and change.run is not None:
+        if fresh is not None and change is not None and change.run is not None:
             teacher.active = False  # leads nothing from here on
             gate.repair(teachers={teacher.id})
-            promoted = _refill(fresh, actor)  # type: ignore[arg-type]
+            promoted = _refill(fresh, actor)
             amendment = change.done(AmendmentKind.TEACHER_EDIT, actor, gate.reason(f"teacher {code} deleted"))
             gate.check(amendment, promoted)
         audit.record("teacher.delete", f"teacher:{teacher.id}", {"code": code}, user_id=actor.id,

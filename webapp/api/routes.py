@@ -336,7 +336,8 @@ def post_change(pupil_id: int) -> ResponseReturnValue:
     if effective_on is None:
         fields["effective_on"] = _("Give the date as YYYY-MM-DD.")
     days: list[int] = []
-    pickup, preferences = "", []
+    preferences: list[str] = []
+    pickup = ""
     if not withdraw and not fields:
         days, pickup, preferences = _request_fields({k: v for k, v in data.items() if k in REQUEST_KEYS})
     if fields:

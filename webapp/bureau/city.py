@@ -92,11 +92,11 @@ def prepare_batch(
     """Queued runs for the schools in `where` without a done run in this batch: (run ids, skipped)."""
     terms = current_terms(where)
     existing: dict[int, AllocationRun] = {}
-    for run in db.session.scalars(
+    for earlier in db.session.scalars(
         select(AllocationRun).where(batch_filter(batch_id)).order_by(AllocationRun.id)
     ):
-        if existing.get(run.term_id) is None or existing[run.term_id].state != RunState.DONE:
-            existing[run.term_id] = run
+        if existing.get(earlier.term_id) is None or existing[earlier.term_id].state != RunState.DONE:
+            existing[earlier.term_id] = earlier
     run_ids: list[AllocationRun] = []
     skipped = 0
     for term in terms:
@@ -285,7 +285,7 @@ def batch_results(batch_id: str, where: ColumnElement[bool] | None = None) -> li
             run.id, school_id, code, name, district or "", run.state, run.status, bool(run.is_published),
             coverage, seconds, run.error,
         ))
-    order = {RunState.FAILED: 0, RunState.CANCELLED: 1}
+    order: dict[str, int] = {RunState.FAILED: 0, RunState.CANCELLED: 1}
     return sorted(results, key=lambda r: (order.get(r.state, 2), r.district_name, r.school_code))
 
 

@@ -21,7 +21,7 @@ from webapp.priority_groups import MAX_WEIGHT, GroupError, city_groups, save_gro
 from webapp.security import bureau_required
 
 
-class PriorityGroupForm(FlaskForm):  # type: ignore[misc]
+class PriorityGroupForm(FlaskForm):
     name_zh = StringField(_l("Name in Chinese"), validators=[DataRequired(_l("Enter a name.")), Length(max=64)])
     name_en = StringField(_l("Name in English"), validators=[DataRequired(_l("Enter a name.")), Length(max=64)])
     weight = IntegerField(_l("Weight (an ordinary pupil-day counts 1)"), validators=[

@@ -817,7 +817,8 @@ class Rollup:
     not_allocated: Figures = field(default_factory=Figures)
 
     def part(self, source: str) -> Figures:
-        return {Source.PUBLISHED: self.published, Source.DRAFT: self.draft}.get(source, self.not_allocated)
+        parts: dict[str, Figures] = {Source.PUBLISHED: self.published, Source.DRAFT: self.draft}
+        return parts.get(source, self.not_allocated)
 
     def add(self, source: str, figures: Figures) -> None:
         self.part(source).add(figures)

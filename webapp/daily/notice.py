@@ -102,7 +102,8 @@ def sign_notice(user: User, pupil: Pupil, notice_id: int) -> tuple[NoticeSignatu
     """
     notice = db.session.get(ServiceNotice, notice_id)
     current = notice_in_force(notice.term_id) if notice is not None else None
-    if notice is None or current is None or db.session.get(Term, notice.term_id).school_id != pupil.school_id:
+    term = db.session.get(Term, notice.term_id) if notice is not None and current is not None else None
+    if notice is None or current is None or term is None or term.school_id != pupil.school_id:
         raise DailyError(N_("This notice does not exist."), code="not_found", status=404)
     if current.id != notice.id:
         raise DailyError(N_("A newer version of the notice is in force. Read it and sign again."),

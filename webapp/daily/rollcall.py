@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Date, Integer, Select, String, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from webapp.allocation.service import N_, clock
+from webapp.allocation.service import N_
 from webapp.audit import AuditAction, record
 from webapp.daily import alerts
 from webapp.daily.attendance import marks_in_force
@@ -45,6 +45,7 @@ from webapp.models import (
     Teacher,
     Term,
     User,
+    clock,
 )
 from webapp.services import school_today
 
@@ -324,7 +325,8 @@ def still_here(teacher: Teacher, at: datetime | None = None) -> list[Waiting]:
     for pupil_id, name, phone in db.session.execute(
             select(Guardianship.pupil_id, User.display_name, User.phone).join(User, User.id == Guardianship.user_id)
             .where(Guardianship.pupil_id.in_(list(pupils)), User.phone.is_not(None))):
-        contacts.setdefault(pupil_id, []).append((name or "", phone))
+        if phone is not None:  # always, by the query's filter
+            contacts.setdefault(pupil_id, []).append((name or "", phone))
     for person in db.session.scalars(select(PickupPerson).where(
             PickupPerson.pupil_id.in_(list(pupils)), PickupPerson.removed_at.is_(None))):
         contacts.setdefault(person.pupil_id, []).append((f"{person.name}（{person.relation}）", person.phone))

@@ -109,9 +109,9 @@ def roster_for(on: date, rules: CalendarRules | None, seats: Iterable[Seat], cha
     if not day.service:
         return Roster(day, ())
     in_force: dict[int, DatedChange] = {}
-    for change in sorted(changes, key=lambda c: c.effective_on):
-        if change.effective_on <= on:
-            in_force[change.pupil_id] = change
+    for dated in sorted(changes, key=lambda c: c.effective_on):
+        if dated.effective_on <= on:
+            in_force[dated.pupil_id] = dated
     away = {a.pupil_id for a in absences if a.first_day <= on <= a.last_day}
     by_session: dict[int, tuple[str, str, list[int], list[int]]] = {}
     for seat in seats:
@@ -122,8 +122,8 @@ def roster_for(on: date, rules: CalendarRules | None, seats: Iterable[Seat], cha
                                    or seat.period not in change.periods):
             continue
         end = min(seat.end, day.ends_by) if day.ends_by else seat.end
-        entry = by_session.setdefault(seat.session_id, (seat.start, end, [], []))
-        entry[3 if seat.pupil_id in away else 2].append(seat.pupil_id)
+        _start, _end, expected, absent = by_session.setdefault(seat.session_id, (seat.start, end, [], []))
+        (absent if seat.pupil_id in away else expected).append(seat.pupil_id)
     sessions = tuple(RosterSession(sid, start, end, tuple(sorted(expected)), tuple(sorted(absent)))
                      for sid, (start, end, expected, absent) in sorted(by_session.items(),
                                                                        key=lambda kv: (kv[1][0], kv[0])))

@@ -68,7 +68,7 @@ def _own(pupil_id: int) -> Pupil:
 
 
 def _child_page(pupil: Pupil, *, absence: AbsenceForm | None = None, person: PickupPersonForm | None = None,
-                delegate: DelegateForm | None = None) -> ResponseReturnValue:
+                delegate: DelegateForm | None = None) -> str:
     today = school_today()
     absences = service.absences_of(pupil, today)
     return render_template(

@@ -14,20 +14,21 @@ with a silent `absent`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from webapp.allocation.service import N_, clock
+from webapp.allocation.service import N_
 from webapp.audit import AuditAction, record
 from webapp.daily.calendar import CalendarRules, cutoff_passed
 from webapp.daily.layers import term_on
 from webapp.daily.roster import calendar_rules, load_roster
 from webapp.extensions import db
 from webapp.family import hash_enrolment_code, make_enrolment_code
-from webapp.models import Absence, PickupDelegate, PickupPerson, Pupil, RollCallMark, Term, User
+from webapp.models import Absence, PickupDelegate, PickupPerson, Pupil, RollCallMark, Term, User, clock
 from webapp.services import school_today
 
 MAX_ABSENCE_DAYS = 31
@@ -57,7 +58,7 @@ def lock_pupil(pupil_id: int) -> None:
     db.session.expire_all()
 
 
-def _refuse(action: AuditAction, user: User, pupil: Pupil, error: DailyError, detail: dict[str, object]) -> None:
+def _refuse(action: AuditAction, user: User, pupil: Pupil, error: DailyError, detail: Mapping[str, object]) -> None:
     db.session.rollback()
     record(action, f"pupil:{pupil.id}", {**detail, "refused": error.code}, user_id=user.id,
            school_id=pupil.school_id, commit=True)

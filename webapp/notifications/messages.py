@@ -38,7 +38,9 @@ class Message:
 def recipient_locale(locale: str | None) -> str:
     """A user's saved language if the app speaks it, else the default (Chinese)."""
     languages = current_app.config.get("LANGUAGES", {})
-    return locale if locale in languages else str(current_app.config.get("BABEL_DEFAULT_LOCALE", "zh"))
+    if locale is not None and locale in languages:
+        return locale
+    return str(current_app.config.get("BABEL_DEFAULT_LOCALE", "zh"))
 
 
 def _deadline(value: Any) -> str:

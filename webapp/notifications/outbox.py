@@ -33,7 +33,7 @@ def settings() -> NotificationSettings:
     found = current_app.extensions.get(EXTENSION_KEY)
     if found is None:
         found = current_app.extensions[EXTENSION_KEY] = load_settings(current_app.config)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def channels_for(email: str | None, phone: str | None, active: bool = True,

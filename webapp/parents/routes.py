@@ -15,14 +15,13 @@ from wtforms.fields.choices import SelectChoice
 
 from webapp.allocation import offers as offer_service
 from webapp.allocation import views
-from webapp.allocation.service import clock
 from webapp.daily.notice import unsigned_notice
 from webapp.extensions import db
 from webapp.family import ConsentMissing, has_consent, link_child, record_consent, unlink_child
 from webapp.hardening import throttle_enrolment_codes
 from webapp.inputs import safe_next
 from webapp.labels import DAY_NAMES, show_date, show_time
-from webapp.models import CareRequest, Pupil, Term
+from webapp.models import CareRequest, Pupil, Term, clock
 from webapp.parents import service
 from webapp.parents.forms import ChangeForm, ConsentForm, LinkChildForm, RequestForm, UnlinkForm
 from webapp.security import parent_required

@@ -474,10 +474,10 @@ def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | No
     request = find_request(pupil, term)
     requested = sorted(request.days) if request is not None and request.status == "active" else []
     needed = set(request.periods) if request is not None and request.status == "active" else set()
-    rows = [(s, activity, p) for s, activity, p in rows if s.day in requested and p.code in needed]
+    shown = [(s, activity, p) for s, activity, p in rows if s.day in requested and p.code in needed]
     timetable = [Slot(s.day, p.start, p.end, activity.name, s.room, tuple(teachers.get(s.id, [])),
                       activity.description or "")
-                 for s, activity, p in rows]
+                 for s, activity, p in shown]
 
     unserved = db.session.scalars(
         select(RunUnserved).where(RunUnserved.run_id == run_id, RunUnserved.pupil_id == pupil.id)
@@ -492,7 +492,7 @@ def child_result(pupil: Pupil, term: Term, lang: str = "zh") -> ChildResult | No
                                   waitlist_text(u.waitlist_position, u.day, lang) if u.waitlist_position else "")
                      for u in unserved if u.day in requested]
     seated: dict[int, set[str]] = {}
-    for s, _, p in rows:
+    for s, _, p in shown:
         seated.setdefault(s.day, set()).add(p.code)
     covered = [d for d in requested if needed and needed <= seated.get(d, set())]
     grid = week_grid(timetable, requested, periods, sorted(needed),

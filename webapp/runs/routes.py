@@ -32,6 +32,7 @@ from webapp.models import (
     RunUnserved,
     Session,
     Term,
+    clock,
 )
 from webapp.priority_groups import group_name
 from webapp.run_metrics import metric_deltas
@@ -338,7 +339,7 @@ def offers(term_id: int) -> ResponseReturnValue:
     elif form.is_submitted():
         status = 400
     return render_template("runs/offers.html", term=term, form=form, rows=views.term_offers(term),
-                           session_codes=_session_codes(term), now=allocation.clock(), **_labels()), status
+                           session_codes=_session_codes(term), now=clock(), **_labels()), status
 
 
 def _session_codes(term: Term) -> dict[int, Session]:
