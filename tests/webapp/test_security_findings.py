@@ -142,13 +142,15 @@ def _bomb(last_column: str = "XFD", rows: int = 20_001, extra: str = "") -> byte
 def test_dimension_bomb_is_answered_quickly(app: Flask, last_column: str) -> None:
     data = _bomb(last_column)
     assert len(data) < 10_000
-    started = time.monotonic()
+    # CPU seconds, not wall: what the reader does with the declared cells is the finding; a virtual machine's
+    # stall (seen once at 2.5 s wall for 0.4 s of work) is not.
+    started = time.process_time()
     with app.test_request_context():
         try:
             read_table("bomb.xlsx", data)
         except FileRejected:
             pass
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
 
 
 def test_too_wide_sheet_is_refused_with_a_message(app: Flask) -> None:
@@ -162,9 +164,9 @@ def test_too_wide_sheet_is_refused_with_a_message(app: Flask) -> None:
 def test_dimension_bomb_upload_gets_a_page_not_a_wait(app: Flask, client: FlaskClient,
                                                       signed_in: Callable[..., User]) -> None:
     signed_in("school_admin")
-    started = time.monotonic()
+    started = time.process_time()  # CPU seconds, as above
     response = post_form(client, "/admin/import/pupils", {"file": (io.BytesIO(_bomb()), "bomb.xlsx")})
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
     assert response.status_code == 422
 
 
