@@ -69,8 +69,7 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
     known = max(days_value, plan.objective.coverage if plan is not None else -1)
     if result.status == Status.UNKNOWN or (first.have_solution and result.value < known):
         # The week's search found nothing better in time: the joined days' plan, or the lottery's, is the answer.
-        bound = min(result.bound if first.have_solution else instance.demand(),
-                    days.bound if days is not None else instance.demand())
+        bound = min(result.bound, days.bound if days is not None else instance.demand())
         if days is not None and days.values is not None and days.value > result.value and (
                 plan is None or days.value >= plan.objective.coverage):
             first.results.remove(result)
