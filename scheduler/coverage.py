@@ -63,8 +63,8 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
         first.hint(days.values)
     with phase("solve"):
         result = first.optimise("coverage", built.coverage_level(), maximise=True, seconds=week_seconds())
-    # A search stopped before its first bound reports an infinite one, and one without a plan none: demand bounds both.
-    result.bound = min(result.bound, instance.demand()) if first.have_solution else instance.demand()
+    if not first.have_solution:  # a search without a plan reports no bound: demand is one
+        result.bound = instance.demand()
     from_lottery = False
     known = max(days_value, plan.objective.coverage if plan is not None else -1)
     if result.status == Status.UNKNOWN or (first.have_solution and result.value < known):

@@ -162,10 +162,7 @@ class _LevelPlan:
 
     def _optimise(self, solver: LexicographicSolver, name: str, seconds: float) -> LevelResult:
         with self.phase("solve"):
-            result = solver.optimise(name, solver.built.level(name), maximise=name in MAXIMISED, seconds=seconds)
-        if name == "coverage":  # a search stopped before its first bound reports an infinite one
-            result.bound = min(result.bound, self.instance.demand())
-        return result
+            return solver.optimise(name, solver.built.level(name), maximise=name in MAXIMISED, seconds=seconds)
 
     def _solver(self, model: AllocationModel, *, reports: bool = True) -> LexicographicSolver:
         return LexicographicSolver(model, self.config, self.started, self.progress if reports else None)
