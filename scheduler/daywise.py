@@ -202,7 +202,8 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     among the days. Once the free days so far are seen not to fit, the later ones are not solved at all when the
     relaxation is. The days are then solved again in turn (`_in_turn_within_caps`), each within what the days
     before it left of every teacher's cap, less what is promised to the days after it: a plan of the week that
-    always joins.
+    always joins. Time allowing, each day is then searched again within what the others' plans leave
+    (`_again_within_the_week`).
     """
     if not coverage.proven_by_days or not coverage.days or week.hire_sessions:
         return None
@@ -244,6 +245,8 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
         solved.clear()  # the free days' models are not needed any more: their backends' memory goes first
     solved = _in_turn_within_caps(week, coverage, wanted, deadline, config, solved,
                                   None if relaxed is None else relaxed.values)
+    if solved:
+        solved = _again_within_the_week(week, coverage, solved, deadline, config)
     leads = _weekly_staffing(week, solved) if solved else None
     if leads is None:
         return DaywisePlan(0, int(bound), None, time.monotonic() - began, days_bound=days_bound)
@@ -331,6 +334,41 @@ def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: d
     return solved
 
 
+def _again_within_the_week(week: AllocationModel, coverage: DaywisePlan, solved: dict[int, _Day],
+                           deadline: Deadline, config: SolverConfig) -> dict[int, _Day]:
+    """Each day once more, in turn, within what the other days' plans (joined by the teachers' weekly flow) leave
+    of every teacher's week, started from its own plan: never worse, and better where a day solved early was
+    held back by promises to later days that they did not use. A day is searched again only when its part of the
+    time left is at least what its first search took (it rarely gains with less, and level 4 has the rest).
+
+    The days in turn each end proven within their caps on the crowded schools, so what level 3 misses there is in
+    how the caps share the teachers' weeks; this hands a day what the others left over."""
+    instance = week.instance
+    days = sorted(solved)
+    for i, day in enumerate(days):
+        seconds = deadline.left() / (len(days) - i)
+        if seconds < max(AGAIN_MIN_SECONDS, solved[day].seconds):
+            continue
+        leads = _weekly_staffing(week, solved)
+        assert leads is not None, "the days in turn always join"
+        others: dict[str, int] = defaultdict(int)
+        for (teacher_id, group), count in leads.items():
+            if group[0] != day:
+                others[teacher_id] += count
+        teachers = tuple(dataclasses.replace(t, max_sessions=t.max_sessions - others[t.id]) for t in instance.teachers)
+        capped = dataclasses.replace(instance, teachers=teachers)
+        result = _preference_of_day(week, capped, coverage.days[day], seconds, config, start_leads=leads,
+                                    start_plan=solved[day])
+        if result is not None and result.score > solved[day].score and \
+                _weekly_staffing(week, {**solved, day: result}) is not None:
+            solved = {**solved, day: result}
+    return solved
+
+
+AGAIN_MIN_SECONDS = 0.5
+"""A day is not searched again with less time than this: its model alone takes a good part of it to build."""
+
+
 def _loads_by_day(leads: Iterable[tuple[tuple[str, StaffingGroup], float]]) -> dict[tuple[str, int], int]:
     """Sessions per teacher and day, from (teacher, staffing group) -> sessions."""
     load: dict[tuple[str, int], float] = defaultdict(float)
@@ -342,7 +380,8 @@ def _loads_by_day(leads: Iterable[tuple[tuple[str, StaffingGroup], float]]) -> d
 def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day, seconds: float,
                        config: SolverConfig, *,
                        start_leads: dict[tuple[str, StaffingGroup], int] | None = None,
-                       relaxed: tuple[AllocationModel, list[float]] | None = None) -> _Day | None:
+                       relaxed: tuple[AllocationModel, list[float]] | None = None,
+                       start_plan: _Day | None = None) -> _Day | None:
     """One day's level 3, holding the day's coverage, started from level 1's plan of the day (with `start_leads`,
     who leads what in level 1's joined week, its teachers come from there). A search that finds nothing better
     in time answers with that start, against the bound of every pupil in their first choice; None only when
@@ -355,7 +394,10 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
         return None
     lexi = LexicographicSolver(model, config, began, None)
     hold(model, {"coverage": covered.score})
-    known = transfer(covered, covered.model, model)
+    if start_plan is None:
+        known = transfer(covered, covered.model, model)
+    else:  # the same classes make the same variables in the same order
+        known = {var: start_plan.values[var.index()] for var in model.solver.variables()}
     if start_leads is not None:
         load: dict[str, int] = defaultdict(int)
         for key, var in model.leads.items():
@@ -368,7 +410,7 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
     start = model.best_seating(start)  # the start's liked seats were only greedy
     model.hint(model.solver.variables(), start)
     points = model.preference_level()
-    near = None if start_leads is None else _near_the_relaxation(model, lexi, points, start,
+    near = None if start_leads is None or start_plan is not None else _near_the_relaxation(model, lexi, points, start,
                                                                  Deadline(began + seconds), relaxed)
     result = lexi.optimise("preference", points, maximise=True, seconds=seconds - (time.monotonic() - began))
     if near is not None and result.status not in (Status.OPTIMAL, Status.FEASIBLE):

@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 from bench.crowded import crowded
 from scheduler import validation
 from scheduler.baselines import lottery
-from scheduler.daywise import _preference_of_day, _relaxation, _weekly_staffing, coverage_by_day, preference_by_day
+from scheduler.daywise import (
+    _again_within_the_week,
+    _Day,
+    _preference_of_day,
+    _relaxation,
+    _weekly_staffing,
+    coverage_by_day,
+    preference_by_day,
+)
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
 from scheduler.groups import build_day_classes
@@ -226,3 +234,29 @@ def test_whether_days_fit_is_the_teachers_flow_within_the_room_given() -> None:
             assert sum(count for (t, _), count in leads.items() if t == teacher_id) <= most
     assert _weekly_staffing(week, days, {"T1": 1, "T2": 0}) is None
     assert _weekly_staffing(week, days) is not None  # the weekly caps: two each
+
+
+def test_days_held_back_by_their_caps_are_searched_again_within_what_the_others_left() -> None:
+    # The arts teacher may lead one session a week and each day's first search was told to leave them free: both
+    # days seat the pupil in homework. Searched again in turn within what the other day's plan leaves, the first
+    # day takes the arts teacher and the week reaches the optimum; the days still join under the weekly caps.
+    sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)]
+    sessions += [session(f"A{d}", "art", day=d, min_pupils=1) for d in (1, 2)]
+    teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
+    inst = instance(sessions, teachers, [pupil("P1")], [request("P1", days=(1, 2), preferences=("art",))],
+                    weekdays=(1, 2))
+    coverage = coverage_by_day(_week(inst), Deadline.after(20))
+    assert coverage is not None and coverage.proven_by_days
+    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    hold(fine, {"coverage": coverage.value})
+    no_arts = dataclasses.replace(inst, teachers=(dataclasses.replace(teachers[0], max_sessions=0), teachers[1]))
+    held_back: dict[int, _Day] = {}
+    for day in (1, 2):
+        result = _preference_of_day(fine, no_arts, coverage.days[day], 20, SolverConfig())
+        assert result is not None and result.score == 0
+        held_back[day] = result
+    again = _again_within_the_week(fine, coverage, held_back, Deadline.after(20), SolverConfig())
+    assert sum(day.score for day in again.values()) == 3 == reference_optimum(inst, levels=3)["preference"]  # type: ignore[index]
+    assert _weekly_staffing(fine, again) is not None
+    for plan in again.values():
+        satisfies_every_row(plan.model, plan.values)
