@@ -336,32 +336,43 @@ def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: d
 
 def _again_within_the_week(week: AllocationModel, coverage: DaywisePlan, solved: dict[int, _Day],
                            deadline: Deadline, config: SolverConfig) -> dict[int, _Day]:
-    """Each day once more, in turn, within what the other days' plans (joined by the teachers' weekly flow) leave
-    of every teacher's week, started from its own plan: never worse, and better where a day solved early was
-    held back by promises to later days that they did not use. A day is searched again only when its part of the
-    time left is at least what its first search took (it rarely gains with less, and level 4 has the rest).
+    """Each day again, in turn, within what the other days' plans (joined by the teachers' weekly flow) leave of
+    every teacher's week, started from its own plan: never worse, and better where a day solved early was held
+    back by promises to later days that they did not use. Round after round while a round gains and time is left;
+    a day whose room is what it was at its last search is not searched again, and a day is searched only when its
+    part of the time left is at least what its last search took (it rarely gains with less, and level 4 has the
+    rest).
 
-    The days in turn each end proven within their caps on the crowded schools, so what level 3 misses there is in
-    how the caps share the teachers' weeks; this hands a day what the others left over."""
+    The days in turn each end at their box's optimum within caps that keep room for the days after them, so what
+    level 3 misses on the crowded schools is in how the caps share the teachers' weeks; each search here is the
+    whole day's, within room at least as wide as the day had in turn."""
     instance = week.instance
     days = sorted(solved)
-    for i, day in enumerate(days):
-        seconds = deadline.left() / (len(days) - i)
-        if seconds < max(AGAIN_MIN_SECONDS, solved[day].seconds):
-            continue
-        leads = _weekly_staffing(week, solved)
-        assert leads is not None, "the days in turn always join"
-        others: dict[str, int] = defaultdict(int)
-        for (teacher_id, group), count in leads.items():
-            if group[0] != day:
-                others[teacher_id] += count
-        teachers = tuple(dataclasses.replace(t, max_sessions=t.max_sessions - others[t.id]) for t in instance.teachers)
-        capped = dataclasses.replace(instance, teachers=teachers)
-        result = _preference_of_day(week, capped, coverage.days[day], seconds, config, start_leads=leads,
-                                    start_plan=solved[day])
-        if result is not None and result.score > solved[day].score and \
-                _weekly_staffing(week, {**solved, day: result}) is not None:
-            solved = {**solved, day: result}
+    searched: dict[int, dict[str, int]] = {}
+    gained = True
+    while gained:
+        gained = False
+        for i, day in enumerate(days):
+            seconds = deadline.left() / (len(days) - i)
+            if seconds < max(AGAIN_MIN_SECONDS, solved[day].seconds):
+                continue
+            leads = _weekly_staffing(week, solved)
+            assert leads is not None, "the days in turn always join"
+            room = {t.id: t.max_sessions for t in instance.teachers}
+            for (teacher_id, group), count in leads.items():
+                if group[0] != day:
+                    room[teacher_id] -= count
+            if searched.get(day) == room:
+                continue
+            searched[day] = room
+            capped = dataclasses.replace(instance, teachers=tuple(
+                dataclasses.replace(t, max_sessions=room[t.id]) for t in instance.teachers))
+            result = _preference_of_day(week, capped, coverage.days[day], seconds, config, start_leads=leads,
+                                        start_plan=solved[day])
+            if result is not None and result.score > solved[day].score and \
+                    _weekly_staffing(week, {**solved, day: result}) is not None:
+                solved = {**solved, day: result}
+                gained = True
     return solved
 
 
@@ -383,9 +394,11 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
                        relaxed: tuple[AllocationModel, list[float]] | None = None,
                        start_plan: _Day | None = None) -> _Day | None:
     """One day's level 3, holding the day's coverage, started from level 1's plan of the day (with `start_leads`,
-    who leads what in level 1's joined week, its teachers come from there). A search that finds nothing better
-    in time answers with that start, against the bound of every pupil in their first choice; None only when
-    the model could not even be built in time."""
+    who leads what in level 1's joined week, its teachers come from there; with `start_plan`, a plan of the same
+    classes, from that plan). With `start_leads` and no `start_plan` (a day in turn within caps) the answer is
+    the search near a relaxation, when it finds a plan; otherwise the whole day is searched. A search that finds
+    nothing better in time answers with the start, against the bound of every pupil in their first choice; None
+    only when the model could not even be built in time."""
     began = time.monotonic()
     try:
         model = AllocationModel(instance, [week.classes[k] for k in covered.keys], backend=config.backend,
@@ -412,7 +425,12 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
     points = model.preference_level()
     near = None if start_leads is None or start_plan is not None else _near_the_relaxation(model, lexi, points, start,
                                                                  Deadline(began + seconds), relaxed)
-    result = lexi.optimise("preference", points, maximise=True, seconds=seconds - (time.monotonic() - began))
+    if near is not None and near.status in (Status.OPTIMAL, Status.FEASIBLE):
+        # The whole day is searched later, within room at least as wide (`_again_within_the_week`): proving the
+        # box's plan within these caps first took most of a day's time on the crowded schools.
+        result = near
+    else:
+        result = lexi.optimise("preference", points, maximise=True, seconds=seconds - (time.monotonic() - began))
     if near is not None and result.status not in (Status.OPTIMAL, Status.FEASIBLE):
         result = near  # the whole day's search found nothing in the time left: the plan near the relaxation
     if lexi.values is not None:
@@ -433,9 +451,9 @@ def _near_the_relaxation(model: AllocationModel, lexi: LexicographicSolver, poin
     and the search from level 1's plan finds nothing better in the seconds a day gets (2,209 against a bound of
     4,987 after 13 s on a day of the 3,000-pupil crowded school). With the other sessions staffed as the
     relaxation has them, the same search proves 4,971 in 4 s. Rounding alone can leave no plan at all (a session
-    the relaxation closes may be one that whole teachers need open); the start keeps one. The plan found is held,
-    and the caller's search of the whole day goes on from it with the time left; the answer's bound is the
-    relaxation's (the search near it proves nothing about the day).
+    the relaxation closes may be one that whole teachers need open); the start keeps one. The plan found is the
+    day's answer in turn (the whole day is searched from it later, within what the other days leave); the answer's
+    bound is the relaxation's (the search near it proves nothing about the day).
 
     With `week` (the week's model and its relaxation's point) the sessions are staffed near the week's relaxation
     instead, and the bound is only the trivial one: it is solved already and shares the teachers' weeks as the

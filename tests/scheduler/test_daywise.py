@@ -190,9 +190,9 @@ def test_level_3_by_day_is_bounded_above_the_optimum_and_its_plan_is_a_plan_of_t
 @pytest.mark.parametrize("near", ["day", "week"])
 def test_a_day_within_teachers_caps_is_searched_near_a_relaxation_and_given_back_whole(near: str) -> None:
     # Every teacher may lead on the day only what level 1's week has them lead: the day's level 3 is searched
-    # first among plans staffed as a relaxation is (the day's own or the week's, rounded down or up, or as level
-    # 1's plan), then over the whole day. The model handed back has every variable bound it was built with, and
-    # its plan keeps every row of it.
+    # among plans staffed as a relaxation is (the day's own or the week's, rounded down or up, or as level 1's
+    # plan); the whole day comes later, within what the other days leave. The model handed back has every
+    # variable bound it was built with, and its plan keeps every row of it.
     inst = crowded(300, seed=1)
     coverage = coverage_by_day(_week(inst), Deadline.after(20))
     assert coverage is not None and coverage.values is not None
