@@ -423,8 +423,9 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
     start = model.best_seating(start)  # the start's liked seats were only greedy
     model.hint(model.solver.variables(), start)
     points = model.preference_level()
-    near = None if start_leads is None or start_plan is not None else _near_the_relaxation(model, lexi, points, start,
-                                                                 Deadline(began + seconds), relaxed)
+    near: LevelResult | None = None
+    if start_leads is not None and start_plan is None:
+        near = _near_the_relaxation(model, lexi, points, start, Deadline(began + seconds), relaxed)
     if near is not None and near.status in (Status.OPTIMAL, Status.FEASIBLE):
         # The whole day is searched later, within room at least as wide (`_again_within_the_week`): proving the
         # box's plan within these caps first took most of a day's time on the crowded schools.
