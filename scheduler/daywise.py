@@ -323,8 +323,7 @@ def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: d
             used: dict[str, int] = defaultdict(int)
             for (teacher_id, _), count in before.items():
                 used[teacher_id] += count
-            teachers = tuple(dataclasses.replace(t, max_sessions=room[t.id] - used[t.id]) for t in instance.teachers)
-            capped = dataclasses.replace(instance, teachers=teachers)
+            capped = instance.with_weekly_caps({t.id: room[t.id] - used[t.id] for t in instance.teachers})
             result = _preference_of_day(week, capped, coverage.days[day], deadline.left() / (len(days) - i), config,
                                         start_leads=coverage.joined_leads,
                                         relaxed=None if relaxed is None else (week, relaxed))
@@ -365,10 +364,8 @@ def _again_within_the_week(week: AllocationModel, coverage: DaywisePlan, solved:
             if searched.get(day) == room:
                 continue
             searched[day] = room
-            capped = dataclasses.replace(instance, teachers=tuple(
-                dataclasses.replace(t, max_sessions=room[t.id]) for t in instance.teachers))
-            result = _preference_of_day(week, capped, coverage.days[day], seconds, config, start_leads=leads,
-                                        start_plan=solved[day])
+            result = _preference_of_day(week, instance.with_weekly_caps(room), coverage.days[day], seconds, config,
+                                        start_leads=leads, start_plan=solved[day])
             if result is not None and result.score > solved[day].score and \
                     _weekly_staffing(week, {**solved, day: result}) is not None:
                 solved = {**solved, day: result}
@@ -532,8 +529,7 @@ def _in_turn(week: AllocationModel, days: list[int], deadline: Deadline, backend
     solved: dict[int, _Day] = {}
     for i, day in enumerate(days):
         share = len(days) - i
-        teachers = tuple(dataclasses.replace(t, max_sessions=-(-left[t.id] // share)) for t in instance.teachers)
-        capped = dataclasses.replace(instance, teachers=teachers)
+        capped = instance.with_weekly_caps({t.id: -(-left[t.id] // share) for t in instance.teachers})
         result = _solve_day(capped, week.classes, day, deadline.left() / (len(days) - i), backend)
         if result is None:
             return {}

@@ -5,8 +5,9 @@ Instances arrive here fully validated by `scheduler.io`; nothing in this module 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -180,6 +181,11 @@ class Instance:
 
     def weight(self, pupil: Pupil) -> int:
         return self.priority_weights[pupil.priority]
+
+    def with_weekly_caps(self, caps: Mapping[str, int]) -> Instance:
+        """The same school with each teacher's `max_sessions` set to `caps[teacher id]` (a part of the week)."""
+        teachers = tuple(dataclasses.replace(t, max_sessions=caps[t.id]) for t in self.teachers)
+        return dataclasses.replace(self, teachers=teachers)
 
     def demand(self) -> int:
         """The largest coverage possible: every requested pupil-day, weighted by priority."""

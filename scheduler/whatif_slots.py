@@ -14,7 +14,6 @@ hired teacher) join the slots. Hence:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -227,8 +226,7 @@ def _seats_within(week: AllocationModel, slot: Slot, caps: dict[str, int], hired
                   hired_left: dict[str, int], seconds: float, config: SolverConfig) -> SlotPlan | None:
     """The slot's fewest seats with each teacher leading at most `caps` sessions there (0 or 1 matter)."""
     instance = week.instance
-    teachers = tuple(dataclasses.replace(t, max_sessions=max(0, caps.get(t.id, 0))) for t in instance.teachers)
-    capped = dataclasses.replace(instance, teachers=teachers)
+    capped = instance.with_weekly_caps({t.id: max(0, caps.get(t.id, 0)) for t in instance.teachers})
     by_tag = {tag: max(0, min(count, hired_left.get(tag, 0))) for tag, count in hired.items()}
     return solve_slot(week, slot, "seats", seconds, config, instance=capped, hired_by_tag=by_tag)
 
