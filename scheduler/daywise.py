@@ -135,13 +135,15 @@ an optimum of 4,022 into a bound of 4,021 (a value within 0.01 below a whole num
 def relaxation_bound(week: AllocationModel, objective: Expr, deadline: Deadline) -> int | None:
     """A proven bound on `objective` (maximised, whole-valued) over `week`: its linear relaxation, solved by GLOP
     on a copy of the model. None when the relaxation is not solved to optimality before `deadline`."""
-    relaxed = _relaxation(week, objective, deadline)
+    relaxed = relaxation_point(week, objective, deadline)
     return None if relaxed is None else relaxed.bound
 
 
 @dataclass
 class _Relaxed:
     bound: int
+    value: float
+    """The relaxation's optimum itself (`bound` is it rounded down)."""
     values: list[float]
     """The relaxation's optimum, by the week's variable index."""
 
@@ -151,7 +153,8 @@ DUAL_SIMPLEX = "use_dual_simplex: true"
 the time of its default primal simplex (7.9 against 15.3 CPU-seconds)."""
 
 
-def _relaxation(week: AllocationModel, objective: Expr, deadline: Deadline, parameters: str = "") -> _Relaxed | None:
+def relaxation_point(week: AllocationModel, objective: Expr, deadline: Deadline,
+                     parameters: str = "") -> _Relaxed | None:
     """`relaxation_bound` with the relaxation's optimal point; `parameters` are GLOP's, in its text format."""
     week.solver.Maximize(objective)
     proto = linear_solver_pb2.MPModelProto()
@@ -166,8 +169,9 @@ def _relaxation(week: AllocationModel, objective: Expr, deadline: Deadline, para
     relaxed.SetTimeLimit(max(1, int(1000 * deadline.left())))
     if relaxed.Solve() != pywraplp.Solver.OPTIMAL:
         return None
-    bound = int(math.floor(relaxed.Objective().Value() + RELAXATION_MARGIN))
-    return _Relaxed(bound, [v.solution_value() for v in relaxed.variables()])
+    value = relaxed.Objective().Value()
+    return _Relaxed(int(math.floor(value + RELAXATION_MARGIN)), value,
+                    [v.solution_value() for v in relaxed.variables()])
 
 
 @dataclass
@@ -197,7 +201,7 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     week's optimum when they reach those bounds.
 
     On a school short of teachers the free days together ask for more sessions than the teachers' weeks hold,
-    and do not join. Their sum is then a weak bound, and the week's linear relaxation (`_relaxation`) is solved
+    and do not join. Their sum is then a weak bound, and the week's linear relaxation (`relaxation_point`) is solved
     instead: its optimum is the bound, and its sessions per teacher and day say how to share each teacher's week
     among the days. Once the free days so far are seen not to fit, the later ones are not solved at all when the
     relaxation is. The days are then solved again in turn (`_in_turn_within_caps`), each within what the days
@@ -262,7 +266,7 @@ def _relaxed_week(week: AllocationModel, deadline: Deadline, began: float) -> _R
     if seconds < RELAXATION_SECONDS_PER_VARIABLE * week.solver.NumVariables():
         logger.info("level 3: no time for the week's relaxation (%.2fs)", seconds)
         return None
-    relaxed = _relaxation(week, week.preference_level(), deadline.earlier(deadline.left() - seconds), DUAL_SIMPLEX)
+    relaxed = relaxation_point(week, week.preference_level(), deadline.earlier(deadline.left() - seconds), DUAL_SIMPLEX)
     logger.info("level 3: the week's relaxation %s after %.2fs", "not solved" if relaxed is None
                 else f"bounds it at {relaxed.bound}", time.monotonic() - began)
     return relaxed
@@ -466,9 +470,10 @@ def _near_the_relaxation(model: AllocationModel, lexi: LexicographicSolver, poin
             for key, var in getattr(model, name).items():
                 same = getattr(whole, name).get(key)
                 values[var.index()] = start[var.index()] if same is None else point[same.index()]
-        relaxed: _Relaxed | None = _Relaxed(math.floor(trivial_bound(points, True)), values)
+        most = trivial_bound(points, True)
+        relaxed: _Relaxed | None = _Relaxed(math.floor(most), most, values)
     else:
-        relaxed = _relaxation(model, points, deadline)
+        relaxed = relaxation_point(model, points, deadline)
     if relaxed is None:
         return None
     # Rows, not the variables' bounds: SCIP takes an integer variable narrowed to [0, 1] for a binary one and

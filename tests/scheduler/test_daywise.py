@@ -17,10 +17,10 @@ from scheduler.daywise import (
     _again_within_the_week,
     _Day,
     _preference_of_day,
-    _relaxation,
     _weekly_staffing,
     coverage_by_day,
     preference_by_day,
+    relaxation_point,
 )
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
@@ -204,7 +204,7 @@ def test_a_day_within_teachers_caps_is_searched_near_a_relaxation_and_given_back
                                                       for t in inst.teachers))
     fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
     hold(fine, {"coverage": coverage.value})
-    week = _relaxation(fine, fine.preference_level(), Deadline.after(20)) if near == "week" else None
+    week = relaxation_point(fine, fine.preference_level(), Deadline.after(20)) if near == "week" else None
     result = _preference_of_day(fine, capped, coverage.days[day], 20, SolverConfig(),
                                 start_leads=coverage.joined_leads,
                                 relaxed=None if week is None else (fine, week.values))
