@@ -1,7 +1,8 @@
 """Level 1, coverage, solved the one way the allocation (`scheduler.solve`) and what-if advice (`scheduler.whatif`)
 both use: day by day first on a big school (`scheduler.daywise.days_first`), done when the days join at their
 bound; otherwise the week's search, started from the better of the days' joined plan and today's lottery; the best
-of the three plans is the answer, with the lowest bound proven on the way.
+of the three plans is the answer, with the lowest bound proven on the way. On a small school, given time, the week's
+search starts with rows that say what whole teachers are worth to each day (`scheduler.day_cuts`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from scheduler.baselines import lottery
+from scheduler.day_cuts import DayRows, add_day_value_rows
 from scheduler.daywise import DaywisePlan, coverage_by_day, days_first
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
@@ -33,6 +35,8 @@ class Coverage:
     """Level 1 solved day by day, when it was (a big school)."""
     from_lottery: bool = False
     """Today's lottery's plan is the answer: neither the days nor the week's search found a better one in time."""
+    day_rows: DayRows | None = None
+    """The day-value rows the week's search started with (a small school given `SHARPEN_MIN_SECONDS`)."""
 
 
 def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds: Callable[[], float], *,
@@ -57,19 +61,22 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
         if drawn.has_allocation and set(instance.fixed) <= set(drawn.assignments):
             plan = drawn
     days_value = days.value if days is not None and days.values is not None else -1
+    start = None
     if plan is not None and plan.objective.coverage > days_value:
-        first.hint(plan_values(built, plan))
+        start = plan_values(built, plan)
     elif days is not None:
-        first.hint(days.values)
-    with phase("solve"):
-        result = first.optimise("coverage", built.coverage_level(), maximise=True, seconds=week_seconds())
+        start = days.values
+    first.hint(start)
+    result, rows = _week_search(first, Deadline.after(week_seconds()), start, sharpen=days is None, phase=phase)
+    # A bound proven outside the week's search: the days', or the week's relaxation with the day-value rows.
+    proven = days.bound if days is not None else rows.bound if rows is not None else None
     if not first.have_solution:  # a search without a plan reports no bound: demand is one
         result.bound = instance.demand()
     from_lottery = False
     known = max(days_value, plan.objective.coverage if plan is not None else -1)
     if result.status == Status.UNKNOWN or (first.have_solution and result.value < known):
         # The week's search found nothing better in time: the joined days' plan, or the lottery's, is the answer.
-        bound = min(result.bound, days.bound if days is not None else instance.demand())
+        bound = min(result.bound, proven if proven is not None else instance.demand())
         if days is not None and days.values is not None and days.value > result.value and (
                 plan is None or days.value >= plan.objective.coverage):
             first.results.remove(result)
@@ -78,7 +85,32 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
             first.results.remove(result)
             result = first.accept("coverage", plan_values(built, plan), bound, result.seconds)
             from_lottery = True
-    if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
-        result.bound = days.bound
+    if proven is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and proven < result.bound:
+        result.bound = proven
         result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
-    return Coverage(result, days, from_lottery)
+    return Coverage(result, days, from_lottery, rows)
+
+
+SHARPEN_MIN_SECONDS = 3.0
+"""The day-value rows (`scheduler.day_cuts`) may sharpen a small school's week search only when it has at least
+this long: their searches take 1–2 s on a school of 150–500 pupils whose teachers' weeks bind, most of a city
+batch's 3 s a school."""
+DAY_ROWS_SHARE = 0.4
+"""At most this share of the week's search time goes to the rows before it; they stop sooner where the teachers'
+weeks do not bind the relaxation (five day searches and one relaxation). Rows cut short still help: on the city's
+small schools the search proves in one or two seconds with rows that brought the relaxation only part of the way.
+A short search first, then the rows, then the search again from its plan, proved fewer (`docs/benchmarks.md`)."""
+
+
+def _week_search(first: LexicographicSolver, until: Deadline, start: list[float] | None, *, sharpen: bool,
+                 phase: Phase) -> tuple[LevelResult, DayRows | None]:
+    """Level 1's week search within `until`; on a small school (`sharpen`) given `SHARPEN_MIN_SECONDS`, it
+    starts with the day-value rows (from the plan `start`, by variable index, when there is one)."""
+    rows = None
+    if sharpen and until.left() >= SHARPEN_MIN_SECONDS:
+        with phase("day_rows"):
+            rows = add_day_value_rows(first.built, until.earlier((1 - DAY_ROWS_SHARE) * until.left()),
+                                      backend=first.config.backend, seed=first.config.seed, plan=start)
+    with phase("solve"):
+        result = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=until.left())
+    return result, rows

@@ -227,6 +227,10 @@ class _LevelPlan:
                                      "seconds": round(days.seconds, 3)}
         if found.from_lottery:
             self.stats["coverage_fallback"] = "lottery"
+        if found.day_rows is not None:
+            rows = found.day_rows
+            self.stats["day_rows"] = {"rows": rows.rows, "bound": rows.bound, "first_bound": rows.first_bound,
+                                      "searches": rows.searches, "seconds": round(rows.seconds, 3)}
         return found.result
 
     def preference(self, first: LexicographicSolver) -> LexicographicSolver:

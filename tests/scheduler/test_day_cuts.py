@@ -1,0 +1,101 @@
+"""The day-value rows (`scheduler.day_cuts`): never a plan cut off, and the small school they were made for."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scheduler.day_cuts import add_day_value_rows
+from scheduler.daywise import relaxation_bound
+from scheduler.deadline import Deadline
+from scheduler.domain import Status
+from scheduler.generate import generate
+from scheduler.groups import build_day_classes
+from scheduler.lexicographic import LexicographicSolver, SolverConfig
+from scheduler.model import AllocationModel
+from scheduler.solve import solve
+from tests.scheduler.random_instances import random_instance
+from tests.scheduler.reference import reference_optimum
+
+
+def _week(inst: object) -> AllocationModel:
+    return AllocationModel(inst, build_day_classes(inst, by_preference=False, seed=0))  # type: ignore[arg-type]
+
+
+def _coverage(week: AllocationModel) -> tuple[str, int]:
+    lexi = LexicographicSolver(week, SolverConfig(), 0.0, None)
+    result = lexi.optimise("coverage", week.coverage_level(), maximise=True, seconds=30)
+    return result.status, result.value
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), fixed=st.booleans(), days=st.integers(1, 3))
+def test_the_rows_keep_every_plan_and_bound_the_optimum(seed: int, fixed: bool, days: int) -> None:
+    inst = random_instance(seed, pupils=10, days=days, with_fixed=fixed)
+    expected = reference_optimum(inst, levels=1)
+    week = _week(inst)
+    rows = add_day_value_rows(week, Deadline.after(30), seed=seed)
+    if expected is None:
+        return
+    # The week's relaxation with the rows still bounds the optimum, and the optimum is still reached.
+    assert rows.bound is None or rows.bound >= expected["coverage"]
+    assert _coverage(week) == (Status.OPTIMAL, expected["coverage"])
+
+
+CUTTING = [(10, 4, False), (10, 106, False), (10, 141, True), (10, 211, False), (10, 245, False), (10, 375, True),
+           (14, 0, True), (14, 63, True), (14, 94, False), (10, 125, False), (14, 158, False), (10, 353, False)]
+"""(pupils, seed, pins) of random three-day instances whose relaxation the rows bring down."""
+
+
+@pytest.mark.parametrize(("pupils", "seed", "fixed"), CUTTING)
+def test_rows_that_cut_the_relaxation_keep_the_optimum(pupils: int, seed: int, fixed: bool) -> None:
+    inst = random_instance(seed, pupils=pupils, days=3, with_fixed=fixed)
+    expected = reference_optimum(inst, levels=1)
+    assert expected is not None
+    week = _week(inst)
+    before = relaxation_bound(week, week.coverage_level(), Deadline.after(30))
+    rows = add_day_value_rows(week, Deadline.after(30), seed=seed)
+    assert before is not None and rows.bound is not None
+    assert before > rows.bound >= expected["coverage"]
+    assert _coverage(week) == (Status.OPTIMAL, expected["coverage"])
+
+
+SMALL_SCHOOL = (239, 100_060)
+"""The city's school KM-0061 (`bench.city`): 239 pupils, teachers short; SCIP alone had not proven its best plan
+(1,414) after 75 s, the bound still at 1,415."""
+
+
+@pytest.fixture(scope="module")
+def small_school() -> object:
+    return generate(*SMALL_SCHOOL)
+
+
+def test_the_rows_bring_a_small_schools_relaxation_down_to_its_best_plan(small_school: object) -> None:
+    week = _week(small_school)
+    before = relaxation_bound(week, week.coverage_level(), Deadline.after(30))
+    rows = add_day_value_rows(week, Deadline.after(60))
+    after = relaxation_bound(week, week.coverage_level(), Deadline.after(30))
+    assert before is not None and after is not None and rows.bound == after
+    assert before >= 1_429 and after == 1_414 and rows.rows > 0
+    assert _coverage(week) == (Status.OPTIMAL, 1_414)
+
+
+def test_a_small_schools_week_search_starts_with_the_rows_and_is_proven(small_school: object) -> None:
+    solution = solve(small_school, SolverConfig(time_limit=30, seed=1))  # type: ignore[arg-type]
+    coverage = next(level for level in solution.stats["levels"] if level["name"] == "coverage")
+    assert (coverage["status"], coverage["value"], coverage["bound"]) == (Status.OPTIMAL, 1_414, 1_414)
+    assert solution.stats["day_rows"]["rows"] > 0
+    assert solution.stats["phases"]["day_rows"] > 0
+
+
+def test_a_city_batchs_short_limit_leaves_the_whole_search_its_time(small_school: object) -> None:
+    solution = solve(small_school, SolverConfig(time_limit=3, workers=1, later_levels_limit=1.0))  # type: ignore[arg-type]
+    assert "day_rows" not in solution.stats and "day_rows" not in solution.stats["phases"]
+
+
+def test_a_model_that_hires_is_refused() -> None:
+    inst = random_instance(3, days=2)
+    hiring = AllocationModel(inst, build_day_classes(inst, by_preference=False, seed=0), hire_sessions=4)
+    with pytest.raises(ValueError, match="hires"):
+        add_day_value_rows(hiring, Deadline.after(5))
