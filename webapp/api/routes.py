@@ -243,10 +243,12 @@ def result(pupil_id: int) -> ResponseReturnValue:
     """The published timetable of the child and why requested days are not covered."""
     pupil = own_pupil(pupil_id)
     term = _term_of(pupil)
+    fields = unknown_fields(dict(request.args), {"since_version"})
     since = request.args.get("since_version", "0")
     if not since.isdigit() or len(since) > 9:
-        raise ApiError(422, "invalid", _("Some fields are not valid."),
-                       {"since_version": _("Give a version number (0 or more).")})
+        fields["since_version"] = _("Give a version number (0 or more).")
+    if fields:
+        raise ApiError(422, "invalid", _("Some fields are not valid."), fields)
     found = service.child_result(pupil, term, _lang())
     if found is None:
         raise ApiError(404, "not_published", _("Results for this term are not published yet."))

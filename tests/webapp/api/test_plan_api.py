@@ -23,6 +23,9 @@ def test_result_carries_the_plan_version_and_this_childs_changes(app: Flask) -> 
     assert before["plan_version"] == 2 and before["changes"] == []
     assert client.get(f"/api/v1/children/{world['holder_pupil']}/result?since_version=x",
                       headers=headers).status_code == 422
+    unknown = client.get(f"/api/v1/children/{world['holder_pupil']}/result?since_version=0&=null&sort=x",
+                         headers=headers)
+    assert unknown.status_code == 422 and set(unknown.get_json()["fields"]) == {"", "sort"}
     accepted = client.post(f"/api/v1/offers/{world['offer']}/accept", headers=headers)
     assert accepted.status_code == 200 and accepted.get_json()["state"] == "accepted"
     after = client.get(f"/api/v1/children/{world['holder_pupil']}/result?since_version=2", headers=headers).get_json()
