@@ -44,6 +44,11 @@ MIN_PROGRESS = 0.5
 within this of the days' own best alone (the teachers' weeks do not bind it: on a crowded school the rows then do
 not move it, and the search gets the time back)."""
 
+DAY_SEARCH_PARAMETERS = "separating/maxrounds = 0\nseparating/maxroundsroot = 2\n"
+"""A day's search at a price needs its bound, and SCIP's cutting planes cost more than the branching they save on
+a day this small: without separation after two root rounds, the rows of six small city schools took 0.6–0.9
+CPU-s instead of 0.7–2.7, with the same bounds (`docs/benchmarks.md`)."""
+
 MARGIN = 1e-5
 """Added to a day's bound when its price is not whole: the row never cuts off a plan by a backend's rounding."""
 
@@ -92,7 +97,7 @@ class _Day:
         solver.Maximize(self.coverage - price * self.teachers)
         if self.backend == "SCIP":
             solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {self.seed}\n"
-                                                       f"{SCIP_PARAMETERS}")
+                                                       f"{SCIP_PARAMETERS}{DAY_SEARCH_PARAMETERS}")
         if self.start is not None:
             self.model.hint(solver.variables(), self.start)
         solver.SetTimeLimit(max(1, int(1000 * deadline.left())))
