@@ -93,8 +93,8 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
 
 SHARPEN_MIN_SECONDS = 3.0
 """The day-value rows (`scheduler.day_cuts`) may sharpen a small school's week search only when it has at least
-this long: their searches take 1–2 s on a school of 150–500 pupils whose teachers' weeks bind, most of a city
-batch's 3 s a school."""
+this long: their searches take 0.6–0.9 CPU-s on a school of 150–300 pupils whose teachers' weeks bind, and with a
+city batch's 3 s a school they proved fewer schools (153 of 183 against 162 without them, `docs/benchmarks.md`)."""
 DAY_ROWS_SHARE = 0.4
 """At most this share of the week's search time goes to the rows before it; they stop sooner where the teachers'
 weeks do not bind the relaxation (five day searches and one relaxation). Rows cut short still help: on the city's
