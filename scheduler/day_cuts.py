@@ -150,7 +150,7 @@ def add_day_value_rows(week: AllocationModel, deadline: Deadline, *, backend: st
         searches += 1
         phi = day.row(price, Deadline.after(deadline.left() / share))
         if phi is not None:
-            week._row([(var, weight) for var, weight in day.week_coverage]
+            week.row([(var, weight) for var, weight in day.week_coverage]
                       + [(var, -price) for var in day.week_teachers], None, phi, f"day_value_{day.day}_{rows}")
             rows += 1
 

@@ -109,7 +109,7 @@ class AllocationModel:
         if self.backend != "HIGHS":
             self.solver.SetHint(list(variables), list(values))
 
-    def _row(self, terms: Sequence[tuple[Var, float]], lower: float | None, upper: float | None,
+    def row(self, terms: Sequence[tuple[Var, float]], lower: float | None, upper: float | None,
              name: str = "") -> None:
         """`lower <= sum(coefficient * var) <= upper` (None: unbounded), written straight into the backend's rows:
         building expression objects first cost more than half of building a model. Each variable appears once."""
@@ -148,7 +148,7 @@ class AllocationModel:
                     var = count(0, group.size if seats else 0, f"seated_{day_class.name}_u{u}_{period}")
                     self.seated[(k, u, period)] = var
                     seated.append(var)
-                self._row([(var, 1) for var in seated] + [(var, -1) for var in seats], 0, 0,
+                self.row([(var, 1) for var in seated] + [(var, -1) for var in seats], 0, 0,
                           f"seated_{day_class.name}_{period}")
 
     def _add_coverage_needs_every_period(self) -> None:
@@ -162,13 +162,13 @@ class AllocationModel:
                     self.covered[(k, u, level)] = var
                     covered.append(var)
                 for period in day_class.periods:
-                    self._row([(var, 1) for var in covered] + [(self.seated[(k, u, period)], -1)], None, 0)
+                    self.row([(var, 1) for var in covered] + [(self.seated[(k, u, period)], -1)], None, 0)
 
     def _add_pins(self) -> None:
         """Every pupil an admin pinned to a session sits in it."""
         for k, day_class in enumerate(self.classes):
             for session_id in day_class.fixed:
-                self._row([(self.seats[(k, session_id)], 1)], day_class.size, day_class.size,
+                self.row([(self.seats[(k, session_id)], 1)], day_class.size, day_class.size,
                           f"pin_{day_class.name}_{session_id}")
 
     def _add_liked_activities(self) -> None:
@@ -188,10 +188,10 @@ class AllocationModel:
                         liked_by_activity[activity].append(var)
                         liked.append(var)
                     if liked:
-                        self._row([(var, 1) for var in liked] + [(self.seated[(k, u, period)], -1)], None, 0)
+                        self.row([(var, 1) for var in liked] + [(self.seated[(k, u, period)], -1)], None, 0)
                 for activity, liked in liked_by_activity.items():
                     seats = [self.seats[(k, s.id)] for s in sessions if s.activity == activity]
-                    self._row([(var, 1) for var in liked] + [(var, -1) for var in seats], None, 0)
+                    self.row([(var, 1) for var in liked] + [(var, -1) for var in seats], None, 0)
 
     def _add_session_capacity_and_minimum(self) -> None:
         """Enrolment stays within capacity, reaches min_pupils if the session runs, and sets the teachers needed."""
@@ -203,19 +203,19 @@ class AllocationModel:
                 continue
             enrolment = [(var, 1) for var in seats]
             minus = [(var, -1) for var in seats]
-            self._row(enrolment, None, session.capacity, f"capacity_{session.id}")
+            self.row(enrolment, None, session.capacity, f"capacity_{session.id}")
             if session.min_pupils > 1:
                 runs = self.runs[session.id] = solver.BoolVar(f"runs_{session.id}")
                 runs.SetBranchingPriority(STAFFING_PRIORITY)
-                self._row([*enrolment, (runs, -session.min_pupils)], 0, None, f"min_pupils_{session.id}")
-                self._row([*enrolment, (runs, -session.capacity)], None, 0)
+                self.row([*enrolment, (runs, -session.min_pupils)], 0, None, f"min_pupils_{session.id}")
+                self.row([*enrolment, (runs, -session.capacity)], None, 0)
             # No more pupils can ever sit in the session than its room holds or its eligible classes count
             # (a homework room of a grade whose few pupils request that period, a care room on a quiet day).
             most_pupils = min(session.capacity, sum(int(var.ub()) for var in seats))
             ratio = session.pupils_per_teacher
             teachers = solver.IntVar(0, -(-most_pupils // ratio), f"teachers_{session.id}")
             teachers.SetBranchingPriority(STAFFING_PRIORITY)
-            self._row([(teachers, ratio), *minus], 0, None, f"ratio_{session.id}")
+            self.row([(teachers, ratio), *minus], 0, None, f"ratio_{session.id}")
             # The last teacher a session needs may serve fewer than pupils_per_teacher pupils (a room smaller
             # than the ratio, or a session with fewer eligible pupils, needs a whole teacher for one pupil): the
             # convex hull of the ratio rule over 0..most_pupils says so. Where most_pupils < ratio it reads
@@ -223,8 +223,8 @@ class AllocationModel:
             # teacher earn ratio pupils a whole.
             full, rest = divmod(most_pupils, ratio)
             if rest:
-                self._row([(teachers, rest), *minus], rest * full - full * ratio, None, f"last_teacher_{session.id}")
-            self._row([(teachers, 1), *minus], None, 0)
+                self.row([(teachers, rest), *minus], rest * full - full * ratio, None, f"last_teacher_{session.id}")
+            self.row([(teachers, 1), *minus], None, 0)
             self.teachers[session.id] = teachers
 
     def _add_teacher_flow(self) -> None:
@@ -250,15 +250,15 @@ class AllocationModel:
                     supply[group].append(var)
                     in_slot.append(var)
                 if len(in_slot) > 1:
-                    self._row([(var, 1) for var in in_slot], None, 1)
+                    self.row([(var, 1) for var in in_slot], None, 1)
                 leads += in_slot
             if leads:
-                self._row([(var, 1) for var in leads], None, teacher.max_sessions, f"week_cap_{teacher.id}")
+                self.row([(var, 1) for var in leads], None, teacher.max_sessions, f"week_cap_{teacher.id}")
                 self.load[teacher.id] = leads
         if self.hire_sessions:
             self._add_hired_teachers(list(demand), supply)
         for group, needed in demand.items():
-            self._row([(var, 1) for var in needed] + [(var, -1) for var in supply.get(group, [])], 0, 0,
+            self.row([(var, 1) for var in needed] + [(var, -1) for var in supply.get(group, [])], 0, 0,
                       f"staff_{group[0]}_{group[1]}_{group[2]}")
 
     def _add_max_teacher_load(self) -> None:
@@ -266,7 +266,7 @@ class AllocationModel:
         most = max((t.max_sessions for t in self.instance.teachers), default=0)
         self.max_load = self.solver.IntVar(0, most, "max_teacher_load")
         for teacher_id, leads in self.load.items():
-            self._row([(var, 1) for var in leads] + [(self.max_load, -1)], None, 0, f"max_load_{teacher_id}")
+            self.row([(var, 1) for var in leads] + [(self.max_load, -1)], None, 0, f"max_load_{teacher_id}")
 
     def _add_hired_teachers(self, groups: list[StaffingGroup], supply: dict[StaffingGroup, list[Var]]) -> None:
         """A hired teacher with qualification X leads X or unqualified sessions, one a slot, `hire_sessions` a week."""

@@ -27,6 +27,8 @@ from scheduler.domain import (
     Teacher,
     Unserved,
 )
+from scheduler.groups import build_day_classes
+from scheduler.model import AllocationModel
 
 _REPO = Path(__file__).resolve().parents[2]
 SPEC_DIR = _REPO / "docs" / "spec"
@@ -122,3 +124,8 @@ def satisfies_every_row(model: Any, values: list[float]) -> None:
         assert constraint.lb() - 1e-6 <= row <= constraint.ub() + 1e-6, constraint.name()
     for var in x:
         assert var.lb() - 1e-6 <= values[var.index()] <= var.ub() + 1e-6, var.name()
+
+
+def model_of(inst: Instance, *, by_preference: bool = False) -> AllocationModel:
+    """The allocation model of `inst`, grouped as levels 1 and 2 (`by_preference=False`) or level 3 see it."""
+    return AllocationModel(inst, build_day_classes(inst, by_preference=by_preference, seed=0))

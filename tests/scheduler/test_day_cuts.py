@@ -15,12 +15,9 @@ from scheduler.groups import build_day_classes
 from scheduler.lexicographic import LexicographicSolver, SolverConfig
 from scheduler.model import AllocationModel
 from scheduler.solve import solve
+from tests.scheduler.builders import model_of
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
-
-
-def _week(inst: object) -> AllocationModel:
-    return AllocationModel(inst, build_day_classes(inst, by_preference=False, seed=0))  # type: ignore[arg-type]
 
 
 def _coverage(week: AllocationModel) -> tuple[str, int]:
@@ -34,7 +31,7 @@ def _coverage(week: AllocationModel) -> tuple[str, int]:
 def test_the_rows_keep_every_plan_and_bound_the_optimum(seed: int, fixed: bool, days: int) -> None:
     inst = random_instance(seed, pupils=10, days=days, with_fixed=fixed)
     expected = reference_optimum(inst, levels=1)
-    week = _week(inst)
+    week = model_of(inst)
     rows = add_day_value_rows(week, Deadline.after(30), seed=seed)
     if expected is None:
         return
@@ -53,7 +50,7 @@ def test_rows_that_cut_the_relaxation_keep_the_optimum(pupils: int, seed: int, f
     inst = random_instance(seed, pupils=pupils, days=3, with_fixed=fixed)
     expected = reference_optimum(inst, levels=1)
     assert expected is not None
-    week = _week(inst)
+    week = model_of(inst)
     before = relaxation_bound(week, week.coverage_level(), Deadline.after(30))
     rows = add_day_value_rows(week, Deadline.after(30), seed=seed)
     assert before is not None and rows.bound is not None
@@ -72,7 +69,7 @@ def small_school() -> object:
 
 
 def test_the_rows_bring_a_small_schools_relaxation_down_to_its_best_plan(small_school: object) -> None:
-    week = _week(small_school)
+    week = model_of(small_school)
     before = relaxation_bound(week, week.coverage_level(), Deadline.after(30))
     rows = add_day_value_rows(week, Deadline.after(60))
     after = relaxation_bound(week, week.coverage_level(), Deadline.after(30))

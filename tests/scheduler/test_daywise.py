@@ -24,18 +24,21 @@ from scheduler.daywise import (
 )
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
-from scheduler.groups import build_day_classes
 from scheduler.lexicographic import LexicographicSolver, SolverConfig, hold
 from scheduler.model import AllocationModel
 from scheduler.solve import solve
 from scheduler.warmstart import plan_values
-from tests.scheduler.builders import instance, pupil, request, satisfies_every_row, session, teacher
+from tests.scheduler.builders import (
+    instance,
+    model_of,
+    pupil,
+    request,
+    satisfies_every_row,
+    session,
+    teacher,
+)
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
-
-
-def _week(inst: object) -> AllocationModel:
-    return AllocationModel(inst, build_day_classes(inst, by_preference=False, seed=0))  # type: ignore[arg-type]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -43,7 +46,7 @@ def _week(inst: object) -> AllocationModel:
 def test_the_days_bound_the_week_and_a_joined_plan_is_a_plan_of_the_week(seed: int, fixed: bool) -> None:
     inst = random_instance(seed, days=3, with_fixed=fixed)
     expected = reference_optimum(inst)
-    week = _week(inst)
+    week = model_of(inst)
     days = coverage_by_day(week, Deadline.after(20))
     if expected is None or days is None:
         return
@@ -65,7 +68,7 @@ def test_a_weekly_cap_that_the_days_share_is_honoured() -> None:
     # and no more, so half a teacher in each earns half a pupil-day.
     inst = instance([session("S1", day=1), session("S2", day=2)], [teacher("T1", max_sessions=1)],
                     [pupil("P1")], [request("P1", days=(1, 2))], weekdays=(1, 2))
-    days = coverage_by_day(_week(inst), Deadline.after(20))
+    days = coverage_by_day(model_of(inst), Deadline.after(20))
     assert days is not None and days.days_bound == 2 and days.bound == 1
     assert days.values is not None and days.value == 1 and days.proven and not days.proven_by_days
     solution = solve(inst)
@@ -80,13 +83,13 @@ def test_the_weeks_relaxation_proves_what_the_days_cannot() -> None:
     sessions = [session(f"S{d}", day=d, capacity=1, pupils_per_teacher=1) for d in (1, 2)]
     inst = instance(sessions, [teacher("T1", max_sessions=1)], [pupil("P1")], [request("P1", days=(1, 2))],
                     weekdays=(1, 2))
-    week = _week(inst)
+    week = model_of(inst)
     days = coverage_by_day(week, Deadline.after(20))
     assert days is not None and days.days_bound == 2 and days.bound == 1
     assert days.values is not None and days.value == 1
     assert days.proven and not days.proven_by_days
     # Level 3 day by day needs each day at its own best, which a proof by the relaxation does not give.
-    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    fine = model_of(inst, by_preference=True)
     assert preference_by_day(fine, days, Deadline.after(20), SolverConfig()) is None
     solution = solve(inst)
     assert solution.status == Status.OPTIMAL
@@ -104,7 +107,7 @@ def test_a_session_with_few_eligible_pupils_earns_no_more_than_them_per_teacher_
     pupils = [pupil(f"P{g}{i}", grade=g) for g in (1, 2, 3) for i in (1, 2)]
     requests = [request(p.id, days=(1 if p.grade < 3 else 2,)) for p in pupils]
     inst = instance(sessions, [teacher("T1", max_sessions=1)], pupils, requests, weekdays=(1, 2))
-    week = _week(inst)
+    week = model_of(inst)
     assert all(teachers.ub() == 1 for teachers in week.teachers.values())
     days = coverage_by_day(week, Deadline.after(20))
     assert days is not None and days.days_bound == 4 and days.bound == 2
@@ -123,7 +126,7 @@ def test_the_lottery_plan_is_a_point_of_the_week_model(seed: int, fixed: bool) -
     plan = lottery(inst, seed=seed)
     if not plan.has_allocation:
         return
-    week = _week(inst)
+    week = model_of(inst)
     values = plan_values(week, plan)
     satisfies_every_row(week, values)
     coverage = sum(c * values[v.index()] for v, c in week.coverage_level().GetCoeffs().items() if hasattr(v, "index"))
@@ -150,9 +153,9 @@ def test_level_3_days_that_ask_too_much_of_a_teacher_are_bounded_by_the_weeks_re
     teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
     inst = instance(sessions, teachers, [pupil("P1")], [request("P1", days=(1, 2), preferences=("art",))],
                     weekdays=(1, 2))
-    coverage = coverage_by_day(_week(inst), Deadline.after(20))
+    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
     assert coverage is not None and coverage.proven and coverage.proven_by_days
-    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    fine = model_of(inst, by_preference=True)
     hold(fine, {"coverage": coverage.value})
     days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig())
     assert days is not None and days.values is not None
@@ -173,10 +176,10 @@ def test_level_3_by_day_is_bounded_above_the_optimum_and_its_plan_is_a_plan_of_t
         inst = dataclasses.replace(inst, teachers=tuple(dataclasses.replace(t, max_sessions=min(t.max_sessions, 1))
                                                         for t in inst.teachers))
     expected = reference_optimum(inst, levels=3)
-    coverage = coverage_by_day(_week(inst), Deadline.after(20))
+    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
     if expected is None or coverage is None or not coverage.proven_by_days:
         return
-    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    fine = model_of(inst, by_preference=True)
     hold(fine, {"coverage": coverage.value})
     days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig())
     assert days is not None
@@ -194,7 +197,7 @@ def test_a_day_within_teachers_caps_is_searched_near_a_relaxation_and_given_back
     # plan); the whole day comes later, within what the other days leave. The model handed back has every
     # variable bound it was built with, and its plan keeps every row of it.
     inst = crowded(300, seed=1)
-    coverage = coverage_by_day(_week(inst), Deadline.after(20))
+    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
     assert coverage is not None and coverage.values is not None
     day = min(coverage.days)
     load: Counter[str] = Counter()
@@ -202,7 +205,7 @@ def test_a_day_within_teachers_caps_is_searched_near_a_relaxation_and_given_back
         load[teacher_id] += count if group[0] == day else 0
     capped = dataclasses.replace(inst, teachers=tuple(dataclasses.replace(t, max_sessions=load[t.id])
                                                       for t in inst.teachers))
-    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    fine = model_of(inst, by_preference=True)
     hold(fine, {"coverage": coverage.value})
     week = relaxation_point(fine, fine.preference_level(), Deadline.after(20)) if near == "week" else None
     result = _preference_of_day(fine, capped, coverage.days[day], 20, SolverConfig(),
@@ -223,7 +226,7 @@ def test_whether_days_fit_is_the_teachers_flow_within_the_room_given() -> None:
     sessions = [session(f"S{d}", day=d) for d in (1, 2)]
     inst = instance(sessions, [teacher("T1", max_sessions=2), teacher("T2", max_sessions=2)], [pupil("P1")],
                     [request("P1", days=(1, 2))], weekdays=(1, 2))
-    week = _week(inst)
+    week = model_of(inst)
     coverage = coverage_by_day(week, Deadline.after(20))
     assert coverage is not None and coverage.proven
     days = coverage.days
@@ -245,9 +248,9 @@ def test_days_held_back_by_their_caps_are_searched_again_within_what_the_others_
     teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
     inst = instance(sessions, teachers, [pupil("P1")], [request("P1", days=(1, 2), preferences=("art",))],
                     weekdays=(1, 2))
-    coverage = coverage_by_day(_week(inst), Deadline.after(20))
+    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
     assert coverage is not None and coverage.proven_by_days
-    fine = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    fine = model_of(inst, by_preference=True)
     hold(fine, {"coverage": coverage.value})
     no_arts = dataclasses.replace(inst, teachers=(dataclasses.replace(teachers[0], max_sessions=0), teachers[1]))
     held_back: dict[int, _Day] = {}
