@@ -95,22 +95,43 @@ SHARPEN_MIN_SECONDS = 3.0
 """The day-value rows (`scheduler.day_cuts`) may sharpen a small school's week search only when it has at least
 this long: their searches take 0.6–0.9 CPU-s on a school of 150–300 pupils whose teachers' weeks bind, and with a
 city batch's 3 s a school they proved fewer schools (153 of 183 against 162 without them, `docs/benchmarks.md`)."""
+LOOK_SECONDS = 0.3
+"""Before the rows, the week's search looks this long on its own: most small schools are proven by then, and the
+rows' five day searches or more would only delay them. On 190 sampled city schools given 6 CPU-s each (0.5 s for
+the levels after coverage), 180 were proven against 179 without the look, and the rows took 35 CPU-s in all
+instead of 61 (`docs/benchmarks.md`). A look that ends unproven hands its plan to the rows; its bound still
+counts."""
 DAY_ROWS_SHARE = 0.4
 """At most this share of the week's search time goes to the rows before it; they stop sooner where the teachers'
 weeks do not bind the relaxation (five day searches and one relaxation). Rows cut short still help: on the city's
 small schools the search proves in one or two seconds with rows that brought the relaxation only part of the way.
-A short search first, then the rows, then the search again from its plan, proved fewer (`docs/benchmarks.md`)."""
+A longer first look (1 s of 6) lost more of the search's tree than it saved (`docs/benchmarks.md`)."""
 
 
 def _week_search(first: LexicographicSolver, until: Deadline, start: list[float] | None, *, sharpen: bool,
                  phase: Phase) -> tuple[LevelResult, DayRows | None]:
-    """Level 1's week search within `until`; on a small school (`sharpen`) given `SHARPEN_MIN_SECONDS`, it
-    starts with the day-value rows (from the plan `start`, by variable index, when there is one)."""
-    rows = None
+    """Level 1's week search within `until`; on a small school (`sharpen`) given `SHARPEN_MIN_SECONDS`, a first
+    look of `LOOK_SECONDS`, and when that does not settle it, the day-value rows (from the best plan known, by
+    variable index) before the search goes on."""
+    rows = look = None
     if sharpen and until.left() >= SHARPEN_MIN_SECONDS:
+        with phase("solve"):
+            look = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=LOOK_SECONDS)
+        if look.status in (Status.OPTIMAL, Status.INFEASIBLE):
+            return look, None
+        first.results.remove(look)  # one result for the level: the search's, with the look's bound if lower
+        if first.have_solution:
+            start = first.values
         with phase("day_rows"):
             rows = add_day_value_rows(first.built, until.earlier((1 - DAY_ROWS_SHARE) * until.left()),
                                       backend=first.config.backend, seed=first.config.seed, plan=start)
     with phase("solve"):
         result = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=until.left())
+    if look is not None:
+        result.seconds = round(result.seconds + look.seconds, 3)
+    if look is not None and look.status == Status.FEASIBLE and result.status == Status.FEASIBLE \
+            and look.bound < result.bound:
+        result.bound = look.bound
+        if result.value >= result.bound:
+            result.status, result.bound = Status.OPTIMAL, result.value
     return result, rows

@@ -20,9 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 def test_bench_city_small(tmp_path: Path) -> None:
     runner = CliRunner()
     db_path = tmp_path / "city.db"
-    result = runner.invoke(city.main, ["--schools", "4", "--time-limit", "1", "--workers", "1",
-                                       "--db", str(db_path)])
+    result = runner.invoke(city.main, ["--schools", "4", "--time-limit", "1", "--later-levels", "0.2",
+                                       "--workers", "1", "--db", str(db_path)])
     assert result.exit_code == 0, result.output
+    assert "at most 0.2 s of it after coverage" in result.output
     assert "schools done                " in result.output and "4/4" in result.output
     assert "dashboard render, stored summaries" in result.output
     assert "dashboard render, counted from rows" in result.output
@@ -53,6 +54,6 @@ def test_help_names_every_option() -> None:
     result = subprocess.run([sys.executable, "-m", "bench.city", "--help"], cwd=REPO, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    for option in ("--schools", "--time-limit", "--workers", "--db", "--seed", "--reuse"):
+    for option in ("--schools", "--time-limit", "--later-levels", "--workers", "--db", "--seed", "--reuse"):
         assert option in result.stdout
     assert "python -m bench.city" in result.stdout

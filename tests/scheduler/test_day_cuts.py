@@ -84,6 +84,17 @@ def test_a_small_schools_week_search_starts_with_the_rows_and_is_proven(small_sc
     assert (coverage["status"], coverage["value"], coverage["bound"]) == (Status.OPTIMAL, 1_414, 1_414)
     assert solution.stats["day_rows"]["rows"] > 0
     assert solution.stats["phases"]["day_rows"] > 0
+    assert [level["name"] for level in solution.stats["levels"]].count("coverage") == 1  # the first look's is gone
+
+
+def test_a_school_the_first_look_proves_gets_no_rows() -> None:
+    inst = random_instance(5, days=3)
+    solution = solve(inst, SolverConfig(time_limit=20, seed=1))
+    coverage = [level for level in solution.stats["levels"] if level["name"] == "coverage"]
+    assert len(coverage) == 1 and coverage[0]["status"] == Status.OPTIMAL
+    reference = reference_optimum(inst, levels=1)
+    assert reference is not None and coverage[0]["value"] == reference["coverage"]
+    assert "day_rows" not in solution.stats and "day_rows" not in solution.stats["phases"]
 
 
 def test_a_city_batchs_short_limit_leaves_the_whole_search_its_time(small_school: object) -> None:
