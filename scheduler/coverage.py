@@ -127,7 +127,11 @@ def _week_search(first: LexicographicSolver, until: Deadline, start: list[float]
                                       backend=first.config.backend, seed=first.config.seed, plan=start)
     with phase("solve"):
         result = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=until.left())
-    if look is not None:
+    if look is not None and look.status == Status.FEASIBLE and result.status == Status.UNKNOWN:
+        first.results.remove(result)  # nothing in time after the rows: the look's plan (still the last values)
+        first.results.append(look)
+        look.seconds, result = round(look.seconds + result.seconds, 3), look
+    elif look is not None:
         result.seconds = round(result.seconds + look.seconds, 3)
     if look is not None and look.status == Status.FEASIBLE and result.status == Status.FEASIBLE \
             and look.bound < result.bound:
