@@ -84,6 +84,7 @@ def test_a_small_schools_week_search_starts_with_the_rows_and_is_proven(small_sc
     assert (coverage["status"], coverage["value"], coverage["bound"]) == (Status.OPTIMAL, 1_414, 1_414)
     assert solution.stats["day_rows"]["rows"] > 0
     assert solution.stats["phases"]["day_rows"] > 0
+    assert sum(solution.stats["phases"].values()) <= solution.stats["seconds"] + 0.05
     assert [level["name"] for level in solution.stats["levels"]].count("coverage") == 1  # the first look's is gone
 
 

@@ -15,9 +15,10 @@ from scheduler.model import AllocationModel
 from scheduler.solve import SolverConfig, solve
 from tests.scheduler.builders import instance, pupil, request, session, teacher
 
-PHASES = {"check", "group", "build", "fallback", "day_rows", "solve", "extract", "objective", "explain"}
-"""A school this small goes to the week's search at once (`DAYWISE_MIN_VARIABLES`), from today's lottery, with the
-day-value rows first (`scheduler.coverage.SHARPEN_MIN_SECONDS`)."""
+PHASES = {"check", "group", "build", "fallback", "solve", "extract", "objective", "explain"}
+"""A school this small goes to the week's search at once (`DAYWISE_MIN_VARIABLES`), from today's lottery, and its
+first look proves it, so it needs no day-value rows (`scheduler.coverage.LOOK_SECONDS`; the rows' phase is timed in
+`tests/scheduler/test_day_cuts.py`)."""
 
 
 def _school() -> Any:
