@@ -67,9 +67,11 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
     elif days is not None:
         start = days.values
     first.hint(start)
-    result, rows = _week_search(first, Deadline.after(week_seconds()), start, sharpen=days is None, phase=phase)
-    # A bound proven outside the week's search: the days', or the week's relaxation with the day-value rows.
-    proven = days.bound if days is not None else rows.bound if rows is not None else None
+    result, rows, sharpened = _week_search(first, Deadline.after(week_seconds()), start, sharpen=days is None,
+                                           phase=phase)
+    # A bound proven outside the week's search: the days', or the first look's and the week's relaxation with the
+    # day-value rows.
+    proven = days.bound if days is not None else sharpened
     if not first.have_solution:  # a search without a plan reports no bound: demand is one
         result.bound = instance.demand()
     from_lottery = False
@@ -109,33 +111,31 @@ A longer first look (1 s of 6) lost more of the search's tree than it saved (`do
 
 
 def _week_search(first: LexicographicSolver, until: Deadline, start: list[float] | None, *, sharpen: bool,
-                 phase: Phase) -> tuple[LevelResult, DayRows | None]:
+                 phase: Phase) -> tuple[LevelResult, DayRows | None, int | None]:
     """Level 1's week search within `until`; on a small school (`sharpen`) given `SHARPEN_MIN_SECONDS`, a first
     look of `LOOK_SECONDS`, and when that does not settle it, the day-value rows (from the best plan known, by
-    variable index) before the search goes on."""
-    rows = look = None
-    if sharpen and until.left() >= SHARPEN_MIN_SECONDS:
+    variable index) before the search goes on. Returns the level's one result, the rows, and the lowest bound the
+    look and the rows proved (None without them)."""
+    if not (sharpen and until.left() >= SHARPEN_MIN_SECONDS):
         with phase("solve"):
-            look = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=LOOK_SECONDS)
-        if look.status in (Status.OPTIMAL, Status.INFEASIBLE):
-            return look, None
-        first.results.remove(look)  # one result for the level: the search's, with the look's bound if lower
-        if first.have_solution:
-            start = first.values
-        with phase("day_rows"):
-            rows = add_day_value_rows(first.built, until.earlier((1 - DAY_ROWS_SHARE) * until.left()),
-                                      backend=first.config.backend, seed=first.config.seed, plan=start)
+            result = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=until.left())
+        return result, None, None
     with phase("solve"):
-        result = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=until.left())
-    if look is not None and look.status == Status.FEASIBLE and result.status == Status.UNKNOWN:
-        first.results.remove(result)  # nothing in time after the rows: the look's plan (still the last values)
-        first.results.append(look)
-        look.seconds, result = round(look.seconds + result.seconds, 3), look
-    elif look is not None:
-        result.seconds = round(result.seconds + look.seconds, 3)
-    if look is not None and look.status == Status.FEASIBLE and result.status == Status.FEASIBLE \
-            and look.bound < result.bound:
-        result.bound = look.bound
-        if result.value >= result.bound:
-            result.status, result.bound = Status.OPTIMAL, result.value
-    return result, rows
+        look = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=LOOK_SECONDS)
+    if look.status in (Status.OPTIMAL, Status.INFEASIBLE):
+        return look, None, None
+    first.results.remove(look)  # one result for the level: the search's, or the look's when the search found none
+    if first.have_solution:
+        start = first.values
+    with phase("day_rows"):
+        rows = add_day_value_rows(first.built, until.earlier((1 - DAY_ROWS_SHARE) * until.left()),
+                                  backend=first.config.backend, seed=first.config.seed, plan=start)
+    with phase("solve"):
+        searched = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=until.left())
+    result = searched
+    if look.status == Status.FEASIBLE and searched.status == Status.UNKNOWN:
+        first.results[first.results.index(searched)] = result = look  # its plan is still the last values
+    result.seconds = round(look.seconds + searched.seconds, 3)
+    bounds = [bound for bound in (rows.bound, look.bound if look.status == Status.FEASIBLE else None)
+              if bound is not None]
+    return result, rows, min(bounds, default=None)
