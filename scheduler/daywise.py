@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -156,22 +157,70 @@ the time of its default primal simplex (7.9 against 15.3 CPU-seconds)."""
 def relaxation_point(week: AllocationModel, objective: Expr, deadline: Deadline,
                      parameters: str = "") -> _Relaxed | None:
     """`relaxation_bound` with the relaxation's optimal point; `parameters` are GLOP's, in its text format."""
-    week.solver.Maximize(objective)
-    proto = linear_solver_pb2.MPModelProto()
-    week.solver.ExportModelToProto(proto)
-    for variable in proto.variable:
-        variable.is_integer = False
-    relaxed = pywraplp.Solver.CreateSolver("GLOP")
-    if relaxed is None or relaxed.LoadModelFromProto(proto) or deadline.left() <= 0:
-        return None
-    if parameters and not relaxed.SetSolverSpecificParametersAsString(parameters):
-        raise ValueError(f"GLOP refused the parameters {parameters!r}")
-    relaxed.SetTimeLimit(max(1, int(1000 * deadline.left())))
-    if relaxed.Solve() != pywraplp.Solver.OPTIMAL:
-        return None
-    value = relaxed.Objective().Value()
-    return _Relaxed(int(math.floor(value + RELAXATION_MARGIN)), value,
-                    [v.solution_value() for v in relaxed.variables()])
+    relaxation = _Relaxation.of(week, objective, deadline.left(), parameters)
+    return None if relaxation is None else relaxation.solve()
+
+
+class _Relaxation:
+    """A model's linear relaxation, copied into GLOP: solved here (`solve`) or on another core while this thread
+    goes on (`start`, then `result` or `cancel`). GLOP releases Python's lock while it solves, and the copy
+    shares nothing with the model, which may be searched meanwhile."""
+
+    def __init__(self, glop: pywraplp.Solver) -> None:
+        self.glop = glop
+        self.code: int | None = None
+        self.thread: threading.Thread | None = None
+        self.cancelled = False
+
+    @classmethod
+    def of(cls, week: AllocationModel, objective: Expr, seconds: float, parameters: str = "") -> _Relaxation | None:
+        """None when there is no time or GLOP cannot take the model."""
+        week.solver.Maximize(objective)
+        proto = linear_solver_pb2.MPModelProto()
+        week.solver.ExportModelToProto(proto)
+        for variable in proto.variable:
+            variable.is_integer = False
+        glop = pywraplp.Solver.CreateSolver("GLOP")
+        if glop is None or glop.LoadModelFromProto(proto) or seconds <= 0:
+            return None
+        if parameters and not glop.SetSolverSpecificParametersAsString(parameters):
+            raise ValueError(f"GLOP refused the parameters {parameters!r}")
+        glop.SetTimeLimit(max(1, int(1000 * seconds)))
+        return cls(glop)
+
+    def _run(self) -> None:
+        if not self.cancelled:
+            self.code = self.glop.Solve()
+
+    def solve(self) -> _Relaxed | None:
+        self._run()
+        return self.result()
+
+    def start(self) -> _Relaxation:
+        self.thread = threading.Thread(target=self._run, name="relaxation", daemon=True)
+        self.thread.start()
+        return self
+
+    def result(self) -> _Relaxed | None:
+        """The optimum (waiting for it when it is solved on another core), or None when it was not reached."""
+        if self.thread is not None:
+            self.thread.join()
+        if self.code != pywraplp.Solver.OPTIMAL:
+            return None
+        value = self.glop.Objective().Value()
+        return _Relaxed(int(math.floor(value + RELAXATION_MARGIN)), value,
+                        [v.solution_value() for v in self.glop.variables()])
+
+    def cancel(self) -> None:
+        """Stop a solve started on another core, and wait until it has (within a few hundredths of a second).
+        GLOP forgets an interruption that comes before its solve begins, so it is repeated until the thread ends."""
+        self.cancelled = True
+        while self.thread is not None and self.thread.is_alive():
+            self.glop.InterruptSolve()
+            self.thread.join(CANCEL_POLL_SECONDS)
+
+
+CANCEL_POLL_SECONDS = 0.02
 
 
 @dataclass
@@ -204,10 +253,11 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     and do not join. Their sum is then a weak bound, and the week's linear relaxation (`relaxation_point`) is solved
     instead: its optimum is the bound, and its sessions per teacher and day say how to share each teacher's week
     among the days. Once the free days so far are seen not to fit, the later ones are not solved at all when the
-    relaxation is. The days are then solved again in turn (`_in_turn_within_caps`), each within what the days
-    before it left of every teacher's cap, less what is promised to the days after it: a plan of the week that
-    always joins. Time allowing, each day is then searched again within what the others' plans leave
-    (`_again_within_the_week`).
+    relaxation is. With a second core (`config.workers`), the relaxation is solved there from the start, while the
+    free days are searched here. The days are then solved again in turn (`_in_turn_within_caps`), each within
+    what the days before it left of every teacher's cap, less what is promised to the days after it: a plan of
+    the week that always joins. Time allowing, each day is then searched again with the whole week's teachers,
+    the other days' sessions kept open (`_again_within_the_week`).
     """
     if not coverage.proven_by_days or not coverage.days or week.hire_sessions:
         return None
@@ -217,28 +267,37 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     free = deadline.earlier(RETRY_SHARE * deadline.left())  # the rest is for the days in turn, if they come
     split = False
     relaxed: _Relaxed | None = None
-    for i, day in enumerate(days):
-        if not split and i and _weekly_staffing(week, {**coverage.days, **solved}) is None:
-            # The free days so far, with level 1's plans of the others, already ask more of some teacher than
-            # the week holds: the relaxation bounds and shares the week instead of the free days.
-            split = True
-            relaxed = _relaxed_week(week, deadline, began)
-            if relaxed is not None:
-                break
-        result = _preference_of_day(week, week.instance, coverage.days[day], free.left() / (len(days) - i),
-                                    config)
-        if result is None:
-            return None
-        solved[day] = result
-    days_bound = sum(day.bound for day in solved.values()) if len(solved) == len(days) else None
-    leads = None if relaxed is not None else _weekly_staffing(week, solved)
-    if leads is not None:
-        assert days_bound is not None
-        value = sum(day.score for day in solved.values())
-        return DaywisePlan(value, days_bound, _week_values(week, solved, leads), time.monotonic() - began,
-                           solved, leads)
-    if relaxed is None and not split:
-        relaxed = _relaxed_week(week, deadline, began)
+    # With a second core, the week's relaxation is solved there while the free days are searched here: it is
+    # ready, or nearly, when they are seen not to fit, and stopped when they fit.
+    ahead = _relaxation_of_week(week, deadline) if config.workers > 1 else None
+    if ahead is not None:
+        ahead.start()
+    try:
+        for i, day in enumerate(days):
+            if not split and i and _weekly_staffing(week, {**coverage.days, **solved}) is None:
+                # The free days so far, with level 1's plans of the others, already ask more of some teacher than
+                # the week holds: the relaxation bounds and shares the week instead of the free days.
+                split = True
+                relaxed = _relaxed_week(week, deadline, began, ahead)
+                if relaxed is not None:
+                    break
+            result = _preference_of_day(week, week.instance, coverage.days[day], free.left() / (len(days) - i),
+                                        config)
+            if result is None:
+                return None
+            solved[day] = result
+        days_bound = sum(day.bound for day in solved.values()) if len(solved) == len(days) else None
+        leads = None if relaxed is not None else _weekly_staffing(week, solved)
+        if leads is not None:
+            assert days_bound is not None
+            value = sum(day.score for day in solved.values())
+            return DaywisePlan(value, days_bound, _week_values(week, solved, leads), time.monotonic() - began,
+                               solved, leads)
+        if relaxed is None and not split:
+            relaxed = _relaxed_week(week, deadline, began, ahead)
+    finally:
+        if ahead is not None:
+            ahead.cancel()
     if relaxed is not None:
         wanted = _loads_by_day((key, relaxed.values[var.index()]) for key, var in week.leads.items())
     else:
@@ -259,14 +318,25 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
                        days_bound)
 
 
-def _relaxed_week(week: AllocationModel, deadline: Deadline, began: float) -> _Relaxed | None:
-    """The week's level-3 relaxation within `RELAXATION_SHARE` of the time left, or None (not started when that
-    share is below what a model of its size takes)."""
+def _relaxation_of_week(week: AllocationModel, deadline: Deadline) -> _Relaxation | None:
+    """The week's level-3 relaxation within `RELAXATION_SHARE` of the time left, copied into GLOP; None when
+    that share is below what a model of its size takes."""
     seconds = RELAXATION_SHARE * deadline.left()
     if seconds < RELAXATION_SECONDS_PER_VARIABLE * week.solver.NumVariables():
         logger.info("level 3: no time for the week's relaxation (%.2fs)", seconds)
         return None
-    relaxed = relaxation_point(week, week.preference_level(), deadline.earlier(deadline.left() - seconds), DUAL_SIMPLEX)
+    return _Relaxation.of(week, week.preference_level(), seconds, DUAL_SIMPLEX)
+
+
+def _relaxed_week(week: AllocationModel, deadline: Deadline, began: float,
+                  ahead: _Relaxation | None = None) -> _Relaxed | None:
+    """The week's level-3 relaxation: the one started `ahead` on another core, or else solved now (see
+    `_relaxation_of_week`); None when it is not solved in time."""
+    if ahead is None:
+        ahead = _relaxation_of_week(week, deadline)
+        relaxed = None if ahead is None else ahead.solve()
+    else:
+        relaxed = ahead.result()
     logger.info("level 3: the week's relaxation %s after %.2fs", "not solved" if relaxed is None
                 else f"bounds it at {relaxed.bound}", time.monotonic() - began)
     return relaxed
@@ -339,19 +409,24 @@ def _in_turn_within_caps(week: AllocationModel, coverage: DaywisePlan, wanted: d
 
 def _again_within_the_week(week: AllocationModel, coverage: DaywisePlan, solved: dict[int, _Day],
                            deadline: Deadline, config: SolverConfig) -> dict[int, _Day]:
-    """Each day again, in turn, within what the other days' plans (joined by the teachers' weekly flow) leave of
-    every teacher's week, started from its own plan: never worse, and better where a day solved early was held
-    back by promises to later days that they did not use. Round after round while a round gains and time is left;
-    a day whose room is what it was at its last search is not searched again, and a day is searched only when its
-    part of the time left is at least what its last search took (it rarely gains with less, and level 4 has the
-    rest).
+    """Each day again, in turn, over the whole day and the whole week's teachers: the other days keep the
+    sessions their plans open, staffed by whoever the teachers' weeks allow (`AllocationModel.staff_also`), and
+    the day starts from its own plan. Never worse, and better where a day solved early was held back by promises
+    to later days that they did not use, or by which teacher another day's session happened to get. Round after
+    round while a round gains and time is left; a day is not searched again while the other days need what they
+    needed at its last search, and is searched only when its part of the time left is at least what its last
+    search took (it rarely gains with less, and level 4 has the rest).
 
     The days in turn each end at their box's optimum within caps that keep room for the days after them, so what
-    level 3 misses on the crowded schools is in how the caps share the teachers' weeks; each search here is the
-    whole day's, within room at least as wide as the day had in turn."""
+    level 3 misses on the crowded schools is in how the caps share the teachers' weeks. Searched within a fixed
+    room per teacher (what one weekly flow of the other days left), `crowded(2000, 1)` stopped at 16,038 against a
+    bound of 16,205: every day proven within its room. With the other days' sessions free to change teachers,
+    the same 20 s took it to 16,126. Each search is the one near the day's own relaxation (`_near_the_relaxation`,
+    whose relaxation now sees the other days' sessions too): searching the whole day after it gained nothing on
+    two crowded schools, and the time went to more days (`docs/benchmarks.md`)."""
     instance = week.instance
     days = sorted(solved)
-    searched: dict[int, dict[str, int]] = {}
+    searched: dict[int, dict[StaffingGroup, int]] = {}
     gained = True
     while gained:
         gained = False
@@ -359,17 +434,15 @@ def _again_within_the_week(week: AllocationModel, coverage: DaywisePlan, solved:
             seconds = deadline.left() / (len(days) - i)
             if seconds < max(AGAIN_MIN_SECONDS, solved[day].seconds):
                 continue
+            others = _staffing_needs(instance, (plan for other, plan in solved.items() if other != day))
+            others = {group: count for group, count in others.items() if count}
+            if searched.get(day) == others:
+                continue
+            searched[day] = others
             leads = _weekly_staffing(week, solved)
             assert leads is not None, "the days in turn always join"
-            room = {t.id: t.max_sessions for t in instance.teachers}
-            for (teacher_id, group), count in leads.items():
-                if group[0] != day:
-                    room[teacher_id] -= count
-            if searched.get(day) == room:
-                continue
-            searched[day] = room
-            result = _preference_of_day(week, instance.with_weekly_caps(room), coverage.days[day], seconds, config,
-                                        start_leads=leads, start_plan=solved[day])
+            result = _preference_of_day(week, instance, coverage.days[day], seconds, config, start_leads=leads,
+                                        start_plan=solved[day], others=others)
             if result is not None and result.score > solved[day].score and \
                     _weekly_staffing(week, {**solved, day: result}) is not None:
                 solved = {**solved, day: result}
@@ -393,11 +466,14 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
                        config: SolverConfig, *,
                        start_leads: dict[tuple[str, StaffingGroup], int] | None = None,
                        relaxed: tuple[AllocationModel, list[float]] | None = None,
-                       start_plan: _Day | None = None) -> _Day | None:
+                       start_plan: _Day | None = None,
+                       others: dict[StaffingGroup, int] | None = None) -> _Day | None:
     """One day's level 3, holding the day's coverage, started from level 1's plan of the day (with `start_leads`,
     who leads what in level 1's joined week, its teachers come from there; with `start_plan`, a plan of the same
-    classes, from that plan). With `start_leads` and no `start_plan` (a day in turn within caps) the answer is
-    the search near a relaxation, when it finds a plan; otherwise the whole day is searched. A search that finds
+    classes, from that plan). With `others` (staffing groups of the other days, and how many teachers each
+    needs) the same teachers keep those staffed within their weeks too. With `start_leads` and either no
+    `start_plan` (a day in turn within caps) or `others` (a day searched again within the week) the answer is the
+    search near a relaxation, when it finds a plan; otherwise the whole day is searched. A search that finds
     nothing better in time answers with the start, against the bound of every pupil in their first choice; None
     only when the model could not even be built in time."""
     began = time.monotonic()
@@ -418,6 +494,9 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
             known[var] = start_leads.get(key, 0)
             load[key[0]] += known[var]
         known[model.max_load] = max(load.values(), default=0)
+    if others:
+        for key, var in model.staff_also(others).items():
+            known[var] = (start_leads or {}).get(key, 0)
     start = [0.0] * model.solver.NumVariables()
     for var, value in known.items():
         start[var.index()] = value
@@ -425,11 +504,11 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
     model.hint(model.solver.variables(), start)
     points = model.preference_level()
     near: LevelResult | None = None
-    if start_leads is not None and start_plan is None:
+    if start_leads is not None and (start_plan is None or others is not None):
         near = _near_the_relaxation(model, lexi, points, start, Deadline(began + seconds), relaxed)
     if near is not None and near.status in (Status.OPTIMAL, Status.FEASIBLE):
-        # The whole day is searched later, within room at least as wide (`_again_within_the_week`): proving the
-        # box's plan within these caps first took most of a day's time on the crowded schools.
+        # The box's plan is the answer: proving it over the whole day took most of a day's time on the crowded
+        # schools, and the day is searched again within the week while time allows (`_again_within_the_week`).
         result = near
     else:
         result = lexi.optimise("preference", points, maximise=True, seconds=seconds - (time.monotonic() - began))
@@ -454,8 +533,8 @@ def _near_the_relaxation(model: AllocationModel, lexi: LexicographicSolver, poin
     4,987 after 13 s on a day of the 3,000-pupil crowded school). With the other sessions staffed as the
     relaxation has them, the same search proves 4,971 in 4 s. Rounding alone can leave no plan at all (a session
     the relaxation closes may be one that whole teachers need open); the start keeps one. The plan found is the
-    day's answer in turn (the whole day is searched from it later, within what the other days leave); the answer's
-    bound is the relaxation's (the search near it proves nothing about the day).
+    day's answer in turn, and again within the week (where the relaxation also sees the other days' sessions);
+    the answer's bound is the relaxation's (the search near it proves nothing about the day).
 
     With `week` (the week's model and its relaxation's point) the sessions are staffed near the week's relaxation
     instead, and the bound is only the trivial one: it is solved already and shares the teachers' weeks as the
@@ -553,10 +632,7 @@ def _weekly_staffing(week: AllocationModel, solved: dict[int, _Day],
     teacher), or None when there are too few. Whether a day's plan fits is this flow's answer, not its own leads:
     another teacher free that slot may lead a session in place of one whose week is full."""
     instance = week.instance
-    need: dict[StaffingGroup, int] = defaultdict(int)
-    for day in solved.values():
-        for session_id, var in day.model.teachers.items():
-            need[staffing_group(instance, instance.session_by_id[session_id])] += day.value(var)
+    need = _staffing_needs(instance, solved.values())
     flow = max_flow.SimpleMaxFlow()
     nodes: dict[object, int] = {}
 
@@ -580,6 +656,15 @@ def _weekly_staffing(week: AllocationModel, solved: dict[int, _Day],
     if flow.solve(0, 1) != flow.OPTIMAL or flow.optimal_flow() != sum(need.values()):
         return None
     return {key: flow.flow(arc) for arc, key in arcs.items()}
+
+
+def _staffing_needs(instance: Instance, days: Iterable[_Day]) -> dict[StaffingGroup, int]:
+    """Teachers the days' plans need, by staffing group."""
+    need: dict[StaffingGroup, int] = defaultdict(int)
+    for day in days:
+        for session_id, var in day.model.teachers.items():
+            need[staffing_group(instance, instance.session_by_id[session_id])] += day.value(var)
+    return need
 
 
 def _week_values(week: AllocationModel, solved: dict[int, _Day],

@@ -28,14 +28,14 @@ whole pupils by a min-cost flow per class and period, never lowering level 3.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ortools.graph.python import min_cost_flow
 from ortools.linear_solver import pywraplp
 
 from scheduler.deadline import Deadline
-from scheduler.domain import Instance, Session, Slot
+from scheduler.domain import Instance, Session, Slot, Teacher
 from scheduler.groups import DayClass
 
 StaffingGroup = tuple[int, str, str]
@@ -54,6 +54,11 @@ STAFFING_PRIORITY = 10
 def staffing_group(instance: Instance, session: Session) -> StaffingGroup:
     tag = instance.activity_by_id[session.activity].qualification
     return (session.day, session.period, tag or "")
+
+
+def can_lead(teacher: Teacher, group: StaffingGroup) -> bool:
+    """Whether `teacher` is qualified for sessions of `group` (availability is the slot's, checked apart)."""
+    return not group[2] or group[2] in teacher.qualifications
 
 
 def total(terms: list[Any]) -> Expr:
@@ -94,6 +99,8 @@ class AllocationModel:
         self.load: dict[str, list[Var]] = {}
         self.hired: dict[str, Var] = {}
         self.hired_leads: dict[tuple[StaffingGroup, str], Var] = {}
+        self.week_caps: dict[str, pywraplp.Constraint] = {}
+        """Each teacher's weekly cap row, over `load[teacher id]` (and `staff_also`'s leads)."""
 
         self._add_seats_per_period()
         self._add_coverage_needs_every_period()
@@ -110,13 +117,14 @@ class AllocationModel:
             self.solver.SetHint(list(variables), list(values))
 
     def row(self, terms: Sequence[tuple[Var, float]], lower: float | None, upper: float | None,
-             name: str = "") -> None:
+             name: str = "") -> pywraplp.Constraint:
         """`lower <= sum(coefficient * var) <= upper` (None: unbounded), written straight into the backend's rows:
         building expression objects first cost more than half of building a model. Each variable appears once."""
         infinity = self.solver.infinity()
         row = self.solver.Constraint(-infinity if lower is None else lower, infinity if upper is None else upper, name)
         for var, coefficient in terms:
             row.SetCoefficient(var, coefficient)
+        return row
 
     def _check_time(self) -> None:
         if self.deadline is not None:
@@ -243,7 +251,7 @@ class AllocationModel:
             for slot in sorted(teacher.available):
                 in_slot = []
                 for group in groups_by_slot.get(slot, []):
-                    if group[2] and group[2] not in teacher.qualifications:
+                    if not can_lead(teacher, group):
                         continue
                     var = solver.NumVar(0, 1, f"leads_{teacher.id}_{group[0]}_{group[1]}_{group[2] or 'any'}")
                     self.leads[(teacher.id, group)] = var
@@ -253,13 +261,49 @@ class AllocationModel:
                     self.row([(var, 1) for var in in_slot], None, 1)
                 leads += in_slot
             if leads:
-                self.row([(var, 1) for var in leads], None, teacher.max_sessions, f"week_cap_{teacher.id}")
+                self.week_caps[teacher.id] = self.row([(var, 1) for var in leads], None, teacher.max_sessions,
+                                                      f"week_cap_{teacher.id}")
                 self.load[teacher.id] = leads
         if self.hire_sessions:
             self._add_hired_teachers(list(demand), supply)
         for group, needed in demand.items():
             self.row([(var, 1) for var in needed] + [(var, -1) for var in supply.get(group, [])], 0, 0,
                       f"staff_{group[0]}_{group[1]}_{group[2]}")
+
+    def staff_also(self, needs: Mapping[StaffingGroup, int]) -> dict[tuple[str, StaffingGroup], Var]:
+        """Keep `needs` staffed too: sessions to lead in slots outside this model's classes (another day's,
+        say), by the same teachers within the same weekly caps, whoever leads them. What a teacher leads there
+        counts towards their cap only (not towards `max_load`, which is this model's own). Returns the leads
+        added, by (teacher id, staffing group); their flow is whole when the model's staffing is."""
+        solver = self.solver
+        added: dict[tuple[str, StaffingGroup], Var] = {}
+        for teacher in self.instance.teachers:
+            in_week = []
+            for slot in sorted(teacher.available):
+                in_slot = []
+                for group, count in needs.items():
+                    if count <= 0 or (group[0], group[1]) != slot or not can_lead(teacher, group):
+                        continue
+                    var = solver.NumVar(0, 1, f"also_leads_{teacher.id}_{group[0]}_{group[1]}_{group[2] or 'any'}")
+                    added[(teacher.id, group)] = var
+                    in_slot.append(var)
+                if len(in_slot) > 1:
+                    self.row([(var, 1) for var in in_slot], None, 1)
+                in_week += in_slot
+            if not in_week:
+                continue
+            cap = self.week_caps.get(teacher.id)
+            if cap is None:
+                self.week_caps[teacher.id] = self.row([(var, 1) for var in in_week], None, teacher.max_sessions,
+                                                      f"week_cap_{teacher.id}")
+            else:
+                for var in in_week:
+                    cap.SetCoefficient(var, 1)
+        for group, count in needs.items():
+            if count > 0:
+                self.row([(var, 1) for (_, g), var in added.items() if g == group], count, count,
+                         f"also_staff_{group[0]}_{group[1]}_{group[2]}")
+        return added
 
     def _add_max_teacher_load(self) -> None:
         """No teacher leads more sessions than `max_teacher_load`, the number level 4 brings down."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections import Counter
 
@@ -17,6 +18,7 @@ from scheduler.daywise import (
     _again_within_the_week,
     _Day,
     _preference_of_day,
+    _Relaxation,
     _weekly_staffing,
     coverage_by_day,
     preference_by_day,
@@ -142,12 +144,15 @@ def test_a_limit_too_short_for_any_search_still_returns_a_plan_in_time() -> None
     assert solution.objective.coverage > 0
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("art", [{}, {"capacity": 1, "pupils_per_teacher": 1}], ids=["room", "one-to-one"])
-def test_level_3_days_that_ask_too_much_of_a_teacher_are_bounded_by_the_weeks_relaxation(art: dict[str, int]) -> None:
+def test_level_3_days_that_ask_too_much_of_a_teacher_are_bounded_by_the_weeks_relaxation(art: dict[str, int],
+                                                                                          workers: int) -> None:
     # The only art teacher may lead one session a week; each day alone would put the pupil in art (3 points a
     # day, the days' bound 6), so the free days do not join. Solved again in turn within the week, one day gets
     # art; the week's relaxation proves that optimal: an art session seats one pupil at most (the one pupil
-    # eligible, or a room of one), so it needs a whole teacher, of whom there is one for the week.
+    # eligible, or a room of one), so it needs a whole teacher, of whom there is one for the week. With two
+    # workers the relaxation is solved on the second core while the free days are searched, to the same end.
     sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)]
     sessions += [session(f"A{d}", "art", day=d, **art) for d in (1, 2)]
     teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
@@ -157,9 +162,10 @@ def test_level_3_days_that_ask_too_much_of_a_teacher_are_bounded_by_the_weeks_re
     assert coverage is not None and coverage.proven and coverage.proven_by_days
     fine = model_of(inst, by_preference=True)
     hold(fine, {"coverage": coverage.value})
-    days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig())
+    days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig(workers=workers))
     assert days is not None and days.values is not None
     assert days.days_bound == 6 and days.bound == 3 == days.value and days.proven
+    assert not [thread for thread in threading.enumerate() if thread.name == "relaxation"]
     satisfies_every_row(fine, days.values)
     solution = solve(inst)
     assert solution.status == Status.OPTIMAL
@@ -220,6 +226,34 @@ def test_a_day_within_teachers_caps_is_searched_near_a_relaxation_and_given_back
     assert 0 < result.score <= result.bound
 
 
+def test_a_relaxation_on_another_core_is_the_same_and_stops_when_told() -> None:
+    inst = crowded(300, seed=1)
+    fine = model_of(inst, by_preference=True)
+    here = relaxation_point(fine, fine.preference_level(), Deadline.after(20))
+    relaxation = _Relaxation.of(fine, fine.preference_level(), 20)
+    assert relaxation is not None
+    there = relaxation.start().result()
+    assert here is not None and there is not None
+    assert there.bound == here.bound and there.value == pytest.approx(here.value)
+    stopped = _Relaxation.of(fine, fine.preference_level(), 20)
+    assert stopped is not None
+    stopped.start().cancel()
+    assert stopped.thread is not None and not stopped.thread.is_alive()
+
+
+def test_free_days_that_fit_stop_the_relaxation_started_for_them() -> None:
+    # Teachers to spare: the free days join, and the week's relaxation begun on the second core is stopped.
+    inst = crowded(300, seed=1)
+    inst = inst.with_weekly_caps({t.id: 25 for t in inst.teachers})
+    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
+    assert coverage is not None and coverage.proven_by_days
+    fine = model_of(inst, by_preference=True)
+    hold(fine, {"coverage": coverage.value})
+    days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig(workers=2))
+    assert days is not None and days.values is not None and days.proven
+    assert not [thread for thread in threading.enumerate() if thread.name == "relaxation"]
+
+
 def test_whether_days_fit_is_the_teachers_flow_within_the_room_given() -> None:
     # One session a day, two teachers free every day: whichever teacher each day's own plan names, the days fit
     # when the flow can give each day a teacher within the room each has, and not when the room holds one session.
@@ -237,6 +271,55 @@ def test_whether_days_fit_is_the_teachers_flow_within_the_room_given() -> None:
             assert sum(count for (t, _), count in leads.items() if t == teacher_id) <= most
     assert _weekly_staffing(week, days, {"T1": 1, "T2": 0}) is None
     assert _weekly_staffing(week, days) is not None  # the weekly caps: two each
+
+
+@pytest.mark.parametrize("arts_first", [True, False])
+def test_a_day_searched_again_may_move_the_other_days_sessions_to_other_teachers(arts_first: bool) -> None:
+    # The arts teacher and a homework teacher may each lead one session a week; both days' plans seat the pupil
+    # in homework. Whichever of the two the weekly flow names for Monday's and Tuesday's homework, Monday
+    # searched again gets art: Tuesday's homework is kept open, by whoever is free. Searched within what one
+    # weekly flow leaves, the week stayed at 0 in one of the two orders (the flow gave Tuesday the arts teacher).
+    sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)] + [session("A1", "art", day=1, min_pupils=1)]
+    arts, other = teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=1)
+    inst = instance(sessions, [arts, other] if arts_first else [other, arts], [pupil("P1")],
+                    [request("P1", days=(1, 2), preferences=("art",))], weekdays=(1, 2))
+    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
+    assert coverage is not None and coverage.proven_by_days
+    fine = model_of(inst, by_preference=True)
+    hold(fine, {"coverage": coverage.value})
+    no_arts = inst.with_weekly_caps({"T1": 0, "T2": 1})
+    held_back: dict[int, _Day] = {}
+    for day in (1, 2):
+        result = _preference_of_day(fine, no_arts, coverage.days[day], 20, SolverConfig())
+        assert result is not None and result.score == 0
+        held_back[day] = result
+    assert _weekly_staffing(fine, held_back) is not None
+    again = _again_within_the_week(fine, coverage, held_back, Deadline.after(20), SolverConfig())
+    assert sum(day.score for day in again.values()) == 3 == reference_optimum(inst, levels=3)["preference"]  # type: ignore[index]
+    leads = _weekly_staffing(fine, again)
+    assert leads is not None
+    assert {key: count for key, count in leads.items() if count} == {("T1", (1, "P1", "arts")): 1,
+                                                                     ("T2", (2, "P1", "")): 1}
+    for plan in again.values():
+        satisfies_every_row(plan.model, plan.values)
+
+
+def test_staffing_other_slots_too_counts_against_the_same_weekly_caps() -> None:
+    # A day's model that also keeps another day's session staffed: the teacher who may lead one session a week
+    # cannot lead both, so the day's own session goes to the other teacher, and with no other teacher the day
+    # cannot open it at all.
+    sessions = [session("H1", "homework", day=1, min_pupils=1), session("H2", "homework", day=2)]
+    both = instance(sessions, [teacher("T1", max_sessions=1), teacher("T2", max_sessions=1)], [pupil("P1")],
+                    [request("P1", days=(1,))], weekdays=(1, 2))
+    for inst, covered in ((both, 1), (dataclasses.replace(both, teachers=both.teachers[:1]), 0)):
+        week = model_of(inst)
+        day = AllocationModel(inst, [c for c in week.classes if c.day == 1])
+        added = day.staff_also({(2, "P1", ""): 1})
+        assert sorted(added) == sorted((t.id, (2, "P1", "")) for t in inst.teachers)
+        day.solver.Maximize(day.coverage_level())
+        assert day.solver.Solve() == day.solver.OPTIMAL
+        assert round(day.solver.Objective().Value()) == covered
+        assert sum(var.solution_value() for var in added.values()) == pytest.approx(1)
 
 
 def test_days_held_back_by_their_caps_are_searched_again_within_what_the_others_left() -> None:
