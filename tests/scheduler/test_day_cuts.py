@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scheduler import coverage as coverage_module
+from scheduler.coverage import solve_coverage
 from scheduler.day_cuts import add_day_value_rows
 from scheduler.daywise import relaxation_bound
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
 from scheduler.generate import generate
 from scheduler.groups import build_day_classes
-from scheduler.lexicographic import LexicographicSolver, SolverConfig
+from scheduler.lexicographic import LexicographicSolver, SolverConfig, value_at
 from scheduler.model import AllocationModel
 from scheduler.solve import solve
 from tests.scheduler.builders import model_of
@@ -96,6 +100,21 @@ def test_a_school_the_first_look_proves_gets_no_rows() -> None:
     reference = reference_optimum(inst, levels=1)
     assert reference is not None and coverage[0]["value"] == reference["coverage"]
     assert "day_rows" not in solution.stats and "day_rows" not in solution.stats["phases"]
+
+
+def test_a_search_after_the_rows_that_finds_nothing_leaves_the_first_looks_plan(
+        small_school: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A look as long as the whole search: it ends with a plan it has not proven, the rows and the search after
+    # them get no time, and the level's one result is the look's, its plan the model's values.
+    monkeypatch.setattr(coverage_module, "LOOK_SECONDS", 3.2)
+    week = model_of(small_school)  # type: ignore[arg-type]
+    first = LexicographicSolver(week, SolverConfig(seed=1), time.monotonic(), None)
+    found = solve_coverage(first, 0.0, lambda: 3.2)
+    assert found.days is None and found.day_rows is not None and found.day_rows.rows == 0
+    assert found.result.status == Status.FEASIBLE and not found.result.skipped
+    assert first.results == [found.result] and found.result.seconds >= 3.0
+    assert first.values is not None and round(value_at(week.coverage_level(), first.values)) == found.result.value
+    assert 0 < found.result.value <= 1_414 < found.result.bound
 
 
 def test_a_city_batchs_short_limit_leaves_the_whole_search_its_time(small_school: object) -> None:
