@@ -64,6 +64,9 @@ class DaywisePlan:
     """Who leads what across the week in the joined plan."""
     days_bound: int | None = None
     """The free days' summed bound (None: the same as `bound`)."""
+    split: bool = False
+    """A plan of the week found by the week's search, split into its days (`split_week_plan`): each day's
+    coverage is the plan's, not proven to be the day's best."""
 
     @property
     def proven(self) -> bool:
@@ -74,7 +77,44 @@ class DaywisePlan:
         """Proven against the free days' own bounds: every optimal week then covers each day exactly its best,
         which is what `preference_by_day` builds on (a proof by the week's relaxation says nothing per day)."""
         days_bound = self.bound if self.days_bound is None else self.days_bound
-        return self.values is not None and self.value >= days_bound
+        return not self.split and self.values is not None and self.value >= days_bound
+
+
+def split_week_plan(week: AllocationModel, values: list[float], deadline: Deadline) -> DaywisePlan | None:
+    """Level 1's plan of `week` (by variable index; a model without hired teachers) as one plan per day, each
+    in its own model, joined by the teachers' weekly flow: what `preference_by_day` starts from when the days
+    did not prove level 1. None when the days' models are not built by `deadline`, or when the days' staffing
+    needs do not join (a plan the backend gave back slightly fractional)."""
+    began = time.monotonic()
+    if week.hire_sessions:
+        return None
+    instance = week.instance
+    solved: dict[int, _Day] = {}
+    for day in sorted({c.day for c in week.classes}):
+        keys = [k for k, c in enumerate(week.classes) if c.day == day]
+        try:
+            model = AllocationModel(instance, [week.classes[k] for k in keys], backend=week.backend,
+                                    deadline=deadline)
+        except OutOfTime:
+            return None
+        local = [0.0] * model.solver.NumVariables()
+        for name in ("seats", "seated", "covered", "liked"):
+            for key, var in getattr(model, name).items():
+                local[var.index()] = values[getattr(week, name)[(keys[key[0]], *key[1:])].index()]
+        for name in ("teachers", "runs", "leads"):
+            for key, var in getattr(model, name).items():
+                local[var.index()] = values[getattr(week, name)[key].index()]
+        load: dict[str, float] = defaultdict(float)
+        for (teacher_id, _), var in model.leads.items():
+            load[teacher_id] += local[var.index()]
+        local[model.max_load.index()] = math.ceil(max(load.values(), default=0) - 1e-6)
+        score = round(value_at(model.coverage_level(), local))
+        solved[day] = _Day(model, keys, local, score, score)
+    leads = _weekly_staffing(week, solved)
+    if leads is None:
+        return None
+    value = sum(day.score for day in solved.values())
+    return DaywisePlan(value, value, values, time.monotonic() - began, solved, leads, split=True)
 
 
 DAYWISE_MIN_VARIABLES = 2_000
@@ -259,7 +299,8 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     the week that always joins. Time allowing, each day is then searched again with the whole week's teachers,
     the other days' sessions kept open (`_again_within_the_week`).
     """
-    if not coverage.proven_by_days or not coverage.days or week.hire_sessions:
+    exact = coverage.proven_by_days
+    if not (exact or coverage.split) or not coverage.days or week.hire_sessions:
         return None
     began = time.monotonic()
     days = sorted(coverage.days)
@@ -286,13 +327,14 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
             if result is None:
                 return None
             solved[day] = result
-        days_bound = sum(day.bound for day in solved.values()) if len(solved) == len(days) else None
+        days_bound = sum(day.bound for day in solved.values()) if exact and len(solved) == len(days) else None
         leads = None if relaxed is not None else _weekly_staffing(week, solved)
         if leads is not None:
-            assert days_bound is not None
             value = sum(day.score for day in solved.values())
-            return DaywisePlan(value, days_bound, _week_values(week, solved, leads), time.monotonic() - began,
-                               solved, leads)
+            if days_bound is None:  # days held at a plan's coverage: only the week's relaxation bounds them
+                relaxed = _relaxed_week(week, deadline, began, ahead)
+            return DaywisePlan(value, _bound(week, relaxed, days_bound), _week_values(week, solved, leads),
+                               time.monotonic() - began, solved, leads)
         if relaxed is None and not split:
             relaxed = _relaxed_week(week, deadline, began, ahead)
     finally:
@@ -302,8 +344,7 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
         wanted = _loads_by_day((key, relaxed.values[var.index()]) for key, var in week.leads.items())
     else:
         wanted = _loads_by_day((key, day.value(var)) for day in solved.values() for key, var in day.model.leads.items())
-    bound = min(relaxed.bound if relaxed is not None else math.inf, days_bound if days_bound is not None else math.inf)
-    assert bound < math.inf, "the free days are all solved when the relaxation is not"
+    bound = _bound(week, relaxed, days_bound)
     if relaxed is None:
         solved.clear()  # the free days' models are not needed any more: their backends' memory goes first
     solved = _in_turn_within_caps(week, coverage, wanted, deadline, config, solved,
@@ -316,6 +357,13 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     value = sum(day.score for day in solved.values())
     return DaywisePlan(value, int(bound), _week_values(week, solved, leads), time.monotonic() - began, solved, leads,
                        days_bound)
+
+
+def _bound(week: AllocationModel, relaxed: _Relaxed | None, days_bound: int | None) -> int:
+    """Level 3's bound: the lower of the week's relaxation and the free days' sum, or every pupil in their first
+    choice when there is neither."""
+    bounds = [bound for bound in (None if relaxed is None else relaxed.bound, days_bound) if bound is not None]
+    return min(bounds, default=math.floor(trivial_bound(week.preference_level(), True)))
 
 
 def _relaxation_of_week(week: AllocationModel, deadline: Deadline) -> _Relaxation | None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from scheduler import fairness, validation
 from scheduler.coverage import solve_coverage
-from scheduler.daywise import DaywisePlan, preference_by_day
+from scheduler.daywise import DaywisePlan, days_first, preference_by_day, split_week_plan
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Assignment, Instance, Objective, Solution, Staffing, Status
 from scheduler.explain import explain_unserved
@@ -253,9 +253,10 @@ class _LevelPlan:
             hold(model, self.held)
             third.hint_from(first)
         days = None
-        if self.days is not None and self.days.proven and not self.instance.previous:
+        by_day = None if self.instance.previous else self._coverage_by_day(first)
+        if by_day is not None:
             with self.phase("daywise"):
-                days = preference_by_day(model, self.days, self.levels_deadline.earlier(
+                days = preference_by_day(model, by_day, self.levels_deadline.earlier(
                     (1 - DAYWISE_PREFERENCE_SHARE) * self.levels_deadline.left()), self.config)
         if days is not None:
             self.stats["daywise_preference"] = {"value": days.value, "bound": days.bound, "days_bound": days.days_bound,
@@ -281,6 +282,17 @@ class _LevelPlan:
             return first
         self.held["preference"] = third.results[-1].value
         return third
+
+    def _coverage_by_day(self, first: LexicographicSolver) -> DaywisePlan | None:
+        """Level 1's plan one day at a time, for level 3 to go day by day: the days' own when they proved level 1
+        (each day then at its best); on a big school (`days_first`) whose level 1 the week's search or the
+        week's relaxation settled, that plan split into its days."""
+        if self.days is not None and self.days.proven_by_days:
+            return self.days
+        if first.values is None or not days_first(first.built):
+            return None
+        with self.phase("daywise"):
+            return split_week_plan(first.built, first.values, self.levels_deadline)
 
     def teacher_load(self, first: LexicographicSolver,
                      labels: LexicographicSolver) -> tuple[LexicographicSolver, LexicographicSolver]:
