@@ -277,6 +277,7 @@ class AllocationModel:
         added, by (teacher id, staffing group); their flow is whole when the model's staffing is."""
         solver = self.solver
         added: dict[tuple[str, StaffingGroup], Var] = {}
+        by_group: dict[StaffingGroup, list[Var]] = defaultdict(list)
         for teacher in self.instance.teachers:
             in_week = []
             for slot in sorted(teacher.available):
@@ -286,6 +287,7 @@ class AllocationModel:
                         continue
                     var = solver.NumVar(0, 1, f"also_leads_{teacher.id}_{group[0]}_{group[1]}_{group[2] or 'any'}")
                     added[(teacher.id, group)] = var
+                    by_group[group].append(var)
                     in_slot.append(var)
                 if len(in_slot) > 1:
                     self.row([(var, 1) for var in in_slot], None, 1)
@@ -301,7 +303,7 @@ class AllocationModel:
                     cap.SetCoefficient(var, 1)
         for group, count in needs.items():
             if count > 0:
-                self.row([(var, 1) for (_, g), var in added.items() if g == group], count, count,
+                self.row([(var, 1) for var in by_group[group]], count, count,
                          f"also_staff_{group[0]}_{group[1]}_{group[2]}")
         return added
 

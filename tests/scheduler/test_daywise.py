@@ -239,7 +239,7 @@ def test_a_big_schools_level_3_goes_day_by_day_from_the_weeks_plan_when_the_days
     level_1_days = solution.stats["daywise"]
     assert not (level_1_days["joined"] and level_1_days["value"] >= level_1_days["bound"])
     days = solution.stats["daywise_preference"]
-    assert days["joined"] and levels["preference"]["value"] >= days["value"] > 0
+    assert days["joined"] and days["from_week_plan"] and levels["preference"]["value"] >= days["value"] > 0
     assert validation.validate(inst, solution).ok
 
 
