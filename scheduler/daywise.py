@@ -215,13 +215,15 @@ class _Relaxation:
     @classmethod
     def of(cls, week: AllocationModel, objective: Expr, seconds: float, parameters: str = "") -> _Relaxation | None:
         """None when there is no time or GLOP cannot take the model."""
+        if seconds <= 0:
+            return None
         week.solver.Maximize(objective)
         proto = linear_solver_pb2.MPModelProto()
         week.solver.ExportModelToProto(proto)
         for variable in proto.variable:
             variable.is_integer = False
         glop = pywraplp.Solver.CreateSolver("GLOP")
-        if glop is None or glop.LoadModelFromProto(proto) or seconds <= 0:
+        if glop is None or glop.LoadModelFromProto(proto):
             return None
         if parameters and not glop.SetSolverSpecificParametersAsString(parameters):
             raise ValueError(f"GLOP refused the parameters {parameters!r}")

@@ -56,9 +56,12 @@ def staffing_group(instance: Instance, session: Session) -> StaffingGroup:
     return (session.day, session.period, tag or "")
 
 
-def can_lead(teacher: Teacher, group: StaffingGroup) -> bool:
-    """Whether `teacher` is qualified for sessions of `group` (availability is the slot's, checked apart)."""
-    return not group[2] or group[2] in teacher.qualifications
+def _by_slot(groups: Iterable[StaffingGroup]) -> dict[Slot, list[StaffingGroup]]:
+    """Staffing groups by the slot (day, period) they are in, in the order given."""
+    by_slot: dict[Slot, list[StaffingGroup]] = defaultdict(list)
+    for group in groups:
+        by_slot[(group[0], group[1])].append(group)
+    return by_slot
 
 
 def total(terms: list[Any]) -> Expr:
@@ -238,29 +241,18 @@ class AllocationModel:
     def _add_teacher_flow(self) -> None:
         """Teachers lead only what they are qualified and available for, one session a slot, within their cap."""
         self._check_time()
-        solver = self.solver
         demand: dict[StaffingGroup, list[Var]] = defaultdict(list)
         for session_id, teachers in self.teachers.items():
             demand[staffing_group(self.instance, self.instance.session_by_id[session_id])].append(teachers)
-        groups_by_slot: dict[Slot, list[StaffingGroup]] = defaultdict(list)
-        for group in demand:
-            groups_by_slot[(group[0], group[1])].append(group)
+        groups_by_slot = _by_slot(demand)
         supply: dict[StaffingGroup, list[Var]] = defaultdict(list)
         for teacher in self.instance.teachers:
-            leads = []
-            for slot in sorted(teacher.available):
-                in_slot = []
-                for group in groups_by_slot.get(slot, []):
-                    if not can_lead(teacher, group):
-                        continue
-                    var = solver.NumVar(0, 1, f"leads_{teacher.id}_{group[0]}_{group[1]}_{group[2] or 'any'}")
-                    self.leads[(teacher.id, group)] = var
-                    supply[group].append(var)
-                    in_slot.append(var)
-                if len(in_slot) > 1:
-                    self.row([(var, 1) for var in in_slot], None, 1)
-                leads += in_slot
-            if leads:
+            mine = self._leads_of(teacher, groups_by_slot, "leads")
+            for group, var in mine.items():
+                self.leads[(teacher.id, group)] = var
+                supply[group].append(var)
+            if mine:
+                leads = list(mine.values())
                 self.week_caps[teacher.id] = self.row([(var, 1) for var in leads], None, teacher.max_sessions,
                                                       f"week_cap_{teacher.id}")
                 self.load[teacher.id] = leads
@@ -270,36 +262,44 @@ class AllocationModel:
             self.row([(var, 1) for var in needed] + [(var, -1) for var in supply.get(group, [])], 0, 0,
                       f"staff_{group[0]}_{group[1]}_{group[2]}")
 
+    def _leads_of(self, teacher: Teacher, groups_by_slot: Mapping[Slot, list[StaffingGroup]],
+                  prefix: str) -> dict[StaffingGroup, Var]:
+        """Whether `teacher` leads one session of each staffing group they are free and qualified for (a
+        continuous variable by group, in slot order), at most one a slot."""
+        mine: dict[StaffingGroup, Var] = {}
+        for slot in sorted(teacher.available):
+            in_slot = []
+            for group in groups_by_slot.get(slot, []):
+                if group[2] and group[2] not in teacher.qualifications:
+                    continue
+                var = self.solver.NumVar(0, 1, f"{prefix}_{teacher.id}_{group[0]}_{group[1]}_{group[2] or 'any'}")
+                mine[group] = var
+                in_slot.append(var)
+            if len(in_slot) > 1:
+                self.row([(var, 1) for var in in_slot], None, 1)
+        return mine
+
     def staff_also(self, needs: Mapping[StaffingGroup, int]) -> dict[tuple[str, StaffingGroup], Var]:
         """Keep `needs` staffed too: sessions to lead in slots outside this model's classes (another day's,
         say), by the same teachers within the same weekly caps, whoever leads them. What a teacher leads there
         counts towards their cap only (not towards `max_load`, which is this model's own). Returns the leads
         added, by (teacher id, staffing group); their flow is whole when the model's staffing is."""
-        solver = self.solver
+        groups_by_slot = _by_slot(group for group, count in needs.items() if count > 0)
         added: dict[tuple[str, StaffingGroup], Var] = {}
         by_group: dict[StaffingGroup, list[Var]] = defaultdict(list)
         for teacher in self.instance.teachers:
-            in_week = []
-            for slot in sorted(teacher.available):
-                in_slot = []
-                for group, count in needs.items():
-                    if count <= 0 or (group[0], group[1]) != slot or not can_lead(teacher, group):
-                        continue
-                    var = solver.NumVar(0, 1, f"also_leads_{teacher.id}_{group[0]}_{group[1]}_{group[2] or 'any'}")
-                    added[(teacher.id, group)] = var
-                    by_group[group].append(var)
-                    in_slot.append(var)
-                if len(in_slot) > 1:
-                    self.row([(var, 1) for var in in_slot], None, 1)
-                in_week += in_slot
-            if not in_week:
+            mine = self._leads_of(teacher, groups_by_slot, "also_leads")
+            if not mine:
                 continue
+            for group, var in mine.items():
+                added[(teacher.id, group)] = var
+                by_group[group].append(var)
             cap = self.week_caps.get(teacher.id)
             if cap is None:
-                self.week_caps[teacher.id] = self.row([(var, 1) for var in in_week], None, teacher.max_sessions,
-                                                      f"week_cap_{teacher.id}")
+                self.week_caps[teacher.id] = self.row([(var, 1) for var in mine.values()], None,
+                                                      teacher.max_sessions, f"week_cap_{teacher.id}")
             else:
-                for var in in_week:
+                for var in mine.values():
                     cap.SetCoefficient(var, 1)
         for group, count in needs.items():
             if count > 0:
