@@ -152,9 +152,9 @@ class LexicographicSolver:
                 bound = value
             self.built.hint(variables, self.values)
             if maximise:
-                solver.Add(expr >= value - 0.5, f"hold_{name}")
+                solver.Add(expr >= value - 0.5, hold_row(name))
             else:
-                solver.Add(expr <= value + 0.5, f"hold_{name}")
+                solver.Add(expr <= value + 0.5, hold_row(name))
         else:
             status = Status.INFEASIBLE if code == pywraplp.Solver.INFEASIBLE else Status.UNKNOWN
             value = bound = 0
@@ -178,7 +178,7 @@ class LexicographicSolver:
         value = round(value_at(expr, values))
         self.values = list(values)
         self.built.hint(solver.variables(), self.values)
-        solver.Add(expr >= value - 0.5 if maximise else expr <= value + 0.5, f"hold_{name}")
+        solver.Add(expr >= value - 0.5 if maximise else expr <= value + 0.5, hold_row(name))
         proven = value >= bound if maximise else value <= bound
         status = Status.OPTIMAL if proven else Status.FEASIBLE
         result = LevelResult(name, status, value, value if proven else bound, round(seconds, 3))
@@ -227,6 +227,11 @@ class LexicographicSolver:
     def value(self, var: Var) -> int:
         assert self.values is not None, "no level has a solution"
         return int(round(self.values[var.index()]))
+
+
+def hold_row(name: str) -> str:
+    """The name of the row that holds level `name` at the value found."""
+    return f"hold_{name}"
 
 
 def value_at(expr: Expr, values: list[float]) -> float:
@@ -312,6 +317,6 @@ def hold(built: AllocationModel, held: dict[str, int]) -> None:
     for name, value in held.items():
         expr = built.level(name)
         if name in MAXIMISED:
-            built.solver.Add(expr >= value - 0.5, f"hold_{name}")
+            built.solver.Add(expr >= value - 0.5, hold_row(name))
         else:
-            built.solver.Add(expr <= value + 0.5, f"hold_{name}")
+            built.solver.Add(expr <= value + 0.5, hold_row(name))

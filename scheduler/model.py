@@ -119,6 +119,24 @@ class AllocationModel:
         if self.backend != "HIGHS":
             self.solver.SetHint(list(variables), list(values))
 
+    def variable_days(self) -> list[int | None]:
+        """The day of each variable, by index; None for one of the whole week (`max_load`, hired teachers). Rows
+        over one day's variables are that day's own: only the teachers' weekly caps, their largest load and what a
+        level holds over the week tie the days together."""
+        days: list[int | None] = [None] * self.solver.NumVariables()
+        for by_class in (self.seats, self.seated, self.covered, self.liked):
+            for key, var in by_class.items():
+                days[var.index()] = self.classes[key[0]].day
+        sessions = self.instance.session_by_id
+        for by_session in (self.teachers, self.runs):
+            for session_id, var in by_session.items():
+                days[var.index()] = sessions[session_id].day
+        for (_, group), var in self.leads.items():
+            days[var.index()] = group[0]
+        for (group, _), var in self.hired_leads.items():
+            days[var.index()] = group[0]
+        return days
+
     def row(self, terms: Sequence[tuple[Var, float]], lower: float | None, upper: float | None,
              name: str = "") -> pywraplp.Constraint:
         """`lower <= sum(coefficient * var) <= upper` (None: unbounded), written straight into the backend's rows:

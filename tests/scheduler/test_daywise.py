@@ -153,7 +153,8 @@ def test_level_3_days_that_ask_too_much_of_a_teacher_are_bounded_by_the_weeks_re
     # day, the days' bound 6), so the free days do not join. Solved again in turn within the week, one day gets
     # art; the week's relaxation proves that optimal: an art session seats one pupil at most (the one pupil
     # eligible, or a room of one), so it needs a whole teacher, of whom there is one for the week. With two
-    # workers the relaxation is solved on the second core while the free days are searched, to the same end.
+    # workers the relaxation is solved on the second core while the free days are searched, to the same end, and
+    # the days alone at its prices are bounded there too.
     sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)]
     sessions += [session(f"A{d}", "art", day=d, **art) for d in (1, 2)]
     teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
@@ -166,7 +167,10 @@ def test_level_3_days_that_ask_too_much_of_a_teacher_are_bounded_by_the_weeks_re
     days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig(workers=workers))
     assert days is not None and days.values is not None
     assert days.days_bound == 6 and days.bound == 3 == days.value and days.proven
-    assert not [thread for thread in threading.enumerate() if thread.name == "relaxation"]
+    assert not [thread for thread in threading.enumerate() if thread.name in ("relaxation", "day-prices")]
+    # With a second core the days were also bounded alone at the relaxation's prices, no lower than the optimum.
+    assert (days.priced_bound is not None) == (workers > 1)
+    assert days.priced_bound is None or days.priced_bound >= 3
     satisfies_every_row(fine, days.values)
     solution = solve(inst)
     assert solution.status == Status.OPTIMAL
