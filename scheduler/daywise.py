@@ -193,8 +193,11 @@ class _Relaxed:
     values: list[float]
     """The relaxation's optimum, by the week's variable index."""
     duals: list[float] = field(default_factory=list)
-    """The price of each row of `source.model` at the optimum."""
-    source: _Relaxation | None = None
+    """The price of each row of `model` at the optimum."""
+    model: linear_solver_pb2.MPModelProto | None = None
+    """The copy of the model that was relaxed (every variable continuous)."""
+    integers: list[int] = field(default_factory=list)
+    """The variables (by index) that are whole in the model copied."""
 
 
 DUAL_SIMPLEX = "use_dual_simplex: true"
@@ -272,7 +275,7 @@ class _Relaxation:
         self.glop.FillSolutionResponseProto(response)
         value = response.objective_value
         return _Relaxed(int(math.floor(value + RELAXATION_MARGIN)), value, list(response.variable_value),
-                        list(response.dual_value), self)
+                        list(response.dual_value), self.model, self.integers)
 
     def cancel(self) -> None:
         """Stop a solve started on another core, and wait until it has (within a few hundredths of a second).
@@ -412,11 +415,10 @@ def _day_prices(week: AllocationModel, relaxed: _Relaxed | None, deadline: Deadl
                 config: SolverConfig) -> DayPrices | None:
     """The days alone at the week's relaxation's prices (`scheduler.day_prices`), started on another core; None
     without a relaxation."""
-    if relaxed is None or relaxed.source is None:
+    if relaxed is None or relaxed.model is None:
         return None
-    source, days = relaxed.source, week.variable_days()
-    return DayPrices(lambda: priced_days(source.model, source.integers, days, relaxed.duals), deadline,
-                     config.seed).start()
+    model, days = relaxed.model, week.variable_days()
+    return DayPrices(lambda: priced_days(model, relaxed.integers, days, relaxed.duals), deadline, config.seed).start()
 
 
 def _bound(week: AllocationModel, relaxed: _Relaxed | None, days_bound: int | None) -> int:
