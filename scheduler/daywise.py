@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from ortools.graph.python import max_flow
 from ortools.linear_solver import linear_solver_pb2, pywraplp
 
-from scheduler.day_prices import DayPrices, priced_days
+from scheduler.day_prices import DayPrices, priced_days, stop_solving
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.domain import Instance, Status
 from scheduler.groups import DayClass
@@ -281,12 +281,7 @@ class _Relaxation:
         """Stop a solve started on another core, and wait until it has (within a few hundredths of a second).
         GLOP forgets an interruption that comes before its solve begins, so it is repeated until the thread ends."""
         self.cancelled = True
-        while self.thread is not None and self.thread.is_alive():
-            self.glop.InterruptSolve()
-            self.thread.join(CANCEL_POLL_SECONDS)
-
-
-CANCEL_POLL_SECONDS = 0.02
+        stop_solving(self.thread, self.glop.InterruptSolve)
 
 
 def _hold_days(week: AllocationModel, model: linear_solver_pb2.MPModelProto, days_held: Mapping[int, int]) -> None:
