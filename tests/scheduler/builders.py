@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scheduler.daywise import DaywisePlan, coverage_by_day
+from scheduler.deadline import Deadline
 from scheduler.domain import (
     Activity,
     Assignment,
@@ -28,6 +30,7 @@ from scheduler.domain import (
     Unserved,
 )
 from scheduler.groups import build_day_classes
+from scheduler.lexicographic import hold
 from scheduler.model import AllocationModel
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -129,3 +132,13 @@ def satisfies_every_row(model: Any, values: list[float]) -> None:
 def model_of(inst: Instance, *, by_preference: bool = False) -> AllocationModel:
     """The allocation model of `inst`, grouped as levels 1 and 2 (`by_preference=False`) or level 3 see it."""
     return AllocationModel(inst, build_day_classes(inst, by_preference=by_preference, seed=0))
+
+
+def level_3_by_day(inst: Instance) -> tuple[DaywisePlan, AllocationModel] | None:
+    """Level 1 of `inst` proven day by day, and level 3's model holding it; None when the days did not prove it."""
+    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
+    if coverage is None or not coverage.proven_by_days:
+        return None
+    fine = model_of(inst, by_preference=True)
+    hold(fine, {"coverage": coverage.value})
+    return coverage, fine

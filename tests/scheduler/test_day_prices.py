@@ -13,10 +13,10 @@ from ortools.linear_solver import linear_solver_pb2
 
 from bench.crowded import crowded
 from scheduler.day_prices import DayPrices, priced_days
-from scheduler.daywise import _Relaxation, coverage_by_day
+from scheduler.daywise import _Relaxation
 from scheduler.deadline import Deadline
 from scheduler.lexicographic import hold, hold_row
-from tests.scheduler.builders import model_of
+from tests.scheduler.builders import level_3_by_day, model_of
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
 
@@ -69,11 +69,10 @@ def test_holding_each_days_coverage_tightens_the_relaxation_and_keeps_every_opti
     inst = random_instance(seed, pupils=10, days=3)
     inst = inst.with_weekly_caps({t.id: min(t.max_sessions, 2) for t in inst.teachers})
     expected = reference_optimum(inst, levels=3)
-    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
-    if expected is None or coverage is None or not coverage.proven_by_days:
+    days = level_3_by_day(inst)
+    if expected is None or days is None:
         return
-    fine = model_of(inst, by_preference=True)
-    hold(fine, {"coverage": coverage.value})
+    coverage, fine = days
     week = _Relaxation.of(fine, fine.preference_level(), 20)
     held = _Relaxation.of(fine, fine.preference_level(), 20, days_held={d: p.score for d, p in coverage.days.items()})
     assert week is not None and held is not None

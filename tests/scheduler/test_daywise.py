@@ -33,6 +33,7 @@ from scheduler.solve import solve
 from scheduler.warmstart import plan_values
 from tests.scheduler.builders import (
     instance,
+    level_3_by_day,
     model_of,
     pupil,
     request,
@@ -160,10 +161,10 @@ def test_level_3_days_that_ask_too_much_of_a_teacher_are_bounded_by_the_weeks_re
     teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
     inst = instance(sessions, teachers, [pupil("P1")], [request("P1", days=(1, 2), preferences=("art",))],
                     weekdays=(1, 2))
-    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
-    assert coverage is not None and coverage.proven and coverage.proven_by_days
-    fine = model_of(inst, by_preference=True)
-    hold(fine, {"coverage": coverage.value})
+    held = level_3_by_day(inst)
+    assert held is not None
+    coverage, fine = held
+    assert coverage.proven
     days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig(workers=workers))
     assert days is not None and days.values is not None
     assert days.days_bound == 6 and days.bound == 3 == days.value and days.proven
@@ -187,11 +188,10 @@ def test_level_3_by_day_is_bounded_above_the_optimum_and_its_plan_is_a_plan_of_t
         inst = dataclasses.replace(inst, teachers=tuple(dataclasses.replace(t, max_sessions=min(t.max_sessions, 1))
                                                         for t in inst.teachers))
     expected = reference_optimum(inst, levels=3)
-    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
-    if expected is None or coverage is None or not coverage.proven_by_days:
+    held = level_3_by_day(inst)
+    if expected is None or held is None:
         return
-    fine = model_of(inst, by_preference=True)
-    hold(fine, {"coverage": coverage.value})
+    coverage, fine = held
     days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig())
     assert days is not None
     assert days.bound >= expected["preference"]
@@ -296,10 +296,9 @@ def test_free_days_that_fit_stop_the_relaxation_started_for_them() -> None:
     # Teachers to spare: the free days join, and the week's relaxation begun on the second core is stopped.
     inst = crowded(300, seed=1)
     inst = inst.with_weekly_caps({t.id: 25 for t in inst.teachers})
-    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
-    assert coverage is not None and coverage.proven_by_days
-    fine = model_of(inst, by_preference=True)
-    hold(fine, {"coverage": coverage.value})
+    held = level_3_by_day(inst)
+    assert held is not None
+    coverage, fine = held
     days = preference_by_day(fine, coverage, Deadline.after(20), SolverConfig(workers=2))
     assert days is not None and days.values is not None and days.proven
     assert not [thread for thread in threading.enumerate() if thread.name == "relaxation"]
@@ -334,10 +333,9 @@ def test_a_day_searched_again_may_move_the_other_days_sessions_to_other_teachers
     arts, other = teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=1)
     inst = instance(sessions, [arts, other] if arts_first else [other, arts], [pupil("P1")],
                     [request("P1", days=(1, 2), preferences=("art",))], weekdays=(1, 2))
-    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
-    assert coverage is not None and coverage.proven_by_days
-    fine = model_of(inst, by_preference=True)
-    hold(fine, {"coverage": coverage.value})
+    held = level_3_by_day(inst)
+    assert held is not None
+    coverage, fine = held
     no_arts = inst.with_weekly_caps({"T1": 0, "T2": 1})
     held_back: dict[int, _Day] = {}
     for day in (1, 2):
@@ -382,10 +380,9 @@ def test_days_held_back_by_their_caps_are_searched_again_within_what_the_others_
     teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
     inst = instance(sessions, teachers, [pupil("P1")], [request("P1", days=(1, 2), preferences=("art",))],
                     weekdays=(1, 2))
-    coverage = coverage_by_day(model_of(inst), Deadline.after(20))
-    assert coverage is not None and coverage.proven_by_days
-    fine = model_of(inst, by_preference=True)
-    hold(fine, {"coverage": coverage.value})
+    held = level_3_by_day(inst)
+    assert held is not None
+    coverage, fine = held
     no_arts = dataclasses.replace(inst, teachers=(dataclasses.replace(teachers[0], max_sessions=0), teachers[1]))
     held_back: dict[int, _Day] = {}
     for day in (1, 2):
