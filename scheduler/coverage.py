@@ -2,7 +2,8 @@
 both use: day by day first on a big school (`scheduler.daywise.days_first`), done when the days join at their
 bound; otherwise the week's search, started from the better of the days' joined plan and today's lottery; the best
 of the three plans is the answer, with the lowest bound proven on the way. On a small school, given time, the week's
-search starts with rows that say what whole teachers are worth to each day (`scheduler.day_cuts`).
+search starts with rows that say what whole teachers are worth to each day (`scheduler.day_cuts`); with two workers,
+each teacher's week is priced on the second core meanwhile (`scheduler.teacher_prices`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from scheduler.daywise import DaywisePlan, coverage_by_day, days_first
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
 from scheduler.lexicographic import LevelResult, LexicographicSolver
+from scheduler.teacher_prices import TeacherPrices, TeacherPricesResult
 from scheduler.warmstart import plan_values
 
 Phase = Callable[[str], AbstractContextManager[None]]
@@ -37,6 +39,8 @@ class Coverage:
     """Today's lottery's plan is the answer: neither the days nor the week's search found a better one in time."""
     day_rows: DayRows | None = None
     """The day-value rows the week's search started with (a small school given `SHARPEN_MIN_SECONDS`)."""
+    teacher_prices: TeacherPricesResult | None = None
+    """The bound with each teacher's week priced, found on the second core during the week's search."""
 
 
 def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds: Callable[[], float], *,
@@ -67,11 +71,19 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
     elif days is not None:
         start = days.values
     first.hint(start)
-    result, rows, sharpened = _week_search(first, Deadline.after(week_seconds()), start, sharpen=days is None,
-                                           phase=phase)
-    # A bound proven outside the week's search: the days', or the first look's and the week's relaxation with the
-    # day-value rows.
-    proven = days.bound if days is not None else sharpened
+    until = Deadline.after(week_seconds())
+    prices = None
+    if config.workers > 1 and not built.hire_sessions:  # the second core prices each teacher's week meanwhile
+        prices = TeacherPrices(built, until, seed=config.seed, plan=start).start()
+    try:
+        result, rows, sharpened = _week_search(first, until, start, sharpen=days is None, phase=phase)
+    finally:
+        priced = prices.result() if prices is not None else None
+    # A bound proven outside the week's search: the days', the first look's and the week's relaxation with the
+    # day-value rows, or the teachers' prices.
+    proven = min((bound for bound in (days.bound if days is not None else sharpened,
+                                      priced.bound if priced is not None else None) if bound is not None),
+                 default=None)
     if not first.have_solution:  # a search without a plan reports no bound: demand is one
         result.bound = instance.demand()
     from_lottery = False
@@ -90,7 +102,7 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
     if proven is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and proven < result.bound:
         result.bound = proven
         result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
-    return Coverage(result, days, from_lottery, rows)
+    return Coverage(result, days, from_lottery, rows, priced)
 
 
 SHARPEN_MIN_SECONDS = 3.0

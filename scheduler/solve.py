@@ -15,6 +15,7 @@ phase's seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -231,6 +232,8 @@ class _LevelPlan:
             rows = found.day_rows
             self.stats["day_rows"] = {"rows": rows.rows, "bound": rows.bound, "first_bound": rows.first_bound,
                                       "searches": rows.searches, "seconds": round(rows.seconds, 3)}
+        if found.teacher_prices is not None:
+            self.stats["teacher_prices"] = dataclasses.asdict(found.teacher_prices)
         return found.result
 
     def preference(self, first: LexicographicSolver) -> LexicographicSolver:

@@ -1,0 +1,242 @@
+"""Level 1's bound where each teacher's week binds on its own: every teacher's weekly cap priced (Dantzig–Wolfe).
+
+On a school of 400–900 pupils the week's linear relaxation is the days' own best added up: no teacher's week binds
+it, so the rows of `scheduler.day_cuts` (one price for every teacher) cannot cut it. Yet the days' best plans cannot
+all be had in one week: each wants whole teachers, and some teachers more often than their caps allow. Give each
+teacher `t` a price `π_t >= 0` for a session; for every plan of the week,
+
+    coverage  <=  sum over days d of  max over plans of day d alone of (coverage_d - sum_t π_t sessions_td)
+                  + sum_t π_t cap_t
+
+(the Lagrangian bound; a day's proven search bound is enough). The prices come from a master linear program over
+the day plans found so far (columns: a day's coverage and each teacher's sessions that day; rows: one plan a day,
+each teacher's cap), whose duals price the next round's day searches, smoothed towards the prices of the best
+bound so far (Wentges' smoothing), until the bound meets the master's value.
+
+It runs on a thread of its own (`start`, then `bound`), on the second core while the week's search runs on the
+first: SCIP releases Python's lock while it solves. On the city's unproven schools of 250–840 pupils it brought the
+bound from the days' own best to within 1 of the master's value in 2–68 CPU-s; see `docs/benchmarks.md`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ortools.linear_solver import pywraplp
+
+from scheduler.day_cuts import DAY_SEARCH_PARAMETERS
+from scheduler.day_prices import stop_solving
+from scheduler.deadline import Deadline, OutOfTime
+from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS
+from scheduler.model import AllocationModel, Var, total
+
+SMOOTHING = 0.5
+"""The next prices are this share of the best bound's prices plus the rest of the master's (Wentges): the master's
+own prices jump from one extreme to another while it has few plans."""
+
+DAY_SECONDS = 1.0
+"""At most this long for one day's search at a price: its bound counts, so a search cut short still helps."""
+
+MARGIN = 0.01
+"""Added before the bound is rounded down: a backend's tolerance never costs a pupil-day."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One plan of one day: its coverage and how many sessions each teacher leads in it."""
+
+    coverage: int
+    sessions: tuple[tuple[str, int], ...]
+
+
+@dataclass
+class TeacherPricesResult:
+    bound: int | None
+    """The best Lagrangian bound, rounded down (None: no complete round in time)."""
+    master: float | None
+    """The master's last value: no prices can bring the bound below it."""
+    rounds: int
+    searches: int
+    seconds: float
+
+
+EMPTY = Column(0, ())
+"""A day on which no one leads anything: in the master beside the plans found, so that it always has a plan."""
+
+
+class _Day:
+    """One day's own model, searched at the teachers' prices."""
+
+    def __init__(self, week: AllocationModel, day: int, deadline: Deadline) -> None:
+        self.model = AllocationModel(week.instance, [c for c in week.classes if c.day == day], deadline=deadline)
+        self.coverage = self.model.coverage_level()
+        self.leads: dict[str, list[Var]] = {}
+        for (teacher_id, _), var in self.model.leads.items():
+            self.leads.setdefault(teacher_id, []).append(var)
+        self.start: list[float] | None = None
+
+
+class TeacherPrices:
+    """The bound of a week model (`week`, level 1, no hired teachers) with every teacher's weekly cap priced."""
+
+    def __init__(self, week: AllocationModel, deadline: Deadline, *, seed: int = 0,
+                 plan: Sequence[float] | None = None) -> None:
+        if week.hire_sessions:
+            raise ValueError("the prices are for the school's own teachers, not a model that hires")
+        self.instance = week.instance
+        self.classes = week.classes
+        self.week = week
+        self.deadline = deadline
+        self.seed = seed
+        self.caps = {teacher_id: int(row.ub()) for teacher_id, row in week.week_caps.items()}
+        self.columns: dict[int, list[Column]] = {day: [] for day in sorted({c.day for c in week.classes})}
+        if plan is not None:
+            self._add_week_plan(plan)
+        self.best = math.inf
+        self.master: float | None = None
+        self.rounds = self.searches = 0
+        self.began = time.monotonic()
+        self.seconds = 0.0
+        self.thread: threading.Thread | None = None
+        self.solver: pywraplp.Solver | None = None
+        self.cancelled = False
+        self.lock = threading.Lock()
+
+    def _add_week_plan(self, plan: Sequence[float]) -> None:
+        """The days of a plan of the week are plans of the days: with them the master has a plan from the start."""
+        weights = self.instance.priority_weights
+        coverage: dict[int, float] = dict.fromkeys(self.columns, 0.0)
+        sessions: dict[int, dict[str, int]] = {day: {} for day in self.columns}
+        for (k, _, level), var in self.week.covered.items():
+            coverage[self.classes[k].day] += weights[level] * plan[var.index()]
+        for (teacher_id, group), var in self.week.leads.items():
+            count = round(plan[var.index()])
+            if count and group[0] in sessions:
+                sessions[group[0]][teacher_id] = sessions[group[0]].get(teacher_id, 0) + count
+        for day in self.columns:
+            self._add(day, Column(round(coverage[day]), tuple(sorted(sessions[day].items()))))
+
+    def _add(self, day: int, column: Column) -> None:
+        if column not in self.columns[day]:
+            self.columns[day].append(column)
+
+    def start(self) -> TeacherPrices:
+        self.thread = threading.Thread(target=self.run, name="teacher-prices", daemon=True)
+        self.thread.start()
+        return self
+
+    def run(self) -> None:
+        """Rounds of the master and the days' searches at its prices, until the bound meets the master's value,
+        the deadline, or `cancel`."""
+        try:
+            days = {day: _Day(self.week, day, self.deadline) for day in self.columns}
+            prices: dict[str, float] = {}
+            centre: dict[str, float] = {}
+            while not self.cancelled:
+                bound = self._round(days, prices)
+                if bound is None:
+                    return
+                self.rounds += 1
+                if bound < self.best:
+                    self.best, centre = bound, prices
+                master = self._master()
+                if master is None:
+                    return
+                self.master, duals = master
+                if math.floor(self.best + MARGIN) <= math.floor(self.master + MARGIN):
+                    return
+                prices = {t: SMOOTHING * centre.get(t, 0.0) + (1 - SMOOTHING) * duals.get(t, 0.0) for t in self.caps}
+                prices = {t: price for t, price in prices.items() if price > 1e-9}
+        except OutOfTime:  # the day models were not built in time: no bound
+            return
+        finally:
+            self.seconds = time.monotonic() - self.began
+
+    def _round(self, days: dict[int, _Day], prices: dict[str, float]) -> float | None:
+        """Every day searched at `prices`; the Lagrangian bound they give (None: a day ended without one)."""
+        bound = sum(price * self.caps[t] for t, price in prices.items())
+        for i, (day, searched) in enumerate(days.items()):
+            seconds = min(DAY_SECONDS, self.deadline.left() / (len(days) - i))
+            found = self._search(searched, prices, seconds)
+            if found is None:
+                return None
+            value, column = found
+            bound += value
+            self._add(day, column)
+        return bound
+
+    def _search(self, day: _Day, prices: dict[str, float], seconds: float) -> tuple[float, Column] | None:
+        if seconds < MIN_LEVEL_SECONDS:
+            return None
+        solver = day.model.solver
+        solver.Maximize(day.coverage - total([price * var for t, price in prices.items()
+                                              for var in day.leads.get(t, [])]))
+        solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {self.seed}\n"
+                                                   f"{SCIP_PARAMETERS}{DAY_SEARCH_PARAMETERS}")
+        if day.start is not None:
+            day.model.hint(solver.variables(), day.start)
+        solver.SetTimeLimit(max(1, int(1000 * seconds)))
+        with self.lock:
+            if self.cancelled:
+                return None
+            self.solver = solver
+        code = solver.Solve()
+        with self.lock:
+            self.solver = None
+        self.searches += 1
+        if self.cancelled or code not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+            return None
+        value = solver.Objective().BestBound()
+        if not math.isfinite(value):
+            return None
+        day.start = [var.solution_value() for var in solver.variables()]
+        sessions = {t: round(sum(var.solution_value() for var in leads)) for t, leads in day.leads.items()}
+        column = Column(round(day.coverage.solution_value()),
+                        tuple(sorted((t, count) for t, count in sessions.items() if count)))
+        return value, column
+
+    def _master(self) -> tuple[float, dict[str, float]] | None:
+        """The master linear program over the day plans found: its value and each teacher's price (its dual)."""
+        solver = pywraplp.Solver.CreateSolver("GLOP")
+        if solver is None:
+            return None
+        chosen: dict[tuple[int, int], Var] = {}
+        for day, found in self.columns.items():
+            columns = [EMPTY, *found]  # leading nothing: the master has a plan even before the first is found
+            for j in range(len(columns)):
+                chosen[(day, j)] = solver.NumVar(0, 1, f"plan_{day}_{j}")
+            solver.Add(total([chosen[(day, j)] for j in range(len(columns))]) == 1)
+        uses: dict[str, list[tuple[Var, int]]] = {}
+        for (day, j), var in chosen.items():
+            for t, count in self._column(day, j).sessions:
+                uses.setdefault(t, []).append((var, count))
+        caps = {t: solver.Add(total([count * var for var, count in terms]) <= self.caps.get(t, 0))
+                for t, terms in uses.items()}
+        solver.Maximize(total([self._column(day, j).coverage * var for (day, j), var in chosen.items()]))
+        if solver.Solve() != pywraplp.Solver.OPTIMAL:
+            return None
+        return solver.Objective().Value(), {t: max(0.0, row.dual_value()) for t, row in caps.items()}
+
+    def _column(self, day: int, j: int) -> Column:
+        return EMPTY if j == 0 else self.columns[day][j - 1]
+
+    def cancel(self) -> None:
+        """Stop the thread, and wait until it has."""
+        with self.lock:
+            self.cancelled = True
+        stop_solving(self.thread, self._interrupt)
+
+    def _interrupt(self) -> None:
+        with self.lock:
+            if self.solver is not None:
+                self.solver.InterruptSolve()
+
+    def result(self) -> TeacherPricesResult:
+        """The bound so far (the thread is stopped first)."""
+        self.cancel()
+        bound = None if math.isinf(self.best) else math.floor(self.best + MARGIN)
+        return TeacherPricesResult(bound, self.master, self.rounds, self.searches, round(self.seconds, 3))

@@ -1,0 +1,79 @@
+"""Level 1's bound with each teacher's week priced: never below the optimum, never above the days' own best, and
+tighter than the week's relaxation where teachers' weeks bind one by one."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scheduler.deadline import Deadline
+from scheduler.generate import generate
+from scheduler.solve import SolverConfig, solve
+from scheduler.teacher_prices import TeacherPrices
+from tests.scheduler.builders import model_of
+from tests.scheduler.random_instances import random_instance
+from tests.scheduler.reference import reference_optimum
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), cap=st.integers(1, 2), with_plan=st.booleans())
+def test_the_teachers_prices_bound_coverage_between_its_optimum_and_the_days_own_best(
+        seed: int, cap: int, with_plan: bool) -> None:
+    inst = random_instance(seed, pupils=10, days=3)
+    inst = inst.with_weekly_caps({t.id: min(t.max_sessions, cap) for t in inst.teachers})
+    expected = reference_optimum(inst, levels=1)
+    if expected is None:
+        return
+    week = model_of(inst)
+    plan = None
+    if with_plan:  # the week's own optimum as the master's first plans
+        week.solver.Maximize(week.coverage_level())
+        assert week.solver.Solve() == week.solver.OPTIMAL
+        plan = [var.solution_value() for var in week.solver.variables()]
+    prices = TeacherPrices(week, Deadline.after(30), plan=plan)
+    prices.run()
+    result = prices.result()
+    assert result.bound is not None and result.rounds >= 1
+    # The first round prices nothing: each day's own best, added up, which every later round can only lower.
+    alone = sum(max(column.coverage for column in columns) for columns in prices.columns.values())
+    assert expected["coverage"] <= result.bound <= alone
+    # The master mixes plans that were found, so it never promises more than the bound proves.
+    assert result.master is not None and result.master <= prices.best + 1e-6
+
+
+def test_a_school_whose_teachers_weeks_bind_one_by_one_is_proven_by_their_prices() -> None:
+    """A 253-pupil school of the city benchmark: its days' own best add up to 1,417, and the week's relaxation
+    says the same; the best plan covers 1,416. One price for every teacher (`day_cuts`) cannot tell them apart."""
+    inst = generate(253, 100_086)
+    week = model_of(inst)
+    prices = TeacherPrices(week, Deadline.after(60))
+    prices.run()
+    result = prices.result()
+    alone = sum(max(column.coverage for column in columns) for columns in prices.columns.values())
+    assert alone == 1417
+    assert result.bound == 1416
+
+
+def test_the_prices_stop_when_told_and_leave_no_thread_behind() -> None:
+    inst = generate(253, 100_086)
+    prices = TeacherPrices(model_of(inst), Deadline.after(60)).start()
+    threading.Event().wait(0.3)
+    result = prices.result()
+    assert not any(thread.name == "teacher-prices" for thread in threading.enumerate())
+    assert result.bound is None or result.bound >= 1416
+
+
+def test_a_two_worker_run_reports_the_bound_and_a_model_that_hires_is_refused() -> None:
+    inst = generate(253, 100_086)
+    solution = solve(inst, SolverConfig(time_limit=20, workers=2, seed=0))
+    priced = solution.stats["teacher_prices"]
+    assert priced["bound"] is None or priced["bound"] >= solution.objective.coverage
+    assert solution.objective.coverage_bound <= 1417
+    assert not any(thread.name == "teacher-prices" for thread in threading.enumerate())
+    from scheduler.model import AllocationModel
+    hiring = AllocationModel(inst, model_of(inst).classes, hire_sessions=4)
+    with pytest.raises(ValueError):
+        TeacherPrices(hiring, Deadline.after(1))
