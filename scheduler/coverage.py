@@ -111,11 +111,10 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
 def _search_again_with_prices(first: LexicographicSolver, result: LevelResult, prices: TeacherPrices,
                               priced: TeacherPricesResult, until: Deadline, phase: Phase) -> LevelResult:
     """When the teachers' prices converged before the week's search ended (they interrupted it) and its plan is
-    below their bound, or it had found none yet, the search goes on from its plan for the time left, with the
-    prices' rows: its relaxation then starts at their bound instead of the days' own best. Returns the level's one
-    result."""
-    below = result.status == Status.FEASIBLE and priced.bound is not None and result.value < priced.bound
-    if not (priced.converged and (below or result.status == Status.UNKNOWN) and until.left() >= MIN_LEVEL_SECONDS):
+    below their bound, the search goes on from its plan for the time left, with the prices' rows: its relaxation
+    then starts at their bound instead of the days' own best. Returns the level's one result."""
+    if not (priced.converged and priced.bound is not None and result.status == Status.FEASIBLE
+            and result.value < priced.bound and until.left() >= MIN_LEVEL_SECONDS):
         return result
     with phase("build"):
         prices.add_rows(first.built)

@@ -4,23 +4,16 @@ tighter than the week's relaxation where teachers' weeks bind one by one."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.baselines import lottery
-from scheduler.coverage import _search_again_with_prices, untimed
 from scheduler.daywise import relaxation_point
 from scheduler.deadline import Deadline
-from scheduler.domain import Status
 from scheduler.generate import generate
-from scheduler.lexicographic import LevelResult, LexicographicSolver, value_at
-from scheduler.model import AllocationModel
 from scheduler.solve import SolverConfig, solve
 from scheduler.teacher_prices import TeacherPrices
-from scheduler.warmstart import plan_values
 from tests.scheduler.builders import model_of
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
@@ -103,30 +96,7 @@ def test_a_two_worker_run_reports_the_bound_and_a_model_that_hires_is_refused() 
     assert priced["bound"] is None or priced["bound"] >= solution.objective.coverage
     assert solution.objective.coverage == solution.objective.coverage_bound == 1416
     assert not any(thread.name == "teacher-prices" for thread in threading.enumerate())
+    from scheduler.model import AllocationModel
     hiring = AllocationModel(inst, model_of(inst).classes, hire_sessions=4)
     with pytest.raises(ValueError):
         TeacherPrices(hiring, Deadline.after(1))
-
-
-@pytest.mark.parametrize("found", ["nothing", "less"])
-def test_the_search_goes_on_with_the_prices_rows_from_whatever_it_had(found: str) -> None:
-    """Interrupted by the prices before it had a plan, or with a plan below their bound, the week's search goes on
-    with their rows, and its one result for the level is the optimum."""
-    inst = generate(253, 100_086)
-    first = LexicographicSolver(model_of(inst), SolverConfig(workers=2), time.monotonic(), None)
-    prices = TeacherPrices(first.built, Deadline.after(60))
-    prices.run()
-    priced = prices.result()
-    assert priced.converged and priced.bound == 1416
-    if found == "nothing":
-        before = LevelResult("coverage", Status.UNKNOWN, 0, 0, 0.5)
-        first.results.append(before)
-    else:
-        drawn = lottery(inst, 0)
-        before = first.accept("coverage", plan_values(first.built, drawn), inst.demand(), 0.5)
-        assert before.status == Status.FEASIBLE and before.value < 1416
-    result = _search_again_with_prices(first, before, prices, priced, Deadline.after(30), untimed)
-    assert result.status in (Status.OPTIMAL, Status.FEASIBLE) and result.value == 1416
-    assert result.seconds >= 0.5
-    assert first.results == [result]
-    assert first.values is not None and round(value_at(first.built.coverage_level(), first.values)) == 1416
