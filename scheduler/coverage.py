@@ -17,7 +17,7 @@ from scheduler.day_cuts import DayRows, add_day_value_rows
 from scheduler.daywise import DaywisePlan, coverage_by_day, days_first
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
-from scheduler.lexicographic import MIN_LEVEL_SECONDS, LevelResult, LexicographicSolver
+from scheduler.lexicographic import LevelResult, LexicographicSolver
 from scheduler.teacher_prices import TeacherPrices, TeacherPricesResult
 from scheduler.warmstart import plan_values
 
@@ -74,14 +74,11 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
     until = Deadline.after(week_seconds())
     prices = None
     if config.workers > 1 and not built.hire_sessions:  # the second core prices each teacher's week meanwhile
-        prices = TeacherPrices(built, until, seed=config.seed, plan=start, interrupt=built.solver.InterruptSolve)
-        prices.start()
+        prices = TeacherPrices(built, until, seed=config.seed, plan=start).start()
     try:
         result, rows, sharpened = _week_search(first, until, start, sharpen=days is None, phase=phase)
     finally:
         priced = prices.result() if prices is not None else None
-    if prices is not None and priced is not None:
-        result = _search_again_with_prices(first, result, prices, priced, until, phase)
     # A bound proven outside the week's search: the days', the first look's and the week's relaxation with the
     # day-value rows, or the teachers' prices.
     proven = min((bound for bound in (days.bound if days is not None else sharpened,
@@ -106,26 +103,6 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
         result.bound = proven
         result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
     return Coverage(result, days, from_lottery, rows, priced)
-
-
-def _search_again_with_prices(first: LexicographicSolver, result: LevelResult, prices: TeacherPrices,
-                              priced: TeacherPricesResult, until: Deadline, phase: Phase) -> LevelResult:
-    """When the teachers' prices converged before the week's search ended (they interrupted it) and its plan is
-    below their bound, the search goes on from its plan for the time left, with the prices' rows: its relaxation
-    then starts at their bound instead of the days' own best. Returns the level's one result."""
-    if not (priced.converged and priced.bound is not None and result.status == Status.FEASIBLE
-            and result.value < priced.bound and until.left() >= MIN_LEVEL_SECONDS):
-        return result
-    with phase("build"):
-        prices.add_rows(first.built)
-    with phase("solve"):
-        again = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=until.left())
-    if again.status not in (Status.OPTIMAL, Status.FEASIBLE):
-        first.results.remove(again)  # the plan found before is still the last values
-        return result
-    first.results.remove(result)
-    again.seconds = round(result.seconds + again.seconds, 3)
-    return again
 
 
 SHARPEN_MIN_SECONDS = 3.0

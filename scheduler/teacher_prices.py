@@ -23,13 +23,13 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ortools.linear_solver import pywraplp
 
 from scheduler.day_cuts import DAY_SEARCH_PARAMETERS
-from scheduler.day_prices import CANCEL_POLL_SECONDS, stop_solving
+from scheduler.day_prices import stop_solving
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS
 from scheduler.model import AllocationModel, Var, total
@@ -43,9 +43,6 @@ DAY_SECONDS = 1.0
 
 MARGIN = 0.01
 """Added before the bound is rounded down: a backend's tolerance never costs a pupil-day."""
-
-ROW_MARGIN = 1e-5
-"""Added to a day's bound in its row of the week (`add_rows`): a backend's rounding never cuts off a plan."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +62,6 @@ class TeacherPricesResult:
     rounds: int
     searches: int
     seconds: float
-    converged: bool = False
-    """The bound met the master's value: no prices would bring it lower."""
 
 
 EMPTY = Column(0, ())
@@ -89,10 +84,7 @@ class TeacherPrices:
     """The bound of a week model (`week`, level 1, no hired teachers) with every teacher's weekly cap priced."""
 
     def __init__(self, week: AllocationModel, deadline: Deadline, *, seed: int = 0,
-                 plan: Sequence[float] | None = None, interrupt: Callable[[], None] | None = None) -> None:
-        """`plan`: a plan of the week (by variable index), whose days are the master's first plans. `interrupt`:
-        called again and again once the bound has converged, until `result`, to end the week's search so that
-        it can go on with the prices' rows (`add_rows`)."""
+                 plan: Sequence[float] | None = None) -> None:
         if week.hire_sessions:
             raise ValueError("the prices are for the school's own teachers, not a model that hires")
         self.instance = week.instance
@@ -105,11 +97,6 @@ class TeacherPrices:
         if plan is not None:
             self._add_week_plan(plan)
         self.best = math.inf
-        self.best_prices: dict[str, float] = {}
-        self.best_days: dict[int, float] = {}
-        """Each day's bound at `best_prices`: with them, `best` is the Lagrangian bound."""
-        self.converged = False
-        self.interrupt = interrupt
         self.master: float | None = None
         self.rounds = self.searches = 0
         self.began = time.monotonic()
@@ -150,62 +137,37 @@ class TeacherPrices:
             prices: dict[str, float] = {}
             centre: dict[str, float] = {}
             while not self.cancelled:
-                found = self._round(days, prices)
-                if found is None:
+                bound = self._round(days, prices)
+                if bound is None:
                     return
                 self.rounds += 1
-                bound = sum(price * self.caps[t] for t, price in prices.items()) + sum(found.values())
                 if bound < self.best:
-                    self.best, self.best_prices, self.best_days = bound, prices, found
-                    centre = prices
+                    self.best, centre = bound, prices
                 master = self._master()
                 if master is None:
                     return
                 self.master, duals = master
                 if math.floor(self.best + MARGIN) <= math.floor(self.master + MARGIN):
-                    self.converged = True
-                    self.seconds = time.monotonic() - self.began
-                    self._interrupt_the_search()
                     return
                 prices = {t: SMOOTHING * centre.get(t, 0.0) + (1 - SMOOTHING) * duals.get(t, 0.0) for t in self.caps}
                 prices = {t: price for t, price in prices.items() if price > 1e-9}
         except OutOfTime:  # the day models were not built in time: no bound
             return
         finally:
-            if not self.converged:
-                self.seconds = time.monotonic() - self.began
+            self.seconds = time.monotonic() - self.began
 
-    def _round(self, days: dict[int, _Day], prices: dict[str, float]) -> dict[int, float] | None:
-        """Every day searched at `prices`: each day's bound (None: a day ended without one)."""
-        bounds: dict[int, float] = {}
+    def _round(self, days: dict[int, _Day], prices: dict[str, float]) -> float | None:
+        """Every day searched at `prices`; the Lagrangian bound they give (None: a day ended without one)."""
+        bound = sum(price * self.caps[t] for t, price in prices.items())
         for i, (day, searched) in enumerate(days.items()):
             seconds = min(DAY_SECONDS, self.deadline.left() / (len(days) - i))
             found = self._search(searched, prices, seconds)
             if found is None:
                 return None
-            bounds[day], column = found
+            value, column = found
+            bound += value
             self._add(day, column)
-        return bounds
-
-    def _interrupt_the_search(self) -> None:
-        """Interrupt the week's search until `result` is asked for: an interruption that comes between two solves
-        is forgotten, so it is repeated."""
-        while self.interrupt is not None and not self.cancelled:
-            self.interrupt()
-            time.sleep(CANCEL_POLL_SECONDS)
-
-    def add_rows(self, week: AllocationModel) -> int:
-        """Add to `week` (the model the prices were computed for) one row a day at the best bound's prices,
-        `coverage_d - sum_t π_t sessions_td <= the day's bound`: each holds for every plan of the week, and with
-        them the week's relaxation is no higher than the bound. Returns the rows added."""
-        weights = self.instance.priority_weights
-        for day, value in self.best_days.items():
-            terms = [(var, float(weights[level])) for (k, _, level), var in week.covered.items()
-                     if self.classes[k].day == day]
-            terms += [(var, -self.best_prices[t]) for (t, group), var in week.leads.items()
-                      if group[0] == day and self.best_prices.get(t)]
-            week.row(terms, None, value + ROW_MARGIN, f"teacher_prices_{day}")
-        return len(self.best_days)
+        return bound
 
     def _search(self, day: _Day, prices: dict[str, float], seconds: float) -> tuple[float, Column] | None:
         if seconds < MIN_LEVEL_SECONDS:
@@ -277,5 +239,4 @@ class TeacherPrices:
         """The bound so far (the thread is stopped first)."""
         self.cancel()
         bound = None if math.isinf(self.best) else math.floor(self.best + MARGIN)
-        return TeacherPricesResult(bound, self.master, self.rounds, self.searches, round(self.seconds, 3),
-                                   self.converged)
+        return TeacherPricesResult(bound, self.master, self.rounds, self.searches, round(self.seconds, 3))
