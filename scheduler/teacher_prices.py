@@ -13,7 +13,7 @@ the day plans found so far (columns: a day's coverage and each teacher's session
 each teacher's cap), whose duals price the next round's day searches, smoothed towards the prices of the best
 bound so far (Wentges' smoothing), until the bound meets the master's value.
 
-It runs on a thread of its own (`start`, then `bound`), on the second core while the week's search runs on the
+It runs on a thread of its own (`start`, then `result`), on the second core while the week's search runs on the
 first: SCIP releases Python's lock while it solves. On the city's unproven schools of 250–840 pupils it brought the
 bound from the days' own best to within 1 of the master's value in 2–68 CPU-s; see `docs/benchmarks.md`.
 """
