@@ -23,6 +23,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from ortools.linear_solver import linear_solver_pb2, pywraplp
 
@@ -49,6 +50,49 @@ def stop_solving(thread: threading.Thread | None, interrupt: Callable[[], None])
     while thread is not None and thread.is_alive():
         interrupt()
         thread.join(CANCEL_POLL_SECONDS)
+
+
+class SolvesOnAThread:
+    """Solves run one after another on a thread of its own (`start` runs `run`), all stopped by `cancel`: the
+    solve under way is interrupted and none begins after it."""
+
+    THREAD_NAME = "solves"
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.solver: pywraplp.Solver | None = None
+        self.cancelled = False
+        self.lock = threading.Lock()
+
+    def start(self) -> Self:
+        self.thread = threading.Thread(target=self.run, name=self.THREAD_NAME, daemon=True)
+        self.thread.start()
+        return self
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def solve(self, solver: pywraplp.Solver, parameters: pywraplp.MPSolverParameters | None = None) -> int | None:
+        """`solver.Solve`, interruptible by `cancel`; None when cancelled before it began."""
+        with self.lock:
+            if self.cancelled:
+                return None
+            self.solver = solver
+        code = solver.Solve() if parameters is None else solver.Solve(parameters)
+        with self.lock:
+            self.solver = None
+        return int(code)
+
+    def cancel(self) -> None:
+        """Stop the thread, and wait until it has."""
+        with self.lock:
+            self.cancelled = True
+        stop_solving(self.thread, self._interrupt)
+
+    def _interrupt(self) -> None:
+        with self.lock:
+            if self.solver is not None:
+                self.solver.InterruptSolve()
 
 
 @dataclass
@@ -118,13 +162,16 @@ def priced_days(model: linear_solver_pb2.MPModelProto, integers: Sequence[int], 
     return PricedDays(constant, days, day_integers)
 
 
-class DayPrices:
+class DayPrices(SolvesOnAThread):
     """The Lagrangian bound of the `PricedDays` that `cut` makes, computed on a thread of its own (`start`, then
     `bound`): the week cut into days (in Python, so the thread holds the interpreter's lock for that part only),
     each day's linear program (a bound at once), then each day with whole variables, in even shares of the time
     left."""
 
+    THREAD_NAME = "day-prices"
+
     def __init__(self, cut: Callable[[], PricedDays | None], deadline: Deadline, seed: int = 0) -> None:
+        super().__init__()
         self.cut = cut
         self.priced: PricedDays | None = None
         self.deadline = deadline
@@ -133,15 +180,6 @@ class DayPrices:
         self.whole: dict[int, float] = {}
         """Each day's proven bound with whole variables, where its search gave one."""
         self.searched = 0
-        self.thread: threading.Thread | None = None
-        self.solver: pywraplp.Solver | None = None
-        self.cancelled = False
-        self.lock = threading.Lock()
-
-    def start(self) -> DayPrices:
-        self.thread = threading.Thread(target=self.run, name="day-prices", daemon=True)
-        self.thread.start()
-        return self
 
     def run(self) -> None:
         priced = self.priced = self.cut()
@@ -175,30 +213,15 @@ class DayPrices:
         solver.SetTimeLimit(max(1, int(1000 * seconds)))
         parameters = pywraplp.MPSolverParameters()
         parameters.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, DAY_GAP)
-        with self.lock:
-            if self.cancelled:
-                return None
-            self.solver = solver
-        code = solver.Solve(parameters)
-        with self.lock:
-            self.solver = None
+        code = self.solve(solver, parameters)
+        if code is None:
+            return None
         if backend == "GLOP":
             return solver.Objective().Value() if code == pywraplp.Solver.OPTIMAL else None
         if code not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
             return None
         bound = solver.Objective().BestBound()
         return bound if math.isfinite(bound) else None
-
-    def cancel(self) -> None:
-        """Stop the thread, and wait until it has."""
-        with self.lock:
-            self.cancelled = True
-        stop_solving(self.thread, self._interrupt)
-
-    def _interrupt(self) -> None:
-        with self.lock:
-            if self.solver is not None:
-                self.solver.InterruptSolve()
 
     def bound(self) -> int | None:
         """The bound so far, rounded down (the thread is stopped first); None until every day's linear program

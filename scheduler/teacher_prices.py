@@ -21,7 +21,6 @@ bound from the days' own best to within 1 of the master's value in 2–68 CPU-s;
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from ortools.linear_solver import pywraplp
 
 from scheduler.day_cuts import DAY_SEARCH_PARAMETERS
-from scheduler.day_prices import stop_solving
+from scheduler.day_prices import SolvesOnAThread
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS
 from scheduler.model import AllocationModel, Var, total
@@ -80,13 +79,16 @@ class _Day:
         self.start: list[float] | None = None
 
 
-class TeacherPrices:
+class TeacherPrices(SolvesOnAThread):
     """The bound of a week model (`week`, level 1, no hired teachers) with every teacher's weekly cap priced."""
+
+    THREAD_NAME = "teacher-prices"
 
     def __init__(self, week: AllocationModel, deadline: Deadline, *, seed: int = 0,
                  plan: Sequence[float] | None = None) -> None:
         if week.hire_sessions:
             raise ValueError("the prices are for the school's own teachers, not a model that hires")
+        super().__init__()
         self.instance = week.instance
         self.classes = week.classes
         self.week = week
@@ -101,10 +103,6 @@ class TeacherPrices:
         self.rounds = self.searches = 0
         self.began = time.monotonic()
         self.seconds = 0.0
-        self.thread: threading.Thread | None = None
-        self.solver: pywraplp.Solver | None = None
-        self.cancelled = False
-        self.lock = threading.Lock()
 
     def _add_week_plan(self, plan: Sequence[float]) -> None:
         """The days of a plan of the week are plans of the days: with them the master has a plan from the start."""
@@ -123,11 +121,6 @@ class TeacherPrices:
     def _add(self, day: int, column: Column) -> None:
         if column not in self.columns[day]:
             self.columns[day].append(column)
-
-    def start(self) -> TeacherPrices:
-        self.thread = threading.Thread(target=self.run, name="teacher-prices", daemon=True)
-        self.thread.start()
-        return self
 
     def run(self) -> None:
         """Rounds of the master and the days' searches at its prices, until the bound meets the master's value,
@@ -180,13 +173,9 @@ class TeacherPrices:
         if day.start is not None:
             day.model.hint(solver.variables(), day.start)
         solver.SetTimeLimit(max(1, int(1000 * seconds)))
-        with self.lock:
-            if self.cancelled:
-                return None
-            self.solver = solver
-        code = solver.Solve()
-        with self.lock:
-            self.solver = None
+        code = self.solve(solver)
+        if code is None:
+            return None
         self.searches += 1
         if self.cancelled or code not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
             return None
@@ -223,17 +212,6 @@ class TeacherPrices:
 
     def _column(self, day: int, j: int) -> Column:
         return EMPTY if j == 0 else self.columns[day][j - 1]
-
-    def cancel(self) -> None:
-        """Stop the thread, and wait until it has."""
-        with self.lock:
-            self.cancelled = True
-        stop_solving(self.thread, self._interrupt)
-
-    def _interrupt(self) -> None:
-        with self.lock:
-            if self.solver is not None:
-                self.solver.InterruptSolve()
 
     def result(self) -> TeacherPricesResult:
         """The bound so far (the thread is stopped first)."""
