@@ -89,8 +89,6 @@ class TeacherPrices(SolvesOnAThread):
         if week.hire_sessions:
             raise ValueError("the prices are for the school's own teachers, not a model that hires")
         super().__init__()
-        self.instance = week.instance
-        self.classes = week.classes
         self.week = week
         self.deadline = deadline
         self.seed = seed
@@ -106,11 +104,11 @@ class TeacherPrices(SolvesOnAThread):
 
     def _add_week_plan(self, plan: Sequence[float]) -> None:
         """The days of a plan of the week are plans of the days: with them the master has a plan from the start."""
-        weights = self.instance.priority_weights
+        weights = self.week.instance.priority_weights
         coverage: dict[int, float] = dict.fromkeys(self.columns, 0.0)
         sessions: dict[int, dict[str, int]] = {day: {} for day in self.columns}
         for (k, _, level), var in self.week.covered.items():
-            coverage[self.classes[k].day] += weights[level] * plan[var.index()]
+            coverage[self.week.classes[k].day] += weights[level] * plan[var.index()]
         for (teacher_id, group), var in self.week.leads.items():
             count = round(plan[var.index()])
             if count and group[0] in sessions:
