@@ -3,7 +3,8 @@ both use: day by day first on a big school (`scheduler.daywise.days_first`), don
 bound; otherwise the week's search, started from the better of the days' joined plan and today's lottery; the best
 of the three plans is the answer, with the lowest bound proven on the way. On a small school, given time, the week's
 search starts with rows that say what whole teachers are worth to each day (`scheduler.day_cuts`); with two workers,
-each teacher's week is priced on the second core meanwhile (`scheduler.teacher_prices`).
+each teacher's week is priced on the second core meanwhile (`scheduler.teacher_prices`), from the moment the
+search is sure to go on (after the first look, on a small school).
 """
 
 from __future__ import annotations
@@ -72,11 +73,17 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
         start = days.values
     first.hint(start)
     until = Deadline.after(week_seconds())
-    prices = None
-    if config.workers > 1 and not built.hire_sessions:  # the second core prices each teacher's week meanwhile
-        prices = TeacherPrices(built, until, seed=config.seed, plan=start).start()
+    prices: TeacherPrices | None = None
+
+    def price_teachers(plan: list[float] | None) -> None:
+        """With two workers, the second core prices each teacher's week while the search goes on."""
+        nonlocal prices
+        if config.workers > 1 and not built.hire_sessions:
+            prices = TeacherPrices(built, until, seed=config.seed, plan=plan).start()
+
     try:
-        result, rows, sharpened = _week_search(first, until, start, sharpen=days is None, phase=phase)
+        result, rows, sharpened = _week_search(first, until, start, sharpen=days is None, phase=phase,
+                                               meanwhile=price_teachers)
     finally:
         priced = prices.result() if prices is not None else None
     # A bound proven outside the week's search: the days', the first look's and the week's relaxation with the
@@ -123,12 +130,15 @@ A longer first look (1 s of 6) lost more of the search's tree than it saved (`do
 
 
 def _week_search(first: LexicographicSolver, until: Deadline, start: list[float] | None, *, sharpen: bool,
-                 phase: Phase) -> tuple[LevelResult, DayRows | None, int | None]:
+                 phase: Phase, meanwhile: Callable[[list[float] | None], None]
+                 ) -> tuple[LevelResult, DayRows | None, int | None]:
     """Level 1's week search within `until`; on a small school (`sharpen`) given `SHARPEN_MIN_SECONDS`, a first
     look of `LOOK_SECONDS`, and when that does not settle it, the day-value rows (from the best plan known, by
-    variable index) before the search goes on. Returns the level's one result, the rows, and the lowest bound the
-    look and the rows proved (None without them)."""
+    variable index) before the search goes on. `meanwhile(plan)` is called with the best plan known once the
+    search is sure to go on: at once, or after a look that did not settle it. Returns the level's one result, the
+    rows, and the lowest bound the look and the rows proved (None without them)."""
     if not (sharpen and until.left() >= SHARPEN_MIN_SECONDS):
+        meanwhile(start)
         with phase("solve"):
             result = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=until.left())
         return result, None, None
@@ -139,6 +149,7 @@ def _week_search(first: LexicographicSolver, until: Deadline, start: list[float]
     first.results.remove(look)  # one result for the level: the search's, or the look's when the search found none
     if first.have_solution:
         start = first.values
+    meanwhile(start)
     with phase("day_rows"):
         rows = add_day_value_rows(first.built, until.earlier((1 - DAY_ROWS_SHARE) * until.left()),
                                   backend=first.config.backend, seed=first.config.seed, plan=start)

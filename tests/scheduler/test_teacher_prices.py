@@ -77,3 +77,13 @@ def test_a_two_worker_run_reports_the_bound_and_a_model_that_hires_is_refused() 
     hiring = AllocationModel(inst, model_of(inst).classes, hire_sessions=4)
     with pytest.raises(ValueError):
         TeacherPrices(hiring, Deadline.after(1))
+
+
+def test_a_school_the_first_look_proves_never_starts_the_prices() -> None:
+    """The prices' thread starts only once the week's search is sure to go on: a small school proven by the
+    0.3 s look (`coverage.LOOK_SECONDS`) would only pay for building its day models."""
+    inst = random_instance(7, pupils=12, days=3)
+    solution = solve(inst, SolverConfig(time_limit=20, workers=2, seed=0))
+    assert solution.objective.coverage == solution.objective.coverage_bound
+    assert "day_rows" not in solution.stats  # settled by the look
+    assert "teacher_prices" not in solution.stats
