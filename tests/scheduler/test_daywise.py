@@ -236,9 +236,11 @@ def test_level_3_by_day_from_the_weeks_plan_split_into_days_is_a_plan_of_the_wee
 def test_a_big_schools_level_3_goes_day_by_day_from_the_weeks_plan_when_the_days_did_not_prove_level_1() -> None:
     # The crowded school of 1,000 pupils: the days do not prove level 1, the week's search settles it; level 3
     # then starts from its plan split into days. In a 60 s run the week's level-3 search alone had ended at 1,460
-    # points against a bound of 4,785; from the days, 4,697 against 4,782.
+    # points against a bound of 4,785; from the days, 4,697 against 4,782. Half the time goes to level 1 rather
+    # than 80 %: with 20 s and the default share, level 3 had about 3 s, and on a loaded machine a day that could
+    # not be searched in its part of them sent level 3 back to the week (1 run in 3 beside three busy loops).
     inst = crowded(1000, seed=1)
-    solution = solve(inst, SolverConfig(time_limit=20, seed=1))
+    solution = solve(inst, SolverConfig(time_limit=20, seed=1, coverage_share=0.5))
     levels = {level["name"]: level for level in solution.stats["levels"]}
     level_1_days = solution.stats["daywise"]
     assert not (level_1_days["joined"] and level_1_days["value"] >= level_1_days["bound"])
