@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from scheduler.baselines import lottery
-from scheduler.day_cuts import DayRows, add_day_value_rows
+from scheduler.day_cuts import JOIN_SECONDS, JOIN_SHARE, DayRows, add_day_value_rows
 from scheduler.daywise import DaywisePlan, coverage_by_day, days_first
 from scheduler.deadline import Deadline
 from scheduler.domain import Status
@@ -150,15 +150,25 @@ def _week_search(first: LexicographicSolver, until: Deadline, start: list[float]
     if first.have_solution:
         start = first.values
     meanwhile(start)
+    built = first.built
     with phase("day_rows"):
-        rows = add_day_value_rows(first.built, until.earlier((1 - DAY_ROWS_SHARE) * until.left()),
+        rows = add_day_value_rows(built, until.earlier((1 - DAY_ROWS_SHARE) * until.left()),
                                   backend=first.config.backend, seed=first.config.seed, plan=start)
-    with phase("solve"):
-        searched = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=until.left())
-    result = searched
-    if look.status == Status.FEASIBLE and searched.status == Status.UNKNOWN:
-        first.results[first.results.index(searched)] = result = look  # its plan is still the last values
-    result.seconds = round(look.seconds + searched.seconds, 3)
     bounds = [bound for bound in (rows.bound, look.bound if look.status == Status.FEASIBLE else None)
               if bound is not None]
-    return result, rows, min(bounds, default=None)
+    proven = min(bounds, default=None)
+    best = look if look.status == Status.FEASIBLE else None
+    if proven is not None and (best is None or best.value < proven):
+        with phase("day_rows"):
+            joined = rows.join(built, until.earlier(until.left() - min(JOIN_SECONDS, JOIN_SHARE * until.left())),
+                               at_least=proven, seed=first.config.seed)
+        if joined is not None and rows.joined is not None and rows.joined >= proven:
+            # The days' plans make the best week there is: the level's answer, without a search.
+            return first.accept("coverage", joined, proven, round(look.seconds + rows.join_seconds, 3)), rows, proven
+    with phase("solve"):
+        searched = first.optimise("coverage", built.coverage_level(), maximise=True, seconds=until.left())
+    result = searched
+    if best is not None and searched.status == Status.UNKNOWN:
+        first.results[first.results.index(searched)] = result = best  # its plan is still the last values
+    result.seconds = round(look.seconds + rows.join_seconds + searched.seconds, 3)
+    return result, rows, proven

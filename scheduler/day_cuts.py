@@ -21,15 +21,22 @@ second (`docs/benchmarks.md`).
 The prices are chosen where the week's relaxation sits (a cutting-plane loop): each day's plans found so far give
 points (teachers, coverage); the slope of their upper hull at the relaxation's teachers on that day is the next
 price, whose search finds the day's best plan at that price, a new point on the envelope, and a row touching it.
+
+Those searches also leave plans of each day. With the rows the relaxation is often the best plan's value already,
+and what is left is to find a plan that reaches it; SCIP's own search then spends a second or more on it on a
+school of 150–250 pupils. `DayRows.join` looks among the days' plans first: a week whose every day is staffed as
+one of them (the same sessions run, with as many teachers) and that covers as much as the bound, a small search
+in a copy of the week's model. When there is one, level 1 is proven without the week's search.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from ortools.linear_solver import pywraplp
+from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from scheduler.daywise import relaxation_point
 from scheduler.deadline import Deadline, OutOfTime
@@ -53,6 +60,36 @@ MARGIN = 1e-5
 """Added to a day's bound when its price is not whole: the row never cuts off a plan by a backend's rounding."""
 
 
+Staffing = tuple[tuple[int, int], ...]
+"""A day plan's staffing: (teachers, runs) of each of the day's sessions, in `DayPlans.sessions` order."""
+
+
+@dataclass
+class DayPlans:
+    """The staffings of one day's plans found by the rows' searches, and of the best plan of the week known."""
+
+    sessions: list[str]
+    plans: list[Staffing] = field(default_factory=list)
+
+    def keep(self, model: AllocationModel, values: Sequence[float]) -> None:
+        """Keep the staffing of `values` (a point of `model`, by variable index), once."""
+        staffing = _staffing(model, values, self.sessions)
+        if staffing not in self.plans:
+            self.plans.append(staffing)
+
+
+def _staffing(model: AllocationModel, values: Sequence[float], sessions: list[str]) -> Staffing:
+    return tuple((round(values[model.teachers[s].index()]) if s in model.teachers else 0,
+                  round(values[model.runs[s].index()]) if s in model.runs else 0) for s in sessions)
+
+
+JOIN_SHARE = 0.25
+JOIN_SECONDS = 0.5
+"""`DayRows.join` gets this share of the week's search time left after the rows, and never more than
+`JOIN_SECONDS`. On 68 small city schools with rows (three seeds each, a batch's 6 s), 69 of 179 joins reached the
+bound, all within 0.5 s; most joins that cannot reach it find so in under 0.1 s (`docs/benchmarks.md`)."""
+
+
 @dataclass
 class DayRows:
     rows: int
@@ -63,6 +100,61 @@ class DayRows:
     """The week's relaxation with only each day's best alone (price 0) as rows (None: not solved in time)."""
     searches: int
     seconds: float
+    plans: list[DayPlans] = field(default_factory=list)
+    """Each day's plans, for `join`."""
+    joined: int | None = None
+    """The coverage of the plan `join` found (None: not joined, or no plan found)."""
+    join_seconds: float = 0.0
+
+    def join(self, week: AllocationModel, deadline: Deadline, *, at_least: int, seed: int = 0) -> list[float] | None:
+        """A plan of `week` covering `at_least` (a bound: so the best plan there is) whose every day is staffed as
+        one of that day's plans, searched within `deadline` in a copy of the model (`week` itself is left as it
+        is). Returns its values by the week's variable index, whole (`AllocationModel.whole_counts`), or None:
+        there is no such plan, or none was found in time."""
+        began = time.monotonic()
+        try:
+            return self._join(week, deadline, at_least, seed)
+        finally:
+            self.join_seconds = time.monotonic() - began
+
+    def _join(self, week: AllocationModel, deadline: Deadline, at_least: int, seed: int) -> list[float] | None:
+        if not self.plans or deadline.left() < MIN_LEVEL_SECONDS:
+            return None
+        objective = week.coverage_level()
+        week.solver.Maximize(objective)
+        proto = linear_solver_pb2.MPModelProto()
+        week.solver.ExportModelToProto(proto)
+        solver = pywraplp.Solver.CreateSolver(week.backend)
+        if solver is None or solver.LoadModelFromProto(proto):
+            return None
+        variables = solver.variables()
+        enough = solver.Constraint(at_least - 0.5, solver.infinity())
+        for var, coefficient in objective.GetCoeffs().items():
+            enough.SetCoefficient(variables[var.index()], coefficient)
+        solver.Objective().Clear()  # any plan that covers enough will do
+        for day in self.plans:
+            choose = [solver.BoolVar(f"day_plan_{day.sessions[0] if day.sessions else ''}_{j}")
+                      for j in range(len(day.plans))]
+            one = solver.Constraint(1, 1)
+            for var in choose:
+                one.SetCoefficient(var, 1)
+            for i, session_id in enumerate(day.sessions):
+                for part, by_session in enumerate((week.teachers, week.runs)):
+                    if session_id not in by_session:
+                        continue
+                    same = solver.Constraint(0, 0)
+                    same.SetCoefficient(variables[by_session[session_id].index()], 1)
+                    for var, plan in zip(choose, day.plans, strict=True):
+                        if plan[i][part]:
+                            same.SetCoefficient(var, -plan[i][part])
+        if week.backend == "SCIP":
+            solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {seed}\n{SCIP_PARAMETERS}")
+        solver.SetTimeLimit(max(1, int(1000 * deadline.left())))
+        if solver.Solve() not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+            return None
+        values = week.whole_counts([var.solution_value() for var in variables])
+        self.joined = round(value_at(objective, values))
+        return values
 
 
 class _Day:
@@ -88,6 +180,7 @@ class _Day:
         self.alone = math.inf
         """The day's best alone (its bound at the price 0)."""
         self.start: list[float] | None = None
+        self.plans = DayPlans([s for s in week.teachers if instance.session_by_id[s].day == day])
 
     def row(self, price: float, deadline: Deadline) -> float | None:
         """`φ(price)`: the day's best `coverage - price * teachers`, bounded by its search within `deadline`;
@@ -107,6 +200,7 @@ class _Day:
         if not math.isfinite(bound):
             return None
         self.start = [var.solution_value() for var in solver.variables()]
+        self.plans.keep(self.model, self.start)
         teachers = round(sum(var.solution_value() for var in self.model.teachers.values()))
         coverage = round(self.coverage.solution_value())  # the day's coverage in the plan found
         self.found[teachers] = max(self.found.get(teachers, 0), coverage)
@@ -162,6 +256,7 @@ def add_day_value_rows(week: AllocationModel, deadline: Deadline, *, backend: st
                 teachers = round(sum(plan[var.index()] for var in day_value.week_teachers))
                 coverage = round(sum(weight * plan[var.index()] for var, weight in day_value.week_coverage))
                 day_value.found[teachers] = max(day_value.found.get(teachers, 0), coverage)
+                day_value.plans.keep(week, plan)
             days.append(day_value)
         for i, day_value in enumerate(days):  # the price 0: the day's best alone, the end of its envelope
             add(day_value, 0.0, len(days) - i)
@@ -190,4 +285,4 @@ def add_day_value_rows(week: AllocationModel, deadline: Deadline, *, backend: st
             bound = relaxed.bound if relaxed is not None else bound
     except OutOfTime:  # the rows added so far hold, and so does the last bound (rows only lower it)
         pass
-    return DayRows(rows, bound, first_bound, searches, time.monotonic() - began)
+    return DayRows(rows, bound, first_bound, searches, time.monotonic() - began, [day.plans for day in days])

@@ -231,7 +231,8 @@ class _LevelPlan:
         if found.day_rows is not None:
             rows = found.day_rows
             self.stats["day_rows"] = {"rows": rows.rows, "bound": rows.bound, "first_bound": rows.first_bound,
-                                      "searches": rows.searches, "seconds": round(rows.seconds, 3)}
+                                      "searches": rows.searches, "seconds": round(rows.seconds, 3),
+                                      "joined": rows.joined, "join_seconds": round(rows.join_seconds, 3)}
         if found.teacher_prices is not None:
             self.stats["teacher_prices"] = dataclasses.asdict(found.teacher_prices)
         return found.result

@@ -122,6 +122,48 @@ def test_a_city_batchs_short_limit_leaves_the_whole_search_its_time(small_school
     assert "day_rows" not in solution.stats and "day_rows" not in solution.stats["phases"]
 
 
+def _holds_every_row(week: AllocationModel, values: list[float]) -> bool:
+    """`values` (by variable index) keep every variable's bounds and every row of `week`."""
+    variables = week.solver.variables()
+    if any(not var.lb() - 1e-6 <= values[var.index()] <= var.ub() + 1e-6 for var in variables):
+        return False
+    if any(var.integer() and abs(values[var.index()] - round(values[var.index()])) > 1e-6 for var in variables):
+        return False
+    for row in week.solver.constraints():
+        activity = sum(row.GetCoefficient(var) * values[var.index()] for var in variables)
+        if not row.lb() - 1e-6 <= activity <= row.ub() + 1e-6:
+            return False
+    return True
+
+
+@pytest.mark.parametrize(("pupils", "seed", "fixed"), CUTTING)
+def test_the_days_plans_join_only_into_plans_of_the_week_and_never_above_its_best(
+        pupils: int, seed: int, fixed: bool) -> None:
+    inst = random_instance(seed, pupils=pupils, days=3, with_fixed=fixed)
+    expected = reference_optimum(inst, levels=1)
+    assert expected is not None
+    week = model_of(inst)
+    rows = add_day_value_rows(week, Deadline.after(30), seed=seed)
+    assert rows.plans and all(day.plans for day in rows.plans)
+    # No joined plan covers more than the best plan there is.
+    assert rows.join(week, Deadline.after(10), at_least=expected["coverage"] + 1) is None and rows.joined is None
+    joined = rows.join(week, Deadline.after(10), at_least=expected["coverage"])
+    if joined is not None:  # the days' plans found may not make the best week; when they do, it is one
+        assert rows.joined == expected["coverage"] == round(value_at(week.coverage_level(), joined))
+        assert _holds_every_row(week, joined)
+
+
+def test_the_days_plans_join_into_a_small_schools_best_week(small_school: object) -> None:
+    week = model_of(small_school)  # type: ignore[arg-type]
+    rows = add_day_value_rows(week, Deadline.after(60))
+    assert rows.bound == 1_414
+    joined = rows.join(week, Deadline.after(10), at_least=1_414)
+    assert joined is not None and rows.joined == 1_414 and rows.join_seconds > 0
+    assert _holds_every_row(week, joined)
+    # The week's model is left as it was: its own search still finds the same best plan.
+    assert _coverage(week) == (Status.OPTIMAL, 1_414)
+
+
 def test_a_model_that_hires_is_refused() -> None:
     inst = random_instance(3, days=2)
     hiring = AllocationModel(inst, build_day_classes(inst, by_preference=False, seed=0), hire_sessions=4)
