@@ -160,7 +160,7 @@ def _week_search(first: LexicographicSolver, until: Deadline, start: list[float]
     best = look if look.status == Status.FEASIBLE else None
     if proven is not None and (best is None or best.value < proven):
         with phase("day_rows"):
-            joined = rows.join(built, until.earlier(until.left() - min(JOIN_SECONDS, JOIN_SHARE * until.left())),
+            joined = rows.join(built, Deadline.after(min(JOIN_SECONDS, JOIN_SHARE * until.left())),
                                at_least=proven, seed=first.config.seed)
         if joined is not None and rows.joined is not None and rows.joined >= proven:
             # The days' plans make the best week there is: the level's answer, without a search.

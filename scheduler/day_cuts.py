@@ -40,7 +40,7 @@ from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from scheduler.daywise import relaxation_point
 from scheduler.deadline import Deadline, OutOfTime
-from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS, value_at
+from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS, trustworthy, value_at
 from scheduler.model import AllocationModel, Var, total
 
 ROUNDS = 8
@@ -150,7 +150,7 @@ class DayRows:
         if week.backend == "SCIP":
             solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {seed}\n{SCIP_PARAMETERS}")
         solver.SetTimeLimit(max(1, int(1000 * deadline.left())))
-        if solver.Solve() not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        if solver.Solve() not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) or not trustworthy(solver):
             return None
         values = week.whole_counts([var.solution_value() for var in variables])
         self.joined = round(value_at(objective, values))

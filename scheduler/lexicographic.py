@@ -134,7 +134,7 @@ class LexicographicSolver:
         began = time.monotonic()
         code = self._solve_watching_for_stop(solver)
         seconds_used = time.monotonic() - began
-        if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) and not self._trustworthy(solver):
+        if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) and not trustworthy(solver):
             logger.warning("level %s: the backend's answer breaks the model; treated as no solution", name)
             code = pywraplp.Solver.NOT_SOLVED
         if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
@@ -189,14 +189,6 @@ class LexicographicSolver:
                                  "elapsed": round(time.monotonic() - self.started, 2)})
         return result
 
-    @staticmethod
-    def _trustworthy(solver: pywraplp.Solver) -> bool:
-        """A time-limited backend may hand back a point that is not a solution: check every row and integer."""
-        if not solver.VerifySolution(1e-6, False):
-            return False
-        return all(abs(v.solution_value() - round(v.solution_value())) < 1e-6
-                   for v in solver.variables() if v.integer())
-
     def _solve_watching_for_stop(self, solver: pywraplp.Solver) -> int:
         should_stop = self.config.should_stop
         if should_stop is None:
@@ -227,6 +219,14 @@ class LexicographicSolver:
     def value(self, var: Var) -> int:
         assert self.values is not None, "no level has a solution"
         return int(round(self.values[var.index()]))
+
+
+def trustworthy(solver: pywraplp.Solver) -> bool:
+    """A time-limited backend may hand back a point that is not a solution: check every row and integer."""
+    if not solver.VerifySolution(1e-6, False):
+        return False
+    return all(abs(v.solution_value() - round(v.solution_value())) < 1e-6
+               for v in solver.variables() if v.integer())
 
 
 def hold_row(name: str) -> str:

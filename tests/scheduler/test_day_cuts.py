@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduler import coverage as coverage_module
+from scheduler import validation
 from scheduler.coverage import solve_coverage
 from scheduler.day_cuts import add_day_value_rows
 from scheduler.daywise import relaxation_bound
@@ -90,6 +91,17 @@ def test_a_small_schools_week_search_starts_with_the_rows_and_is_proven(small_sc
     assert solution.stats["phases"]["day_rows"] > 0
     assert sum(solution.stats["phases"].values()) <= solution.stats["seconds"] + 0.05
     assert [level["name"] for level in solution.stats["levels"]].count("coverage") == 1  # the first look's is gone
+
+
+def test_a_small_schools_level_1_is_proven_by_its_days_plans_joined(small_school: object) -> None:
+    # The look does not settle it; the rows bring the bound to 1,414, and a week of the days' plans reaches it.
+    for seed in (1, 2):
+        solution = solve(small_school, SolverConfig(time_limit=6, workers=1, seed=seed,  # type: ignore[arg-type]
+                                                    later_levels_limit=0.75))
+        coverage = next(level for level in solution.stats["levels"] if level["name"] == "coverage")
+        assert (coverage["status"], coverage["value"], coverage["bound"]) == (Status.OPTIMAL, 1_414, 1_414)
+        assert solution.stats["day_rows"]["joined"] == 1_414 and solution.stats["day_rows"]["join_seconds"] > 0
+        assert validation.coverage(small_school, solution.assignments) == 1_414  # type: ignore[arg-type]
 
 
 def test_a_school_the_first_look_proves_gets_no_rows() -> None:
