@@ -121,7 +121,6 @@ class DayRows:
         if not self.plans or deadline.left() < MIN_LEVEL_SECONDS:
             return None
         objective = week.coverage_level()
-        week.solver.Maximize(objective)
         proto = linear_solver_pb2.MPModelProto()
         week.solver.ExportModelToProto(proto)
         solver = pywraplp.Solver.CreateSolver(week.backend)
@@ -172,15 +171,14 @@ class _Day:
         self.teachers = total(list(self.model.teachers.values()))
         self.week_coverage: list[tuple[Var, float]] = [
             (var, weights[level]) for (k, _, level), var in week.covered.items() if week.classes[k].day == day]
-        self.week_teachers: list[Var] = [
-            var for session_id, var in week.teachers.items() if instance.session_by_id[session_id].day == day]
+        self.plans = DayPlans([s for s in week.teachers if instance.session_by_id[s].day == day])
+        self.week_teachers: list[Var] = [week.teachers[s] for s in self.plans.sessions]
         self.found: dict[int, int] = {0: 0}
         """The most coverage a plan found so far reaches with that many teachers (no teacher covers no one)."""
         self.prices: set[float] = set()
         self.alone = math.inf
         """The day's best alone (its bound at the price 0)."""
         self.start: list[float] | None = None
-        self.plans = DayPlans([s for s in week.teachers if instance.session_by_id[s].day == day])
 
     def row(self, price: float, deadline: Deadline) -> float | None:
         """`φ(price)`: the day's best `coverage - price * teachers`, bounded by its search within `deadline`;
