@@ -166,6 +166,35 @@ class LexicographicSolver:
                                  "elapsed": round(time.monotonic() - self.started, 2)})
         return result
 
+    def again_within_staffing(self, result: LevelResult, seconds: float) -> LevelResult:
+        """`result`, the level just optimised and not proven, searched again with its plan's staffing held:
+        which sessions run, and with how many teachers. Only the seating is left to choose, a search far smaller
+        than the whole model's, which a short search often leaves at its start. `result` takes the better value;
+        its bound stays the whole model's. The held rows are released afterwards (the level's own hold row,
+        which any plan of the whole model at that value meets, stays)."""
+        if result.status != Status.FEASIBLE or self.values is None or seconds < MIN_LEVEL_SECONDS:
+            return result
+        built, values = self.built, self.values
+        staffing = [*built.teachers.values(), *built.runs.values()]
+        held = [built.row([(var, 1)], round(values[var.index()]), round(values[var.index()]), f"held_{var.name()}")
+                for var in staffing]
+        began = time.monotonic()
+        try:
+            again = self.optimise(result.name, built.level(result.name), maximise=result.name in MAXIMISED,
+                                  seconds=seconds)
+        finally:
+            infinity = built.solver.infinity()
+            for row in held:
+                row.SetBounds(-infinity, infinity)
+        self.results.remove(again)
+        logger.info("level %s within the plan's staffing: %s -> %s", result.name, result.value,
+                    max(result.value, again.value))
+        result.value = max(result.value, again.value)
+        result.seconds = round(result.seconds + time.monotonic() - began, 3)
+        if result.value >= result.bound:
+            result.status, result.bound = Status.OPTIMAL, result.value
+        return result
+
     def accept(self, name: str, values: list[float], bound: int, seconds: float) -> LevelResult:
         """Take a plan found outside this model (`values` by variable index) as the level's answer: hinted,
         held, and proven when it reaches `bound`."""

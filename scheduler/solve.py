@@ -54,6 +54,9 @@ DAYWISE_PREFERENCE_SHARE = 0.75
 """Level 3 solved day by day may use this share of the time left: the days are where its answer comes from on a
 big school; the rest is level 4's. On a small school the days end early and leave the rest to the week's model
 (when they prove nothing) and to level 4."""
+WITHIN_STAFFING_SHARE = 0.9
+"""Level 3 searched again within its plan's staffing may use this share of the time left after the week's search;
+the rest is level 4's."""
 WEEK_PREFERENCE_FLOOR = 1.0
 WEEK_PREFERENCE_BIG = 20_000
 """The week's level-3 model with more variables than this does not follow joined days (it rarely ends its first
@@ -280,6 +283,12 @@ class _LevelPlan:
                 self.results.append(third.skip("preference"))
                 return first
             result = self._optimise(third, "preference", seconds)
+            if not big and (days is None or days.values is None):
+                # Started from level 1's plan, a short search often ends where it began; within that plan's
+                # staffing the seating alone is searched in a fraction of the time. (Joined days were each
+                # searched within their staffing already.)
+                with self.phase("solve"):
+                    third.again_within_staffing(result, WITHIN_STAFFING_SHARE * self._share(1))
             if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
                 result.bound = days.bound
                 result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
