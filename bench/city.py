@@ -176,6 +176,20 @@ def dashboard_comparison(app: Any) -> list[tuple[str, str]]:
     ]
 
 
+def preference_totals(run_ids: list[int]) -> tuple[int, int, int]:
+    """Level 3 (preference points) of the given runs, summed: (value, bound, runs whose level 3 is proven), from the
+    levels each run stored in its stats."""
+    from webapp.models import AllocationRun
+
+    value = bound = proven = 0
+    for stats in db.session.scalars(select(AllocationRun.stats).where(AllocationRun.id.in_(run_ids))):
+        for level in (stats or {}).get("levels", []):
+            if level["name"] == "preference" and not level.get("skipped"):
+                value, bound = value + level["value"], bound + level["bound"]
+                proven += level["status"] == "OPTIMAL"
+    return value, bound, proven
+
+
 def _print_table(table: list[tuple[str, str]]) -> None:
     click.echo("")
     width = max(len(k) for k, _ in table)
@@ -258,6 +272,7 @@ def main(
             true(), batch_id=new_batch_id(), pool_size=pool_size, time_limit=time_limit, scope="city"
         )
         wall = time.monotonic() - started
+        points, most, preference_proven = preference_totals([r.run_id for r in results if r.state == "done"])
     dashboard = dashboard_comparison(app)
     own, children = _peak_mb()
     done = [r for r in results if r.state == "done"]
@@ -274,6 +289,8 @@ def main(
         ("allocation wall time", f"{wall:.1f} s ({wall / 60:.1f} min)"),
         ("schools done", f"{len(done)}/{len(results)}"),
         ("coverage proven optimal", f"{proven}/{len(done)} ({100 * proven / max(1, len(done)):.1f}%)"),
+        ("preference points / bound, summed", f"{points} / {most} ({100 * points / max(1, most):.1f}%), "
+                                               f"proven at {preference_proven} schools"),
         ("school time median / max", f"{statistics.median(solve_times):.1f} s / {solve_times[-1]:.1f} s"),
         ("peak memory, this process", f"{own:.0f} MB"),
         ("peak memory, largest child", f"{children:.0f} MB"),

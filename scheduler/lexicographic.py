@@ -166,26 +166,39 @@ class LexicographicSolver:
                                  "elapsed": round(time.monotonic() - self.started, 2)})
         return result
 
-    def again_within_staffing(self, result: LevelResult, seconds: float) -> LevelResult:
-        """`result`, the level just optimised and not proven, searched again with its plan's staffing held:
-        which sessions run, and with how many teachers. Only the seating is left to choose, a search far smaller
-        than the whole model's, which a short search often leaves at its start. `result` takes the better value;
-        its bound stays the whole model's. The held rows are released afterwards (the level's own hold row,
-        which any plan of the whole model at that value meets, stays)."""
-        if result.status != Status.FEASIBLE or self.values is None or seconds < MIN_LEVEL_SECONDS:
-            return result
-        built, values = self.built, self.values
-        staffing = [*built.teachers.values(), *built.runs.values()]
-        held = [built.row([(var, 1)], round(values[var.index()]), round(values[var.index()]), f"held_{var.name()}")
-                for var in staffing]
-        began = time.monotonic()
+    def staffing_of(self, values: list[float] | dict[Var, int]) -> dict[int, int]:
+        """A plan's staffing in this model: which sessions run, and with how many teachers (a value by variable
+        index of `built.teachers` and `built.runs`). `values` is a point of this model, or a plan by variable
+        (`transfer`'s)."""
+        variables = [*self.built.teachers.values(), *self.built.runs.values()]
+        if isinstance(values, dict):
+            by_index = {var.index(): value for var, value in values.items()}
+            return {var.index(): round(by_index.get(var.index(), 0)) for var in variables}
+        return {var.index(): round(values[var.index()]) for var in variables}
+
+    def within_staffing(self, name: str, staffing: dict[int, int], seconds: float) -> LevelResult:
+        """Optimise level `name` with `staffing` held (`staffing_of`): only the seating is left to choose, a
+        search far smaller than the whole model's. The result's bound is that of the held search only. The held
+        rows are released afterwards; the level's own hold row, which its plan meets in the whole model, stays."""
+        built = self.built
+        variables = built.solver.variables()
+        held = [built.row([(variables[index], 1)], value, value, f"held_{variables[index].name()}")
+                for index, value in staffing.items()]
         try:
-            again = self.optimise(result.name, built.level(result.name), maximise=result.name in MAXIMISED,
-                                  seconds=seconds)
+            return self.optimise(name, built.level(name), maximise=name in MAXIMISED, seconds=seconds)
         finally:
             infinity = built.solver.infinity()
             for row in held:
                 row.SetBounds(-infinity, infinity)
+
+    def again_within_staffing(self, result: LevelResult, seconds: float) -> LevelResult:
+        """`result`, the level just optimised and not proven, searched again within its plan's staffing (a
+        short search of the whole model often ends at its start). `result` takes the better value; its bound
+        stays the whole model's."""
+        if result.status != Status.FEASIBLE or self.values is None or seconds < MIN_LEVEL_SECONDS:
+            return result
+        began = time.monotonic()
+        again = self.within_staffing(result.name, self.staffing_of(self.values), seconds)
         self.results.remove(again)
         logger.info("level %s within the plan's staffing: %s -> %s", result.name, result.value,
                     max(result.value, again.value))
@@ -193,6 +206,29 @@ class LexicographicSolver:
         result.seconds = round(result.seconds + time.monotonic() - began, 3)
         if result.value >= result.bound:
             result.status, result.bound = Status.OPTIMAL, result.value
+        return result
+
+    def within_staffing_first(self, name: str, staffing: dict[int, int], within: float,
+                              seconds: float) -> LevelResult:
+        """Level `name` searched within `staffing` (the start's) for at most `within` seconds, then the whole
+        model from that plan for what is left of `seconds`: on a model too big for its time to get past its
+        start, the seating of the start's staffing is most of what the level can gain. The result is the whole
+        search's (value and bound); when it finds nothing in time, the held search's plan against the level's
+        trivial bound."""
+        began = time.monotonic()
+        held = self.within_staffing(name, staffing, min(within, seconds))
+        self.results.remove(held)
+        whole = self.optimise(name, self.built.level(name), maximise=name in MAXIMISED,
+                              seconds=seconds - (time.monotonic() - began))
+        whole.seconds = round(time.monotonic() - began, 3)
+        if whole.status in (Status.OPTIMAL, Status.FEASIBLE) or held.status not in (Status.OPTIMAL, Status.FEASIBLE):
+            return whole
+        maximise = name in MAXIMISED
+        most = trivial_bound(self.built.level(name), maximise)
+        bound = math.floor(most + 1e-6) if maximise else math.ceil(most - 1e-6)
+        result = LevelResult(name, Status.OPTIMAL if held.value == bound else Status.FEASIBLE, held.value, bound,
+                             whole.seconds)
+        self.results[self.results.index(whole)] = result
         return result
 
     def accept(self, name: str, values: list[float], bound: int, seconds: float) -> LevelResult:

@@ -40,6 +40,7 @@ from scheduler.lexicographic import (
     SolveCancelled,
     SolverConfig,
     hold,
+    transfer,
 )
 from scheduler.model import MAXIMISED, AllocationModel, total
 from scheduler.seat_policy import Choice
@@ -57,6 +58,11 @@ big school; the rest is level 4's. On a small school the days end early and leav
 WITHIN_STAFFING_SHARE = 0.9
 """Level 3 searched again within its plan's staffing may use this share of the time left after the week's search;
 the rest is level 4's."""
+WITHIN_STAFFING_FIRST = 5_500
+"""A week's level-3 model with more variables than this is searched within level 1's staffing first, and as a
+whole after; a smaller one as a whole first (`LexicographicSolver.within_staffing_first`, `again_within_staffing`)."""
+DAYWISE_PREFERENCE_FLOOR = 2.0
+"""Level 3 goes day by day (below the big model's size) only with at least this many seconds left for it."""
 WEEK_PREFERENCE_FLOOR = 1.0
 WEEK_PREFERENCE_BIG = 20_000
 """The week's level-3 model with more variables than this does not follow joined days (it rarely ends its first
@@ -260,7 +266,12 @@ class _LevelPlan:
             hold(model, self.held)
             third.hint_from(first)
         days = None
-        by_day = None if self.instance.previous else self._coverage_by_day(first)
+        big = model.solver.NumVariables() > WEEK_PREFERENCE_BIG
+        # With less than the floor, each free day would get less than a 1,000-pupil school's day takes to build
+        # and presolve: the days would hand back level 1's plan. The week's plan searched within its staffing
+        # does better then (city batches).
+        short = not big and self.levels_deadline.left() < DAYWISE_PREFERENCE_FLOOR
+        by_day = None if self.instance.previous or short else self._coverage_by_day(first)
         if by_day is not None:
             with self.phase("daywise"):
                 days = preference_by_day(model, by_day, self.levels_deadline.earlier(
@@ -270,25 +281,35 @@ class _LevelPlan:
                                                 "priced_bound": days.priced_bound,
                                                 "joined": days.values is not None, "seconds": round(days.seconds, 3),
                                                 "from_week_plan": by_day is not None and by_day.split}
-        big = model.solver.NumVariables() > WEEK_PREFERENCE_BIG
-        if days is not None and days.values is not None and (days.proven or big):
+        joined = days.values if days is not None else None
+        if days is not None and joined is not None and (days.proven or big):
             # On a big school the week's model rarely ends its first LP in the time left: the joined days are
             # the answer, and level 4 gets the rest.
-            third.accept("preference", days.values, days.bound, days.seconds)
+            third.accept("preference", joined, days.bound, days.seconds)
         else:
-            if days is not None and days.values is not None:
-                third.hint(days.values)
+            if joined is not None:
+                third.hint(joined)
             seconds = PREFERENCE_SHARE * self._share(1)
             if seconds < WEEK_PREFERENCE_FLOOR and big:
                 self.results.append(third.skip("preference"))
                 return first
-            result = self._optimise(third, "preference", seconds)
-            if not big and (days is None or days.values is None):
-                # Started from level 1's plan, a short search often ends where it began; within that plan's
-                # staffing the seating alone is searched in a fraction of the time. (Joined days were each
-                # searched within their staffing already.)
+            if big or joined is not None:  # joined days were each searched as a whole day already
+                result = self._optimise(third, "preference", seconds)
+            elif model.solver.NumVariables() > WITHIN_STAFFING_FIRST:
+                # Started from level 1's plan, a short search of a model this size ends where it began: level 1's
+                # staffing seated by preference comes first, then the whole model from there.
+                staffing = third.staffing_of(transfer(first, first.built, model))
                 with self.phase("solve"):
-                    third.again_within_staffing(result, WITHIN_STAFFING_SHARE * self._share(1))
+                    result = third.within_staffing_first("preference", staffing, seconds, seconds)
+                self.stats["preference_within_staffing"] = "first"
+            else:
+                # A smaller model's search is often proven in a fraction of a second; when it is not, it often
+                # ended where it began, and its plan's staffing seated by preference takes a fraction of that.
+                result = self._optimise(third, "preference", seconds)
+                if result.status == Status.FEASIBLE:
+                    with self.phase("solve"):
+                        third.again_within_staffing(result, WITHIN_STAFFING_SHARE * self._share(1))
+                    self.stats["preference_within_staffing"] = "again"
             if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
                 result.bound = days.bound
                 result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,9 @@ def test_bench_city_small(tmp_path: Path) -> None:
     assert "at most 0.2 s of it after coverage" in result.output
     assert "schools done                " in result.output and "4/4" in result.output
     assert "dashboard render, stored summaries" in result.output
+    points = re.search(r"preference points / bound, summed +(\d+) / (\d+) .*proven at (\d+) schools", result.output)
+    assert points is not None, result.output
+    assert 0 < int(points[1]) <= int(points[2]) and 0 <= int(points[3]) <= 4
     assert "dashboard render, counted from rows" in result.output
     assert "dashboard render, summaries without fairness" in result.output
 

@@ -71,3 +71,23 @@ def test_a_proven_level_is_not_searched_again() -> None:
     rows = model.solver.NumConstraints()
     assert lexi.again_within_staffing(result, 60.0) is result
     assert model.solver.NumConstraints() == rows
+
+
+def test_level_3_searched_within_its_starts_staffing_first_then_as_a_whole() -> None:
+    """Level 1's staffing seated by preference first, then the whole model from there: the whole model's optimum
+    and bound, one result for the level, and the staffing let go (the optimum staffs differently)."""
+    inst = crowded(150, seed=4)
+    model = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    lexi = LexicographicSolver(model, SolverConfig(), 0.0, None)
+    covered = lexi.optimise("coverage", model.coverage_level(), maximise=True, seconds=60)
+    assert covered.status == Status.OPTIMAL and lexi.values is not None
+    staffing = lexi.staffing_of(lexi.values)
+    optimum = _level_3(inst, covered.value)
+    within = _level_3(inst, covered.value, {model.solver.variables()[i].name(): v for i, v in staffing.items()})
+    assert within < optimum
+
+    result = lexi.within_staffing_first("preference", staffing, 60.0, 120.0)
+    assert (result.status, result.value, result.bound) == (Status.OPTIMAL, optimum, optimum)
+    assert [r.name for r in lexi.results] == ["coverage", "preference"]
+    satisfies_every_row(model, lexi.values)
+    assert lexi.staffing_of(lexi.values) != staffing

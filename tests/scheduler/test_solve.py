@@ -234,3 +234,21 @@ def test_the_highs_backend_solves_the_worked_example_without_a_start(example: In
     expected = solve_checked(example)
     assert status == Status.OPTIMAL == expected.status
     assert (coverage, preference) == (expected.objective.coverage, expected.objective.preference)
+
+
+def test_a_batch_school_seats_level_1s_staffing_by_preference_before_the_whole_search() -> None:
+    """At a city batch's settings a 787-pupil school has well under a second for level 3: too little for its days
+    or for the whole week's search to get past level 1's plan. Level 1's staffing is seated by preference first,
+    and the plan keeps every rule."""
+    from scheduler.generate import generate
+
+    inst = generate(787, 100_019)
+    solution = solve(inst, SolverConfig(time_limit=6, workers=1, later_levels_limit=0.75))
+    assert solution.stats["preference_model"]["variables"] > 5_500
+    assert solution.stats["preference_within_staffing"] == "first"
+    assert "daywise_preference" not in solution.stats
+    levels = {level["name"]: level for level in solution.stats["levels"]}
+    assert levels["preference"]["status"] in (Status.OPTIMAL, Status.FEASIBLE)
+    assert solution.objective.preference == levels["preference"]["value"] > 0
+    report = validation.validate(inst, solution)
+    assert report.violations == () and report.objective_mismatches == ()
