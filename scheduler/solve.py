@@ -298,7 +298,9 @@ class _LevelPlan:
             elif model.solver.NumVariables() > WITHIN_STAFFING_FIRST:
                 # Started from level 1's plan, a short search of a model this size ends where it began: level 1's
                 # staffing seated by preference comes first, then the whole model from there.
+                # Level 4 is left only a tenth: a short search of this size's level 4 ends where it began too.
                 staffing = third.staffing_of(transfer(first, first.built, model))
+                seconds = WITHIN_STAFFING_SHARE * self._share(1)
                 with self.phase("solve"):
                     result = third.within_staffing_first("preference", staffing, seconds, seconds)
                 self.stats["preference_within_staffing"] = "first"
