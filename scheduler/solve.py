@@ -56,8 +56,9 @@ DAYWISE_PREFERENCE_SHARE = 0.75
 big school; the rest is level 4's. On a small school the days end early and leave the rest to the week's model
 (when they prove nothing) and to level 4."""
 WITHIN_STAFFING_SHARE = 0.9
-"""Level 3 searched again within its plan's staffing may use this share of the time left after the week's search;
-the rest is level 4's."""
+"""Level 3 within a plan's staffing may use this share of the time left: after the week's search (a smaller
+model), or, with under `DAYWISE_PREFERENCE_FLOOR` left, for both searches when it comes first (a larger one). The
+rest is level 4's, whose short searches on these models end where they began too."""
 WITHIN_STAFFING_FIRST = 5_500
 """A week's level-3 model with more variables than this is searched within level 1's staffing first, and as a
 whole after; a smaller one as a whole first (`LexicographicSolver.within_staffing_first`, `again_within_staffing`)."""
@@ -298,9 +299,9 @@ class _LevelPlan:
             elif model.solver.NumVariables() > WITHIN_STAFFING_FIRST:
                 # Started from level 1's plan, a short search of a model this size ends where it began: level 1's
                 # staffing seated by preference comes first, then the whole model from there.
-                # Level 4 is left only a tenth: a short search of this size's level 4 ends where it began too.
                 staffing = third.staffing_of(transfer(first, first.built, model))
-                seconds = WITHIN_STAFFING_SHARE * self._share(1)
+                if short:  # level 4's short search would end where it began too
+                    seconds = WITHIN_STAFFING_SHARE * self._share(1)
                 with self.phase("solve"):
                     result = third.within_staffing_first("preference", staffing, seconds, seconds)
                 self.stats["preference_within_staffing"] = "first"
