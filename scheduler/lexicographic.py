@@ -145,7 +145,7 @@ class LexicographicSolver:
             # A search stopped before its first bound reports an infinite one: the variables' bounds give one.
             trivial = trivial_bound(expr, maximise)
             raw_bound = min(raw_bound, trivial) if maximise else max(raw_bound, trivial)
-            bound = math.floor(raw_bound + 1e-6) if maximise else math.ceil(raw_bound - 1e-6)
+            bound = whole_bound(raw_bound, maximise)
             proven = code == pywraplp.Solver.OPTIMAL or (value >= bound if maximise else value <= bound)
             status = Status.OPTIMAL if proven else Status.FEASIBLE
             if proven:
@@ -208,15 +208,13 @@ class LexicographicSolver:
             result.status, result.bound = Status.OPTIMAL, result.value
         return result
 
-    def within_staffing_first(self, name: str, staffing: dict[int, int], within: float,
-                              seconds: float) -> LevelResult:
-        """Level `name` searched within `staffing` (the start's) for at most `within` seconds, then the whole
-        model from that plan for what is left of `seconds`: on a model too big for its time to get past its
-        start, the seating of the start's staffing is most of what the level can gain. The result is the whole
-        search's (value and bound); when it finds nothing in time, the held search's plan against the level's
-        trivial bound."""
+    def within_staffing_first(self, name: str, staffing: dict[int, int], seconds: float) -> LevelResult:
+        """Level `name` searched within `staffing` (the start's), then the whole model from that plan for what
+        is left of `seconds`: on a model too big for its time to get past its start, the seating of the start's
+        staffing is most of what the level can gain. The result is the whole search's (value and bound); when it
+        finds nothing in time, the held search's plan against the level's trivial bound."""
         began = time.monotonic()
-        held = self.within_staffing(name, staffing, min(within, seconds))
+        held = self.within_staffing(name, staffing, seconds)
         self.results.remove(held)
         whole = self.optimise(name, self.built.level(name), maximise=name in MAXIMISED,
                               seconds=seconds - (time.monotonic() - began))
@@ -224,8 +222,7 @@ class LexicographicSolver:
         if whole.status in (Status.OPTIMAL, Status.FEASIBLE) or held.status not in (Status.OPTIMAL, Status.FEASIBLE):
             return whole
         maximise = name in MAXIMISED
-        most = trivial_bound(self.built.level(name), maximise)
-        bound = math.floor(most + 1e-6) if maximise else math.ceil(most - 1e-6)
+        bound = whole_bound(trivial_bound(self.built.level(name), maximise), maximise)
         result = LevelResult(name, Status.OPTIMAL if held.value == bound else Status.FEASIBLE, held.value, bound,
                              whole.seconds)
         self.results[self.results.index(whole)] = result
@@ -318,6 +315,12 @@ def trivial_bound(expr: Expr, maximise: bool) -> float:
         else:  # the constant term
             best += coefficient
     return best
+
+
+def whole_bound(bound: float, maximise: bool) -> int:
+    """A level's bound as a whole number: its values are whole, so a maximum rounds down and a minimum up (within
+    the backend's tolerance)."""
+    return math.floor(bound + 1e-6) if maximise else math.ceil(bound - 1e-6)
 
 
 class Solved(Protocol):

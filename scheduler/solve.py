@@ -303,7 +303,7 @@ class _LevelPlan:
                 if short:  # level 4's short search would end where it began too
                     seconds = WITHIN_STAFFING_SHARE * self._share(1)
                 with self.phase("solve"):
-                    result = third.within_staffing_first("preference", staffing, seconds, seconds)
+                    result = third.within_staffing_first("preference", staffing, seconds)
                 self.stats["preference_within_staffing"] = "first"
             else:
                 # A smaller model's search is often proven in a fraction of a second; when it is not, it often

@@ -86,7 +86,7 @@ def test_level_3_searched_within_its_starts_staffing_first_then_as_a_whole() -> 
     within = _level_3(inst, covered.value, {model.solver.variables()[i].name(): v for i, v in staffing.items()})
     assert within < optimum
 
-    result = lexi.within_staffing_first("preference", staffing, 60.0, 120.0)
+    result = lexi.within_staffing_first("preference", staffing, 120.0)
     assert (result.status, result.value, result.bound) == (Status.OPTIMAL, optimum, optimum)
     assert [r.name for r in lexi.results] == ["coverage", "preference"]
     satisfies_every_row(model, lexi.values)
