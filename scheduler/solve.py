@@ -342,6 +342,11 @@ class _LevelPlan:
         of each class sit in each session and who teaches.
         """
         refined = labels is not first
+        # A step gets at most what is left (half of it when checked): with less, no step could run, and building
+        # the model would only spend the finishing phases' time.
+        if self.levels_deadline.left() < MIN_LEVEL_SECONDS * (2 if refined else 1):
+            self.results += [labels.skip(name) for name in LOAD_STEPS]
+            return labels, labels
         try:
             model = self._model(self.coarse)
         except OutOfTime:

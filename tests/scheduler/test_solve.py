@@ -205,6 +205,19 @@ def test_model_variables_name_their_day_class(example: Instance) -> None:
     assert "covered_d1_g3_P1_u0_prio2" in names  # P004
 
 
+def test_a_model_keeps_its_variables_until_it_gains_one(example: Instance) -> None:
+    """`AllocationModel.variables()` is the solver's own list, by index, built again only when a variable is
+    added."""
+    built = AllocationModel(example, build_day_classes(example, by_preference=False, seed=0))
+    first = built.variables()
+    assert built.variables() is first
+    assert [v.index() for v in first] == list(range(built.solver.NumVariables()))
+    added = built.solver.IntVar(0, 1, "extra")
+    again = built.variables()
+    assert again is not first and again[-1].index() == added.index() == len(first)
+    assert [v.name() for v in again] == [v.name() for v in built.solver.variables()]
+
+
 def test_the_backend_branches_on_staffing_first(example: Instance) -> None:
     """Which sessions get teachers (and run) is branched on before any seat count (`STAFFING_PRIORITY`)."""
     built = AllocationModel(example, build_day_classes(example, by_preference=False, seed=0))
@@ -252,3 +265,25 @@ def test_a_batch_school_seats_level_1s_staffing_by_preference_before_the_whole_s
     assert solution.objective.preference == levels["preference"]["value"] > 0
     report = validation.validate(inst, solution)
     assert report.violations == () and report.objective_mismatches == ()
+
+
+def test_level_4_builds_no_model_when_no_step_could_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no time left for the levels after coverage, level 4's steps are skipped without building their model:
+    the coarse grouping gets only coverage's model."""
+    import scheduler.solve as solve_module
+    from scheduler.generate import generate
+
+    inst = generate(300, 11)
+    built: list[list[object]] = []
+
+    class Counted(AllocationModel):
+        def __init__(self, instance: Instance, classes: list, **kwargs: object) -> None:  # type: ignore[type-arg]
+            built.append(classes)
+            super().__init__(instance, classes, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(solve_module, "AllocationModel", Counted)
+    solution = solve(inst, SolverConfig(time_limit=6, workers=1, later_levels_limit=0.0))
+    levels = {level["name"]: level for level in solution.stats["levels"]}
+    assert levels["max_load"]["skipped"] and levels["staffing"]["skipped"]
+    assert len(built) == 1  # coverage's; the preference level was skipped too, and level 4 built nothing
+    assert validation.validate(inst, solution).consistent
