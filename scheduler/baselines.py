@@ -34,15 +34,18 @@ from scheduler.fixed import check_fixed
 from scheduler.groups import lottery_order, lottery_seed
 
 
-def lottery(instance: Instance, seed: int = 0) -> Solution:
+def lottery(instance: Instance, seed: int = 0, *, explain: bool = True) -> Solution:
     """The draw's order within priority tiers, highest weight first; siblings draw together.
 
     The draw is the solver's (`scheduler.groups.lottery_order`): the instance's `lottery_seed`, else `seed`.
+    Without `explain`, the plan says nothing of the pupils it leaves out (`unserved` is empty): the solver's
+    fallback wants only the seats.
     """
     started = time.monotonic()
     requests = lottery_order(instance, seed)
     requests.sort(key=lambda r: -instance.weight(instance.pupil_by_id[r.pupil]))
-    return _allocate(instance, requests, {"method": "lottery", "seed": lottery_seed(instance, seed)}, started)
+    return _allocate(instance, requests, {"method": "lottery", "seed": lottery_seed(instance, seed)}, started,
+                     explain=explain)
 
 
 def first_come_first_served(instance: Instance) -> Solution:
@@ -52,7 +55,7 @@ def first_come_first_served(instance: Instance) -> Solution:
 
 
 def _allocate(instance: Instance, order: Sequence[Request], stats: dict[str, object],
-              started: float) -> Solution:
+              started: float, *, explain: bool = True) -> Solution:
     broken = check_fixed(instance)
     if broken:
         stats.update(infeasible_fixed=broken, seconds=round(time.monotonic() - started, 3))
@@ -75,7 +78,7 @@ def _allocate(instance: Instance, order: Sequence[Request], stats: dict[str, obj
         assignments=assignments,
         staffing=staffing,
         objective=Objective(0, instance.demand(), 0, 0, 0),
-        unserved=explain_unserved(instance, assignments, staffing),
+        unserved=explain_unserved(instance, assignments, staffing) if explain else (),
         stats=stats,
     )
     stats["seconds"] = round(time.monotonic() - started, 3)

@@ -62,7 +62,7 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
     # of the two starts that search.
     plan = None
     with phase("fallback"):
-        drawn = lottery(instance, config.seed)
+        drawn = lottery(instance, config.seed, explain=False)
         if drawn.has_allocation and set(instance.fixed) <= set(drawn.assignments):
             plan = drawn
     days_value = days.value if days is not None and days.values is not None else -1

@@ -198,6 +198,12 @@ def families(instance: Instance, solution: Solution) -> Families:
     return _families(instance, _covered_days(instance, solution))
 
 
+def families_and_served(instance: Instance, solution: Solution) -> tuple[Families, Served]:
+    """`families` and `served` of one plan, its covered pupil-days counted once."""
+    days = _covered_days(instance, solution)
+    return _families(instance, days), _count(list(days.values()))
+
+
 def _families(instance: Instance, days: dict[str, tuple[int, int]]) -> Families:
     got: dict[str, bool] = {}
     for pupil_id, (covered, _) in days.items():

@@ -506,7 +506,7 @@ def _seat_policy_stats(instance: Instance, assignments: tuple[Assignment, ...], 
     """The policy that chose who among equals is covered, whether its aim is proven met, and both policies'
     measures of the plan (families left with nothing, pupils covered on every day asked for)."""
     plan = Solution(instance.school.id, Status.FEASIBLE, assignments, (), Objective(0, 0, 0, 0, 0))
-    families, served = fairness.families(instance, plan), fairness.served(instance, plan)
+    families, served = fairness.families_and_served(instance, plan)
     return {"policy": choice.policy, "proven": choice.proven, "seconds": choice.seconds,
             "requesting_families": families.requesting, "families_with_nothing": families.with_nothing,
             "pupils_fully_served": served.fully, "pupils_partly_served": served.partly,

@@ -84,9 +84,13 @@ def covered_pupil_days(instance: Instance, assignments: Iterable[Assignment]) ->
 
 def coverage(instance: Instance, assignments: Iterable[Assignment]) -> int:
     """Objective 1: covered pupil-days, each weighted by the pupil's priority weight."""
+    return weighted_days(instance, covered_pupil_days(instance, assignments))
+
+
+def weighted_days(instance: Instance, covered: set[tuple[str, int]]) -> int:
+    """Objective 1 of the covered pupil-days `covered` (`covered_pupil_days`)."""
     pupils = instance.pupil_by_id
-    return sum(instance.weight(pupils[p]) for p, _ in covered_pupil_days(instance, assignments)
-               if p in pupils)
+    return sum(instance.weight(pupils[p]) for p, _ in covered if p in pupils)
 
 
 def stability(instance: Instance, assignments: Iterable[Assignment]) -> int:

@@ -63,8 +63,8 @@ def compute_metrics(instance: Instance, solution: Solution,
     requests = [r for r in instance.requests if r.periods and r.pupil in pupils]
 
     demand = instance.demand()
-    coverage = validation.coverage(instance, assignments)
     covered_days = validation.covered_pupil_days(instance, assignments)
+    coverage = validation.weighted_days(instance, covered_days)
     requested_days = sum(len(r.days) for r in requests)
     requesting_pupils = {r.pupil for r in requests}
     served_pupils = {pupil for pupil, _ in covered_days}

@@ -37,6 +37,16 @@ def test_generated_schools_give_valid_allocations(seed: int, tight: bool) -> Non
         assert solution.unserved and all(u.reason for u in solution.unserved)
 
 
+def test_the_lottery_without_explanations_seats_the_same_plan() -> None:
+    """The solver's fallback draws without explaining whom the draw leaves out: the same seats, staffing and
+    objective, and no `unserved`."""
+    inst = generate(400, 5, True)
+    explained, bare = lottery(inst, seed=5), lottery(inst, seed=5, explain=False)
+    assert explained.unserved and not bare.unserved
+    assert (bare.assignments, bare.staffing, bare.objective) == (
+        explained.assignments, explained.staffing, explained.objective)
+
+
 def test_lottery_is_repeatable_and_depends_on_its_seed() -> None:
     inst = generate(400, 9, tight=True)
     assert lottery(inst, seed=5).assignments == lottery(inst, seed=5).assignments
