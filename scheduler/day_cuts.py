@@ -190,14 +190,14 @@ class _Day:
             solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {self.seed}\n"
                                                        f"{SCIP_PARAMETERS}{DAY_SEARCH_PARAMETERS}")
         if self.start is not None:
-            self.model.hint(solver.variables(), self.start)
+            self.model.hint(self.model.variables(), self.start)
         solver.SetTimeLimit(max(1, int(1000 * deadline.left())))
         if solver.Solve() not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
             return None
         bound = float(solver.Objective().BestBound())
         if not math.isfinite(bound):
             return None
-        self.start = [var.solution_value() for var in solver.variables()]
+        self.start = [var.solution_value() for var in self.model.variables()]
         self.plans.keep(self.model, self.start)
         teachers = round(sum(var.solution_value() for var in self.model.teachers.values()))
         coverage = round(self.coverage.solution_value())  # the day's coverage in the plan found

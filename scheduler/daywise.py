@@ -594,7 +594,7 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
     if start_plan is None:
         known = transfer(covered, covered.model, model)
     else:  # the same classes make the same variables in the same order
-        known = {var: start_plan.values[var.index()] for var in model.solver.variables()}
+        known = {var: start_plan.values[var.index()] for var in model.variables()}
     if start_leads is not None:
         load: dict[str, int] = defaultdict(int)
         for key, var in model.leads.items():
@@ -608,7 +608,7 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
     for var, value in known.items():
         start[var.index()] = value
     start = model.best_seating(start)  # the start's liked seats were only greedy
-    model.hint(model.solver.variables(), start)
+    model.hint(model.variables(), start)
     points = model.preference_level()
     near: LevelResult | None = None
     if start_leads is not None and (start_plan is None or others is not None):

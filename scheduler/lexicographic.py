@@ -105,7 +105,7 @@ class LexicographicSolver:
     def hint(self, values: list[float] | None) -> None:
         """Start from a solution of a model built the same way (same variables in the same order)."""
         if values is not None:
-            self.built.hint(self.built.solver.variables(), values)
+            self.built.hint(self.built.variables(), values)
 
     @property
     def have_solution(self) -> bool:
@@ -134,11 +134,12 @@ class LexicographicSolver:
         began = time.monotonic()
         code = self._solve_watching_for_stop(solver)
         seconds_used = time.monotonic() - began
-        if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) and not trustworthy(solver):
+        if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) and not trustworthy(
+                solver, self.built.variables()):
             logger.warning("level %s: the backend's answer breaks the model; treated as no solution", name)
             code = pywraplp.Solver.NOT_SOLVED
         if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-            variables = solver.variables()
+            variables = self.built.variables()
             self.values = self.built.whole_counts([v.solution_value() for v in variables])
             value = round(value_at(expr, self.values))
             raw_bound = solver.Objective().BestBound()
@@ -181,7 +182,7 @@ class LexicographicSolver:
         search far smaller than the whole model's. The result's bound is that of the held search only. The held
         rows are released afterwards; the level's own hold row, which its plan meets in the whole model, stays."""
         built = self.built
-        variables = built.solver.variables()
+        variables = built.variables()
         held = [built.row([(variables[index], 1)], value, value, f"held_{variables[index].name()}")
                 for index, value in staffing.items()]
         try:
@@ -239,7 +240,7 @@ class LexicographicSolver:
         solver = self.built.solver
         value = round(value_at(expr, values))
         self.values = list(values)
-        self.built.hint(solver.variables(), self.values)
+        self.built.hint(self.built.variables(), self.values)
         solver.Add(expr >= value - 0.5 if maximise else expr <= value + 0.5, hold_row(name))
         proven = value >= bound if maximise else value <= bound
         status = Status.OPTIMAL if proven else Status.FEASIBLE
@@ -283,12 +284,13 @@ class LexicographicSolver:
         return int(round(self.values[var.index()]))
 
 
-def trustworthy(solver: pywraplp.Solver) -> bool:
-    """A time-limited backend may hand back a point that is not a solution: check every row and integer."""
+def trustworthy(solver: pywraplp.Solver, variables: list[Var] | None = None) -> bool:
+    """A time-limited backend may hand back a point that is not a solution: check every row and integer.
+    `variables` are the solver's own, when the caller keeps them (`AllocationModel.variables`)."""
     if not solver.VerifySolution(1e-6, False):
         return False
     return all(abs(v.solution_value() - round(v.solution_value())) < 1e-6
-               for v in solver.variables() if v.integer())
+               for v in (solver.variables() if variables is None else variables) if v.integer())
 
 
 def hold_row(name: str) -> str:

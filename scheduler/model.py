@@ -104,6 +104,7 @@ class AllocationModel:
         self.hired_leads: dict[tuple[StaffingGroup, str], Var] = {}
         self.week_caps: dict[str, pywraplp.Constraint] = {}
         """Each teacher's weekly cap row, over `load[teacher id]` (and `staff_also`'s leads)."""
+        self._variables: list[Var] = []
 
         self._add_seats_per_period()
         self._add_coverage_needs_every_period()
@@ -112,6 +113,13 @@ class AllocationModel:
         self._add_session_capacity_and_minimum()
         self._add_teacher_flow()
         self._add_max_teacher_load()
+
+    def variables(self) -> list[Var]:
+        """The solver's variables by index. `solver.variables()` builds a new list of every variable on each
+        call; this one is kept until the model gains a variable."""
+        if len(self._variables) != self.solver.NumVariables():
+            self._variables = self.solver.variables()
+        return self._variables
 
     def hint(self, variables: Sequence[Var], values: Sequence[float]) -> None:
         """Start the next search from `values` of `variables`. HiGHS gets no start: OR-Tools' HiGHS interface

@@ -169,7 +169,7 @@ class TeacherPrices(SolvesOnAThread):
         solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {self.seed}\n"
                                                    f"{SCIP_PARAMETERS}{DAY_SEARCH_PARAMETERS}")
         if day.start is not None:
-            day.model.hint(solver.variables(), day.start)
+            day.model.hint(day.model.variables(), day.start)
         solver.SetTimeLimit(max(1, int(1000 * seconds)))
         code = self.solve(solver)
         if code is None:
@@ -180,7 +180,7 @@ class TeacherPrices(SolvesOnAThread):
         value = solver.Objective().BestBound()
         if not math.isfinite(value):
             return None
-        day.start = [var.solution_value() for var in solver.variables()]
+        day.start = [var.solution_value() for var in day.model.variables()]
         sessions = {t: round(sum(var.solution_value() for var in leads)) for t, leads in day.leads.items()}
         column = Column(round(day.coverage.solution_value()),
                         tuple(sorted((t, count) for t, count in sessions.items() if count)))
