@@ -191,9 +191,11 @@ def term_to_run_input(term: Term) -> RunInput:
         .order_by(Teacher.id)
     ).all()
 
-    requests = db.session.scalars(
-        select(CareRequest).join(Pupil).where(CareRequest.term_id == term.id, CareRequest.status == "active",
-                                             Pupil.active).order_by(CareRequest.pupil_id)
+    # Plain rows, not entities: a big school has thousands of requests, and the instance needs only these.
+    requests = db.session.execute(
+        select(CareRequest.pupil_id, CareRequest.days, CareRequest.periods, CareRequest.preferences).join(Pupil)
+        .where(CareRequest.term_id == term.id, CareRequest.status == "active", Pupil.active)
+        .order_by(CareRequest.pupil_id)
     ).all()
     pins = db.session.scalars(select(Pin).join(Pupil, Pupil.id == Pin.pupil_id)
                               .where(Pin.term_id == term.id, Pupil.active).order_by(Pin.id)).all()
@@ -431,8 +433,8 @@ def store_solution(term: Term, solution: domain.Solution, run: AllocationRun, *,
         for model in (RunAssignment, RunStaffing, RunUnserved):
             db.session.execute(delete(model).where(model.run_id == run.id))
         for model, rows in ((RunAssignment, assignments), (RunStaffing, staffing), (RunUnserved, unserved)):
-            if rows:
-                db.session.execute(insert(model), rows)
+            if rows:  # the table's own insert: the ORM's bulk path costs more than the rows' executemany
+                db.session.execute(insert(model.__table__), rows)
         objective = solution.objective
         run.status = solution.status
         run.coverage = objective.coverage

@@ -185,7 +185,7 @@ def test_store_failure_in_process_rolls_back(app: Flask, monkeypatch: pytest.Mon
 
     def flaky_insert(model: Any) -> Any:
         calls["n"] += 1
-        if model is services.RunStaffing:
+        if model is services.RunStaffing.__table__:
             raise RuntimeError("disk full")
         return real_insert(model)
 
