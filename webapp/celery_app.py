@@ -17,7 +17,7 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
-from webapp.extensions import new_app
+from webapp.extensions import new_app, settle_worker_heap
 
 JOB_MODULES = ["webapp.jobs"]
 """Modules the worker imports at start: they register the task on `celery`."""
@@ -26,10 +26,11 @@ _flask_app: Flask | None = None
 
 
 def flask_app() -> Flask:
-    """The worker's Flask app, created on first use from the environment."""
+    """The worker's Flask app, created on first use from the environment (`settle_worker_heap` then)."""
     global _flask_app
     if _flask_app is None:
         _flask_app = new_app()
+        settle_worker_heap()
     return _flask_app
 
 

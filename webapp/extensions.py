@@ -7,6 +7,7 @@ through `new_app`, so job modules never import `webapp` itself and the import gr
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,22 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+WORKER_GC_THRESHOLD = (10_000, 10, 10)
+"""The cyclic collector's thresholds in a worker process (Python's default is 700, 10, 10)."""
+
+
+def settle_worker_heap() -> None:
+    """In a worker process, once its app is built: the app, its mappers and every module imported live as long as
+    the process, so they leave the cyclic collector's sight (`gc.freeze`), and young collections come every 10,000
+    allocations instead of 700.
+
+    A worker holds about 215,000 such objects, and each full collection walked them all: 0.11 s, 42 times in 60
+    city schools solved one after the other, and 6.2 s of the 111 s in all went to collecting. With the heap
+    frozen and the higher threshold, 1.2 s. A job leaves only about 300 objects in cycles, which the collector
+    still finds: only what is frozen is never collected, and that is collected once first.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*WORKER_GC_THRESHOLD)

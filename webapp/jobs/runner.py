@@ -56,7 +56,7 @@ from sqlalchemy.engine import Engine
 
 from scheduler.solve import SolveCancelled
 from webapp.celery_app import celery, configure
-from webapp.extensions import db, new_app, normalise_database_url
+from webapp.extensions import db, new_app, normalise_database_url, settle_worker_heap
 from webapp.models import AllocationRun, RunState, utcnow
 
 logger = logging.getLogger(__name__)
@@ -263,6 +263,8 @@ def app_context(url: str) -> Iterator[Flask]:
     if app is None:
         app = new_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": secrets.token_hex(16)})
         _worker_apps[url] = app
+        if _pool_worker:
+            settle_worker_heap()
     with app.app_context():
         try:
             yield app
@@ -404,6 +406,8 @@ def execute(kind_name: str, job_id: int, database_url: str, **options: Any) -> d
 
 _pool: ProcessPoolExecutor | None = None
 _pool_pid: int | None = None
+_pool_worker = False
+"""True in a process of the local pool (set by `_pool_worker_started`): its worker apps settle its heap."""
 _pool_size = 0
 _futures: dict[tuple[str, int], Future[dict[str, Any]]] = {}
 _pool_lock = threading.Lock()
@@ -418,9 +422,15 @@ def local_pool(size: int | None = None, *, renew: bool = False) -> ProcessPoolEx
         if _pool is None or _pool_pid != os.getpid() or renew or size != _pool_size:
             if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False, cancel_futures=True)
-            _pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_pool_worker_started)
             _pool_pid, _pool_size = os.getpid(), size
         return _pool
+
+
+def _pool_worker_started() -> None:
+    global _pool_worker
+    _pool_worker = True
 
 
 def shutdown_pool(wait: bool = True) -> None:

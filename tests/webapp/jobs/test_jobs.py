@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from scheduler.validation import validate
 from tests.conftest import _make_app
 from tests.webapp.factories import build_instance, create_user, import_term, post_form, sign_in, wait_for_run
 from webapp import jobs
-from webapp.extensions import db
+from webapp.extensions import WORKER_GC_THRESHOLD, db
 from webapp.jobs import runner
 from webapp.models import AllocationRun, RunAssignment, RunStaffing, RunUnserved, Term, User, utcnow
 from webapp.services import run_to_solution, term_to_instance
@@ -243,3 +244,19 @@ def test_solver_workers_share_the_cores(app: Flask, monkeypatch: pytest.MonkeyPa
         app.config["ALLOCATION_WORKERS"] = 2
         options = jobs.job_options(term)
     assert options["workers"] == 4 and "fail_at" not in options
+
+
+def test_a_pool_worker_freezes_its_long_lived_heap_once_its_app_is_built(pool_app: Flask) -> None:
+    """The pool's worker moves its app, mappers and modules out of the cyclic collector's sight after its first
+    job built the app, and collects young objects less often; the process that submits jobs keeps its collector."""
+    here = gc.get_freeze_count(), gc.get_threshold()
+    term_id, admin_id = _setup(pool_app, pupils=10, days=1)
+    with pool_app.app_context():
+        pool = runner.local_pool()  # one worker (ALLOCATION_WORKERS=1): every call below lands in it
+    assert pool.submit(gc.get_freeze_count).result(60) == 0  # no job yet, so no app and nothing frozen
+    run = wait_for_run(pool_app, _start(pool_app, term_id, admin_id))
+    assert run.state == "done", run.error
+    assert pool.submit(gc.get_freeze_count).result(60) > 50_000
+    assert pool.submit(gc.get_threshold).result(60) == WORKER_GC_THRESHOLD
+    assert pool.submit(gc.isenabled).result(60)
+    assert (gc.get_freeze_count(), gc.get_threshold()) == here
