@@ -19,7 +19,7 @@ import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from scheduler import fairness, validation
@@ -342,14 +342,13 @@ class _LevelPlan:
         of each class sit in each session and who teaches.
         """
         refined = labels is not first
+        model = None
         # A step gets at most what is left (half of it when checked): with less, no step could run, and building
         # the model would only spend the finishing phases' time.
-        if self.levels_deadline.left() < MIN_LEVEL_SECONDS * (2 if refined else 1):
-            self.results += [labels.skip(name) for name in LOAD_STEPS]
-            return labels, labels
-        try:
-            model = self._model(self.coarse)
-        except OutOfTime:
+        if self.levels_deadline.left() >= MIN_LEVEL_SECONDS * (2 if refined else 1):
+            with suppress(OutOfTime):
+                model = self._model(self.coarse)
+        if model is None:
             self.results += [labels.skip(name) for name in LOAD_STEPS]
             return labels, labels
         last = self._solver(model)
