@@ -93,7 +93,7 @@ def _seat_policies(instance: Instance, solution: Solution, settings: Settings) -
     so the same objective): families with no day, pupils served every/some/no requested day, seconds the choice
     took and whether it was proven."""
     from scheduler.domain import SEAT_POLICIES
-    from scheduler.fairness import families, served
+    from scheduler.fairness import families_and_served
     from scheduler.seat_policy import reseat
 
     if not solution.has_allocation:
@@ -104,7 +104,7 @@ def _seat_policies(instance: Instance, solution: Solution, settings: Settings) -
         pairs, choice = reseat(instance, solution.assignments, policy, settings.seed, workers=settings.workers)
         seconds = time.monotonic() - started
         plan = Solution(solution.school, solution.status, pairs, solution.staffing, solution.objective)
-        got, counts = families(instance, plan), served(instance, plan)
+        got, counts = families_and_served(instance, plan)
         rows.append({"policy": policy, "families": got.requesting, "families_with_nothing": got.with_nothing,
                      "fully": counts.fully, "partly": counts.partly, "not_at_all": counts.not_at_all,
                      "choice_seconds": round(choice.seconds, 3), "seconds": round(seconds, 3),
