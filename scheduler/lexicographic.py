@@ -199,6 +199,8 @@ class LexicographicSolver:
         if result.status != Status.FEASIBLE or self.values is None or seconds < MIN_LEVEL_SECONDS:
             return result
         began = time.monotonic()
+        if result.name == "preference":  # the held search starts from the best seating of the plan's staffing
+            self.hint(self.built.seating_within_staffing(self.values))
         again = self.within_staffing(result.name, self.staffing_of(self.values), seconds)
         self.results.remove(again)
         logger.info("level %s within the plan's staffing: %s -> %s", result.name, result.value,
@@ -222,12 +224,16 @@ class LexicographicSolver:
         whole.seconds = round(time.monotonic() - began, 3)
         if whole.status in (Status.OPTIMAL, Status.FEASIBLE) or held.status not in (Status.OPTIMAL, Status.FEASIBLE):
             return whole
-        maximise = name in MAXIMISED
-        bound = whole_bound(trivial_bound(self.built.level(name), maximise), maximise)
+        bound = self.trivial_bound(name)
         result = LevelResult(name, Status.OPTIMAL if held.value == bound else Status.FEASIBLE, held.value, bound,
                              whole.seconds)
         self.results[self.results.index(whole)] = result
         return result
+
+    def trivial_bound(self, name: str) -> int:
+        """Level `name`'s bound that needs no search: every variable at whichever of its bounds helps most."""
+        maximise = name in MAXIMISED
+        return whole_bound(trivial_bound(self.built.level(name), maximise), maximise)
 
     def accept(self, name: str, values: list[float], bound: int, seconds: float) -> LevelResult:
         """Take a plan found outside this model (`values` by variable index) as the level's answer: hinted,
@@ -245,7 +251,8 @@ class LexicographicSolver:
         proven = value >= bound if maximise else value <= bound
         status = Status.OPTIMAL if proven else Status.FEASIBLE
         result = LevelResult(name, status, value, value if proven else bound, round(seconds, 3))
-        logger.info("level %s: %s value=%s bound=%s in %.2fs (day by day)", name, status, value, bound, seconds)
+        logger.info("level %s: %s value=%s bound=%s in %.2fs (a plan found outside the search)", name, status, value,
+                    bound, seconds)
         self.results.append(result)
         if self.progress is not None:
             self.progress(name, {"value": value, "bound": result.bound, "status": status,
@@ -362,6 +369,14 @@ def transfer(source: Solved, src: AllocationModel, dst: AllocationModel) -> dict
                 values[dst.seated[(k, u, period)]] = mine[u] + extra
         _greedy_liked(dst, k, day_class, values)
     return values
+
+
+def point_of(built: AllocationModel, values: dict[Var, int]) -> list[float]:
+    """A complete solution by variable (`transfer`'s) as a point of `built`, by variable index."""
+    point = [0.0] * built.solver.NumVariables()
+    for var, value in values.items():
+        point[var.index()] = value
+    return point
 
 
 def _greedy_liked(built: AllocationModel, k: int, day_class: DayClass, values: dict[Var, int]) -> None:

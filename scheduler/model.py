@@ -27,6 +27,7 @@ whole pupils by a min-cost flow per class and period, never lowering level 3.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -104,6 +105,9 @@ class AllocationModel:
         self.hired_leads: dict[tuple[StaffingGroup, str], Var] = {}
         self.week_caps: dict[str, pywraplp.Constraint] = {}
         """Each teacher's weekly cap row, over `load[teacher id]` (and `staff_also`'s leads)."""
+        self.enrolment_rows: dict[str, list[pywraplp.Constraint]] = defaultdict(list)
+        """Per session, the rows over its enrolment (and its `teachers` and `runs`): held staffing reads them as
+        the enrolment's range (`enrolment_range`)."""
         self._variables: list[Var] = []
 
         self._add_seats_per_period()
@@ -240,19 +244,20 @@ class AllocationModel:
                 continue
             enrolment = [(var, 1) for var in seats]
             minus = [(var, -1) for var in seats]
-            self.row(enrolment, None, session.capacity, f"capacity_{session.id}")
+            rows = self.enrolment_rows[session.id]
+            rows.append(self.row(enrolment, None, session.capacity, f"capacity_{session.id}"))
             if session.min_pupils > 1:
                 runs = self.runs[session.id] = solver.BoolVar(f"runs_{session.id}")
                 runs.SetBranchingPriority(STAFFING_PRIORITY)
-                self.row([*enrolment, (runs, -session.min_pupils)], 0, None, f"min_pupils_{session.id}")
-                self.row([*enrolment, (runs, -session.capacity)], None, 0)
+                rows.append(self.row([*enrolment, (runs, -session.min_pupils)], 0, None, f"min_pupils_{session.id}"))
+                rows.append(self.row([*enrolment, (runs, -session.capacity)], None, 0))
             # No more pupils can ever sit in the session than its room holds or its eligible classes count
             # (a homework room of a grade whose few pupils request that period, a care room on a quiet day).
             most_pupils = min(session.capacity, sum(int(var.ub()) for var in seats))
             ratio = session.pupils_per_teacher
             teachers = solver.IntVar(0, -(-most_pupils // ratio), f"teachers_{session.id}")
             teachers.SetBranchingPriority(STAFFING_PRIORITY)
-            self.row([(teachers, ratio), *minus], 0, None, f"ratio_{session.id}")
+            rows.append(self.row([(teachers, ratio), *minus], 0, None, f"ratio_{session.id}"))
             # The last teacher a session needs may serve fewer than pupils_per_teacher pupils (a room smaller
             # than the ratio, or a session with fewer eligible pupils, needs a whole teacher for one pupil): the
             # convex hull of the ratio rule over 0..most_pupils says so. Where most_pupils < ratio it reads
@@ -260,8 +265,9 @@ class AllocationModel:
             # teacher earn ratio pupils a whole.
             full, rest = divmod(most_pupils, ratio)
             if rest:
-                self.row([(teachers, rest), *minus], rest * full - full * ratio, None, f"last_teacher_{session.id}")
-            self.row([(teachers, 1), *minus], None, 0)
+                rows.append(self.row([(teachers, rest), *minus], rest * full - full * ratio, None,
+                                     f"last_teacher_{session.id}"))
+            rows.append(self.row([(teachers, 1), *minus], None, 0))
             self.teachers[session.id] = teachers
 
     def _add_teacher_flow(self) -> None:
@@ -425,6 +431,110 @@ class AllocationModel:
             values[self.seated[(k, u, period)].index()] = covered[u] + flow.flow(into[u])
         for arc, var in liked_arcs.items():
             values[var.index()] = flow.flow(arc)
+
+    def enrolment_range(self, session_id: str, values: Sequence[float]) -> tuple[int, int]:
+        """How many pupils `session_id` may seat with its `teachers` and `runs` at `values`, read off its rows
+        (capacity, minimum, ratio, last teacher): each is `±enrolment + staffing terms` within bounds."""
+        lowest, highest = 0.0, math.inf
+        probe = self.enrolment[session_id][0]
+        staffing = [var for var in (self.teachers.get(session_id), self.runs.get(session_id)) if var is not None]
+        for row in self.enrolment_rows[session_id]:
+            sign = row.GetCoefficient(probe)
+            rest = sum(row.GetCoefficient(var) * values[var.index()] for var in staffing)
+            low, up = row.lb() - rest, row.ub() - rest
+            if sign < 0:
+                low, up = -up, -low
+            lowest, highest = max(lowest, low), min(highest, up)
+        return math.ceil(lowest - 1e-6), math.floor(highest + 1e-6)
+
+    def seating_within_staffing(self, values: list[float]) -> list[float]:
+        """`values` (a whole point of this model) with its pupils seated again for the most preference points
+        that its staffing and its covered pupils allow: per slot, one min-cost flow over every class sitting
+        there, so seats move between sessions and classes within each session's range (`enrolment_range`).
+        Staffing, teachers' leads and covered pupils stay, so every earlier level keeps its value; classes with
+        pinned or previous sessions keep their seats (seated as `best_seating` does). Never fewer points than
+        `values`."""
+        best = list(values)
+        by_slot: dict[Slot, list[int]] = defaultdict(list)
+        for k, day_class in enumerate(self.classes):
+            for period in day_class.eligible:
+                by_slot[(day_class.day, period)].append(k)
+        for (_, period), classes in by_slot.items():
+            self._seat_slot(period, classes, best)
+        return best
+
+    def _seat_slot(self, period: str, classes: list[int], values: list[float]) -> None:
+        """One slot of `seating_within_staffing`: source -> preference group (at least its covered pupils) ->
+        its class's ranked activity (scored) or any seat -> session (within its range) -> sink -> source."""
+        kept: dict[str, int] = defaultdict(int)
+        free = []
+        for k in classes:
+            day_class = self.classes[k]
+            if day_class.fixed or day_class.previous:  # its seats stay; its pupils take the best of them
+                for session in day_class.eligible[period]:
+                    kept[session.id] += round(values[self.seats[(k, session.id)].index()])
+                self._whole_period(k, day_class, period, day_class.eligible[period], values)
+            else:
+                free.append(k)
+        if not free:
+            return
+        flow = min_cost_flow.SimpleMinCostFlow()
+        supply: dict[int, int] = defaultdict(int)
+        nodes = iter(range(2, 1 << 30))
+        source, sink = 0, 1
+
+        def arc(tail: int, head: int, lower: int, upper: int) -> int:
+            """An arc carrying at least `lower`: that much is sent up front, the rest is the arc's to carry."""
+            supply[tail] -= lower
+            supply[head] += lower
+            return int(flow.add_arc_with_capacity_and_unit_cost(tail, head, upper - lower, 0))
+
+        session_node: dict[str, int] = {}
+        for k in free:
+            for session in self.classes[k].eligible[period]:
+                if session.id not in session_node:
+                    node = session_node[session.id] = next(nodes)
+                    lowest, highest = self.enrolment_range(session.id, values)
+                    taken = kept[session.id]
+                    arc(node, sink, max(0, lowest - taken), max(0, highest - taken))
+        seat_arcs: dict[Var, list[int]] = defaultdict(list)
+        group_arcs: dict[int, tuple[Var, int]] = {}
+        liked_arcs: dict[int, Var] = {}
+        most = 0
+        for k in free:
+            day_class = self.classes[k]
+            anywhere = next(nodes)
+            activity_node: dict[str, int] = {}
+            for session in day_class.eligible[period]:
+                seats = self.seats[(k, session.id)]
+                into = session_node[session.id]
+                seat_arcs[seats].append(flow.add_arc_with_capacity_and_unit_cost(anywhere, into, int(seats.ub()), 0))
+                if session.activity not in activity_node:
+                    activity_node[session.activity] = next(nodes)
+                seat_arcs[seats].append(flow.add_arc_with_capacity_and_unit_cost(
+                    activity_node[session.activity], into, int(seats.ub()), 0))
+            for u, group in enumerate(day_class.groups.values()):
+                node = next(nodes)
+                covered = sum(round(values[self.covered[(k, u, level)].index()]) for level in group.pupils_by_priority)
+                group_arcs[arc(source, node, covered, group.size)] = (self.seated[(k, u, period)], covered)
+                most += group.size
+                flow.add_arc_with_capacity_and_unit_cost(node, anywhere, group.size, 0)
+                for activity, score in group.scores:
+                    var = self.liked.get((k, u, period, activity))
+                    if var is not None:
+                        liked_arcs[flow.add_arc_with_capacity_and_unit_cost(node, activity_node[activity],
+                                                                            group.size, -score)] = var
+        flow.add_arc_with_capacity_and_unit_cost(sink, source, most, 0)
+        for node, amount in supply.items():
+            flow.set_node_supply(node, amount)
+        if flow.solve() != flow.OPTIMAL:
+            return  # a point of the model is a flow of this network, so this is not expected: keep the point
+        for seats, arcs in seat_arcs.items():
+            values[seats.index()] = sum(flow.flow(a) for a in arcs)
+        for a, (var, covered) in group_arcs.items():
+            values[var.index()] = covered + flow.flow(a)
+        for a, var in liked_arcs.items():
+            values[var.index()] = flow.flow(a)
 
     # ------------------------------------------------------------ objective levels
 

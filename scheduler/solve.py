@@ -40,7 +40,9 @@ from scheduler.lexicographic import (
     SolveCancelled,
     SolverConfig,
     hold,
+    point_of,
     transfer,
+    value_at,
 )
 from scheduler.model import MAXIMISED, AllocationModel, total
 from scheduler.seat_policy import Choice
@@ -291,15 +293,23 @@ class _LevelPlan:
             if joined is not None:
                 third.hint(joined)
             seconds = PREFERENCE_SHARE * self._share(1)
-            if seconds < WEEK_PREFERENCE_FLOOR and big:
-                self.results.append(third.skip("preference"))
-                return first
-            if big or joined is not None:  # joined days were each searched as a whole day already
+            start = None
+            if joined is None and first.have_solution and (big or model.solver.NumVariables() > WITHIN_STAFFING_FIRST):
+                # Started from level 1's plan, a short search of a model this size ends where it began. That plan
+                # seated again by preference within its staffing (one flow per slot, `seating_within_staffing`)
+                # is a start the search only has to improve on, and on the biggest schools it rarely can in time.
+                start = self._seated_start(first, third)
+            if seconds < WEEK_PREFERENCE_FLOOR and big:  # too little time to read the model in: the start it is
+                if start is None:
+                    self.results.append(third.skip("preference"))
+                    return first
+                result = third.accept("preference", start, third.trivial_bound("preference"),
+                                      self.stats["preference_seated_start"]["seconds"])
+            elif big or joined is not None:  # joined days were each searched as a whole day already
                 result = self._optimise(third, "preference", seconds)
-            elif model.solver.NumVariables() > WITHIN_STAFFING_FIRST:
-                # Started from level 1's plan, a short search of a model this size ends where it began: level 1's
-                # staffing seated by preference comes first, then the whole model from there.
-                staffing = third.staffing_of(transfer(first, first.built, model))
+            elif start is not None:
+                # Level 1's staffing, seated by preference, is searched first, then the whole model from there.
+                staffing = third.staffing_of(start)
                 if short:  # level 4's short search would end where it began too
                     seconds = WITHIN_STAFFING_SHARE * self._share(1)
                 with self.phase("solve"):
@@ -321,6 +331,21 @@ class _LevelPlan:
             return first
         self.held["preference"] = third.results[-1].value
         return third
+
+    def _seated_start(self, first: LexicographicSolver, third: LexicographicSolver) -> list[float]:
+        """Level 1's plan in level 3's model, its pupils seated by preference within its staffing: hinted as
+        level 3's start, its points (and the plan's before) in `stats["preference_seated_start"]`."""
+        with self.phase("reseat"):
+            began = time.monotonic()
+            model = third.built
+            plan = point_of(model, transfer(first, first.built, model))
+            start = model.seating_within_staffing(plan)
+            third.hint(start)
+            points = model.preference_level()
+            self.stats["preference_seated_start"] = {"plan": round(value_at(points, plan)),
+                                                     "seated": round(value_at(points, start)),
+                                                     "seconds": round(time.monotonic() - began, 3)}
+        return start
 
     def _coverage_by_day(self, first: LexicographicSolver) -> DaywisePlan | None:
         """Level 1's plan one day at a time, for level 3 to go day by day: the days' own when they proved level 1
