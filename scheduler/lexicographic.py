@@ -230,6 +230,26 @@ class LexicographicSolver:
         self.results[self.results.index(whole)] = result
         return result
 
+    def seated_within_staffing(self, result: LevelResult) -> LevelResult:
+        """`result`, level 3 just searched and not proven, with its plan's pupils seated again by preference within
+        the plan's staffing (`AllocationModel.seating_within_staffing`: a flow, no search) when that scores more:
+        a search stopped by its time leaves pupils it could still have moved. `result` takes the better value."""
+        if result.name != "preference" or result.status != Status.FEASIBLE or self.values is None:
+            return result
+        expr = self.built.level(result.name)
+        seated = self.built.seating_within_staffing(self.values)
+        value = round(value_at(expr, seated))
+        if value <= result.value:
+            return result
+        logger.info("level %s seated again within its staffing: %s -> %s", result.name, result.value, value)
+        self.values = seated
+        self.built.hint(self.built.variables(), seated)
+        self.built.solver.Add(expr >= value - 0.5, hold_row(result.name))
+        result.value = value
+        if value >= result.bound:
+            result.status, result.bound = Status.OPTIMAL, value
+        return result
+
     def trivial_bound(self, name: str) -> int:
         """Level `name`'s bound that needs no search: every variable at whichever of its bounds helps most."""
         maximise = name in MAXIMISED

@@ -22,7 +22,9 @@ preference group (at least the covered ones, at most the group) flow to the acti
 seat, and the seats of each activity cap what reaches it. So `liked`, and `seated` where a class has several
 groups, are continuous as well, which leaves the backend a few thousand integers per day instead of tens of
 thousands on a school where preferences split every class; `whole_counts` turns a point of the relaxed model into
-whole pupils by a min-cost flow per class and period, never lowering level 3.
+whole pupils by a min-cost flow per class and period, never lowering level 3. With the staffing whole and held as
+well, seating every class of a slot is one flow: `seating_within_staffing` seats a plan's pupils for the most
+preference points its staffing allows, each session within the range its teachers give it (`enrolment_range`).
 """
 
 from __future__ import annotations

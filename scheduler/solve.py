@@ -306,7 +306,7 @@ class _LevelPlan:
                 result = third.accept("preference", start, third.trivial_bound("preference"),
                                       self.stats["preference_seated_start"]["seconds"])
             elif big or joined is not None:  # joined days were each searched as a whole day already
-                result = self._optimise(third, "preference", seconds)
+                result = self._seated_after(third, self._optimise(third, "preference", seconds))
             elif start is not None:
                 # Level 1's staffing, seated by preference, is searched first, then the whole model from there.
                 staffing = third.staffing_of(start)
@@ -315,6 +315,7 @@ class _LevelPlan:
                 with self.phase("solve"):
                     result = third.within_staffing_first("preference", staffing, seconds)
                 self.stats["preference_within_staffing"] = "first"
+                result = self._seated_after(third, result)
             else:
                 # A smaller model's search is often proven in a fraction of a second; when it is not, it often
                 # ended where it began, and its plan's staffing seated by preference takes a fraction of that.
@@ -346,6 +347,16 @@ class _LevelPlan:
                                                      "seated": round(value_at(points, start)),
                                                      "seconds": round(time.monotonic() - began, 3)}
         return start
+
+    def _seated_after(self, third: LexicographicSolver, result: LevelResult) -> LevelResult:
+        """Level 3's searched plan, seated again within its staffing when that scores more (the points before and
+        after in `stats["preference_seated_after"]`)."""
+        before = result.value
+        with self.phase("reseat"):
+            third.seated_within_staffing(result)
+        if result.value != before:
+            self.stats["preference_seated_after"] = {"searched": before, "seated": result.value}
+        return result
 
     def _coverage_by_day(self, first: LexicographicSolver) -> DaywisePlan | None:
         """Level 1's plan one day at a time, for level 3 to go day by day: the days' own when they proved level 1

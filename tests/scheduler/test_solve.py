@@ -269,6 +269,26 @@ def test_a_batch_school_seats_level_1s_staffing_by_preference_before_the_whole_s
     assert report.violations == () and report.objective_mismatches == ()
 
 
+def test_a_big_batch_school_takes_level_1s_plan_seated_by_preference() -> None:
+    """A 2,145-pupil school's level-3 model is too big to be searched in a batch's fraction of a second, and the
+    level used to be skipped with level 1's seating. Level 1's plan seated by preference within its staffing is
+    the level's answer now: far more points, its bound the one that needs no search, every rule kept."""
+    from scheduler.generate import generate
+
+    inst = generate(2145, 100_127)
+    solution = solve(inst, SolverConfig(time_limit=6, workers=1, later_levels_limit=0.75))
+    assert solution.stats["preference_model"]["variables"] > 20_000
+    assert "preference_within_staffing" not in solution.stats
+    levels = {level["name"]: level for level in solution.stats["levels"]}
+    preference = levels["preference"]
+    assert not preference["skipped"] and preference["status"] == Status.FEASIBLE
+    start = solution.stats["preference_seated_start"]
+    assert solution.objective.preference == preference["value"] == start["seated"] > 1.5 * start["plan"]
+    assert preference["bound"] > preference["value"]
+    report = validation.validate(inst, solution)
+    assert report.violations == () and report.objective_mismatches == ()
+
+
 def test_level_4_builds_no_model_when_no_step_could_start(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no time left for the levels after coverage, level 4's steps are skipped without building their model:
     the coarse grouping gets only coverage's model."""
