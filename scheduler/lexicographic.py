@@ -199,8 +199,6 @@ class LexicographicSolver:
         if result.status != Status.FEASIBLE or self.values is None or seconds < MIN_LEVEL_SECONDS:
             return result
         began = time.monotonic()
-        if result.name == "preference":  # the held search starts from the best seating of the plan's staffing
-            self.hint(self.built.seating_within_staffing(self.values))
         again = self.within_staffing(result.name, self.staffing_of(self.values), seconds)
         self.results.remove(again)
         logger.info("level %s within the plan's staffing: %s -> %s", result.name, result.value,
@@ -233,21 +231,33 @@ class LexicographicSolver:
     def seated_within_staffing(self, result: LevelResult) -> LevelResult:
         """`result`, level 3 just searched and not proven, with its plan's pupils seated again by preference within
         the plan's staffing (`AllocationModel.seating_within_staffing`: a flow, no search) when that scores more:
-        a search stopped by its time leaves pupils it could still have moved. `result` takes the better value."""
+        a search stopped by its time leaves pupils it could still have moved."""
         if result.name != "preference" or result.status != Status.FEASIBLE or self.values is None:
             return result
+        return self.take_better(result, self.built.seating_within_staffing(self.values))
+
+    def take_better(self, result: LevelResult, values: list[float]) -> LevelResult:
+        """`values`, a plan of this model found outside the search (a flow), takes the place of `result`'s plan
+        when it scores better, or when the search found none; the level is then held at its value. Returns
+        `result`, updated."""
+        maximise = result.name in MAXIMISED
         expr = self.built.level(result.name)
-        seated = self.built.seating_within_staffing(self.values)
-        value = round(value_at(expr, seated))
-        if value <= result.value:
+        value = round(value_at(expr, values))
+        found = result.status in (Status.OPTIMAL, Status.FEASIBLE)
+        if found and (value <= result.value if maximise else value >= result.value):
             return result
-        logger.info("level %s seated again within its staffing: %s -> %s", result.name, result.value, value)
-        self.values = seated
-        self.built.hint(self.built.variables(), seated)
-        self.built.solver.Add(expr >= value - 0.5, hold_row(result.name))
+        logger.info("level %s: a plan seated outside the search scores %s (the search: %s)", result.name, value,
+                    result.value if found else "none")
+        self.values = list(values)
+        self.built.hint(self.built.variables(), self.values)
+        self.built.solver.Add(expr >= value - 0.5 if maximise else expr <= value + 0.5, hold_row(result.name))
+        if not found:
+            result.bound = self.trivial_bound(result.name)
         result.value = value
-        if value >= result.bound:
-            result.status, result.bound = Status.OPTIMAL, value
+        proven = value >= result.bound if maximise else value <= result.bound
+        result.status = Status.OPTIMAL if proven else Status.FEASIBLE
+        if proven:
+            result.bound = value
         return result
 
     def trivial_bound(self, name: str) -> int:

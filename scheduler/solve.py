@@ -296,26 +296,27 @@ class _LevelPlan:
             start = None
             if joined is None and first.have_solution and (big or model.solver.NumVariables() > WITHIN_STAFFING_FIRST):
                 # Started from level 1's plan, a short search of a model this size ends where it began. That plan
-                # seated again by preference within its staffing (one flow per slot, `seating_within_staffing`)
-                # is a start the search only has to improve on, and on the biggest schools it rarely can in time.
+                # seated by preference within its staffing (one flow per slot) is the level's floor: taken when
+                # the search ends below it, and the answer when the model is too big to search in the time left.
+                # The search does not start from it: it then moved no covered pupils between preference groups.
                 start = self._seated_start(first, third)
-            if seconds < WEEK_PREFERENCE_FLOOR and big:  # too little time to read the model in: the start it is
+            if seconds < WEEK_PREFERENCE_FLOOR and big:  # too little time to read the model in
                 if start is None:
                     self.results.append(third.skip("preference"))
                     return first
                 result = third.accept("preference", start, third.trivial_bound("preference"),
                                       self.stats["preference_seated_start"]["seconds"])
             elif big or joined is not None:  # joined days were each searched as a whole day already
-                result = self._seated_after(third, self._optimise(third, "preference", seconds))
+                result = self._seated_after(third, self._optimise(third, "preference", seconds), start)
             elif start is not None:
-                # Level 1's staffing, seated by preference, is searched first, then the whole model from there.
+                # Level 1's staffing seated by preference comes first, then the whole model from there.
                 staffing = third.staffing_of(start)
                 if short:  # level 4's short search would end where it began too
                     seconds = WITHIN_STAFFING_SHARE * self._share(1)
                 with self.phase("solve"):
                     result = third.within_staffing_first("preference", staffing, seconds)
                 self.stats["preference_within_staffing"] = "first"
-                result = self._seated_after(third, result)
+                result = self._seated_after(third, result, start)
             else:
                 # A smaller model's search is often proven in a fraction of a second; when it is not, it often
                 # ended where it began, and its plan's staffing seated by preference takes a fraction of that.
@@ -324,6 +325,7 @@ class _LevelPlan:
                     with self.phase("solve"):
                         third.again_within_staffing(result, WITHIN_STAFFING_SHARE * self._share(1))
                     self.stats["preference_within_staffing"] = "again"
+                    result = self._seated_after(third, result, None)
             if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
                 result.bound = days.bound
                 result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE
@@ -334,26 +336,27 @@ class _LevelPlan:
         return third
 
     def _seated_start(self, first: LexicographicSolver, third: LexicographicSolver) -> list[float]:
-        """Level 1's plan in level 3's model, its pupils seated by preference within its staffing: hinted as
-        level 3's start, its points (and the plan's before) in `stats["preference_seated_start"]`."""
+        """Level 1's plan in level 3's model, its pupils seated by preference within its staffing; its points
+        (and the plan's before) in `stats["preference_seated_start"]`."""
         with self.phase("reseat"):
             began = time.monotonic()
             model = third.built
             plan = point_of(model, transfer(first, first.built, model))
             start = model.seating_within_staffing(plan)
-            third.hint(start)
             points = model.preference_level()
             self.stats["preference_seated_start"] = {"plan": round(value_at(points, plan)),
                                                      "seated": round(value_at(points, start)),
                                                      "seconds": round(time.monotonic() - began, 3)}
         return start
 
-    def _seated_after(self, third: LexicographicSolver, result: LevelResult) -> LevelResult:
-        """Level 3's searched plan, seated again within its staffing when that scores more (the points before and
-        after in `stats["preference_seated_after"]`)."""
-        before = result.value
+    def _seated_after(self, third: LexicographicSolver, result: LevelResult, start: list[float] | None) -> LevelResult:
+        """Level 3's searched plan seated again within its staffing, or `start`, whichever scores most, when that
+        is more than the search's (the points before and after in `stats["preference_seated_after"]`)."""
+        before = result.value if result.status in (Status.OPTIMAL, Status.FEASIBLE) else None
         with self.phase("reseat"):
             third.seated_within_staffing(result)
+            if start is not None:
+                third.take_better(result, start)
         if result.value != before:
             self.stats["preference_seated_after"] = {"searched": before, "seated": result.value}
         return result
