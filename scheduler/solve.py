@@ -293,30 +293,30 @@ class _LevelPlan:
             if joined is not None:
                 third.hint(joined)
             seconds = PREFERENCE_SHARE * self._share(1)
-            start = None
-            if joined is None and first.have_solution and (big or model.solver.NumVariables() > WITHIN_STAFFING_FIRST):
-                # Started from level 1's plan, a short search of a model this size ends where it began. That plan
-                # seated by preference within its staffing (one flow per slot) is the level's floor: taken when
-                # the search ends below it, and the answer when the model is too big to search in the time left.
-                # The search does not start from it: it then moved no covered pupils between preference groups.
-                start = self._seated_start(first, third)
+            # Started from level 1's plan, a short search of a model of more than `WITHIN_STAFFING_FIRST` variables
+            # ends where it began. That plan seated by preference within its staffing (one flow per slot) is the
+            # level's floor after the search, and the answer when the model is too big to search in the time left.
+            # The search itself starts from level 1's plan, and gets all its time: from the seated plan it moved no
+            # covered pupils between preference groups.
+            floor = first if joined is None and first.have_solution else None
             if seconds < WEEK_PREFERENCE_FLOOR and big:  # too little time to read the model in
-                if start is None:
+                if floor is None:
                     self.results.append(third.skip("preference"))
                     return first
+                start = self._seated_start(floor, third)
                 result = third.accept("preference", start, third.trivial_bound("preference"),
                                       self.stats["preference_seated_start"]["seconds"])
             elif big or joined is not None:  # joined days were each searched as a whole day already
-                result = self._seated_after(third, self._optimise(third, "preference", seconds), start)
-            elif start is not None:
-                # Level 1's staffing seated by preference comes first, then the whole model from there.
-                staffing = third.staffing_of(start)
+                result = self._seated_after(third, self._optimise(third, "preference", seconds), floor)
+            elif model.solver.NumVariables() > WITHIN_STAFFING_FIRST:
+                # Level 1's staffing is searched first, then the whole model from there.
+                staffing = third.staffing_of(transfer(first, first.built, model))
                 if short:  # level 4's short search would end where it began too
                     seconds = WITHIN_STAFFING_SHARE * self._share(1)
                 with self.phase("solve"):
                     result = third.within_staffing_first("preference", staffing, seconds)
                 self.stats["preference_within_staffing"] = "first"
-                result = self._seated_after(third, result, start)
+                result = self._seated_after(third, result, floor)
             else:
                 # A smaller model's search is often proven in a fraction of a second; when it is not, it often
                 # ended where it began, and its plan's staffing seated by preference takes a fraction of that.
@@ -349,14 +349,16 @@ class _LevelPlan:
                                                      "seconds": round(time.monotonic() - began, 3)}
         return start
 
-    def _seated_after(self, third: LexicographicSolver, result: LevelResult, start: list[float] | None) -> LevelResult:
-        """Level 3's searched plan seated again within its staffing, or `start`, whichever scores most, when that
-        is more than the search's (the points before and after in `stats["preference_seated_after"]`)."""
+    def _seated_after(self, third: LexicographicSolver, result: LevelResult,
+                      floor: LexicographicSolver | None) -> LevelResult:
+        """Level 3's searched plan seated again within its staffing, or `floor`'s plan (level 1's) seated so,
+        whichever scores most, when that is more than the search's (the points before and after in
+        `stats["preference_seated_after"]`)."""
         before = result.value if result.status in (Status.OPTIMAL, Status.FEASIBLE) else None
         with self.phase("reseat"):
             third.seated_within_staffing(result)
-            if start is not None:
-                third.take_better(result, start)
+        if floor is not None:
+            third.take_better(result, self._seated_start(floor, third))
         if result.value != before:
             self.stats["preference_seated_after"] = {"searched": before, "seated": result.value}
         return result

@@ -7,7 +7,7 @@ import pytest
 from bench.crowded import crowded
 from scheduler.domain import Instance, Status
 from scheduler.groups import build_day_classes
-from scheduler.lexicographic import LexicographicSolver, SolverConfig, hold, trivial_bound, value_at
+from scheduler.lexicographic import LevelResult, LexicographicSolver, SolverConfig, hold, trivial_bound, value_at
 from scheduler.model import AllocationModel
 from tests.scheduler.builders import satisfies_every_row
 
@@ -91,3 +91,33 @@ def test_level_3_searched_within_its_starts_staffing_first_then_as_a_whole() -> 
     assert [r.name for r in lexi.results] == ["coverage", "preference"]
     satisfies_every_row(model, lexi.values)
     assert lexi.staffing_of(lexi.values) != staffing
+
+
+def test_a_plan_seated_by_a_flow_takes_the_searchs_place_only_when_it_scores_more() -> None:
+    """Level 1's plan taken as level 3's answer is seated again within its staffing: more points, every row kept
+    (the level held at its new value), the staffing unchanged. A plan that scores less leaves the result alone; a
+    level whose search found nothing takes the plan, against the bound that needs no search."""
+    inst = crowded(150, seed=4)
+    model = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
+    lexi = LexicographicSolver(model, SolverConfig(), 0.0, None)
+    lexi.optimise("coverage", model.coverage_level(), maximise=True, seconds=60)
+    assert lexi.values is not None
+    plan = list(lexi.values)
+    points = model.preference_level()
+    seated = model.seating_within_staffing(plan)
+    assert value_at(points, seated) > value_at(points, plan)
+
+    result = lexi.accept("preference", plan, 10**6, 0.0)
+    assert lexi.seated_within_staffing(result) is result
+    assert result.value == round(value_at(points, seated)) == round(value_at(points, lexi.values))
+    assert result.status == Status.FEASIBLE and result.bound == 10**6
+    satisfies_every_row(model, lexi.values)
+    assert lexi.staffing_of(lexi.values) == lexi.staffing_of(plan)
+    before = (result.value, list(lexi.values))
+    lexi.take_better(result, plan)
+    assert (result.value, lexi.values) == before
+
+    found_none = LevelResult("preference", Status.UNKNOWN, 0, 0, 1.0)
+    lexi.take_better(found_none, seated)
+    assert (found_none.status, found_none.value) == (Status.FEASIBLE, round(value_at(points, seated)))
+    assert found_none.bound == lexi.trivial_bound("preference") > found_none.value

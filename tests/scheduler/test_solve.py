@@ -251,8 +251,9 @@ def test_the_highs_backend_solves_the_worked_example_without_a_start(example: In
 
 def test_a_batch_school_seats_level_1s_staffing_by_preference_before_the_whole_search() -> None:
     """At a city batch's settings a 787-pupil school has well under a second for level 3: too little for its days
-    or for the whole week's search to get past level 1's plan. Level 1's plan is seated again by preference within
-    its staffing (a flow per slot), searched within that staffing first, and the plan keeps every rule."""
+    or for the whole week's search to get past level 1's plan. Level 1's staffing is searched first, level 1's plan
+    seated by preference within that staffing (a flow per slot) is the level's floor, and the plan keeps every
+    rule."""
     from scheduler.generate import generate
 
     inst = generate(787, 100_019)
