@@ -251,8 +251,8 @@ class LexicographicSolver:
         self.values = list(values)
         self.built.hint(self.built.variables(), self.values)
         self.built.solver.Add(expr >= value - 0.5 if maximise else expr <= value + 0.5, hold_row(result.name))
-        if not found:
-            result.bound = self.trivial_bound(result.name)
+        if not found:  # a search that found nothing, or was skipped: the plan is the level's answer now
+            result.bound, result.skipped = self.trivial_bound(result.name), False
         result.value = value
         proven = value >= result.bound if maximise else value <= result.bound
         result.status = Status.OPTIMAL if proven else Status.FEASIBLE

@@ -357,7 +357,7 @@ class _LevelPlan:
         before = result.value if result.status in (Status.OPTIMAL, Status.FEASIBLE) else None
         with self.phase("reseat"):
             third.seated_within_staffing(result)
-        if floor is not None:
+        if floor is not None and result.status != Status.OPTIMAL:
             third.take_better(result, self._seated_start(floor, third))
         if result.value != before:
             self.stats["preference_seated_after"] = {"searched": before, "seated": result.value}

@@ -96,7 +96,7 @@ def test_level_3_searched_within_its_starts_staffing_first_then_as_a_whole() -> 
 def test_a_plan_seated_by_a_flow_takes_the_searchs_place_only_when_it_scores_more() -> None:
     """Level 1's plan taken as level 3's answer is seated again within its staffing: more points, every row kept
     (the level held at its new value), the staffing unchanged. A plan that scores less leaves the result alone; a
-    level whose search found nothing takes the plan, against the bound that needs no search."""
+    level whose search found nothing (or was skipped) takes the plan, against the bound that needs no search."""
     inst = crowded(150, seed=4)
     model = AllocationModel(inst, build_day_classes(inst, by_preference=True, seed=0))
     lexi = LexicographicSolver(model, SolverConfig(), 0.0, None)
@@ -117,7 +117,8 @@ def test_a_plan_seated_by_a_flow_takes_the_searchs_place_only_when_it_scores_mor
     lexi.take_better(result, plan)
     assert (result.value, lexi.values) == before
 
-    found_none = LevelResult("preference", Status.UNKNOWN, 0, 0, 1.0)
+    found_none = LevelResult("preference", Status.UNKNOWN, 0, 0, 0.0, skipped=True)
     lexi.take_better(found_none, seated)
     assert (found_none.status, found_none.value) == (Status.FEASIBLE, round(value_at(points, seated)))
+    assert not found_none.skipped
     assert found_none.bound == lexi.trivial_bound("preference") > found_none.value
