@@ -326,6 +326,8 @@ class _LevelPlan:
                         third.again_within_staffing(result, WITHIN_STAFFING_SHARE * self._share(1))
                     self.stats["preference_within_staffing"] = "again"
                     result = self._seated_after(third, result, None)
+                elif result.status != Status.OPTIMAL:  # a search that found nothing in its time (3 of 950 schools)
+                    result = self._seated_after(third, result, floor)
             if days is not None and result.status in (Status.OPTIMAL, Status.FEASIBLE) and days.bound < result.bound:
                 result.bound = days.bound
                 result.status = Status.OPTIMAL if result.value >= result.bound else Status.FEASIBLE

@@ -16,7 +16,7 @@ from scheduler import io, validation
 from scheduler.domain import Assignment, Instance, Session, Status, Teacher
 from scheduler.groups import build_day_classes
 from scheduler.model import STAFFING_PRIORITY, AllocationModel
-from scheduler.solve import SolveCancelled, SolverConfig, solve
+from scheduler.solve import LexicographicSolver, SolveCancelled, SolverConfig, solve
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
 
@@ -286,6 +286,36 @@ def test_a_big_batch_school_takes_level_1s_plan_seated_by_preference() -> None:
     start = solution.stats["preference_seated_start"]
     assert solution.objective.preference == preference["value"] == start["seated"] > 1.5 * start["plan"]
     assert preference["bound"] > preference["value"]
+    report = validation.validate(inst, solution)
+    assert report.violations == () and report.objective_mismatches == ()
+
+
+def test_a_level_3_search_that_finds_nothing_leaves_level_1s_plan_seated_by_preference(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch school's level-3 search may find nothing in its fraction of a second (3 or 4 of a city's 950
+    schools). Level 1's plan, seated by preference within its staffing, is then the level's answer, instead of level
+    1's seating with no preference groups at all."""
+    import scheduler.solve as solve_module
+    from scheduler.generate import generate
+    from scheduler.lexicographic import LevelResult
+
+    searched = solve_module._LevelPlan._optimise
+
+    def finds_nothing(plan: object, solver: LexicographicSolver, name: str, seconds: float) -> LevelResult:
+        if name != "preference":
+            return searched(plan, solver, name, seconds)  # type: ignore[arg-type]
+        result = LevelResult(name, Status.UNKNOWN, 0, 0, seconds)
+        solver.results.append(result)
+        return result
+
+    monkeypatch.setattr(solve_module._LevelPlan, "_optimise", finds_nothing)
+    inst = generate(300, 11)
+    solution = solve(inst, SolverConfig(time_limit=6, workers=1, later_levels_limit=0.75))
+    preference = {level["name"]: level for level in solution.stats["levels"]}["preference"]
+    start = solution.stats["preference_seated_start"]
+    assert solution.stats["preference_seated_after"] == {"searched": None, "seated": start["seated"]}
+    assert preference["status"] == Status.FEASIBLE and preference["bound"] > preference["value"]
+    assert solution.objective.preference == preference["value"] == start["seated"] > start["plan"]
     report = validation.validate(inst, solution)
     assert report.violations == () and report.objective_mismatches == ()
 
