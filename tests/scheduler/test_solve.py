@@ -315,7 +315,9 @@ def test_a_level_3_search_that_finds_nothing_leaves_level_1s_plan_seated_by_pref
     start = solution.stats["preference_seated_start"]
     assert solution.stats["preference_seated_after"] == {"searched": None, "seated": start["seated"]}
     assert preference["status"] == Status.FEASIBLE and preference["bound"] > preference["value"]
-    assert solution.objective.preference == preference["value"] == start["seated"] > start["plan"]
+    assert preference["value"] == start["seated"] > start["plan"]
+    # Level 4 and the extraction keep each class's seats per activity, and may seat more pupils by preference.
+    assert solution.objective.preference >= preference["value"]
     report = validation.validate(inst, solution)
     assert report.violations == () and report.objective_mismatches == ()
 
