@@ -284,7 +284,8 @@ def test_a_big_batch_school_takes_level_1s_plan_seated_by_preference() -> None:
     preference = levels["preference"]
     assert not preference["skipped"] and preference["status"] == Status.FEASIBLE
     start = solution.stats["preference_seated_start"]
-    assert solution.objective.preference == preference["value"] == start["seated"] > 1.5 * start["plan"]
+    assert preference["value"] == start["seated"] > 1.5 * start["plan"]
+    assert solution.objective.preference >= preference["value"]  # the extraction may seat more by preference
     assert preference["bound"] > preference["value"]
     report = validation.validate(inst, solution)
     assert report.violations == () and report.objective_mismatches == ()
