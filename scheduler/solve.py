@@ -44,7 +44,7 @@ from scheduler.lexicographic import (
     transfer,
     value_at,
 )
-from scheduler.model import MAXIMISED, AllocationModel, total
+from scheduler.model import MAXIMISED, AllocationModel, Var, total
 from scheduler.seat_policy import Choice
 
 __all__ = ["BACKENDS", "LexicographicSolver", "ProgressCallback", "SolveCancelled", "SolverConfig", "solve"]
@@ -267,7 +267,10 @@ class _LevelPlan:
         third = self._solver(model)
         with self.phase("build"):
             hold(model, self.held)
-            third.hint_from(first)
+            # Level 1's plan in this model: the search's start, the staffing held first, and the flow's floor.
+            known = transfer(first, first.built, model) if first.have_solution else None
+            if known is not None:
+                model.hint(list(known), list(known.values()))
         days = None
         big = model.solver.NumVariables() > WEEK_PREFERENCE_BIG
         # With less than the floor, each free day would get less than a 1,000-pupil school's day takes to build
@@ -298,7 +301,7 @@ class _LevelPlan:
             # level's floor after the search, and the answer when the model is too big to search in the time left.
             # The search itself starts from level 1's plan, and gets all its time: from the seated plan it moved no
             # covered pupils between preference groups.
-            floor = first if joined is None and first.have_solution else None
+            floor = known if joined is None else None
             if seconds < WEEK_PREFERENCE_FLOOR and big:  # too little time to read the model in
                 if floor is None:
                     self.results.append(third.skip("preference"))
@@ -310,7 +313,8 @@ class _LevelPlan:
                 result = self._seated_after(third, self._optimise(third, "preference", seconds), floor)
             elif model.solver.NumVariables() > WITHIN_STAFFING_FIRST:
                 # Level 1's staffing is searched first, then the whole model from there.
-                staffing = third.staffing_of(transfer(first, first.built, model))
+                assert known is not None  # level 1 found a plan, or there would be no level 3
+                staffing = third.staffing_of(known)
                 if short:  # level 4's short search would end where it began too
                     seconds = WITHIN_STAFFING_SHARE * self._share(1)
                 with self.phase("solve"):
@@ -337,13 +341,13 @@ class _LevelPlan:
         self.held["preference"] = third.results[-1].value
         return third
 
-    def _seated_start(self, first: LexicographicSolver, third: LexicographicSolver) -> list[float]:
-        """Level 1's plan in level 3's model, its pupils seated by preference within its staffing; its points
-        (and the plan's before) in `stats["preference_seated_start"]`."""
+    def _seated_start(self, known: dict[Var, int], third: LexicographicSolver) -> list[float]:
+        """Level 1's plan in level 3's model (`transfer`'s), its pupils seated by preference within its staffing;
+        its points (and the plan's before) in `stats["preference_seated_start"]`."""
         with self.phase("reseat"):
             began = time.monotonic()
             model = third.built
-            plan = point_of(model, transfer(first, first.built, model))
+            plan = point_of(model, known)
             start = model.seating_within_staffing(plan)
             points = model.preference_level()
             self.stats["preference_seated_start"] = {"plan": round(value_at(points, plan)),
@@ -352,7 +356,7 @@ class _LevelPlan:
         return start
 
     def _seated_after(self, third: LexicographicSolver, result: LevelResult,
-                      floor: LexicographicSolver | None) -> LevelResult:
+                      floor: dict[Var, int] | None) -> LevelResult:
         """Level 3's searched plan seated again within its staffing, or `floor`'s plan (level 1's) seated so,
         whichever scores most, when that is more than the search's (the points before and after in
         `stats["preference_seated_after"]`)."""
