@@ -8,6 +8,7 @@ through `new_app`, so job modules never import `webapp` itself and the import gr
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
 
@@ -87,3 +90,5 @@ def settle_worker_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*WORKER_GC_THRESHOLD)
+    logger.info("worker heap settled: %d objects frozen, collector thresholds %s", gc.get_freeze_count(),
+                WORKER_GC_THRESHOLD)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -100,6 +101,9 @@ def test_one_allocation_through_celery(celery_setup: tuple[Flask, subprocess.Pop
     assert run.state == "done", (run.state, run.error, log_path.read_text()[-2000:])
     log = log_path.read_text()
     assert runner.TASK_NAME in log and f"allocation run {run_id} done" in log  # solved by the worker
+    # The worker froze its long-lived heap once its app was built (`settle_worker_heap`), as pool workers do.
+    settled = re.search(r"worker heap settled: (\d+) objects frozen", log)
+    assert settled is not None and int(settled.group(1)) > 50_000, log[-2000:]
     with app.app_context():
         stored = db.session.get(AllocationRun, run_id)
         term = db.session.get(Term, term_id)
