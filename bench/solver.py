@@ -21,7 +21,7 @@ from multiprocessing import get_context
 from typing import Any, NoReturn
 
 from bench.crowded import crowded
-from scheduler.domain import Instance, Objective, Solution, Status
+from scheduler.domain import Instance, Objective, Solution, Status, relative_gap
 from scheduler.generate import generate
 
 METHODS = ("solver", "lottery", "fcfs")
@@ -123,7 +123,7 @@ def _level(level: dict[str, Any]) -> dict[str, Any]:
     """One objective level from `Solution.stats`, with its relative gap: |bound - value| / max(1, |value|)."""
     value, bound = level.get("value", 0), level.get("bound", 0)
     return {"name": level.get("name"), "status": level.get("status"), "value": value, "bound": bound,
-            "gap": round(abs(bound - value) / max(1, abs(value)), 4), "seconds": level.get("seconds")}
+            "gap": round(relative_gap(value, bound), 4), "seconds": level.get("seconds")}
 
 
 def _solve_with(method: str, instance: Instance, settings: Settings) -> Solution:

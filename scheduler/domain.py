@@ -231,6 +231,11 @@ PLAN_STATUSES = frozenset({Status.OPTIMAL, Status.FEASIBLE, Status.IMPORTED})
 """Statuses of a solution that is a plan pupils can be seated by (publishable)."""
 
 
+def relative_gap(value: float, bound: float) -> float:
+    """How far an objective level's value is from its proven bound: |bound - value| / max(1, |value|)."""
+    return abs(bound - value) / max(1, abs(value))
+
+
 @dataclass(frozen=True)
 class Solution:
     school: str

@@ -1,5 +1,5 @@
 """The seat policy on a phone-sized Chromium: the school admin picks 尽量整周 with the request window, a run follows
-it, and the run page names the policy with its figures."""
+it, and the run page names the policy with its figures, and says what the solver proved about each level."""
 
 from __future__ import annotations
 
@@ -51,7 +51,12 @@ def test_admin_sets_the_policy_and_the_run_page_shows_it(live_app: Flask, live_s
             page.goto(f"{live_server}/admin/runs/{run_id}")
             expect(page.get_by_text("尽量整周")).to_be_visible()
             expect(page.get_by_text("名学生每个申请的星期都有名额")).to_be_visible()
+            # What the solver proved about each level, readable on the phone too.
+            levels = page.locator("ul.solver-levels")
+            expect(levels).to_contain_text("志愿得分")
+            expect(levels.locator("li.level-proven").first).to_contain_text("已证明最优")
             phone_screenshot(page, SHOTS, "run")
             page.locator(".runs-metrics").first.screenshot(path=str(SHOTS / "run-results.png"))
+            levels.screenshot(path=str(SHOTS / "run-levels.png"))
         finally:
             browser.close()

@@ -12,6 +12,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
+from scheduler.domain import Status, relative_gap
+from scheduler.model import MAXIMISED
 from webapp import audit
 from webapp.admin.scope import mask_phone, newest_term, school_term
 from webapp.allocation import service as allocation
@@ -118,6 +120,38 @@ OFFER_STATE_LABELS = {
     OfferState.EXPIRED: _l("Expired"),
     OfferState.LAPSED: _l("No longer wanted"),
 }
+
+
+LEVEL_LABELS = {
+    "coverage": _l("Coverage (pupil-days, weighted by priority)"),
+    "stability": _l("Seats kept from the plan before"),
+    "preference": _l("Preference points"),
+    "max_load": _l("Largest teacher load (sessions a week)"),
+    "staffing": _l("Teacher-sessions in all"),
+}
+
+
+def solver_levels(stats: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """What the solver proved about each objective level of a run, in the contract's order (`stats["levels"]`):
+    the plan's value, the proven bound (the most any plan reaches for a level maximised, the least for one
+    minimised), and whether the value is proven best, within a gap of the bound, or not reached in time."""
+    rows = []
+    for level in (stats or {}).get("levels") or []:
+        name, value, bound = level.get("name"), level.get("value", 0), level.get("bound", 0)
+        if name not in LEVEL_LABELS:
+            continue
+        if level.get("skipped"):
+            state = "skipped"
+        elif level.get("status") == Status.OPTIMAL:
+            state = "proven"
+        elif level.get("status") == Status.FEASIBLE:
+            state = "gap"
+        else:
+            state = "none"
+        rows.append({"name": name, "label": LEVEL_LABELS[name], "value": value, "bound": bound, "state": state,
+                     "maximised": name in MAXIMISED,
+                     "gap_pct": round(100 * relative_gap(value, bound), 2), "seconds": level.get("seconds")})
+    return rows
 
 
 def _labels() -> dict[str, Any]:
@@ -260,7 +294,7 @@ def detail(run_id: int) -> ResponseReturnValue:
         fair_groups=pupil_groups(p.id for p in fair_pupils.values()), group_name=group_name,
         sessions=list(by_session.values()), reason=reason, day=day, published=published, form=form,
         infeasible=(run.stats or {}).get("infeasible_fixed") or [], error_text=_error_text(run),
-        seat_policy=(run.stats or {}).get("seat_policy"), **_labels())
+        seat_policy=(run.stats or {}).get("seat_policy"), levels=solver_levels(run.stats), **_labels())
 
 
 def _fairness_pupils(term: Term, fair: dict[str, Any] | None) -> dict[str, Pupil]:
