@@ -134,7 +134,8 @@ LEVEL_LABELS = {
 def solver_levels(stats: dict[str, Any] | None) -> list[dict[str, Any]]:
     """What the solver proved about each objective level of a run, in the contract's order (`stats["levels"]`):
     the plan's value, the proven bound (the most any plan reaches for a level maximised, the least for one
-    minimised), and whether the value is proven best, within a gap of the bound, or not reached in time."""
+    minimised), and whether the value is proven best, within a gap of the bound, or not reached in time (the
+    value of a level not reached is not the plan's, so the page shows only that)."""
     rows = []
     for level in (stats or {}).get("levels") or []:
         name, value, bound = level.get("name"), level.get("value", 0), level.get("bound", 0)
@@ -150,7 +151,7 @@ def solver_levels(stats: dict[str, Any] | None) -> list[dict[str, Any]]:
             state = "none"
         rows.append({"name": name, "label": LEVEL_LABELS[name], "value": value, "bound": bound, "state": state,
                      "maximised": name in MAXIMISED,
-                     "gap_pct": round(100 * relative_gap(value, bound), 2), "seconds": level.get("seconds")})
+                     "gap_pct": round(100 * relative_gap(value, bound), 2)})
     return rows
 
 
