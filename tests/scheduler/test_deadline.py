@@ -117,6 +117,25 @@ def test_a_short_limit_on_a_big_crowded_school_is_kept_end_to_end(limit: float) 
     assert solution.objective.coverage > 0
 
 
+@pytest.mark.slow
+def test_the_flows_after_a_big_week_search_come_out_of_the_levels_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The days do not answer level 3 (as on a loaded machine), so the week's 60,000-variable model is searched and
+    # its plan, and level 1's, are seated by the flows afterwards (about a second in all): within the allowance.
+    from bench.crowded import crowded
+    from scheduler import solve as solve_module
+
+    monkeypatch.setattr(solve_module, "preference_by_day", lambda *args, **kwargs: None)
+    inst = crowded(3250, seed=1)
+    limit = 12.0
+    began = time.monotonic()
+    solution = solve(inst, SolverConfig(time_limit=limit))
+    wall = time.monotonic() - began
+    phases = solution.stats["phases"]
+    assert "daywise_preference" not in solution.stats and phases["reseat"] > 0
+    assert wall <= 1.1 * limit + 1.0, f"{wall:.2f} s: {phases}"
+    assert validation.validate(inst, solution).ok
+
+
 def test_a_cap_on_the_later_levels_leaves_them_no_time_and_keeps_the_plan_valid() -> None:
     """`later_levels_limit=0` (a city batch's cap at its extreme): coverage is still solved and proven, every
     later level is skipped, and the plan is whole."""
