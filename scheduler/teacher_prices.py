@@ -35,7 +35,7 @@ from scheduler.day_cuts import DAY_SEARCH_PARAMETERS
 from scheduler.day_prices import SolvesOnAThread
 from scheduler.deadline import Deadline, OutOfTime
 from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS
-from scheduler.model import AllocationModel, Var, total
+from scheduler.model import AllocationModel, total
 
 SMOOTHING = 0.5
 """The next prices are this share of the best bound's prices plus the rest of the master's (Wentges): the master's
@@ -96,9 +96,8 @@ class _Day:
     def __init__(self, week: AllocationModel, day: int, deadline: Deadline) -> None:
         self.model = AllocationModel(week.instance, [c for c in week.classes if c.day == day], deadline=deadline)
         self.coverage = self.model.coverage_level()
-        self.leads: dict[str, list[Var]] = {}
-        for (teacher_id, _), var in self.model.leads.items():
-            self.leads.setdefault(teacher_id, []).append(var)
+        self.leads = self.model.load
+        """Each teacher's `leads` variables in the day's model."""
         self.start: list[float] | None = None
 
 
@@ -150,8 +149,8 @@ class TeacherPrices(SolvesOnAThread):
         self.deadline = deadline
         self.seed = seed
         self.caps = {teacher_id: int(row.ub()) for teacher_id, row in week.week_caps.items()}
-        self.columns: dict[int, list[Column]] = {day: [] for day in sorted({c.day for c in week.classes})}
-        self.seen: dict[int, set[Column]] = {day: set() for day in self.columns}
+        self.columns: dict[int, dict[Column, None]] = {day: {} for day in sorted({c.day for c in week.classes})}
+        """Each day's plans in the master, in the order found (each once)."""
         self.master_lp = _Master(self.columns, self.caps)
         if plan is not None:
             self._add_week_plan(plan)
@@ -175,9 +174,8 @@ class TeacherPrices(SolvesOnAThread):
             self._add(day, _as_column(coverage[day], sessions[day]))
 
     def _add(self, day: int, column: Column) -> None:
-        if column not in self.seen[day]:
-            self.seen[day].add(column)
-            self.columns[day].append(column)
+        if column not in self.columns[day]:
+            self.columns[day][column] = None
             self.master_lp.add(day, column)
 
     def run(self) -> None:
@@ -194,7 +192,7 @@ class TeacherPrices(SolvesOnAThread):
                 self.rounds += 1
                 if bound < self.best:
                     self.best, centre = bound, prices
-                master = self._master()
+                master = self.master_lp.solve()
                 if master is None:
                     return
                 self.master, duals = master
@@ -252,18 +250,11 @@ class TeacherPrices(SolvesOnAThread):
     def _found(day: _Day) -> Column:
         """The plan the day's solver holds now, as a column."""
         return _as_column(day.coverage.solution_value(),
-                       {t: sum(var.solution_value() for var in leads) for t, leads in day.leads.items()})
-
-    def _master(self) -> tuple[float, dict[str, float]] | None:
-        """The master linear program over the day plans found: its value and each teacher's price (its dual)."""
-        return self.master_lp.solve()
-
-    def columns_found(self) -> int:
-        return sum(len(found) for found in self.columns.values())
+                          {t: sum(var.solution_value() for var in leads) for t, leads in day.leads.items()})
 
     def result(self) -> TeacherPricesResult:
         """The bound so far (the thread is stopped first)."""
         self.cancel()
         bound = None if math.isinf(self.best) else math.floor(self.best + MARGIN)
         return TeacherPricesResult(bound, self.master, self.rounds, self.searches, round(self.seconds, 3),
-                                   self.columns_found())
+                                   sum(len(found) for found in self.columns.values()))
