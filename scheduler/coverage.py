@@ -4,7 +4,9 @@ bound; otherwise the week's search, started from the better of the days' joined 
 of the three plans is the answer, with the lowest bound proven on the way. On a small school, given time, the week's
 search starts with rows that say what whole teachers are worth to each day (`scheduler.day_cuts`); with two workers,
 each teacher's week is priced on the second core meanwhile (`scheduler.teacher_prices`), from the moment the
-search is sure to go on (after the first look, on a small school).
+search is sure to go on (after the first look, on a small school). Once the prices settle on a bound, the second
+core searches the week capped at it, and the first search stops when that search proves a plan the best
+(`_search_to_the_end`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from scheduler.warmstart import plan_values
 
 Phase = Callable[[str], AbstractContextManager[None]]
 """Times a named part of the work (`scheduler.solve` adds it to `stats["phases"]`)."""
+FoundElsewhere = Callable[[], tuple[int, list[float]] | None]
+"""A plan proven the best outside the week's search, and its coverage (by variable index), once there is one."""
 
 
 @contextmanager
@@ -75,11 +79,13 @@ def solve_coverage(first: LexicographicSolver, days_seconds: float, week_seconds
     until = Deadline.after(week_seconds())
     prices: TeacherPrices | None = None
 
-    def price_teachers(plan: list[float] | None) -> None:
-        """With two workers, the second core prices each teacher's week while the search goes on."""
+    def price_teachers(plan: list[float] | None) -> FoundElsewhere:
+        """With two workers, the second core prices each teacher's week while the search goes on, then searches
+        the week capped at their bound; the search asks the returned function whether that proved a plan."""
         nonlocal prices
         if config.workers > 1 and not built.hire_sessions:
-            prices = TeacherPrices(built, until, seed=config.seed, plan=plan).start()
+            prices = TeacherPrices(built, until, seed=config.seed, plan=plan, then_search=True).start()
+        return lambda: prices.found if prices is not None else None
 
     try:
         result, rows, sharpened = _week_search(first, until, start, sharpen=days is None, phase=phase,
@@ -130,17 +136,18 @@ A longer first look (1 s of 6) lost more of the search's tree than it saved (`do
 
 
 def _week_search(first: LexicographicSolver, until: Deadline, start: list[float] | None, *, sharpen: bool,
-                 phase: Phase, meanwhile: Callable[[list[float] | None], None]
+                 phase: Phase, meanwhile: Callable[[list[float] | None], FoundElsewhere]
                  ) -> tuple[LevelResult, DayRows | None, int | None]:
     """Level 1's week search within `until`; on a small school (`sharpen`) given `SHARPEN_MIN_SECONDS`, a first
     look of `LOOK_SECONDS`, and when that does not settle it, the day-value rows (from the best plan known, by
     variable index) before the search goes on. `meanwhile(plan)` is called with the best plan known once the
-    search is sure to go on: at once, or after a look that did not settle it. Returns the level's one result, the
-    rows, and the lowest bound the look and the rows proved (None without them)."""
+    search is sure to go on: at once, or after a look that did not settle it; it returns what the search asks to
+    know whether a plan proven the best was found meanwhile (`_search_to_the_end`). Returns the level's one
+    result, the rows, and the lowest bound the look and the rows proved (None without them)."""
     if not (sharpen and until.left() >= SHARPEN_MIN_SECONDS):
-        meanwhile(start)
+        found = meanwhile(start)
         with phase("solve"):
-            result = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=until.left())
+            result = _search_to_the_end(first, until, found)
         return result, None, None
     with phase("solve"):
         look = first.optimise("coverage", first.built.coverage_level(), maximise=True, seconds=LOOK_SECONDS)
@@ -149,7 +156,7 @@ def _week_search(first: LexicographicSolver, until: Deadline, start: list[float]
     first.results.remove(look)  # one result for the level: the search's, or the look's when the search found none
     if first.have_solution:
         start = first.values
-    meanwhile(start)
+    found = meanwhile(start)
     built = first.built
     with phase("day_rows"):
         rows = add_day_value_rows(built, until.earlier((1 - DAY_ROWS_SHARE) * until.left()),
@@ -166,9 +173,32 @@ def _week_search(first: LexicographicSolver, until: Deadline, start: list[float]
             # The days' plans make the best week there is: the level's answer, without a search.
             return first.accept("coverage", joined, proven, round(look.seconds + rows.join_seconds, 3)), rows, proven
     with phase("solve"):
-        searched = first.optimise("coverage", built.coverage_level(), maximise=True, seconds=until.left())
+        searched = _search_to_the_end(first, until, found)
     result = searched
     if best is not None and searched.status == Status.UNKNOWN:
         first.results[first.results.index(searched)] = result = best  # its plan is still the last values
     result.seconds = round(look.seconds + rows.join_seconds + searched.seconds, 3)
     return result, rows, proven
+
+
+def _search_to_the_end(first: LexicographicSolver, until: Deadline, found: FoundElsewhere) -> LevelResult:
+    """The week's search within `until`, stopped once `found()` gives a plan proven the best elsewhere (the
+    teachers' prices and the search after them, on the second core): that plan is the level's answer, unless the
+    search's own is worth as much. Returns the level's one result."""
+    coverage = first.built.coverage_level()
+    elsewhere = found()
+    if elsewhere is None:
+        searched = first.optimise("coverage", coverage, maximise=True, seconds=until.left(),
+                                  enough=lambda: found() is not None)
+        elsewhere = found()
+        if elsewhere is None or searched.status in (Status.OPTIMAL, Status.INFEASIBLE):
+            return searched
+        if searched.status == Status.FEASIBLE and searched.value >= elsewhere[0]:  # its own plan is as good
+            searched.bound, searched.status = searched.value, Status.OPTIMAL
+            return searched
+        first.results.remove(searched)
+        seconds = searched.seconds
+    else:
+        seconds = 0.0
+    best, plan = elsewhere
+    return first.accept("coverage", plan, best, seconds)

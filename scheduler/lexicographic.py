@@ -62,6 +62,11 @@ SCIP_PARAMETERS = "branching/relpscost/maxreliable = 1\n"
 after one strong branching instead of SCIP's five, so fewer of a short search's seconds go to strong branching: on
 the city's sampled schools (3 CPU-seconds each) 167 of 190 had coverage proven instead of 163 (`docs/benchmarks.md`)."""
 
+WATCH_SECONDS = 0.05
+"""How often a search asks whether it is `enough` (see `LexicographicSolver.optimise`)."""
+STOP_POLLS = 5
+"""The caller's `should_stop` (a database read in the web app) is asked every this many watches."""
+
 MIN_LEVEL_SECONDS = 0.05
 """A level offered less time than this is not started: it could not even read its model in."""
 
@@ -121,8 +126,11 @@ class LexicographicSolver:
                                  "elapsed": round(time.monotonic() - self.started, 2)})
         return result
 
-    def optimise(self, name: str, expr: Expr, *, maximise: bool, seconds: float) -> LevelResult:
-        """Optimise one level within `seconds`; with less than `MIN_LEVEL_SECONDS` the level is skipped."""
+    def optimise(self, name: str, expr: Expr, *, maximise: bool, seconds: float,
+                 enough: Callable[[], bool] | None = None) -> LevelResult:
+        """Optimise one level within `seconds`; with less than `MIN_LEVEL_SECONDS` the level is skipped. The
+        search is interrupted, and reports the plan and bound it has, once `enough()` is true (asked every
+        `WATCH_SECONDS`: a plan found elsewhere is proven the best)."""
         if seconds < MIN_LEVEL_SECONDS:
             return self.skip(name)
         solver = self.built.solver
@@ -132,7 +140,7 @@ class LexicographicSolver:
             solver.Minimize(expr)
         solver.SetTimeLimit(max(50, int(seconds * 1000)))
         began = time.monotonic()
-        code = self._solve_watching_for_stop(solver)
+        code = self._solve_watching_for_stop(solver, enough)
         seconds_used = time.monotonic() - began
         if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) and not trustworthy(
                 solver, self.built.variables()):
@@ -289,20 +297,26 @@ class LexicographicSolver:
                                  "elapsed": round(time.monotonic() - self.started, 2)})
         return result
 
-    def _solve_watching_for_stop(self, solver: pywraplp.Solver) -> int:
+    def _solve_watching_for_stop(self, solver: pywraplp.Solver, enough: Callable[[], bool] | None = None) -> int:
         should_stop = self.config.should_stop
-        if should_stop is None:
+        if should_stop is None and enough is None:
             return int(solver.Solve(self.params))
-        if should_stop():
+        if should_stop is not None and should_stop():
             raise SolveCancelled("stopped before solving")
         done = threading.Event()
         stopped = threading.Event()
 
         def watch() -> None:
-            while not done.wait(0.25):
-                if should_stop():
+            polls = 0
+            while not done.wait(WATCH_SECONDS):
+                polls += 1
+                if should_stop is not None and polls % STOP_POLLS == 0 and should_stop():
                     stopped.set()
                     solver.InterruptSolve()
+                    return
+                if enough is not None and enough():
+                    while not done.wait(WATCH_SECONDS):  # an interruption before the solve begins is forgotten
+                        solver.InterruptSolve()
                     return
 
         watcher = threading.Thread(target=watch, daemon=True)

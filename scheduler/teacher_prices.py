@@ -19,6 +19,13 @@ to 48.6, with the same bounds (`docs/benchmarks.md`).
 It runs on a thread of its own (`start`, then `result`), on the second core while the week's search runs on the
 first: SCIP releases Python's lock while it solves. On the city's unproven schools of 250–840 pupils it brought the
 bound from the days' own best to within 1 of the master's value in 2–68 CPU-s; see `docs/benchmarks.md`.
+
+Once the prices settle, the thread's second core would idle while the week's search goes on, unable to learn the
+bound (SCIP takes no bound from outside, and a search it stopped cannot go on). Given `then_search`, the thread
+searches a copy of the week (taken as the prices start) capped at the bound: it ends as soon as it finds a plan
+worth the bound, or proves the optimum below it, and `found` then holds that plan; level 1's search, which asks for
+it (`scheduler.coverage`), stops there. On KM-0065 of the city benchmark (60 s, two workers) the level ended proven
+after 11 s instead of 32 s, and the levels after it were all proven in the time that freed.
 """
 
 from __future__ import annotations
@@ -29,12 +36,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ortools.linear_solver import pywraplp
+from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from scheduler.day_cuts import DAY_SEARCH_PARAMETERS
 from scheduler.day_prices import SolvesOnAThread
 from scheduler.deadline import Deadline, OutOfTime
-from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS
+from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS, trustworthy
 from scheduler.model import AllocationModel, total
 
 SMOOTHING = 0.5
@@ -75,6 +82,10 @@ class TeacherPricesResult:
     seconds: float
     plans: int = 0
     """Day plans in the master at the end (every day's, each counted once)."""
+    plan_found: bool = False
+    """The search after the prices settled proved the week's best plan (worth the bound, or less)."""
+    plan_seconds: float = 0.0
+    """That search's seconds (until it found one, or was stopped)."""
 
 
 SESSION_DIGITS = 6
@@ -141,13 +152,25 @@ class TeacherPrices(SolvesOnAThread):
     THREAD_NAME = "teacher-prices"
 
     def __init__(self, week: AllocationModel, deadline: Deadline, *, seed: int = 0,
-                 plan: Sequence[float] | None = None) -> None:
+                 plan: Sequence[float] | None = None, then_search: bool = False) -> None:
         if week.hire_sessions:
             raise ValueError("the prices are for the school's own teachers, not a model that hires")
         super().__init__()
         self.week = week
         self.deadline = deadline
         self.seed = seed
+        self.start_plan = None if plan is None else list(plan)
+        self.week_copy: linear_solver_pb2.MPModelProto | None = None
+        """The week's model as the prices start, for the search after they settle (`then_search`)."""
+        self.coverage_terms: dict[int, float] = {}
+        if then_search:
+            self.week_copy = linear_solver_pb2.MPModelProto()
+            week.solver.ExportModelToProto(self.week_copy)
+            self.coverage_terms = {var.index(): coefficient
+                                   for var, coefficient in week.coverage_level().GetCoeffs().items()}
+        self.found: tuple[int, list[float]] | None = None
+        """The week's best plan and its coverage (by the week's variable index, whole), once the search after the
+        prices proved one (read by other threads)."""
         self.caps = {teacher_id: int(row.ub()) for teacher_id, row in week.week_caps.items()}
         self.columns: dict[int, dict[Column, None]] = {day: {} for day in sorted({c.day for c in week.classes})}
         """Each day's plans in the master, in the order found (each once)."""
@@ -159,6 +182,9 @@ class TeacherPrices(SolvesOnAThread):
         self.rounds = self.searches = 0
         self.began = time.monotonic()
         self.seconds = 0.0
+        """The rounds' seconds, until the prices settle."""
+        self.plan_seconds = 0.0
+        """The search's seconds after they settle."""
 
     def _add_week_plan(self, plan: Sequence[float]) -> None:
         """The days of a plan of the week are plans of the days: with them the master has a plan from the start."""
@@ -179,8 +205,8 @@ class TeacherPrices(SolvesOnAThread):
             self.master_lp.add(day, column)
 
     def run(self) -> None:
-        """Rounds of the master and the days' searches at its prices, until the bound meets the master's value,
-        the deadline, or `cancel`."""
+        """Rounds of the master and the days' searches at its prices, until the bound meets the master's value
+        (then, given `then_search`, a search of the week capped at it), the deadline, or `cancel`."""
         try:
             days = {day: _Day(self.week, day, self.deadline) for day in self.columns}
             prices: dict[str, float] = {}
@@ -197,13 +223,17 @@ class TeacherPrices(SolvesOnAThread):
                     return
                 self.master, duals = master
                 if math.floor(self.best + MARGIN) <= math.floor(self.master + MARGIN):
+                    self.seconds = time.monotonic() - self.began
+                    days.clear()  # the days' backends' memory goes before the week's search
+                    self._best_plan_within(math.floor(self.best + MARGIN))
                     return
                 prices = {t: SMOOTHING * centre.get(t, 0.0) + (1 - SMOOTHING) * duals.get(t, 0.0) for t in self.caps}
                 prices = {t: price for t, price in prices.items() if price > 1e-9}
         except OutOfTime:  # the day models were not built in time: no bound
             return
         finally:
-            self.seconds = time.monotonic() - self.began
+            if not self.seconds:
+                self.seconds = time.monotonic() - self.began
 
     def _round(self, days: dict[int, _Day], prices: dict[str, float]) -> float | None:
         """Every day searched at `prices`; the Lagrangian bound they give (None: a day ended without one)."""
@@ -246,6 +276,43 @@ class TeacherPrices(SolvesOnAThread):
             columns.append(self._found(day))
         return value, columns
 
+    def _best_plan_within(self, bound: int) -> None:
+        """The rest of the thread's time searches the week's copy for its best plan, capped at `bound`: it ends as
+        soon as it finds a plan worth the bound, or proves a lower optimum (on some schools the bound is one above
+        it). Either plan ends level 1. The week's own search goes on meanwhile on the first core, its tree kept (a
+        search SCIP stopped cannot go on), and whichever proves a plan first ends the level."""
+        if self.week_copy is None or self.cancelled or self.deadline.left() < MIN_LEVEL_SECONDS:
+            return
+        began = time.monotonic()
+        try:
+            self._search_week(bound)
+        finally:
+            self.plan_seconds = time.monotonic() - began
+
+    def _search_week(self, bound: int) -> None:
+        solver = pywraplp.Solver.CreateSolver("SCIP")
+        if solver is None or solver.LoadModelFromProto(self.week_copy):
+            return
+        variables = solver.variables()
+        objective = solver.Objective()
+        objective.Clear()
+        capped = solver.Constraint(-solver.infinity(), bound)
+        for index, coefficient in self.coverage_terms.items():
+            capped.SetCoefficient(variables[index], coefficient)
+            objective.SetCoefficient(variables[index], coefficient)
+        objective.SetMaximization()
+        # Another seed than the week's own search: the two should not walk the same tree.
+        solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {self.seed + 1}\n"
+                                                   f"{SCIP_PARAMETERS}")
+        if self.start_plan is not None:
+            solver.SetHint(variables, self.start_plan)
+        solver.SetTimeLimit(max(1, int(1000 * self.deadline.left())))
+        code = self.solve(solver)
+        if self.cancelled or code != pywraplp.Solver.OPTIMAL or not trustworthy(solver, variables):
+            return
+        self.found = (round(solver.Objective().Value()),
+                      self.week.whole_counts([var.solution_value() for var in variables]))
+
     @staticmethod
     def _found(day: _Day) -> Column:
         """The plan the day's solver holds now, as a column."""
@@ -257,4 +324,5 @@ class TeacherPrices(SolvesOnAThread):
         self.cancel()
         bound = None if math.isinf(self.best) else math.floor(self.best + MARGIN)
         return TeacherPricesResult(bound, self.master, self.rounds, self.searches, round(self.seconds, 3),
-                                   sum(len(found) for found in self.columns.values()))
+                                   sum(len(found) for found in self.columns.values()), self.found is not None,
+                                   round(self.plan_seconds, 3))

@@ -6,15 +6,16 @@ from __future__ import annotations
 import threading
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from scheduler.deadline import Deadline
 from scheduler.generate import generate
+from scheduler.lexicographic import value_at
 from scheduler.model import AllocationModel, total
 from scheduler.solve import SolverConfig, solve
 from scheduler.teacher_prices import TeacherPrices
-from tests.scheduler.builders import model_of
+from tests.scheduler.builders import model_of, satisfies_every_row
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
 
@@ -43,6 +44,28 @@ def test_the_teachers_prices_bound_coverage_between_its_optimum_and_the_days_own
     assert expected["coverage"] <= result.bound <= alone
     # The master mixes plans that were found, so it never promises more than the bound proves.
     assert result.master is not None and result.master <= prices.best + 1e-6
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), cap=st.integers(1, 2))
+@example(seed=58, cap=2)  # the prices settle at 5, the optimum is 4 (1 of the first 120 draws is so)
+def test_the_search_after_the_prices_proves_the_optimum_even_below_their_bound(seed: int, cap: int) -> None:
+    """Capped at the prices' bound, the week's search ends with the reference model's optimum, whether the bound
+    is that optimum or above it, and a plan that keeps every row."""
+    inst = random_instance(seed, pupils=10, days=3)
+    inst = inst.with_weekly_caps({t.id: min(t.max_sessions, cap) for t in inst.teachers})
+    expected = reference_optimum(inst, levels=1)
+    if expected is None:
+        return
+    week = model_of(inst)
+    prices = TeacherPrices(week, Deadline.after(30), then_search=True)
+    prices.run()
+    result = prices.result()
+    assert result.bound is not None and prices.found is not None and result.plan_found
+    best, plan = prices.found
+    assert best == expected["coverage"] <= result.bound
+    assert round(value_at(week.coverage_level(), plan)) == best
+    satisfies_every_row(week, plan)
 
 
 def test_a_school_whose_teachers_weeks_bind_one_by_one_is_proven_by_their_prices() -> None:
