@@ -223,7 +223,6 @@ class TeacherPrices(SolvesOnAThread):
                     return
                 self.master, duals = master
                 if math.floor(self.best + MARGIN) <= math.floor(self.master + MARGIN):
-                    self.seconds = time.monotonic() - self.began
                     days.clear()  # the days' backends' memory goes before the week's search
                     self._best_plan_within(math.floor(self.best + MARGIN))
                     return
@@ -232,8 +231,7 @@ class TeacherPrices(SolvesOnAThread):
         except OutOfTime:  # the day models were not built in time: no bound
             return
         finally:
-            if not self.seconds:
-                self.seconds = time.monotonic() - self.began
+            self.seconds = time.monotonic() - self.began - self.plan_seconds
 
     def _round(self, days: dict[int, _Day], prices: dict[str, float]) -> float | None:
         """Every day searched at `prices`; the Lagrangian bound they give (None: a day ended without one)."""

@@ -10,23 +10,30 @@ from scheduler.deadline import Deadline
 from scheduler.domain import Status
 from scheduler.generate import generate
 from scheduler.lexicographic import LexicographicSolver, value_at
+from scheduler.model import AllocationModel
 from scheduler.solve import SolverConfig, solve
 from scheduler.teacher_prices import TeacherPrices
 from tests.scheduler.builders import model_of, satisfies_every_row
 from tests.scheduler.random_instances import random_instance
 
 SCHOOL = (253, 100_086)
-"""A city school whose best plan covers 1,416, while its days' own best and the week's relaxation say 1,417: only
-the teachers' prices prove it (`tests/scheduler/test_teacher_prices.py`), and the week's search alone does not."""
+"""A city school whose best plan covers 1,416, while its days' own best and the week's relaxation say 1,417: the
+teachers' prices settle at 1,416 (`tests/scheduler/test_teacher_prices.py`)."""
 OPTIMUM = 1416
 SLOW_SCHOOL = (474, 100_064)
 """KM-0065 of the city benchmark: the teachers' prices settle at 2,464, one above its optimum, 2,463."""
 
 
-def _plan_worth_the_prices() -> list[float]:
+def _prices_searched() -> tuple[AllocationModel, TeacherPrices]:
+    """The school's week and its prices run to the end, with the search after them."""
     week = model_of(generate(*SCHOOL))
     prices = TeacherPrices(week, Deadline.after(60), then_search=True)
     prices.run()
+    return week, prices
+
+
+def _plan_worth_the_prices() -> list[float]:
+    _, prices = _prices_searched()
     assert prices.found is not None
     bound, plan = prices.found
     assert bound == OPTIMUM
@@ -36,9 +43,7 @@ def _plan_worth_the_prices() -> list[float]:
 def test_once_the_prices_settle_the_second_core_finds_a_plan_worth_their_bound() -> None:
     """The search after the prices finds a plan of the week (every row kept, whole) that covers the bound: the
     week's best. Its seconds are counted apart from the rounds'."""
-    week = model_of(generate(*SCHOOL))
-    prices = TeacherPrices(week, Deadline.after(60), then_search=True)
-    prices.run()
+    week, prices = _prices_searched()
     result = prices.result()
     assert result.bound == OPTIMUM and result.plan_found and result.plan_seconds > 0
     assert prices.found is not None

@@ -20,16 +20,23 @@ from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
 
 
+def _capped_school(seed: int, cap: int) -> tuple[AllocationModel, int] | None:
+    """A small random school whose teachers lead at most `cap` sessions a week: its week's model and level 1's
+    optimum by the reference model (None when the reference finds no plan)."""
+    inst = random_instance(seed, pupils=10, days=3)
+    inst = inst.with_weekly_caps({t.id: min(t.max_sessions, cap) for t in inst.teachers})
+    expected = reference_optimum(inst, levels=1)
+    return None if expected is None else (model_of(inst), expected["coverage"])
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), cap=st.integers(1, 2), with_plan=st.booleans())
 def test_the_teachers_prices_bound_coverage_between_its_optimum_and_the_days_own_best(
         seed: int, cap: int, with_plan: bool) -> None:
-    inst = random_instance(seed, pupils=10, days=3)
-    inst = inst.with_weekly_caps({t.id: min(t.max_sessions, cap) for t in inst.teachers})
-    expected = reference_optimum(inst, levels=1)
-    if expected is None:
+    capped = _capped_school(seed, cap)
+    if capped is None:
         return
-    week = model_of(inst)
+    week, optimum = capped
     plan = None
     if with_plan:  # the week's own optimum as the master's first plans
         week.solver.Maximize(week.coverage_level())
@@ -41,7 +48,7 @@ def test_the_teachers_prices_bound_coverage_between_its_optimum_and_the_days_own
     assert result.bound is not None and result.rounds >= 1
     # The first round prices nothing: each day's own best, added up, which every later round can only lower.
     alone = sum(max(column.coverage for column in columns) for columns in prices.columns.values())
-    assert expected["coverage"] <= result.bound <= alone
+    assert optimum <= result.bound <= alone
     # The master mixes plans that were found, so it never promises more than the bound proves.
     assert result.master is not None and result.master <= prices.best + 1e-6
 
@@ -52,18 +59,16 @@ def test_the_teachers_prices_bound_coverage_between_its_optimum_and_the_days_own
 def test_the_search_after_the_prices_proves_the_optimum_even_below_their_bound(seed: int, cap: int) -> None:
     """Capped at the prices' bound, the week's search ends with the reference model's optimum, whether the bound
     is that optimum or above it, and a plan that keeps every row."""
-    inst = random_instance(seed, pupils=10, days=3)
-    inst = inst.with_weekly_caps({t.id: min(t.max_sessions, cap) for t in inst.teachers})
-    expected = reference_optimum(inst, levels=1)
-    if expected is None:
+    capped = _capped_school(seed, cap)
+    if capped is None:
         return
-    week = model_of(inst)
+    week, optimum = capped
     prices = TeacherPrices(week, Deadline.after(30), then_search=True)
     prices.run()
     result = prices.result()
     assert result.bound is not None and prices.found is not None and result.plan_found
     best, plan = prices.found
-    assert best == expected["coverage"] <= result.bound
+    assert best == optimum <= result.bound
     assert round(value_at(week.coverage_level(), plan)) == best
     satisfies_every_row(week, plan)
 
