@@ -298,41 +298,48 @@ class LexicographicSolver:
         return result
 
     def _solve_watching_for_stop(self, solver: pywraplp.Solver, enough: Callable[[], bool] | None = None) -> int:
-        should_stop = self.config.should_stop
-        if should_stop is None and enough is None:
-            return int(solver.Solve(self.params))
-        if should_stop is not None and should_stop():
-            raise SolveCancelled("stopped before solving")
-        done = threading.Event()
-        stopped = threading.Event()
-
-        def watch() -> None:
-            polls = 0
-            while not done.wait(WATCH_SECONDS):
-                polls += 1
-                if should_stop is not None and polls % STOP_POLLS == 0 and should_stop():
-                    stopped.set()
-                    solver.InterruptSolve()
-                    return
-                if enough is not None and enough():
-                    while not done.wait(WATCH_SECONDS):  # an interruption before the solve begins is forgotten
-                        solver.InterruptSolve()
-                    return
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        try:
-            code = int(solver.Solve(self.params))
-        finally:
-            done.set()
-            watcher.join()
-        if stopped.is_set():
-            raise SolveCancelled("stopped while solving")
-        return code
+        return solve_watching(solver, self.params, self.config.should_stop, enough)
 
     def value(self, var: Var) -> int:
         assert self.values is not None, "no level has a solution"
         return int(round(self.values[var.index()]))
+
+
+def solve_watching(solver: pywraplp.Solver, params: pywraplp.MPSolverParameters,
+                   should_stop: Callable[[], bool] | None, enough: Callable[[], bool] | None = None) -> int:
+    """`solver.Solve(params)`, interrupted once `enough()` is true (asked every `WATCH_SECONDS`; the backend then
+    reports what it has), or when the caller's `should_stop()` (asked every `STOP_POLLS` watches) is: that raises
+    `SolveCancelled`."""
+    if should_stop is None and enough is None:
+        return int(solver.Solve(params))
+    if should_stop is not None and should_stop():
+        raise SolveCancelled("stopped before solving")
+    done = threading.Event()
+    stopped = threading.Event()
+
+    def watch() -> None:
+        polls = 0
+        while not done.wait(WATCH_SECONDS):
+            polls += 1
+            if should_stop is not None and polls % STOP_POLLS == 0 and should_stop():
+                stopped.set()
+                solver.InterruptSolve()
+                return
+            if enough is not None and enough():
+                while not done.wait(WATCH_SECONDS):  # an interruption before the solve begins is forgotten
+                    solver.InterruptSolve()
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        code = int(solver.Solve(params))
+    finally:
+        done.set()
+        watcher.join()
+    if stopped.is_set():
+        raise SolveCancelled("stopped while solving")
+    return code
 
 
 def trustworthy(solver: pywraplp.Solver, variables: list[Var] | None = None) -> bool:
