@@ -291,7 +291,7 @@ class _LevelPlan:
                     (1 - DAYWISE_PREFERENCE_SHARE) * self.levels_deadline.left()), self.config)
         if days is not None:
             self.stats["daywise_preference"] = {"value": days.value, "bound": days.bound, "days_bound": days.days_bound,
-                                                "priced_bound": days.priced_bound,
+                                                "priced_bound": days.priced_bound, "days_value": days.days_value,
                                                 "joined": days.values is not None, "seconds": round(days.seconds, 3),
                                                 "from_week_plan": by_day is not None and by_day.split}
         joined = days.values if days is not None else None

@@ -15,10 +15,13 @@ from bench.crowded import crowded
 from scheduler import validation
 from scheduler.baselines import lottery
 from scheduler.daywise import (
+    DaywisePlan,
     _again_within_the_week,
     _Day,
+    _near_the_week_relaxation,
     _preference_of_day,
     _Relaxation,
+    _week_values,
     _weekly_staffing,
     coverage_by_day,
     preference_by_day,
@@ -26,7 +29,7 @@ from scheduler.daywise import (
     split_week_plan,
 )
 from scheduler.deadline import Deadline
-from scheduler.domain import Status
+from scheduler.domain import Instance, Status
 from scheduler.lexicographic import LexicographicSolver, SolverConfig, hold
 from scheduler.model import AllocationModel
 from scheduler.solve import solve
@@ -373,10 +376,9 @@ def test_staffing_other_slots_too_counts_against_the_same_weekly_caps() -> None:
         assert sum(var.solution_value() for var in added.values()) == pytest.approx(1)
 
 
-def test_days_held_back_by_their_caps_are_searched_again_within_what_the_others_left() -> None:
-    # The arts teacher may lead one session a week and each day's first search was told to leave them free: both
-    # days seat the pupil in homework. Searched again in turn within what the other day's plan leaves, the first
-    # day takes the arts teacher and the week reaches the optimum; the days still join under the weekly caps.
+def _days_held_back_by_their_caps() -> tuple[Instance, DaywisePlan, AllocationModel, dict[int, _Day]]:
+    """The arts teacher may lead one session a week and each day's first search was told to leave them free: both
+    days seat the pupil in homework (0 points, where the week's optimum is 3)."""
     sessions = [session(f"H{d}", "homework", day=d) for d in (1, 2)]
     sessions += [session(f"A{d}", "art", day=d, min_pupils=1) for d in (1, 2)]
     teachers = [teacher("T1", qualifications=("arts",), max_sessions=1), teacher("T2", max_sessions=2)]
@@ -391,8 +393,36 @@ def test_days_held_back_by_their_caps_are_searched_again_within_what_the_others_
         result = _preference_of_day(fine, no_arts, coverage.days[day], 20, SolverConfig())
         assert result is not None and result.score == 0
         held_back[day] = result
+    return inst, coverage, fine, held_back
+
+
+def test_days_held_back_by_their_caps_are_searched_again_within_what_the_others_left() -> None:
+    # Searched again in turn within what the other day's plan leaves, the first day takes the arts teacher and the
+    # week reaches the optimum; the days still join under the weekly caps.
+    inst, coverage, fine, held_back = _days_held_back_by_their_caps()
     again = _again_within_the_week(fine, coverage, held_back, Deadline.after(20), SolverConfig())
     assert sum(day.score for day in again.values()) == 3 == reference_optimum(inst, levels=3)["preference"]  # type: ignore[index]
     assert _weekly_staffing(fine, again) is not None
     for plan in again.values():
         satisfies_every_row(plan.model, plan.values)
+
+
+def test_the_week_searched_near_its_relaxation_moves_the_days_together_and_keeps_every_row() -> None:
+    # From the held-back days' plan, the whole week is searched with every whole variable on which that plan and
+    # the week's relaxation agree held: the arts sessions, where they differ, are free, and the search puts the
+    # pupil in art on one day, the week's optimum. Its plan keeps every row of the week's model and comes back
+    # whole; a plan the search cannot better comes back as it is, with its own points.
+    inst, _, fine, held_back = _days_held_back_by_their_caps()
+    leads = _weekly_staffing(fine, held_back)
+    assert leads is not None
+    start = _week_values(fine, held_back, leads)
+    relaxed = relaxation_point(fine, fine.preference_level(), Deadline.after(20))
+    assert relaxed is not None and relaxed.bound == 3
+    value, values = _near_the_week_relaxation(fine, relaxed, 0, start, Deadline.after(20), SolverConfig())
+    assert value == 3 == reference_optimum(inst, levels=3)["preference"]  # type: ignore[index]
+    satisfies_every_row(fine, values)
+    assert all(values[var.index()] == round(values[var.index()]) for var in [*fine.seated.values(),
+                                                                            *fine.liked.values()])
+    assert _near_the_week_relaxation(fine, relaxed, value, values, Deadline.after(20), SolverConfig()) == (3, values)
+    # With less time than its root takes, the search is not started: the start comes back.
+    assert _near_the_week_relaxation(fine, relaxed, 0, start, Deadline.after(1), SolverConfig())[1] is start
