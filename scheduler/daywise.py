@@ -339,7 +339,7 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
     what the days before it left of every teacher's cap, less what is promised to the days after it: a plan of
     the week that always joins. Time allowing, each day is then searched again with the whole week's teachers,
     the other days' sessions kept open (`_again_within_the_week`), and the whole week is searched near its
-    relaxation from the days' plan (`_near_the_week_relaxation`): what one day at a time cannot reach.
+    relaxation from the days' plan (`near_the_week_relaxation`): what one day at a time cannot reach.
     """
     exact = coverage.proven_by_days
     if not (exact or coverage.split) or not coverage.days or week.hire_sessions:
@@ -405,7 +405,7 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
             value = sum(day.score for day in solved.values())
             values = _week_values(week, solved, leads)
             if relaxed is not None:
-                near_value, found = _near_the_week_relaxation(week, relaxed, value, values, deadline, config)
+                near_value, found = near_the_week_relaxation(week, relaxed, value, values, deadline, config)
                 if found is not values:  # a plan of the whole week, not of its days
                     days_value, value, values, solved, leads = value, near_value, found, {}, {}
     finally:
@@ -576,7 +576,7 @@ AGAIN_MIN_SECONDS = 0.5
 """A day is not searched again with less time than this: its model alone takes a good part of it to build."""
 
 
-def _near_the_week_relaxation(week: AllocationModel, relaxed: _Relaxed, value: int, start: list[float],
+def near_the_week_relaxation(week: AllocationModel, relaxed: _Relaxed, value: int, start: list[float],
                               deadline: Deadline, config: SolverConfig) -> tuple[int, list[float]]:
     """The whole week searched near its relaxation from the joined days' plan `start` (worth `value`): every whole
     variable on which the plan and the relaxation agree is held where it is, and SCIP searches the rest of the week
@@ -588,7 +588,7 @@ def _near_the_week_relaxation(week: AllocationModel, relaxed: _Relaxed, value: i
     rest is small enough for SCIP to search whole: on `crowded(3250, 0)`, 24,211 points after the days in turn
     became 24,439 in 7 s, against 24,283 after the days searched again (`docs/benchmarks.md`)."""
     seconds = deadline.left()
-    if relaxed.model is None or seconds < NEAR_MIN_SECONDS:
+    if relaxed.model is None or seconds < NEAR_SECONDS_PER_VARIABLE * len(start):
         return value, start
     model = linear_solver_pb2.MPModelProto()
     model.CopyFrom(relaxed.model)
@@ -618,9 +618,10 @@ def _near_the_week_relaxation(week: AllocationModel, relaxed: _Relaxed, value: i
     return (points, values) if points > value else (value, start)
 
 
-NEAR_MIN_SECONDS = 2.0
-"""The week is not searched near its relaxation with less time than this: SCIP's root alone takes about 3 s on
-a crowded 3,000-pupil school."""
+NEAR_SECONDS_PER_VARIABLE = 4e-5
+"""The week is not searched near its relaxation with less time than this per variable of its model: SCIP's root
+alone takes about 3 s on the 58,000 variables of a crowded 3,000-pupil school's level 3, and 0.1 s on the 2,900
+of a 424-pupil school's."""
 NEAR_SHARE = 0.6
 """Share of the time left after the days in turn that the week's search near its relaxation gets; the days
 searched again come first, with the rest."""

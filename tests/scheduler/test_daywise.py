@@ -18,21 +18,21 @@ from scheduler.daywise import (
     DaywisePlan,
     _again_within_the_week,
     _Day,
-    _near_the_week_relaxation,
     _preference_of_day,
     _Relaxation,
     _week_values,
     _weekly_staffing,
     coverage_by_day,
+    near_the_week_relaxation,
     preference_by_day,
     relaxation_point,
     split_week_plan,
 )
 from scheduler.deadline import Deadline
 from scheduler.domain import Instance, Status
-from scheduler.lexicographic import LexicographicSolver, SolverConfig, hold
+from scheduler.lexicographic import LevelResult, LexicographicSolver, SolverConfig, hold
 from scheduler.model import AllocationModel
-from scheduler.solve import solve
+from scheduler.solve import _LevelPlan, solve
 from scheduler.warmstart import plan_values
 from tests.scheduler.builders import (
     instance,
@@ -418,11 +418,32 @@ def test_the_week_searched_near_its_relaxation_moves_the_days_together_and_keeps
     start = _week_values(fine, held_back, leads)
     relaxed = relaxation_point(fine, fine.preference_level(), Deadline.after(20))
     assert relaxed is not None and relaxed.bound == 3
-    value, values = _near_the_week_relaxation(fine, relaxed, 0, start, Deadline.after(20), SolverConfig())
+    value, values = near_the_week_relaxation(fine, relaxed, 0, start, Deadline.after(20), SolverConfig())
     assert value == 3 == reference_optimum(inst, levels=3)["preference"]  # type: ignore[index]
     satisfies_every_row(fine, values)
     assert all(values[var.index()] == round(values[var.index()]) for var in [*fine.seated.values(),
                                                                             *fine.liked.values()])
-    assert _near_the_week_relaxation(fine, relaxed, value, values, Deadline.after(20), SolverConfig()) == (3, values)
+    assert near_the_week_relaxation(fine, relaxed, value, values, Deadline.after(20), SolverConfig()) == (3, values)
     # With less time than its root takes, the search is not started: the start comes back.
-    assert _near_the_week_relaxation(fine, relaxed, 0, start, Deadline.after(1), SolverConfig())[1] is start
+    assert near_the_week_relaxation(fine, relaxed, 0, start, Deadline.after(0), SolverConfig())[1] is start
+
+
+def test_a_level_3_plan_the_search_left_unproven_is_searched_near_the_relaxation_and_proven_by_it() -> None:
+    # The week's search left the held-back plan (0 points) with a bound of 6: the run searches it again near the
+    # week's relaxation, takes the optimum that search finds (3), and the relaxation's bound (3) proves it.
+    inst, _, fine, held_back = _days_held_back_by_their_caps()
+    leads = _weekly_staffing(fine, held_back)
+    assert leads is not None
+    third = LexicographicSolver(fine, SolverConfig(), time.monotonic(), None)
+    third.values = _week_values(fine, held_back, leads)
+    result = LevelResult("preference", Status.FEASIBLE, 0, 6, 1.0)
+    plan = _LevelPlan(inst, SolverConfig(time_limit=20), None)
+    plan._near_the_relaxation(third, result)
+    assert (result.status, result.value, result.bound) == (Status.OPTIMAL, 3, 3)
+    assert plan.stats["preference_near"] == {"before": 0, "after": 3, "relaxation": 3}
+    assert third.values is not None
+    satisfies_every_row(fine, third.values)
+    # A plan already proven is left as it is.
+    proven = LevelResult("preference", Status.OPTIMAL, 3, 3, 1.0)
+    plan._near_the_relaxation(third, proven)
+    assert (proven.value, proven.bound) == (3, 3)
