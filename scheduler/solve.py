@@ -72,8 +72,8 @@ rest is level 4's, whose short searches on these models end where they began too
 NEAR_AFTER_SEARCH_SHARE = 0.25
 """A level-3 plan the week's search did not prove is searched again near the week's relaxation within this share of
 the levels' time left (level 4 has the rest). On a mid-size school that search is often proven within its
-neighbourhood in a fraction of a second: KM-0002 (424 pupils) rose from 1,166 to 1,184 points in 0.13 s after a
-25 s search (`docs/benchmarks.md`)."""
+neighbourhood in a fraction of a second: KM-0002 (424 pupils) rose from 1,166 to 1,184 points in 0.2 s, the
+relaxation included, after a 25 s search (`docs/benchmarks.md`). A city batch's later levels are too short for it."""
 WITHIN_STAFFING_FIRST = 5_500
 """A week's level-3 model with more variables than this is searched within level 1's staffing first, and as a
 whole after; a smaller one as a whole first (`LexicographicSolver.within_staffing_first`, `again_within_staffing`)."""
