@@ -392,14 +392,13 @@ def preference_by_day(week: AllocationModel, coverage: DaywisePlan, deadline: De
         solved.clear()  # the free days' models are not needed any more: their backends' memory goes first
     # With a second core, the days alone at the relaxation's prices bound the week more tightly meanwhile.
     prices = _day_prices(week, relaxed, deadline, config) if config.workers > 1 else None
-    near = relaxed is not None and relaxed.model is not None
     value, values, days_value = 0, None, None
     try:
         solved = _in_turn_within_caps(week, coverage, wanted, deadline, config, solved,
                                       None if relaxed is None else relaxed.values)
         if solved:
             solved = _again_within_the_week(week, coverage, solved, deadline.earlier(NEAR_SHARE * deadline.left())
-                                            if near else deadline, config)
+                                            if relaxed is not None else deadline, config)
         leads = _weekly_staffing(week, solved) if solved else None
         if leads is not None:
             value = sum(day.score for day in solved.values())
@@ -592,11 +591,13 @@ def near_the_week_relaxation(week: AllocationModel, relaxed: _Relaxed, value: in
         return value, start
     model = linear_solver_pb2.MPModelProto()
     model.CopyFrom(relaxed.model)
+    held = 0
     for i in relaxed.integers:
         variable = model.variable[i]
         variable.is_integer = True
         if abs(start[i] - relaxed.values[i]) < 0.5:
             variable.lower_bound = variable.upper_bound = round(start[i])
+            held += 1
     model.ClearField("solution_hint")
     model.solution_hint.var_index.extend(range(len(start)))
     model.solution_hint.var_value.extend(start)
@@ -612,8 +613,7 @@ def near_the_week_relaxation(week: AllocationModel, relaxed: _Relaxed, value: in
     values = week.whole_counts([var.solution_value() for var in variables]) if found else start
     points = round(value_at(week.preference_level(), values))
     logger.info("level 3: the week searched near its relaxation, %s whole variables free of %s: %s points "
-                "from %s in %.2fs", sum(model.variable[i].lower_bound < model.variable[i].upper_bound
-                                       for i in relaxed.integers), len(relaxed.integers),
+                "from %s in %.2fs", len(relaxed.integers) - held, len(relaxed.integers),
                 points if found else "none", value, time.monotonic() - began)
     return (points, values) if points > value else (value, start)
 
