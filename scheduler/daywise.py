@@ -677,7 +677,10 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
     start = [0.0] * model.solver.NumVariables()
     for var, value in known.items():
         start[var.index()] = value
-    start = model.best_seating(start)  # the start's liked seats were only greedy
+    # Level 1's plan of the day seated by preference within its staffing (a flow per slot): the search's start,
+    # and the day's answer when its search finds nothing in time. A plan of the same classes was searched already:
+    # its liked seats only need filling in.
+    start = model.best_seating(start) if start_plan is not None else model.seating_within_staffing(start)
     model.hint(model.variables(), start)
     points = model.preference_level()
     near: LevelResult | None = None
