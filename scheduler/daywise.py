@@ -645,14 +645,14 @@ def _preference_of_day(week: AllocationModel, instance: Instance, covered: _Day,
                        relaxed: tuple[AllocationModel, list[float]] | None = None,
                        start_plan: _Day | None = None,
                        others: dict[StaffingGroup, int] | None = None) -> _Day | None:
-    """One day's level 3, holding the day's coverage, started from level 1's plan of the day (with `start_leads`,
-    who leads what in level 1's joined week, its teachers come from there; with `start_plan`, a plan of the same
-    classes, from that plan). With `others` (staffing groups of the other days, and how many teachers each
-    needs) the same teachers keep those staffed within their weeks too. With `start_leads` and either no
-    `start_plan` (a day in turn within caps) or `others` (a day searched again within the week) the answer is the
-    search near a relaxation, when it finds a plan; otherwise the whole day is searched. A search that finds
-    nothing better in time answers with the start, against the bound of every pupil in their first choice; None
-    only when the model could not even be built in time."""
+    """One day's level 3, holding the day's coverage, started from level 1's plan of the day with its pupils seated
+    by preference within its staffing (with `start_leads`, who leads what in level 1's joined week, its teachers
+    come from there; with `start_plan`, a plan of the same classes, from that plan). With `others` (staffing
+    groups of the other days, and how many teachers each needs) the same teachers keep those staffed within their
+    weeks too. With `start_leads` and either no `start_plan` (a day in turn within caps) or `others` (a day
+    searched again within the week) the answer is the search near a relaxation, when it finds a plan; otherwise
+    the whole day is searched. A search that finds nothing better in time answers with the start, against the
+    bound of every pupil in their first choice; None only when the model could not even be built in time."""
     began = time.monotonic()
     try:
         model = AllocationModel(instance, [week.classes[k] for k in covered.keys], backend=config.backend,
