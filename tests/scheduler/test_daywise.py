@@ -463,11 +463,11 @@ def test_days_searched_in_too_little_time_still_seat_level_1s_plan_by_preference
     # slot), so the days' plan scores at least level 1's week seated so. Seats held in the sessions where level 1
     # left them scored 3,934 points here against 9,516, and 10,671 against 21,665 on crowded(3250, 0) in a 10 s run.
     inst = crowded(1500, seed=0)
-    coarse = model_of(inst)
-    coverage = coverage_by_day(coarse, Deadline.after(60))
-    assert coverage is not None and coverage.proven_by_days and coverage.values is not None
-    fine = model_of(inst, by_preference=True)
-    hold(fine, {"coverage": coverage.value})
+    held = level_3_by_day(inst)
+    assert held is not None
+    coverage, fine = held
+    assert coverage.values is not None
+    coarse = model_of(inst)  # the model level 1's plan is a point of
     level_1 = _Day(coarse, [], coverage.values, coverage.value, coverage.bound)
     seated = fine.seating_within_staffing(point_of(fine, transfer(level_1, coarse, fine)))
     days = preference_by_day(fine, coverage, Deadline.after(2), SolverConfig(workers=1))
