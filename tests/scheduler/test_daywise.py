@@ -457,11 +457,14 @@ def test_a_level_3_plan_the_search_left_unproven_is_searched_near_the_relaxation
     assert (proven.value, proven.bound) == (3, 3)
 
 
-def test_days_searched_in_too_little_time_still_seat_level_1s_plan_by_preference_within_its_staffing() -> None:
+def test_days_searched_in_too_little_time_still_seat_level_1s_plan_by_preference_within_its_staffing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # With a few seconds for level 3 on a big crowded school, each day's search ends about where it starts. It
     # starts from level 1's plan of the day with its pupils seated by preference within its staffing (a flow per
     # slot), so the days' plan scores at least level 1's week seated so. Seats held in the sessions where level 1
     # left them scored 3,934 points here against 9,516, and 10,671 against 21,665 on crowded(3250, 0) in a 10 s run.
+    # No day gets time to search here (each search is skipped, as it is when its time is gone), while the deadline
+    # leaves every day's model time to be built, however loaded the machine.
     inst = crowded(1500, seed=0)
     held = level_3_by_day(inst)
     assert held is not None
@@ -470,6 +473,7 @@ def test_days_searched_in_too_little_time_still_seat_level_1s_plan_by_preference
     coarse = model_of(inst)  # the model level 1's plan is a point of
     level_1 = _Day(coarse, [], coverage.values, coverage.value, coverage.bound)
     seated = fine.seating_within_staffing(point_of(fine, transfer(level_1, coarse, fine)))
-    days = preference_by_day(fine, coverage, Deadline.after(2), SolverConfig(workers=1))
+    monkeypatch.setattr(LexicographicSolver, "optimise", lambda self, name, *_, **__: self.skip(name))
+    days = preference_by_day(fine, coverage, Deadline.after(60), SolverConfig(workers=1))
     assert days is not None and days.values is not None
     assert days.value >= round(value_at(fine.preference_level(), seated)) > 0
