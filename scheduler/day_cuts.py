@@ -40,7 +40,14 @@ from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from scheduler.daywise import relaxation_point
 from scheduler.deadline import Deadline, OutOfTime
-from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS, trustworthy, value_at
+from scheduler.lexicographic import (
+    MIN_LEVEL_SECONDS,
+    limit_time,
+    solver_from_proto,
+    trustworthy,
+    tune_scip,
+    value_at,
+)
 from scheduler.model import AllocationModel, Var, total
 
 ROUNDS = 8
@@ -123,8 +130,8 @@ class DayRows:
         objective = week.coverage_level()
         proto = linear_solver_pb2.MPModelProto()
         week.solver.ExportModelToProto(proto)
-        solver = pywraplp.Solver.CreateSolver(week.backend)
-        if solver is None or solver.LoadModelFromProto(proto):
+        solver = solver_from_proto(proto, week.backend)
+        if solver is None:
             return None
         variables = solver.variables()
         enough = solver.Constraint(at_least - 0.5, solver.infinity())
@@ -147,8 +154,8 @@ class DayRows:
                         if plan[i][part]:
                             same.SetCoefficient(var, -plan[i][part])
         if week.backend == "SCIP":
-            solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {seed}\n{SCIP_PARAMETERS}")
-        solver.SetTimeLimit(max(1, int(1000 * deadline.left())))
+            tune_scip(solver, seed)
+        limit_time(solver, deadline.left())
         if solver.Solve() not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE) or not trustworthy(solver):
             return None
         values = week.whole_counts([var.solution_value() for var in variables])
@@ -187,11 +194,10 @@ class _Day:
         solver = self.model.solver
         solver.Maximize(self.coverage - price * self.teachers)
         if self.backend == "SCIP":
-            solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {self.seed}\n"
-                                                       f"{SCIP_PARAMETERS}{DAY_SEARCH_PARAMETERS}")
+            tune_scip(solver, self.seed, DAY_SEARCH_PARAMETERS)
         if self.start is not None:
             self.model.hint(self.model.variables(), self.start)
-        solver.SetTimeLimit(max(1, int(1000 * deadline.left())))
+        limit_time(solver, deadline.left())
         if solver.Solve() not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
             return None
         bound = float(solver.Objective().BestBound())

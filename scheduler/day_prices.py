@@ -28,7 +28,7 @@ from typing import Self
 from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from scheduler.deadline import Deadline
-from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS
+from scheduler.lexicographic import MIN_LEVEL_SECONDS, limit_time, solver_from_proto, tune_scip
 
 OPEN = 1e30
 """A row's end beyond this is open (a backend's infinity)."""
@@ -204,13 +204,12 @@ class DayPrices(SolvesOnAThread):
         """A day's maximum (its proven bound when the search ends early); None when there is none in time."""
         if seconds < MIN_LEVEL_SECONDS:
             return None
-        solver = pywraplp.Solver.CreateSolver(backend)
-        if solver is None or solver.LoadModelFromProto(model):
+        solver = solver_from_proto(model, backend)
+        if solver is None:
             return None
         if backend == "SCIP":
-            solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {self.seed}\n"
-                                                       f"{SCIP_PARAMETERS}")
-        solver.SetTimeLimit(max(1, int(1000 * seconds)))
+            tune_scip(solver, self.seed)
+        limit_time(solver, seconds)
         parameters = pywraplp.MPSolverParameters()
         parameters.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, DAY_GAP)
         code = self.solve(solver, parameters)

@@ -42,11 +42,14 @@ from scheduler.lexicographic import (
     SolverConfig,
     hold,
     hold_row,
+    limit_time,
     logger,
     solve_watching,
+    solver_from_proto,
     transfer,
     trivial_bound,
     trustworthy,
+    tune_scip,
     value_at,
 )
 from scheduler.model import AllocationModel, Expr, StaffingGroup, Var, staffing_group
@@ -249,12 +252,12 @@ class _Relaxation:
             variable.is_integer = False
         if days_held is not None:
             _hold_days(week, proto, days_held)
-        glop = pywraplp.Solver.CreateSolver("GLOP")
-        if glop is None or glop.LoadModelFromProto(proto):
+        glop = solver_from_proto(proto, "GLOP")
+        if glop is None:
             return None
         if parameters and not glop.SetSolverSpecificParametersAsString(parameters):
             raise ValueError(f"GLOP refused the parameters {parameters!r}")
-        glop.SetTimeLimit(max(1, int(1000 * seconds)))
+        limit_time(glop, seconds)
         return cls(glop, proto, integers)
 
     def _run(self) -> None:
@@ -601,11 +604,11 @@ def near_the_week_relaxation(week: AllocationModel, relaxed: _Relaxed, value: in
     model.ClearField("solution_hint")
     model.solution_hint.var_index.extend(range(len(start)))
     model.solution_hint.var_value.extend(start)
-    solver = pywraplp.Solver.CreateSolver("SCIP")
-    if solver is None or solver.LoadModelFromProto(model):
+    solver = solver_from_proto(model, "SCIP")
+    if solver is None:
         return value, start
-    solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {config.seed}\n{NEAR_PARAMETERS}")
-    solver.SetTimeLimit(max(1, int(1000 * seconds)))
+    tune_scip(solver, config.seed, NEAR_PARAMETERS)
+    limit_time(solver, seconds)
     began = time.monotonic()
     code = solve_watching(solver, pywraplp.MPSolverParameters(), config.should_stop)
     variables = solver.variables()

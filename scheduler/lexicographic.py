@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ortools.linear_solver import pywraplp
+from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from scheduler.domain import Status
 from scheduler.groups import DayClass
@@ -62,6 +62,32 @@ SCIP_PARAMETERS = "branching/relpscost/maxreliable = 1\n"
 after one strong branching instead of SCIP's five, so fewer of a short search's seconds go to strong branching: on
 the city's sampled schools (3 CPU-seconds each) 167 of 190 had coverage proven instead of 163 (`docs/benchmarks.md`)."""
 
+def tune_scip(solver: pywraplp.Solver, seed: int, *more: str) -> None:
+    """SCIP's parameters for one search: its randomisation shifted by `seed` (two searches of one model with other
+    seeds walk other trees), `SCIP_PARAMETERS`, then `more` (a later line overrides an earlier one). Raises
+    ValueError when SCIP refuses them (a name this build does not know): a search silently left untuned would
+    only show as slower plans."""
+    text = f"randomization/randomseedshift = {seed}\n{SCIP_PARAMETERS}{''.join(more)}"
+    if not solver.SetSolverSpecificParametersAsString(text):
+        raise ValueError(f"SCIP refused the parameters {text!r}")
+
+
+def limit_time(solver: pywraplp.Solver, seconds: float, at_least_ms: int = 1) -> None:
+    """The backend's time limit, in whole milliseconds and never below `at_least_ms`: OR-Tools reads 0 as no
+    limit at all."""
+    solver.SetTimeLimit(max(at_least_ms, int(1000 * seconds)))
+
+
+def solver_from_proto(model: linear_solver_pb2.MPModelProto, backend: str) -> pywraplp.Solver | None:
+    """A new solver of `backend` holding `model` (a copy exported with `ExportModelToProto`, changed or not), so a
+    search can run beside the model's own solver without touching it; None when the backend is missing or refuses
+    the model."""
+    solver = pywraplp.Solver.CreateSolver(backend)
+    if solver is None or solver.LoadModelFromProto(model):
+        return None
+    return solver
+
+
 WATCH_SECONDS = 0.05
 """How often a search asks whether it is `enough` (see `LexicographicSolver.optimise`)."""
 STOP_POLLS = 5
@@ -94,8 +120,7 @@ class LexicographicSolver:
         if config.backend == "HIGHS":
             solver.SetNumThreads(max(1, config.workers))
         if config.backend == "SCIP":  # SCIP stays single-threaded: its concurrent mode crashes on teardown
-            solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {config.seed}\n"
-                                                       f"{SCIP_PARAMETERS}")
+            tune_scip(solver, config.seed)
         if config.log:
             solver.EnableOutput()
         self.params = pywraplp.MPSolverParameters()
@@ -138,7 +163,7 @@ class LexicographicSolver:
             solver.Maximize(expr)
         else:
             solver.Minimize(expr)
-        solver.SetTimeLimit(max(50, int(seconds * 1000)))
+        limit_time(solver, seconds, at_least_ms=50)
         began = time.monotonic()
         code = self._solve_watching_for_stop(solver, enough)
         seconds_used = time.monotonic() - began

@@ -41,7 +41,7 @@ from ortools.linear_solver import linear_solver_pb2, pywraplp
 from scheduler.day_cuts import DAY_SEARCH_PARAMETERS
 from scheduler.day_prices import SolvesOnAThread
 from scheduler.deadline import Deadline, OutOfTime
-from scheduler.lexicographic import MIN_LEVEL_SECONDS, SCIP_PARAMETERS, trustworthy
+from scheduler.lexicographic import MIN_LEVEL_SECONDS, limit_time, solver_from_proto, trustworthy, tune_scip
 from scheduler.model import AllocationModel, total
 
 SMOOTHING = 0.5
@@ -254,11 +254,10 @@ class TeacherPrices(SolvesOnAThread):
         solver = day.model.solver
         solver.Maximize(day.coverage - total([price * var for t, price in prices.items()
                                               for var in day.leads.get(t, [])]))
-        solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {self.seed}\n"
-                                                   f"{SCIP_PARAMETERS}{DAY_SEARCH_PARAMETERS}")
+        tune_scip(solver, self.seed, DAY_SEARCH_PARAMETERS)
         if day.start is not None:
             day.model.hint(day.model.variables(), day.start)
-        solver.SetTimeLimit(max(1, int(1000 * seconds)))
+        limit_time(solver, seconds)
         code = self.solve(solver)
         if code is None:
             return None
@@ -288,8 +287,8 @@ class TeacherPrices(SolvesOnAThread):
             self.plan_seconds = time.monotonic() - began
 
     def _search_week(self, bound: int) -> None:
-        solver = pywraplp.Solver.CreateSolver("SCIP")
-        if solver is None or solver.LoadModelFromProto(self.week_copy):
+        solver = solver_from_proto(self.week_copy, "SCIP")
+        if solver is None:
             return
         variables = solver.variables()
         objective = solver.Objective()
@@ -300,11 +299,10 @@ class TeacherPrices(SolvesOnAThread):
             objective.SetCoefficient(variables[index], coefficient)
         objective.SetMaximization()
         # Another seed than the week's own search: the two should not walk the same tree.
-        solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {self.seed + 1}\n"
-                                                   f"{SCIP_PARAMETERS}")
+        tune_scip(solver, self.seed + 1)
         if self.start_plan is not None:
             solver.SetHint(variables, self.start_plan)
-        solver.SetTimeLimit(max(1, int(1000 * self.deadline.left())))
+        limit_time(solver, self.deadline.left())
         code = self.solve(solver)
         if self.cancelled or code != pywraplp.Solver.OPTIMAL or not trustworthy(solver, variables):
             return

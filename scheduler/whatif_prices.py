@@ -17,7 +17,7 @@ from collections import defaultdict
 from ortools.linear_solver import pywraplp
 
 from scheduler.deadline import Deadline
-from scheduler.lexicographic import SolverConfig
+from scheduler.lexicographic import SolverConfig, limit_time
 from scheduler.model import AllocationModel, total
 from scheduler.whatif_slots import _slots, build_slot, level_expr
 
@@ -61,7 +61,7 @@ def priced_bound(week: AllocationModel, deadline: Deadline, config: SolverConfig
             if hired_price > 0:
                 objective += hired_price * total(list(model.hired_leads.values()))
             solver.Minimize(objective)
-            solver.SetTimeLimit(max(50, int(1000 * deadline.left() / (len(models) - i))))
+            limit_time(solver, deadline.left() / (len(models) - i), at_least_ms=50)
             code = solver.Solve(params)
             if code not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
                 return max(0, math.ceil(best - 1e-6)) if best > -math.inf else 0

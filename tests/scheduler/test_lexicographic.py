@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import pytest
+from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from bench.crowded import crowded
+from scheduler.day_cuts import DAY_SEARCH_PARAMETERS
+from scheduler.daywise import NEAR_PARAMETERS
 from scheduler.domain import Instance, Status
 from scheduler.groups import build_day_classes
-from scheduler.lexicographic import LevelResult, LexicographicSolver, SolverConfig, hold, trivial_bound, value_at
+from scheduler.lexicographic import (
+    LevelResult,
+    LexicographicSolver,
+    SolverConfig,
+    hold,
+    limit_time,
+    solver_from_proto,
+    trivial_bound,
+    tune_scip,
+    value_at,
+)
 from scheduler.model import AllocationModel
 from tests.scheduler.builders import satisfies_every_row
 
@@ -16,6 +29,54 @@ def test_the_trivial_bound_of_an_empty_sum_is_zero() -> None:
     """A level over nothing (`sum([])` is the int 0, e.g. advice with no hire possible) has bound 0, not a crash."""
     assert trivial_bound(sum([]), maximise=True) == 0.0
     assert trivial_bound(sum([]), maximise=False) == 0.0
+
+
+@pytest.mark.parametrize("more", ["", DAY_SEARCH_PARAMETERS, NEAR_PARAMETERS])
+def test_scip_takes_every_set_of_parameters_the_searches_use(more: str) -> None:
+    """Every search's parameters are names this SCIP build knows (a refused string would leave the search
+    untuned, silently, so `tune_scip` raises); a later line overrides an earlier one."""
+    solver = pywraplp.Solver.CreateSolver("SCIP")
+    tune_scip(solver, 3, more)
+    with pytest.raises(ValueError, match="SCIP refused"):
+        tune_scip(solver, 3, "branching/no_such_rule/priority = 1\n")
+
+
+def test_a_copy_of_a_model_is_searched_apart() -> None:
+    """`solver_from_proto` gives a solver of its own (the model's own is left as it was), or None for a model the
+    backend refuses."""
+    inst = crowded(60, seed=1)
+    model = AllocationModel(inst, build_day_classes(inst, by_preference=False, seed=0))
+    proto = linear_solver_pb2.MPModelProto()
+    model.solver.ExportModelToProto(proto)
+    copy = solver_from_proto(proto, "SCIP")
+    assert copy is not None and copy is not model.solver
+    assert copy.NumVariables() == model.solver.NumVariables() and copy.NumConstraints() == model.solver.NumConstraints()
+    copy.Constraint(0, 0).SetCoefficient(copy.variables()[0], 1)
+    assert copy.NumConstraints() == model.solver.NumConstraints() + 1
+    broken = linear_solver_pb2.MPModelProto()
+    broken.CopyFrom(proto)
+    broken.constraint[0].var_index.append(len(proto.variable) + 5)  # a row naming a variable that is not there
+    broken.constraint[0].coefficient.append(1.0)
+    assert solver_from_proto(broken, "SCIP") is None
+
+
+class _Limits:
+    """Records the time limits a solver is handed (pywraplp has no getter for them)."""
+
+    def __init__(self) -> None:
+        self.ms: list[int] = []
+
+    def SetTimeLimit(self, ms: int) -> None:  # noqa: N802 - pywraplp's name
+        self.ms.append(ms)
+
+
+def test_a_backend_is_never_handed_no_time_limit() -> None:
+    """OR-Tools reads a limit of 0 ms as none at all: `limit_time` rounds a deadline that has (nearly) passed up to
+    its floor, and hands over whole milliseconds otherwise."""
+    limits = _Limits()
+    for seconds, floor in [(0.0, 1), (-3.0, 1), (0.0004, 50), (2.5, 1), (0.01, 50)]:
+        limit_time(limits, seconds, at_least_ms=floor)
+    assert limits.ms == [1, 1, 50, 2500, 50]
 
 
 def _level_3(inst: Instance, coverage: int, staffing: dict[str, int] | None = None) -> int:
