@@ -30,6 +30,7 @@ from scheduler.generate import generate
 from webapp import create_app
 from webapp.bureau.city import allocate_batch, new_batch_id, solver_threads
 from webapp.extensions import db
+from webapp.jobs import CoverageProof
 from webapp.models import Pupil, School, User
 from webapp.services import instance_to_term, school_from_instance
 
@@ -278,6 +279,8 @@ def main(
     own, children = _peak_mb()
     done = [r for r in results if r.state == "done"]
     proven = sum(1 for r in done if r.proven)
+    proof = CoverageProof.of([r.short for r in results])
+    covered = sum(r.coverage or 0 for r in done)
     solve_times = sorted(r.seconds for r in done) or [0.0]
     table = [
         ("schools", f"{schools}"),
@@ -290,6 +293,8 @@ def main(
         ("allocation wall time", f"{wall:.1f} s ({wall / 60:.1f} min)"),
         ("schools done", f"{len(done)}/{len(results)}"),
         ("coverage proven optimal", f"{proven}/{len(done)} ({100 * proven / max(1, len(done)):.1f}%)"),
+        ("the others' coverage short, at most",
+         f"{proof.short} weighted pupil-days ({100 * proof.short / max(1, covered):.3f}% of the city's {covered})"),
         ("preference points / bound, summed", f"{points} / {most} ({100 * points / max(1, most):.1f}%), "
                                                f"proven at {preference_proven} schools"),
         ("school time median / max", f"{statistics.median(solve_times):.1f} s / {solve_times[-1]:.1f} s"),

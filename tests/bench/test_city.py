@@ -30,6 +30,11 @@ def test_bench_city_small(tmp_path: Path) -> None:
     points = re.search(r"preference points / bound, summed +(\d+) / (\d+) .*proven at (\d+) schools", result.output)
     assert points is not None, result.output
     assert 0 < int(points[1]) <= int(points[2]) and 0 <= int(points[3]) <= 4
+    proven = re.search(r"coverage proven optimal +(\d)/4", result.output)
+    short = re.search(r"the others' coverage short, at most +(\d+) weighted pupil-days \([\d.]+% of the city's (\d+)\)",
+                      result.output)
+    assert proven is not None and short is not None, result.output
+    assert (int(short[1]) == 0) == (proven[1] == "4") and int(short[2]) > 0
     assert "dashboard render, counted from rows" in result.output
     assert "dashboard render, summaries without fairness" in result.output
 

@@ -32,8 +32,10 @@ from webapp import run_summary
 from webapp.extensions import db
 from webapp.jobs import (
     BATCH_KEY,
+    CoverageProof,
     SchoolResult,
     celery_broker,
+    coverage_short,
     database_url,
     job_threads,
     refresh_stale,
@@ -253,6 +255,9 @@ class SchoolRun:
     """Covered / requested pupil-days of the run (`webapp.run_summary`), for a finished run."""
     seconds: float | None
     error: str | None
+    short: int | None = None
+    """How many weighted pupil-days the run's coverage may be below the best possible, at most (0: proven the
+    best; `webapp.jobs.coverage_short`)."""
 
 
 def batch_results(batch_id: str, where: ColumnElement[bool] | None = None) -> list[SchoolRun]:
@@ -283,7 +288,7 @@ def batch_results(batch_id: str, where: ColumnElement[bool] | None = None) -> li
             seconds = (run.finished_at - run.started_at).total_seconds()
         results.append(SchoolRun(
             run.id, school_id, code, name, district or "", run.state, run.status, bool(run.is_published),
-            coverage, seconds, run.error,
+            coverage, seconds, run.error, coverage_short(run.state, run.coverage, run.coverage_bound),
         ))
     order: dict[str, int] = {RunState.FAILED: 0, RunState.CANCELLED: 1}
     return sorted(results, key=lambda r: (order.get(r.state, 2), r.district_name, r.school_code))
@@ -310,13 +315,14 @@ def print_summary(
 ) -> None:
     done = [r for r in results if r.state == RunState.DONE]
     failed = [r for r in results if r.state != RunState.DONE]
-    proven = sum(1 for r in done if r.proven)
+    proof = CoverageProof.of([r.short for r in results])
     echo("")
     echo(f"{'schools':<28}{len(results) + skipped}")
     echo(f"{'done':<28}{len(done)}")
     echo(f"{'failed':<28}{len(failed)}")
     echo(f"{'skipped (done before)':<28}{skipped}")
-    echo(f"{'coverage proven optimal':<28}{proven}/{len(done)}")
+    echo(f"{'coverage proven optimal':<28}{proof.proven}/{len(done)}")
+    echo(f"{'coverage short, at most':<28}{proof.short} weighted pupil-days at the {len(done) - proof.proven} others")
     echo(f"{'wall time':<28}{seconds:.1f} s")
     if failed:
         echo("")

@@ -51,7 +51,7 @@ from webapp.bureau.stats import (
 )
 from webapp.extensions import db
 from webapp.inputs import int_arg
-from webapp.jobs import STALE_ERROR, start_advice, start_advice_batch
+from webapp.jobs import STALE_ERROR, CoverageProof, start_advice, start_advice_batch
 from webapp.labels import DAY_NAMES
 from webapp.models import AllocationRun, CapacityAdvice, District, RunState, School
 from webapp.priority_groups import city_groups
@@ -85,7 +85,6 @@ BATCH_STATES = {
     RunState.FAILED: _l("Failed"),
     RunState.CANCELLED: _l("Cancelled"),
 }
-RUN_STATUS = {"OPTIMAL": _l("proven best"), "FEASIBLE": _l("best found in the time limit")}
 BATCH_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 
 
@@ -577,9 +576,10 @@ def _scope_label(scope: str) -> str:
 @bureau_required
 def batch(batch_id: str) -> ResponseReturnValue:
     progress = _batch_or_404(batch_id)
+    results = batch_results(batch_id, _scope())
     return render_template(
-        "bureau/batch.html", progress=progress, results=batch_results(batch_id, _scope()),
-        states=BATCH_STATES, run_status=RUN_STATUS, failure_text=failure_text,
+        "bureau/batch.html", progress=progress, results=results, proof=CoverageProof.of([r.short for r in results]),
+        states=BATCH_STATES, failure_text=failure_text,
     )
 
 

@@ -19,7 +19,15 @@ from __future__ import annotations
 
 from webapp.jobs.advice import start_advice, start_advice_batch
 from webapp.jobs.allocation import job_options, run_allocation, start_run
-from webapp.jobs.batch import BATCH_KEY, SchoolResult, allocate_school, run_celery, run_local
+from webapp.jobs.batch import (
+    BATCH_KEY,
+    CoverageProof,
+    SchoolResult,
+    allocate_school,
+    coverage_short,
+    run_celery,
+    run_local,
+)
 from webapp.jobs.notify import sweep
 from webapp.jobs.offers import settle_due
 from webapp.jobs.periodic import PERIODIC, register_periodic, run_periodic
@@ -49,6 +57,7 @@ from webapp.jobs.uploads import sweep_held
 
 __all__ = [
     "BATCH_KEY",
+    "CoverageProof",
     "KINDS",
     "PERIODIC",
     "STALE_ERROR",
@@ -60,6 +69,7 @@ __all__ = [
     "UnknownJobKind",
     "allocate_school",
     "cancel_run",
+    "coverage_short",
     "celery_broker",
     "database_url",
     "execute",

@@ -45,6 +45,29 @@ DEAD_WORKER = "the worker process died"
 NO_WORKER = "no Celery worker finished this school in time"
 
 
+def coverage_short(state: str, coverage: int | None, bound: int | None) -> int | None:
+    """How far a finished run's coverage may be below the best any plan reaches: its proven bound minus its value
+    (weighted pupil-days), 0 when the coverage is proven the best; None for a run not finished or without figures."""
+    if state != RunState.DONE or coverage is None or bound is None:
+        return None
+    return max(0, bound - coverage)
+
+
+@dataclass(frozen=True)
+class CoverageProof:
+    """A batch's coverage as proven: schools done, those whose coverage is proven the best, and how many weighted
+    pupil-days the others may still be short of their best, at most, in all (`coverage_short` summed)."""
+
+    done: int
+    proven: int
+    short: int
+
+    @classmethod
+    def of(cls, shorts: list[int | None]) -> CoverageProof:
+        known = [short for short in shorts if short is not None]
+        return cls(len(known), sum(1 for short in known if short == 0), sum(known))
+
+
 @dataclass
 class SchoolResult:
     run_id: int
@@ -59,9 +82,14 @@ class SchoolResult:
     error: str = ""
 
     @property
+    def short(self) -> int | None:
+        """`coverage_short` of the school's run."""
+        return coverage_short(self.state, self.coverage, self.bound)
+
+    @property
     def proven(self) -> bool:
         """Coverage proven optimal (later levels may still be only feasible)."""
-        return self.state == RunState.DONE and self.coverage is not None and self.coverage == self.bound
+        return self.short == 0
 
     @classmethod
     def from_outcome(cls, outcome: dict[str, Any]) -> SchoolResult:

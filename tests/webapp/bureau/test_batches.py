@@ -144,6 +144,34 @@ def test_batch_history_shows_each_school_with_its_failure(
     assert district_client.get("/bureau/batches/no-such-batch").status_code == 404
 
 
+def test_the_batch_page_says_whose_coverage_is_proven_and_how_far_the_others_may_be(
+    app: Flask, client: FlaskClient, signed_in: Any, city: dict[str, Any]
+) -> None:
+    """A run's status is proven only when every level is, and a batch caps the levels after coverage, so it is not
+    what the bureau needs: each finished school says whether its coverage is proven the best, or how far below the
+    best it may be (its bound minus its value), and the page sums that over the batch."""
+    app.config.update(JOBS_INLINE=True, BUREAU_TIME_LIMIT=2)
+    signed_in("bureau")
+    batch_url = post_form(client, "/bureau/batches", {"district": ""}, token_from="/bureau/").location
+    with app.app_context():
+        runs = {code: run for run, code in db.session.execute(
+            select(AllocationRun, School.code).join(Term, Term.id == AllocationRun.term_id)
+            .join(School, School.id == Term.school_id).where(batch_filter(batch_url.rstrip("/").rsplit("/", 1)[1]))
+        )}
+        assert set(runs) == {"KM-TEST-0001", "KM-TEST-0002", "KM-TEST-0003"}
+        assert all(run.state == RunState.DONE and run.coverage == run.coverage_bound for run in runs.values())
+        # As a school whose search ran out of time leaves it: a plan, and a bound above it.
+        runs["KM-TEST-0002"].coverage_bound = runs["KM-TEST-0002"].coverage + 7
+        runs["KM-TEST-0003"].coverage_bound = runs["KM-TEST-0003"].coverage + 5
+        db.session.commit()
+    page = client.get(batch_url).get_data(as_text=True)
+    rows = _rows(page)
+    assert "覆盖已证明最优" in rows["KM-TEST-0001"] and "至多差" not in rows["KM-TEST-0001"]
+    assert "覆盖距最优至多差 7" in rows["KM-TEST-0002"] and "覆盖距最优至多差 5" in rows["KM-TEST-0003"]
+    assert "已完成的 3 所学校中，1 所的覆盖已证明为最优。" in page
+    assert "合计距各自的最优至多相差 12 人日（按优先级加权）" in page
+
+
 def test_a_dead_worker_shows_as_a_failure_with_its_reason(app: Flask, city: dict[str, Any]) -> None:
     with app.app_context():
         term = _current_term("KM-TEST-0003")

@@ -19,9 +19,9 @@ from sqlalchemy import select, update
 from bench.city import build_city, school_sizes
 from tests.webapp.factories import break_school
 from webapp import run_summary
-from webapp.bureau.city import batch_filter, prepare_batch
+from webapp.bureau.city import batch_filter, prepare_batch, print_summary
 from webapp.extensions import db
-from webapp.jobs import BATCH_KEY, run_local, solver_threads
+from webapp.jobs import BATCH_KEY, CoverageProof, SchoolResult, run_local, solver_threads
 from webapp.models import AllocationRun, School, Term
 
 BAD_SCHOOL = "KM-0007"
@@ -67,6 +67,23 @@ def test_allocate_needs_a_scope(app: Flask) -> None:
 
 
 @pytest.mark.slow
+def test_the_summary_says_how_far_the_unproven_schools_may_be_from_their_best() -> None:
+    """`allocate` sums, over the schools whose coverage is not proven, their bound minus their coverage: how many
+    weighted pupil-days the batch may still be short, at most. A failed school counts in neither."""
+    def school(code: str, state: str, coverage: int | None, bound: int | None) -> SchoolResult:
+        return SchoolResult(len(code), code, code, state, coverage=coverage, bound=bound)
+
+    results = [school("KM-1", "done", 500, 500), school("KM-2", "done", 410, 417), school("KM-3", "done", 90, 92),
+               school("KM-4", "failed", None, None), school("KM-5", "done", 300, 300)]
+    assert [r.short for r in results] == [0, 7, 2, None, 0]
+    assert [r.proven for r in results] == [True, False, False, False, True]
+    assert CoverageProof.of([r.short for r in results]) == CoverageProof(done=4, proven=2, short=9)
+    lines: list[str] = []
+    print_summary(results, skipped=0, seconds=1.0, echo=lines.append)
+    assert re.search(r"coverage proven optimal\s+2/4$", "\n".join(lines), re.M)
+    assert re.search(r"coverage short, at most\s+9 weighted pupil-days at the 2 others$", "\n".join(lines), re.M)
+
+
 def test_city_batch_isolates_a_failure_and_resumes_after_an_interruption(app: Flask) -> None:
     _city(app, 30)
     batch_id = "test-" + uuid.uuid4().hex[:8]
