@@ -167,7 +167,7 @@ def test_the_batch_page_says_whose_coverage_is_proven_and_how_far_the_others_may
     page = client.get(batch_url).get_data(as_text=True)
     rows = _rows(page)
     assert "覆盖已证明最优" in rows["KM-TEST-0001"] and "至多差" not in rows["KM-TEST-0001"]
-    assert "覆盖距最优至多差 7" in rows["KM-TEST-0002"] and "覆盖距最优至多差 5" in rows["KM-TEST-0003"]
+    assert "覆盖距最优至多差 7 人日" in rows["KM-TEST-0002"] and "覆盖距最优至多差 5 人日" in rows["KM-TEST-0003"]
     assert "已完成的 3 所学校中，1 所的覆盖已证明为最优。" in page
     assert "合计距各自的最优至多相差 12 人日（按优先级加权）" in page
 
