@@ -149,6 +149,17 @@ def solve(instance: Instance, config: SolverConfig | None = None,
     return plan.solution(labels, seats)
 
 
+def coverage_time(left: float, config: SolverConfig) -> float:
+    """Level 1's seconds out of the `left` the levels have: its `coverage_share`, or, when the levels after it are
+    capped (`later_levels_limit`, a city batch), all but that cap where that is more: they could not use the rest,
+    and a school whose coverage is not proven would leave it idle. At a batch's 6 s that is 0.2 s more for level 1;
+    at the bureau's 30 s, about 4.5 s (`docs/benchmarks.md`)."""
+    seconds = left * config.coverage_share
+    if config.later_levels_limit is not None:
+        seconds = max(seconds, left - max(0.0, config.later_levels_limit))
+    return max(COVERAGE_FLOOR, seconds)
+
+
 class _LevelPlan:
     """Which model each level runs on, with how much of the time limit, holding which earlier levels."""
 
@@ -225,7 +236,7 @@ class _LevelPlan:
         # The days leave room for drawing the lottery, level 1's fallback when they find no plan of the week.
         lottery_time = min(LOTTERY_PER_GROUPING * grouping,
                            (LOTTERY_MAX_SHARE if limit >= SHORT_LIMIT else SHORT_LOTTERY_SHARE) * limit)
-        seconds = max(COVERAGE_FLOOR, (self.levels_deadline.left() - lottery_time) * self.config.coverage_share)
+        seconds = self._coverage_time(self.levels_deadline.left() - lottery_time)
         self.coverage = self._coverage(first, seconds)
         if self.coverage.status == Status.UNKNOWN or self.coverage.value == 0 < self.coverage.bound:
             # No plan, or an empty one, helps no family: into the overrun the time limit allows, search once more.
@@ -249,11 +260,14 @@ class _LevelPlan:
                 self.stats["later_levels_limit"] = self.config.later_levels_limit
         return first
 
+    def _coverage_time(self, left: float) -> float:
+        return coverage_time(left, self.config)
+
     def _coverage(self, first: LexicographicSolver, seconds: float) -> LevelResult:
         """Level 1 as `scheduler.coverage` solves it: the days get `seconds`, the week's search its share of what
         is left then."""
-        found = solve_coverage(first, seconds, lambda: max(COVERAGE_FLOOR, self.levels_deadline.left()
-                                                           * self.config.coverage_share), phase=self.phase)
+        found = solve_coverage(first, seconds, lambda: self._coverage_time(self.levels_deadline.left()),
+                               phase=self.phase)
         self.days = days = found.days
         if days is not None:
             self.stats["daywise"] = {"value": days.value, "bound": days.bound, "joined": days.values is not None,

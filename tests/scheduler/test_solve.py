@@ -16,7 +16,7 @@ from scheduler import io, validation
 from scheduler.domain import Assignment, Instance, Session, Status, Teacher
 from scheduler.groups import build_day_classes
 from scheduler.model import STAFFING_PRIORITY, AllocationModel
-from scheduler.solve import LexicographicSolver, SolveCancelled, SolverConfig, solve
+from scheduler.solve import LexicographicSolver, SolveCancelled, SolverConfig, coverage_time, solve
 from tests.scheduler.random_instances import random_instance
 from tests.scheduler.reference import reference_optimum
 
@@ -247,6 +247,18 @@ def test_the_highs_backend_solves_the_worked_example_without_a_start(example: In
     expected = solve_checked(example)
     assert status == Status.OPTIMAL == expected.status
     assert (coverage, preference) == (expected.objective.coverage, expected.objective.preference)
+
+
+def test_level_1_takes_what_capped_later_levels_cannot_use() -> None:
+    """Level 1 gets its share of the levels' time; with the later levels capped (a city batch), all but their cap
+    when that is more, so a school whose coverage is not proven does not leave the rest of its limit idle; never
+    less than the floor that gives it a plan."""
+    assert coverage_time(10.0, SolverConfig()) == pytest.approx(8.0)
+    assert coverage_time(27.0, SolverConfig(later_levels_limit=1.0)) == pytest.approx(26.0)
+    assert coverage_time(5.0, SolverConfig(later_levels_limit=0.75)) == pytest.approx(4.25)
+    assert coverage_time(10.0, SolverConfig(later_levels_limit=5.0)) == pytest.approx(8.0)  # the share is more
+    assert coverage_time(10.0, SolverConfig(later_levels_limit=-1.0)) == pytest.approx(10.0)
+    assert coverage_time(0.0, SolverConfig(later_levels_limit=0.75)) == pytest.approx(0.1)
 
 
 def test_a_batch_school_seats_level_1s_staffing_by_preference_before_the_whole_search() -> None:
