@@ -149,13 +149,14 @@ def solve(instance: Instance, config: SolverConfig | None = None,
     return plan.solution(labels, seats)
 
 
-def coverage_time(left: float, config: SolverConfig) -> float:
+def coverage_time(left: float, config: SolverConfig, previous: bool) -> float:
     """Level 1's seconds out of the `left` the levels have: its `coverage_share`, or, when the levels after it are
-    capped (`later_levels_limit`, a city batch), all but that cap where that is more: they could not use the rest,
-    and a school whose coverage is not proven would leave it idle. At a batch's 6 s that is 0.2 s more for level 1;
-    at the bureau's 30 s, about 4.5 s (`docs/benchmarks.md`)."""
+    capped (`later_levels_limit`, a city batch) and there is no `previous` plan to keep (level 2, which the cap
+    does not count), all but that cap where that is more: the capped levels could not use the rest, and a school
+    whose coverage is not proven would leave it idle. At a batch's 6 s that is 0.2 s more for level 1; at the
+    bureau's 30 s, about 4.5 s (`docs/benchmarks.md`)."""
     seconds = left * config.coverage_share
-    if config.later_levels_limit is not None:
+    if config.later_levels_limit is not None and not previous:
         seconds = max(seconds, left - max(0.0, config.later_levels_limit))
     return max(COVERAGE_FLOOR, seconds)
 
@@ -236,7 +237,7 @@ class _LevelPlan:
         # The days leave room for drawing the lottery, level 1's fallback when they find no plan of the week.
         lottery_time = min(LOTTERY_PER_GROUPING * grouping,
                            (LOTTERY_MAX_SHARE if limit >= SHORT_LIMIT else SHORT_LOTTERY_SHARE) * limit)
-        seconds = self._coverage_time(self.levels_deadline.left() - lottery_time)
+        seconds = coverage_time(self.levels_deadline.left() - lottery_time, self.config, bool(self.instance.previous))
         self.coverage = self._coverage(first, seconds)
         if self.coverage.status == Status.UNKNOWN or self.coverage.value == 0 < self.coverage.bound:
             # No plan, or an empty one, helps no family: into the overrun the time limit allows, search once more.
@@ -260,13 +261,12 @@ class _LevelPlan:
                 self.stats["later_levels_limit"] = self.config.later_levels_limit
         return first
 
-    def _coverage_time(self, left: float) -> float:
-        return coverage_time(left, self.config)
-
     def _coverage(self, first: LexicographicSolver, seconds: float) -> LevelResult:
         """Level 1 as `scheduler.coverage` solves it: the days get `seconds`, the week's search its share of what
         is left then."""
-        found = solve_coverage(first, seconds, lambda: self._coverage_time(self.levels_deadline.left()),
+        previous = bool(self.instance.previous)
+        found = solve_coverage(first, seconds,
+                               lambda: coverage_time(self.levels_deadline.left(), self.config, previous),
                                phase=self.phase)
         self.days = days = found.days
         if days is not None:

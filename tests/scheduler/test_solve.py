@@ -252,13 +252,15 @@ def test_the_highs_backend_solves_the_worked_example_without_a_start(example: In
 def test_level_1_takes_what_capped_later_levels_cannot_use() -> None:
     """Level 1 gets its share of the levels' time; with the later levels capped (a city batch), all but their cap
     when that is more, so a school whose coverage is not proven does not leave the rest of its limit idle; never
-    less than the floor that gives it a plan."""
-    assert coverage_time(10.0, SolverConfig()) == pytest.approx(8.0)
-    assert coverage_time(27.0, SolverConfig(later_levels_limit=1.0)) == pytest.approx(26.0)
-    assert coverage_time(5.0, SolverConfig(later_levels_limit=0.75)) == pytest.approx(4.25)
-    assert coverage_time(10.0, SolverConfig(later_levels_limit=5.0)) == pytest.approx(8.0)  # the share is more
-    assert coverage_time(10.0, SolverConfig(later_levels_limit=-1.0)) == pytest.approx(10.0)
-    assert coverage_time(0.0, SolverConfig(later_levels_limit=0.75)) == pytest.approx(0.1)
+    less than the floor that gives it a plan. A school with a previous plan keeps the share: level 2, which keeps
+    that plan's seats, is not under the cap."""
+    assert coverage_time(10.0, SolverConfig(), previous=False) == pytest.approx(8.0)
+    assert coverage_time(27.0, SolverConfig(later_levels_limit=1.0), previous=False) == pytest.approx(26.0)
+    assert coverage_time(5.0, SolverConfig(later_levels_limit=0.75), previous=False) == pytest.approx(4.25)
+    assert coverage_time(10.0, SolverConfig(later_levels_limit=5.0), previous=False) == pytest.approx(8.0)
+    assert coverage_time(10.0, SolverConfig(later_levels_limit=-1.0), previous=False) == pytest.approx(10.0)
+    assert coverage_time(0.0, SolverConfig(later_levels_limit=0.75), previous=False) == pytest.approx(0.1)
+    assert coverage_time(27.0, SolverConfig(later_levels_limit=1.0), previous=True) == pytest.approx(21.6)
 
 
 def test_a_batch_school_seats_level_1s_staffing_by_preference_before_the_whole_search() -> None:
