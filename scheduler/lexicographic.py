@@ -62,6 +62,7 @@ SCIP_PARAMETERS = "branching/relpscost/maxreliable = 1\n"
 after one strong branching instead of SCIP's five, so fewer of a short search's seconds go to strong branching: on
 the city's sampled schools (3 CPU-seconds each) 167 of 190 had coverage proven instead of 163 (`docs/benchmarks.md`)."""
 
+
 def tune_scip(solver: pywraplp.Solver, seed: int, *more: str) -> bool:
     """SCIP's parameters for one search: its randomisation shifted by `seed` (two searches of one model with other
     seeds walk other trees), `SCIP_PARAMETERS`, then `more` (a later line overrides an earlier one). False, with a
