@@ -278,7 +278,6 @@ def main(
     dashboard = dashboard_comparison(app)
     own, children = _peak_mb()
     done = [r for r in results if r.state == "done"]
-    proven = sum(1 for r in done if r.proven)
     proof = CoverageProof.of([r.short for r in results])
     covered = sum(r.coverage or 0 for r in done)
     solve_times = sorted(r.seconds for r in done) or [0.0]
@@ -292,7 +291,7 @@ def main(
         ("city generated and stored", f"{generated:.1f} s"),
         ("allocation wall time", f"{wall:.1f} s ({wall / 60:.1f} min)"),
         ("schools done", f"{len(done)}/{len(results)}"),
-        ("coverage proven optimal", f"{proven}/{len(done)} ({100 * proven / max(1, len(done)):.1f}%)"),
+        ("coverage proven optimal", f"{proof.proven}/{len(done)} ({100 * proof.proven / max(1, len(done)):.1f}%)"),
         ("the others' coverage short, at most",
          f"{proof.short} weighted pupil-days ({100 * proof.short / max(1, covered):.3f}% of the city's {covered})"),
         ("preference points / bound, summed", f"{points} / {most} ({100 * points / max(1, most):.1f}%), "

@@ -249,13 +249,12 @@ class SchoolRun:
     school_name: str
     district_name: str
     state: str
-    status: str | None
     published: bool
     coverage: float | None
     """Covered / requested pupil-days of the run (`webapp.run_summary`), for a finished run."""
     seconds: float | None
     error: str | None
-    short: int | None = None
+    short: int | None
     """How many weighted pupil-days the run's coverage may be below the best possible, at most (0: proven the
     best; `webapp.jobs.coverage_short`)."""
 
@@ -287,7 +286,7 @@ def batch_results(batch_id: str, where: ColumnElement[bool] | None = None) -> li
         if run.started_at is not None and run.finished_at is not None:
             seconds = (run.finished_at - run.started_at).total_seconds()
         results.append(SchoolRun(
-            run.id, school_id, code, name, district or "", run.state, run.status, bool(run.is_published),
+            run.id, school_id, code, name, district or "", run.state, bool(run.is_published),
             coverage, seconds, run.error, coverage_short(run.state, run.coverage, run.coverage_bound),
         ))
     order: dict[str, int] = {RunState.FAILED: 0, RunState.CANCELLED: 1}
