@@ -19,8 +19,9 @@ import os
 import secrets
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -195,6 +196,8 @@ class BatchSummary:
     done: int
     failed: int
     active: int
+    proof: CoverageProof = field(default_factory=lambda: CoverageProof(0, 0, 0))
+    """Whose coverage is proven the best among the finished schools, and how far the others may be."""
 
 
 def batch_history(where: ColumnElement[bool] | None = None, limit: int = 50) -> list[BatchSummary]:
@@ -236,6 +239,17 @@ def batch_history(where: ColumnElement[bool] | None = None, limit: int = 50) -> 
     for entry in chosen:
         stats, name = details.get(first_run[entry.batch_id], (None, None))
         entry.scope, entry.started_by = str((stats or {}).get("scope") or ""), name or ""
+    shorts: dict[str, list[int | None]] = defaultdict(list)
+    for batch_id, state, coverage, bound in db.session.execute(
+        select(batch, AllocationRun.state, AllocationRun.coverage, AllocationRun.coverage_bound)
+        .join(Term, Term.id == AllocationRun.term_id)
+        .join(School, School.id == Term.school_id)
+        .where(batch.in_([b.batch_id for b in chosen]), AllocationRun.state == RunState.DONE,
+               true() if where is None else where)
+    ):
+        shorts[str(batch_id)].append(coverage_short(state, coverage, bound))
+    for entry in chosen:
+        entry.proof = CoverageProof.of(shorts[entry.batch_id])
     return chosen
 
 

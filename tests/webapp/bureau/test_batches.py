@@ -171,6 +171,16 @@ def test_the_batch_page_says_whose_coverage_is_proven_and_how_far_the_others_may
     assert "已完成的 3 所学校中，1 所的覆盖已证明为最优。" in page
     assert "合计距各自的最优至多相差 12 人日（按优先级加权）" in page
 
+    # The list of batches counts the same, over the schools its reader may see.
+    history = client.get("/bureau/batches").get_data(as_text=True)
+    assert 'data-proven="1" data-short="12">1 / 3' in history and "其余至多差 12 人日" in history
+    with app.app_context():
+        create_user("bureau", login="bureau-panlong", district=_district(app, "盘龙区"))  # KM-TEST-0003 only
+    district_client = app.test_client()
+    sign_in(district_client, "bureau-panlong")
+    history = district_client.get("/bureau/batches").get_data(as_text=True)
+    assert 'data-proven="0" data-short="5">0 / 1' in history and "其余至多差 5 人日" in history
+
 
 def test_a_dead_worker_shows_as_a_failure_with_its_reason(app: Flask, city: dict[str, Any]) -> None:
     with app.app_context():
@@ -334,7 +344,7 @@ def test_batches_advice_and_figures_on_postgresql(request: pytest.FixtureRequest
     post_form(client, f"/bureau/district/{wuhua}/advice", token_from=f"/bureau/district/{wuhua}")
     with app.app_context():
         [entry] = batch_history()
-        assert (entry.total, entry.done, entry.failed) == (3, 2, 1)
+        assert (entry.total, entry.done, entry.failed, entry.proof.done) == (3, 2, 1, 2)
         states = dict(db.session.execute(select(School.code, CapacityAdvice.state)
                                          .join(Term, Term.id == CapacityAdvice.term_id)
                                          .join(School, School.id == Term.school_id)).all())
