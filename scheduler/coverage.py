@@ -128,6 +128,13 @@ rows' five day searches or more would only delay them. On 190 sampled city schoo
 the levels after coverage), 180 were proven against 179 without the look, and the rows took 35 CPU-s in all
 instead of 61 (`docs/benchmarks.md`). A look that ends unproven hands its plan to the rows; its bound still
 counts."""
+ROWS_MIN_VARIABLES = 900
+"""The rows follow an unsettled look only on a week's model of at least this many variables. On a smaller one (a
+school of under about 200 pupils) the week's search alone proves coverage in a second or two, and the rows' 25–35
+day searches only delay it. On 121 city schools of 150–199 pupils at a batch's 6 s, the rows proved 116 against
+119 without them, and the schools took 300 CPU-s against 199. From 900 variables on (the 200–350-pupil schools
+where the teachers' weeks bind) they pay: 8 of the city's first 200 schools are proven only with them
+(`docs/benchmarks.md`)."""
 DAY_ROWS_SHARE = 0.4
 """At most this share of the week's search time goes to the rows before it; they stop sooner where the teachers'
 weeks do not bind the relaxation (five day searches and one relaxation). Rows cut short still help: on the city's
@@ -139,10 +146,11 @@ def _week_search(first: LexicographicSolver, until: Deadline, start: list[float]
                  phase: Phase, meanwhile: Callable[[list[float] | None], FoundElsewhere]
                  ) -> tuple[LevelResult, DayRows | None, int | None]:
     """Level 1's week search within `until`; on a small school (`sharpen`) given `SHARPEN_MIN_SECONDS`, a first
-    look of `LOOK_SECONDS`, and when that does not settle it, the day-value rows (from the best plan known, by
-    variable index) before the search goes on. `meanwhile(plan)` is called with the best plan known once the
-    search is sure to go on: at once, or after a look that did not settle it; it returns what the search asks to
-    know whether a plan proven the best was found meanwhile (`_search_to_the_end`). Returns the level's one
+    look of `LOOK_SECONDS`, and when that does not settle it, on a model of `ROWS_MIN_VARIABLES` or more, the
+    day-value rows (from the best plan known, by variable index) before the search goes on. `meanwhile(plan)` is
+    called with the best plan known once the search is sure to go on: at once, or after a look that did not settle
+    it; it returns what the search asks to know whether a plan proven the best was found meanwhile
+    (`_search_to_the_end`). Returns the level's one
     result, the rows, and the lowest bound the look and the rows proved (None without them)."""
     if not (sharpen and until.left() >= SHARPEN_MIN_SECONDS):
         found = meanwhile(start)
@@ -158,14 +166,16 @@ def _week_search(first: LexicographicSolver, until: Deadline, start: list[float]
         start = first.values
     found = meanwhile(start)
     built = first.built
-    with phase("day_rows"):
-        rows = add_day_value_rows(built, until.earlier((1 - DAY_ROWS_SHARE) * until.left()),
-                                  backend=first.config.backend, seed=first.config.seed, plan=start)
-    bounds = [bound for bound in (rows.bound, look.bound if look.status == Status.FEASIBLE else None)
-              if bound is not None]
+    rows = None
+    if built.solver.NumVariables() >= ROWS_MIN_VARIABLES:
+        with phase("day_rows"):
+            rows = add_day_value_rows(built, until.earlier((1 - DAY_ROWS_SHARE) * until.left()),
+                                      backend=first.config.backend, seed=first.config.seed, plan=start)
+    bounds = [bound for bound in (rows.bound if rows is not None else None,
+                                  look.bound if look.status == Status.FEASIBLE else None) if bound is not None]
     proven = min(bounds, default=None)
     best = look if look.status == Status.FEASIBLE else None
-    if proven is not None and (best is None or best.value < proven):
+    if rows is not None and proven is not None and (best is None or best.value < proven):
         with phase("day_rows"):
             joined = rows.join(built, Deadline.after(min(JOIN_SECONDS, JOIN_SHARE * until.left())),
                                at_least=proven, seed=first.config.seed)
@@ -177,7 +187,7 @@ def _week_search(first: LexicographicSolver, until: Deadline, start: list[float]
     result = searched
     if best is not None and searched.status == Status.UNKNOWN:
         first.results[first.results.index(searched)] = result = best  # its plan is still the last values
-    result.seconds = round(look.seconds + rows.join_seconds + searched.seconds, 3)
+    result.seconds = round(look.seconds + (rows.join_seconds if rows is not None else 0.0) + searched.seconds, 3)
     return result, rows, proven
 
 

@@ -129,6 +129,21 @@ def test_a_search_after_the_rows_that_finds_nothing_leaves_the_first_looks_plan(
     assert 0 < found.result.value <= 1_414 < found.result.bound
 
 
+TINY_SCHOOL = (150, 100_055)
+"""The city's school KM-0056 (`bench.city`): 150 pupils, a week's model of 826 variables, whose coverage the first
+look does not settle; the week's search alone proves its best plan (647) in a second or two."""
+
+
+def test_a_school_below_the_rows_size_is_searched_without_them() -> None:
+    inst = generate(*TINY_SCHOOL)
+    assert model_of(inst).solver.NumVariables() < coverage_module.ROWS_MIN_VARIABLES
+    solution = solve(inst, SolverConfig(time_limit=20, workers=1, seed=1))
+    coverage = next(level for level in solution.stats["levels"] if level["name"] == "coverage")
+    assert (coverage["status"], coverage["value"], coverage["bound"]) == (Status.OPTIMAL, 647, 647)
+    assert coverage["seconds"] > coverage_module.LOOK_SECONDS  # the look did not settle it
+    assert "day_rows" not in solution.stats and "day_rows" not in solution.stats["phases"]
+
+
 def test_a_city_batchs_short_limit_leaves_the_whole_search_its_time(small_school: object) -> None:
     solution = solve(small_school, SolverConfig(time_limit=3, workers=1, later_levels_limit=1.0))  # type: ignore[arg-type]
     assert "day_rows" not in solution.stats and "day_rows" not in solution.stats["phases"]
