@@ -150,8 +150,8 @@ def _week_search(first: LexicographicSolver, until: Deadline, start: list[float]
     day-value rows (from the best plan known, by variable index) before the search goes on. `meanwhile(plan)` is
     called with the best plan known once the search is sure to go on: at once, or after a look that did not settle
     it; it returns what the search asks to know whether a plan proven the best was found meanwhile
-    (`_search_to_the_end`). Returns the level's one
-    result, the rows, and the lowest bound the look and the rows proved (None without them)."""
+    (`_search_to_the_end`). Returns the level's one result, the rows (None where there were none), and the lowest
+    bound the look and the rows proved (None without them)."""
     if not (sharpen and until.left() >= SHARPEN_MIN_SECONDS):
         found = meanwhile(start)
         with phase("solve"):
