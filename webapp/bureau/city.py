@@ -22,12 +22,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, Select, func, select, true
 
 from webapp import run_summary
 from webapp.extensions import db
@@ -147,13 +147,20 @@ class BatchProgress:
         }
 
 
+_Row = TypeVarTuple("_Row")
+
+
+def _in_scope(query: Select[*_Row], where: ColumnElement[bool] | None) -> Select[*_Row]:
+    """`query` over allocation runs, kept to the runs of `where`'s schools (every school when None)."""
+    return (query.join(Term, Term.id == AllocationRun.term_id).join(School, School.id == Term.school_id)
+            .where(true() if where is None else where))
+
+
 def batch_progress(batch_id: str, where: ColumnElement[bool] | None = None) -> BatchProgress:
     """Counts of the batch's runs (in `where`'s schools) by state, and an ETA from the pace so far."""
     query = (
-        select(AllocationRun.state, func.count(), func.min(AllocationRun.created_at))
-        .join(Term, Term.id == AllocationRun.term_id)
-        .join(School, School.id == Term.school_id)
-        .where(batch_filter(batch_id), true() if where is None else where)
+        _in_scope(select(AllocationRun.state, func.count(), func.min(AllocationRun.created_at)), where)
+        .where(batch_filter(batch_id))
         .group_by(AllocationRun.state)
     )
     counts: dict[str, int] = {}
@@ -204,11 +211,9 @@ def batch_history(where: ColumnElement[bool] | None = None, limit: int = 50) -> 
     """The newest batches with runs in `where`'s schools, newest first, counted over those schools only."""
     batch = AllocationRun.stats[BATCH_KEY].as_string()
     rows = db.session.execute(
-        select(batch, AllocationRun.state, func.count(), func.min(AllocationRun.created_at),
-               func.min(AllocationRun.id), func.max(AllocationRun.id))
-        .join(Term, Term.id == AllocationRun.term_id)
-        .join(School, School.id == Term.school_id)
-        .where(batch.is_not(None), true() if where is None else where)
+        _in_scope(select(batch, AllocationRun.state, func.count(), func.min(AllocationRun.created_at),
+                         func.min(AllocationRun.id), func.max(AllocationRun.id)), where)
+        .where(batch.is_not(None))
         .group_by(batch, AllocationRun.state)
     ).all()
     batches: dict[str, BatchSummary] = {}
@@ -241,11 +246,8 @@ def batch_history(where: ColumnElement[bool] | None = None, limit: int = 50) -> 
         entry.scope, entry.started_by = str((stats or {}).get("scope") or ""), name or ""
     shorts: dict[str, list[int | None]] = defaultdict(list)
     for batch_id, state, coverage, bound in db.session.execute(
-        select(batch, AllocationRun.state, AllocationRun.coverage, AllocationRun.coverage_bound)
-        .join(Term, Term.id == AllocationRun.term_id)
-        .join(School, School.id == Term.school_id)
-        .where(batch.in_([b.batch_id for b in chosen]), AllocationRun.state == RunState.DONE,
-               true() if where is None else where)
+        _in_scope(select(batch, AllocationRun.state, AllocationRun.coverage, AllocationRun.coverage_bound), where)
+        .where(batch.in_([b.batch_id for b in chosen]), AllocationRun.state == RunState.DONE)
     ):
         shorts[str(batch_id)].append(coverage_short(state, coverage, bound))
     for entry in chosen:
@@ -279,11 +281,9 @@ def batch_results(batch_id: str, where: ColumnElement[bool] | None = None) -> li
     A run whose worker stopped sending heartbeats is marked failed first, so a dead worker shows as a failure.
     """
     rows = db.session.execute(
-        select(AllocationRun, School.id, School.code, School.name, District.name)
-        .join(Term, Term.id == AllocationRun.term_id)
-        .join(School, School.id == Term.school_id)
+        _in_scope(select(AllocationRun, School.id, School.code, School.name, District.name), where)
         .outerjoin(District, District.id == School.district_id)
-        .where(batch_filter(batch_id), true() if where is None else where)
+        .where(batch_filter(batch_id))
     ).all()
     runs = [row[0] for row in rows]
     refresh_stale([run for run in runs if run.state in RunState.active()])
