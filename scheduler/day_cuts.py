@@ -21,6 +21,9 @@ second (`docs/benchmarks.md`).
 The prices are chosen where the week's relaxation sits (a cutting-plane loop): each day's plans found so far give
 points (teachers, coverage); the slope of their upper hull at the relaxation's teachers on that day is the next
 price, whose search finds the day's best plan at that price, a new point on the envelope, and a row touching it.
+The loop ends at the first day search its share of the time cuts short (`CutShort`): on the tight schools of
+400–500 pupils such searches ran the rows to their deadline without lowering the bound, and the week's search had
+a second and a half less to find plans.
 
 Those searches also leave plans of each day. With the rows the relaxation is often the best plan's value already,
 and what is left is to find a plan that reaches it; SCIP's own search then spends a second or more on it on a
@@ -186,6 +189,8 @@ class _Day:
         self.alone = math.inf
         """The day's best alone (its bound at the price 0)."""
         self.start: list[float] | None = None
+        self.cut_short = False
+        """The last search ended before it proved its plan the day's best at its price."""
 
     def row(self, price: float, deadline: Deadline) -> float | None:
         """`φ(price)`: the day's best `coverage - price * teachers`, bounded by its search within `deadline`;
@@ -198,7 +203,9 @@ class _Day:
         if self.start is not None:
             self.model.hint(self.model.variables(), self.start)
         limit_time(solver, deadline.left())
-        if solver.Solve() not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        code = solver.Solve()
+        self.cut_short = code != pywraplp.Solver.OPTIMAL
+        if code not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
             return None
         bound = float(solver.Objective().BestBound())
         if not math.isfinite(bound):
@@ -226,6 +233,13 @@ class _Day:
         return None
 
 
+class CutShort(Exception):
+    """A day's search ended before it proved its plan the best at its price: its row holds (its bound is valid),
+    but the rows end there. Where the days cannot be priced within their share of the time, the rows went on to
+    their deadline without lowering the week's bound on most such schools, and the week's search, left with less
+    time, found worse plans (`docs/benchmarks.md`)."""
+
+
 def add_day_value_rows(week: AllocationModel, deadline: Deadline, *, backend: str = "SCIP", seed: int = 0,
                        plan: list[float] | None = None) -> DayRows:
     """Add to `week` (a model without hired teachers) rows `coverage_d - λ teachers_d <= φ_d(λ)` at the prices
@@ -251,6 +265,8 @@ def add_day_value_rows(week: AllocationModel, deadline: Deadline, *, backend: st
             week.row([(var, weight) for var, weight in day.week_coverage]
                       + [(var, -price) for var in day.week_teachers], None, phi, f"day_value_{day.day}_{rows}")
             rows += 1
+        if day.cut_short:  # the days are too hard to price in the time: the week's search gets the rest
+            raise CutShort(f"day {day.day}'s search at the price {price} was cut short")
 
     reached = None if plan is None else round(value_at(objective, plan))
     try:
@@ -287,6 +303,6 @@ def add_day_value_rows(week: AllocationModel, deadline: Deadline, *, backend: st
         else:
             relaxed = relaxation_point(week, objective, deadline)
             bound = relaxed.bound if relaxed is not None else bound
-    except OutOfTime:  # the rows added so far hold, and so does the last bound (rows only lower it)
+    except (OutOfTime, CutShort):  # the rows added so far hold, and so does the last bound (rows only lower it)
         pass
     return DayRows(rows, bound, first_bound, searches, time.monotonic() - began, [day.plans for day in days])

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduler import coverage as coverage_module
-from scheduler import validation
+from scheduler import day_cuts, validation
 from scheduler.coverage import solve_coverage
 from scheduler.day_cuts import add_day_value_rows
 from scheduler.daywise import relaxation_bound
@@ -112,6 +112,30 @@ def test_a_school_the_first_look_proves_gets_no_rows() -> None:
     reference = reference_optimum(inst, levels=1)
     assert reference is not None and coverage[0]["value"] == reference["coverage"]
     assert "day_rows" not in solution.stats and "day_rows" not in solution.stats["phases"]
+
+
+def test_a_day_search_cut_short_ends_the_rows_and_what_they_proved_still_holds(
+        small_school: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each day's search stops at its root (a node limit, not the clock): the first search whose root does not
+    # settle it is cut short, its row still counts, and no search follows it.
+    monkeypatch.setattr(day_cuts, "DAY_SEARCH_PARAMETERS", day_cuts.DAY_SEARCH_PARAMETERS + "limits/nodes = 1\n")
+    seen: list[bool] = []
+    row = day_cuts._Day.row
+
+    def watched(day: day_cuts._Day, price: float, deadline: Deadline) -> float | None:
+        phi = row(day, price, deadline)
+        objective = day.model.solver.Objective()
+        seen.append(objective.BestBound() > objective.Value() + 1e-4)  # the search's own gap is still open
+        return phi
+
+    monkeypatch.setattr(day_cuts._Day, "row", watched)
+    week = model_of(small_school)  # type: ignore[arg-type]
+    rows = add_day_value_rows(week, Deadline.after(60))
+    assert seen and seen[-1] and not any(seen[:-1]) and rows.searches == len(seen)
+    # The five days alone settle at their roots; the first day searched at a price is cut short.
+    assert len(seen) == 6 and rows.rows == 6 and rows.bound == rows.first_bound == 1_429
+    after = relaxation_bound(week, week.coverage_level(), Deadline.after(30))
+    assert after is not None and after >= 1_414  # the rows added keep the best plan
 
 
 def test_a_search_after_the_rows_that_finds_nothing_leaves_the_first_looks_plan(
